@@ -1,0 +1,84 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "paddock",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "paddock", targets: ["PaddockCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        .target(
+            name: "PaddockProtocol",
+            path: "Sources/Protocol",
+            resources: [.embedInCode("openapi.yaml")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "PaddockMaster",
+            dependencies: [
+                "PaddockProtocol",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Master",
+            swiftSettings: strict
+        ),
+        .target(
+            name: "PaddockAgent",
+            dependencies: [
+                "PaddockProtocol",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Agent",
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "PaddockCLI",
+            dependencies: [
+                "PaddockProtocol", "PaddockMaster", "PaddockAgent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/CLI",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ProtocolTests",
+            dependencies: ["PaddockProtocol"],
+            path: "Tests/ProtocolTests"
+        ),
+        .testTarget(
+            name: "MasterTests",
+            dependencies: [
+                "PaddockMaster", "PaddockProtocol",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Tests/MasterTests"
+        ),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["PaddockProtocol", "PaddockCLI"],
+            path: "Tests/EndToEndTests"
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,2 @@
+import PaddockProtocol
+public enum AgentStub {}

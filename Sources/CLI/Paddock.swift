@@ -1,0 +1,5 @@
+import ArgumentParser
+import Yams
+import PaddockMaster
+import PaddockAgent
+@main struct Paddock: ParsableCommand { func run() {} }

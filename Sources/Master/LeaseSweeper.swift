@@ -1,0 +1,38 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Marks silent agents offline and requeues the tasks whose leases ran out.
+/// Safe on every master at once: each move is a conditional update.
+public struct LeaseSweeper: Service {
+    let store: any Store
+    let config: MasterConfig
+    let wake: WakeSignal
+    let logger: Logger
+
+    public init(store: any Store, config: MasterConfig, wake: WakeSignal, logger: Logger) {
+        self.store = store
+        self.config = config
+        self.wake = wake
+        self.logger = logger
+    }
+
+    /// Sweeps often enough that an expired lease is noticed within a tenth of the timeout.
+    var period: Duration { .milliseconds(Int(max(100, min(1000, config.leaseTimeout * 100)))) }
+
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                let now = Date()
+                let result = try await store.sweep(now: now, silentSince: now.addingTimeInterval(-config.leaseTimeout))
+                if result != SweepResult() {
+                    logger.info("lease sweep: \(result.agentsMarkedOffline) agent(s) offline, \(result.tasksRequeued) task(s) requeued, \(result.tasksFailed) failed")
+                }
+                if result.tasksRequeued > 0 { await wake.notifyAll() }
+            } catch {
+                logger.error("lease sweep failed: \(error)")
+            }
+            try? await Task.sleep(for: period)
+        }
+    }
+}

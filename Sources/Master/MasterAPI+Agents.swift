@@ -1,0 +1,70 @@
+import Foundation
+import Hummingbird
+import PaddockProtocol
+
+extension MasterAPI {
+    func enrollAgent(_ request: Request, _ context: MasterContext) async throws -> Response {
+        guard context.caller == .joiner || context.caller == .admin else {
+            throw PaddockError.forbidden("enrolling needs the join token")
+        }
+        let enroll = try await Self.decode(EnrollRequest.self, from: request, limit: BodyLimit.small)
+        let credential = Self.newCredential()
+        let id = try await store.enroll(enroll, credential: credential, now: Date())
+        await wake.notifyAll()
+        return try Self.json(EnrollResponse(id: id, credential: credential, leaseTimeout: config.leaseTimeout,
+                                            heartbeatInterval: config.heartbeatInterval), status: .created)
+    }
+
+    /// 256 random bits from the system's CSPRNG (getrandom on Linux).
+    static func newCredential() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return "pa_" + (0..<4).map { _ in
+            let word = generator.next() as UInt64
+            let hex = String(word, radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex
+        }.joined()
+    }
+
+    func listAgents(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try context.requireAdmin()
+        let agents = try await store.agents()
+        return try Self.json(Page(items: agents, next: nil))
+    }
+
+    func getAgent(_ request: Request, _ context: MasterContext) async throws -> Response {
+        let id = try Self.id(AgentID.self, context, what: "agent")
+        if case .agent = context.caller { _ = try context.requireAgent(id) } else { try context.requireAdmin() }
+        return try Self.json(try await store.agent(id))
+    }
+
+    func heartbeat(_ request: Request, _ context: MasterContext) async throws -> Response {
+        let id = try Self.id(AgentID.self, context, what: "agent")
+        _ = try context.requireAgent(id)
+        let beat = try await Self.decode(HeartbeatRequest.self, from: request, limit: BodyLimit.small)
+        let (state, lost) = try await store.heartbeat(agent: id, held: beat.held, leaseUntil: leaseUntil, now: Date())
+        return try Self.json(HeartbeatResponse(state: state, lost: lost, leaseTimeout: config.leaseTimeout,
+                                               heartbeatInterval: config.heartbeatInterval))
+    }
+
+    /// Leases fitting tasks at once; with nothing to hand out, holds the request
+    /// (up to `wait` seconds) and tries again whenever work may have appeared.
+    func claim(_ request: Request, _ context: MasterContext) async throws -> Response {
+        let id = try Self.id(AgentID.self, context, what: "agent")
+        _ = try context.requireAgent(id)
+        let claim = try await Self.decode(ClaimRequest.self, from: request, limit: BodyLimit.small)
+        let deadline = ContinuousClock.now + .milliseconds(Int(claim.wait * 1000))
+        while true {
+            let generation = await wake.generation
+            let now = Date()
+            let leases = try await store.claim(ClaimOrder(
+                agent: id, slots: claim.slots, reportedFree: claim.free,
+                leaseUntil: now.addingTimeInterval(config.leaseTimeout), now: now))
+            let left = deadline - ContinuousClock.now
+            if !leases.isEmpty || left <= .zero {
+                stats.recordClaim()
+                return try Self.json(ClaimResponse(leases: leases))
+            }
+            await wake.wait(since: generation, timeout: left)
+        }
+    }
+}

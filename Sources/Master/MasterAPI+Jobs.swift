@@ -1,0 +1,52 @@
+import Foundation
+import Hummingbird
+import PaddockProtocol
+
+extension MasterAPI {
+    func submitJob(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try context.requireAdmin()
+        let submission = try await Self.decode(JobSubmission.self, from: request, limit: BodyLimit.jobSpec)
+        var job = try await store.submit(submission, owner: submission.owner ?? "admin", now: Date())
+        await wake.notifyAll()
+        job.warnings = try await placementWarnings(job.id)
+        return try Self.json(job, status: .created)
+    }
+
+    func listJobs(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try context.requireAdmin()
+        var filter = JobFilter()
+        if let state = Self.query(request, "state") {
+            guard let value = JobState(rawValue: state) else {
+                throw PaddockError.invalid("state is one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))", field: "state")
+            }
+            filter.state = value
+        }
+        filter.owner = Self.query(request, "owner")
+        if let label = Self.query(request, "label") {
+            let parts = label.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw PaddockError.invalid("label is KEY=VALUE", field: "label") }
+            filter.label = (parts[0], parts[1])
+        }
+        return try Self.json(try await store.jobs(filter, page: try Self.page(request)))
+    }
+
+    func getJob(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try context.requireAdmin()
+        var job = try await store.job(try Self.id(JobID.self, context, what: "job"))
+        job.warnings = try await placementWarnings(job.id)
+        return try Self.json(job)
+    }
+
+    /// Queued tasks that no enrolled (not disabled) agent could ever run: said, not left waiting silently.
+    func placementWarnings(_ job: JobID) async throws -> [String] {
+        let agents = try await store.agents().filter { $0.state != .disabled }
+        return try await store.queuedRequirements(job: job).compactMap { requirements, count in
+            let fits = agents.contains {
+                ClaimPolicy.canEverRun(requirements, capacity: $0.resources.total, tags: Set($0.tags))
+            }
+            guard !fits else { return nil }
+            let tags = requirements.tags.isEmpty ? "" : ", tags \(requirements.tags.joined(separator: ","))"
+            return "\(count) queued task(s) fit no agent (need \(requirements.resources.summary)\(tags))"
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import PaddockProtocol
+
+/// The handlers of API v1. `register` binds every `APIRoute` through an
+/// exhaustive switch, so a route in the table cannot be left unserved.
+public struct MasterAPI: Sendable {
+    let store: any Store
+    let config: MasterConfig
+    let wake: WakeSignal
+    let stats: MasterStats
+
+    public init(store: any Store, config: MasterConfig, wake: WakeSignal, stats: MasterStats) {
+        self.store = store
+        self.config = config
+        self.wake = wake
+        self.stats = stats
+    }
+
+    typealias Handler = @Sendable (Request, MasterContext) async throws -> Response
+
+    func register(on router: Router<MasterContext>) {
+        for route in APIRoute.allCases {
+            let path = RouterPath(route.path)
+            let method: HTTPRequest.Method = switch route.method {
+            case .get: .get
+            case .post: .post
+            case .put: .put
+            case .patch: .patch
+            case .delete: .delete
+            }
+            router.on(path, method: method, use: handler(for: route))
+        }
+    }
+
+    func handler(for route: APIRoute) -> Handler {
+        switch route {
+        case .submitJob: submitJob
+        case .listJobs: listJobs
+        case .getJob: getJob
+        case .listTasks: listTasks
+        case .getTask: getTask
+        case .getTaskLogs: getTaskLogs
+        case .uploadTaskLogs: uploadTaskLogs
+        case .startTask: startTask
+        case .progressTask: progressTask
+        case .finishTask: finishTask
+        case .enrollAgent: enrollAgent
+        case .listAgents: listAgents
+        case .getAgent: getAgent
+        case .heartbeat: heartbeat
+        case .claim: claim
+        case .healthz: healthz
+        case .openapi: openapi
+        }
+    }
+
+    // MARK: helpers shared by the route files
+
+    var leaseUntil: Date { Date().addingTimeInterval(config.leaseTimeout) }
+
+    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try WireJSON.encoder().encode(value)
+        return Response(status: status, headers: [.contentType: "application/json"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// Reads and decodes a JSON body of at most `limit` bytes: 413 above it, 400 for anything malformed.
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
+        let buffer = try await body(of: request, limit: limit)
+        do {
+            return try WireJSON.decoder().decode(type, from: Data(buffer.readableBytesView))
+        } catch {
+            throw WireJSON.describe(error)
+        }
+    }
+
+    static func body(of request: Request, limit: Int) async throws -> ByteBuffer {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            throw PaddockError.tooLarge("request body of \(length) bytes is over the limit of \(limit)")
+        }
+        do {
+            return try await request.body.collect(upTo: limit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw PaddockError.tooLarge("request body is over the limit of \(limit) bytes")
+        }
+    }
+
+    static func id<ID: PrefixedID>(_ type: ID.Type, _ context: MasterContext, what: String) throws -> ID {
+        let text = context.parameters.get("id") ?? ""
+        guard let id = ID(text) else { throw PaddockError.notFound("\(what) \(text.prefix(40))") }
+        return id
+    }
+
+    static func query(_ request: Request, _ name: String) -> String? {
+        request.uri.queryParameters[Substring(name)].map(String.init)
+    }
+
+    static func page(_ request: Request) throws -> PageRequest {
+        var page = PageRequest()
+        if let limit = query(request, "limit") {
+            guard let value = Int(limit), (1...Limits.maxPageSize).contains(value) else {
+                throw PaddockError.invalid("limit must be between 1 and \(Limits.maxPageSize)", field: "limit")
+            }
+            page.limit = value
+        }
+        if let cursor = query(request, "cursor") {
+            guard let value = Int64(cursor), value >= 0 else { throw PaddockError.invalid("bad cursor", field: "cursor") }
+            page.after = value
+        }
+        return page
+    }
+
+    func healthz(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try Self.json(["status": "ok", "store": store.backend])
+    }
+
+    func openapi(_ request: Request, _ context: MasterContext) async throws -> Response {
+        Response(status: .ok, headers: [.contentType: "application/yaml"],
+                 body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.yaml)))
+    }
+}

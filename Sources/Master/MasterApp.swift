@@ -1,0 +1,44 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// The master: the HTTP application and the lease sweeper, built from a config and a store.
+public struct Master: Sendable {
+    public let config: MasterConfig
+    public let store: any Store
+    public let wake = WakeSignal()
+    public let stats = MasterStats()
+
+    public init(config: MasterConfig, store: any Store) {
+        self.config = config
+        self.store = store
+    }
+
+    /// The router alone: what the in-process tests drive.
+    public func router() -> Router<MasterContext> {
+        let router = Router(context: MasterContext.self)
+        router.add(middleware: ErrorMiddleware(stats: stats))
+        router.add(middleware: AuthMiddleware(config: config, store: store))
+        MasterAPI(store: store, config: config, wake: wake, stats: stats).register(on: router)
+        return router
+    }
+
+    /// Everything the master runs: the HTTP server (as the group's first service) and the lease sweeper.
+    /// `onListening` receives the bound URL (useful with port 0).
+    public func services(logger: Logger, onListening: @escaping @Sendable (String) async -> Void = { _ in }) async throws
+        -> [any Service] {
+        // Nothing is rerun because the master blinked: every live lease gets a fresh timeout.
+        try await store.extendLeases(until: Date().addingTimeInterval(config.leaseTimeout))
+        let app = Application(
+            router: router(),
+            configuration: .init(address: .hostname(config.host, port: config.port), serverName: "paddock"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                await onListening("http://\(config.host):\(port)")
+            },
+            logger: logger)
+        return [app, LeaseSweeper(store: store, config: config, wake: wake, logger: logger)]
+    }
+}

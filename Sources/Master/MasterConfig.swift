@@ -1,0 +1,23 @@
+import Foundation
+
+/// Everything `paddock master` is told on its command line.
+public struct MasterConfig: Sendable {
+    public var host: String
+    public var port: Int
+    public var joinToken: String
+    public var adminToken: String
+    /// An agent silent this long is offline and its leases expire.
+    public var leaseTimeout: Double
+
+    public init(host: String = "127.0.0.1", port: Int = 8420, joinToken: String, adminToken: String,
+                leaseTimeout: Double = 30) {
+        self.host = host
+        self.port = port
+        self.joinToken = joinToken
+        self.adminToken = adminToken
+        self.leaseTimeout = leaseTimeout
+    }
+
+    /// Agents heartbeat three times per lease: one lost heartbeat costs nothing.
+    public var heartbeatInterval: Double { max(0.2, leaseTimeout / 3) }
+}

@@ -1,0 +1,94 @@
+import GRDB
+
+/// Versioned schema of the SQLite store. Migrations only ever append.
+enum SQLiteSchema {
+    static func migrator() -> DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE jobs (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    name TEXT NOT NULL,
+                    owner TEXT NOT NULL,
+                    priority INTEGER NOT NULL,
+                    labels TEXT NOT NULL,
+                    paused INTEGER NOT NULL DEFAULT 0,
+                    cancelled INTEGER NOT NULL DEFAULT 0,
+                    created_at REAL NOT NULL
+                );
+                CREATE TABLE tasks (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    job_id INTEGER NOT NULL REFERENCES jobs(id),
+                    name TEXT NOT NULL,
+                    command TEXT NOT NULL,
+                    env TEXT NOT NULL,
+                    cwd TEXT,
+                    cpu_millis INTEGER NOT NULL,
+                    ram INTEGER NOT NULL,
+                    disk INTEGER NOT NULL,
+                    gpus INTEGER NOT NULL,
+                    tags TEXT NOT NULL,
+                    priority INTEGER NOT NULL,
+                    timeout REAL,
+                    max_attempts INTEGER NOT NULL,
+                    attempt INTEGER NOT NULL DEFAULT 0,
+                    state TEXT NOT NULL,
+                    agent_id INTEGER,
+                    epoch INTEGER NOT NULL DEFAULT 0,
+                    lease_expires_at REAL,
+                    progress REAL NOT NULL DEFAULT 0,
+                    exit_code INTEGER,
+                    reason TEXT,
+                    created_at REAL NOT NULL,
+                    started_at REAL,
+                    finished_at REAL
+                );
+                CREATE INDEX tasks_queue ON tasks(state, priority DESC, id);
+                CREATE INDEX tasks_job ON tasks(job_id, state);
+                CREATE INDEX tasks_agent ON tasks(agent_id, state);
+                CREATE INDEX tasks_lease ON tasks(lease_expires_at) WHERE lease_expires_at IS NOT NULL;
+                CREATE TABLE task_events (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    task_id INTEGER NOT NULL REFERENCES tasks(id),
+                    at REAL NOT NULL,
+                    transition TEXT NOT NULL,
+                    from_state TEXT NOT NULL,
+                    to_state TEXT NOT NULL,
+                    agent_id INTEGER,
+                    epoch INTEGER NOT NULL,
+                    reason TEXT
+                );
+                CREATE INDEX task_events_task ON task_events(task_id, epoch);
+                CREATE TABLE agents (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    name TEXT NOT NULL UNIQUE,
+                    credential TEXT NOT NULL UNIQUE,
+                    state TEXT NOT NULL,
+                    tags TEXT NOT NULL,
+                    cpu_millis INTEGER NOT NULL,
+                    ram INTEGER NOT NULL,
+                    disk INTEGER NOT NULL,
+                    gpus INTEGER NOT NULL,
+                    version TEXT NOT NULL,
+                    enrolled_at REAL NOT NULL,
+                    last_seen REAL NOT NULL
+                );
+                CREATE TABLE task_logs (
+                    task_id INTEGER NOT NULL REFERENCES tasks(id),
+                    attempt INTEGER NOT NULL,
+                    received INTEGER NOT NULL,
+                    stored INTEGER NOT NULL,
+                    PRIMARY KEY (task_id, attempt)
+                );
+                CREATE TABLE log_chunks (
+                    task_id INTEGER NOT NULL,
+                    attempt INTEGER NOT NULL,
+                    offset INTEGER NOT NULL,
+                    data BLOB NOT NULL,
+                    PRIMARY KEY (task_id, attempt, offset)
+                );
+                """)
+        }
+        return migrator
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import GRDB
+import PaddockProtocol
+
+extension SQLiteStore {
+    public func enroll(_ request: EnrollRequest, credential: String, now: Date) async throws -> AgentID {
+        try await pool.write { db in
+            let r = request.resources
+            if let existing = try Int64.fetchOne(db, sql: "SELECT id FROM agents WHERE name = ?", arguments: [request.name]) {
+                let id = AgentID(rawValue: existing)
+                try db.execute(sql: """
+                    UPDATE agents SET credential = ?, tags = ?, cpu_millis = ?, ram = ?, disk = ?, gpus = ?, version = ?,
+                        last_seen = ?, state = CASE WHEN state = 'disabled' THEN 'disabled' ELSE 'online' END
+                    WHERE id = ?
+                    """, arguments: [credential, try Self.json(request.tags), r.milliCPUs, r.ram, r.disk, r.gpus,
+                                     request.version, now.timeIntervalSince1970, existing])
+                // A re-enrolling agent is a new process: whatever the old one held is gone.
+                try Self.requeueHeld(db, agent: id, except: [], reason: "agent re-enrolled", now: now)
+                return id
+            }
+            try db.execute(sql: """
+                INSERT INTO agents (name, credential, state, tags, cpu_millis, ram, disk, gpus, version, enrolled_at, last_seen)
+                VALUES (?, ?, 'online', ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [request.name, credential, try Self.json(request.tags), r.milliCPUs, r.ram, r.disk, r.gpus,
+                                 request.version, now.timeIntervalSince1970, now.timeIntervalSince1970])
+            return AgentID(rawValue: db.lastInsertedRowID)
+        }
+    }
+
+    public func authenticate(credential: String) async throws -> AgentIdentity? {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT id, name, state FROM agents WHERE credential = ?",
+                                             arguments: [credential]) else { return nil }
+            return AgentIdentity(id: AgentID(rawValue: row["id"]), name: row["name"],
+                                 state: AgentState(rawValue: row["state"]) ?? .offline)
+        }
+    }
+
+    public func agent(_ id: AgentID) async throws -> AgentView {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?", arguments: [id.rawValue]) else {
+                throw PaddockError.notFound("agent \(id)")
+            }
+            return try Self.agentView(db, row)
+        }
+    }
+
+    public func agents() async throws -> [AgentView] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM agents ORDER BY id").map { try Self.agentView(db, $0) }
+        }
+    }
+
+    public func heartbeat(agent: AgentID, held: [HeldLease], leaseUntil: Date, now: Date) async throws
+        -> (AgentState, lost: [HeldLease]) {
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE agents SET last_seen = ?, state = CASE WHEN state = 'offline' THEN 'online' ELSE state END
+                WHERE id = ?
+                """, arguments: [now.timeIntervalSince1970, agent.rawValue])
+            guard db.changesCount == 1 else { throw PaddockError.notFound("agent \(agent)") }
+            var lost: [HeldLease] = []
+            for lease in held {
+                try db.execute(sql: """
+                    UPDATE tasks SET lease_expires_at = ?
+                    WHERE id = ? AND agent_id = ? AND epoch = ? AND state IN ('assigned','running')
+                    """, arguments: [leaseUntil.timeIntervalSince1970, lease.task.rawValue, agent.rawValue, lease.epoch.rawValue])
+                if db.changesCount == 0 { lost.append(lease) }
+            }
+            let state = try String.fetchOne(db, sql: "SELECT state FROM agents WHERE id = ?", arguments: [agent.rawValue])
+            return (state.flatMap(AgentState.init(rawValue:)) ?? .online, lost)
+        }
+    }
+
+    /// Gives back to the queue every task `agent` holds, except `except`.
+    static func requeueHeld(_ db: Database, agent: AgentID, except: Set<TaskID>, reason: String, now: Date) throws {
+        let rows = try Row.fetchAll(db, sql: "SELECT * FROM tasks WHERE agent_id = ? AND state IN ('assigned','running')",
+                                    arguments: [agent.rawValue])
+        for row in rows {
+            let task = try taskView(row)
+            guard !except.contains(task.id) else { continue }
+            let transition: TaskTransition = task.state == .running && task.attempt >= task.maxAttempts ? .fail : .expireLease
+            let to = try legal(task, transition)
+            try db.execute(sql: """
+                UPDATE tasks SET state = ?, lease_expires_at = NULL, reason = ?, finished_at = ?
+                WHERE id = ? AND epoch = ? AND state = ?
+                """, arguments: [to.rawValue, reason, to.isTerminal ? now.timeIntervalSince1970 : nil,
+                                 task.id.rawValue, task.epoch.rawValue, task.state.rawValue])
+            try record(db, task: task.id, transition, from: task.state, to: to, agent: agent, epoch: task.epoch,
+                       reason: reason, now: now)
+        }
+    }
+
+    static func agentView(_ db: Database, _ row: Row) throws -> AgentView {
+        let id = AgentID(rawValue: row["id"])
+        let total = ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"])
+        let held = try Row.fetchAll(db, sql: """
+            SELECT id, cpu_millis, ram, disk, gpus FROM tasks WHERE agent_id = ? AND state IN ('assigned','running') ORDER BY id
+            """, arguments: [id.rawValue])
+        let used = held.reduce(ResourceVector.zero) { sum, row in
+            sum + ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"])
+        }
+        return AgentView(
+            id: id, name: row["name"], state: AgentState(rawValue: row["state"]) ?? .offline,
+            tags: try decode([String].self, row["tags"]), resources: AgentResources(total: total, free: total - used),
+            runningTasks: held.map { TaskID(rawValue: $0["id"]) }, version: row["version"],
+            enrolledAt: Date(timeIntervalSince1970: row["enrolled_at"]),
+            lastSeen: Date(timeIntervalSince1970: row["last_seen"]))
+    }
+}

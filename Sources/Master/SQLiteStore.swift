@@ -1,0 +1,198 @@
+import Foundation
+import GRDB
+import PaddockProtocol
+
+/// The embedded default store: one SQLite file in WAL mode on the system
+/// libsqlite3, `synchronous=FULL` so that an acknowledged write survives a
+/// power cut. One process writes; GRDB serialises writes on one connection.
+public final class SQLiteStore: Store {
+    public let backend = "sqlite"
+    let pool: DatabasePool
+
+    public init(path: String) throws {
+        var config = Configuration()
+        config.journalMode = .wal
+        config.busyMode = .timeout(5)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        try SQLiteSchema.migrator().migrate(pool)
+    }
+
+    // MARK: jobs
+
+    public func submit(_ job: JobSubmission, owner: String, now: Date) async throws -> JobView {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO jobs (name, owner, priority, labels, created_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [job.name, owner, job.priority, try Self.json(job.labels), now.timeIntervalSince1970])
+            let jobID = JobID(rawValue: db.lastInsertedRowID)
+            let insert = try db.makeStatement(sql: """
+                INSERT INTO tasks (job_id, name, command, env, cwd, cpu_millis, ram, disk, gpus, tags, priority,
+                                   timeout, max_attempts, state, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)
+                """)
+            var firstTask: Int64 = 0
+            for (index, spec) in job.tasks.enumerated() {
+                let req = job.effectiveRequirements(of: spec)
+                try insert.execute(arguments: [
+                    jobID.rawValue, spec.name, try Self.json(spec.command), try Self.json(spec.env), spec.cwd,
+                    req.resources.milliCPUs, req.resources.ram, req.resources.disk, req.resources.gpus,
+                    try Self.json(req.tags), spec.priority ?? job.priority, spec.timeout ?? job.timeout,
+                    spec.maxAttempts ?? job.maxAttempts ?? JobSubmission.defaultMaxAttempts,
+                    now.timeIntervalSince1970,
+                ])
+                if index == 0 { firstTask = db.lastInsertedRowID }
+            }
+            var view = try Self.jobView(db, jobID)
+            // Ids of one job's tasks are consecutive: they were inserted in one transaction.
+            if job.tasks.count <= 1000 {
+                view.taskIDs = (0..<Int64(job.tasks.count)).map { TaskID(rawValue: firstTask + $0) }
+            }
+            return view
+        }
+    }
+
+    public func job(_ id: JobID) async throws -> JobView {
+        try await pool.read { db in
+            var view = try Self.jobView(db, id)
+            let ids = try Int64.fetchAll(db, sql: "SELECT id FROM tasks WHERE job_id = ? ORDER BY id LIMIT 1001",
+                                         arguments: [id.rawValue])
+            if ids.count <= 1000 { view.taskIDs = ids.map(TaskID.init(rawValue:)) }
+            return view
+        }
+    }
+
+    public func jobs(_ filter: JobFilter, page: PageRequest) async throws -> Page<JobView> {
+        try await pool.read { db in
+            var sql = "SELECT id FROM jobs WHERE id > ?"
+            var arguments: StatementArguments = []
+            if let owner = filter.owner {
+                sql += " AND owner = ?"
+                _ = arguments.append(contentsOf: [owner])
+            }
+            var items: [JobView] = []
+            var cursor = page.after
+            // The state is derived from the tasks, so it is filtered here, a bounded number of batches at a time.
+            for _ in 0..<20 {
+                let ids = try Int64.fetchAll(db, sql: sql + " ORDER BY id LIMIT ?",
+                                             arguments: [cursor] + arguments + [page.limit])
+                for id in ids {
+                    cursor = id
+                    let view = try Self.jobView(db, JobID(rawValue: id))
+                    if let state = filter.state, view.state != state { continue }
+                    if let label = filter.label, view.labels[label.key] != label.value { continue }
+                    items.append(view)
+                    if items.count == page.limit { break }
+                }
+                if items.count == page.limit || ids.count < page.limit { break }
+            }
+            let more = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM jobs WHERE id > ?)", arguments: [cursor]) ?? false
+            return Page(items: items, next: more && items.count == page.limit ? String(cursor) : nil)
+        }
+    }
+
+    public func queuedRequirements(job: JobID) async throws -> [(TaskRequirements, Int)] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT cpu_millis, ram, disk, gpus, tags, COUNT(*) AS n FROM tasks
+                WHERE job_id = ? AND state = 'queued' GROUP BY cpu_millis, ram, disk, gpus, tags
+                """, arguments: [job.rawValue]).map { row in
+                (try Self.requirements(row), row["n"] as Int)
+            }
+        }
+    }
+
+    static func jobView(_ db: Database, _ id: JobID) throws -> JobView {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id.rawValue]) else {
+            throw PaddockError.notFound("job \(id)")
+        }
+        var counts: [TaskState: Int] = [:]
+        for stateRow in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM tasks WHERE job_id = ? GROUP BY state",
+                                         arguments: [id.rawValue]) {
+            if let state = TaskState(rawValue: stateRow["state"]) { counts[state] = stateRow["n"] }
+        }
+        let progress = try Double.fetchOne(db, sql: """
+            SELECT AVG(CASE WHEN state = 'succeeded' THEN 1.0 ELSE progress END) FROM tasks WHERE job_id = ?
+            """, arguments: [id.rawValue]) ?? 0
+        let paused: Bool = row["paused"]
+        let cancelled: Bool = row["cancelled"]
+        return JobView(
+            id: id, name: row["name"], owner: row["owner"], priority: row["priority"],
+            labels: try decode([String: String].self, row["labels"]),
+            state: JobState.derive(counts: counts, paused: paused, cancelled: cancelled),
+            paused: paused, createdAt: Date(timeIntervalSince1970: row["created_at"]),
+            counts: TaskCounts(counts), progress: progress, warnings: [], taskIDs: nil)
+    }
+
+    // MARK: tasks
+
+    public func task(_ id: TaskID, history: Bool) async throws -> TaskView {
+        try await pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ?", arguments: [id.rawValue]) else {
+                throw PaddockError.notFound("task \(id)")
+            }
+            var view = try Self.taskView(row)
+            if history {
+                view.history = try Row.fetchAll(db, sql: "SELECT * FROM task_events WHERE task_id = ? ORDER BY id",
+                                                arguments: [id.rawValue]).compactMap(Self.eventView)
+            }
+            return view
+        }
+    }
+
+    public func tasks(_ filter: TaskFilter, page: PageRequest) async throws -> Page<TaskView> {
+        try await pool.read { db in
+            var sql = "SELECT * FROM tasks WHERE id > ?"
+            var arguments: [any DatabaseValueConvertible] = [page.after]
+            if let job = filter.job { sql += " AND job_id = ?"; arguments.append(job.rawValue) }
+            if let state = filter.state { sql += " AND state = ?"; arguments.append(state.rawValue) }
+            if let agent = filter.agent { sql += " AND agent_id = ?"; arguments.append(agent.rawValue) }
+            sql += " ORDER BY id LIMIT ?"
+            arguments.append(page.limit + 1)
+            let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments))
+            let items = try rows.prefix(page.limit).map(Self.taskView)
+            let next = rows.count > page.limit ? items.last.map { String($0.id.rawValue) } : nil
+            return Page(items: items, next: next)
+        }
+    }
+
+    static func requirements(_ row: Row) throws -> TaskRequirements {
+        TaskRequirements(
+            resources: ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"]),
+            tags: try decode([String].self, row["tags"]))
+    }
+
+    static func taskView(_ row: Row) throws -> TaskView {
+        TaskView(
+            id: TaskID(rawValue: row["id"]), jobID: JobID(rawValue: row["job_id"]), name: row["name"],
+            command: try decode([String].self, row["command"]), env: try decode([String: String].self, row["env"]),
+            cwd: row["cwd"], requirements: try requirements(row), priority: row["priority"], timeout: row["timeout"],
+            maxAttempts: row["max_attempts"], attempt: row["attempt"],
+            state: TaskState(rawValue: row["state"]) ?? .queued,
+            agent: (row["agent_id"] as Int64?).map(AgentID.init(rawValue:)), epoch: LeaseEpoch(row["epoch"]),
+            progress: row["progress"], exitCode: row["exit_code"], reason: row["reason"],
+            createdAt: Date(timeIntervalSince1970: row["created_at"]),
+            startedAt: (row["started_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
+            finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+    }
+
+    static func eventView(_ row: Row) -> TaskEventView? {
+        guard let transition = TaskTransition(rawValue: row["transition"]),
+              let from = TaskState(rawValue: row["from_state"]), let to = TaskState(rawValue: row["to_state"])
+        else { return nil }
+        return TaskEventView(at: Date(timeIntervalSince1970: row["at"]), transition: transition, from: from, to: to,
+                             agent: (row["agent_id"] as Int64?).map(AgentID.init(rawValue:)),
+                             epoch: LeaseEpoch(row["epoch"]), reason: row["reason"])
+    }
+
+    // MARK: JSON columns
+
+    static func json<T: Encodable>(_ value: T) throws -> String {
+        String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
+        try JSONDecoder().decode(type, from: Data(text.utf8))
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import PaddockProtocol
+
+public struct JobFilter: Sendable {
+    public var state: JobState?
+    public var owner: String?
+    public var label: (key: String, value: String)?
+    public init(state: JobState? = nil, owner: String? = nil, label: (key: String, value: String)? = nil) {
+        self.state = state
+        self.owner = owner
+        self.label = label
+    }
+}
+
+public struct TaskFilter: Sendable {
+    public var job: JobID?
+    public var state: TaskState?
+    public var agent: AgentID?
+    public init(job: JobID? = nil, state: TaskState? = nil, agent: AgentID? = nil) {
+        self.job = job
+        self.state = state
+        self.agent = agent
+    }
+}
+
+/// Keyset paging: `after` is the last id of the previous page (the `next` cursor).
+public struct PageRequest: Sendable {
+    public var after: Int64
+    public var limit: Int
+    public init(after: Int64 = 0, limit: Int = Limits.pageSize) {
+        self.after = after
+        self.limit = limit
+    }
+}
+
+/// An agent as the auth layer needs it.
+public struct AgentIdentity: Sendable, Equatable {
+    public var id: AgentID
+    public var name: String
+    public var state: AgentState
+}
+
+/// What one sweep did.
+public struct SweepResult: Sendable, Equatable {
+    public var agentsMarkedOffline: Int = 0
+    public var tasksRequeued: Int = 0
+    public var tasksFailed: Int = 0
+    public init() {}
+}
+
+/// One claim: who asks, for how much, until when the leases hold.
+public struct ClaimOrder: Sendable {
+    public var agent: AgentID
+    public var slots: Int
+    public var reportedFree: ResourceVector?
+    public var leaseUntil: Date
+    public var now: Date
+}
+
+/// The farm's durable state. Every method is one transaction: when it returns,
+/// what it changed is committed (and fsynced). Implementations keep no state
+/// of their own that another master would need, so several masters can share
+/// one database (ARCHITECTURE §7). State changes are conditioned on
+/// `TaskTransition.rule`, the single table of legal moves.
+public protocol Store: Sendable {
+    /// `sqlite` or `postgres`: reported by `/v1/master` and `/healthz`.
+    var backend: String { get }
+
+    func submit(_ job: JobSubmission, owner: String, now: Date) async throws -> JobView
+    func job(_ id: JobID) async throws -> JobView
+    func jobs(_ filter: JobFilter, page: PageRequest) async throws -> Page<JobView>
+    func task(_ id: TaskID, history: Bool) async throws -> TaskView
+    func tasks(_ filter: TaskFilter, page: PageRequest) async throws -> Page<TaskView>
+    /// Distinct requirements of a job's queued tasks, with how many tasks have each.
+    func queuedRequirements(job: JobID) async throws -> [(TaskRequirements, Int)]
+
+    /// Enrolls a new agent, or re-enrolls one of the same name with a fresh
+    /// credential (the old process is gone: the tasks it held go back to the queue).
+    func enroll(_ request: EnrollRequest, credential: String, now: Date) async throws -> AgentID
+    func authenticate(credential: String) async throws -> AgentIdentity?
+    func agent(_ id: AgentID) async throws -> AgentView
+    func agents() async throws -> [AgentView]
+    func heartbeat(agent: AgentID, held: [HeldLease], leaseUntil: Date, now: Date) async throws -> (AgentState, lost: [HeldLease])
+
+    /// Leases to `order.agent` the best queued tasks that fit it, in one transaction.
+    func claim(_ order: ClaimOrder) async throws -> [TaskLease]
+    func start(task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date, now: Date) async throws -> TaskView
+    func progress(task: TaskID, agent: AgentID, epoch: LeaseEpoch, progress: Double, leaseUntil: Date, now: Date) async throws
+    func finish(task: TaskID, agent: AgentID, report: FinishReport, now: Date) async throws -> TaskView
+
+    /// Appends the bytes at `offset` of this run's log; resends of bytes already held are skipped.
+    /// Returns how many bytes of the run's log the master has received.
+    func appendLog(task: TaskID, agent: AgentID, epoch: LeaseEpoch, offset: Int64, data: Data) async throws -> Int64
+    /// The stored log of one run (the latest when `attempt` is nil), in chunks, oldest first.
+    func readLog(task: TaskID, attempt: Int?, after: Int64, limit: Int) async throws -> (chunks: [Data], attempt: Int)
+
+    /// Marks silent agents offline and requeues (or fails) the tasks whose leases ran out.
+    func sweep(now: Date, silentSince: Date) async throws -> SweepResult
+    /// A master that (re)starts gives every live lease until `until` (ARCHITECTURE §3).
+    func extendLeases(until: Date) async throws
+}

@@ -1,0 +1,62 @@
+/// Every route of API v1, in one table: the master registers exactly these
+/// (an exhaustive switch), and a test checks the OpenAPI document lists exactly these.
+public enum APIRoute: String, CaseIterable, Sendable {
+    case submitJob, listJobs, getJob
+    case listTasks, getTask
+    case getTaskLogs, uploadTaskLogs
+    case startTask, progressTask, finishTask
+    case enrollAgent, listAgents, getAgent
+    case heartbeat, claim
+    case healthz, openapi
+
+    public enum Method: String, Sendable { case get = "GET", post = "POST", put = "PUT", patch = "PATCH", delete = "DELETE" }
+
+    public var method: Method {
+        switch self {
+        case .submitJob, .uploadTaskLogs, .startTask, .progressTask, .finishTask, .enrollAgent, .claim: .post
+        case .heartbeat: .put
+        case .listJobs, .getJob, .listTasks, .getTask, .getTaskLogs, .listAgents, .getAgent, .healthz, .openapi: .get
+        }
+    }
+
+    /// The path in OpenAPI's `{param}` form.
+    public var path: String {
+        switch self {
+        case .submitJob, .listJobs: "/v1/jobs"
+        case .getJob: "/v1/jobs/{id}"
+        case .listTasks: "/v1/tasks"
+        case .getTask: "/v1/tasks/{id}"
+        case .getTaskLogs, .uploadTaskLogs: "/v1/tasks/{id}/logs"
+        case .startTask: "/v1/tasks/{id}/start"
+        case .progressTask: "/v1/tasks/{id}/progress"
+        case .finishTask: "/v1/tasks/{id}/finish"
+        case .enrollAgent, .listAgents: "/v1/agents"
+        case .getAgent: "/v1/agents/{id}"
+        case .heartbeat: "/v1/agents/{id}/heartbeat"
+        case .claim: "/v1/agents/{id}/claim"
+        case .healthz: "/healthz"
+        case .openapi: "/openapi.yaml"
+        }
+    }
+}
+
+/// Concrete paths, for clients and for `href` fields.
+public enum APIPath {
+    public static let jobs = "/v1/jobs"
+    public static let tasks = "/v1/tasks"
+    public static let agents = "/v1/agents"
+    public static func job(_ id: JobID) -> String { "/v1/jobs/\(id)" }
+    public static func task(_ id: TaskID) -> String { "/v1/tasks/\(id)" }
+    public static func taskLogs(_ id: TaskID) -> String { "/v1/tasks/\(id)/logs" }
+    public static func taskStart(_ id: TaskID) -> String { "/v1/tasks/\(id)/start" }
+    public static func taskProgress(_ id: TaskID) -> String { "/v1/tasks/\(id)/progress" }
+    public static func taskFinish(_ id: TaskID) -> String { "/v1/tasks/\(id)/finish" }
+    public static func agent(_ id: AgentID) -> String { "/v1/agents/\(id)" }
+    public static func heartbeat(_ id: AgentID) -> String { "/v1/agents/\(id)/heartbeat" }
+    public static func claim(_ id: AgentID) -> String { "/v1/agents/\(id)/claim" }
+}
+
+public enum OpenAPIDocument {
+    /// The document served at `/openapi.yaml` (Sources/Protocol/openapi.yaml, embedded at build time).
+    public static var yaml: String { String(decoding: PackageResources.openapi_yaml, as: UTF8.self) }
+}

@@ -1,0 +1,233 @@
+import Foundation
+
+/// `POST /v1/agents` with the join token.
+public struct EnrollRequest: Codable, Sendable {
+    public var name: String
+    public var resources: ResourceVector
+    public var tags: [String]
+    public var version: String
+
+    public init(name: String, resources: ResourceVector, tags: [String], version: String) {
+        self.name = name
+        self.resources = resources
+        self.tags = tags
+        self.version = version
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, resources, tags, version }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        guard name.count <= Limits.nameLength, name.isSafeToken else {
+            throw DecodingError.dataCorruptedError(forKey: .name, in: c,
+                debugDescription: "an agent name is letters, digits and -_.: (≤ \(Limits.nameLength) chars)")
+        }
+        resources = try c.decode(ResourceVector.self, forKey: .resources)
+        tags = try TaskRequirements.decodeTags(c, .tags)
+        version = String(try c.decodeIfPresent(String.self, forKey: .version)?.prefix(64) ?? "unknown")
+    }
+}
+
+public struct EnrollResponse: Codable, Sendable {
+    public var id: AgentID
+    /// The agent's own secret: every later call carries it as a bearer token.
+    public var credential: String
+    public var leaseTimeout: Double
+    public var heartbeatInterval: Double
+
+    public init(id: AgentID, credential: String, leaseTimeout: Double, heartbeatInterval: Double) {
+        self.id = id
+        self.credential = credential
+        self.leaseTimeout = leaseTimeout
+        self.heartbeatInterval = heartbeatInterval
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, credential
+        case leaseTimeout = "lease_timeout"
+        case heartbeatInterval = "heartbeat_interval"
+    }
+}
+
+/// A task lease an agent holds: the task and the epoch it was given under.
+public struct HeldLease: Codable, Sendable, Hashable {
+    public var task: TaskID
+    public var epoch: LeaseEpoch
+    public init(task: TaskID, epoch: LeaseEpoch) {
+        self.task = task
+        self.epoch = epoch
+    }
+    enum CodingKeys: String, CodingKey, CaseIterable { case task, epoch }
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        task = try c.decode(TaskID.self, forKey: .task)
+        epoch = try c.decode(LeaseEpoch.self, forKey: .epoch)
+    }
+}
+
+/// `PUT /v1/agents/{id}/heartbeat`.
+public struct HeartbeatRequest: Codable, Sendable {
+    public var held: [HeldLease]
+    public init(held: [HeldLease]) { self.held = held }
+    enum CodingKeys: String, CodingKey, CaseIterable { case held }
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        held = try c.decodeIfPresent([HeldLease].self, forKey: .held) ?? []
+        guard held.count <= 4 * Limits.claimSlots else {
+            throw DecodingError.dataCorruptedError(forKey: .held, in: c, debugDescription: "too many held leases")
+        }
+    }
+}
+
+public struct HeartbeatResponse: Codable, Sendable {
+    public var state: AgentState
+    /// Leases the agent reported that no longer count (expired, stolen, cancelled): it should stop them.
+    public var lost: [HeldLease]
+    public var leaseTimeout: Double
+    public var heartbeatInterval: Double
+    public init(state: AgentState, lost: [HeldLease], leaseTimeout: Double, heartbeatInterval: Double) {
+        self.state = state
+        self.lost = lost
+        self.leaseTimeout = leaseTimeout
+        self.heartbeatInterval = heartbeatInterval
+    }
+    enum CodingKeys: String, CodingKey {
+        case state, lost
+        case leaseTimeout = "lease_timeout"
+        case heartbeatInterval = "heartbeat_interval"
+    }
+}
+
+/// `POST /v1/agents/{id}/claim`: give me up to `slots` tasks that fit; wait up to `wait` seconds if none does.
+public struct ClaimRequest: Codable, Sendable {
+    public var slots: Int
+    public var wait: Double
+    /// What the agent itself sees free; the master also counts what it has leased to it and uses the tighter.
+    public var free: ResourceVector?
+
+    public init(slots: Int, wait: Double, free: ResourceVector? = nil) {
+        self.slots = slots
+        self.wait = wait
+        self.free = free
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case slots, wait, free }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        slots = try c.decodeIfPresent(Int.self, forKey: .slots) ?? 1
+        guard (1...Limits.claimSlots).contains(slots) else {
+            throw DecodingError.dataCorruptedError(forKey: .slots, in: c,
+                debugDescription: "slots must be between 1 and \(Limits.claimSlots)")
+        }
+        wait = try c.decodeIfPresent(Double.self, forKey: .wait) ?? 0
+        guard wait.isFinite, wait >= 0, wait <= Limits.longPollSeconds else {
+            throw DecodingError.dataCorruptedError(forKey: .wait, in: c,
+                debugDescription: "wait must be between 0 and \(Int(Limits.longPollSeconds)) seconds")
+        }
+        free = try c.decodeIfPresent(ResourceVector.self, forKey: .free)
+    }
+}
+
+/// One task handed to an agent, with everything needed to run it.
+public struct TaskLease: Codable, Sendable {
+    public var task: TaskID
+    public var job: JobID
+    public var name: String
+    public var epoch: LeaseEpoch
+    public var command: [String]
+    public var env: [String: String]
+    public var cwd: String?
+    public var requirements: TaskRequirements
+    public var timeout: Double?
+    public var attempt: Int
+
+    public init(task: TaskID, job: JobID, name: String, epoch: LeaseEpoch, command: [String], env: [String: String],
+                cwd: String?, requirements: TaskRequirements, timeout: Double?, attempt: Int) {
+        self.task = task
+        self.job = job
+        self.name = name
+        self.epoch = epoch
+        self.command = command
+        self.env = env
+        self.cwd = cwd
+        self.requirements = requirements
+        self.timeout = timeout
+        self.attempt = attempt
+    }
+
+    public var held: HeldLease { HeldLease(task: task, epoch: epoch) }
+}
+
+public struct ClaimResponse: Codable, Sendable {
+    public var leases: [TaskLease]
+    public init(leases: [TaskLease]) { self.leases = leases }
+}
+
+/// `POST /v1/tasks/{id}/start` and `/progress`.
+public struct TaskReport: Codable, Sendable {
+    public var epoch: LeaseEpoch
+    public var progress: Double?
+    public init(epoch: LeaseEpoch, progress: Double? = nil) {
+        self.epoch = epoch
+        self.progress = progress
+    }
+    enum CodingKeys: String, CodingKey, CaseIterable { case epoch, progress }
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        epoch = try c.decode(LeaseEpoch.self, forKey: .epoch)
+        progress = try c.decodeIfPresent(Double.self, forKey: .progress)
+        if let progress, !(progress.isFinite && progress >= 0 && progress <= 1) {
+            throw DecodingError.dataCorruptedError(forKey: .progress, in: c, debugDescription: "progress is between 0 and 1")
+        }
+    }
+}
+
+/// How a run ended, as the agent saw it.
+public enum TaskOutcome: String, Codable, Sendable {
+    case succeeded
+    case failed
+    /// The agent gives the task back without it counting as an attempt (it is shutting down).
+    case released
+}
+
+/// `POST /v1/tasks/{id}/finish`.
+public struct FinishReport: Codable, Sendable, Equatable {
+    public var epoch: LeaseEpoch
+    public var outcome: TaskOutcome
+    public var exitCode: Int?
+    public var reason: String?
+
+    public init(epoch: LeaseEpoch, outcome: TaskOutcome, exitCode: Int?, reason: String? = nil) {
+        self.epoch = epoch
+        self.outcome = outcome
+        self.exitCode = exitCode
+        self.reason = reason
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case epoch, outcome, reason
+        case exitCode = "exit_code"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        epoch = try c.decode(LeaseEpoch.self, forKey: .epoch)
+        outcome = try c.decode(TaskOutcome.self, forKey: .outcome)
+        exitCode = try c.decodeIfPresent(Int.self, forKey: .exitCode)
+        reason = try c.decodeIfPresent(String.self, forKey: .reason).map { String($0.prefix(1024)) }
+    }
+}
+
+/// The answer to a log upload: how many bytes of this run's log the master now holds.
+public struct LogAck: Codable, Sendable {
+    public var size: Int64
+    public init(size: Int64) { self.size = size }
+}

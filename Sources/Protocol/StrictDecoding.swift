@@ -1,0 +1,54 @@
+import Foundation
+
+/// Request bodies refuse fields they do not know: a typo such as `"cpu": 4`
+/// must not silently become the default of one cpu.
+struct AnyCodingKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+extension Decoder {
+    func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ keys: Keys.Type) throws {
+        let known = Set(Keys.allCases.map(\.stringValue))
+        let container = try container(keyedBy: AnyCodingKey.self)
+        if let unknown = container.allKeys.first(where: { !known.contains($0.stringValue) }) {
+            throw DecodingError.dataCorrupted(.init(
+                codingPath: codingPath + [unknown],
+                debugDescription: "unknown field '\(unknown.stringValue.prefix(64))'"))
+        }
+    }
+}
+
+/// Bounds shared by the master's validation and the agent's own checks.
+public enum Limits {
+    public static let jobSpecBytes = 1 << 20
+    public static let nameLength = 256
+    public static let argvCount = 4096
+    public static let argLength = 64 * 1024
+    public static let envCount = 1024
+    public static let envValueLength = 64 * 1024
+    public static let pathLength = 4096
+    public static let tagCount = 64
+    public static let tagLength = 64
+    public static let tasksPerJob = 100_000
+    public static let labelCount = 64
+    public static let maxCPUs: Double = 65_536
+    public static let maxGPUs: Int64 = 1024
+    public static let maxAttempts = 100
+    public static let priorityRange: ClosedRange<Int> = -1_000_000...1_000_000
+    public static let logChunkBytes = 4 << 20
+    public static let logBytesPerTask: Int64 = 64 << 20
+    public static let claimSlots = 1024
+    public static let longPollSeconds: Double = 60
+    public static let pageSize = 100
+    public static let maxPageSize = 1000
+}
+
+extension String {
+    /// Tags, names of agents: letters, digits and `-_.:`; nothing a shell or a path would read.
+    var isSafeToken: Bool {
+        !isEmpty && allSatisfy { ($0.isASCII && ($0.isLetter || $0.isNumber)) || "-_.:".contains($0) }
+    }
+}

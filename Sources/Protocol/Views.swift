@@ -1,0 +1,200 @@
+import Foundation
+
+/// A page of a list: `{"items": [...], "next": cursor-or-null}`.
+public struct Page<Item: Codable & Sendable>: Codable, Sendable {
+    public var items: [Item]
+    public var next: String?
+    public init(items: [Item], next: String?) {
+        self.items = items
+        self.next = next
+    }
+}
+
+public struct TaskCounts: Codable, Sendable, Equatable {
+    public var byState: [TaskState: Int]
+    public init(_ byState: [TaskState: Int]) { self.byState = byState }
+    public var total: Int { byState.values.reduce(0, +) }
+    public subscript(state: TaskState) -> Int { byState[state] ?? 0 }
+
+    public init(from decoder: any Decoder) throws {
+        let raw = try decoder.singleValueContainer().decode([String: Int].self)
+        byState = Dictionary(uniqueKeysWithValues: raw.compactMap { key, value in
+            TaskState(rawValue: key).map { ($0, value) }
+        })
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(Dictionary(uniqueKeysWithValues: TaskState.allCases.map { ($0.rawValue, self[$0]) }))
+    }
+}
+
+public struct JobView: Codable, Sendable {
+    public var id: JobID
+    public var name: String
+    public var owner: String
+    public var priority: Int
+    public var labels: [String: String]
+    public var state: JobState
+    public var paused: Bool
+    public var createdAt: Date
+    public var counts: TaskCounts
+    public var progress: Double
+    /// Problems a user should see: tasks that fit no agent, and the like.
+    public var warnings: [String]
+    /// Present on `POST /v1/jobs` and `GET /v1/jobs/{id}` for small jobs; use `/v1/tasks?job=` to page.
+    public var taskIDs: [TaskID]?
+    public var href: String
+
+    public init(id: JobID, name: String, owner: String, priority: Int, labels: [String: String], state: JobState,
+                paused: Bool, createdAt: Date, counts: TaskCounts, progress: Double, warnings: [String],
+                taskIDs: [TaskID]?) {
+        self.id = id
+        self.name = name
+        self.owner = owner
+        self.priority = priority
+        self.labels = labels
+        self.state = state
+        self.paused = paused
+        self.createdAt = createdAt
+        self.counts = counts
+        self.progress = progress
+        self.warnings = warnings
+        self.taskIDs = taskIDs
+        self.href = APIPath.job(id)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, owner, priority, labels, state, paused, counts, progress, warnings, href
+        case createdAt = "created_at"
+        case taskIDs = "task_ids"
+    }
+}
+
+public struct TaskEventView: Codable, Sendable {
+    public var at: Date
+    public var transition: TaskTransition
+    public var from: TaskState
+    public var to: TaskState
+    public var agent: AgentID?
+    public var epoch: LeaseEpoch
+    public var reason: String?
+    public init(at: Date, transition: TaskTransition, from: TaskState, to: TaskState, agent: AgentID?,
+                epoch: LeaseEpoch, reason: String?) {
+        self.at = at
+        self.transition = transition
+        self.from = from
+        self.to = to
+        self.agent = agent
+        self.epoch = epoch
+        self.reason = reason
+    }
+}
+
+public struct TaskView: Codable, Sendable {
+    public var id: TaskID
+    public var jobID: JobID
+    public var name: String
+    public var command: [String]
+    public var env: [String: String]
+    public var cwd: String?
+    public var requirements: TaskRequirements
+    public var priority: Int
+    public var timeout: Double?
+    public var maxAttempts: Int
+    public var attempt: Int
+    public var state: TaskState
+    public var agent: AgentID?
+    public var epoch: LeaseEpoch
+    public var progress: Double
+    public var exitCode: Int?
+    public var reason: String?
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    /// Set on a queued task that no enrolled agent could ever run (too big, or a tag nobody has).
+    public var fitsNoAgent: Bool?
+    public var history: [TaskEventView]?
+    public var href: String
+
+    public init(id: TaskID, jobID: JobID, name: String, command: [String], env: [String: String], cwd: String?,
+                requirements: TaskRequirements, priority: Int, timeout: Double?, maxAttempts: Int, attempt: Int,
+                state: TaskState, agent: AgentID?, epoch: LeaseEpoch, progress: Double, exitCode: Int?,
+                reason: String?, createdAt: Date, startedAt: Date?, finishedAt: Date?) {
+        self.id = id
+        self.jobID = jobID
+        self.name = name
+        self.command = command
+        self.env = env
+        self.cwd = cwd
+        self.requirements = requirements
+        self.priority = priority
+        self.timeout = timeout
+        self.maxAttempts = maxAttempts
+        self.attempt = attempt
+        self.state = state
+        self.agent = agent
+        self.epoch = epoch
+        self.progress = progress
+        self.exitCode = exitCode
+        self.reason = reason
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.href = APIPath.task(id)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, command, env, cwd, requirements, priority, timeout, attempt, state, agent, epoch
+        case progress, reason, history, href
+        case jobID = "job_id"
+        case maxAttempts = "max_attempts"
+        case exitCode = "exit_code"
+        case createdAt = "created_at"
+        case startedAt = "started_at"
+        case finishedAt = "finished_at"
+        case fitsNoAgent = "fits_no_agent"
+    }
+}
+
+public struct AgentResources: Codable, Sendable, Equatable {
+    public var total: ResourceVector
+    public var free: ResourceVector
+    public init(total: ResourceVector, free: ResourceVector) {
+        self.total = total
+        self.free = free
+    }
+}
+
+public struct AgentView: Codable, Sendable {
+    public var id: AgentID
+    public var name: String
+    public var state: AgentState
+    public var tags: [String]
+    public var resources: AgentResources
+    public var runningTasks: [TaskID]
+    public var version: String
+    public var enrolledAt: Date
+    public var lastSeen: Date
+    public var href: String
+
+    public init(id: AgentID, name: String, state: AgentState, tags: [String], resources: AgentResources,
+                runningTasks: [TaskID], version: String, enrolledAt: Date, lastSeen: Date) {
+        self.id = id
+        self.name = name
+        self.state = state
+        self.tags = tags
+        self.resources = resources
+        self.runningTasks = runningTasks
+        self.version = version
+        self.enrolledAt = enrolledAt
+        self.lastSeen = lastSeen
+        self.href = APIPath.agent(id)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, state, tags, resources, version, href
+        case runningTasks = "tasks"
+        case enrolledAt = "enrolled_at"
+        case lastSeen = "last_seen"
+    }
+}
