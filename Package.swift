@@ -38,10 +38,12 @@ let package = Package(
             path: "Sources/Master",
             swiftSettings: strict
         ),
+        // Two glibc calls Swift's Glibc module does not expose (they sit behind _GNU_SOURCE).
+        .target(name: "CSpawn", path: "Sources/CSpawn"),
         .target(
             name: "PaddockAgent",
             dependencies: [
-                "PaddockProtocol",
+                "PaddockProtocol", "CSpawn",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -76,7 +78,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["PaddockProtocol", "PaddockCLI"],
+            dependencies: ["PaddockProtocol", "PaddockAgent", "PaddockCLI"],
             path: "Tests/EndToEndTests"
         ),
     ],

@@ -20,10 +20,12 @@ public enum ByteSize {
         case "m", "mib", "mi": multiplier = 1024 * 1024
         case "g", "gib", "gi": multiplier = 1024 * 1024 * 1024
         case "t", "tib", "ti": multiplier = 1024 * 1024 * 1024 * 1024
+        case "p", "pib", "pi": multiplier = 1024 * 1024 * 1024 * 1024 * 1024
         case "kb": multiplier = 1e3
         case "mb": multiplier = 1e6
         case "gb": multiplier = 1e9
         case "tb": multiplier = 1e12
+        case "pb": multiplier = 1e15
         default: return nil
         }
         let bytes = (value * multiplier).rounded()
@@ -38,7 +40,12 @@ public enum ByteSize {
         var index = 0
         while value >= 1024, index < units.count - 1 { value /= 1024; index += 1 }
         if index == 0 { return "\(bytes)B" }
-        let rounded = (value * 10).rounded() / 10
+        var rounded = (value * 10).rounded() / 10
+        // 1048575 bytes is 1023.999KiB: rounded, that is 1MiB, not "1024KiB".
+        if rounded >= 1024, index < units.count - 1 {
+            rounded /= 1024
+            index += 1
+        }
         return rounded == rounded.rounded() ? "\(Int64(rounded))\(units[index])" : "\(rounded)\(units[index])"
     }
 }

@@ -285,13 +285,15 @@ public struct FrameRange: Sendable, Equatable {
         self.ranges = ranges
     }
 
-    /// Consecutive chunks of at most `size` frames, never spanning two ranges.
+    /// Consecutive chunks of at most `size` frames (at least one), never spanning two ranges.
     public func chunks(of size: Int) -> [ClosedRange<Int>] {
+        // A size below 1 would loop forever and a huge one would overflow `start + size - 1`.
+        let size = Swift.max(size, 1)
         var result: [ClosedRange<Int>] = []
         for range in ranges {
             var start = range.lowerBound
             while start <= range.upperBound {
-                let end = min(start + size - 1, range.upperBound)
+                let end = size - 1 < range.upperBound - start ? start + (size - 1) : range.upperBound
                 result.append(start...end)
                 if result.count > Limits.tasksPerJob { return result }
                 start = end + 1

@@ -8,6 +8,15 @@ public struct Page<Item: Codable & Sendable>: Codable, Sendable {
         self.items = items
         self.next = next
     }
+
+    enum CodingKeys: String, CodingKey { case items, next }
+
+    /// `next` is always present: `null` on the last page (a synthesized encoder would leave it out).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(items, forKey: .items)
+        try c.encode(next, forKey: .next)
+    }
 }
 
 public struct TaskCounts: Codable, Sendable, Equatable {
@@ -153,6 +162,36 @@ public struct TaskView: Codable, Sendable {
         case startedAt = "started_at"
         case finishedAt = "finished_at"
         case fitsNoAgent = "fits_no_agent"
+    }
+
+    /// Every field of the task is present, `null` when unset (`agent` and `exit_code` are part of
+    /// the public contract, so clients may read them on a queued task too); only `fits_no_agent`
+    /// and `history` are left out when the answer does not carry them.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(jobID, forKey: .jobID)
+        try c.encode(name, forKey: .name)
+        try c.encode(command, forKey: .command)
+        try c.encode(env, forKey: .env)
+        try c.encode(cwd, forKey: .cwd)
+        try c.encode(requirements, forKey: .requirements)
+        try c.encode(priority, forKey: .priority)
+        try c.encode(timeout, forKey: .timeout)
+        try c.encode(maxAttempts, forKey: .maxAttempts)
+        try c.encode(attempt, forKey: .attempt)
+        try c.encode(state, forKey: .state)
+        try c.encode(agent, forKey: .agent)
+        try c.encode(epoch, forKey: .epoch)
+        try c.encode(progress, forKey: .progress)
+        try c.encode(exitCode, forKey: .exitCode)
+        try c.encode(reason, forKey: .reason)
+        try c.encode(createdAt, forKey: .createdAt)
+        try c.encode(startedAt, forKey: .startedAt)
+        try c.encode(finishedAt, forKey: .finishedAt)
+        try c.encodeIfPresent(fitsNoAgent, forKey: .fitsNoAgent)
+        try c.encodeIfPresent(history, forKey: .history)
+        try c.encode(href, forKey: .href)
     }
 }
 

@@ -1,0 +1,55 @@
+import Foundation
+import PaddockProtocol
+
+/// Everything `paddock agent` is told on its command line.
+public struct AgentConfig: Sendable {
+    public var masterURL: URL
+    public var joinToken: String
+    public var name: String
+    public var workDir: String
+    public var resources: ResourceVector
+    public var tags: [String]
+    /// At most this many tasks at once, whatever their requirements.
+    public var slots: Int
+    /// How long a claim waits at the master for work (long-poll).
+    public var claimWait: Double = 20
+    /// SIGTERM to SIGKILL when stopping a task.
+    public var killGrace: Duration = .seconds(5)
+
+    public init(masterURL: URL, joinToken: String, name: String, workDir: String, resources: ResourceVector,
+                tags: [String], slots: Int? = nil) {
+        self.masterURL = masterURL
+        self.joinToken = joinToken
+        self.name = name
+        self.workDir = workDir
+        self.resources = resources
+        self.tags = tags
+        self.slots = slots ?? max(1, Int(resources.milliCPUs / 1000))
+    }
+}
+
+/// The credential an agent received when it enrolled, kept in its work dir so
+/// that a restarted agent is the same agent.
+struct EnrollmentFile: Codable {
+    var master: String
+    var name: String
+    var id: AgentID
+    var credential: String
+
+    static func path(in workDir: String) -> String { workDir + "/agent-enrollment.json" }
+
+    static func load(workDir: String) -> EnrollmentFile? {
+        guard let data = FileManager.default.contents(atPath: path(in: workDir)) else { return nil }
+        return try? JSONDecoder().decode(EnrollmentFile.self, from: data)
+    }
+
+    func save(workDir: String) throws {
+        let data = try JSONEncoder().encode(self)
+        let path = Self.path(in: workDir)
+        _ = FileManager.default.createFile(atPath: path + ".tmp", contents: data, attributes: [.posixPermissions: 0o600])
+        // rename(2) replaces atomically: a crash leaves the old file or the new one, never half of one.
+        guard rename(path + ".tmp", path) == 0 else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Logging
+import PaddockProtocol
+
+/// The agent's standing with the master: its id and a client carrying its own
+/// credential, once enrolled. Services that need it wait for it.
+actor AgentSession {
+    struct Enrolled: Sendable {
+        var id: AgentID
+        var client: MasterClient
+    }
+
+    let config: AgentConfig
+    let logger: Logger
+    private var enrolled: Enrolled?
+    private var waiters: [CheckedContinuation<Enrolled, Never>] = []
+    var heartbeatInterval: Double = 5
+
+    init(config: AgentConfig, logger: Logger) {
+        self.config = config
+        self.logger = logger
+    }
+
+    func ready() async -> Enrolled {
+        if let enrolled { return enrolled }
+        return await withCheckedContinuation { waiters.append($0) }
+    }
+
+    /// Uses the saved credential when there is one for this master, else enrolls with the join token.
+    /// Retries with back-off until it works or the task is cancelled.
+    func enroll(forget: Bool = false) async throws {
+        let master = config.masterURL.absoluteString
+        if !forget, let saved = EnrollmentFile.load(workDir: config.workDir), saved.master == master, saved.name == config.name {
+            set(Enrolled(id: saved.id, client: MasterClient(baseURL: config.masterURL, token: saved.credential)))
+            logger.info("agent \(config.name) resumes as \(saved.id)")
+            return
+        }
+        let joiner = MasterClient(baseURL: config.masterURL, token: config.joinToken)
+        let request = EnrollRequest(name: config.name, resources: config.resources, tags: config.tags,
+                                    version: PaddockVersion.current)
+        var backoff = Backoff()
+        while true {
+            try Task.checkCancellation()
+            do {
+                let reply: EnrollResponse = try await joiner.call("POST", APIPath.agents, json: request)
+                try EnrollmentFile(master: master, name: config.name, id: reply.id, credential: reply.credential)
+                    .save(workDir: config.workDir)
+                heartbeatInterval = reply.heartbeatInterval
+                set(Enrolled(id: reply.id, client: joiner.with(token: reply.credential)))
+                logger.info("agent \(config.name) enrolled as \(reply.id)")
+                return
+            } catch let error as ClientError where error.isRetryable {
+                logger.warning("enrolling: \(error); retrying")
+                try await backoff.sleep()
+            } catch {
+                logger.error("enrolling refused: \(error)")
+                throw error
+            }
+        }
+    }
+
+    private func set(_ value: Enrolled) {
+        enrolled = value
+        let waiting = waiters
+        waiters.removeAll()
+        waiting.forEach { $0.resume(returning: value) }
+    }
+}
+
+/// Exponential back-off with full jitter (AWS's recipe), capped.
+struct Backoff {
+    var attempt = 0
+    var base = 0.1
+    var cap = 5.0
+
+    mutating func next() -> Duration {
+        let ceiling = min(cap, base * pow(2, Double(attempt)))
+        attempt += 1
+        return .milliseconds(Int(Double.random(in: ceiling / 2...ceiling) * 1000))
+    }
+
+    mutating func sleep() async throws { try await Task.sleep(for: next()) }
+    mutating func reset() { attempt = 0 }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import Logging
+import PaddockProtocol
+import ServiceLifecycle
+
+/// Enrolls, then claims what fits the agent's free room and runs each lease.
+/// On graceful shutdown it stops claiming, stops its tasks and gives them back
+/// to the queue (`released`: no attempt used), then returns.
+struct ClaimService: Service {
+    let session: AgentSession
+    let workload: Workload
+    let config: AgentConfig
+    let logger: Logger
+
+    func run() async throws {
+        // A refused enrollment (a wrong join token) ends the agent with that error.
+        try await cancelWhenGracefulShutdown { try await session.enroll() }
+        await withDiscardingTaskGroup { group in
+            let (leases, sink) = AsyncStream.makeStream(of: (TaskLease, AgentSession.Enrolled).self)
+            group.addTask {
+                await cancelWhenGracefulShutdown { await claimLoop(sink) }
+                sink.finish()
+            }
+            for await (lease, enrolled) in leases {
+                let runner = TaskRunner(lease: lease, session: enrolled, workload: workload, config: config, logger: logger)
+                group.addTask { await runner.run() }
+            }
+            await stopAll(reason: TaskRunner.shutdownReason)
+        }
+        logger.info("agent \(config.name) stopped")
+    }
+
+    private func claimLoop(_ sink: AsyncStream<(TaskLease, AgentSession.Enrolled)>.Continuation) async {
+        var backoff = Backoff()
+        while !Task.isCancelled {
+            await workload.waitForRoom()
+            let enrolled = await session.ready()
+            let request = ClaimRequest(slots: await workload.freeSlots, wait: config.claimWait, free: await workload.free)
+            do {
+                let reply: ClaimResponse = try await enrolled.client.call(
+                    "POST", APIPath.claim(enrolled.id), json: request, timeout: config.claimWait + 30)
+                backoff.reset()
+                for lease in reply.leases {
+                    await workload.add(lease)
+                    sink.yield((lease, enrolled))
+                }
+            } catch let error where error.status == 401 {
+                logger.warning("the master no longer knows this agent's credential: enrolling again")
+                do { try await session.enroll(forget: true) } catch { return }
+            } catch {
+                if Task.isCancelled { break }
+                logger.warning("claim failed: \(error)")
+                try? await backoff.sleep()
+            }
+        }
+    }
+
+    /// Stops every task the agent runs (SIGTERM, then SIGKILL after the grace) and waits for them.
+    func stopAll(reason: String) async {
+        await withDiscardingTaskGroup { group in
+            for task in await workload.allTasks() {
+                if let process = await workload.markStopped(task, reason: reason), let process {
+                    group.addTask { await process.terminate(grace: config.killGrace) }
+                }
+            }
+        }
+    }
+}
+
+/// Renews the agent's leases and tells the master it is alive; stops the tasks
+/// whose leases the master says are gone (expired, or handed to another agent).
+struct HeartbeatService: Service {
+    let session: AgentSession
+    let workload: Workload
+    let config: AgentConfig
+    let logger: Logger
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            let enrolled = await session.ready()
+            while !Task.isCancelled {
+                do {
+                    let reply: HeartbeatResponse = try await enrolled.client.call(
+                        "PUT", APIPath.heartbeat(enrolled.id), json: HeartbeatRequest(held: await workload.leases))
+                    for lost in reply.lost {
+                        if let process = await workload.markStopped(lost.task, epoch: lost.epoch, reason: "lease lost"),
+                           let process {
+                            logger.warning("lease of \(lost.task) lost: stopping it")
+                            Task { await process.terminate(grace: config.killGrace) }
+                        }
+                    }
+                    try await Task.sleep(for: .milliseconds(Int(reply.heartbeatInterval * 1000)))
+                } catch is CancellationError {
+                    return
+                } catch {
+                    logger.warning("heartbeat failed: \(error)")
+                    try await Task.sleep(for: .seconds(1))
+                }
+            }
+        }
+    }
+}
+
+/// The agent: its long-running parts as services for one ServiceGroup.
+public struct Agent: Sendable {
+    public let config: AgentConfig
+
+    public init(config: AgentConfig) { self.config = config }
+
+    /// Heartbeat first: the group stops services in reverse order, so the claim
+    /// loop winds down (and reports its released tasks) while heartbeats still go out.
+    public func services(logger: Logger) throws -> [any Service] {
+        try FileManager.default.createDirectory(atPath: config.workDir, withIntermediateDirectories: true)
+        let session = AgentSession(config: config, logger: logger)
+        let workload = Workload(total: config.resources, slots: config.slots)
+        return [
+            HeartbeatService(session: session, workload: workload, config: config, logger: logger),
+            ClaimService(session: session, workload: workload, config: config, logger: logger),
+        ]
+    }
+}

@@ -1,0 +1,73 @@
+import Foundation
+import PaddockProtocol
+
+/// Ships one run's output to the master in batches, with offsets: a resend after
+/// a broken connection starts from what the master acknowledged, so nothing is
+/// lost or doubled (the master skips bytes it already holds).
+actor LogUploader {
+    let client: MasterClient
+    let task: TaskID
+    let epoch: LeaseEpoch
+    /// Bytes not yet acknowledged, starting at stream offset `base`.
+    private var pending = Data()
+    private var base: Int64 = 0
+    private var dropped: Int64 = 0
+    private(set) var closed = false
+    /// The master refused the epoch: this run's output no longer counts.
+    private(set) var fenced = false
+
+    static let batchBytes = 1 << 20
+    /// The agent keeps at most this much unacknowledged output while the master is away.
+    static let bufferCap = 16 << 20
+
+    init(client: MasterClient, task: TaskID, epoch: LeaseEpoch) {
+        self.client = client
+        self.task = task
+        self.epoch = epoch
+    }
+
+    func append(_ data: Data) {
+        guard !fenced else { return }
+        if pending.count + data.count <= Self.bufferCap {
+            pending.append(data)
+        } else {
+            dropped += Int64(data.count)
+        }
+    }
+
+    func close() {
+        if dropped > 0 {
+            pending.append(Data("\n[paddock: \(dropped) bytes dropped while the master was unreachable]\n".utf8))
+            dropped = 0
+        }
+        closed = true
+    }
+
+    var done: Bool { fenced || (closed && pending.isEmpty) }
+
+    /// Uploads what is pending; false when the master could not be reached.
+    @discardableResult
+    func flush() async -> Bool {
+        while !pending.isEmpty && !fenced {
+            let batch = pending.prefix(Self.batchBytes)
+            let ack: LogAck
+            do {
+                let data = try await client.raw(
+                    "POST", APIPath.taskLogs(task), query: ["epoch": String(epoch.rawValue), "offset": String(base)],
+                    body: Data(batch))
+                ack = try WireJSON.decoder().decode(LogAck.self, from: data)
+            } catch let error as ClientError {
+                if !error.isRetryable { fenced = true }
+                return false
+            } catch {
+                fenced = true
+                return false
+            }
+            let accepted = Int(max(0, min(Int64(pending.count), ack.size - base)))
+            pending.removeFirst(accepted)
+            base += Int64(accepted)
+            if accepted == 0 { return true }
+        }
+        return true
+    }
+}

@@ -1,2 +1,0 @@
-import PaddockProtocol
-public enum AgentStub {}

@@ -1,0 +1,203 @@
+import ArgumentParser
+import Foundation
+import PaddockAgent
+import PaddockProtocol
+import Yams
+
+/// How client commands reach the master.
+struct ClientOptions: ParsableArguments {
+    @Option(help: "URL of the master (env PADDOCK_MASTER).")
+    var master: String = ProcessInfo.processInfo.environment["PADDOCK_MASTER"] ?? "http://127.0.0.1:8420"
+    @Option(help: "API token (env PADDOCK_TOKEN).")
+    var token: String = ProcessInfo.processInfo.environment["PADDOCK_TOKEN"] ?? ""
+    @Flag(help: "Print the master's JSON instead of a table.")
+    var json = false
+
+    func client() throws -> MasterClient {
+        guard let url = URL(string: master), url.scheme == "http" || url.scheme == "https" else {
+            throw ValidationError("--master must be an http(s) URL")
+        }
+        return MasterClient(baseURL: url, token: token)
+    }
+
+    /// GET a resource; print it as JSON or hand it to `render`.
+    func show<T: Decodable>(_ path: String, query: [String: String] = [:], as: T.Type, render: (T) -> String) async throws {
+        let data = try await cli { try await client().raw("GET", path, query: query) }
+        if json {
+            say(String(decoding: data, as: UTF8.self))
+            return
+        }
+        say(render(try WireJSON.decoder().decode(T.self, from: data)))
+    }
+}
+
+/// Runs a client call, turning its failure into a one-line message and exit code 1.
+func cli<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as ClientError {
+        FileHandle.standardError.write(Data("paddock: \(error)\n".utf8))
+        throw ExitCode.failure
+    }
+}
+
+/// A plain text table, columns padded to their widest cell.
+func table(_ header: [String], _ rows: [[String]]) -> String {
+    let all = [header] + rows
+    let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+    return all.map { row in
+        row.enumerated().map { index, cell in
+            index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }.joined(separator: "  ")
+    }.joined(separator: "\n")
+}
+
+func ago(_ date: Date?) -> String {
+    guard let date else { return "-" }
+    let seconds = Int(Date().timeIntervalSince(date))
+    switch seconds {
+    case ..<60: return "\(max(0, seconds))s ago"
+    case ..<3600: return "\(seconds / 60)m ago"
+    case ..<86400: return "\(seconds / 3600)h ago"
+    default: return "\(seconds / 86400)d ago"
+    }
+}
+
+struct SubmitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "submit", abstract: "Submit a job file (YAML or JSON).")
+    @Argument(help: "The job file; - reads standard input.")
+    var file: String
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        let text: Data
+        if file == "-" {
+            text = FileHandle.standardInput.readDataToEndOfFile()
+        } else {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ValidationError("cannot read \(file)")
+            }
+            text = data
+        }
+        let body = try Self.jsonBody(text, name: file)
+        let data = try await cli { try await client.client().raw("POST", APIPath.jobs, body: body, contentType: "application/json") }
+        if client.json { say(String(decoding: data, as: UTF8.self)); return }
+        let job = try WireJSON.decoder().decode(JobView.self, from: data)
+        say("submitted job \(job.id) \"\(job.name)\": \(job.counts.total) task(s)")
+        job.warnings.forEach { say("warning: \($0)") }
+    }
+
+    /// A job file is JSON, or YAML turned into the same JSON.
+    static func jsonBody(_ data: Data, name: String) throws -> Data {
+        if (try? JSONSerialization.jsonObject(with: data)) != nil { return data }
+        do {
+            guard let object = try Yams.load(yaml: String(decoding: data, as: UTF8.self)),
+                  JSONSerialization.isValidJSONObject(object) else {
+                throw ValidationError("\(name) is neither a JSON nor a YAML mapping")
+            }
+            return try JSONSerialization.data(withJSONObject: object)
+        } catch let error as YamlError {
+            throw ValidationError("\(name): \(error)")
+        }
+    }
+}
+
+struct JobsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "jobs", abstract: "List jobs.")
+    @Option(help: "Only jobs in this state.") var state: String?
+    @Option(help: "Only jobs of this owner.") var owner: String?
+    @Option(help: "At most this many.") var limit: Int = 50
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        var query = ["limit": String(limit)]
+        query["state"] = state
+        query["owner"] = owner
+        try await client.show(APIPath.jobs, query: query, as: Page<JobView>.self) { page in
+            table(["ID", "NAME", "OWNER", "PRI", "STATE", "DONE", "PROGRESS", "CREATED"], page.items.map { job in
+                [job.id.description, job.name, job.owner, String(job.priority), job.state.rawValue,
+                 "\(job.counts[.succeeded])/\(job.counts.total)", String(format: "%.0f%%", job.progress * 100),
+                 ago(job.createdAt)]
+            })
+        }
+    }
+}
+
+struct JobCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "job", abstract: "Show one job.")
+    @Argument(help: "Job id, e.g. j12.") var id: String
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        guard let job = JobID(id) else { throw ValidationError("'\(id)' is not a job id (e.g. j12)") }
+        try await client.show(APIPath.job(job), as: JobView.self) { job in
+            var lines = [
+                "job \(job.id): \(job.name)",
+                "  owner \(job.owner), priority \(job.priority), created \(ago(job.createdAt))",
+                "  state \(job.state.rawValue), progress \(String(format: "%.0f%%", job.progress * 100))",
+                "  tasks: " + TaskState.allCases.filter { job.counts[$0] > 0 }
+                    .map { "\(job.counts[$0]) \($0.rawValue)" }.joined(separator: ", "),
+            ]
+            lines += job.warnings.map { "  warning: \($0)" }
+            return lines.joined(separator: "\n")
+        }
+    }
+}
+
+struct TasksCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tasks", abstract: "List tasks.")
+    @Option(help: "Only tasks of this job.") var job: String?
+    @Option(help: "Only tasks in this state.") var state: String?
+    @Option(help: "Only tasks on this agent.") var agent: String?
+    @Option(help: "At most this many.") var limit: Int = 100
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        var query = ["limit": String(limit)]
+        query["job"] = job
+        query["state"] = state
+        query["agent"] = agent
+        try await client.show(APIPath.tasks, query: query, as: Page<TaskView>.self) { page in
+            table(["ID", "JOB", "NAME", "STATE", "AGENT", "TRY", "EXIT", "PROGRESS", "NOTE"], page.items.map { task in
+                [task.id.description, task.jobID.description, task.name, task.state.rawValue,
+                 task.agent?.description ?? "-", "\(task.attempt)/\(task.maxAttempts)",
+                 task.exitCode.map(String.init) ?? "-", String(format: "%.0f%%", task.progress * 100),
+                 task.fitsNoAgent == true ? "fits no agent" : (task.reason ?? "")]
+            })
+        }
+    }
+}
+
+struct LogsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "logs", abstract: "Print a task's output.")
+    @Argument(help: "Task id, e.g. t34.") var id: String
+    @Option(help: "Which run (default: the latest).") var attempt: Int?
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        guard let task = TaskID(id) else { throw ValidationError("'\(id)' is not a task id (e.g. t34)") }
+        var query: [String: String] = [:]
+        query["attempt"] = attempt.map(String.init)
+        let data = try await cli { try await client.client().raw("GET", APIPath.taskLogs(task), query: query) }
+        FileHandle.standardOutput.write(data)
+    }
+}
+
+struct AgentsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "agents", abstract: "List agents.")
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await client.show(APIPath.agents, as: Page<AgentView>.self) { page in
+            table(["ID", "NAME", "STATE", "CPUS FREE/TOTAL", "RAM FREE/TOTAL", "GPUS", "TAGS", "TASKS", "SEEN"],
+                  page.items.map { agent in
+                let r = agent.resources
+                return [agent.id.description, agent.name, agent.state.rawValue,
+                        "\(ResourceVector.formatCPUs(r.free.milliCPUs))/\(ResourceVector.formatCPUs(r.total.milliCPUs))",
+                        "\(ByteSize.format(r.free.ram))/\(ByteSize.format(r.total.ram))",
+                        "\(r.free.gpus)/\(r.total.gpus)", agent.tags.joined(separator: ","),
+                        String(agent.runningTasks.count), ago(agent.lastSeen)]
+            })
+        }
+    }
+}

@@ -1,0 +1,199 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PaddockAgent
+import PaddockMaster
+import PaddockProtocol
+import ServiceLifecycle
+
+/// Options every role shares.
+struct LogOptions: ParsableArguments {
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    func logger(_ label: String) -> Logger {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: label)
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        return logger
+    }
+}
+
+struct MasterOptions: ParsableArguments {
+    @Option(help: "Address to listen on, HOST:PORT (port 0 picks a free one).")
+    var listen: String = "127.0.0.1:8420"
+    @Option(help: "Directory of the embedded SQLite store.")
+    var data: String = "./paddock-data"
+    @Option(help: "Token agents present to enroll.")
+    var joinToken: String?
+    @Option(help: "Token users present (Authorization: Bearer).")
+    var adminToken: String?
+    @Option(help: "An agent silent this long is offline and its leases expire (e.g. 30s).")
+    var leaseTimeout: String = "30s"
+
+    func config(joinToken: String, adminToken: String) throws -> MasterConfig {
+        let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count >= 2, let port = Int(parts[parts.count - 1]), (0...65535).contains(port) else {
+            throw ValidationError("--listen is HOST:PORT, e.g. 127.0.0.1:8420")
+        }
+        guard let lease = DurationText.parse(leaseTimeout), lease >= 0.5 else {
+            throw ValidationError("--lease-timeout is a duration of at least 0.5s, e.g. 30s")
+        }
+        let host = parts.dropLast().joined(separator: ":")
+        return MasterConfig(host: host.isEmpty ? "0.0.0.0" : host, port: port, joinToken: joinToken,
+                            adminToken: adminToken, leaseTimeout: lease)
+    }
+
+    func openStore() throws -> SQLiteStore {
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        return try SQLiteStore(path: data + "/paddock.sqlite")
+    }
+}
+
+struct AgentOptions: ParsableArguments {
+    @Option(help: "Name of this agent (default: the host name).")
+    var name: String?
+    @Option(help: "Directory for the agent's credential and its tasks' work dirs.")
+    var workDir: String?
+    @Option(help: "CPUs this agent offers (default: all it may use).")
+    var cpus: Double?
+    @Option(help: "RAM this agent offers, e.g. 8GiB (default: the host's).")
+    var ram: String?
+    @Option(help: "Scratch disk this agent offers, e.g. 100GiB (default: free space of the work dir).")
+    var disk: String?
+    @Option(help: "GPUs this agent offers.")
+    var gpus: Int = 0
+    @Option(help: "Comma-separated tags, e.g. gpu,linux.")
+    var tags: String = ""
+    @Option(help: "At most this many tasks at once (default: the CPU count).")
+    var slots: Int?
+
+    func config(master: URL, joinToken: String, defaultWorkDir: String) throws -> AgentConfig {
+        let cpus = self.cpus ?? Double(ProcessInfo.processInfo.activeProcessorCount)
+        guard cpus.isFinite, cpus > 0, cpus <= Limits.maxCPUs else { throw ValidationError("--cpus must be > 0") }
+        let ram = try ram.map(Self.size) ?? Int64(ProcessInfo.processInfo.physicalMemory)
+        let workDir = self.workDir ?? defaultWorkDir
+        try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
+        let disk = try disk.map(Self.size) ?? Self.freeDisk(workDir)
+        guard (0...Limits.maxGPUs).contains(Int64(gpus)) else { throw ValidationError("--gpus must be ≥ 0") }
+        let tagList = tags.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "agent"
+        let name = self.name ?? String(host.filter { $0.isLetter || $0.isNumber || "-_.".contains($0) })
+        guard !name.isEmpty else { throw ValidationError("--name is required on this host") }
+        if let slots, slots < 1 { throw ValidationError("--slots must be ≥ 1") }
+        return AgentConfig(masterURL: master, joinToken: joinToken, name: name, workDir: workDir,
+                           resources: ResourceVector(cpus: cpus, ram: ram, disk: disk, gpus: Int64(gpus)),
+                           tags: tagList, slots: slots)
+    }
+
+    static func size(_ text: String) throws -> Int64 {
+        guard let bytes = ByteSize.parse(text) else { throw ValidationError("'\(text)' is not a size such as 8GiB or 512MiB") }
+        return bytes
+    }
+
+    static func freeDisk(_ path: String) -> Int64 {
+        let attributes = try? FileManager.default.attributesOfFileSystem(forPath: path)
+        return (attributes?[.systemFreeSize] as? NSNumber)?.int64Value ?? 0
+    }
+}
+
+/// Runs services in one group that stops gracefully on SIGTERM or SIGINT.
+func runServices(_ services: [any Service], logger: Logger) async throws {
+    let group = ServiceGroup(configuration: .init(
+        services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger))
+    try await group.run()
+}
+
+/// Prints a line on stdout at once (scripts and tests read it while the process runs).
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+func randomToken() -> String {
+    var generator = SystemRandomNumberGenerator()
+    return (0..<2).map { _ in String(generator.next() as UInt64, radix: 36) }.joined()
+}
+
+struct MasterCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "master", abstract: "Run a master (REST node).")
+    @OptionGroup var options: MasterOptions
+    @OptionGroup var log: LogOptions
+
+    func run() async throws {
+        let env = ProcessInfo.processInfo.environment
+        guard let join = options.joinToken ?? env["PADDOCK_JOIN_TOKEN"],
+              let admin = options.adminToken ?? env["PADDOCK_ADMIN_TOKEN"] else {
+            throw ValidationError("--join-token and --admin-token are required (or PADDOCK_JOIN_TOKEN / PADDOCK_ADMIN_TOKEN)")
+        }
+        let logger = log.logger("paddock.master")
+        let master = Master(config: try options.config(joinToken: join, adminToken: admin), store: try options.openStore())
+        let services = try await master.services(logger: logger) { url in say("paddock master listening on \(url)") }
+        try await runServices(services, logger: logger)
+    }
+}
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "agent", abstract: "Run an agent on this host.")
+    @Option(help: "URL of the master (or its frontend).")
+    var master: String = ProcessInfo.processInfo.environment["PADDOCK_MASTER"] ?? "http://127.0.0.1:8420"
+    @Option(help: "Join token, to enroll the first time.")
+    var joinToken: String?
+    @OptionGroup var options: AgentOptions
+    @OptionGroup var log: LogOptions
+
+    func run() async throws {
+        guard let url = URL(string: master), url.scheme == "http" || url.scheme == "https" else {
+            throw ValidationError("--master must be an http(s) URL")
+        }
+        let join = joinToken ?? ProcessInfo.processInfo.environment["PADDOCK_JOIN_TOKEN"] ?? ""
+        let home = ProcessInfo.processInfo.environment["HOME"] ?? "."
+        let config = try options.config(master: url, joinToken: join, defaultWorkDir: home + "/.paddock/agent")
+        let logger = log.logger("paddock.agent")
+        try await runServices(try Agent(config: config).services(logger: logger), logger: logger)
+    }
+}
+
+struct DevCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dev", abstract: "Run a master and one local agent in one process: the zero-config first run.")
+    @Option(help: "Address to listen on, HOST:PORT.")
+    var listen: String = "127.0.0.1:8420"
+    @Option(help: "Data directory (default: a new temporary one).")
+    var data: String?
+    @Option(help: "Admin token (default: a random one, printed).")
+    var adminToken: String?
+    @OptionGroup var agent: AgentOptions
+    @OptionGroup var log: LogOptions
+
+    func run() async throws {
+        let data = self.data ?? NSTemporaryDirectory() + "paddock-dev-\(ProcessInfo.processInfo.processIdentifier)"
+        var masterOptions = MasterOptions()
+        masterOptions.listen = listen
+        masterOptions.data = data
+        let join = randomToken()
+        let admin = adminToken ?? randomToken()
+        let logger = log.logger("paddock.dev")
+        let master = Master(config: try masterOptions.config(joinToken: join, adminToken: admin),
+                            store: try masterOptions.openStore())
+        var agentOptions = agent
+        if agentOptions.name == nil { agentOptions.name = "dev-agent" }
+        guard !listen.hasSuffix(":0"), let url = URL(string: "http://\(listen)") else {
+            throw ValidationError("paddock dev needs a fixed --listen HOST:PORT")
+        }
+        let config = try agentOptions.config(master: url, joinToken: join, defaultWorkDir: data + "/agent")
+        // One group: master first, agent last, so on SIGTERM the agent winds down while the master still answers.
+        let services = try await master.services(logger: logger) { url in
+            say("""
+                paddock dev: master on \(url), data in \(data)
+                  admin token: \(admin)
+                  join token:  \(join)
+                Try:
+                  export PADDOCK_MASTER=\(url) PADDOCK_TOKEN=\(admin)
+                  paddock submit examples/hello.yaml && paddock jobs
+                """)
+        }
+        try await runServices(services + (try Agent(config: config).services(logger: logger)), logger: logger)
+    }
+}
