@@ -25,12 +25,31 @@ struct ClaimService: Service {
                 let runner = TaskRunner(lease: lease, session: enrolled, workload: workload, config: config, logger: logger)
                 group.addTask { await runner.run() }
             }
+            // Shutting down: say so first (no more work is handed out), then stop and release every task.
+            await workload.leave()
+            await announce(leaving: true, authoritative: false)
             await stopAll(reason: TaskRunner.shutdownReason)
         }
+        // Whatever is still leased to this agent (a claim answered while it left) goes back at once.
+        await announce(leaving: true, authoritative: true)
         logger.info("agent \(config.name) stopped")
     }
 
+    /// A heartbeat that tells the master what this agent holds, all of it, and whether it is leaving.
+    private func announce(leaving: Bool, authoritative: Bool) async {
+        let enrolled = await session.ready()
+        let beat = HeartbeatRequest(held: await workload.leases, authoritative: authoritative, leaving: leaving)
+        do {
+            let _: HeartbeatResponse = try await enrolled.client.call("PUT", APIPath.heartbeat(enrolled.id), json: beat)
+        } catch {
+            logger.warning("telling the master we \(leaving ? "leave" : "are back") failed: \(error)")
+        }
+    }
+
     private func claimLoop(_ sink: AsyncStream<(TaskLease, AgentSession.Enrolled)>.Continuation) async {
+        // A fresh process holds nothing: what an earlier run of this agent held is requeued now,
+        // not after the lease timeout, and the agent is online before its first claim.
+        await announce(leaving: false, authoritative: true)
         var backoff = Backoff()
         while !Task.isCancelled {
             await workload.waitForRoom()
@@ -80,8 +99,9 @@ struct HeartbeatService: Service {
             let enrolled = await session.ready()
             while !Task.isCancelled {
                 do {
+                    let beat = HeartbeatRequest(held: await workload.leases, leaving: await workload.leaving)
                     let reply: HeartbeatResponse = try await enrolled.client.call(
-                        "PUT", APIPath.heartbeat(enrolled.id), json: HeartbeatRequest(held: await workload.leases))
+                        "PUT", APIPath.heartbeat(enrolled.id), json: beat)
                     for lost in reply.lost {
                         if let process = await workload.markStopped(lost.task, epoch: lost.epoch, reason: "lease lost"),
                            let process {

@@ -14,6 +14,8 @@ actor Workload {
     let total: ResourceVector
     let slots: Int
     private(set) var held: [TaskID: Held] = [:]
+    /// Set when the agent starts shutting down: its heartbeats then say it is leaving.
+    private(set) var leaving = false
     private var roomWaiters: [CheckedContinuation<Void, Never>] = []
 
     init(total: ResourceVector, slots: Int) {
@@ -30,6 +32,8 @@ actor Workload {
     var leases: [HeldLease] { held.values.map(\.lease.held) }
 
     var isEmpty: Bool { held.isEmpty }
+
+    func leave() { leaving = true }
 
     func add(_ lease: TaskLease) { held[lease.task] = Held(lease: lease) }
 

@@ -32,6 +32,10 @@ struct MasterOptions: ParsableArguments {
     var leaseTimeout: String = "30s"
 
     func config(joinToken: String, adminToken: String) throws -> MasterConfig {
+        try Self.config(listen: listen, leaseTimeout: leaseTimeout, joinToken: joinToken, adminToken: adminToken)
+    }
+
+    static func config(listen: String, leaseTimeout: String, joinToken: String, adminToken: String) throws -> MasterConfig {
         let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count >= 2, let port = Int(parts[parts.count - 1]), (0...65535).contains(port) else {
             throw ValidationError("--listen is HOST:PORT, e.g. 127.0.0.1:8420")
@@ -44,7 +48,9 @@ struct MasterOptions: ParsableArguments {
                             adminToken: adminToken, leaseTimeout: lease)
     }
 
-    func openStore() throws -> SQLiteStore {
+    func openStore() throws -> SQLiteStore { try Self.openStore(data: data) }
+
+    static func openStore(data: String) throws -> SQLiteStore {
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
         return try SQLiteStore(path: data + "/paddock.sqlite")
     }
@@ -169,14 +175,12 @@ struct DevCommand: AsyncParsableCommand {
 
     func run() async throws {
         let data = self.data ?? NSTemporaryDirectory() + "paddock-dev-\(ProcessInfo.processInfo.processIdentifier)"
-        var masterOptions = MasterOptions()
-        masterOptions.listen = listen
-        masterOptions.data = data
         let join = randomToken()
         let admin = adminToken ?? randomToken()
         let logger = log.logger("paddock.dev")
-        let master = Master(config: try masterOptions.config(joinToken: join, adminToken: admin),
-                            store: try masterOptions.openStore())
+        let master = Master(
+            config: try MasterOptions.config(listen: listen, leaseTimeout: "30s", joinToken: join, adminToken: admin),
+            store: try MasterOptions.openStore(data: data))
         var agentOptions = agent
         if agentOptions.name == nil { agentOptions.name = "dev-agent" }
         guard !listen.hasSuffix(":0"), let url = URL(string: "http://\(listen)") else {

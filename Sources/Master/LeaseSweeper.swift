@@ -34,5 +34,7 @@ public struct LeaseSweeper: Service {
             }
             try? await Task.sleep(for: period)
         }
+        // The HTTP server stops after this service: let its long-polls answer now.
+        await wake.close()
     }
 }

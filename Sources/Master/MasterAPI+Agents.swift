@@ -41,7 +41,8 @@ extension MasterAPI {
         let id = try Self.id(AgentID.self, context, what: "agent")
         _ = try context.requireAgent(id)
         let beat = try await Self.decode(HeartbeatRequest.self, from: request, limit: BodyLimit.small)
-        let (state, lost) = try await store.heartbeat(agent: id, held: beat.held, leaseUntil: leaseUntil, now: Date())
+        let (state, lost) = try await store.heartbeat(agent: id, beat: beat, leaseUntil: leaseUntil, now: Date())
+        if beat.authoritative { await wake.notifyAll() }
         return try Self.json(HeartbeatResponse(state: state, lost: lost, leaseTimeout: config.leaseTimeout,
                                                heartbeatInterval: config.heartbeatInterval))
     }
@@ -60,7 +61,8 @@ extension MasterAPI {
                 agent: id, slots: claim.slots, reportedFree: claim.free,
                 leaseUntil: now.addingTimeInterval(config.leaseTimeout), now: now))
             let left = deadline - ContinuousClock.now
-            if !leases.isEmpty || left <= .zero {
+            let closing = await wake.isClosed
+            if !leases.isEmpty || left <= .zero || closing {
                 stats.recordClaim()
                 return try Self.json(ClaimResponse(leases: leases))
             }

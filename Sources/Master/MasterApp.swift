@@ -39,6 +39,7 @@ public struct Master: Sendable {
                 await onListening("http://\(config.host):\(port)")
             },
             logger: logger)
+        // The group stops services in reverse order: the sweeper (which then ends the long-polls) before the server.
         return [app, LeaseSweeper(store: store, config: config, wake: wake, logger: logger)]
     }
 }

@@ -51,16 +51,26 @@ extension SQLiteStore {
         }
     }
 
-    public func heartbeat(agent: AgentID, held: [HeldLease], leaseUntil: Date, now: Date) async throws
+    public func heartbeat(agent: AgentID, beat: HeartbeatRequest, leaseUntil: Date, now: Date) async throws
         -> (AgentState, lost: [HeldLease]) {
         try await pool.write { db in
+            // Only a heartbeat brings an offline agent back; a leaving one stays offline (a long-poll
+            // claim it abandoned must not hand it work after it left).
             try db.execute(sql: """
-                UPDATE agents SET last_seen = ?, state = CASE WHEN state = 'offline' THEN 'online' ELSE state END
+                UPDATE agents SET last_seen = ?, state = CASE
+                    WHEN state = 'disabled' THEN 'disabled'
+                    WHEN ? THEN 'offline'
+                    WHEN state = 'offline' THEN 'online'
+                    ELSE state END
                 WHERE id = ?
-                """, arguments: [now.timeIntervalSince1970, agent.rawValue])
+                """, arguments: [now.timeIntervalSince1970, beat.leaving, agent.rawValue])
             guard db.changesCount == 1 else { throw PaddockError.notFound("agent \(agent)") }
+            if beat.authoritative {
+                try Self.requeueHeld(db, agent: agent, except: Set(beat.held.map(\.task)),
+                                     reason: beat.leaving ? "agent left" : "agent restarted", now: now)
+            }
             var lost: [HeldLease] = []
-            for lease in held {
+            for lease in beat.held {
                 try db.execute(sql: """
                     UPDATE tasks SET lease_expires_at = ?
                     WHERE id = ? AND agent_id = ? AND epoch = ? AND state IN ('assigned','running')

@@ -80,7 +80,9 @@ public protocol Store: Sendable {
     func authenticate(credential: String) async throws -> AgentIdentity?
     func agent(_ id: AgentID) async throws -> AgentView
     func agents() async throws -> [AgentView]
-    func heartbeat(agent: AgentID, held: [HeldLease], leaseUntil: Date, now: Date) async throws -> (AgentState, lost: [HeldLease])
+    /// Renews the leases in `beat.held`; see `HeartbeatRequest` for `authoritative` and `leaving`.
+    func heartbeat(agent: AgentID, beat: HeartbeatRequest, leaseUntil: Date, now: Date) async throws
+        -> (AgentState, lost: [HeldLease])
 
     /// Leases to `order.agent` the best queued tasks that fit it, in one transaction.
     func claim(_ order: ClaimOrder) async throws -> [TaskLease]

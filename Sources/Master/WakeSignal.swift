@@ -5,6 +5,8 @@
 /// latency, never correctness.
 public actor WakeSignal {
     public private(set) var generation: UInt64 = 0
+    /// Set when the master shuts down: long-polls answer at once so the server can drain.
+    public private(set) var isClosed = false
     private var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
     private var nextWaiter: UInt64 = 0
 
@@ -17,9 +19,14 @@ public actor WakeSignal {
         for continuation in woken.values { continuation.resume() }
     }
 
+    public func close() {
+        isClosed = true
+        notifyAll()
+    }
+
     /// Returns when the generation has moved past `seen`, or after `timeout`.
     public func wait(since seen: UInt64, timeout: Duration) async {
-        guard generation == seen, timeout > .zero else { return }
+        guard generation == seen, timeout > .zero, !isClosed else { return }
         let id = nextWaiter
         nextWaiter &+= 1
         let timer = Task { [weak self] in

@@ -70,12 +70,27 @@ public struct HeldLease: Codable, Sendable, Hashable {
 
 /// `PUT /v1/agents/{id}/heartbeat`.
 public struct HeartbeatRequest: Codable, Sendable {
+    /// The leases the agent holds: renewed.
     public var held: [HeldLease]
-    public init(held: [HeldLease]) { self.held = held }
-    enum CodingKeys: String, CodingKey, CaseIterable { case held }
+    /// `held` is everything the agent holds: any other task leased to it is gone (it restarted, or is
+    /// leaving) and goes back to the queue at once instead of after the lease timeout.
+    public var authoritative: Bool
+    /// The agent is shutting down: it is marked offline and is handed no more work.
+    public var leaving: Bool
+
+    public init(held: [HeldLease], authoritative: Bool = false, leaving: Bool = false) {
+        self.held = held
+        self.authoritative = authoritative
+        self.leaving = leaving
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case held, authoritative, leaving }
+
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        authoritative = try c.decodeIfPresent(Bool.self, forKey: .authoritative) ?? false
+        leaving = try c.decodeIfPresent(Bool.self, forKey: .leaving) ?? false
         held = try c.decodeIfPresent([HeldLease].self, forKey: .held) ?? []
         guard held.count <= 4 * Limits.claimSlots else {
             throw DecodingError.dataCorruptedError(forKey: .held, in: c, debugDescription: "too many held leases")
@@ -120,7 +135,7 @@ public struct ClaimRequest: Codable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        slots = try c.decodeIfPresent(Int.self, forKey: .slots) ?? 1
+        slots = try c.decodeWholeNumberIfPresent(Int.self, forKey: .slots) ?? 1
         guard (1...Limits.claimSlots).contains(slots) else {
             throw DecodingError.dataCorruptedError(forKey: .slots, in: c,
                 debugDescription: "slots must be between 1 and \(Limits.claimSlots)")
@@ -221,7 +236,7 @@ public struct FinishReport: Codable, Sendable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         epoch = try c.decode(LeaseEpoch.self, forKey: .epoch)
         outcome = try c.decode(TaskOutcome.self, forKey: .outcome)
-        exitCode = try c.decodeIfPresent(Int.self, forKey: .exitCode)
+        exitCode = try c.decodeWholeNumberIfPresent(Int.self, forKey: .exitCode)
         reason = try c.decodeIfPresent(String.self, forKey: .reason).map { String($0.prefix(1024)) }
     }
 }

@@ -1,0 +1,99 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import PaddockMaster
+import PaddockProtocol
+import Testing
+
+/// A master on a fresh SQLite file in a temp dir, driven in-process through its router.
+struct TestMaster {
+    static let admin = "admin-token"
+    static let join = "join-token"
+    let dir: String
+    let master: Master
+
+    init(leaseTimeout: Double = 30) throws {
+        dir = NSTemporaryDirectory() + "paddock-mastertest-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        master = Master(config: MasterConfig(joinToken: Self.join, adminToken: Self.admin, leaseTimeout: leaseTimeout),
+                        store: try SQLiteStore(path: dir + "/paddock.sqlite"))
+    }
+
+    func test<Value: Sendable>(_ body: @Sendable (Client) async throws -> Value) async throws -> Value {
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let app = Application(router: master.router())
+        return try await app.test(.router) { client in try await body(Client(inner: client)) }
+    }
+
+    /// A thin JSON layer over the test client.
+    struct Client: Sendable {
+        let inner: any TestClientProtocol
+
+        struct Reply: Sendable {
+            let status: Int
+            let body: Data
+            func decode<T: Decodable>(_ type: T.Type) throws -> T { try WireJSON.decoder().decode(type, from: body) }
+            var error: PaddockError? { try? decode(PaddockError.self) }
+            var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] }
+        }
+
+        func send(_ method: HTTPRequest.Method, _ uri: String, token: String? = TestMaster.admin,
+                  body: Data? = nil) async throws -> Reply {
+            var headers: HTTPFields = [.contentType: "application/json"]
+            if let token { headers[.authorization] = "Bearer \(token)" }
+            return try await inner.execute(uri: uri, method: method, headers: headers,
+                                           body: body.map { ByteBuffer(bytes: $0) }) { response in
+                Reply(status: Int(response.status.code), body: Data(response.body.readableBytesView))
+            }
+        }
+
+        func send<T: Encodable>(_ method: HTTPRequest.Method, _ uri: String, token: String? = TestMaster.admin,
+                                json: T) async throws -> Reply {
+            try await send(method, uri, token: token, body: try WireJSON.encoder().encode(json))
+        }
+
+        func sendText(_ method: HTTPRequest.Method, _ uri: String, token: String? = TestMaster.admin,
+                      _ text: String) async throws -> Reply {
+            try await send(method, uri, token: token, body: Data(text.utf8))
+        }
+
+        /// Enrolls an agent; returns its id and credential.
+        func enroll(_ name: String, cpus: Double = 4, ram: Int64 = 8 << 30, tags: [String] = []) async throws
+            -> (AgentID, String) {
+            let reply = try await send(.post, "/v1/agents", token: TestMaster.join, json: EnrollRequest(
+                name: name, resources: ResourceVector(cpus: cpus, ram: ram), tags: tags, version: "test"))
+            #expect(reply.status == 201)
+            let enrolled = try reply.decode(EnrollResponse.self)
+            return (enrolled.id, enrolled.credential)
+        }
+
+        func submit(_ job: JobSubmission) async throws -> JobView {
+            let reply = try await send(.post, "/v1/jobs", json: job)
+            #expect(reply.status == 201, "\(String(decoding: reply.body, as: UTF8.self))")
+            return try reply.decode(JobView.self)
+        }
+
+        func claim(_ agent: AgentID, _ credential: String, slots: Int = 8) async throws -> [TaskLease] {
+            let reply = try await send(.post, "/v1/agents/\(agent)/claim", token: credential,
+                                       json: ClaimRequest(slots: slots, wait: 0))
+            #expect(reply.status == 200)
+            return try reply.decode(ClaimResponse.self).leases
+        }
+
+        func task(_ id: TaskID) async throws -> TaskView {
+            try await send(.get, "/v1/tasks/\(id)").decode(TaskView.self)
+        }
+
+        func jobCount() async throws -> Int {
+            try await send(.get, "/v1/jobs?limit=1000").decode(Page<JobView>.self).items.count
+        }
+    }
+}
+
+func echoJob(_ name: String = "job", tasks: Int = 1, cpus: Double = 1) -> JobSubmission {
+    JobSubmission(name: name, tasks: (0..<tasks).map {
+        TaskSpec(name: "task \($0)", command: ["echo", "\($0)"],
+                 requirements: TaskRequirements(resources: ResourceVector(cpus: cpus)))
+    })
+}
