@@ -45,6 +45,7 @@ public final class ChildProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
+        paddock_spawn_addclosefrom(&actions, 3)
         paddock_spawn_addchdir(&actions, cwd)
 
         var attributes = posix_spawnattr_t()

@@ -131,6 +131,8 @@ public struct Agent: Sendable {
     /// loop winds down (and reports its released tasks) while heartbeats still go out.
     public func services(logger: Logger) throws -> [any Service] {
         try FileManager.default.createDirectory(atPath: config.workDir, withIntermediateDirectories: true)
+        let orphans = ProcessLedger(workDir: config.workDir).reapOrphans()
+        if orphans > 0 { logger.warning("killed \(orphans) process(es) left running by an earlier run of this agent") }
         let session = AgentSession(config: config, logger: logger)
         let workload = Workload(total: config.resources, slots: config.slots)
         return [

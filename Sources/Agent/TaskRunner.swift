@@ -50,6 +50,9 @@ struct TaskRunner: Sendable {
             return
         }
         logger.info("task \(task) started (pid \(process.pid)): \(lease.command.joined(separator: " ").prefix(200))")
+        let ledger = ProcessLedger(workDir: config.workDir)
+        ledger.record(task: task, processGroup: process.pid)
+        defer { ledger.forget(task: task) }
         if !(await workload.attach(process, to: task)) {
             await process.terminate(grace: config.killGrace)  // stopped before it was even launched
         }

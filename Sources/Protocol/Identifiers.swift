@@ -60,7 +60,15 @@ public struct LeaseEpoch: Hashable, Sendable, Codable, Comparable, CustomStringC
     public let rawValue: Int64
     public init(_ rawValue: Int64) { self.rawValue = rawValue }
     public init(from decoder: any Decoder) throws {
-        rawValue = try decoder.singleValueContainer().decode(Int64.self)
+        let container = try decoder.singleValueContainer()
+        if let value = try? container.decode(Int64.self) {
+            rawValue = value
+        } else if (try? container.decode(Double.self)) != nil {
+            // Foundation would call `1.5` "not valid JSON" with no path: say which field instead.
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "an epoch is a whole number")
+        } else {
+            rawValue = try container.decode(Int64.self)
+        }
     }
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()

@@ -135,7 +135,7 @@ extension JobSubmission: Codable {
                 throw DecodingError.dataCorruptedError(forKey: .frames, in: c,
                     debugDescription: "frames must look like \"1-250\" (or \"1-10,20-30\")")
             }
-            let chunk = try c.decodeIfPresent(Int.self, forKey: .chunk) ?? 1
+            let chunk = try c.decodeWholeNumberIfPresent(Int.self, forKey: .chunk) ?? 1
             guard chunk >= 1, chunk <= 1_000_000 else {
                 throw DecodingError.dataCorruptedError(forKey: .chunk, in: c, debugDescription: "chunk must be ≥ 1")
             }
@@ -230,7 +230,7 @@ extension JobSubmission: Codable {
     }
 
     static func decodeAttempts<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> Int? {
-        guard let value = try c.decodeIfPresent(Int.self, forKey: key) else { return nil }
+        guard let value = try c.decodeWholeNumberIfPresent(Int.self, forKey: key) else { return nil }
         guard (1...Limits.maxAttempts).contains(value) else {
             throw DecodingError.dataCorruptedError(forKey: key, in: c,
                 debugDescription: "max_attempts must be between 1 and \(Limits.maxAttempts)")
@@ -256,7 +256,7 @@ extension JobSubmission: Codable {
     }
 
     static func decodePriority<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> Int? {
-        guard let value = try c.decodeIfPresent(Int.self, forKey: key) else { return nil }
+        guard let value = try c.decodeWholeNumberIfPresent(Int.self, forKey: key) else { return nil }
         guard Limits.priorityRange.contains(value) else {
             throw DecodingError.dataCorruptedError(forKey: key, in: c,
                 debugDescription: "priority must be between \(Limits.priorityRange.lowerBound) and \(Limits.priorityRange.upperBound)")
@@ -277,9 +277,9 @@ public struct FrameRange: Sendable, Equatable {
             let numbers = bounds.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             guard numbers.count == bounds.count, (1...2).contains(numbers.count),
                   numbers.allSatisfy({ abs($0) <= 100_000_000 }) else { return nil }
-            let range = numbers[0]...(numbers.last ?? numbers[0])
-            guard numbers[0] <= (numbers.last ?? numbers[0]) else { return nil }
-            ranges.append(range)
+            // Check the order before forming the range: `5...1` traps (a "5-1" in a job file must be a 400, not a crash).
+            guard let first = numbers.first, let last = numbers.last, first <= last else { return nil }
+            ranges.append(first...last)
         }
         guard !ranges.isEmpty else { return nil }
         self.ranges = ranges

@@ -21,6 +21,25 @@ extension Decoder {
     }
 }
 
+extension KeyedDecodingContainer {
+    /// An integer field. Foundation's JSONDecoder reports a fractional number read as an
+    /// integer (`"priority": 1.5`) as "not valid JSON" with no coding path; this says which
+    /// field is wrong instead. What is accepted is unchanged.
+    func decodeWholeNumber<T: FixedWidthInteger & Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
+        if let value = try? decode(T.self, forKey: key) { return value }
+        if (try? decode(Double.self, forKey: key)) != nil {
+            throw DecodingError.dataCorruptedError(forKey: key, in: self,
+                debugDescription: "\(key.stringValue) must be a whole number")
+        }
+        return try decode(T.self, forKey: key)
+    }
+
+    func decodeWholeNumberIfPresent<T: FixedWidthInteger & Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+        guard contains(key), try !decodeNil(forKey: key) else { return nil }
+        return try decodeWholeNumber(type, forKey: key)
+    }
+}
+
 /// Bounds shared by the master's validation and the agent's own checks.
 public enum Limits {
     public static let jobSpecBytes = 1 << 20

@@ -25,6 +25,12 @@ public struct TaskCounts: Codable, Sendable, Equatable {
     public var total: Int { byState.values.reduce(0, +) }
     public subscript(state: TaskState) -> Int { byState[state] ?? 0 }
 
+    /// A state left out counts 0, as in `subscript` and on the wire (which always lists every state):
+    /// `[.queued: 1]` equals `[.queued: 1, .failed: 0]`, so a count survives a round trip equal to itself.
+    public static func == (lhs: TaskCounts, rhs: TaskCounts) -> Bool {
+        TaskState.allCases.allSatisfy { lhs[$0] == rhs[$0] }
+    }
+
     public init(from decoder: any Decoder) throws {
         let raw = try decoder.singleValueContainer().decode([String: Int].self)
         byState = Dictionary(uniqueKeysWithValues: raw.compactMap { key, value in

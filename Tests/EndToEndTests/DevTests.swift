@@ -4,7 +4,7 @@ import PaddockProtocol
 import Testing
 
 /// `paddock dev`: the zero-config first run, and a clean stop on SIGTERM.
-@Suite(.serialized) struct DevTests {
+extension EndToEnd { @Suite struct DevTests {
     @Test func devRunsTheSampleJobAndStopsOnSIGTERM() async throws {
         let farm = try Farm()
         let port = try freePort()
@@ -66,6 +66,8 @@ import Testing
             return task.state == .queued && task.attempt == 0
         }
     }
+}
+
 }
 
 /// A port nobody listens on right now (bind to 0, read it, close).

@@ -3,8 +3,12 @@ import PaddockAgent
 import PaddockProtocol
 import Testing
 
+/// All end-to-end suites run one after another: each starts several processes, and on a
+/// 2-core machine running them at once would only make their timings noisy.
+@Suite(.serialized) struct EndToEnd {}
+
 /// The farm end to end, with real processes on loopback (issue: a working farm end to end).
-@Suite(.serialized) struct FarmTests {
+extension EndToEnd { @Suite struct FarmTests {
     @Test func tasksRunOnAgentsThatFitThem() async throws {
         let farm = try Farm()
         try await farm.startMaster()
@@ -127,6 +131,8 @@ import Testing
     }
 }
 
+}
+
 /// Runs the CLI against the farm; returns its standard output.
 func cli(_ farm: Farm, _ arguments: [String]) throws -> String {
     let process = Process()
@@ -143,4 +149,46 @@ func cli(_ farm: Farm, _ arguments: [String]) throws -> String {
     process.waitUntilExit()
     #expect(process.terminationStatus == 0, "paddock \(arguments.joined(separator: " "))")
     return String(decoding: data, as: UTF8.self)
+}
+
+/// An agent killed with `kill -9` and started again (issue: restarts).
+extension EndToEnd { @Suite struct AgentRestartTests {
+    @Test func restartedAgentKillsItsOrphansAndRequeuesAtOnce() async throws {
+        let farm = try Farm(leaseTimeout: "60s")
+        try await farm.startMaster()
+        try farm.startAgent("phoenix", ["--cpus", "1", "--ram", "1GiB"])
+        let job = try await farm.submit(JobSubmission(name: "orphans", tasks: [
+            shell("if [ \"$PADDOCK_ATTEMPT\" = 1 ]; then sleep 300 & sleep 300; fi; echo attempt $PADDOCK_ATTEMPT", name: "forker"),
+        ]))
+        let taskID = try #require(job.taskIDs?.first)
+        try await eventually("the forker runs", timeout: 20) { try await farm.task(taskID).state == .running }
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(processes(of: taskID, in: farm).count >= 2, "\(processes(of: taskID, in: farm))")
+
+        farm.kill9("phoenix")
+        #expect(processes(of: taskID, in: farm).count >= 2, "the task's processes outlive the agent's kill -9")
+        let restartedAt = Date()
+        try farm.startAgent("phoenix", ["--cpus", "1", "--ram", "1GiB"])
+        // Requeued when the agent says it is back, not after the 60 s lease timeout.
+        let tasks = try await farm.waitForJob(job.id, timeout: 20)
+        #expect(Date().timeIntervalSince(restartedAt) < 15)
+        #expect(tasks.map(\.state) == [.succeeded])
+        #expect(tasks[0].attempt == 2)
+        #expect(try await farm.logs(taskID) == "attempt 2\n")
+        #expect(processes(of: taskID, in: farm).isEmpty, "no process of the first run is left")
+    }
+}
+
+}
+
+/// Pids of live processes whose environment names this task (of this farm: task ids repeat across farms).
+func processes(of task: TaskID, in farm: Farm) -> [Int32] {
+    let marker = Data("PADDOCK_TASK_ID=\(task)\0".utf8)
+    let farmMarker = Data("PADDOCK_WORK_DIR=\(farm.dir)/".utf8)
+    return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap(Int32.init).filter { pid in
+        guard let stat = ProcessLedger.readProcFile("/proc/\(pid)/stat"),
+              !String(decoding: stat, as: UTF8.self).contains(") Z ") else { return false }  // zombies are already dead
+        guard let environ = ProcessLedger.readProcFile("/proc/\(pid)/environ") else { return false }
+        return environ.range(of: marker) != nil && environ.range(of: farmMarker) != nil
+    }
 }

@@ -150,5 +150,8 @@ struct JobStateTests {
         // Unknown states from a newer master are ignored, not fatal.
         let decoded = try Wire.decode(TaskCounts.self, #"{"queued": 2, "running": 1, "paused_forever": 9}"#)
         #expect(decoded == counts)
+        #expect(TaskCounts([.queued: 1]) == TaskCounts([.queued: 1, .failed: 0]))
+        #expect(TaskCounts([.queued: 1]) != TaskCounts([.queued: 2]))
+        #expect(TaskCounts([:]) != TaskCounts([.failed: 1]))
     }
 }

@@ -1,0 +1,73 @@
+import Foundation
+import PaddockProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Remembers, on disk, the process group of every task this agent runs, so that
+/// an agent killed with `kill -9` and started again kills what its previous run
+/// left behind: the master requeues those tasks, and they must not also go on
+/// running here (that would finish them twice).
+public struct ProcessLedger: Sendable {
+    let dir: String
+
+    init(workDir: String) {
+        dir = workDir + "/running"
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    func record(task: TaskID, processGroup: pid_t) {
+        _ = FileManager.default.createFile(atPath: dir + "/\(task)", contents: Data("\(processGroup)\n".utf8))
+    }
+
+    func forget(task: TaskID) {
+        try? FileManager.default.removeItem(atPath: dir + "/\(task)")
+    }
+
+    /// Kills every process of a recorded group that still carries its task's id in its environment
+    /// (a recycled pid belongs to someone else and is left alone). Returns how many were killed.
+    @discardableResult
+    func reapOrphans() -> Int {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        var killed = 0
+        for name in entries {
+            defer { try? FileManager.default.removeItem(atPath: dir + "/" + name) }
+            guard TaskID(name) != nil,
+                  let text = try? String(contentsOfFile: dir + "/" + name, encoding: .utf8),
+                  let group = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), group > 1 else { continue }
+            let marker = Data("PADDOCK_TASK_ID=\(name)\0".utf8)
+            for pid in Self.processes(inGroup: group) {
+                guard let environ = Self.readProcFile("/proc/\(pid)/environ"), environ.range(of: marker) != nil
+                else { continue }
+                if kill(pid, SIGKILL) == 0 { killed += 1 }
+            }
+        }
+        return killed
+    }
+
+    /// /proc files report a size of 0: read them to the end rather than by their size.
+    public static func readProcFile(_ path: String) -> Data? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n > 0 { data.append(contentsOf: buffer[0..<n]) } else if n < 0 && errno == EINTR { continue } else { break }
+        }
+        return data
+    }
+
+    /// Pids whose process group is `group`, from /proc/PID/stat (field 5).
+    static func processes(inGroup group: pid_t) -> [pid_t] {
+        let pids = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid_t($0) }
+        return pids.filter { pid in
+            guard let data = readProcFile("/proc/\(pid)/stat"), case let stat = String(decoding: data, as: UTF8.self),
+                  let close = stat.lastIndex(of: ")") else { return false }
+            // After "pid (comm)": state, ppid, pgrp, ...
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && pid_t(fields[2]) == group
+        }
+    }
+}

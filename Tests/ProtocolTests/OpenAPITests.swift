@@ -1,0 +1,325 @@
+import Foundation
+import PaddockProtocol
+import Testing
+
+/// A minimal, line-based reading of `openapi.yaml` (no YAML library in the protocol module's
+/// tests): enough to compare the document with the route table and with what the Codable
+/// types really encode and accept. It relies on the document's 2-space indentation.
+struct OpenAPIOutline {
+    struct Operation {
+        var method: String
+        var path: String
+        var lines: [String]
+        var operationID: String? { value(of: "operationId:", indent: 6) }
+        /// Status codes of `responses:` (8-space keys such as `'201':`).
+        var statuses: Set<String> {
+            Set(lines.compactMap { line in
+                guard indent(line) == 8 else { return nil }
+                let key = line.trimmingCharacters(in: .whitespaces)
+                guard key.hasSuffix(":") else { return nil }
+                let code = key.dropLast().trimmingCharacters(in: CharacterSet(charactersIn: "'\""))
+                return code.count == 3 && code.allSatisfy(\.isNumber) ? code : nil
+            })
+        }
+        var text: String { lines.joined(separator: "\n") }
+        func value(of key: String, indent: Int) -> String? {
+            lines.first { self.indent($0) == indent && $0.trimmingCharacters(in: .whitespaces).hasPrefix(key) }
+                .map { String($0.trimmingCharacters(in: .whitespaces).dropFirst(key.count)).trimmingCharacters(in: .whitespaces) }
+        }
+        func indent(_ line: String) -> Int { line.prefix { $0 == " " }.count }
+    }
+
+    let lines: [String]
+    init(_ yaml: String) { lines = yaml.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) }
+
+    static func indent(_ line: String) -> Int { line.prefix { $0 == " " }.count }
+    static func isContent(_ line: String) -> Bool {
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        return !trimmed.isEmpty && !trimmed.hasPrefix("#")
+    }
+
+    /// The lines of a top-level section (`paths:`), without its header.
+    func section(_ name: String) -> [String] {
+        guard let start = lines.firstIndex(of: "\(name):") else { return [] }
+        let rest = lines[(start + 1)...]
+        let end = rest.firstIndex { Self.isContent($0) && Self.indent($0) == 0 } ?? lines.endIndex
+        return Array(lines[(start + 1)..<end])
+    }
+
+    /// Every (METHOD, path) of `paths:`: path keys are 2-space-indented lines starting with `/`,
+    /// methods 4-space-indented `get:`/`post:`/...
+    var operations: [Operation] {
+        let methods = ["get", "post", "put", "patch", "delete"]
+        var result: [Operation] = []
+        var path: String?
+        for line in section("paths") where Self.isContent(line) {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            switch Self.indent(line) {
+            case 2 where trimmed.hasPrefix("/") && trimmed.hasSuffix(":"):
+                path = String(trimmed.dropLast())
+            case 4 where methods.contains(String(trimmed.dropLast())) && trimmed.hasSuffix(":"):
+                result.append(Operation(method: String(trimmed.dropLast()).uppercased(), path: path ?? "?", lines: []))
+            case 0...4:
+                continue
+            default:
+                if !result.isEmpty { result[result.count - 1].lines.append(line) }
+            }
+        }
+        return result
+    }
+
+    /// The lines of one entry of `components.<group>` (4-space keys), without its header.
+    func component(_ group: String, _ name: String) -> [String]? {
+        let components = section("components")
+        guard let groupStart = components.firstIndex(of: "  \(group):") else { return nil }
+        let afterGroup = components[(groupStart + 1)...]
+        let groupEnd = afterGroup.firstIndex { Self.isContent($0) && Self.indent($0) <= 2 } ?? components.endIndex
+        let group = components[(groupStart + 1)..<groupEnd]
+        guard let start = group.firstIndex(of: "    \(name):") else { return nil }
+        let body = group[(start + 1)...]
+        let end = body.firstIndex { Self.isContent($0) && Self.indent($0) <= 4 } ?? group.endIndex
+        return Array(group[(start + 1)..<end])
+    }
+
+    func componentNames(_ group: String) -> Set<String> {
+        let components = section("components")
+        guard let groupStart = components.firstIndex(of: "  \(group):") else { return [] }
+        var names: Set<String> = []
+        for line in components[(groupStart + 1)...] where Self.isContent(line) {
+            if Self.indent(line) <= 2 { break }
+            if Self.indent(line) == 4, line.hasSuffix(":") {
+                names.insert(String(line.trimmingCharacters(in: .whitespaces).dropLast()))
+            }
+        }
+        return names
+    }
+
+    /// The property names of a schema (6-space `properties:`, 8-space keys).
+    func properties(_ schema: String) -> Set<String>? {
+        guard let body = component("schemas", schema),
+              let start = body.firstIndex(of: "      properties:") else { return nil }
+        var names: Set<String> = []
+        for line in body[(start + 1)...] where Self.isContent(line) {
+            if Self.indent(line) <= 6 { break }
+            if Self.indent(line) == 8, line.hasSuffix(":") {
+                names.insert(String(line.trimmingCharacters(in: .whitespaces).dropLast()))
+            }
+        }
+        return names
+    }
+
+    /// A 6-space flow list such as `required: [a, b]` (it may continue on following lines).
+    func list(_ key: String, of schema: String) -> [String]? {
+        guard let body = component("schemas", schema),
+              let start = body.firstIndex(where: { $0.hasPrefix("      \(key): [") }) else { return nil }
+        var text = ""
+        for line in body[start...] {
+            text += line
+            if line.contains("]") { break }
+        }
+        guard let open = text.firstIndex(of: "["), let close = text.lastIndex(of: "]") else { return nil }
+        return text[text.index(after: open)..<close].split(separator: ",")
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+
+    func refusesUnknownFields(_ schema: String) -> Bool {
+        component("schemas", schema)?.contains("      additionalProperties: false") ?? false
+    }
+
+    /// Every `$ref: '#/components/<group>/<name>'` in the document.
+    var references: [(group: String, name: String)] {
+        lines.compactMap { line in
+            guard let range = line.range(of: "$ref: '#/components/") else { return nil }
+            let parts = line[range.upperBound...].split(separator: "'")[0].split(separator: "/")
+            return parts.count == 2 ? (String(parts[0]), String(parts[1])) : nil
+        }
+    }
+}
+
+@Suite("OpenAPI document")
+struct OpenAPITests {
+    let doc = OpenAPIOutline(OpenAPIDocument.yaml)
+
+    func operation(_ route: APIRoute) throws -> OpenAPIOutline.Operation {
+        try #require(doc.operations.first { $0.method == route.method.rawValue && $0.path == route.path },
+                     "\(route.method.rawValue) \(route.path) is not in openapi.yaml")
+    }
+
+    @Test func isAnOpenAPI3Document() {
+        #expect(OpenAPIDocument.yaml.hasPrefix("openapi: 3.0.3\n"))
+        #expect(!doc.section("paths").isEmpty)
+        #expect(!doc.section("components").isEmpty)
+    }
+
+    @Test func listsExactlyTheRoutesOfTheTable() {
+        struct Route: Hashable, CustomStringConvertible {
+            let method: String, path: String
+            var description: String { "\(method) \(path)" }
+        }
+        let documented = doc.operations.map { Route(method: $0.method, path: $0.path) }
+        let served = APIRoute.allCases.map { Route(method: $0.method.rawValue, path: $0.path) }
+        #expect(documented.count == Set(documented).count, "a route is documented twice")
+        #expect(served.count == Set(served).count, "APIRoute has two cases with one method and path")
+        #expect(Set(documented) == Set(served),
+                "only documented: \(Set(documented).subtracting(served)); only served: \(Set(served).subtracting(documented))")
+        #expect(documented.count == APIRoute.allCases.count)
+    }
+
+    @Test(arguments: APIRoute.allCases)
+    func operationIDsAreTheRouteNames(_ route: APIRoute) throws {
+        #expect(try operation(route).operationID == route.rawValue)
+    }
+
+    @Test(arguments: APIRoute.allCases)
+    func statusCodesAndAuth(_ route: APIRoute) throws {
+        let op = try operation(route)
+        switch route {
+        case .submitJob, .enrollAgent:
+            #expect(op.statuses.contains("201") && !op.statuses.contains("200"))
+        case .progressTask:
+            #expect(op.statuses.contains("204") && !op.statuses.contains("200"))
+        default:
+            #expect(op.statuses.contains("200"))
+        }
+        if route == .healthz || route == .openapi {
+            #expect(op.value(of: "security:", indent: 6) == "[]")
+            #expect(!op.statuses.contains("401"))
+        } else {
+            #expect(op.value(of: "security:", indent: 6) == nil, "an authenticated route must not override security")
+            #expect(op.statuses.isSuperset(of: ["401", "403"]))
+        }
+        if [.startTask, .progressTask, .finishTask, .uploadTaskLogs].contains(route) {
+            #expect(op.statuses.contains("409"), "stale epochs answer 409")
+        }
+        if [.submitJob, .enrollAgent, .heartbeat, .claim, .startTask, .progressTask, .finishTask, .uploadTaskLogs]
+            .contains(route) {
+            #expect(op.statuses.isSuperset(of: ["400", "413"]), "a route with a body refuses bad and oversized ones")
+        }
+        if route.path.contains("{id}") {
+            #expect(op.statuses.contains("404"))
+        }
+    }
+
+    @Test func logsAreTextOutAndBytesIn() throws {
+        let read = try operation(.getTaskLogs).text
+        #expect(read.contains("text/plain:"))
+        #expect(read.contains("name: attempt"))
+        let upload = try operation(.uploadTaskLogs).text
+        #expect(upload.contains("application/octet-stream:"))
+        #expect(upload.contains("name: epoch"))
+        #expect(upload.contains("name: offset"))
+        #expect(try operation(.openapi).text.contains("application/yaml:"))
+    }
+
+    @Test func listFiltersAreDocumented() throws {
+        let tasks = try operation(.listTasks).text
+        for name in ["job", "state", "agent"] { #expect(tasks.contains("name: \(name)\n")) }
+        #expect(tasks.contains("#/components/parameters/Limit") && tasks.contains("#/components/parameters/Cursor"))
+        let jobs = try operation(.listJobs).text
+        for name in ["state", "owner", "label"] { #expect(jobs.contains("name: \(name)\n")) }
+    }
+
+    @Test func everyReferenceResolves() {
+        let refs = doc.references
+        #expect(refs.count > 50)
+        for ref in refs {
+            #expect(doc.componentNames(ref.group).contains(ref.name), "dangling $ref \(ref.group)/\(ref.name)")
+        }
+    }
+
+    @Test func enumsMatchTheSwiftTypes() {
+        #expect(doc.list("enum", of: "TaskState") == TaskState.allCases.map(\.rawValue))
+        #expect(doc.list("enum", of: "JobState") == JobState.allCases.map(\.rawValue))
+        #expect(doc.list("enum", of: "AgentState") == AgentState.allCases.map(\.rawValue))
+        #expect(doc.list("enum", of: "TaskTransition") == TaskTransition.allCases.map(\.rawValue))
+        let outcomes: [TaskOutcome] = [.succeeded, .failed, .released]
+        #expect(doc.list("enum", of: "TaskOutcome") == outcomes.map(\.rawValue))
+        #expect(doc.list("required", of: "TaskCounts") == TaskState.allCases.map(\.rawValue))
+    }
+
+    // MARK: schemas against what the types encode
+
+    static func keys<T: Encodable>(_ value: T) throws -> Set<String> { Set(try Wire.object(value).keys) }
+
+    func expectSchema(_ schema: String, describes keys: Set<String>, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(doc.properties(schema) == keys, "\(schema)", sourceLocation: sourceLocation)
+        if let required = doc.list("required", of: schema) {
+            #expect(Set(required).isSubset(of: keys), "\(schema) requires what is never sent", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func responseSchemasMatchWhatIsEncoded() throws {
+        expectSchema("Job", describes: try Self.keys(Samples.job()))
+        #expect(Set(try #require(doc.list("required", of: "Job"))) == (try Self.keys(Samples.job(taskIDs: nil))))
+        expectSchema("Task", describes: try Self.keys(Samples.task(full: true)))
+        // What a bare task always carries is exactly what the schema requires.
+        #expect(Set(try #require(doc.list("required", of: "Task"))) == (try Self.keys(Samples.task(full: false))))
+        expectSchema("TaskEvent", describes: try Self.keys(Samples.event))
+        expectSchema("Agent", describes: try Self.keys(Samples.agent))
+        expectSchema("AgentResources", describes: try Self.keys(Samples.agent.resources))
+        expectSchema("Resources", describes: try Self.keys(ResourceVector(cpus: 1)))
+        expectSchema("Requirements", describes: try Self.keys(TaskRequirements.default))
+        expectSchema("TaskCounts", describes: try Self.keys(TaskCounts([:])))
+        expectSchema("TaskLease", describes: try Self.keys(Samples.lease))
+        expectSchema("ClaimResponse", describes: try Self.keys(ClaimResponse(leases: [])))
+        expectSchema("EnrollResponse", describes: try Self.keys(
+            EnrollResponse(id: AgentID(rawValue: 1), credential: "pa_x", leaseTimeout: 30, heartbeatInterval: 5)))
+        expectSchema("HeartbeatResponse", describes: try Self.keys(
+            HeartbeatResponse(state: .online, lost: [], leaseTimeout: 30, heartbeatInterval: 5)))
+        expectSchema("HeldLease", describes: try Self.keys(HeldLease(task: TaskID(rawValue: 1), epoch: LeaseEpoch(1))))
+        expectSchema("LogAck", describes: try Self.keys(LogAck(size: 10)))
+        expectSchema("Error", describes: try Self.keys(PaddockError.invalid("x", field: "f")))
+        #expect(Set(try #require(doc.list("required", of: "Error"))) == (try Self.keys(PaddockError.unauthorized)))
+        for page in ["JobPage", "TaskPage", "AgentPage"] {
+            expectSchema(page, describes: try Self.keys(Page<JobView>(items: [], next: nil)))
+        }
+    }
+
+    static let requestSchemas = ["JobWithTasks", "JobFromFrames", "TaskSpec", "RequirementsInput", "ResourcesInput",
+                                 "EnrollRequest", "HeartbeatRequest", "HeldLease", "ClaimRequest", "TaskReport",
+                                 "ProgressReport", "FinishReport"]
+
+    @Test(arguments: requestSchemas)
+    func requestSchemasRefuseUnknownFields(_ schema: String) {
+        let refuses = doc.refusesUnknownFields(schema)
+        #expect(refuses, "\(schema) lacks additionalProperties: false")
+    }
+
+    @Test func requestSchemasMatchWhatIsEncoded() throws {
+        let spec = TaskSpec(name: "t", command: ["x"], env: ["A": "b"], cwd: "/tmp", requirements: .default,
+                            maxAttempts: 2, timeout: 5, priority: 1)
+        expectSchema("TaskSpec", describes: try Self.keys(spec))
+        expectSchema("JobWithTasks", describes: try Self.keys(JobSubmission(
+            name: "j", owner: "ana", priority: 1, labels: ["a": "b"], requirements: .default, maxAttempts: 2, timeout: 5,
+            tasks: [spec])))
+        expectSchema("RequirementsInput", describes: try Self.keys(TaskRequirements.default))
+        expectSchema("ResourcesInput", describes: try Self.keys(ResourceVector(cpus: 1)))
+        expectSchema("EnrollRequest", describes: try Self.keys(
+            EnrollRequest(name: "a", resources: ResourceVector(cpus: 1), tags: [], version: "1")))
+        expectSchema("HeartbeatRequest", describes: try Self.keys(HeartbeatRequest(held: [], authoritative: true, leaving: true)))
+        expectSchema("ClaimRequest", describes: try Self.keys(ClaimRequest(slots: 1, wait: 0, free: .zero)))
+        expectSchema("TaskReport", describes: try Self.keys(TaskReport(epoch: LeaseEpoch(1), progress: 0.5)))
+        expectSchema("ProgressReport", describes: try Self.keys(TaskReport(epoch: LeaseEpoch(1), progress: 0.5)))
+        expectSchema("FinishReport", describes: try Self.keys(
+            FinishReport(epoch: LeaseEpoch(1), outcome: .failed, exitCode: 1, reason: "r")))
+    }
+
+    /// Bodies that use every property the schemas declare are accepted by the real decoders.
+    @Test func everyDocumentedPropertyIsAccepted() throws {
+        let frames = try #require(doc.properties("JobFromFrames"))
+        let withTasks = try #require(doc.properties("JobWithTasks"))
+        #expect(frames.subtracting(withTasks) == ["frames", "chunk", "command", "env", "cwd"])
+        #expect(withTasks.subtracting(frames) == ["tasks"])
+        let job = try Wire.decode(JobSubmission.self, #"""
+            {"name": "j", "owner": "ana", "priority": 1, "labels": {"a": "b"},
+             "requirements": {"cpus": 1, "ram": "1GiB", "disk": 0, "gpus": 0, "tags": ["t"]},
+             "timeout": "1h", "max_attempts": 2,
+             "frames": "1-4", "chunk": 2, "command": ["x", "{start}"], "env": {"E": "{end}"}, "cwd": "/tmp"}
+            """#)
+        #expect(job.tasks.count == 2)
+        #expect(try Wire.decode(EnrollRequest.self,
+            #"{"name": "a", "resources": {"cpus": 1, "ram": 0, "disk": "1G", "gpus": 0}, "tags": [], "version": "1"}"#)
+            .name == "a")
+        #expect(try Wire.decode(ClaimRequest.self, #"{"slots": 2, "wait": 1.5, "free": {"cpus": 1}}"#).slots == 2)
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import PaddockProtocol
+import Testing
+
+/// Sample values of every type the master answers with, fully populated.
+enum Samples {
+    static let date = Date(timeIntervalSince1970: 1_750_000_000)
+
+    static func job(taskIDs: [TaskID]? = [TaskID(rawValue: 1)]) -> JobView {
+        JobView(id: JobID(rawValue: 12), name: "render", owner: "admin", priority: 0, labels: ["team": "fx"],
+                state: .running, paused: false, createdAt: date, counts: TaskCounts([.queued: 1, .running: 1]),
+                progress: 0.5, warnings: ["1 queued task(s) fit no agent"], taskIDs: taskIDs)
+    }
+
+    static func task(full: Bool) -> TaskView {
+        var task = TaskView(
+            id: TaskID(rawValue: 34), jobID: JobID(rawValue: 12), name: "frames 1-10", command: ["echo", "hi"],
+            env: full ? ["A": "b"] : [:], cwd: full ? "/tmp" : nil, requirements: requirements(cpus: 2, ram: GiB),
+            priority: 0, timeout: full ? 60 : nil, maxAttempts: 3, attempt: full ? 1 : 0,
+            state: full ? .succeeded : .queued, agent: full ? AgentID(rawValue: 5) : nil, epoch: LeaseEpoch(full ? 1 : 0),
+            progress: full ? 1 : 0, exitCode: full ? 0 : nil, reason: full ? "done" : nil, createdAt: date,
+            startedAt: full ? date : nil, finishedAt: full ? date : nil)
+        if full {
+            task.fitsNoAgent = false
+            task.history = [event]
+        }
+        return task
+    }
+
+    static let event = TaskEventView(at: date, transition: .assign, from: .queued, to: .assigned,
+                                     agent: AgentID(rawValue: 5), epoch: LeaseEpoch(1), reason: "claimed")
+
+    static let agent = AgentView(
+        id: AgentID(rawValue: 5), name: "render-01", state: .online, tags: ["gpu"],
+        resources: AgentResources(total: ResourceVector(cpus: 4, ram: 8 * GiB), free: ResourceVector(cpus: 2, ram: 4 * GiB)),
+        runningTasks: [TaskID(rawValue: 34)], version: "0.1.0", enrolledAt: date, lastSeen: date)
+
+    static let lease = TaskLease(task: TaskID(rawValue: 34), job: JobID(rawValue: 12), name: "t", epoch: LeaseEpoch(1),
+                                 command: ["x"], env: ["A": "b"], cwd: "/tmp", requirements: .default, timeout: 30,
+                                 attempt: 1)
+}
+
+@Suite("Wire encoding")
+struct WireEncodingTests {
+    @Test func pagesAlwaysCarryNext() throws {
+        let last = try Wire.string(Page(items: [JobID(rawValue: 1)], next: nil))
+        #expect(last == #"{"items":["j1"],"next":null}"#)
+        let more = try Wire.string(Page(items: [JobID(rawValue: 1)], next: "1"))
+        #expect(more == #"{"items":["j1"],"next":"1"}"#)
+        let decoded = try Wire.decode(Page<JobID>.self, #"{"items": ["j1"]}"#)
+        #expect(decoded.next == nil)
+    }
+
+    /// The public contract: a task has at least `id, job_id, name, state, agent, attempt, exit_code, progress`,
+    /// so a queued task says `"agent": null` rather than leaving the field out.
+    @Test func aQueuedTaskHasEveryContractField() throws {
+        let object = try Wire.object(Samples.task(full: false))
+        for key in ["id", "job_id", "name", "state", "agent", "attempt", "exit_code", "progress"] {
+            #expect(object.keys.contains(key), "missing \(key)")
+        }
+        #expect(object["agent"] is NSNull)
+        #expect(object["exit_code"] is NSNull)
+        #expect(object["id"] as? String == "t34")
+        #expect(object["job_id"] as? String == "j12")
+        #expect(object["state"] as? String == "queued")
+        #expect(object["href"] as? String == "/v1/tasks/t34")
+        #expect(object["fits_no_agent"] == nil)
+        #expect(object["history"] == nil)
+    }
+
+    @Test func tasksRoundTrip() throws {
+        for full in [false, true] {
+            let task = Samples.task(full: full)
+            let again = try Wire.decode(TaskView.self, try Wire.string(task))
+            #expect(try Wire.string(again) == (try Wire.string(task)))
+        }
+        let full = try Wire.object(Samples.task(full: true))
+        #expect(full["agent"] as? String == "a5")
+        #expect(full["created_at"] as? String == "2025-06-15T15:06:40Z")
+        #expect((full["requirements"] as? [String: Any])?["ram"] as? Int == 1 << 30)
+    }
+
+    @Test func jobs() throws {
+        let object = try Wire.object(Samples.job())
+        #expect(object["id"] as? String == "j12")
+        #expect(object["task_ids"] as? [String] == ["t1"])
+        #expect(object["href"] as? String == "/v1/jobs/j12")
+        #expect((object["counts"] as? [String: Int])?["running"] == 1)
+        #expect(try Wire.object(Samples.job(taskIDs: nil))["task_ids"] == nil)
+        let again = try Wire.decode(JobView.self, try Wire.string(Samples.job()))
+        #expect(again.counts == Samples.job().counts)
+        #expect(again.createdAt == Samples.date)
+    }
+
+    @Test func agents() throws {
+        let object = try Wire.object(Samples.agent)
+        #expect(object["tasks"] as? [String] == ["t34"])
+        let resources = try #require(object["resources"] as? [String: Any])
+        #expect((resources["total"] as? [String: Any])?["cpus"] as? Double == 4)
+        #expect((resources["free"] as? [String: Any])?["ram"] as? Int == 4 << 30)
+    }
+
+    @Test func errors() throws {
+        let error = PaddockError.invalid("cpus must be a number between 0 and 65536", field: "tasks[0].requirements.cpus")
+        #expect(try Wire.string(error)
+            == #"{"error":"invalid_request","field":"tasks[0].requirements.cpus","message":"cpus must be a number between 0 and 65536"}"#)
+        #expect(try Wire.string(PaddockError.unauthorized) == #"{"error":"unauthorized","message":"missing or invalid bearer token"}"#)
+        let decoded = try Wire.decode(PaddockError.self, try Wire.string(error))
+        #expect(decoded.code == error.code && decoded.message == error.message && decoded.field == error.field)
+    }
+
+    @Test func errorStatuses() {
+        let task = TaskID(rawValue: 3)
+        #expect(PaddockError.invalid("x").status == 400)
+        #expect(PaddockError.malformed("x").status == 400)
+        #expect(PaddockError.unauthorized.status == 401)
+        #expect(PaddockError.forbidden("x").status == 403)
+        #expect(PaddockError.notFound("task t3").status == 404)
+        #expect(PaddockError.staleEpoch(task: task, sent: LeaseEpoch(1), current: LeaseEpoch(2)).status == 409)
+        #expect(PaddockError.staleEpoch(task: task, sent: LeaseEpoch(1), current: LeaseEpoch(2)).code == "stale_epoch")
+        #expect(PaddockError.illegalTransition(task, from: .succeeded, via: .start).message == "task t3 is succeeded: cannot start it")
+        #expect(PaddockError.conflict("x").status == 409)
+        #expect(PaddockError.tooLarge("x").status == 413)
+        #expect(PaddockError.unavailable("x").status == 503)
+    }
+}
