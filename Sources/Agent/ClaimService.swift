@@ -128,7 +128,7 @@ public struct Agent: Sendable {
     public init(config: AgentConfig) { self.config = config }
 
     /// Heartbeat first: the group stops services in reverse order, so the claim
-    /// loop winds down (and reports its released tasks) while heartbeats still go out.
+    /// loop winds down (and reports its released tasks) while heartbeats and talkback still run.
     public func services(logger: Logger) throws -> [any Service] {
         try FileManager.default.createDirectory(atPath: config.workDir, withIntermediateDirectories: true)
         let orphans = ProcessLedger(workDir: config.workDir).reapOrphans()
@@ -137,6 +137,7 @@ public struct Agent: Sendable {
         let workload = Workload(total: config.resources, slots: config.slots)
         return [
             HeartbeatService(session: session, workload: workload, config: config, logger: logger),
+            TalkbackService(session: session, workload: workload, config: config, logger: logger),
             ClaimService(session: session, workload: workload, config: config, logger: logger),
         ]
     }

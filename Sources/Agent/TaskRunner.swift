@@ -66,8 +66,9 @@ struct TaskRunner: Sendable {
         await reader.value
         await pump.value
 
+        let stopped = await workload.stopReason(task)
         let report: FinishReport
-        if let stopped = await workload.stopReason(task) {
+        if let stopped {
             report = stopped == Self.shutdownReason
                 ? FinishReport(epoch: lease.epoch, outcome: .released, exitCode: nil, reason: stopped)
                 : FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: stopped)
@@ -77,7 +78,7 @@ struct TaskRunner: Sendable {
             report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: status.description)
         }
         logger.info("task \(task) ended: \(status)")
-        await finish(report)
+        await finish(report, expectRefusal: stopped != nil && stopped != Self.shutdownReason)
     }
 
     /// Uploads the log until all of it is acknowledged (or the lease is gone), retrying while the master is away.
@@ -89,13 +90,19 @@ struct TaskRunner: Sendable {
         }
     }
 
-    func finish(_ report: FinishReport) async {
+    /// `expectRefusal`: the master itself stopped the task (cancelled, or its lease moved on), so it will
+    /// answer 409 to this report; that is no error.
+    func finish(_ report: FinishReport, expectRefusal: Bool = false) async {
         let task = lease.task
         let result = await deliver("finish \(task)", { () async throws(ClientError) -> TaskView in
             try await client.call("POST", APIPath.taskFinish(task), json: report)
         })
         if case .failure(let error) = result {
-            logger.warning("finish of \(task) refused: \(error)")
+            if expectRefusal && error.status == 409 {
+                logger.info("task \(task) was stopped by the master; its end is already recorded")
+            } else {
+                logger.warning("finish of \(task) refused: \(error)")
+            }
         }
     }
 

@@ -11,8 +11,10 @@ actor Workload {
         var stopReason: String?
     }
 
-    let total: ResourceVector
+    private(set) var total: ResourceVector
     let slots: Int
+    /// Told to drain: finish what runs, claim nothing new.
+    private(set) var draining = false
     private(set) var held: [TaskID: Held] = [:]
     /// Set when the agent starts shutting down: its heartbeats then say it is leaving.
     private(set) var leaving = false
@@ -35,6 +37,22 @@ actor Workload {
 
     func leave() { leaving = true }
 
+    func setDraining(_ value: Bool) {
+        draining = value
+        wakeRoomWaiters()
+    }
+
+    func setTotal(_ value: ResourceVector) {
+        total = value
+        wakeRoomWaiters()
+    }
+
+    private func wakeRoomWaiters() {
+        let waiters = roomWaiters
+        roomWaiters.removeAll()
+        waiters.forEach { $0.resume() }
+    }
+
     func add(_ lease: TaskLease) { held[lease.task] = Held(lease: lease) }
 
     func attach(_ process: ChildProcess, to task: TaskID) -> Bool {
@@ -45,9 +63,7 @@ actor Workload {
 
     func remove(_ task: TaskID) {
         held.removeValue(forKey: task)
-        let waiters = roomWaiters
-        roomWaiters.removeAll()
-        waiters.forEach { $0.resume() }
+        wakeRoomWaiters()
     }
 
     func stopReason(_ task: TaskID) -> String? { held[task]?.stopReason }
@@ -61,9 +77,9 @@ actor Workload {
 
     func allTasks() -> [TaskID] { Array(held.keys) }
 
-    /// Returns once there is a free slot and some CPU left.
+    /// Returns once the agent is not draining and has a free slot and some CPU left.
     func waitForRoom() async {
-        while freeSlots == 0 || free.milliCPUs <= 0 && total.milliCPUs > 0 {
+        while draining || freeSlots == 0 || free.milliCPUs <= 0 && total.milliCPUs > 0 {
             await withCheckedContinuation { roomWaiters.append($0) }
         }
     }

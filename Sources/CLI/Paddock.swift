@@ -14,6 +14,7 @@ struct Paddock: AsyncParsableCommand {
         subcommands: [
             MasterCommand.self, AgentCommand.self, DevCommand.self,
             SubmitCommand.self, JobsCommand.self, JobCommand.self, TasksCommand.self, LogsCommand.self,
-            AgentsCommand.self,
+            AgentsCommand.self, CancelCommand.self, PauseCommand.self, ResumeCommand.self, RetryCommand.self,
+            PriorityCommand.self, DrainCommand.self, UndrainCommand.self,
         ])
 }

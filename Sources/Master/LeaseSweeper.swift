@@ -7,13 +7,14 @@ import ServiceLifecycle
 public struct LeaseSweeper: Service {
     let store: any Store
     let config: MasterConfig
-    let wake: WakeSignal
+    /// The first wakes claimers; all are closed on shutdown so that long-polls answer at once.
+    let wakes: [WakeSignal]
     let logger: Logger
 
-    public init(store: any Store, config: MasterConfig, wake: WakeSignal, logger: Logger) {
+    public init(store: any Store, config: MasterConfig, wakes: [WakeSignal], logger: Logger) {
         self.store = store
         self.config = config
-        self.wake = wake
+        self.wakes = wakes
         self.logger = logger
     }
 
@@ -28,13 +29,13 @@ public struct LeaseSweeper: Service {
                 if result != SweepResult() {
                     logger.info("lease sweep: \(result.agentsMarkedOffline) agent(s) offline, \(result.tasksRequeued) task(s) requeued, \(result.tasksFailed) failed")
                 }
-                if result.tasksRequeued > 0 { await wake.notifyAll() }
+                if result.tasksRequeued > 0 { await wakes.first?.notifyAll() }
             } catch {
                 logger.error("lease sweep failed: \(error)")
             }
             try? await Task.sleep(for: period)
         }
         // The HTTP server stops after this service: let its long-polls answer now.
-        await wake.close()
+        for wake in wakes { await wake.close() }
     }
 }

@@ -8,13 +8,17 @@ import PaddockProtocol
 public struct MasterAPI: Sendable {
     let store: any Store
     let config: MasterConfig
+    /// Wakes claimers: work may be available.
     let wake: WakeSignal
+    /// Wakes talkback long-polls: a command may be waiting.
+    let commandWake: WakeSignal
     let stats: MasterStats
 
-    public init(store: any Store, config: MasterConfig, wake: WakeSignal, stats: MasterStats) {
+    public init(store: any Store, config: MasterConfig, wake: WakeSignal, commandWake: WakeSignal, stats: MasterStats) {
         self.store = store
         self.config = config
         self.wake = wake
+        self.commandWake = commandWake
         self.stats = stats
     }
 
@@ -53,6 +57,19 @@ public struct MasterAPI: Sendable {
         case .claim: claim
         case .healthz: healthz
         case .openapi: openapi
+        case .patchJob: patchJob
+        case .deleteJob: deleteJob
+        case .cancelJob: cancelJob
+        case .pauseJob: pauseJob
+        case .resumeJob: resumeJob
+        case .retryJob: retryJob
+        case .patchTasks: patchTasks
+        case .cancelTask: cancelTask
+        case .retryTask: retryTask
+        case .patchAgent: patchAgent
+        case .deleteAgent: deleteAgent
+        case .listCommands: listCommands
+        case .sendCommand: sendCommand
         }
     }
 

@@ -89,6 +89,29 @@ enum SQLiteSchema {
                 );
                 """)
         }
+        migrator.registerMigration("v2-talkback") { db in
+            // `state` now says only whether the agent is alive (online/offline); draining and
+            // disabled are an admin's decisions and survive the agent going offline and back.
+            try db.execute(sql: """
+                ALTER TABLE agents ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE agents ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE jobs ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
+                UPDATE agents SET draining = 1, state = 'online' WHERE state = 'draining';
+                UPDATE agents SET disabled = 1, state = 'offline' WHERE state = 'disabled';
+                CREATE TABLE agent_commands (
+                    agent_id INTEGER NOT NULL,
+                    seq INTEGER NOT NULL,
+                    kind TEXT NOT NULL,
+                    task_id INTEGER,
+                    epoch INTEGER,
+                    tags TEXT,
+                    resources TEXT,
+                    created_at REAL NOT NULL,
+                    expires_at REAL NOT NULL,
+                    PRIMARY KEY (agent_id, seq)
+                );
+                """)
+        }
         return migrator
     }
 }

@@ -10,7 +10,7 @@ extension SQLiteStore {
                 let id = AgentID(rawValue: existing)
                 try db.execute(sql: """
                     UPDATE agents SET credential = ?, tags = ?, cpu_millis = ?, ram = ?, disk = ?, gpus = ?, version = ?,
-                        last_seen = ?, state = CASE WHEN state = 'disabled' THEN 'disabled' ELSE 'online' END
+                        last_seen = ?, state = 'online'
                     WHERE id = ?
                     """, arguments: [credential, try Self.json(request.tags), r.milliCPUs, r.ram, r.disk, r.gpus,
                                      request.version, now.timeIntervalSince1970, existing])
@@ -29,10 +29,9 @@ extension SQLiteStore {
 
     public func authenticate(credential: String) async throws -> AgentIdentity? {
         try await pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT id, name, state FROM agents WHERE credential = ?",
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE credential = ?",
                                              arguments: [credential]) else { return nil }
-            return AgentIdentity(id: AgentID(rawValue: row["id"]), name: row["name"],
-                                 state: AgentState(rawValue: row["state"]) ?? .offline)
+            return AgentIdentity(id: AgentID(rawValue: row["id"]), name: row["name"], state: Self.agentState(row))
         }
     }
 
@@ -57,11 +56,7 @@ extension SQLiteStore {
             // Only a heartbeat brings an offline agent back; a leaving one stays offline (a long-poll
             // claim it abandoned must not hand it work after it left).
             try db.execute(sql: """
-                UPDATE agents SET last_seen = ?, state = CASE
-                    WHEN state = 'disabled' THEN 'disabled'
-                    WHEN ? THEN 'offline'
-                    WHEN state = 'offline' THEN 'online'
-                    ELSE state END
+                UPDATE agents SET last_seen = ?, state = CASE WHEN ? THEN 'offline' ELSE 'online' END
                 WHERE id = ?
                 """, arguments: [now.timeIntervalSince1970, beat.leaving, agent.rawValue])
             guard db.changesCount == 1 else { throw PaddockError.notFound("agent \(agent)") }
@@ -77,8 +72,8 @@ extension SQLiteStore {
                     """, arguments: [leaseUntil.timeIntervalSince1970, lease.task.rawValue, agent.rawValue, lease.epoch.rawValue])
                 if db.changesCount == 0 { lost.append(lease) }
             }
-            let state = try String.fetchOne(db, sql: "SELECT state FROM agents WHERE id = ?", arguments: [agent.rawValue])
-            return (state.flatMap(AgentState.init(rawValue:)) ?? .online, lost)
+            let row = try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?", arguments: [agent.rawValue])
+            return (row.map(Self.agentState) ?? .offline, lost)
         }
     }
 
@@ -101,6 +96,13 @@ extension SQLiteStore {
         }
     }
 
+    /// What users see: an admin's decision (disabled, draining) over whether the agent is alive.
+    static func agentState(_ row: Row) -> AgentState {
+        if row["disabled"] as Bool { return .disabled }
+        if (row["state"] as String) == "offline" { return .offline }
+        return (row["draining"] as Bool) ? .draining : .online
+    }
+
     static func agentView(_ db: Database, _ row: Row) throws -> AgentView {
         let id = AgentID(rawValue: row["id"])
         let total = ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"])
@@ -111,7 +113,7 @@ extension SQLiteStore {
             sum + ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"])
         }
         return AgentView(
-            id: id, name: row["name"], state: AgentState(rawValue: row["state"]) ?? .offline,
+            id: id, name: row["name"], state: agentState(row),
             tags: try decode([String].self, row["tags"]), resources: AgentResources(total: total, free: total - used),
             runningTasks: held.map { TaskID(rawValue: $0["id"]) }, version: row["version"],
             enrolledAt: Date(timeIntervalSince1970: row["enrolled_at"]),

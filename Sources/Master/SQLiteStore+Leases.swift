@@ -16,7 +16,7 @@ extension SQLiteStore {
                                                arguments: [order.agent.rawValue]) else {
                 throw PaddockError.notFound("agent \(order.agent)")
             }
-            guard AgentState(rawValue: agent["state"])?.mayClaim == true else { return [] }
+            guard Self.agentState(agent).mayClaim else { return [] }
             let total = ResourceVector(milliCPUs: agent["cpu_millis"], ram: agent["ram"], disk: agent["disk"], gpus: agent["gpus"])
             // What the master has leased to this agent counts against it, whatever the agent believes.
             let used = try Row.fetchOne(db, sql: """
@@ -125,7 +125,7 @@ extension SQLiteStore {
     public func sweep(now: Date, silentSince: Date) async throws -> SweepResult {
         try await pool.write { db in
             var result = SweepResult()
-            try db.execute(sql: "UPDATE agents SET state = 'offline' WHERE state IN ('online','draining') AND last_seen < ?",
+            try db.execute(sql: "UPDATE agents SET state = 'offline' WHERE state = 'online' AND last_seen < ?",
                            arguments: [silentSince.timeIntervalSince1970])
             result.agentsMarkedOffline = db.changesCount
             let expired = try Row.fetchAll(db, sql: """
@@ -156,7 +156,7 @@ extension SQLiteStore {
                 WHERE lease_expires_at IS NOT NULL AND state IN ('assigned','running')
                 """, arguments: [until.timeIntervalSince1970])
             // Agents get the same grace: none is marked offline because the master blinked.
-            try db.execute(sql: "UPDATE agents SET last_seen = MAX(last_seen, ?) WHERE state IN ('online','draining')",
+            try db.execute(sql: "UPDATE agents SET last_seen = MAX(last_seen, ?) WHERE state = 'online'",
                            arguments: [Date().timeIntervalSince1970])
         }
     }

@@ -65,8 +65,8 @@ public final class SQLiteStore: Store {
 
     public func jobs(_ filter: JobFilter, page: PageRequest) async throws -> Page<JobView> {
         try await pool.read { db in
-            var sql = "SELECT id FROM jobs WHERE id > ?"
-            var arguments: StatementArguments = []
+            var sql = "SELECT id FROM jobs WHERE id > ? AND archived = ?"
+            var arguments: StatementArguments = [filter.archived]
             if let owner = filter.owner {
                 sql += " AND owner = ?"
                 _ = arguments.append(contentsOf: [owner])

@@ -5,6 +5,8 @@ public struct JobFilter: Sendable {
     public var state: JobState?
     public var owner: String?
     public var label: (key: String, value: String)?
+    /// Archived (deleted) jobs are listed only when asked for.
+    public var archived = false
     public init(state: JobState? = nil, owner: String? = nil, label: (key: String, value: String)? = nil) {
         self.state = state
         self.owner = owner
@@ -95,6 +97,25 @@ public protocol Store: Sendable {
     func appendLog(task: TaskID, agent: AgentID, epoch: LeaseEpoch, offset: Int64, data: Data) async throws -> Int64
     /// The stored log of one run (the latest when `attempt` is nil), in chunks, oldest first.
     func readLog(task: TaskID, attempt: Int?, after: Int64, limit: Int) async throws -> (chunks: [Data], attempt: Int)
+
+    // MARK: control (jobs, tasks, agents) and talkback. Stopping a task that an agent runs
+    // enqueues the command that tells it, in the same transaction.
+
+    func patchJob(_ id: JobID, _ patch: JobPatch) async throws -> JobView
+    /// Cancels every task of the job not finished yet; `archive` also hides it from default listings.
+    func cancelJob(_ id: JobID, archive: Bool, now: Date) async throws -> JobView
+    func pauseJob(_ id: JobID, kill: Bool, now: Date) async throws -> JobView
+    func resumeJob(_ id: JobID) async throws -> JobView
+    func retryJob(_ id: JobID, now: Date) async throws -> JobView
+    func cancelTask(_ id: TaskID, now: Date) async throws -> TaskView
+    func retryTask(_ id: TaskID, now: Date) async throws -> TaskView
+    /// All or nothing: every id must exist and every change be legal, or nothing changes.
+    func patchTasks(_ patch: TaskBulkPatch, now: Date) async throws -> Int
+    func patchAgent(_ id: AgentID, _ patch: AgentPatch, now: Date) async throws -> AgentView
+    func forgetAgent(_ id: AgentID, now: Date) async throws
+    func sendCommand(to agent: AgentID, _ request: CommandRequest, now: Date) async throws -> Int64
+    /// Unexpired commands for `agent` with a sequence number above `after`, oldest first.
+    func commands(for agent: AgentID, after: Int64, now: Date) async throws -> [AgentCommand]
 
     /// Marks silent agents offline and requeues (or fails) the tasks whose leases ran out.
     func sweep(now: Date, silentSince: Date) async throws -> SweepResult

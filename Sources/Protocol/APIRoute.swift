@@ -8,14 +8,22 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case enrollAgent, listAgents, getAgent
     case heartbeat, claim
     case healthz, openapi
+    // control (talkback issue)
+    case patchJob, deleteJob, cancelJob, pauseJob, resumeJob, retryJob
+    case patchTasks, cancelTask, retryTask
+    case patchAgent, deleteAgent, listCommands, sendCommand
 
     public enum Method: String, Sendable { case get = "GET", post = "POST", put = "PUT", patch = "PATCH", delete = "DELETE" }
 
     public var method: Method {
         switch self {
         case .submitJob, .uploadTaskLogs, .startTask, .progressTask, .finishTask, .enrollAgent, .claim: .post
+        case .cancelJob, .pauseJob, .resumeJob, .retryJob, .cancelTask, .retryTask, .sendCommand: .post
         case .heartbeat: .put
+        case .patchJob, .patchTasks, .patchAgent: .patch
+        case .deleteJob, .deleteAgent: .delete
         case .listJobs, .getJob, .listTasks, .getTask, .getTaskLogs, .listAgents, .getAgent, .healthz, .openapi: .get
+        case .listCommands: .get
         }
     }
 
@@ -34,6 +42,16 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .getAgent: "/v1/agents/{id}"
         case .heartbeat: "/v1/agents/{id}/heartbeat"
         case .claim: "/v1/agents/{id}/claim"
+        case .patchJob, .deleteJob: "/v1/jobs/{id}"
+        case .cancelJob: "/v1/jobs/{id}/cancel"
+        case .pauseJob: "/v1/jobs/{id}/pause"
+        case .resumeJob: "/v1/jobs/{id}/resume"
+        case .retryJob: "/v1/jobs/{id}/retry"
+        case .patchTasks: "/v1/tasks"
+        case .cancelTask: "/v1/tasks/{id}/cancel"
+        case .retryTask: "/v1/tasks/{id}/retry"
+        case .patchAgent, .deleteAgent: "/v1/agents/{id}"
+        case .listCommands, .sendCommand: "/v1/agents/{id}/commands"
         case .healthz: "/healthz"
         case .openapi: "/openapi.yaml"
         }
@@ -54,6 +72,11 @@ public enum APIPath {
     public static func agent(_ id: AgentID) -> String { "/v1/agents/\(id)" }
     public static func heartbeat(_ id: AgentID) -> String { "/v1/agents/\(id)/heartbeat" }
     public static func claim(_ id: AgentID) -> String { "/v1/agents/\(id)/claim" }
+    public static func commands(_ id: AgentID) -> String { "/v1/agents/\(id)/commands" }
+    /// `/v1/jobs/{id}/cancel`, `/pause`, `/resume`, `/retry`.
+    public static func job(_ id: JobID, _ action: String) -> String { "/v1/jobs/\(id)/\(action)" }
+    /// `/v1/tasks/{id}/cancel`, `/retry`.
+    public static func task(_ id: TaskID, _ action: String) -> String { "/v1/tasks/\(id)/\(action)" }
 }
 
 public enum OpenAPIDocument {

@@ -1,0 +1,94 @@
+import Foundation
+import Logging
+import PaddockProtocol
+import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Keeps one long-poll open to the master's command queue for this agent and
+/// applies every command, in order, idempotently (delivery is at-least-once).
+/// The last applied sequence number is kept in the work dir, so a command is
+/// applied once even across restarts.
+struct TalkbackService: Service {
+    let session: AgentSession
+    let workload: Workload
+    let config: AgentConfig
+    let logger: Logger
+    /// How long each long-poll waits at the master.
+    var wait: Double = 30
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            let enrolled = await session.ready()
+            var cursor = TalkbackCursor.load(workDir: config.workDir, agent: enrolled.id)
+            var backoff = Backoff(base: 0.2, cap: 10)
+            while !Task.isCancelled {
+                do {
+                    let batch: CommandBatch = try await enrolled.client.call(
+                        "GET", APIPath.commands(enrolled.id),
+                        query: ["after": String(cursor.seq), "wait": String(Int(wait))], timeout: wait + 30)
+                    backoff.reset()
+                    for command in batch.commands where command.seq > cursor.seq {
+                        await apply(command)
+                        cursor.seq = command.seq
+                        cursor.save(workDir: config.workDir)
+                    }
+                } catch is CancellationError {
+                    return
+                } catch {
+                    if Task.isCancelled { return }
+                    logger.warning("talkback: \(error); reconnecting")
+                    try await backoff.sleep()
+                }
+            }
+        }
+    }
+
+    func apply(_ command: AgentCommand) async {
+        logger.info("command \(command.seq): \(command.kind.rawValue)\(command.task.map { " \($0)" } ?? "")")
+        switch command.kind {
+        case .cancel, .drop:
+            guard let task = command.task else { return }
+            let reason = command.kind == .cancel ? "cancelled" : "dropped: its lease moved on"
+            if let process = await workload.markStopped(task, epoch: command.epoch, reason: reason), let process {
+                await process.terminate(grace: config.killGrace)
+            }
+        case .drain:
+            await workload.setDraining(true)
+        case .undrain:
+            await workload.setDraining(false)
+        case .update:
+            if let resources = command.resources { await workload.setTotal(resources) }
+        case .shutdown:
+            // The same path as SIGTERM: the service group winds the agent down gracefully.
+            kill(getpid(), SIGTERM)
+        case .ping:
+            break
+        }
+    }
+}
+
+/// The last command this agent applied, per agent id.
+struct TalkbackCursor: Codable {
+    var agent: AgentID
+    var seq: Int64
+
+    static func path(_ workDir: String) -> String { workDir + "/agent-talkback.json" }
+
+    static func load(workDir: String, agent: AgentID) -> TalkbackCursor {
+        guard let data = FileManager.default.contents(atPath: path(workDir)),
+              let cursor = try? JSONDecoder().decode(TalkbackCursor.self, from: data), cursor.agent == agent
+        else { return TalkbackCursor(agent: agent, seq: 0) }
+        return cursor
+    }
+
+    func save(workDir: String) {
+        guard let data = try? JSONEncoder().encode(self) else { return }
+        let path = Self.path(workDir)
+        // Written, then renamed over the old one: a crash never leaves half a cursor.
+        if FileManager.default.createFile(atPath: path + ".tmp", contents: data) {
+            rename(path + ".tmp", path)
+        }
+    }
+}

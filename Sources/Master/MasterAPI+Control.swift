@@ -1,0 +1,135 @@
+import Foundation
+import Hummingbird
+import PaddockProtocol
+
+/// Users' control of jobs, tasks and agents, and the talkback channel.
+extension MasterAPI {
+    func patchJob(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try context.requireAdmin()
+        let patch = try await Self.decode(JobPatch.self, from: request, limit: BodyLimit.small)
+        return try Self.json(try await store.patchJob(try Self.id(JobID.self, context, what: "job"), patch))
+    }
+
+    func deleteJob(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try context.requireAdmin()
+        let job = try await store.cancelJob(try Self.id(JobID.self, context, what: "job"), archive: true, now: Date())
+        await stoppedTasks()
+        return try Self.json(job)
+    }
+
+    func cancelJob(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try context.requireAdmin()
+        let job = try await store.cancelJob(try Self.id(JobID.self, context, what: "job"), archive: false, now: Date())
+        await stoppedTasks()
+        return try Self.json(job)
+    }
+
+    func pauseJob(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try context.requireAdmin()
+        let id = try Self.id(JobID.self, context, what: "job")
+        let body = try await Self.body(of: request, limit: BodyLimit.small)
+        var pause = PauseRequest()
+        if body.readableBytes > 0 {
+            pause = try await Self.decode(PauseRequest.self, from: Request(head: request.head, body: .init(buffer: body)),
+                                          limit: BodyLimit.small)
+        }
+        if Self.query(request, "kill") == "true" { pause.kill = true }
+        let job = try await store.pauseJob(id, kill: pause.kill, now: Date())
+        await stoppedTasks()
+        return try Self.json(job)
+    }
+
+    func resumeJob(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try context.requireAdmin()
+        let job = try await store.resumeJob(try Self.id(JobID.self, context, what: "job"))
+        await wake.notifyAll()
+        return try Self.json(job)
+    }
+
+    func retryJob(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try context.requireAdmin()
+        let job = try await store.retryJob(try Self.id(JobID.self, context, what: "job"), now: Date())
+        await wake.notifyAll()
+        return try Self.json(job)
+    }
+
+    func patchTasks(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try context.requireAdmin()
+        let patch = try await Self.decode(TaskBulkPatch.self, from: request, limit: BodyLimit.jobSpec)
+        let updated = try await store.patchTasks(patch, now: Date())
+        await stoppedTasks()
+        return try Self.json(BulkResult(updated: updated))
+    }
+
+    func cancelTask(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try context.requireAdmin()
+        let task = try await store.cancelTask(try Self.id(TaskID.self, context, what: "task"), now: Date())
+        await stoppedTasks()
+        return try Self.json(task)
+    }
+
+    func retryTask(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try context.requireAdmin()
+        let task = try await store.retryTask(try Self.id(TaskID.self, context, what: "task"), now: Date())
+        await wake.notifyAll()
+        return try Self.json(task)
+    }
+
+    func patchAgent(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try context.requireAdmin()
+        let patch = try await Self.decode(AgentPatch.self, from: request, limit: BodyLimit.small)
+        let agent = try await store.patchAgent(try Self.id(AgentID.self, context, what: "agent"), patch, now: Date())
+        await stoppedTasks()
+        return try Self.json(agent)
+    }
+
+    func deleteAgent(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try context.requireAdmin()
+        try await store.forgetAgent(try Self.id(AgentID.self, context, what: "agent"), now: Date())
+        await wake.notifyAll()
+        return Response(status: .noContent)
+    }
+
+    func sendCommand(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try context.requireAdmin()
+        let command = try await Self.decode(CommandRequest.self, from: request, limit: BodyLimit.small)
+        let seq = try await store.sendCommand(to: try Self.id(AgentID.self, context, what: "agent"), command, now: Date())
+        await stoppedTasks()
+        return try Self.json(CommandAccepted(seq: seq), status: .created)
+    }
+
+    /// The talkback long-poll: answers at once when a command above `after` waits, else after `wait` seconds.
+    func listCommands(_ request: Request, _ context: MasterContext) async throws -> Response {
+        let id = try Self.id(AgentID.self, context, what: "agent")
+        if case .agent = context.caller { _ = try context.requireAgent(id) } else { try context.requireAdmin() }
+        let after: Int64 = try Self.query(request, "after").map { text -> Int64 in
+            guard let value = Int64(text), value >= 0 else { throw PaddockError.invalid("after is a sequence number ≥ 0", field: "after") }
+            return value
+        } ?? 0
+        let wait: Double = try Self.query(request, "wait").map { text -> Double in
+            guard let value = Double(text), value.isFinite, value >= 0, value <= Limits.longPollSeconds else {
+                throw PaddockError.invalid("wait is between 0 and \(Int(Limits.longPollSeconds)) seconds", field: "wait")
+            }
+            return value
+        } ?? 0
+        let deadline = ContinuousClock.now + .milliseconds(Int(wait * 1000))
+        while true {
+            let generation = await commandWake.generation
+            let commands = try await store.commands(for: id, after: after, now: Date())
+            let left = deadline - ContinuousClock.now
+            let closing = await commandWake.isClosed
+            if !commands.isEmpty || left <= .zero || closing {
+                return try Self.json(CommandBatch(commands: commands, last: commands.last?.seq ?? after))
+            }
+            // A little jitter spreads the reconnections of many agents (Consul's blocking queries do the same).
+            await commandWake.wait(since: generation, timeout: left + .milliseconds(Int.random(in: 0...(wait > 1 ? 250 : 0))))
+        }
+    }
+
+    /// After a change that may have stopped tasks or queued commands: wake talkback long-polls
+    /// (the agents must hear) and claimers (resources or tasks may be free).
+    func stoppedTasks() async {
+        await commandWake.notifyAll()
+        await wake.notifyAll()
+    }
+}

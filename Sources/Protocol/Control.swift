@@ -1,0 +1,112 @@
+import Foundation
+
+/// `PATCH /v1/jobs/{id}`.
+public struct JobPatch: Codable, Sendable {
+    public var priority: Int?
+    public var labels: [String: String]?
+
+    public init(priority: Int? = nil, labels: [String: String]? = nil) {
+        self.priority = priority
+        self.labels = labels
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case priority, labels }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        priority = try JobSubmission.decodePriority(c, .priority)
+        labels = try c.decodeIfPresent([String: String].self, forKey: .labels)
+        if let labels, labels.count > Limits.labelCount
+            || !labels.allSatisfy({ $0.key.count <= Limits.tagLength && $0.key.isSafeToken && $0.value.count <= Limits.nameLength }) {
+            throw DecodingError.dataCorruptedError(forKey: .labels, in: c,
+                debugDescription: "at most \(Limits.labelCount) labels; keys of letters, digits and -_.:")
+        }
+        if priority == nil && labels == nil {
+            throw DecodingError.dataCorruptedError(forKey: .priority, in: c, debugDescription: "nothing to change")
+        }
+    }
+}
+
+/// `POST /v1/jobs/{id}/pause`: with `kill`, running tasks are stopped and go back to the queue.
+public struct PauseRequest: Codable, Sendable {
+    public var kill: Bool
+    public init(kill: Bool = false) { self.kill = kill }
+    enum CodingKeys: String, CodingKey, CaseIterable { case kill }
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        kill = try decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(Bool.self, forKey: .kill) ?? false
+    }
+}
+
+/// `PATCH /v1/tasks`: the same change to many tasks, all or nothing.
+public struct TaskBulkPatch: Codable, Sendable {
+    public enum StateChange: String, Codable, Sendable {
+        /// Cancel each task (stopping it where it runs).
+        case cancelled
+        /// Retry each (failed or cancelled) task.
+        case queued
+    }
+
+    public var ids: [TaskID]
+    public var priority: Int?
+    public var state: StateChange?
+
+    public init(ids: [TaskID], priority: Int? = nil, state: StateChange? = nil) {
+        self.ids = ids
+        self.priority = priority
+        self.state = state
+    }
+
+    public static let maxIDs = 10_000
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case ids, priority, state }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        ids = try c.decode([TaskID].self, forKey: .ids)
+        guard !ids.isEmpty, ids.count <= Self.maxIDs else {
+            throw DecodingError.dataCorruptedError(forKey: .ids, in: c, debugDescription: "ids holds 1 to \(Self.maxIDs) task ids")
+        }
+        priority = try JobSubmission.decodePriority(c, .priority)
+        state = try c.decodeIfPresent(StateChange.self, forKey: .state)
+        if priority == nil && state == nil {
+            throw DecodingError.dataCorruptedError(forKey: .priority, in: c, debugDescription: "give a priority or a state")
+        }
+    }
+}
+
+public struct BulkResult: Codable, Sendable {
+    public var updated: Int
+    public init(updated: Int) { self.updated = updated }
+}
+
+/// `PATCH /v1/agents/{id}`.
+public struct AgentPatch: Codable, Sendable {
+    public var drain: Bool?
+    public var disabled: Bool?
+    public var tags: [String]?
+    public var resources: ResourceVector?
+
+    public init(drain: Bool? = nil, disabled: Bool? = nil, tags: [String]? = nil, resources: ResourceVector? = nil) {
+        self.drain = drain
+        self.disabled = disabled
+        self.tags = tags
+        self.resources = resources
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case drain, disabled, tags, resources }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        drain = try c.decodeIfPresent(Bool.self, forKey: .drain)
+        disabled = try c.decodeIfPresent(Bool.self, forKey: .disabled)
+        tags = c.contains(.tags) ? try TaskRequirements.decodeTags(c, .tags) : nil
+        resources = try c.decodeIfPresent(ResourceVector.self, forKey: .resources)
+        if drain == nil && disabled == nil && tags == nil && resources == nil {
+            throw DecodingError.dataCorruptedError(forKey: .drain, in: c, debugDescription: "nothing to change")
+        }
+    }
+}

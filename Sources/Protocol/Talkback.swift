@@ -1,0 +1,109 @@
+import Foundation
+
+/// What the master can tell an agent (ARCHITECTURE §4). Every command is a
+/// durable row with a per-agent sequence number; delivery is at-least-once and
+/// the agent applies each idempotently.
+public enum CommandKind: String, Codable, Sendable, CaseIterable {
+    /// Stop a task (SIGTERM to its process group, SIGKILL after a grace period): it was cancelled.
+    case cancel
+    /// Stop a task and forget it: its lease went to another agent (work stealing), or its job was paused with kill.
+    case drop
+    /// Finish what runs, claim nothing new.
+    case drain
+    case undrain
+    /// New tags and/or resource limits.
+    case update
+    /// Stop the agent gracefully (its tasks go back to the queue).
+    case shutdown
+    /// Does nothing but prove the channel works (the agent's applied sequence moves).
+    case ping
+}
+
+public struct AgentCommand: Codable, Sendable, Equatable {
+    public var seq: Int64
+    public var kind: CommandKind
+    public var task: TaskID?
+    public var epoch: LeaseEpoch?
+    public var tags: [String]?
+    public var resources: ResourceVector?
+    public var createdAt: Date
+    public var expiresAt: Date
+
+    public init(seq: Int64, kind: CommandKind, task: TaskID? = nil, epoch: LeaseEpoch? = nil, tags: [String]? = nil,
+                resources: ResourceVector? = nil, createdAt: Date, expiresAt: Date) {
+        self.seq = seq
+        self.kind = kind
+        self.task = task
+        self.epoch = epoch
+        self.tags = tags
+        self.resources = resources
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case seq, kind, task, epoch, tags, resources
+        case createdAt = "created_at"
+        case expiresAt = "expires_at"
+    }
+}
+
+/// `GET /v1/agents/{id}/commands?after=SEQ&wait=S`.
+public struct CommandBatch: Codable, Sendable {
+    public var commands: [AgentCommand]
+    /// The highest sequence number in `commands`, or `after` when there are none: ask again with it.
+    public var last: Int64
+    public init(commands: [AgentCommand], last: Int64) {
+        self.commands = commands
+        self.last = last
+    }
+}
+
+/// `POST /v1/agents/{id}/commands` (admin): one command for one agent.
+public struct CommandRequest: Codable, Sendable {
+    public var kind: CommandKind
+    public var task: TaskID?
+    public var tags: [String]?
+    public var resources: ResourceVector?
+    /// Seconds until the command expires undelivered (default one day).
+    public var ttl: Double?
+
+    public init(kind: CommandKind, task: TaskID? = nil, tags: [String]? = nil, resources: ResourceVector? = nil,
+                ttl: Double? = nil) {
+        self.kind = kind
+        self.task = task
+        self.tags = tags
+        self.resources = resources
+        self.ttl = ttl
+    }
+
+    public static let defaultTTL: Double = 24 * 3600
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case kind, task, tags, resources, ttl }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try c.decode(CommandKind.self, forKey: .kind)
+        task = try c.decodeIfPresent(TaskID.self, forKey: .task)
+        tags = c.contains(.tags) ? try TaskRequirements.decodeTags(c, .tags) : nil
+        resources = try c.decodeIfPresent(ResourceVector.self, forKey: .resources)
+        ttl = try c.decodeIfPresent(Double.self, forKey: .ttl)
+        if let ttl, !(ttl.isFinite && ttl > 0 && ttl <= 30 * 86400) {
+            throw DecodingError.dataCorruptedError(forKey: .ttl, in: c, debugDescription: "ttl is between 0 and 30 days, in seconds")
+        }
+        if (kind == .cancel || kind == .drop) && task == nil {
+            throw DecodingError.keyNotFound(CodingKeys.task, .init(codingPath: c.codingPath,
+                debugDescription: "a \(kind.rawValue) command names its task"))
+        }
+        if kind == .update && tags == nil && resources == nil {
+            throw DecodingError.keyNotFound(CodingKeys.tags, .init(codingPath: c.codingPath,
+                debugDescription: "an update command carries tags or resources"))
+        }
+    }
+}
+
+public struct CommandAccepted: Codable, Sendable {
+    public var seq: Int64
+    public init(seq: Int64) { self.seq = seq }
+}
