@@ -77,6 +77,11 @@ let package = Package(
             path: "Tests/MasterTests"
         ),
         .testTarget(
+            name: "AgentTests",
+            dependencies: ["PaddockAgent", "PaddockProtocol"],
+            path: "Tests/AgentTests"
+        ),
+        .testTarget(
             name: "EndToEndTests",
             dependencies: ["PaddockProtocol", "PaddockAgent", "PaddockCLI"],
             path: "Tests/EndToEndTests"

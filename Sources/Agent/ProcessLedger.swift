@@ -60,7 +60,7 @@ public struct ProcessLedger: Sendable {
     }
 
     /// Pids whose process group is `group`, from /proc/PID/stat (field 5).
-    static func processes(inGroup group: pid_t) -> [pid_t] {
+    public static func processes(inGroup group: pid_t) -> [pid_t] {
         let pids = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid_t($0) }
         return pids.filter { pid in
             guard let data = readProcFile("/proc/\(pid)/stat"), case let stat = String(decoding: data, as: UTF8.self),

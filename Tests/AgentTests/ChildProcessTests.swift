@@ -1,0 +1,40 @@
+import Foundation
+import PaddockAgent
+import Testing
+
+/// The process launcher, with real child processes.
+@Suite struct ChildProcessTests {
+    @Test func runsArgvWithItsEnvironmentAndCwdAndMergesOutput() async throws {
+        let child = try ChildProcess.launch(
+            argv: ["sh", "-c", "echo out; echo err >&2; echo $GREETING; pwd; exit 3"],
+            environment: ["GREETING": "hi", "PATH": "/usr/bin:/bin"], cwd: "/tmp")
+        var output = Data()
+        for await chunk in child.output { output.append(chunk) }
+        #expect(await child.waitForExit() == .exited(3))
+        #expect(String(decoding: output, as: UTF8.self) == "out\nerr\nhi\n/tmp\n")
+    }
+
+    @Test func missingExecutableIsALaunchError() {
+        #expect(throws: LaunchError.self) {
+            try ChildProcess.launch(argv: ["/nonexistent/program"], environment: [:], cwd: "/tmp")
+        }
+        #expect(throws: LaunchError.self) {
+            try ChildProcess.launch(argv: ["true"], environment: [:], cwd: "/nonexistent-dir")
+        }
+    }
+
+    @Test func terminateReachesGrandchildren() async throws {
+        let child = try ChildProcess.launch(argv: ["sh", "-c", "sleep 300 & sleep 300"],
+                                            environment: ["PATH": "/usr/bin:/bin"], cwd: "/tmp")
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(ProcessLedger.processes(inGroup: child.pid).count >= 2)
+        await child.terminate(grace: .seconds(2))
+        for await _ in child.output {}  // closes only when every holder of the pipe is gone
+        #expect(ProcessLedger.processes(inGroup: child.pid).filter { !isZombie($0) }.isEmpty)
+    }
+}
+
+func isZombie(_ pid: Int32) -> Bool {
+    guard let stat = ProcessLedger.readProcFile("/proc/\(pid)/stat") else { return true }
+    return String(decoding: stat, as: UTF8.self).contains(") Z ")
+}
