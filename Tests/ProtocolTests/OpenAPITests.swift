@@ -174,9 +174,9 @@ struct OpenAPITests {
     func statusCodesAndAuth(_ route: APIRoute) throws {
         let op = try operation(route)
         switch route {
-        case .submitJob, .enrollAgent:
+        case .submitJob, .enrollAgent, .sendCommand:
             #expect(op.statuses.contains("201") && !op.statuses.contains("200"))
-        case .progressTask:
+        case .progressTask, .deleteAgent:
             #expect(op.statuses.contains("204") && !op.statuses.contains("200"))
         default:
             #expect(op.statuses.contains("200"))
@@ -191,12 +191,38 @@ struct OpenAPITests {
         if [.startTask, .progressTask, .finishTask, .uploadTaskLogs].contains(route) {
             #expect(op.statuses.contains("409"), "stale epochs answer 409")
         }
-        if [.submitJob, .enrollAgent, .heartbeat, .claim, .startTask, .progressTask, .finishTask, .uploadTaskLogs]
-            .contains(route) {
+        if Self.routesWithBodies.contains(route) {
             #expect(op.statuses.isSuperset(of: ["400", "413"]), "a route with a body refuses bad and oversized ones")
+            #expect(op.text.contains("requestBody:"))
+        } else if ![.uploadTaskLogs].contains(route) {
+            #expect(!op.text.contains("requestBody:"), "\(route) documents a body it does not read")
+        }
+        if Self.stateChangingRoutes.contains(route) {
+            #expect(op.statuses.contains("409"), "a change the state does not allow answers 409")
+            #expect(op.text.contains("#/components/responses/StateConflict"))
         }
         if route.path.contains("{id}") {
             #expect(op.statuses.contains("404"))
+        }
+    }
+
+    /// Routes that read a JSON body (and so answer 400 and 413).
+    static let routesWithBodies: Set<APIRoute> = [
+        .submitJob, .enrollAgent, .heartbeat, .claim, .startTask, .progressTask, .finishTask, .uploadTaskLogs,
+        .patchJob, .pauseJob, .patchTasks, .patchAgent, .sendCommand,
+    ]
+
+    /// Control routes that refuse what the current state does not allow (409, nothing changed).
+    static let stateChangingRoutes: Set<APIRoute> = [
+        .cancelJob, .pauseJob, .resumeJob, .retryJob, .patchTasks, .cancelTask, .retryTask, .sendCommand,
+    ]
+
+    @Test func pauseBodyIsOptional() throws {
+        let pause = try operation(.pauseJob).text
+        #expect(pause.contains("required: false"))
+        #expect(pause.contains("name: kill\n"))
+        for route in Self.routesWithBodies.subtracting([.pauseJob, .uploadTaskLogs]) {
+            #expect(try operation(route).text.contains("requestBody:\n        required: true"), "\(route)")
         }
     }
 
@@ -217,6 +243,9 @@ struct OpenAPITests {
         #expect(tasks.contains("#/components/parameters/Limit") && tasks.contains("#/components/parameters/Cursor"))
         let jobs = try operation(.listJobs).text
         for name in ["state", "owner", "label"] { #expect(jobs.contains("name: \(name)\n")) }
+        let commands = try operation(.listCommands).text
+        for name in ["after", "wait"] { #expect(commands.contains("name: \(name)\n")) }
+        #expect(commands.contains("maximum: \(Int(Limits.longPollSeconds))\n"))
     }
 
     @Test func everyReferenceResolves() {
@@ -227,7 +256,7 @@ struct OpenAPITests {
         }
     }
 
-    @Test func enumsMatchTheSwiftTypes() {
+    @Test func enumsMatchTheSwiftTypes() throws {
         #expect(doc.list("enum", of: "TaskState") == TaskState.allCases.map(\.rawValue))
         #expect(doc.list("enum", of: "JobState") == JobState.allCases.map(\.rawValue))
         #expect(doc.list("enum", of: "AgentState") == AgentState.allCases.map(\.rawValue))
@@ -235,6 +264,12 @@ struct OpenAPITests {
         let outcomes: [TaskOutcome] = [.succeeded, .failed, .released]
         #expect(doc.list("enum", of: "TaskOutcome") == outcomes.map(\.rawValue))
         #expect(doc.list("required", of: "TaskCounts") == TaskState.allCases.map(\.rawValue))
+        #expect(doc.list("enum", of: "CommandKind") == CommandKind.allCases.map(\.rawValue))
+        // TaskBulkPatch.StateChange is not CaseIterable: every documented value decodes, and no other state does.
+        let changes = try #require(doc.list("enum", of: "TaskStateChange"))
+        #expect(changes.compactMap(TaskBulkPatch.StateChange.init(rawValue:)).count == changes.count)
+        #expect(Set(TaskState.allCases.compactMap { TaskBulkPatch.StateChange(rawValue: $0.rawValue) }.map(\.rawValue))
+                == Set(changes))
     }
 
     // MARK: schemas against what the types encode
@@ -273,11 +308,17 @@ struct OpenAPITests {
         for page in ["JobPage", "TaskPage", "AgentPage"] {
             expectSchema(page, describes: try Self.keys(Page<JobView>(items: [], next: nil)))
         }
+        expectSchema("BulkResult", describes: try Self.keys(BulkResult(updated: 3)))
+        expectSchema("AgentCommand", describes: try Self.keys(Samples.command(full: true)))
+        #expect(Set(try #require(doc.list("required", of: "AgentCommand"))) == (try Self.keys(Samples.command(full: false))))
+        expectSchema("CommandBatch", describes: try Self.keys(CommandBatch(commands: [], last: 0)))
+        expectSchema("CommandAccepted", describes: try Self.keys(CommandAccepted(seq: 1)))
     }
 
     static let requestSchemas = ["JobWithTasks", "JobFromFrames", "TaskSpec", "RequirementsInput", "ResourcesInput",
                                  "EnrollRequest", "HeartbeatRequest", "HeldLease", "ClaimRequest", "TaskReport",
-                                 "ProgressReport", "FinishReport"]
+                                 "ProgressReport", "FinishReport", "JobPatch", "PauseRequest", "TaskBulkPatch",
+                                 "AgentPatch", "CommandRequest"]
 
     @Test(arguments: requestSchemas)
     func requestSchemasRefuseUnknownFields(_ schema: String) {
@@ -302,6 +343,36 @@ struct OpenAPITests {
         expectSchema("ProgressReport", describes: try Self.keys(TaskReport(epoch: LeaseEpoch(1), progress: 0.5)))
         expectSchema("FinishReport", describes: try Self.keys(
             FinishReport(epoch: LeaseEpoch(1), outcome: .failed, exitCode: 1, reason: "r")))
+        expectSchema("JobPatch", describes: try Self.keys(JobPatch(priority: 1, labels: ["a": "b"])))
+        expectSchema("PauseRequest", describes: try Self.keys(PauseRequest(kill: true)))
+        expectSchema("TaskBulkPatch", describes: try Self.keys(
+            TaskBulkPatch(ids: [TaskID(rawValue: 1)], priority: 1, state: .cancelled)))
+        expectSchema("AgentPatch", describes: try Self.keys(
+            AgentPatch(drain: true, disabled: false, tags: ["gpu"], resources: ResourceVector(cpus: 1))))
+        expectSchema("CommandRequest", describes: try Self.keys(
+            CommandRequest(kind: .update, task: TaskID(rawValue: 1), tags: ["gpu"], resources: ResourceVector(cpus: 1),
+                           ttl: 60)))
+    }
+
+    /// The patches that must change something say so (`minProperties`, `anyOf`), as their decoders do.
+    @Test func emptyPatchesAreRefusedByDocumentAndDecoder() throws {
+        for schema in ["JobPatch", "AgentPatch"] {
+            #expect(doc.component("schemas", schema)?.contains("      minProperties: 1") == true, "\(schema)")
+        }
+        #expect(Wire.rejection(JobPatch.self, "{}")?.status == 400)
+        #expect(Wire.rejection(AgentPatch.self, "{}")?.status == 400)
+        let bulk = try #require(doc.component("schemas", "TaskBulkPatch"))
+        #expect(bulk.contains("        - required: [priority]") && bulk.contains("        - required: [state]"))
+        #expect(doc.list("required", of: "TaskBulkPatch") == ["ids"])
+        #expect(Wire.rejection(TaskBulkPatch.self, #"{"ids": ["t1"]}"#)?.status == 400)
+        #expect(Wire.rejection(TaskBulkPatch.self, #"{"ids": [], "priority": 1}"#)?.status == 400)
+        #expect(doc.list("required", of: "CommandRequest") == ["kind"])
+        #expect(Wire.rejection(CommandRequest.self, #"{"kind": "cancel"}"#)?.status == 400)
+        #expect(Wire.rejection(CommandRequest.self, #"{"kind": "update"}"#)?.status == 400)
+        #expect(Wire.rejection(CommandRequest.self, #"{"kind": "ping", "ttl": 0}"#)?.status == 400)
+        // PauseRequest has no required field: an empty object is a plain pause.
+        #expect(doc.list("required", of: "PauseRequest") == nil)
+        #expect(try Wire.decode(PauseRequest.self, "{}").kill == false)
     }
 
     /// Bodies that use every property the schemas declare are accepted by the real decoders.
@@ -321,5 +392,25 @@ struct OpenAPITests {
             #"{"name": "a", "resources": {"cpus": 1, "ram": 0, "disk": "1G", "gpus": 0}, "tags": [], "version": "1"}"#)
             .name == "a")
         #expect(try Wire.decode(ClaimRequest.self, #"{"slots": 2, "wait": 1.5, "free": {"cpus": 1}}"#).slots == 2)
+
+        #expect(try #require(doc.properties("JobPatch")) == ["priority", "labels"])
+        let patch = try Wire.decode(JobPatch.self, #"{"priority": 5, "labels": {"shot": "sh010"}}"#)
+        #expect(patch.priority == 5 && patch.labels == ["shot": "sh010"])
+        #expect(try Wire.decode(PauseRequest.self, #"{"kill": true}"#).kill)
+        #expect(try #require(doc.properties("TaskBulkPatch")) == ["ids", "priority", "state"])
+        let bulk = try Wire.decode(TaskBulkPatch.self, #"{"ids": ["t1", "2"], "priority": -3, "state": "queued"}"#)
+        #expect(bulk.ids == [TaskID(rawValue: 1), TaskID(rawValue: 2)] && bulk.priority == -3 && bulk.state == .queued)
+        #expect(try #require(doc.properties("AgentPatch")) == ["drain", "disabled", "tags", "resources"])
+        let agent = try Wire.decode(AgentPatch.self,
+            #"{"drain": true, "disabled": false, "tags": ["gpu", "linux"], "resources": {"cpus": 8, "ram": "32GiB"}}"#)
+        #expect(agent.drain == true && agent.disabled == false && agent.tags == ["gpu", "linux"])
+        #expect(agent.resources?.ram == 32 * GiB)
+        #expect(try #require(doc.properties("CommandRequest")) == ["kind", "task", "tags", "resources", "ttl"])
+        let command = try Wire.decode(CommandRequest.self,
+            #"{"kind": "update", "task": "t7", "tags": ["a"], "resources": {"gpus": 1}, "ttl": 3600}"#)
+        #expect(command.kind == .update && command.task == TaskID(rawValue: 7) && command.ttl == 3600)
+        for kind in try #require(doc.list("enum", of: "CommandKind")) where !["cancel", "drop", "update"].contains(kind) {
+            #expect(try Wire.decode(CommandRequest.self, #"{"kind": "\#(kind)"}"#).kind.rawValue == kind)
+        }
     }
 }

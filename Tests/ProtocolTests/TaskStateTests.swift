@@ -13,6 +13,7 @@ let documentedMoves: [TaskTransition: (from: [TaskState], to: TaskState)] = [
     .expireLease: ([.assigned, .running], .queued),
     .release: ([.assigned, .running], .queued),
     .retry: ([.failed, .cancelled], .queued),
+    .steal: ([.assigned], .assigned),
 ]
 
 @Suite("Task state machine")
@@ -20,10 +21,10 @@ struct TaskStateTests {
     @Test func theTableCoversEveryTransition() {
         #expect(Set(documentedMoves.keys) == Set(TaskTransition.allCases))
         #expect(TaskState.allCases.count == 7)
-        #expect(TaskTransition.allCases.count == 10)
+        #expect(TaskTransition.allCases.count == 11)
     }
 
-    /// All 7 × 10 (state, transition) pairs: the legal ones land where documented, every other one throws.
+    /// All 7 × 11 (state, transition) pairs: the legal ones land where documented, every other one throws.
     @Test(arguments: TaskState.allCases, TaskTransition.allCases)
     func everyPair(state: TaskState, transition: TaskTransition) throws {
         let documented = try #require(documentedMoves[transition])

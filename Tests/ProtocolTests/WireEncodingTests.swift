@@ -38,6 +38,13 @@ enum Samples {
     static let lease = TaskLease(task: TaskID(rawValue: 34), job: JobID(rawValue: 12), name: "t", epoch: LeaseEpoch(1),
                                  command: ["x"], env: ["A": "b"], cwd: "/tmp", requirements: .default, timeout: 30,
                                  attempt: 1)
+
+    /// A talkback command: `full` uses every field (a real command uses only those of its kind).
+    static func command(full: Bool) -> AgentCommand {
+        full ? AgentCommand(seq: 7, kind: .update, task: TaskID(rawValue: 34), epoch: LeaseEpoch(2), tags: ["gpu"],
+                            resources: ResourceVector(cpus: 2), createdAt: date, expiresAt: date.addingTimeInterval(3600))
+             : AgentCommand(seq: 1, kind: .ping, createdAt: date, expiresAt: date.addingTimeInterval(3600))
+    }
 }
 
 @Suite("Wire encoding")
@@ -107,6 +114,24 @@ struct WireEncodingTests {
         #expect(try Wire.string(PaddockError.unauthorized) == #"{"error":"unauthorized","message":"missing or invalid bearer token"}"#)
         let decoded = try Wire.decode(PaddockError.self, try Wire.string(error))
         #expect(decoded.code == error.code && decoded.message == error.message && decoded.field == error.field)
+    }
+
+    /// What the talkback channel carries: prefixed ids, ISO dates, no nulls for fields a kind does not use,
+    /// and a batch the agent decodes back unchanged.
+    @Test func talkbackCommands() throws {
+        let ping = try Wire.object(Samples.command(full: false))
+        #expect(Set(ping.keys) == ["seq", "kind", "created_at", "expires_at"])
+        #expect(ping["kind"] as? String == "ping")
+        #expect(ping["created_at"] as? String == "2025-06-15T15:06:40Z")
+        let update = try Wire.object(Samples.command(full: true))
+        #expect(update["task"] as? String == "t34")
+        #expect(update["epoch"] as? Int == 2)
+        #expect((update["resources"] as? [String: Any])?["cpus"] as? Double == 2)
+        let batch = CommandBatch(commands: [Samples.command(full: true), Samples.command(full: false)], last: 7)
+        let decoded = try Wire.decode(CommandBatch.self, try Wire.string(batch))
+        #expect(decoded.commands == batch.commands && decoded.last == 7)
+        #expect(try Wire.string(CommandAccepted(seq: 3)) == #"{"seq":3}"#)
+        #expect(try Wire.string(BulkResult(updated: 2)) == #"{"updated":2}"#)
     }
 
     @Test func errorStatuses() {
