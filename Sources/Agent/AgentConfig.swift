@@ -15,6 +15,8 @@ public struct AgentConfig: Sendable {
     public var claimWait: Double = 20
     /// SIGTERM to SIGKILL when stopping a task.
     public var killGrace: Duration = .seconds(5)
+    /// Assigned-but-not-started tasks to hold beyond what runs (other agents may steal them).
+    public var prefetch: Int = 0
 
     public init(masterURL: URL, joinToken: String, name: String, workDir: String, resources: ResourceVector,
                 tags: [String], slots: Int? = nil) {

@@ -54,7 +54,10 @@ struct ClaimService: Service {
         while !Task.isCancelled {
             await workload.waitForRoom()
             let enrolled = await session.ready()
-            let request = ClaimRequest(slots: await workload.freeSlots, wait: config.claimWait, free: await workload.free)
+            let free = await workload.free
+            let slots = free.milliCPUs > 0 || free == .zero ? await workload.freeSlots : 0
+            let request = ClaimRequest(slots: slots, wait: config.claimWait, free: free,
+                                       prefetch: await workload.prefetchRoom)
             do {
                 let reply: ClaimResponse = try await enrolled.client.call(
                     "POST", APIPath.claim(enrolled.id), json: request, timeout: config.claimWait + 30)
@@ -134,7 +137,7 @@ public struct Agent: Sendable {
         let orphans = ProcessLedger(workDir: config.workDir).reapOrphans()
         if orphans > 0 { logger.warning("killed \(orphans) process(es) left running by an earlier run of this agent") }
         let session = AgentSession(config: config, logger: logger)
-        let workload = Workload(total: config.resources, slots: config.slots)
+        let workload = Workload(total: config.resources, slots: config.slots, prefetch: config.prefetch)
         return [
             HeartbeatService(session: session, workload: workload, config: config, logger: logger),
             TalkbackService(session: session, workload: workload, config: config, logger: logger),

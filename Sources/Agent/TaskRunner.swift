@@ -21,6 +21,11 @@ struct TaskRunner: Sendable {
 
     private func execute() async {
         let task = lease.task
+        // A prefetched lease waits here for room; it may be stolen (dropped) meanwhile.
+        if lease.prefetched, !(await workload.reserve(task)) {
+            logger.info("prefetched task \(task) dropped before it started")
+            return
+        }
         // The start report is the fence: a task stolen or cancelled meanwhile answers 409 and is dropped.
         switch await deliver("start \(task)", { () async throws(ClientError) -> TaskView in
             try await client.call("POST", APIPath.taskStart(task), json: TaskReport(epoch: lease.epoch))
@@ -62,7 +67,16 @@ struct TaskRunner: Sendable {
             await uploader.close()
         }
         let pump = Task { await drain(uploader) }
+        let timer = lease.timeout.map { seconds in
+            Task { [workload, config, lease] in
+                try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+                if let process = await workload.markStopped(lease.task, epoch: lease.epoch, reason: "timeout"), let process {
+                    await process.terminate(grace: config.killGrace)
+                }
+            }
+        }
         let status = await process.waitForExit()
+        timer?.cancel()
         await reader.value
         await pump.value
 
@@ -78,7 +92,8 @@ struct TaskRunner: Sendable {
             report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: status.description)
         }
         logger.info("task \(task) ended: \(status)")
-        await finish(report, expectRefusal: stopped != nil && stopped != Self.shutdownReason)
+        // Stopped because the master decided (cancelled, lease moved on): it will refuse this report, rightly.
+        await finish(report, expectRefusal: stopped != nil && stopped != Self.shutdownReason && stopped != "timeout")
     }
 
     /// Uploads the log until all of it is acknowledged (or the lease is gone), retrying while the master is away.

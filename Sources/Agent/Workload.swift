@@ -9,10 +9,14 @@ actor Workload {
         var process: ChildProcess?
         /// Set when the agent itself stopped the task (cancel, lost lease, shutdown).
         var stopReason: String?
+        /// A prefetched lease that has no room reserved yet: it waits for a running task to end.
+        var waiting: Bool
     }
 
     private(set) var total: ResourceVector
     let slots: Int
+    /// How many prefetched leases the agent keeps waiting beyond what it runs.
+    let prefetch: Int
     /// Told to drain: finish what runs, claim nothing new.
     private(set) var draining = false
     private(set) var held: [TaskID: Held] = [:]
@@ -20,16 +24,21 @@ actor Workload {
     private(set) var leaving = false
     private var roomWaiters: [CheckedContinuation<Void, Never>] = []
 
-    init(total: ResourceVector, slots: Int) {
+    init(total: ResourceVector, slots: Int, prefetch: Int = 0) {
         self.total = total
         self.slots = slots
+        self.prefetch = prefetch
     }
 
+    /// Room not reserved by a lease that runs or is about to (waiting prefetched leases reserve nothing).
     var free: ResourceVector {
-        held.values.reduce(total) { $0 - $1.lease.requirements.resources }
+        held.values.filter { !$0.waiting }.reduce(total) { $0 - $1.lease.requirements.resources }
     }
 
-    var freeSlots: Int { max(0, slots - held.count) }
+    var freeSlots: Int { max(0, slots - held.values.filter { !$0.waiting }.count) }
+
+    /// How many more prefetched leases the agent would take.
+    var prefetchRoom: Int { max(0, prefetch - held.values.filter(\.waiting).count) }
 
     var leases: [HeldLease] { held.values.map(\.lease.held) }
 
@@ -53,7 +62,20 @@ actor Workload {
         waiters.forEach { $0.resume() }
     }
 
-    func add(_ lease: TaskLease) { held[lease.task] = Held(lease: lease) }
+    func add(_ lease: TaskLease) { held[lease.task] = Held(lease: lease, waiting: lease.prefetched) }
+
+    /// For a prefetched lease: waits until it fits beside what runs, then reserves its room.
+    /// False when it was stopped (stolen, cancelled, shutdown) while it waited.
+    func reserve(_ task: TaskID) async -> Bool {
+        while let entry = held[task], entry.waiting, entry.stopReason == nil {
+            if freeSlots > 0 && entry.lease.requirements.resources.fits(in: free) {
+                held[task]?.waiting = false
+                return true
+            }
+            await withCheckedContinuation { roomWaiters.append($0) }
+        }
+        return held[task].map { $0.stopReason == nil } ?? false
+    }
 
     func attach(_ process: ChildProcess, to task: TaskID) -> Bool {
         guard held[task] != nil, held[task]?.stopReason == nil else { return false }
@@ -72,14 +94,20 @@ actor Workload {
     func markStopped(_ task: TaskID, epoch: LeaseEpoch? = nil, reason: String) -> ChildProcess?? {
         guard let entry = held[task], epoch == nil || entry.lease.epoch == epoch else { return nil }
         held[task]?.stopReason = reason
+        if entry.waiting { wakeRoomWaiters() }  // a waiting runner must see it was stopped
         return .some(entry.process)
     }
 
     func allTasks() -> [TaskID] { Array(held.keys) }
 
-    /// Returns once the agent is not draining and has a free slot and some CPU left.
+    /// Room for a claim: a free slot with some CPU left, or room in the prefetch backlog.
+    var hasRoom: Bool {
+        !draining && ((freeSlots > 0 && (free.milliCPUs > 0 || total.milliCPUs == 0)) || prefetchRoom > 0)
+    }
+
+    /// Returns once the agent is not draining and has room for a claim.
     func waitForRoom() async {
-        while draining || freeSlots == 0 || free.milliCPUs <= 0 && total.milliCPUs > 0 {
+        while !hasRoom {
             await withCheckedContinuation { roomWaiters.append($0) }
         }
     }

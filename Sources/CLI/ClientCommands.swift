@@ -126,10 +126,17 @@ struct JobsCommand: AsyncParsableCommand {
 struct JobCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "job", abstract: "Show one job.")
     @Argument(help: "Job id, e.g. j12.") var id: String
+    @Flag(help: "Clear the job's blocklist: every agent may run its tasks again.") var clearBlocklist = false
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
         guard let job = JobID(id) else { throw ValidationError("'\(id)' is not a job id (e.g. j12)") }
+        if clearBlocklist {
+            _ = try await cli {
+                try await client.client().raw("PATCH", APIPath.job(job), body: try WireJSON.encoder().encode(
+                    JobPatch(clearBlocklist: true)), contentType: "application/json")
+            }
+        }
         try await client.show(APIPath.job(job), as: JobView.self) { job in
             var lines = [
                 "job \(job.id): \(job.name)",
@@ -138,6 +145,10 @@ struct JobCommand: AsyncParsableCommand {
                 "  tasks: " + TaskState.allCases.filter { job.counts[$0] > 0 }
                     .map { "\(job.counts[$0]) \($0.rawValue)" }.joined(separator: ", "),
             ]
+            if let blocklist = job.blocklist, !blocklist.isEmpty {
+                lines.append("  blocklisted agents: " + blocklist.map { "\($0.agent) (\($0.failures) failures)" }
+                    .joined(separator: ", "))
+            }
             lines += job.warnings.map { "  warning: \($0)" }
             return lines.joined(separator: "\n")
         }

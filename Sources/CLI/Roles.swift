@@ -30,9 +30,14 @@ struct MasterOptions: ParsableArguments {
     var adminToken: String?
     @Option(help: "An agent silent this long is offline and its leases expire (e.g. 30s).")
     var leaseTimeout: String = "30s"
+    @Option(help: "After this many failed runs of one job on one agent, that agent gets no more of its tasks.")
+    var blocklistAfter: Int = 3
 
     func config(joinToken: String, adminToken: String) throws -> MasterConfig {
-        try Self.config(listen: listen, leaseTimeout: leaseTimeout, joinToken: joinToken, adminToken: adminToken)
+        guard (1...1000).contains(blocklistAfter) else { throw ValidationError("--blocklist-after is between 1 and 1000") }
+        var config = try Self.config(listen: listen, leaseTimeout: leaseTimeout, joinToken: joinToken, adminToken: adminToken)
+        config.blocklistAfter = blocklistAfter
+        return config
     }
 
     static func config(listen: String, leaseTimeout: String, joinToken: String, adminToken: String) throws -> MasterConfig {
@@ -73,6 +78,8 @@ struct AgentOptions: ParsableArguments {
     var tags: String = ""
     @Option(help: "At most this many tasks at once (default: the CPU count).")
     var slots: Int?
+    @Option(help: "Assigned tasks to hold beyond what runs, to start at once when room frees (others may steal them).")
+    var prefetch: Int = 0
 
     func config(master: URL, joinToken: String, defaultWorkDir: String) throws -> AgentConfig {
         let cpus = self.cpus ?? Double(ProcessInfo.processInfo.activeProcessorCount)
@@ -87,9 +94,12 @@ struct AgentOptions: ParsableArguments {
         let name = self.name ?? String(host.filter { $0.isLetter || $0.isNumber || "-_.".contains($0) })
         guard !name.isEmpty else { throw ValidationError("--name is required on this host") }
         if let slots, slots < 1 { throw ValidationError("--slots must be ≥ 1") }
-        return AgentConfig(masterURL: master, joinToken: joinToken, name: name, workDir: workDir,
-                           resources: ResourceVector(cpus: cpus, ram: ram, disk: disk, gpus: Int64(gpus)),
-                           tags: tagList, slots: slots)
+        guard (0...Limits.claimSlots).contains(prefetch) else { throw ValidationError("--prefetch is between 0 and \(Limits.claimSlots)") }
+        var config = AgentConfig(masterURL: master, joinToken: joinToken, name: name, workDir: workDir,
+                                 resources: ResourceVector(cpus: cpus, ram: ram, disk: disk, gpus: Int64(gpus)),
+                                 tags: tagList, slots: slots)
+        config.prefetch = prefetch
+        return config
     }
 
     static func size(_ text: String) throws -> Int64 {

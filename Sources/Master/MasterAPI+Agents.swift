@@ -57,14 +57,18 @@ extension MasterAPI {
         while true {
             let generation = await wake.generation
             let now = Date()
-            let leases = try await store.claim(ClaimOrder(
-                agent: id, slots: claim.slots, reportedFree: claim.free,
-                leaseUntil: now.addingTimeInterval(config.leaseTimeout), now: now))
+            let outcome = try await store.claim(ClaimOrder(
+                agent: id, slots: claim.slots, reportedFree: claim.free, prefetch: claim.prefetch,
+                blocklistAfter: config.blocklistAfter, leaseUntil: now.addingTimeInterval(config.leaseTimeout), now: now))
+            if outcome.stolen > 0 {
+                stats.recordSteals(outcome.stolen)
+                await commandWake.notifyAll()  // the victims must hear to drop them
+            }
             let left = deadline - ContinuousClock.now
             let closing = await wake.isClosed
-            if !leases.isEmpty || left <= .zero || closing {
+            if !outcome.leases.isEmpty || left <= .zero || closing {
                 stats.recordClaim()
-                return try Self.json(ClaimResponse(leases: leases))
+                return try Self.json(ClaimResponse(leases: outcome.leases))
             }
             await wake.wait(since: generation, timeout: left)
         }

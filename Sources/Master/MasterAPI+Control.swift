@@ -7,7 +7,14 @@ extension MasterAPI {
     func patchJob(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.requireAdmin()
         let patch = try await Self.decode(JobPatch.self, from: request, limit: BodyLimit.small)
-        return try Self.json(try await store.patchJob(try Self.id(JobID.self, context, what: "job"), patch))
+        let id = try Self.id(JobID.self, context, what: "job")
+        if patch.clearBlocklist == true {
+            try await store.clearBlocklist(job: id)
+            await wake.notifyAll()
+        }
+        var job = try await store.patchJob(id, patch)
+        job.blocklist = try await store.blocklist(job: id, threshold: config.blocklistAfter)
+        return try Self.json(job)
     }
 
     func deleteJob(_ request: Request, _ context: MasterContext) async throws -> Response {

@@ -33,20 +33,29 @@ extension MasterAPI {
     func getJob(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.requireAdmin()
         var job = try await store.job(try Self.id(JobID.self, context, what: "job"))
+        job.blocklist = try await store.blocklist(job: job.id, threshold: config.blocklistAfter)
         job.warnings = try await placementWarnings(job.id)
         return try Self.json(job)
     }
 
-    /// Queued tasks that no enrolled (not disabled) agent could ever run: said, not left waiting silently.
+    /// Queued tasks that no enrolled (not disabled) agent could ever run, or that only blocklisted
+    /// agents could: said, not left waiting silently.
     func placementWarnings(_ job: JobID) async throws -> [String] {
         let agents = try await store.agents().filter { $0.state != .disabled }
+        let blocked = Set(try await store.blocklist(job: job, threshold: config.blocklistAfter).map(\.agent))
         return try await store.queuedRequirements(job: job).compactMap { requirements, count in
-            let fits = agents.contains {
+            let fitting = agents.filter {
                 ClaimPolicy.canEverRun(requirements, capacity: $0.resources.total, tags: Set($0.tags))
             }
-            guard !fits else { return nil }
             let tags = requirements.tags.isEmpty ? "" : ", tags \(requirements.tags.joined(separator: ","))"
-            return "\(count) queued task(s) fit no agent (need \(requirements.resources.summary)\(tags))"
+            if fitting.isEmpty {
+                return "\(count) queued task(s) fit no agent (need \(requirements.resources.summary)\(tags))"
+            }
+            if fitting.allSatisfy({ blocked.contains($0.id) }) {
+                return "\(count) queued task(s) wait: every agent that fits them is blocklisted for this job "
+                    + "(\(fitting.map(\.name).joined(separator: ", "))); clear the blocklist or add agents"
+            }
+            return nil
         }
     }
 }

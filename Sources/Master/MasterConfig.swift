@@ -8,9 +8,12 @@ public struct MasterConfig: Sendable {
     public var adminToken: String
     /// An agent silent this long is offline and its leases expire.
     public var leaseTimeout: Double
+    /// After this many failed runs of one job on one agent, that agent gets no more of its tasks.
+    public var blocklistAfter: Int
 
     public init(host: String = "127.0.0.1", port: Int = 8420, joinToken: String, adminToken: String,
-                leaseTimeout: Double = 30) {
+                leaseTimeout: Double = 30, blocklistAfter: Int = 3) {
+        self.blocklistAfter = blocklistAfter
         self.host = host
         self.port = port
         self.joinToken = joinToken

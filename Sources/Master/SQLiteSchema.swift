@@ -112,6 +112,46 @@ enum SQLiteSchema {
                 );
                 """)
         }
+        migrator.registerMigration("v3-scheduling") { db in
+            try db.execute(sql: """
+                CREATE TABLE task_deps (
+                    task_id INTEGER NOT NULL,
+                    depends_on INTEGER NOT NULL,
+                    PRIMARY KEY (task_id, depends_on)
+                );
+                CREATE INDEX task_deps_reverse ON task_deps(depends_on);
+                CREATE TABLE job_deps (
+                    job_id INTEGER NOT NULL,
+                    after_job INTEGER NOT NULL,
+                    PRIMARY KEY (job_id, after_job)
+                );
+                CREATE INDEX job_deps_reverse ON job_deps(after_job);
+                CREATE TABLE job_blocklist (
+                    job_id INTEGER NOT NULL,
+                    agent_id INTEGER NOT NULL,
+                    failures INTEGER NOT NULL,
+                    PRIMARY KEY (job_id, agent_id)
+                );
+                ALTER TABLE tasks ADD COLUMN prefetched INTEGER NOT NULL DEFAULT 0;
+                -- Per-job counters kept by a trigger, so that claims find the jobs with queued work
+                -- and each owner's share of the farm without scanning the tasks.
+                ALTER TABLE jobs ADD COLUMN queued INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE jobs ADD COLUMN active INTEGER NOT NULL DEFAULT 0;
+                UPDATE jobs SET
+                    queued = (SELECT COUNT(*) FROM tasks WHERE job_id = jobs.id AND state = 'queued'),
+                    active = (SELECT COUNT(*) FROM tasks WHERE job_id = jobs.id AND state IN ('assigned','running'));
+                CREATE TRIGGER tasks_state_counts AFTER UPDATE OF state ON tasks WHEN old.state IS NOT new.state
+                BEGIN
+                    UPDATE jobs SET
+                        queued = queued + (new.state = 'queued') - (old.state = 'queued'),
+                        active = active + (new.state IN ('assigned','running')) - (old.state IN ('assigned','running'))
+                    WHERE id = new.job_id;
+                END;
+                CREATE INDEX jobs_with_queued ON jobs(priority DESC, id) WHERE queued > 0;
+                CREATE INDEX jobs_with_active ON jobs(owner) WHERE active > 0;
+                CREATE INDEX tasks_job_queue ON tasks(job_id, state, priority DESC, id);
+                """)
+        }
         return migrator
     }
 }

@@ -104,6 +104,7 @@ extension SQLiteStore {
         try await pool.write { db in
             // Check everything first: one unknown id or illegal change and nothing is written.
             var tasks: [TaskView] = []
+            // Retried in id order: a dependency (always an older task) is queued before its dependents look.
             for id in Set(patch.ids).sorted() {
                 let task = try Self.taskView(db, id)
                 if let state = patch.state {
@@ -157,5 +158,13 @@ extension SQLiteStore {
             """, arguments: [to.rawValue, task.id.rawValue, task.state.rawValue])
         try record(db, task: task.id, .retry, from: task.state, to: to, agent: nil, epoch: task.epoch,
                    reason: "retried by a user", now: now)
+        // Its dependencies may have been retried too: it waits for them again.
+        if !(try isReady(db, task: task.id, job: task.jobID)) {
+            let blocked = try to.applying(.block)
+            try db.execute(sql: "UPDATE tasks SET state = ? WHERE id = ? AND state = ?",
+                           arguments: [blocked.rawValue, task.id.rawValue, to.rawValue])
+            try insertEvent(db, task: task.id, .block, from: to, to: blocked, agent: nil, epoch: task.epoch,
+                            reason: "waits for its dependencies", now: now)
+        }
     }
 }

@@ -10,55 +10,154 @@ extension SQLiteStore {
     /// How many queued candidates one claim looks at, at most.
     static let claimScanLimit = 512
 
-    public func claim(_ order: ClaimOrder) async throws -> [TaskLease] {
+    public func claim(_ order: ClaimOrder) async throws -> ClaimOutcome {
         try await pool.write { db in
             guard let agent = try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?",
                                                arguments: [order.agent.rawValue]) else {
                 throw PaddockError.notFound("agent \(order.agent)")
             }
-            guard Self.agentState(agent).mayClaim else { return [] }
+            guard Self.agentState(agent).mayClaim else { return ClaimOutcome(leases: [], stolen: 0) }
             let total = ResourceVector(milliCPUs: agent["cpu_millis"], ram: agent["ram"], disk: agent["disk"], gpus: agent["gpus"])
-            // What the master has leased to this agent counts against it, whatever the agent believes.
-            let used = try Row.fetchOne(db, sql: """
-                SELECT COALESCE(SUM(cpu_millis),0) AS c, COALESCE(SUM(ram),0) AS r, COALESCE(SUM(disk),0) AS d,
-                       COALESCE(SUM(gpus),0) AS g FROM tasks WHERE agent_id = ? AND state IN ('assigned','running')
-                """, arguments: [order.agent.rawValue])
-            var free = total - ResourceVector(milliCPUs: used?["c"] ?? 0, ram: used?["r"] ?? 0,
-                                               disk: used?["d"] ?? 0, gpus: used?["g"] ?? 0)
+            var free = total - (try Self.committed(db, agent: order.agent))
             if let reported = order.reportedFree { free = free.clamped(to: reported) }
-            guard free.isNonNegative else { return [] }
             let tags = Set(try Self.decode([String].self, agent["tags"]))
+            let candidates = try Self.candidates(db, fitting: total, agent: order.agent, blocklistAfter: order.blocklistAfter)
+            let ownerLoad = Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: """
+                SELECT owner, SUM(active) AS n FROM jobs WHERE active > 0 GROUP BY owner
+                """).map { ($0["owner"] as String, $0["n"] as Int) })
 
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT t.id, t.job_id, t.cpu_millis, t.ram, t.disk, t.gpus, t.tags FROM tasks t
-                JOIN jobs j ON j.id = t.job_id AND j.paused = 0
-                WHERE t.state = 'queued' AND t.cpu_millis <= ? AND t.ram <= ? AND t.disk <= ? AND t.gpus <= ?
-                ORDER BY t.priority DESC, t.id LIMIT ?
-                """, arguments: [free.milliCPUs, free.ram, free.disk, free.gpus, Self.claimScanLimit])
-            let candidates = try rows.map { row in
-                ClaimPolicy.Candidate(task: TaskID(rawValue: row["id"]), job: JobID(rawValue: row["job_id"]),
-                                      requirements: try Self.requirements(row))
+            let policy = ClaimPolicy()
+            var chosen: [(ClaimPolicy.Candidate, Bool)] = []
+            if free.isNonNegative {
+                chosen = policy.select(from: candidates, for: .init(free: free, tags: tags, slots: order.slots,
+                                                                     ownerLoad: ownerLoad)).map { ($0, false) }
             }
-            let chosen = ClaimPolicy().select(
-                from: candidates, for: .init(free: free, tags: tags, slots: order.slots))
+            if order.prefetch > 0 {
+                let held = try Int.fetchOne(db, sql: """
+                    SELECT COUNT(*) FROM tasks WHERE agent_id = ? AND state = 'assigned' AND prefetched = 1
+                    """, arguments: [order.agent.rawValue]) ?? 0
+                let taken = Set(chosen.map(\.0.task))
+                let extras = policy.prefetch(from: candidates.filter { !taken.contains($0.task) }, total: total, tags: tags,
+                                             count: order.prefetch - held, ownerLoad: ownerLoad)
+                chosen += extras.map { ($0, true) }
+            }
 
-            let to = try TaskState.queued.applying(.assign)
             var leases: [TaskLease] = []
-            for candidate in chosen {
+            for (candidate, prefetched) in chosen {
                 guard let row = try Row.fetchOne(db, sql: """
-                    UPDATE tasks SET state = ?, agent_id = ?, epoch = epoch + 1, lease_expires_at = ?, progress = 0
+                    UPDATE tasks SET state = 'assigned', agent_id = ?, epoch = epoch + 1, lease_expires_at = ?,
+                        progress = 0, prefetched = ?
                     WHERE id = ? AND state = 'queued' RETURNING *
-                    """, arguments: [to.rawValue, order.agent.rawValue, order.leaseUntil.timeIntervalSince1970,
+                    """, arguments: [order.agent.rawValue, order.leaseUntil.timeIntervalSince1970, prefetched,
                                      candidate.task.rawValue]) else { continue }
                 let view = try Self.taskView(row)
-                try Self.record(db, task: view.id, .assign, from: .queued, to: to, agent: order.agent,
-                                epoch: view.epoch, reason: nil, now: order.now)
-                leases.append(TaskLease(task: view.id, job: view.jobID, name: view.name, epoch: view.epoch,
-                                        command: view.command, env: view.env, cwd: view.cwd,
-                                        requirements: view.requirements, timeout: view.timeout, attempt: view.attempt + 1))
+                try Self.record(db, task: view.id, .assign, from: .queued, to: try TaskState.queued.applying(.assign),
+                                agent: order.agent, epoch: view.epoch, reason: prefetched ? "prefetch" : nil, now: order.now)
+                leases.append(Self.lease(view, prefetched: prefetched))
+            }
+            var stolen = 0
+            if leases.isEmpty && order.slots > 0 && free.isNonNegative {
+                let loot = try Self.steal(db, for: order, free: free, tags: tags)
+                leases += loot
+                stolen = loot.count
+            }
+            return ClaimOutcome(leases: leases, stolen: stolen)
+        }
+    }
+
+    /// What the master has leased to this agent and counts against it: running tasks and assigned
+    /// ones it reserved room for (prefetched ones start only when room frees up).
+    static func committed(_ db: Database, agent: AgentID) throws -> ResourceVector {
+        let used = try Row.fetchOne(db, sql: """
+            SELECT COALESCE(SUM(cpu_millis),0) AS c, COALESCE(SUM(ram),0) AS r, COALESCE(SUM(disk),0) AS d,
+                   COALESCE(SUM(gpus),0) AS g FROM tasks
+            WHERE agent_id = ? AND (state = 'running' OR (state = 'assigned' AND prefetched = 0))
+            """, arguments: [agent.rawValue])
+        return ResourceVector(milliCPUs: used?["c"] ?? 0, ram: used?["r"] ?? 0, disk: used?["d"] ?? 0, gpus: used?["g"] ?? 0)
+    }
+
+    /// Queued tasks the agent could run, from two windows: the head of the whole queue (priority,
+    /// then age), and the head of each job with queued work, so that a small job behind a huge one
+    /// of another owner is seen (fair share needs to see it to prefer it).
+    static func candidates(_ db: Database, fitting total: ResourceVector, agent: AgentID,
+                           blocklistAfter: Int) throws -> [ClaimPolicy.Candidate] {
+        let columns = "t.id, t.job_id, t.cpu_millis, t.ram, t.disk, t.gpus, t.tags, t.priority, j.owner"
+        let fits = """
+            t.state = 'queued' AND t.cpu_millis <= ? AND t.ram <= ? AND t.disk <= ? AND t.gpus <= ?
+            AND NOT EXISTS (SELECT 1 FROM job_blocklist b WHERE b.job_id = t.job_id AND b.agent_id = ? AND b.failures >= ?)
+            """
+        let fitArguments: [any DatabaseValueConvertible] = [total.milliCPUs, total.ram, total.disk, total.gpus,
+                                                            agent.rawValue, blocklistAfter]
+        var rows = try Row.fetchAll(db, sql: """
+            SELECT \(columns) FROM tasks t JOIN jobs j ON j.id = t.job_id AND j.paused = 0
+            WHERE \(fits) ORDER BY t.priority DESC, t.id LIMIT \(claimScanLimit)
+            """, arguments: StatementArguments(fitArguments))
+        let jobs = try Int64.fetchAll(db, sql: """
+            SELECT id FROM jobs WHERE queued > 0 AND paused = 0 ORDER BY priority DESC, id LIMIT 64
+            """)
+        for job in jobs {
+            rows += try Row.fetchAll(db, sql: """
+                SELECT \(columns) FROM tasks t JOIN jobs j ON j.id = t.job_id
+                WHERE t.job_id = ? AND \(fits) ORDER BY t.priority DESC, t.id LIMIT 16
+                """, arguments: StatementArguments([job] + fitArguments))
+        }
+        var seen: Set<Int64> = []
+        return try rows.compactMap { row in
+            let id: Int64 = row["id"]
+            guard seen.insert(id).inserted else { return nil }
+            return ClaimPolicy.Candidate(task: TaskID(rawValue: id), job: JobID(rawValue: row["job_id"]),
+                                         requirements: try requirements(row), priority: row["priority"], owner: row["owner"])
+        }
+    }
+
+    /// Work stealing: nothing queued fits, so take prefetched (assigned, not started) tasks from
+    /// the agent with the largest backlog (at most half of it), under new epochs. The victim hears
+    /// through talkback to drop them; if it tries to start one anyway, its old epoch gets 409.
+    static func steal(_ db: Database, for order: ClaimOrder, free: ResourceVector, tags: Set<String>) throws -> [TaskLease] {
+        let victims = try Row.fetchAll(db, sql: """
+            SELECT agent_id, COUNT(*) AS n FROM tasks WHERE state = 'assigned' AND prefetched = 1 AND agent_id != ?
+            GROUP BY agent_id ORDER BY n DESC LIMIT 3
+            """, arguments: [order.agent.rawValue])
+        for victimRow in victims {
+            let victim = AgentID(rawValue: victimRow["agent_id"])
+            let backlog: Int = victimRow["n"]
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT t.*, j.owner FROM tasks t JOIN jobs j ON j.id = t.job_id AND j.paused = 0
+                WHERE t.agent_id = ? AND t.state = 'assigned' AND t.prefetched = 1
+                  AND NOT EXISTS (SELECT 1 FROM job_blocklist b WHERE b.job_id = t.job_id AND b.agent_id = ? AND b.failures >= ?)
+                ORDER BY t.id DESC LIMIT 256
+                """, arguments: [victim.rawValue, order.agent.rawValue, order.blocklistAfter])
+            let candidates = try rows.map { row in
+                ClaimPolicy.Candidate(task: TaskID(rawValue: row["id"]), job: JobID(rawValue: row["job_id"]),
+                                      requirements: try requirements(row), priority: row["priority"], owner: row["owner"])
+            }
+            let picked = ClaimPolicy().select(from: candidates, for: .init(
+                free: free, tags: tags, slots: min(order.slots, (backlog + 1) / 2)))
+            guard !picked.isEmpty else { continue }
+            var leases: [TaskLease] = []
+            for candidate in picked {
+                let before = try taskView(db, candidate.task)
+                let to = try legal(before, .steal)
+                guard let row = try Row.fetchOne(db, sql: """
+                    UPDATE tasks SET agent_id = ?, epoch = epoch + 1, lease_expires_at = ?, prefetched = 0
+                    WHERE id = ? AND state = 'assigned' AND epoch = ? RETURNING *
+                    """, arguments: [order.agent.rawValue, order.leaseUntil.timeIntervalSince1970, candidate.task.rawValue,
+                                     before.epoch.rawValue]) else { continue }
+                let view = try taskView(row)
+                try record(db, task: view.id, .steal, from: before.state, to: to, agent: order.agent, epoch: view.epoch,
+                           reason: "stolen from \(victim)", now: order.now)
+                _ = try enqueue(db, agent: victim, kind: .drop, task: view.id, epoch: before.epoch, now: order.now)
+                leases.append(lease(view, prefetched: false))
             }
             return leases
         }
+        return []
+    }
+
+    static func lease(_ view: TaskView, prefetched: Bool) -> TaskLease {
+        TaskLease(task: view.id, job: view.jobID, name: view.name, epoch: view.epoch, command: view.command, env: view.env,
+                  cwd: view.cwd, requirements: view.requirements, timeout: view.timeout, attempt: view.attempt + 1,
+                  prefetched: prefetched)
     }
 
     public func start(task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date, now: Date) async throws -> TaskView {
@@ -66,9 +165,20 @@ extension SQLiteStore {
             let current = try Self.leasedTask(db, task, agent: agent, epoch: epoch)
             if current.state == .running { return current }  // a resent start
             let to = try Self.legal(current, .start)
+            // A prefetched task starts only into room the agent really has: what runs never exceeds its totals.
+            let prefetched = try Bool.fetchOne(db, sql: "SELECT prefetched FROM tasks WHERE id = ?", arguments: [task.rawValue]) ?? false
+            if prefetched {
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?", arguments: [agent.rawValue]) else {
+                    throw PaddockError.notFound("agent \(agent)")
+                }
+                let total = ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"])
+                guard (try Self.committed(db, agent: agent) + current.requirements.resources).fits(in: total) else {
+                    throw PaddockError.conflict("task \(task) does not fit agent \(agent) yet: start it when room frees up")
+                }
+            }
             try db.execute(sql: """
                 UPDATE tasks SET state = ?, attempt = attempt + 1, started_at = ?, lease_expires_at = ?,
-                    exit_code = NULL, reason = NULL, finished_at = NULL
+                    exit_code = NULL, reason = NULL, finished_at = NULL, prefetched = 0
                 WHERE id = ? AND epoch = ? AND state = ?
                 """, arguments: [to.rawValue, now.timeIntervalSince1970, leaseUntil.timeIntervalSince1970,
                                  task.rawValue, epoch.rawValue, current.state.rawValue])
@@ -118,6 +228,7 @@ extension SQLiteStore {
                                  task.rawValue, report.epoch.rawValue, current.state.rawValue])
             try Self.record(db, task: task, transition, from: current.state, to: to, agent: agent,
                             epoch: report.epoch, reason: report.reason, now: now)
+            if report.outcome == .failed { try Self.countFailure(db, job: current.jobID, agent: agent) }
             return try Self.taskView(db, task)
         }
     }
@@ -187,8 +298,15 @@ extension SQLiteStore {
         return try taskView(row)
     }
 
+    /// Records a move in the task's history and sets off what it implies for its dependents.
     static func record(_ db: Database, task: TaskID, _ transition: TaskTransition, from: TaskState, to: TaskState,
                        agent: AgentID?, epoch: LeaseEpoch, reason: String?, now: Date) throws {
+        try insertEvent(db, task: task, transition, from: from, to: to, agent: agent, epoch: epoch, reason: reason, now: now)
+        if from != to { try afterMove(db, task: task, to: to, now: now) }
+    }
+
+    static func insertEvent(_ db: Database, task: TaskID, _ transition: TaskTransition, from: TaskState, to: TaskState,
+                            agent: AgentID?, epoch: LeaseEpoch, reason: String?, now: Date) throws {
         try db.execute(sql: """
             INSERT INTO task_events (task_id, at, transition, from_state, to_state, agent_id, epoch, reason)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)

@@ -23,26 +23,57 @@ public final class SQLiteStore: Store {
     // MARK: jobs
 
     public func submit(_ job: JobSubmission, owner: String, now: Date) async throws -> JobView {
-        try await pool.write { db in
+        let graph: DependencyGraph
+        do { graph = try DependencyGraph(tasks: job.tasks) } catch {
+            throw PaddockError.invalid(error.description, field: "tasks")
+        }
+        return try await pool.write { db in
+            // A job that runs after others waits until they all succeed; one that already failed is refused.
+            var afterReady = true
+            for (index, after) in Set(job.after).sorted().enumerated() {
+                let view: JobView
+                do { view = try Self.jobView(db, after) } catch {
+                    throw PaddockError.invalid("job \(after) does not exist", field: "after[\(index)]")
+                }
+                switch view.state {
+                case .succeeded: break
+                case .failed, .cancelled:
+                    throw PaddockError.conflict("job \(after) is \(view.state.rawValue): a job after it could never run")
+                default: afterReady = false
+                }
+            }
             try db.execute(sql: "INSERT INTO jobs (name, owner, priority, labels, created_at) VALUES (?, ?, ?, ?, ?)",
                            arguments: [job.name, owner, job.priority, try Self.json(job.labels), now.timeIntervalSince1970])
             let jobID = JobID(rawValue: db.lastInsertedRowID)
+            for after in Set(job.after) {
+                try db.execute(sql: "INSERT INTO job_deps (job_id, after_job) VALUES (?, ?)",
+                               arguments: [jobID.rawValue, after.rawValue])
+            }
             let insert = try db.makeStatement(sql: """
                 INSERT INTO tasks (job_id, name, command, env, cwd, cpu_millis, ram, disk, gpus, tags, priority,
                                    timeout, max_attempts, state, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             var firstTask: Int64 = 0
+            var queued = 0
             for (index, spec) in job.tasks.enumerated() {
                 let req = job.effectiveRequirements(of: spec)
+                let ready = afterReady && graph.prerequisites[index].isEmpty
+                if ready { queued += 1 }
                 try insert.execute(arguments: [
                     jobID.rawValue, spec.name, try Self.json(spec.command), try Self.json(spec.env), spec.cwd,
                     req.resources.milliCPUs, req.resources.ram, req.resources.disk, req.resources.gpus,
                     try Self.json(req.tags), spec.priority ?? job.priority, spec.timeout ?? job.timeout,
                     spec.maxAttempts ?? job.maxAttempts ?? JobSubmission.defaultMaxAttempts,
-                    now.timeIntervalSince1970,
+                    (ready ? TaskState.queued : .blocked).rawValue, now.timeIntervalSince1970,
                 ])
                 if index == 0 { firstTask = db.lastInsertedRowID }
+            }
+            // Inserted rows bypass the counting trigger (it watches updates): count them here.
+            try db.execute(sql: "UPDATE jobs SET queued = ? WHERE id = ?", arguments: [queued, jobID.rawValue])
+            let edge = try db.makeStatement(sql: "INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?)")
+            for (index, before) in graph.prerequisites.enumerated() {
+                for b in before { try edge.execute(arguments: [firstTask + Int64(index), firstTask + Int64(b)]) }
             }
             var view = try Self.jobView(db, jobID)
             // Ids of one job's tasks are consecutive: they were inserted in one transaction.

@@ -55,8 +55,29 @@ public struct ClaimOrder: Sendable {
     public var agent: AgentID
     public var slots: Int
     public var reportedFree: ResourceVector?
+    /// How many assigned-but-not-started tasks the agent would hold beyond what fits it now.
+    public var prefetch: Int = 0
+    /// Failures of one job's tasks on one agent after which that agent gets no more of them.
+    public var blocklistAfter: Int = 3
     public var leaseUntil: Date
     public var now: Date
+
+    public init(agent: AgentID, slots: Int, reportedFree: ResourceVector? = nil, prefetch: Int = 0,
+                blocklistAfter: Int = 3, leaseUntil: Date, now: Date) {
+        self.agent = agent
+        self.slots = slots
+        self.reportedFree = reportedFree
+        self.prefetch = prefetch
+        self.blocklistAfter = blocklistAfter
+        self.leaseUntil = leaseUntil
+        self.now = now
+    }
+}
+
+/// What a claim handed out; `stolen` of them were taken from other agents' backlogs.
+public struct ClaimOutcome: Sendable {
+    public var leases: [TaskLease]
+    public var stolen: Int
 }
 
 /// The farm's durable state. Every method is one transaction: when it returns,
@@ -87,7 +108,7 @@ public protocol Store: Sendable {
         -> (AgentState, lost: [HeldLease])
 
     /// Leases to `order.agent` the best queued tasks that fit it, in one transaction.
-    func claim(_ order: ClaimOrder) async throws -> [TaskLease]
+    func claim(_ order: ClaimOrder) async throws -> ClaimOutcome
     func start(task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date, now: Date) async throws -> TaskView
     func progress(task: TaskID, agent: AgentID, epoch: LeaseEpoch, progress: Double, leaseUntil: Date, now: Date) async throws
     func finish(task: TaskID, agent: AgentID, report: FinishReport, now: Date) async throws -> TaskView
@@ -113,6 +134,9 @@ public protocol Store: Sendable {
     func patchTasks(_ patch: TaskBulkPatch, now: Date) async throws -> Int
     func patchAgent(_ id: AgentID, _ patch: AgentPatch, now: Date) async throws -> AgentView
     func forgetAgent(_ id: AgentID, now: Date) async throws
+    /// Agents on which at least `threshold` of the job's runs failed.
+    func blocklist(job: JobID, threshold: Int) async throws -> [BlocklistEntry]
+    func clearBlocklist(job: JobID) async throws
     func sendCommand(to agent: AgentID, _ request: CommandRequest, now: Date) async throws -> Int64
     /// Unexpired commands for `agent` with a sequence number above `after`, oldest first.
     func commands(for agent: AgentID, after: Int64, now: Date) async throws -> [AgentCommand]

@@ -123,22 +123,27 @@ public struct ClaimRequest: Codable, Sendable {
     public var wait: Double
     /// What the agent itself sees free; the master also counts what it has leased to it and uses the tighter.
     public var free: ResourceVector?
+    /// How many more assigned-but-not-started tasks the agent would hold beyond what fits now
+    /// (hides claim latency for short tasks; other agents may steal them).
+    public var prefetch: Int
 
-    public init(slots: Int, wait: Double, free: ResourceVector? = nil) {
+    public init(slots: Int, wait: Double, free: ResourceVector? = nil, prefetch: Int = 0) {
         self.slots = slots
         self.wait = wait
         self.free = free
+        self.prefetch = prefetch
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case slots, wait, free }
+    enum CodingKeys: String, CodingKey, CaseIterable { case slots, wait, free, prefetch }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         slots = try c.decodeWholeNumberIfPresent(Int.self, forKey: .slots) ?? 1
-        guard (1...Limits.claimSlots).contains(slots) else {
+        prefetch = try c.decodeWholeNumberIfPresent(Int.self, forKey: .prefetch) ?? 0
+        guard (0...Limits.claimSlots).contains(slots), (0...Limits.claimSlots).contains(prefetch), slots + prefetch >= 1 else {
             throw DecodingError.dataCorruptedError(forKey: .slots, in: c,
-                debugDescription: "slots must be between 1 and \(Limits.claimSlots)")
+                debugDescription: "slots and prefetch are between 0 and \(Limits.claimSlots), together at least 1")
         }
         wait = try c.decodeIfPresent(Double.self, forKey: .wait) ?? 0
         guard wait.isFinite, wait >= 0, wait <= Limits.longPollSeconds else {
@@ -161,9 +166,12 @@ public struct TaskLease: Codable, Sendable {
     public var requirements: TaskRequirements
     public var timeout: Double?
     public var attempt: Int
+    /// Handed out beyond what fits the agent now: it starts when room frees up (and may be stolen before).
+    public var prefetched: Bool
 
     public init(task: TaskID, job: JobID, name: String, epoch: LeaseEpoch, command: [String], env: [String: String],
-                cwd: String?, requirements: TaskRequirements, timeout: Double?, attempt: Int) {
+                cwd: String?, requirements: TaskRequirements, timeout: Double?, attempt: Int, prefetched: Bool = false) {
+        self.prefetched = prefetched
         self.task = task
         self.job = job
         self.name = name

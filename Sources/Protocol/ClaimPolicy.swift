@@ -7,10 +7,14 @@ public struct ClaimPolicy: Sendable {
         public var task: TaskID
         public var job: JobID
         public var requirements: TaskRequirements
-        public init(task: TaskID, job: JobID, requirements: TaskRequirements) {
+        public var priority: Int
+        public var owner: String
+        public init(task: TaskID, job: JobID, requirements: TaskRequirements, priority: Int = 0, owner: String = "") {
             self.task = task
             self.job = job
             self.requirements = requirements
+            self.priority = priority
+            self.owner = owner
         }
     }
 
@@ -18,10 +22,13 @@ public struct ClaimPolicy: Sendable {
         public var free: ResourceVector
         public var tags: Set<String>
         public var slots: Int
-        public init(free: ResourceVector, tags: Set<String>, slots: Int) {
+        /// Tasks each owner has leased across the farm now: among equal priorities the least served owner goes first.
+        public var ownerLoad: [String: Int]
+        public init(free: ResourceVector, tags: Set<String>, slots: Int, ownerLoad: [String: Int] = [:]) {
             self.free = free
             self.tags = tags
             self.slots = slots
+            self.ownerLoad = ownerLoad
         }
     }
 
@@ -32,19 +39,57 @@ public struct ClaimPolicy: Sendable {
         requirements.resources.fits(in: capacity) && Set(requirements.tags).isSubset(of: tags)
     }
 
-    /// Greedy in queue order: take each candidate that still fits what is left,
-    /// skip the ones that do not (a big task at the head does not block small
-    /// ones behind it), stop when the slots are used.
+    /// Greedy: take the best candidate that still fits what is left, again and again until
+    /// the slots are used. Best is the highest priority, then (fair share) the owner with the
+    /// fewest tasks leased so far, counting the ones just chosen, then the oldest. A big task
+    /// that does not fit does not block the smaller ones behind it.
     public func select(from candidates: [Candidate], for claimer: Claimer) -> [Candidate] {
         var left = claimer.free
+        var load = claimer.ownerLoad
+        var remaining = candidates.filter {
+            Self.canEverRun($0.requirements, capacity: claimer.free, tags: claimer.tags)
+        }
         var chosen: [Candidate] = []
         guard claimer.slots > 0, left.isNonNegative else { return [] }
-        for candidate in candidates {
-            guard chosen.count < claimer.slots else { break }
-            guard Self.canEverRun(candidate.requirements, capacity: left, tags: claimer.tags) else { continue }
-            left = left - candidate.requirements.resources
-            chosen.append(candidate)
+        while chosen.count < claimer.slots {
+            var best: Int?
+            for (index, candidate) in remaining.enumerated()
+            where candidate.requirements.resources.fits(in: left) {
+                guard let current = best else { best = index; continue }
+                if Self.precedes(candidate, remaining[current], load: load) { best = index }
+            }
+            guard let index = best else { break }
+            let pick = remaining.remove(at: index)
+            left = left - pick.requirements.resources
+            load[pick.owner, default: 0] += 1
+            chosen.append(pick)
         }
         return chosen
+    }
+
+    /// Prefetch: up to `count` more tasks, in the same order, each of which fits the agent's
+    /// totals on its own (they start later, when room frees up).
+    public func prefetch(from candidates: [Candidate], total: ResourceVector, tags: Set<String>, count: Int,
+                         ownerLoad: [String: Int]) -> [Candidate] {
+        var load = ownerLoad
+        var remaining = candidates.filter { Self.canEverRun($0.requirements, capacity: total, tags: tags) }
+        var chosen: [Candidate] = []
+        while chosen.count < count, !remaining.isEmpty {
+            var best = 0
+            for index in remaining.indices.dropFirst() where Self.precedes(remaining[index], remaining[best], load: load) {
+                best = index
+            }
+            let pick = remaining.remove(at: best)
+            load[pick.owner, default: 0] += 1
+            chosen.append(pick)
+        }
+        return chosen
+    }
+
+    static func precedes(_ a: Candidate, _ b: Candidate, load: [String: Int]) -> Bool {
+        if a.priority != b.priority { return a.priority > b.priority }
+        let (la, lb) = (load[a.owner] ?? 0, load[b.owner] ?? 0)
+        if la != lb { return la < lb }
+        return a.task < b.task
     }
 }

@@ -4,13 +4,19 @@ import Foundation
 public struct JobPatch: Codable, Sendable {
     public var priority: Int?
     public var labels: [String: String]?
+    /// Forget the job's blocklist: every agent may run its tasks again.
+    public var clearBlocklist: Bool?
 
-    public init(priority: Int? = nil, labels: [String: String]? = nil) {
+    public init(priority: Int? = nil, labels: [String: String]? = nil, clearBlocklist: Bool? = nil) {
         self.priority = priority
         self.labels = labels
+        self.clearBlocklist = clearBlocklist
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case priority, labels }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case priority, labels
+        case clearBlocklist = "clear_blocklist"
+    }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -22,7 +28,8 @@ public struct JobPatch: Codable, Sendable {
             throw DecodingError.dataCorruptedError(forKey: .labels, in: c,
                 debugDescription: "at most \(Limits.labelCount) labels; keys of letters, digits and -_.:")
         }
-        if priority == nil && labels == nil {
+        clearBlocklist = try c.decodeIfPresent(Bool.self, forKey: .clearBlocklist)
+        if priority == nil && labels == nil && clearBlocklist == nil {
             throw DecodingError.dataCorruptedError(forKey: .priority, in: c, debugDescription: "nothing to change")
         }
     }

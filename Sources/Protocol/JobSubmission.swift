@@ -10,10 +10,13 @@ public struct TaskSpec: Sendable, Equatable {
     public var maxAttempts: Int?
     public var timeout: Double?
     public var priority: Int?
+    /// Names of tasks of the same job that must succeed before this one is queued.
+    public var dependsOn: [String]
 
     public init(name: String, command: [String], env: [String: String] = [:], cwd: String? = nil,
                 requirements: TaskRequirements? = nil, maxAttempts: Int? = nil, timeout: Double? = nil,
-                priority: Int? = nil) {
+                priority: Int? = nil, dependsOn: [String] = []) {
+        self.dependsOn = dependsOn
         self.name = name
         self.command = command
         self.env = env
@@ -29,6 +32,7 @@ extension TaskSpec: Codable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, command, env, cwd, requirements, priority, timeout
         case maxAttempts = "max_attempts"
+        case dependsOn = "depends_on"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -42,6 +46,10 @@ extension TaskSpec: Codable {
         maxAttempts = try JobSubmission.decodeAttempts(c, .maxAttempts)
         timeout = try JobSubmission.decodeTimeout(c, .timeout)
         priority = try JobSubmission.decodePriority(c, .priority)
+        dependsOn = try c.decodeIfPresent([String].self, forKey: .dependsOn) ?? []
+        guard dependsOn.count <= 1000 else {
+            throw DecodingError.dataCorruptedError(forKey: .dependsOn, in: c, debugDescription: "at most 1000 dependencies")
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -54,6 +62,7 @@ extension TaskSpec: Codable {
         try c.encodeIfPresent(maxAttempts, forKey: .maxAttempts)
         try c.encodeIfPresent(timeout, forKey: .timeout)
         try c.encodeIfPresent(priority, forKey: .priority)
+        if !dependsOn.isEmpty { try c.encode(dependsOn, forKey: .dependsOn) }
     }
 }
 
@@ -69,6 +78,8 @@ public struct JobSubmission: Sendable, Equatable {
     public var maxAttempts: Int?
     public var timeout: Double?
     public var tasks: [TaskSpec]
+    /// Jobs that must succeed before any task of this one is queued.
+    public var after: [JobID] = []
 
     public init(name: String, owner: String? = nil, priority: Int = 0, labels: [String: String] = [:],
                 requirements: TaskRequirements? = nil, maxAttempts: Int? = nil, timeout: Double? = nil,
@@ -95,6 +106,7 @@ extension JobSubmission: Codable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, owner, priority, labels, requirements, timeout, tasks
         case maxAttempts = "max_attempts"
+        case after
         // the frame-range template
         case frames, chunk, command, env, cwd
     }
@@ -119,6 +131,10 @@ extension JobSubmission: Codable {
         requirements = try c.decodeIfPresent(TaskRequirements.self, forKey: .requirements)
         maxAttempts = try Self.decodeAttempts(c, .maxAttempts)
         timeout = try Self.decodeTimeout(c, .timeout)
+        after = try c.decodeIfPresent([JobID].self, forKey: .after) ?? []
+        guard after.count <= 1000 else {
+            throw DecodingError.dataCorruptedError(forKey: .after, in: c, debugDescription: "at most 1000 jobs in 'after'")
+        }
 
         let hasTasks = c.contains(.tasks)
         let hasFrames = c.contains(.frames)
@@ -166,6 +182,11 @@ extension JobSubmission: Codable {
             throw DecodingError.dataCorruptedError(forKey: .tasks, in: c,
                 debugDescription: "a job has between 1 and \(Limits.tasksPerJob) tasks")
         }
+        do {
+            _ = try DependencyGraph(tasks: tasks)
+        } catch {
+            throw DecodingError.dataCorruptedError(forKey: .tasks, in: c, debugDescription: error.description)
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -178,6 +199,7 @@ extension JobSubmission: Codable {
         try c.encodeIfPresent(maxAttempts, forKey: .maxAttempts)
         try c.encodeIfPresent(timeout, forKey: .timeout)
         try c.encode(tasks, forKey: .tasks)
+        if !after.isEmpty { try c.encode(after, forKey: .after) }
     }
 
     // MARK: field validation shared with TaskSpec

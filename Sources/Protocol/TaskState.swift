@@ -42,6 +42,11 @@ public enum TaskTransition: String, Codable, Sendable, CaseIterable {
     case release
     /// A user asked for another go at a failed or cancelled task.
     case retry
+    /// Work stealing: an idle agent takes an assigned, not yet started task from a backlogged one
+    /// (a new lease with a new epoch; the victim's reports are refused from then on).
+    case steal
+    /// A retried task whose dependencies have not (again) succeeded waits for them.
+    case block
 
     public var rule: (from: Set<TaskState>, to: TaskState) {
         switch self {
@@ -55,6 +60,8 @@ public enum TaskTransition: String, Codable, Sendable, CaseIterable {
         case .expireLease: ([.assigned, .running], .queued)
         case .release: ([.assigned, .running], .queued)
         case .retry: ([.failed, .cancelled], .queued)
+        case .steal: ([.assigned], .assigned)
+        case .block: ([.queued], .blocked)
         }
     }
 
@@ -70,6 +77,8 @@ public enum TaskTransition: String, Codable, Sendable, CaseIterable {
         case .expireLease: "expire its lease"
         case .release: "release it"
         case .retry: "retry it"
+        case .steal: "steal it"
+        case .block: "block it"
         }
     }
 }

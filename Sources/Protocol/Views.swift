@@ -58,6 +58,8 @@ public struct JobView: Codable, Sendable {
     public var warnings: [String]
     /// Present on `POST /v1/jobs` and `GET /v1/jobs/{id}` for small jobs; use `/v1/tasks?job=` to page.
     public var taskIDs: [TaskID]?
+    /// Agents that get no more tasks of this job: its tasks failed on them too often (`GET /v1/jobs/{id}`).
+    public var blocklist: [BlocklistEntry]?
     public var href: String
 
     public init(id: JobID, name: String, owner: String, priority: Int, labels: [String: String], state: JobState,
@@ -82,6 +84,17 @@ public struct JobView: Codable, Sendable {
         case id, name, owner, priority, labels, state, paused, counts, progress, warnings, href
         case createdAt = "created_at"
         case taskIDs = "task_ids"
+        case blocklist
+    }
+}
+
+/// An agent kept away from a job's tasks, and how many of them failed on it.
+public struct BlocklistEntry: Codable, Sendable, Equatable {
+    public var agent: AgentID
+    public var failures: Int
+    public init(agent: AgentID, failures: Int) {
+        self.agent = agent
+        self.failures = failures
     }
 }
 

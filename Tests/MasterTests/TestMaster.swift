@@ -81,6 +81,10 @@ struct TestMaster {
             return try reply.decode(ClaimResponse.self).leases
         }
 
+        func job(_ id: JobID) async throws -> JobView {
+            try await send(.get, "/v1/jobs/\(id)").decode(JobView.self)
+        }
+
         func task(_ id: TaskID) async throws -> TaskView {
             try await send(.get, "/v1/tasks/\(id)").decode(TaskView.self)
         }

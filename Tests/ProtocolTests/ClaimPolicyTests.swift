@@ -45,9 +45,45 @@ struct ClaimPolicyTests {
         #expect(ids(policy.select(from: tasks, for: claimer(cpus: 1))) == Array(1...10))
     }
 
+    /// Queue order is the candidates' own (priority, then age), whatever order they arrive in:
+    /// the store merges several windows of the queue.
     @Test func keepsQueueOrder() {
         let tasks = [5, 3, 9, 1, 7].map { candidate(Int64($0)) }
-        #expect(ids(policy.select(from: tasks, for: claimer(cpus: 16))) == [5, 3, 9, 1, 7])
+        #expect(ids(policy.select(from: tasks, for: claimer(cpus: 16))) == [1, 3, 5, 7, 9])
+        var urgent = candidate(8)
+        urgent.priority = 5
+        #expect(ids(policy.select(from: tasks + [urgent], for: claimer(cpus: 16, slots: 2))) == [8, 1])
+    }
+
+    /// Among equal priorities, the owner with the fewest tasks leased goes first (fair share), then age.
+    @Test func fairShareAmongOwnersOfEqualPriority() {
+        let big = (1...200).map { n -> ClaimPolicy.Candidate in
+            var c = candidate(Int64(n))
+            c.owner = "alice"
+            return c
+        }
+        let small = (201...205).map { n -> ClaimPolicy.Candidate in
+            var c = candidate(Int64(n))
+            c.owner = "bob"
+            return c
+        }
+        var busy = claimer(cpus: 10, slots: 10)
+        busy.ownerLoad = ["alice": 40]
+        let chosen = policy.select(from: big + small, for: busy)
+        #expect(ids(chosen).filter { $0 > 200 } == [201, 202, 203, 204, 205], "bob's tasks all go in this claim")
+        // With equal loads they alternate.
+        let even = policy.select(from: big + small, for: claimer(cpus: 4, slots: 4))
+        #expect(Set(even.map(\.owner)) == ["alice", "bob"])
+    }
+
+    @Test func prefetchTakesTasksThatFitTheTotalsEachOnItsOwn() {
+        let tasks = (1...6).map { candidate(Int64($0), requirements(cpus: 3)) }
+        let extra = policy.prefetch(from: tasks, total: ResourceVector(cpus: 4, ram: 8 * GiB, disk: 100 * GiB), tags: [],
+                                    count: 4, ownerLoad: [:])
+        #expect(ids(extra) == [1, 2, 3, 4])
+        let tooBig = policy.prefetch(from: [candidate(9, requirements(cpus: 8))],
+                                     total: ResourceVector(cpus: 4, ram: 8 * GiB, disk: 100 * GiB), tags: [], count: 4, ownerLoad: [:])
+        #expect(tooBig.isEmpty)
     }
 
     @Test func aTooBigTaskAtTheHeadDoesNotBlockSmallerOnes() {

@@ -14,6 +14,7 @@ let documentedMoves: [TaskTransition: (from: [TaskState], to: TaskState)] = [
     .release: ([.assigned, .running], .queued),
     .retry: ([.failed, .cancelled], .queued),
     .steal: ([.assigned], .assigned),
+    .block: ([.queued], .blocked),
 ]
 
 @Suite("Task state machine")
@@ -21,10 +22,10 @@ struct TaskStateTests {
     @Test func theTableCoversEveryTransition() {
         #expect(Set(documentedMoves.keys) == Set(TaskTransition.allCases))
         #expect(TaskState.allCases.count == 7)
-        #expect(TaskTransition.allCases.count == 11)
+        #expect(TaskTransition.allCases.count == 12)
     }
 
-    /// All 7 × 11 (state, transition) pairs: the legal ones land where documented, every other one throws.
+    /// All 7 × 12 (state, transition) pairs: the legal ones land where documented, every other one throws.
     @Test(arguments: TaskState.allCases, TaskTransition.allCases)
     func everyPair(state: TaskState, transition: TaskTransition) throws {
         let documented = try #require(documentedMoves[transition])
