@@ -71,3 +71,32 @@ actor LogUploader {
         return true
     }
 }
+
+/// Sends a task's latest progress, at most once per upload round (not once per line).
+actor ProgressReporter {
+    let client: MasterClient
+    let task: TaskID
+    let epoch: LeaseEpoch
+    private var latest: Double?
+    private var sent: Double?
+
+    init(client: MasterClient, task: TaskID, epoch: LeaseEpoch) {
+        self.client = client
+        self.task = task
+        self.epoch = epoch
+    }
+
+    func update(_ value: Double) { latest = value }
+
+    func send() async {
+        guard let value = latest, value != sent else { return }
+        do {
+            _ = try await client.raw("POST", APIPath.taskProgress(task),
+                                     body: try WireJSON.encoder().encode(TaskReport(epoch: epoch, progress: value)),
+                                     contentType: "application/json")
+            sent = value
+        } catch let error as ClientError where !error.isRetryable {
+            sent = value  // refused (the run is over or fenced): do not insist
+        } catch {}
+    }
+}

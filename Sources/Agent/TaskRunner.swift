@@ -62,11 +62,16 @@ struct TaskRunner: Sendable {
             await process.terminate(grace: config.killGrace)  // stopped before it was even launched
         }
 
+        let progress = ProgressReporter(client: client, task: task, epoch: lease.epoch)
         let reader = Task {
-            for await chunk in process.output { await uploader.append(chunk) }
+            var scanner = ProgressLine.Scanner()
+            for await chunk in process.output {
+                await uploader.append(chunk)
+                if let value = scanner.feed(chunk) { await progress.update(value) }
+            }
             await uploader.close()
         }
-        let pump = Task { await drain(uploader) }
+        let pump = Task { await drain(uploader, progress: progress) }
         let timer = lease.timeout.map { seconds in
             Task { [workload, config, lease] in
                 try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
@@ -97,9 +102,10 @@ struct TaskRunner: Sendable {
     }
 
     /// Uploads the log until all of it is acknowledged (or the lease is gone), retrying while the master is away.
-    func drain(_ uploader: LogUploader) async {
+    func drain(_ uploader: LogUploader, progress: ProgressReporter? = nil) async {
         while !Task.isCancelled {
             let reached = await uploader.flush()
+            await progress?.send()
             if await uploader.done { return }
             try? await Task.sleep(for: reached ? .milliseconds(200) : .seconds(1))
         }

@@ -183,12 +183,22 @@ struct LogsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "logs", abstract: "Print a task's output.")
     @Argument(help: "Task id, e.g. t34.") var id: String
     @Option(help: "Which run (default: the latest).") var attempt: Int?
+    @Flag(name: [.short, .long], help: "Follow the output as it comes, until the run ends.") var follow = false
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
         guard let task = TaskID(id) else { throw ValidationError("'\(id)' is not a task id (e.g. t34)") }
         var query: [String: String] = [:]
         query["attempt"] = attempt.map(String.init)
+        if follow {
+            query["follow"] = "true"
+            try await cli {
+                for try await chunk in try client.client().stream(APIPath.taskLogs(task), query: query) {
+                    FileHandle.standardOutput.write(chunk)
+                }
+            }
+            return
+        }
         let data = try await cli { try await client.client().raw("GET", APIPath.taskLogs(task), query: query) }
         FileHandle.standardOutput.write(data)
     }

@@ -15,6 +15,6 @@ struct Paddock: AsyncParsableCommand {
             MasterCommand.self, AgentCommand.self, DevCommand.self,
             SubmitCommand.self, JobsCommand.self, JobCommand.self, TasksCommand.self, LogsCommand.self,
             AgentsCommand.self, CancelCommand.self, PauseCommand.self, ResumeCommand.self, RetryCommand.self,
-            PriorityCommand.self, DrainCommand.self, UndrainCommand.self,
+            PriorityCommand.self, DrainCommand.self, UndrainCommand.self, WatchCommand.self,
         ])
 }

@@ -138,5 +138,6 @@ extension MasterAPI {
     func stoppedTasks() async {
         await commandWake.notifyAll()
         await wake.notifyAll()
+        await logWake.notifyAll()
     }
 }

@@ -53,18 +53,27 @@ extension MasterAPI {
             guard let value = Int(text), value >= 1 else { throw PaddockError.invalid("attempt is ≥ 1", field: "attempt") }
             attempt = value
         }
-        // Fail before the headers go out if the task does not exist; then stream page by page.
+        let follow = Self.query(request, "follow") == "true"
+        // Fail before the headers go out if the task does not exist; then stream page by page,
+        // never holding more than a page of the log in memory.
         let first = try await store.readLog(task: id, attempt: attempt, after: 0, limit: 64)
         let store = self.store
+        let logWake = self.logWake
         let body = ResponseBody { writer in
-            var page = first.chunks
+            var page = first
             var position: Int64 = 0
-            while !page.isEmpty {
-                for chunk in page {
+            while true {
+                let generation = await logWake.generation
+                for chunk in page.chunks {
                     try await writer.write(ByteBuffer(bytes: chunk))
                     position += Int64(chunk.count)
                 }
-                page = try await store.readLog(task: id, attempt: first.attempt, after: position, limit: 64).chunks
+                if page.chunks.isEmpty {
+                    // Following: wait for the agent's next upload, until the run is over and all of it was sent.
+                    guard follow, page.live, !(await logWake.isClosed) else { break }
+                    await logWake.wait(since: generation, timeout: .seconds(1))
+                }
+                page = try await store.readLog(task: id, attempt: first.attempt, after: position, limit: 64)
             }
             try await writer.finish(nil)
         }
@@ -83,6 +92,7 @@ extension MasterAPI {
         let buffer = try await Self.body(of: request, limit: BodyLimit.logChunk)
         let size = try await store.appendLog(task: id, agent: agent.id, epoch: LeaseEpoch(epoch), offset: offset,
                                              data: Data(buffer.readableBytesView))
+        await logWake.notifyAll()
         return try Self.json(LogAck(size: size))
     }
 
@@ -109,8 +119,10 @@ extension MasterAPI {
         let id = try Self.id(TaskID.self, context, what: "task")
         let report = try await Self.decode(FinishReport.self, from: request, limit: BodyLimit.small)
         let task = try await store.finish(task: id, agent: agent.id, report: report, now: Date())
-        // The agent's resources are free again, or the task is back in the queue: claimers may proceed.
+        // The agent's resources are free again, or the task is back in the queue: claimers may proceed;
+        // log followers learn that the run is over.
         await wake.notifyAll()
+        await logWake.notifyAll()
         return try Self.json(task)
     }
 }

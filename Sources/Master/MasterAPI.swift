@@ -12,13 +12,17 @@ public struct MasterAPI: Sendable {
     let wake: WakeSignal
     /// Wakes talkback long-polls: a command may be waiting.
     let commandWake: WakeSignal
+    /// Wakes log followers: output arrived, or a run ended.
+    let logWake: WakeSignal
     let stats: MasterStats
 
-    public init(store: any Store, config: MasterConfig, wake: WakeSignal, commandWake: WakeSignal, stats: MasterStats) {
+    public init(store: any Store, config: MasterConfig, wake: WakeSignal, commandWake: WakeSignal, logWake: WakeSignal,
+                stats: MasterStats) {
         self.store = store
         self.config = config
         self.wake = wake
         self.commandWake = commandWake
+        self.logWake = logWake
         self.stats = stats
     }
 

@@ -10,6 +10,7 @@ public struct Master: Sendable {
     public let store: any Store
     public let wake = WakeSignal()
     public let commandWake = WakeSignal()
+    public let logWake = WakeSignal()
     public let stats = MasterStats()
 
     public init(config: MasterConfig, store: any Store) {
@@ -22,7 +23,8 @@ public struct Master: Sendable {
         let router = Router(context: MasterContext.self)
         router.add(middleware: ErrorMiddleware(stats: stats))
         router.add(middleware: AuthMiddleware(config: config, store: store))
-        MasterAPI(store: store, config: config, wake: wake, commandWake: commandWake, stats: stats).register(on: router)
+        MasterAPI(store: store, config: config, wake: wake, commandWake: commandWake, logWake: logWake, stats: stats)
+            .register(on: router)
         return router
     }
 
@@ -41,6 +43,6 @@ public struct Master: Sendable {
             },
             logger: logger)
         // The group stops services in reverse order: the sweeper (which then ends the long-polls) before the server.
-        return [app, LeaseSweeper(store: store, config: config, wakes: [wake, commandWake], logger: logger)]
+        return [app, LeaseSweeper(store: store, config: config, wakes: [wake, commandWake, logWake], logger: logger)]
     }
 }

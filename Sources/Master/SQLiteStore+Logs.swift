@@ -43,14 +43,17 @@ extension SQLiteStore {
         }
     }
 
-    public func readLog(task: TaskID, attempt: Int?, after: Int64, limit: Int) async throws -> (chunks: [Data], attempt: Int) {
+    public func readLog(task: TaskID, attempt: Int?, after: Int64, limit: Int) async throws -> LogPage {
         try await pool.read { db in
             let view = try Self.taskView(db, task)
-            let run = attempt ?? view.attempt
+            // Before its first start a task has no run yet: follow the one about to begin.
+            let run = attempt ?? max(view.attempt, view.state == .assigned || view.state == .queued ? view.attempt + 1 : 1)
             let rows = try Row.fetchAll(db, sql: """
                 SELECT offset, data FROM log_chunks WHERE task_id = ? AND attempt = ? AND offset >= ? ORDER BY offset LIMIT ?
                 """, arguments: [task.rawValue, run, after, limit])
-            return (rows.map { $0["data"] as Data }, run)
+            let live = view.state == .running && view.attempt == run
+                || (view.state == .assigned || view.state == .queued || view.state == .blocked) && view.attempt + 1 == run
+            return LogPage(chunks: rows.map { $0["data"] as Data }, attempt: run, live: live)
         }
     }
 }

@@ -35,6 +35,15 @@ public struct PageRequest: Sendable {
     }
 }
 
+/// Part of one run's log, from a stored offset on.
+public struct LogPage: Sendable {
+    public var chunks: [Data]
+    /// The run (attempt) this log belongs to.
+    public var attempt: Int
+    /// The run is still going (more output may come).
+    public var live: Bool
+}
+
 /// An agent as the auth layer needs it.
 public struct AgentIdentity: Sendable, Equatable {
     public var id: AgentID
@@ -117,7 +126,7 @@ public protocol Store: Sendable {
     /// Returns how many bytes of the run's log the master has received.
     func appendLog(task: TaskID, agent: AgentID, epoch: LeaseEpoch, offset: Int64, data: Data) async throws -> Int64
     /// The stored log of one run (the latest when `attempt` is nil), in chunks, oldest first.
-    func readLog(task: TaskID, attempt: Int?, after: Int64, limit: Int) async throws -> (chunks: [Data], attempt: Int)
+    func readLog(task: TaskID, attempt: Int?, after: Int64, limit: Int) async throws -> LogPage
 
     // MARK: control (jobs, tasks, agents) and talkback. Stopping a task that an agent runs
     // enqueues the command that tells it, in the same transaction.
