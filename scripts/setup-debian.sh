@@ -3,7 +3,9 @@
 # .ci/run and scripts/try.sh; idempotent.
 set -euo pipefail
 need=()
-for package in libsqlite3-dev; do
+packages=(libsqlite3-dev)
+[ "${PADDOCK_TEST_DEPS:-0}" = 1 ] && packages+=(python3 python3-pip)
+for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || need+=("$package")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -11,5 +13,9 @@ if [ ${#need[@]} -gt 0 ]; then
     [ "$(id -u)" -eq 0 ] || as_root="sudo"
     $as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq "${need[@]}"
+fi
+# The tests check /metrics with a strict Prometheus text parser.
+if [ "${PADDOCK_TEST_DEPS:-0}" = 1 ] && ! python3 -c 'import prometheus_client' 2>/dev/null; then
+    python3 -m pip install --quiet prometheus-client
 fi
 command -v swift >/dev/null || { echo "Swift 6 is needed: see https://www.swift.org/install/linux/" >&2; exit 1; }

@@ -72,6 +72,9 @@ struct ClaimService: Service {
             } catch {
                 if Task.isCancelled { break }
                 logger.warning("claim failed: \(error)")
+                if !error.isRetryable {
+                    ExceptionReporter(session: enrolled, logger: logger).report("claim_failed", error.description)
+                }
                 try? await backoff.sleep()
             }
         }

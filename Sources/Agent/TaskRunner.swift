@@ -48,6 +48,9 @@ struct TaskRunner: Sendable {
                                               cwd: lease.cwd ?? dir)
         } catch {
             logger.warning("task \(task) cannot be launched: \(error)")
+            ExceptionReporter(session: session, logger: logger).report(
+                "launch_failed", error.description, task: task,
+                context: ["command": lease.command.joined(separator: " ").prefix(512).description, "cwd": lease.cwd ?? dir])
             await uploader.append(Data("paddock: \(error.description)\n".utf8))
             await uploader.close()
             await drain(uploader)

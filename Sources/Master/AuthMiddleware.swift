@@ -10,7 +10,8 @@ struct AuthMiddleware: RouterMiddleware {
     let config: MasterConfig
     let store: any Store
 
-    static let open: Set<String> = [APIRoute.healthz.path, APIRoute.openapi.path]
+    /// Health, the API document and Prometheus scrapes need no token (they reveal counts, no data).
+    static let open: Set<String> = [APIRoute.healthz.path, APIRoute.openapi.path, APIRoute.prometheus.path]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if Self.open.contains(request.uri.path) { return try await next(request, context) }

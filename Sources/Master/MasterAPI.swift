@@ -74,6 +74,10 @@ public struct MasterAPI: Sendable {
         case .deleteAgent: deleteAgent
         case .listCommands: listCommands
         case .sendCommand: sendCommand
+        case .reportException: reportException
+        case .listExceptions: listExceptions
+        case .masterInfo: masterInfo
+        case .prometheus: prometheus
         }
     }
 

@@ -21,6 +21,7 @@ public struct Master: Sendable {
     /// The router alone: what the in-process tests drive.
     public func router() -> Router<MasterContext> {
         let router = Router(context: MasterContext.self)
+        router.add(middleware: StatsMiddleware(stats: stats))
         router.add(middleware: ErrorMiddleware(stats: stats))
         router.add(middleware: AuthMiddleware(config: config, store: store))
         MasterAPI(store: store, config: config, wake: wake, commandWake: commandWake, logWake: logWake, stats: stats)

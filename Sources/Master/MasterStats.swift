@@ -1,19 +1,71 @@
 import Foundation
+import Prometheus
 import Synchronization
 
-/// Counters about the master itself (for `/v1/master` and `/metrics`).
+/// Counters about the master itself, for `/v1/master` and `/metrics` (Prometheus text
+/// through swift-prometheus). Recent request durations are also kept in a small ring, for
+/// the percentiles of `/v1/master`.
 public final class MasterStats: Sendable {
     public let startedAt = Date()
-    private let unhandled = Atomic<Int>(0)
-    private let claims = Atomic<Int>(0)
-    private let steals = Atomic<Int>(0)
+    let registry = PrometheusCollectorRegistry()
+    private let requests: Counter
+    private let unhandled: Counter
+    private let claims: Counter
+    private let steals: Counter
+    private let durations: DurationHistogram
+    private let recent = Mutex<(samples: [Double], next: Int, requests: Int, unhandled: Int, claims: Int, steals: Int)>(
+        ([], 0, 0, 0, 0, 0))
+    static let ringSize = 4096
 
-    public init() {}
+    public init() {
+        requests = registry.makeCounter(name: "paddock_http_requests_total", help: "HTTP requests answered")
+        unhandled = registry.makeCounter(name: "paddock_unhandled_errors_total", help: "Requests that failed with an unexpected error (500)")
+        claims = registry.makeCounter(name: "paddock_claims_total", help: "Claims answered")
+        steals = registry.makeCounter(name: "paddock_tasks_stolen_total", help: "Tasks re-leased from a backlogged agent to an idle one")
+        durations = registry.makeDurationHistogram(
+            name: "paddock_http_request_duration_seconds",
+            buckets: [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
+                      .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5)],
+            help: "Time to answer a request (long-polls excluded)")
+    }
 
-    func recordUnhandled() { unhandled.add(1, ordering: .relaxed) }
-    func recordClaim() { claims.add(1, ordering: .relaxed) }
-    func recordSteals(_ count: Int) { steals.add(count, ordering: .relaxed) }
-    public var tasksStolen: Int { steals.load(ordering: .relaxed) }
-    public var unhandledErrors: Int { unhandled.load(ordering: .relaxed) }
-    public var claimsAnswered: Int { claims.load(ordering: .relaxed) }
+    func recordRequest(_ duration: Duration?) {
+        requests.increment()
+        let milliseconds = duration.map { Double($0.components.seconds) * 1000 + Double($0.components.attoseconds) / 1e15 }
+        if let duration { durations.record(duration) }
+        recent.withLock { state in
+            state.requests += 1
+            guard let milliseconds else { return }
+            if state.samples.count < Self.ringSize { state.samples.append(milliseconds) } else { state.samples[state.next] = milliseconds }
+            state.next = (state.next + 1) % Self.ringSize
+        }
+    }
+
+    func recordUnhandled() {
+        unhandled.increment()
+        recent.withLock { $0.unhandled += 1 }
+    }
+
+    func recordClaim() {
+        claims.increment()
+        recent.withLock { $0.claims += 1 }
+    }
+
+    func recordSteals(_ count: Int) {
+        steals.increment(by: Int64(count))
+        recent.withLock { $0.steals += count }
+    }
+
+    public var unhandledErrors: Int { recent.withLock { $0.unhandled } }
+    public var claimsAnswered: Int { recent.withLock { $0.claims } }
+    public var tasksStolen: Int { recent.withLock { $0.steals } }
+    public var requestsAnswered: Int { recent.withLock { $0.requests } }
+
+    /// p50/p90/p99 of the recent request durations, in milliseconds.
+    public func percentiles() -> (p50: Double, p90: Double, p99: Double) {
+        let sorted = recent.withLock { $0.samples }.sorted()
+        guard !sorted.isEmpty else { return (0, 0, 0) }
+        func at(_ q: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * q))] }
+        return (at(0.5), at(0.9), at(0.99))
+    }
 }

@@ -152,6 +152,29 @@ enum SQLiteSchema {
                 CREATE INDEX tasks_job_queue ON tasks(job_id, state, priority DESC, id);
                 """)
         }
+        migrator.registerMigration("v4-observability") { db in
+            try db.execute(sql: """
+                CREATE TABLE agent_exceptions (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    agent_id INTEGER NOT NULL,
+                    type TEXT NOT NULL,
+                    message TEXT NOT NULL,
+                    context TEXT NOT NULL,
+                    task_id INTEGER,
+                    at REAL NOT NULL
+                );
+                CREATE INDEX agent_exceptions_agent ON agent_exceptions(agent_id, id);
+                ALTER TABLE agents ADD COLUMN metrics TEXT;
+                CREATE TABLE agent_metrics (
+                    agent_id INTEGER NOT NULL,
+                    at REAL NOT NULL,
+                    sample TEXT NOT NULL,
+                    PRIMARY KEY (agent_id, at)
+                );
+                ALTER TABLE tasks ADD COLUMN cpu_seconds REAL;
+                ALTER TABLE tasks ADD COLUMN peak_rss INTEGER;
+                """)
+        }
         return migrator
     }
 }

@@ -44,6 +44,12 @@ public struct LogPage: Sendable {
     public var live: Bool
 }
 
+public struct FarmSummary: Sendable {
+    public var jobs: Int
+    public var tasks: [TaskState: Int]
+    public var agents: [AgentState: Int]
+}
+
 /// An agent as the auth layer needs it.
 public struct AgentIdentity: Sendable, Equatable {
     public var id: AgentID
@@ -149,6 +155,13 @@ public protocol Store: Sendable {
     func sendCommand(to agent: AgentID, _ request: CommandRequest, now: Date) async throws -> Int64
     /// Unexpired commands for `agent` with a sequence number above `after`, oldest first.
     func commands(for agent: AgentID, after: Int64, now: Date) async throws -> [AgentCommand]
+
+    // MARK: observability
+
+    func addException(agent: AgentID, _ report: ExceptionReport, now: Date) async throws -> ExceptionView
+    func exceptions(agent: AgentID, page: PageRequest) async throws -> Page<ExceptionView>
+    /// Counts for `/v1/master` and `/metrics`.
+    func summary() async throws -> FarmSummary
 
     /// Marks silent agents offline and requeues (or fails) the tasks whose leases ran out.
     func sweep(now: Date, silentSince: Date) async throws -> SweepResult

@@ -12,6 +12,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case patchJob, deleteJob, cancelJob, pauseJob, resumeJob, retryJob
     case patchTasks, cancelTask, retryTask
     case patchAgent, deleteAgent, listCommands, sendCommand
+    // observability (metrics issue)
+    case reportException, listExceptions, masterInfo, prometheus
 
     public enum Method: String, Sendable { case get = "GET", post = "POST", put = "PUT", patch = "PATCH", delete = "DELETE" }
 
@@ -24,6 +26,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .deleteJob, .deleteAgent: .delete
         case .listJobs, .getJob, .listTasks, .getTask, .getTaskLogs, .listAgents, .getAgent, .healthz, .openapi: .get
         case .listCommands: .get
+        case .reportException: .post
+        case .listExceptions, .masterInfo, .prometheus: .get
         }
     }
 
@@ -52,6 +56,9 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .retryTask: "/v1/tasks/{id}/retry"
         case .patchAgent, .deleteAgent: "/v1/agents/{id}"
         case .listCommands, .sendCommand: "/v1/agents/{id}/commands"
+        case .reportException, .listExceptions: "/v1/agents/{id}/exceptions"
+        case .masterInfo: "/v1/master"
+        case .prometheus: "/metrics"
         case .healthz: "/healthz"
         case .openapi: "/openapi.yaml"
         }
@@ -73,6 +80,8 @@ public enum APIPath {
     public static func heartbeat(_ id: AgentID) -> String { "/v1/agents/\(id)/heartbeat" }
     public static func claim(_ id: AgentID) -> String { "/v1/agents/\(id)/claim" }
     public static func commands(_ id: AgentID) -> String { "/v1/agents/\(id)/commands" }
+    public static func exceptions(_ id: AgentID) -> String { "/v1/agents/\(id)/exceptions" }
+    public static let master = "/v1/master"
     /// `/v1/jobs/{id}/cancel`, `/pause`, `/resume`, `/retry`.
     public static func job(_ id: JobID, _ action: String) -> String { "/v1/jobs/\(id)/\(action)" }
     /// `/v1/tasks/{id}/cancel`, `/retry`.

@@ -47,6 +47,20 @@ struct AgentMessageTests {
         #expect(full.slots == 4)
         #expect(full.wait == 20)
         #expect(full.free == ResourceVector(milliCPUs: 2500, ram: GiB))
+        #expect(defaults.prefetch == 0 && full.prefetch == 0)
+    }
+
+    /// `slots` may be 0 when the agent only prefetches; together they ask for at least one task.
+    @Test func claimPrefetch() throws {
+        let only = try Wire.decode(ClaimRequest.self, #"{"slots": 0, "prefetch": 3}"#)
+        #expect(only.slots == 0 && only.prefetch == 3)
+        let both = try Wire.decode(ClaimRequest.self, #"{"slots": 2, "prefetch": 1024, "wait": 5}"#)
+        #expect(both.slots == 2 && both.prefetch == 1024)
+        let nothing = try #require(Wire.rejection(ClaimRequest.self, #"{"slots": 0, "prefetch": 0}"#))
+        #expect(nothing.status == 400 && nothing.field == "slots")
+        #expect(nothing.message.contains("at least 1"), "\(nothing)")
+        let again = try Wire.decode(ClaimRequest.self, try Wire.string(ClaimRequest(slots: 0, wait: 1, prefetch: 2)))
+        #expect(again.slots == 0 && again.prefetch == 2 && again.wait == 1)
     }
 
     static let claimRefusals: [(String, String)] = [
@@ -59,6 +73,11 @@ struct AgentMessageTests {
         (#"{"free": {"cpus": -1}}"#, "free.cpus"),
         (#"{"free": {"tags": ["x"]}}"#, "free.tags"),
         (#"{"slot": 2}"#, "slot"),
+        (#"{"slots": 0, "prefetch": 0}"#, "slots"),
+        (#"{"prefetch": -1}"#, "slots"),
+        (#"{"prefetch": 1025}"#, "slots"),
+        (#"{"prefetch": 1.5}"#, "prefetch"),
+        (#"{"prefetch": "2"}"#, "prefetch"),
     ]
 
     @Test(arguments: claimRefusals)
@@ -149,6 +168,12 @@ struct AgentMessageTests {
         #expect(decoded.leases[0].command == lease.command)
         #expect(decoded.leases[0].requirements == lease.requirements)
         #expect(decoded.leases[0].timeout == 60)
+        #expect(decoded.leases[0].prefetched == false)
+        #expect(try Wire.object(lease)["prefetched"] as? Bool == false)
+        var prefetched = lease
+        prefetched.prefetched = true
+        let back = try Wire.decode(ClaimResponse.self, try Wire.string(ClaimResponse(leases: [prefetched])))
+        #expect(back.leases[0].prefetched)
     }
 }
 

@@ -103,6 +103,67 @@ struct JobSubmissionTests {
         #expect(again == job)
     }
 
+    // MARK: dependencies
+
+    @Test func dependenciesAndJobsAfter() throws {
+        let job = try Wire.decode(JobSubmission.self, #"""
+            {"name": "comp", "after": ["j3", "4"],
+             "tasks": [{"name": "a", "command": ["x"]},
+                       {"name": "b", "command": ["x"], "depends_on": ["a"]},
+                       {"name": "c", "command": ["x"], "depends_on": ["a", "b", "a"]}]}
+            """#)
+        #expect(job.after == [JobID(rawValue: 3), JobID(rawValue: 4)])
+        #expect(job.tasks.map(\.dependsOn) == [[], ["a"], ["a", "b", "a"]])
+        #expect(try DependencyGraph(tasks: job.tasks).prerequisites == [[], [0], [0, 1]])
+        // Round trip; empty lists are left out.
+        let again = try Wire.decode(JobSubmission.self, try Wire.string(job))
+        #expect(again == job && again.after == job.after)
+        let plain = try Wire.object(try Wire.decode(JobSubmission.self, jobJSON()))
+        #expect(plain["after"] == nil)
+        #expect((plain["tasks"] as? [[String: Any]])?.first?["depends_on"] == nil)
+    }
+
+    @Test func aDependencyCycleIsRefused() throws {
+        let cycle = try #require(Wire.rejection(JobSubmission.self, #"""
+            {"name": "j", "tasks": [{"name": "a", "command": ["x"], "depends_on": ["c"]},
+                                    {"name": "b", "command": ["x"], "depends_on": ["a"]},
+                                    {"name": "c", "command": ["x"], "depends_on": ["b"]}]}
+            """#))
+        #expect(cycle.status == 400 && cycle.code == "invalid_request")
+        #expect(cycle.field == "tasks")
+        #expect(cycle.message.contains("cycle"), "\(cycle)")
+        let selfLoop = try #require(Wire.rejection(JobSubmission.self, jobJSON(task: #""depends_on": ["t"]"#)))
+        #expect(selfLoop.message.contains("cycle"), "\(selfLoop)")
+    }
+
+    @Test func unknownOrAmbiguousDependenciesAreRefused() throws {
+        let unknown = try #require(Wire.rejection(JobSubmission.self, jobJSON(task: #""depends_on": ["nope"]"#)))
+        #expect(unknown.status == 400 && unknown.field == "tasks")
+        #expect(unknown.message.contains("'nope'") && unknown.message.contains("no task of this job"), "\(unknown)")
+        let ambiguous = try #require(Wire.rejection(JobSubmission.self, #"""
+            {"name": "j", "tasks": [{"name": "a", "command": ["x"]}, {"name": "a", "command": ["y"]},
+                                    {"name": "b", "command": ["x"], "depends_on": ["a"]}]}
+            """#))
+        #expect(ambiguous.status == 400 && ambiguous.field == "tasks")
+        #expect(ambiguous.message.contains("several tasks share"), "\(ambiguous)")
+        // Shared names are fine as long as no task depends on them.
+        #expect(try Wire.decode(JobSubmission.self, #"""
+            {"name": "j", "tasks": [{"name": "a", "command": ["x"]}, {"name": "a", "command": ["y"]}]}
+            """#).tasks.count == 2)
+    }
+
+    @Test func dependencyListsAreBounded() throws {
+        let names = (0...1000).map { #""d\#($0)""# }.joined(separator: ", ")
+        let many = try #require(Wire.rejection(JobSubmission.self, jobJSON(task: #""depends_on": [\#(names)]"#)))
+        #expect(many.field == "tasks[0].depends_on")
+        let jobs = (1...1001).map { #""j\#($0)""# }.joined(separator: ", ")
+        let after = try #require(Wire.rejection(JobSubmission.self, jobJSON(job: #""after": [\#(jobs)]"#)))
+        #expect(after.field == "after")
+        let bad = try #require(Wire.rejection(JobSubmission.self, jobJSON(job: #""after": ["t3"]"#)))
+        #expect(bad.status == 400)
+        #expect(bad.field?.hasPrefix("after") == true, "\(bad)")
+    }
+
     // MARK: what is refused, and how it is said
 
     @Test(arguments: [#"{"name": "j", "tasks": ["#, "", "hello", #"{"name": "j" "tasks": []}"#, "{'name': 'j'}", "\u{FF}"])
@@ -186,6 +247,11 @@ struct JobSubmissionTests {
         (jobJSON(task: #""priority": 1e30"#), "tasks[0].priority"),
         (jobJSON(job: #""labels": {"bad key": "x"}"#), "labels"),
         (jobJSON(job: #""labels": {"k": 1}"#), "labels.k"),
+        (jobJSON(job: #""after": "j1""#), "after"),
+        (jobJSON(task: #""depends_on": "t""#), "tasks[0].depends_on"),
+        (jobJSON(task: #""depends_on": ["nope"]"#), "tasks"),
+        (jobJSON(task: #""depends_on": ["t"]"#), "tasks"),
+        (jobJSON(task: #""after": ["j1"]"#), "tasks[0].after"),
         // the shape of the job
         (#"{"name": "j", "tasks": []}"#, "tasks"),
         (#"{"name": "j"}"#, "tasks"),

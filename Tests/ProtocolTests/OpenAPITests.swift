@@ -188,6 +188,9 @@ struct OpenAPITests {
             #expect(op.value(of: "security:", indent: 6) == nil, "an authenticated route must not override security")
             #expect(op.statuses.isSuperset(of: ["401", "403"]))
         }
+        if route == .submitJob {
+            #expect(op.statuses.contains("409"), "a job after a failed or cancelled one answers 409")
+        }
         if [.startTask, .progressTask, .finishTask, .uploadTaskLogs].contains(route) {
             #expect(op.statuses.contains("409"), "stale epochs answer 409")
         }
@@ -285,7 +288,9 @@ struct OpenAPITests {
 
     @Test func responseSchemasMatchWhatIsEncoded() throws {
         expectSchema("Job", describes: try Self.keys(Samples.job()))
-        #expect(Set(try #require(doc.list("required", of: "Job"))) == (try Self.keys(Samples.job(taskIDs: nil))))
+        #expect(Set(try #require(doc.list("required", of: "Job")))
+                == (try Self.keys(Samples.job(taskIDs: nil, blocklist: nil))))
+        expectSchema("BlocklistEntry", describes: try Self.keys(BlocklistEntry(agent: AgentID(rawValue: 3), failures: 3)))
         expectSchema("Task", describes: try Self.keys(Samples.task(full: true)))
         // What a bare task always carries is exactly what the schema requires.
         #expect(Set(try #require(doc.list("required", of: "Task"))) == (try Self.keys(Samples.task(full: false))))
@@ -296,6 +301,8 @@ struct OpenAPITests {
         expectSchema("Requirements", describes: try Self.keys(TaskRequirements.default))
         expectSchema("TaskCounts", describes: try Self.keys(TaskCounts([:])))
         expectSchema("TaskLease", describes: try Self.keys(Samples.lease))
+        #expect(Set(try #require(doc.list("required", of: "TaskLease")))
+                == (try Self.keys(Samples.lease)).subtracting(["cwd", "timeout"]))
         expectSchema("ClaimResponse", describes: try Self.keys(ClaimResponse(leases: [])))
         expectSchema("EnrollResponse", describes: try Self.keys(
             EnrollResponse(id: AgentID(rawValue: 1), credential: "pa_x", leaseTimeout: 30, heartbeatInterval: 5)))
@@ -328,22 +335,24 @@ struct OpenAPITests {
 
     @Test func requestSchemasMatchWhatIsEncoded() throws {
         let spec = TaskSpec(name: "t", command: ["x"], env: ["A": "b"], cwd: "/tmp", requirements: .default,
-                            maxAttempts: 2, timeout: 5, priority: 1)
+                            maxAttempts: 2, timeout: 5, priority: 1, dependsOn: ["u"])
         expectSchema("TaskSpec", describes: try Self.keys(spec))
-        expectSchema("JobWithTasks", describes: try Self.keys(JobSubmission(
+        var job = JobSubmission(
             name: "j", owner: "ana", priority: 1, labels: ["a": "b"], requirements: .default, maxAttempts: 2, timeout: 5,
-            tasks: [spec])))
+            tasks: [spec, TaskSpec(name: "u", command: ["y"])])
+        job.after = [JobID(rawValue: 1)]
+        expectSchema("JobWithTasks", describes: try Self.keys(job))
         expectSchema("RequirementsInput", describes: try Self.keys(TaskRequirements.default))
         expectSchema("ResourcesInput", describes: try Self.keys(ResourceVector(cpus: 1)))
         expectSchema("EnrollRequest", describes: try Self.keys(
             EnrollRequest(name: "a", resources: ResourceVector(cpus: 1), tags: [], version: "1")))
         expectSchema("HeartbeatRequest", describes: try Self.keys(HeartbeatRequest(held: [], authoritative: true, leaving: true)))
-        expectSchema("ClaimRequest", describes: try Self.keys(ClaimRequest(slots: 1, wait: 0, free: .zero)))
+        expectSchema("ClaimRequest", describes: try Self.keys(ClaimRequest(slots: 1, wait: 0, free: .zero, prefetch: 2)))
         expectSchema("TaskReport", describes: try Self.keys(TaskReport(epoch: LeaseEpoch(1), progress: 0.5)))
         expectSchema("ProgressReport", describes: try Self.keys(TaskReport(epoch: LeaseEpoch(1), progress: 0.5)))
         expectSchema("FinishReport", describes: try Self.keys(
             FinishReport(epoch: LeaseEpoch(1), outcome: .failed, exitCode: 1, reason: "r")))
-        expectSchema("JobPatch", describes: try Self.keys(JobPatch(priority: 1, labels: ["a": "b"])))
+        expectSchema("JobPatch", describes: try Self.keys(JobPatch(priority: 1, labels: ["a": "b"], clearBlocklist: true)))
         expectSchema("PauseRequest", describes: try Self.keys(PauseRequest(kill: true)))
         expectSchema("TaskBulkPatch", describes: try Self.keys(
             TaskBulkPatch(ids: [TaskID(rawValue: 1)], priority: 1, state: .cancelled)))
@@ -384,18 +393,27 @@ struct OpenAPITests {
         let job = try Wire.decode(JobSubmission.self, #"""
             {"name": "j", "owner": "ana", "priority": 1, "labels": {"a": "b"},
              "requirements": {"cpus": 1, "ram": "1GiB", "disk": 0, "gpus": 0, "tags": ["t"]},
-             "timeout": "1h", "max_attempts": 2,
+             "timeout": "1h", "max_attempts": 2, "after": ["j1", "2"],
              "frames": "1-4", "chunk": 2, "command": ["x", "{start}"], "env": {"E": "{end}"}, "cwd": "/tmp"}
             """#)
         #expect(job.tasks.count == 2)
+        #expect(job.after == [JobID(rawValue: 1), JobID(rawValue: 2)])
+        let listed = try Wire.decode(JobSubmission.self, #"""
+            {"name": "j", "after": ["j3"], "tasks": [
+              {"name": "a", "command": ["x"]}, {"name": "b", "command": ["y"], "depends_on": ["a"]}]}
+            """#)
+        #expect(listed.tasks[1].dependsOn == ["a"] && listed.after == [JobID(rawValue: 3)])
         #expect(try Wire.decode(EnrollRequest.self,
             #"{"name": "a", "resources": {"cpus": 1, "ram": 0, "disk": "1G", "gpus": 0}, "tags": [], "version": "1"}"#)
             .name == "a")
-        #expect(try Wire.decode(ClaimRequest.self, #"{"slots": 2, "wait": 1.5, "free": {"cpus": 1}}"#).slots == 2)
+        let claim = try Wire.decode(ClaimRequest.self, #"{"slots": 2, "wait": 1.5, "free": {"cpus": 1}, "prefetch": 4}"#)
+        #expect(claim.slots == 2 && claim.prefetch == 4)
 
-        #expect(try #require(doc.properties("JobPatch")) == ["priority", "labels"])
-        let patch = try Wire.decode(JobPatch.self, #"{"priority": 5, "labels": {"shot": "sh010"}}"#)
-        #expect(patch.priority == 5 && patch.labels == ["shot": "sh010"])
+        #expect(try #require(doc.properties("JobPatch")) == ["priority", "labels", "clear_blocklist"])
+        let patch = try Wire.decode(JobPatch.self,
+            #"{"priority": 5, "labels": {"shot": "sh010"}, "clear_blocklist": true}"#)
+        #expect(patch.priority == 5 && patch.labels == ["shot": "sh010"] && patch.clearBlocklist == true)
+        #expect(try Wire.decode(JobPatch.self, #"{"clear_blocklist": true}"#).priority == nil)
         #expect(try Wire.decode(PauseRequest.self, #"{"kill": true}"#).kill)
         #expect(try #require(doc.properties("TaskBulkPatch")) == ["ids", "priority", "state"])
         let bulk = try Wire.decode(TaskBulkPatch.self, #"{"ids": ["t1", "2"], "priority": -3, "state": "queued"}"#)

@@ -6,10 +6,14 @@ import Testing
 enum Samples {
     static let date = Date(timeIntervalSince1970: 1_750_000_000)
 
-    static func job(taskIDs: [TaskID]? = [TaskID(rawValue: 1)]) -> JobView {
-        JobView(id: JobID(rawValue: 12), name: "render", owner: "admin", priority: 0, labels: ["team": "fx"],
-                state: .running, paused: false, createdAt: date, counts: TaskCounts([.queued: 1, .running: 1]),
-                progress: 0.5, warnings: ["1 queued task(s) fit no agent"], taskIDs: taskIDs)
+    static func job(taskIDs: [TaskID]? = [TaskID(rawValue: 1)],
+                    blocklist: [BlocklistEntry]? = [BlocklistEntry(agent: AgentID(rawValue: 5), failures: 3)]) -> JobView {
+        var job = JobView(id: JobID(rawValue: 12), name: "render", owner: "admin", priority: 0, labels: ["team": "fx"],
+                          state: .running, paused: false, createdAt: date,
+                          counts: TaskCounts([.blocked: 2, .queued: 1, .running: 1]),
+                          progress: 0.5, warnings: ["1 queued task(s) fit no agent"], taskIDs: taskIDs)
+        job.blocklist = blocklist
+        return job
     }
 
     static func task(full: Bool) -> TaskView {
@@ -37,7 +41,7 @@ enum Samples {
 
     static let lease = TaskLease(task: TaskID(rawValue: 34), job: JobID(rawValue: 12), name: "t", epoch: LeaseEpoch(1),
                                  command: ["x"], env: ["A": "b"], cwd: "/tmp", requirements: .default, timeout: 30,
-                                 attempt: 1)
+                                 attempt: 1, prefetched: true)
 
     /// A talkback command: `full` uses every field (a real command uses only those of its kind).
     static func command(full: Bool) -> AgentCommand {
@@ -97,6 +101,20 @@ struct WireEncodingTests {
         let again = try Wire.decode(JobView.self, try Wire.string(Samples.job()))
         #expect(again.counts == Samples.job().counts)
         #expect(again.createdAt == Samples.date)
+        #expect((object["counts"] as? [String: Int])?["blocked"] == 2)
+    }
+
+    /// A job's blocklist: agents as prefixed ids with their failure counts; left out when the answer has none.
+    @Test func blocklists() throws {
+        let object = try Wire.object(Samples.job())
+        let entries = try #require(object["blocklist"] as? [[String: Any]])
+        #expect(entries.count == 1)
+        #expect(entries[0]["agent"] as? String == "a5")
+        #expect(entries[0]["failures"] as? Int == 3)
+        #expect(try Wire.object(Samples.job(blocklist: nil))["blocklist"] == nil)
+        #expect(try Wire.string(BlocklistEntry(agent: AgentID(rawValue: 2), failures: 4)) == #"{"agent":"a2","failures":4}"#)
+        let again = try Wire.decode(JobView.self, try Wire.string(Samples.job()))
+        #expect(again.blocklist == Samples.job().blocklist)
     }
 
     @Test func agents() throws {

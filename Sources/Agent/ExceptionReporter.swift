@@ -1,0 +1,29 @@
+import Foundation
+import Logging
+import PaddockProtocol
+
+/// Tells the master about errors the agent could not handle, and keeps going: a task that
+/// could not be launched, a refused upload, a loop that failed in an unexpected way.
+struct ExceptionReporter: Sendable {
+    let session: AgentSession.Enrolled
+    let logger: Logger
+
+    func report(_ type: String, _ message: String, task: TaskID? = nil, context: [String: String] = [:]) {
+        let report = ExceptionReport(type: type, message: String(message.prefix(8 * 1024)), context: context, task: task,
+                                     at: Date())
+        Task { [session, logger] in
+            var backoff = Backoff(base: 0.5, cap: 5)
+            for _ in 0..<5 {
+                do {
+                    let _: ExceptionView = try await session.client.call("POST", APIPath.exceptions(session.id), json: report)
+                    return
+                } catch let error as ClientError where error.isRetryable {
+                    try? await backoff.sleep()
+                } catch {
+                    logger.warning("reporting an exception failed: \(error)")
+                    return
+                }
+            }
+        }
+    }
+}

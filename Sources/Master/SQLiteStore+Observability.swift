@@ -1,0 +1,48 @@
+import Foundation
+import GRDB
+import PaddockProtocol
+
+extension SQLiteStore {
+    public func addException(agent: AgentID, _ report: ExceptionReport, now: Date) async throws -> ExceptionView {
+        try await pool.write { db in
+            let at = report.at.map { min($0, now) } ?? now
+            try db.execute(sql: """
+                INSERT INTO agent_exceptions (agent_id, type, message, context, task_id, at) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [agent.rawValue, report.type, report.message, try Self.json(report.context),
+                                 report.task?.rawValue, at.timeIntervalSince1970])
+            return ExceptionView(id: db.lastInsertedRowID, agent: agent, type: report.type, message: report.message,
+                                 context: report.context, task: report.task, at: at)
+        }
+    }
+
+    public func exceptions(agent: AgentID, page: PageRequest) async throws -> Page<ExceptionView> {
+        try await pool.read { db in
+            guard try Row.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?", arguments: [agent.rawValue]) != nil else {
+                throw PaddockError.notFound("agent \(agent)")
+            }
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT * FROM agent_exceptions WHERE agent_id = ? AND id > ? ORDER BY id LIMIT ?
+                """, arguments: [agent.rawValue, page.after, page.limit + 1])
+            let items = try rows.prefix(page.limit).map { row in
+                ExceptionView(id: row["id"], agent: agent, type: row["type"], message: row["message"],
+                              context: try Self.decode([String: String].self, row["context"]),
+                              task: (row["task_id"] as Int64?).map(TaskID.init(rawValue:)),
+                              at: Date(timeIntervalSince1970: row["at"]))
+            }
+            return Page(items: items, next: rows.count > page.limit ? items.last.map { String($0.id) } : nil)
+        }
+    }
+
+    public func summary() async throws -> FarmSummary {
+        try await pool.read { db in
+            var tasks: [TaskState: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM tasks GROUP BY state") {
+                if let state = TaskState(rawValue: row["state"]) { tasks[state] = row["n"] }
+            }
+            var agents: [AgentState: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM agents") { agents[Self.agentState(row), default: 0] += 1 }
+            let jobs = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE archived = 0") ?? 0
+            return FarmSummary(jobs: jobs, tasks: tasks, agents: agents)
+        }
+    }
+}
