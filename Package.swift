@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "paddock", targets: ["PaddockCLI"]),
+        .executable(name: "paddock-bench", targets: ["PaddockBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -62,6 +63,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/CLI",
+            swiftSettings: strict
+        ),
+        // The benchmark harness (issue: benchmarks): drives real masters and agents on loopback.
+        .executableTarget(
+            name: "PaddockBench",
+            dependencies: [
+                "PaddockProtocol", "PaddockAgent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "bench/Sources",
             swiftSettings: strict
         ),
         .testTarget(
