@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 #endif
 import CSpawn
+import PaddockProtocol
 
 /// How a child process ended.
 public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
@@ -32,7 +33,7 @@ public final class ChildProcess: Sendable {
     public let pid: pid_t
     /// The merged output, chunk by chunk, until every holder of the pipe has closed it.
     public let output: AsyncStream<Data>
-    private let exit: Task<ExitStatus, Never>
+    private let exit: Task<(ExitStatus, TaskUsage), Never>
 
     public static func launch(argv: [String], environment: [String: String], cwd: String) throws(LaunchError) -> ChildProcess {
         guard let program = argv.first, !program.isEmpty else { throw LaunchError(description: "empty command") }
@@ -100,21 +101,30 @@ public final class ChildProcess: Sendable {
             continuation.finish()
         }
         exit = Task {
-            await withCheckedContinuation { (done: CheckedContinuation<ExitStatus, Never>) in
+            await withCheckedContinuation { (done: CheckedContinuation<(ExitStatus, TaskUsage), Never>) in
                 Thread.detachNewThread {
                     var status: Int32 = 0
-                    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                    var usage = rusage()
+                    // wait4 also tells what the process and the children it waited for used.
+                    while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+                    let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+                        + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+                    let peak = Int64(usage.ru_maxrss) * 1024  // kilobytes on Linux
+                    let spent = TaskUsage(cpuSeconds: cpu, rss: 0, peakRSS: peak, processes: 0)
                     // What the task left behind in its group dies with it: a farm task owns nothing after it ends,
                     // and the output pipe closes only when every holder is gone.
                     kill(-pid, SIGKILL)
                     let signal = status & 0x7f
-                    done.resume(returning: signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal))
+                    done.resume(returning: (signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal), spent))
                 }
             }
         }
     }
 
-    public func waitForExit() async -> ExitStatus { await exit.value }
+    public func waitForExit() async -> ExitStatus { await exit.value.0 }
+
+    /// What the process (and the children it waited for) used, known once it has exited.
+    public func finalUsage() async -> TaskUsage { await exit.value.1 }
 
     /// Sends `signal` to the whole process group.
     public func signalGroup(_ signal: Int32) {

@@ -103,9 +103,21 @@ struct HeartbeatService: Service {
     func run() async throws {
         try await cancelWhenGracefulShutdown {
             let enrolled = await session.ready()
+            let probe = HostProbe(workDir: config.workDir)
             while !Task.isCancelled {
                 do {
-                    let beat = HeartbeatRequest(held: await workload.leases, leaving: await workload.leaving)
+                    let groups = await workload.processGroups
+                    let sampled = HostProbe.usage(ofProcessGroups: Set(groups.values.map(\.group)))
+                    var usage: [TaskUsageReport] = []
+                    for (task, running) in groups {
+                        guard let sample = sampled[running.group] else { continue }
+                        await workload.recordUsage(sample, for: task)
+                        if let total = await workload.usage(of: task) {
+                            usage.append(TaskUsageReport(task: task, epoch: running.epoch, usage: total))
+                        }
+                    }
+                    let beat = HeartbeatRequest(held: await workload.leases, leaving: await workload.leaving,
+                                                metrics: await probe.sample(), usage: usage)
                     let reply: HeartbeatResponse = try await enrolled.client.call(
                         "PUT", APIPath.heartbeat(enrolled.id), json: beat)
                     for lost in reply.lost {

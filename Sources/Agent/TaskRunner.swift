@@ -89,7 +89,9 @@ struct TaskRunner: Sendable {
         await pump.value
 
         let stopped = await workload.stopReason(task)
-        let report: FinishReport
+        await workload.recordUsage(await process.finalUsage(), for: task)
+        let usage = await workload.usage(of: task)
+        var report: FinishReport
         if let stopped {
             report = stopped == Self.shutdownReason
                 ? FinishReport(epoch: lease.epoch, outcome: .released, exitCode: nil, reason: stopped)
@@ -99,6 +101,7 @@ struct TaskRunner: Sendable {
         } else {
             report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: status.description)
         }
+        report.usage = usage
         logger.info("task \(task) ended: \(status)")
         // Stopped because the master decided (cancelled, lease moved on): it will refuse this report, rightly.
         await finish(report, expectRefusal: stopped != nil && stopped != Self.shutdownReason && stopped != "timeout")

@@ -11,6 +11,8 @@ actor Workload {
         var stopReason: String?
         /// A prefetched lease that has no room reserved yet: it waits for a running task to end.
         var waiting: Bool
+        /// What its process group used, as last sampled.
+        var usage: TaskUsage?
     }
 
     private(set) var total: ResourceVector
@@ -99,6 +101,19 @@ actor Workload {
     }
 
     func allTasks() -> [TaskID] { Array(held.keys) }
+
+    /// The running tasks' process groups, to sample what they use.
+    var processGroups: [TaskID: (epoch: LeaseEpoch, group: Int32)] {
+        held.compactMapValues { entry in entry.process.map { (entry.lease.epoch, $0.pid) } }
+    }
+
+    func recordUsage(_ usage: TaskUsage, for task: TaskID) {
+        // Computed first: assigning through `held[task]?` begins a write to `held` before its right side runs.
+        let total = held[task]?.usage.map { $0.updated(with: usage) } ?? usage
+        held[task]?.usage = total
+    }
+
+    func usage(of task: TaskID) -> TaskUsage? { held[task]?.usage }
 
     /// Room for a claim: a free slot with some CPU left, or room in the prefetch backlog.
     var hasRoom: Bool {

@@ -18,6 +18,24 @@ extension MasterAPI {
         return try Self.json(try await store.exceptions(agent: id, page: try Self.page(request)))
     }
 
+    /// The agent's host samples: `since` is an ISO 8601 time or a number of seconds ago (default one hour).
+    func agentMetrics(_ request: Request, _ context: MasterContext) async throws -> Response {
+        try context.requireAdmin()
+        let id = try Self.id(AgentID.self, context, what: "agent")
+        var since = Date().addingTimeInterval(-3600)
+        if let text = Self.query(request, "since") {
+            if let seconds = Double(text), seconds.isFinite, seconds >= 0 {
+                since = Date().addingTimeInterval(-seconds)
+            } else if let date = ISO8601DateFormatter().date(from: text) {
+                since = date
+            } else {
+                throw PaddockError.invalid("since is an ISO 8601 time or a number of seconds ago", field: "since")
+            }
+        }
+        let samples = try await store.metricsSeries(agent: id, since: since)
+        return try Self.json(Page(items: samples, next: nil))
+    }
+
     func masterInfo(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.requireAdmin()
         let summary = try await store.summary()

@@ -78,6 +78,7 @@ public struct MasterAPI: Sendable {
         case .listExceptions: listExceptions
         case .masterInfo: masterInfo
         case .prometheus: prometheus
+        case .agentMetrics: agentMetrics
         }
     }
 

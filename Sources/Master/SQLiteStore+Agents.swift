@@ -64,6 +64,10 @@ extension SQLiteStore {
                 try Self.requeueHeld(db, agent: agent, except: Set(beat.held.map(\.task)),
                                      reason: beat.leaving ? "agent left" : "agent restarted", now: now)
             }
+            if let metrics = beat.metrics { try Self.store(db, metrics: metrics, agent: agent, now: now) }
+            for report in beat.usage {
+                try Self.store(db, usage: report.usage, task: report.task, agent: agent, epoch: report.epoch)
+            }
             var lost: [HeldLease] = []
             for lease in beat.held {
                 try db.execute(sql: """
@@ -112,11 +116,15 @@ extension SQLiteStore {
         let used = held.reduce(ResourceVector.zero) { sum, row in
             sum + ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"])
         }
-        return AgentView(
+        var view = AgentView(
             id: id, name: row["name"], state: agentState(row),
             tags: try decode([String].self, row["tags"]), resources: AgentResources(total: total, free: total - used),
             runningTasks: held.map { TaskID(rawValue: $0["id"]) }, version: row["version"],
             enrolledAt: Date(timeIntervalSince1970: row["enrolled_at"]),
             lastSeen: Date(timeIntervalSince1970: row["last_seen"]))
+        view.metrics = try (row["metrics"] as String?).map { try decode(HostMetrics.self, $0) }
+        view.exceptions = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM agent_exceptions WHERE agent_id = ?",
+                                           arguments: [id.rawValue]) ?? 0
+        return view
     }
 }

@@ -229,6 +229,7 @@ extension SQLiteStore {
             try Self.record(db, task: task, transition, from: current.state, to: to, agent: agent,
                             epoch: report.epoch, reason: report.reason, now: now)
             if report.outcome == .failed { try Self.countFailure(db, job: current.jobID, agent: agent) }
+            if let usage = report.usage { try Self.store(db, usage: usage, task: task, agent: agent, epoch: report.epoch) }
             return try Self.taskView(db, task)
         }
     }

@@ -33,6 +33,43 @@ extension SQLiteStore {
         }
     }
 
+    /// Series samples are kept at most every `seriesStep` seconds for `seriesSpan` seconds: bounded
+    /// however long the farm runs (24 h at 10 s is 8 640 samples per agent).
+    static let seriesStep: Double = 10
+    static let seriesSpan: Double = 24 * 3600
+
+    static func store(_ db: Database, metrics: HostMetrics, agent: AgentID, now: Date) throws {
+        let text = try json(metrics)
+        try db.execute(sql: "UPDATE agents SET metrics = ? WHERE id = ?", arguments: [text, agent.rawValue])
+        let last = try Double.fetchOne(db, sql: "SELECT MAX(at) FROM agent_metrics WHERE agent_id = ?",
+                                       arguments: [agent.rawValue])
+        let at = now.timeIntervalSince1970
+        guard last.map({ at - $0 >= seriesStep }) ?? true else { return }
+        try db.execute(sql: "INSERT OR REPLACE INTO agent_metrics (agent_id, at, sample) VALUES (?, ?, ?)",
+                       arguments: [agent.rawValue, at, text])
+        try db.execute(sql: "DELETE FROM agent_metrics WHERE agent_id = ? AND at < ?",
+                       arguments: [agent.rawValue, at - seriesSpan])
+    }
+
+    static func store(_ db: Database, usage: TaskUsage, task: TaskID, agent: AgentID, epoch: LeaseEpoch) throws {
+        try db.execute(sql: """
+            UPDATE tasks SET cpu_seconds = MAX(COALESCE(cpu_seconds, 0), ?),
+                             peak_rss = MAX(COALESCE(peak_rss, 0), ?, ?)
+            WHERE id = ? AND agent_id = ? AND epoch = ?
+            """, arguments: [usage.cpuSeconds, usage.peakRSS, usage.rss, task.rawValue, agent.rawValue, epoch.rawValue])
+    }
+
+    public func metricsSeries(agent: AgentID, since: Date) async throws -> [HostMetrics] {
+        try await pool.read { db in
+            guard try Row.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?", arguments: [agent.rawValue]) != nil else {
+                throw PaddockError.notFound("agent \(agent)")
+            }
+            return try String.fetchAll(db, sql: """
+                SELECT sample FROM agent_metrics WHERE agent_id = ? AND at >= ? ORDER BY at LIMIT 10000
+                """, arguments: [agent.rawValue, since.timeIntervalSince1970]).map { try Self.decode(HostMetrics.self, $0) }
+        }
+    }
+
     public func summary() async throws -> FarmSummary {
         try await pool.read { db in
             var tasks: [TaskState: Int] = [:]

@@ -195,7 +195,7 @@ public final class SQLiteStore: Store {
     }
 
     static func taskView(_ row: Row) throws -> TaskView {
-        TaskView(
+        var view = TaskView(
             id: TaskID(rawValue: row["id"]), jobID: JobID(rawValue: row["job_id"]), name: row["name"],
             command: try decode([String].self, row["command"]), env: try decode([String: String].self, row["env"]),
             cwd: row["cwd"], requirements: try requirements(row), priority: row["priority"], timeout: row["timeout"],
@@ -206,6 +206,11 @@ public final class SQLiteStore: Store {
             createdAt: Date(timeIntervalSince1970: row["created_at"]),
             startedAt: (row["started_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
             finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+        if let cpu = row["cpu_seconds"] as Double? {
+            let peak = row["peak_rss"] as Int64? ?? 0
+            view.usage = TaskUsage(cpuSeconds: cpu, rss: peak, peakRSS: peak, processes: 0)
+        }
+        return view
     }
 
     static func eventView(_ row: Row) -> TaskEventView? {

@@ -160,6 +160,8 @@ public protocol Store: Sendable {
 
     func addException(agent: AgentID, _ report: ExceptionReport, now: Date) async throws -> ExceptionView
     func exceptions(agent: AgentID, page: PageRequest) async throws -> Page<ExceptionView>
+    /// The agent's host samples since `since`, oldest first (downsampled and bounded).
+    func metricsSeries(agent: AgentID, since: Date) async throws -> [HostMetrics]
     /// Counts for `/v1/master` and `/metrics`.
     func summary() async throws -> FarmSummary
 

@@ -13,7 +13,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case patchTasks, cancelTask, retryTask
     case patchAgent, deleteAgent, listCommands, sendCommand
     // observability (metrics issue)
-    case reportException, listExceptions, masterInfo, prometheus
+    case reportException, listExceptions, masterInfo, prometheus, agentMetrics
 
     public enum Method: String, Sendable { case get = "GET", post = "POST", put = "PUT", patch = "PATCH", delete = "DELETE" }
 
@@ -27,7 +27,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .listJobs, .getJob, .listTasks, .getTask, .getTaskLogs, .listAgents, .getAgent, .healthz, .openapi: .get
         case .listCommands: .get
         case .reportException: .post
-        case .listExceptions, .masterInfo, .prometheus: .get
+        case .listExceptions, .masterInfo, .prometheus, .agentMetrics: .get
         }
     }
 
@@ -58,6 +58,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .listCommands, .sendCommand: "/v1/agents/{id}/commands"
         case .reportException, .listExceptions: "/v1/agents/{id}/exceptions"
         case .masterInfo: "/v1/master"
+        case .agentMetrics: "/v1/agents/{id}/metrics"
         case .prometheus: "/metrics"
         case .healthz: "/healthz"
         case .openapi: "/openapi.yaml"
@@ -82,6 +83,7 @@ public enum APIPath {
     public static func commands(_ id: AgentID) -> String { "/v1/agents/\(id)/commands" }
     public static func exceptions(_ id: AgentID) -> String { "/v1/agents/\(id)/exceptions" }
     public static let master = "/v1/master"
+    public static func metrics(_ id: AgentID) -> String { "/v1/agents/\(id)/metrics" }
     /// `/v1/jobs/{id}/cancel`, `/pause`, `/resume`, `/retry`.
     public static func job(_ id: JobID, _ action: String) -> String { "/v1/jobs/\(id)/\(action)" }
     /// `/v1/tasks/{id}/cancel`, `/retry`.

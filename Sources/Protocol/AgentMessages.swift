@@ -77,24 +77,46 @@ public struct HeartbeatRequest: Codable, Sendable {
     public var authoritative: Bool
     /// The agent is shutting down: it is marked offline and is handed no more work.
     public var leaving: Bool
+    /// A sample of the host (CPU, load, memory, disk, GPUs).
+    public var metrics: HostMetrics?
+    /// What each running task's process group uses.
+    public var usage: [TaskUsageReport]
 
-    public init(held: [HeldLease], authoritative: Bool = false, leaving: Bool = false) {
+    public init(held: [HeldLease], authoritative: Bool = false, leaving: Bool = false, metrics: HostMetrics? = nil,
+                usage: [TaskUsageReport] = []) {
         self.held = held
         self.authoritative = authoritative
         self.leaving = leaving
+        self.metrics = metrics
+        self.usage = usage
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case held, authoritative, leaving }
+    enum CodingKeys: String, CodingKey, CaseIterable { case held, authoritative, leaving, metrics, usage }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         authoritative = try c.decodeIfPresent(Bool.self, forKey: .authoritative) ?? false
         leaving = try c.decodeIfPresent(Bool.self, forKey: .leaving) ?? false
+        // A sample the master cannot read costs the sample, never the heartbeat (leases must renew).
+        metrics = (try? c.decodeIfPresent(HostMetrics.self, forKey: .metrics)) ?? nil
+        usage = ((try? c.decodeIfPresent([TaskUsageReport].self, forKey: .usage)) ?? nil).map { Array($0.prefix(4 * Limits.claimSlots)) } ?? []
         held = try c.decodeIfPresent([HeldLease].self, forKey: .held) ?? []
         guard held.count <= 4 * Limits.claimSlots else {
             throw DecodingError.dataCorruptedError(forKey: .held, in: c, debugDescription: "too many held leases")
         }
+    }
+}
+
+/// One running task's use of the host, on a heartbeat.
+public struct TaskUsageReport: Codable, Sendable, Equatable {
+    public var task: TaskID
+    public var epoch: LeaseEpoch
+    public var usage: TaskUsage
+    public init(task: TaskID, epoch: LeaseEpoch, usage: TaskUsage) {
+        self.task = task
+        self.epoch = epoch
+        self.usage = usage
     }
 }
 
@@ -226,16 +248,19 @@ public struct FinishReport: Codable, Sendable, Equatable {
     public var outcome: TaskOutcome
     public var exitCode: Int?
     public var reason: String?
+    /// What the run used over its life (CPU seconds, peak RSS), as last sampled.
+    public var usage: TaskUsage?
 
-    public init(epoch: LeaseEpoch, outcome: TaskOutcome, exitCode: Int?, reason: String? = nil) {
+    public init(epoch: LeaseEpoch, outcome: TaskOutcome, exitCode: Int?, reason: String? = nil, usage: TaskUsage? = nil) {
         self.epoch = epoch
         self.outcome = outcome
         self.exitCode = exitCode
         self.reason = reason
+        self.usage = usage
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case epoch, outcome, reason
+        case epoch, outcome, reason, usage
         case exitCode = "exit_code"
     }
 
@@ -246,6 +271,7 @@ public struct FinishReport: Codable, Sendable, Equatable {
         outcome = try c.decode(TaskOutcome.self, forKey: .outcome)
         exitCode = try c.decodeWholeNumberIfPresent(Int.self, forKey: .exitCode)
         reason = try c.decodeIfPresent(String.self, forKey: .reason).map { String($0.prefix(1024)) }
+        usage = (try? c.decodeIfPresent(TaskUsage.self, forKey: .usage)) ?? nil
     }
 }
 

@@ -141,6 +141,8 @@ public struct TaskView: Codable, Sendable {
     public var finishedAt: Date?
     /// Set on a queued task that no enrolled agent could ever run (too big, or a tag nobody has).
     public var fitsNoAgent: Bool?
+    /// What its latest run used: CPU seconds and peak RSS of its process tree (while it runs, so far).
+    public var usage: TaskUsage?
     public var history: [TaskEventView]?
     public var href: String
 
@@ -181,6 +183,7 @@ public struct TaskView: Codable, Sendable {
         case startedAt = "started_at"
         case finishedAt = "finished_at"
         case fitsNoAgent = "fits_no_agent"
+        case usage
     }
 
     /// Every field of the task is present, `null` when unset (`agent` and `exit_code` are part of
@@ -209,6 +212,7 @@ public struct TaskView: Codable, Sendable {
         try c.encode(startedAt, forKey: .startedAt)
         try c.encode(finishedAt, forKey: .finishedAt)
         try c.encodeIfPresent(fitsNoAgent, forKey: .fitsNoAgent)
+        try c.encodeIfPresent(usage, forKey: .usage)
         try c.encodeIfPresent(history, forKey: .history)
         try c.encode(href, forKey: .href)
     }
@@ -233,6 +237,10 @@ public struct AgentView: Codable, Sendable {
     public var version: String
     public var enrolledAt: Date
     public var lastSeen: Date
+    /// The latest host sample it sent.
+    public var metrics: HostMetrics?
+    /// How many exceptions it reported (listed at `/v1/agents/{id}/exceptions`).
+    public var exceptions: Int = 0
     public var href: String
 
     public init(id: AgentID, name: String, state: AgentState, tags: [String], resources: AgentResources,
@@ -251,6 +259,7 @@ public struct AgentView: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case id, name, state, tags, resources, version, href
+        case metrics, exceptions
         case runningTasks = "tasks"
         case enrolledAt = "enrolled_at"
         case lastSeen = "last_seen"
