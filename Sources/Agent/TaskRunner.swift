@@ -67,7 +67,8 @@ struct TaskRunner: Sendable {
 
         let progress = ProgressReporter(client: client, task: task, epoch: lease.epoch)
         let reader = Task {
-            var scanner = ProgressLine.Scanner()
+            let frames = lease.frames.flatMap(FrameRange.init)?.ranges.first
+            var scanner = ProgressLine.Scanner(pattern: lease.progressRegex.flatMap(ProgressLine.Pattern.init), frames: frames)
             for await chunk in process.output {
                 await uploader.append(chunk)
                 if let value = scanner.feed(chunk) { await progress.update(value) }

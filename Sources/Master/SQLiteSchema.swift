@@ -175,6 +175,13 @@ enum SQLiteSchema {
                 ALTER TABLE tasks ADD COLUMN peak_rss INTEGER;
                 """)
         }
+        migrator.registerMigration("v5-progress") { db in
+            try db.execute(sql: """
+                ALTER TABLE jobs ADD COLUMN progress_regex TEXT;
+                ALTER TABLE tasks ADD COLUMN frame_start INTEGER;
+                ALTER TABLE tasks ADD COLUMN frame_end INTEGER;
+                """)
+        }
         return migrator
     }
 }

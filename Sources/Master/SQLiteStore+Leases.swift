@@ -53,7 +53,7 @@ extension SQLiteStore {
                 let view = try Self.taskView(row)
                 try Self.record(db, task: view.id, .assign, from: .queued, to: try TaskState.queued.applying(.assign),
                                 agent: order.agent, epoch: view.epoch, reason: prefetched ? "prefetch" : nil, now: order.now)
-                leases.append(Self.lease(view, prefetched: prefetched))
+                leases.append(try Self.lease(db, view, prefetched: prefetched))
             }
             var stolen = 0
             if leases.isEmpty && order.slots > 0 && free.isNonNegative {
@@ -147,17 +147,21 @@ extension SQLiteStore {
                 try record(db, task: view.id, .steal, from: before.state, to: to, agent: order.agent, epoch: view.epoch,
                            reason: "stolen from \(victim)", now: order.now)
                 _ = try enqueue(db, agent: victim, kind: .drop, task: view.id, epoch: before.epoch, now: order.now)
-                leases.append(lease(view, prefetched: false))
+                leases.append(try lease(db, view, prefetched: false))
             }
             return leases
         }
         return []
     }
 
-    static func lease(_ view: TaskView, prefetched: Bool) -> TaskLease {
-        TaskLease(task: view.id, job: view.jobID, name: view.name, epoch: view.epoch, command: view.command, env: view.env,
-                  cwd: view.cwd, requirements: view.requirements, timeout: view.timeout, attempt: view.attempt + 1,
-                  prefetched: prefetched)
+    static func lease(_ db: Database, _ view: TaskView, prefetched: Bool) throws -> TaskLease {
+        var lease = TaskLease(task: view.id, job: view.jobID, name: view.name, epoch: view.epoch, command: view.command,
+                              env: view.env, cwd: view.cwd, requirements: view.requirements, timeout: view.timeout,
+                              attempt: view.attempt + 1, prefetched: prefetched)
+        lease.progressRegex = try String.fetchOne(db, sql: "SELECT progress_regex FROM jobs WHERE id = ?",
+                                                  arguments: [view.jobID.rawValue])
+        lease.frames = view.frames
+        return lease
     }
 
     public func start(task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date, now: Date) async throws -> TaskView {

@@ -42,8 +42,10 @@ public final class SQLiteStore: Store {
                 default: afterReady = false
                 }
             }
-            try db.execute(sql: "INSERT INTO jobs (name, owner, priority, labels, created_at) VALUES (?, ?, ?, ?, ?)",
-                           arguments: [job.name, owner, job.priority, try Self.json(job.labels), now.timeIntervalSince1970])
+            try db.execute(sql: """
+                INSERT INTO jobs (name, owner, priority, labels, created_at, progress_regex) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [job.name, owner, job.priority, try Self.json(job.labels), now.timeIntervalSince1970,
+                                 job.progressRegex])
             let jobID = JobID(rawValue: db.lastInsertedRowID)
             for after in Set(job.after) {
                 try db.execute(sql: "INSERT INTO job_deps (job_id, after_job) VALUES (?, ?)",
@@ -51,8 +53,8 @@ public final class SQLiteStore: Store {
             }
             let insert = try db.makeStatement(sql: """
                 INSERT INTO tasks (job_id, name, command, env, cwd, cpu_millis, ram, disk, gpus, tags, priority,
-                                   timeout, max_attempts, state, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                   timeout, max_attempts, state, created_at, frame_start, frame_end)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             var firstTask: Int64 = 0
             var queued = 0
@@ -66,6 +68,7 @@ public final class SQLiteStore: Store {
                     try Self.json(req.tags), spec.priority ?? job.priority, spec.timeout ?? job.timeout,
                     spec.maxAttempts ?? job.maxAttempts ?? JobSubmission.defaultMaxAttempts,
                     (ready ? TaskState.queued : .blocked).rawValue, now.timeIntervalSince1970,
+                    spec.frames?.lowerBound, spec.frames?.upperBound,
                 ])
                 if index == 0 { firstTask = db.lastInsertedRowID }
             }
@@ -148,12 +151,14 @@ public final class SQLiteStore: Store {
             """, arguments: [id.rawValue]) ?? 0
         let paused: Bool = row["paused"]
         let cancelled: Bool = row["cancelled"]
-        return JobView(
+        var view = JobView(
             id: id, name: row["name"], owner: row["owner"], priority: row["priority"],
             labels: try decode([String: String].self, row["labels"]),
             state: JobState.derive(counts: counts, paused: paused, cancelled: cancelled),
             paused: paused, createdAt: Date(timeIntervalSince1970: row["created_at"]),
             counts: TaskCounts(counts), progress: progress, warnings: [], taskIDs: nil)
+        view.progressRegex = row["progress_regex"]
+        return view
     }
 
     // MARK: tasks
@@ -206,6 +211,9 @@ public final class SQLiteStore: Store {
             createdAt: Date(timeIntervalSince1970: row["created_at"]),
             startedAt: (row["started_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
             finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+        if let start = row["frame_start"] as Int?, let end = row["frame_end"] as Int?, start <= end {
+            view.frames = "\(start)-\(end)"
+        }
         if let cpu = row["cpu_seconds"] as Double? {
             let peak = row["peak_rss"] as Int64? ?? 0
             view.usage = TaskUsage(cpuSeconds: cpu, rss: peak, peakRSS: peak, processes: 0)

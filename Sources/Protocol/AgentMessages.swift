@@ -190,6 +190,9 @@ public struct TaskLease: Codable, Sendable {
     public var attempt: Int
     /// Handed out beyond what fits the agent now: it starts when room frees up (and may be stolen before).
     public var prefetched: Bool
+    /// The job's progress expression, and the frames this task renders (`1-10`), if any.
+    public var progressRegex: String?
+    public var frames: String?
 
     public init(task: TaskID, job: JobID, name: String, epoch: LeaseEpoch, command: [String], env: [String: String],
                 cwd: String?, requirements: TaskRequirements, timeout: Double?, attempt: Int, prefetched: Bool = false) {

@@ -12,6 +12,9 @@ public struct TaskSpec: Sendable, Equatable {
     public var priority: Int?
     /// Names of tasks of the same job that must succeed before this one is queued.
     public var dependsOn: [String]
+    /// The frames this task renders (set by a frame-range template): a job's `progress_regex`
+    /// capturing a frame number turns into progress against them.
+    public var frames: ClosedRange<Int>?
 
     public init(name: String, command: [String], env: [String: String] = [:], cwd: String? = nil,
                 requirements: TaskRequirements? = nil, maxAttempts: Int? = nil, timeout: Double? = nil,
@@ -33,6 +36,7 @@ extension TaskSpec: Codable {
         case name, command, env, cwd, requirements, priority, timeout
         case maxAttempts = "max_attempts"
         case dependsOn = "depends_on"
+        case frames
     }
 
     public init(from decoder: any Decoder) throws {
@@ -47,6 +51,12 @@ extension TaskSpec: Codable {
         timeout = try JobSubmission.decodeTimeout(c, .timeout)
         priority = try JobSubmission.decodePriority(c, .priority)
         dependsOn = try c.decodeIfPresent([String].self, forKey: .dependsOn) ?? []
+        if let text = try c.decodeIfPresent(String.self, forKey: .frames) {
+            guard let range = FrameRange(text), range.ranges.count == 1, let only = range.ranges.first else {
+                throw DecodingError.dataCorruptedError(forKey: .frames, in: c, debugDescription: "a task's frames look like \"1-10\"")
+            }
+            frames = only
+        }
         guard dependsOn.count <= 1000 else {
             throw DecodingError.dataCorruptedError(forKey: .dependsOn, in: c, debugDescription: "at most 1000 dependencies")
         }
@@ -63,6 +73,7 @@ extension TaskSpec: Codable {
         try c.encodeIfPresent(timeout, forKey: .timeout)
         try c.encodeIfPresent(priority, forKey: .priority)
         if !dependsOn.isEmpty { try c.encode(dependsOn, forKey: .dependsOn) }
+        if let frames { try c.encode("\(frames.lowerBound)-\(frames.upperBound)", forKey: .frames) }
     }
 }
 
@@ -80,6 +91,9 @@ public struct JobSubmission: Sendable, Equatable {
     public var tasks: [TaskSpec]
     /// Jobs that must succeed before any task of this one is queued.
     public var after: [JobID] = []
+    /// A regular expression whose first group captures a frame number (Blender's `Fra:(\d+)`) or a
+    /// percentage, read on each output line to set the task's progress.
+    public var progressRegex: String?
 
     public init(name: String, owner: String? = nil, priority: Int = 0, labels: [String: String] = [:],
                 requirements: TaskRequirements? = nil, maxAttempts: Int? = nil, timeout: Double? = nil,
@@ -107,6 +121,7 @@ extension JobSubmission: Codable {
         case name, owner, priority, labels, requirements, timeout, tasks
         case maxAttempts = "max_attempts"
         case after
+        case progressRegex = "progress_regex"
         // the frame-range template
         case frames, chunk, command, env, cwd
     }
@@ -132,6 +147,11 @@ extension JobSubmission: Codable {
         maxAttempts = try Self.decodeAttempts(c, .maxAttempts)
         timeout = try Self.decodeTimeout(c, .timeout)
         after = try c.decodeIfPresent([JobID].self, forKey: .after) ?? []
+        progressRegex = try c.decodeIfPresent(String.self, forKey: .progressRegex)
+        if let pattern = progressRegex, ProgressLine.Pattern(pattern) == nil {
+            throw DecodingError.dataCorruptedError(forKey: .progressRegex, in: c,
+                debugDescription: "progress_regex is a regular expression (≤ 256 characters) with one capture group")
+        }
         guard after.count <= 1000 else {
             throw DecodingError.dataCorruptedError(forKey: .after, in: c, debugDescription: "at most 1000 jobs in 'after'")
         }
@@ -169,7 +189,9 @@ extension JobSubmission: Codable {
                         .replacingOccurrences(of: "{end}", with: String(chunk.upperBound))
                 }
                 let name = chunk.count == 1 ? "frame \(chunk.lowerBound)" : "frames \(chunk.lowerBound)-\(chunk.upperBound)"
-                return TaskSpec(name: name, command: command.map(substitute), env: env.mapValues(substitute), cwd: cwd)
+                var task = TaskSpec(name: name, command: command.map(substitute), env: env.mapValues(substitute), cwd: cwd)
+                task.frames = chunk
+                return task
             }
         case (true, true):
             throw DecodingError.dataCorruptedError(forKey: .frames, in: c,
@@ -200,6 +222,7 @@ extension JobSubmission: Codable {
         try c.encodeIfPresent(timeout, forKey: .timeout)
         try c.encode(tasks, forKey: .tasks)
         if !after.isEmpty { try c.encode(after, forKey: .after) }
+        try c.encodeIfPresent(progressRegex, forKey: .progressRegex)
     }
 
     // MARK: field validation shared with TaskSpec

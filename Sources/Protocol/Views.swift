@@ -60,6 +60,8 @@ public struct JobView: Codable, Sendable {
     public var taskIDs: [TaskID]?
     /// Agents that get no more tasks of this job: its tasks failed on them too often (`GET /v1/jobs/{id}`).
     public var blocklist: [BlocklistEntry]?
+    /// The expression its tasks' output is read with for progress, if it has one.
+    public var progressRegex: String?
     public var href: String
 
     public init(id: JobID, name: String, owner: String, priority: Int, labels: [String: String], state: JobState,
@@ -85,6 +87,7 @@ public struct JobView: Codable, Sendable {
         case createdAt = "created_at"
         case taskIDs = "task_ids"
         case blocklist
+        case progressRegex = "progress_regex"
     }
 }
 
@@ -143,6 +146,8 @@ public struct TaskView: Codable, Sendable {
     public var fitsNoAgent: Bool?
     /// What its latest run used: CPU seconds and peak RSS of its process tree (while it runs, so far).
     public var usage: TaskUsage?
+    /// The frames it renders (`1-10`), when a frame-range template made it.
+    public var frames: String?
     public var history: [TaskEventView]?
     public var href: String
 
@@ -183,7 +188,7 @@ public struct TaskView: Codable, Sendable {
         case startedAt = "started_at"
         case finishedAt = "finished_at"
         case fitsNoAgent = "fits_no_agent"
-        case usage
+        case usage, frames
     }
 
     /// Every field of the task is present, `null` when unset (`agent` and `exit_code` are part of
@@ -213,6 +218,7 @@ public struct TaskView: Codable, Sendable {
         try c.encode(finishedAt, forKey: .finishedAt)
         try c.encodeIfPresent(fitsNoAgent, forKey: .fitsNoAgent)
         try c.encodeIfPresent(usage, forKey: .usage)
+        try c.encodeIfPresent(frames, forKey: .frames)
         try c.encodeIfPresent(history, forKey: .history)
         try c.encode(href, forKey: .href)
     }

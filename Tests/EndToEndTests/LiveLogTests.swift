@@ -65,4 +65,19 @@ extension EndToEnd { @Suite struct LiveLogTests {
         #expect(watched.contains("100%") && watched.contains("succeeded 2"))
         #expect(try await farm.task(taskID).progress == 1)
     }
+
+    @Test func aJobsProgressRegexReadsBlenderFramesAgainstTheTasksRange() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("blender", ["--cpus", "1", "--ram", "1GiB"])
+        let job = try await farm.submitRaw(#"""
+            {"name": "shot", "frames": "11-20", "chunk": 10, "progress_regex": "Fra:(\\d+)",
+             "command": ["sh", "-c", "for f in $(seq {start} 15); do echo Fra:$f Mem:1M; done; sleep 3"]}
+            """#)
+        let taskID = try #require(job.taskIDs?.first)
+        try await eventually("half the frames are done", timeout: 20) { try await farm.task(taskID).progress == 0.5 }
+        #expect(try await farm.task(taskID).frames == "11-20")
+        #expect(try await farm.job(job.id).progressRegex == #"Fra:(\d+)"#)
+        #expect(try await farm.waitForJob(job.id).map(\.state) == [.succeeded])
+    }
 } }
