@@ -39,6 +39,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Master",
+            resources: [.embedInCode("install-agent.sh")],
             swiftSettings: strict
         ),
         // Two glibc calls Swift's Glibc module does not expose (they sit behind _GNU_SOURCE).

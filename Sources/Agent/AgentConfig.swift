@@ -17,6 +17,8 @@ public struct AgentConfig: Sendable {
     public var killGrace: Duration = .seconds(5)
     /// Assigned-but-not-started tasks to hold beyond what runs (other agents may steal them).
     public var prefetch: Int = 0
+    /// What a graceful stop (SIGTERM) does with running tasks.
+    public var onStop: StopPolicy = .requeue
 
     public init(masterURL: URL, joinToken: String, name: String, workDir: String, resources: ResourceVector,
                 tags: [String], slots: Int? = nil) {
@@ -28,6 +30,14 @@ public struct AgentConfig: Sendable {
         self.tags = tags
         self.slots = slots ?? max(1, Int(resources.milliCPUs / 1000))
     }
+}
+
+/// What a graceful stop does with the tasks an agent runs.
+public enum StopPolicy: String, Sendable, CaseIterable {
+    /// Stop them (SIGTERM, then SIGKILL) and give them back to the queue at once, no attempt used.
+    case requeue
+    /// Let them finish; give back only those not started yet.
+    case drain
 }
 
 /// The credential an agent received when it enrolled, kept in its work dir so

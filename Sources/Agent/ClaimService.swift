@@ -28,7 +28,13 @@ struct ClaimService: Service {
             // Shutting down: say so first (no more work is handed out), then stop and release every task.
             await workload.leave()
             await announce(leaving: true, authoritative: false)
-            await stopAll(reason: TaskRunner.shutdownReason)
+            switch config.onStop {
+            case .requeue: await stopAll(reason: TaskRunner.shutdownReason)
+            case .drain:
+                // What runs finishes (the group waits for its runners); what waits to start goes back.
+                logger.info("draining: waiting for the running tasks to finish")
+                await stopWaiting(reason: TaskRunner.shutdownReason)
+            }
         }
         // Whatever is still leased to this agent (a claim answered while it left) goes back at once.
         await announce(leaving: true, authoritative: true)
@@ -78,6 +84,11 @@ struct ClaimService: Service {
                 try? await backoff.sleep()
             }
         }
+    }
+
+    /// Gives back the leases that have not started (their runners see the stop and release them).
+    func stopWaiting(reason: String) async {
+        for task in await workload.notStarted() { _ = await workload.markStopped(task, reason: reason) }
     }
 
     /// Stops every task the agent runs (SIGTERM, then SIGKILL after the grace) and waits for them.

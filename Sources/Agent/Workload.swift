@@ -102,6 +102,9 @@ actor Workload {
 
     func allTasks() -> [TaskID] { Array(held.keys) }
 
+    /// Leases whose process has not been launched (prefetched ones waiting for room, or about to start).
+    func notStarted() -> [TaskID] { held.filter { $0.value.process == nil }.map(\.key) }
+
     /// The running tasks' process groups, to sample what they use.
     var processGroups: [TaskID: (epoch: LeaseEpoch, group: Int32)] {
         held.compactMapValues { entry in entry.process.map { (entry.lease.epoch, $0.pid) } }

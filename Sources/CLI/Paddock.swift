@@ -15,6 +15,26 @@ struct Paddock: AsyncParsableCommand {
             MasterCommand.self, AgentCommand.self, DevCommand.self,
             SubmitCommand.self, JobsCommand.self, JobCommand.self, TasksCommand.self, LogsCommand.self,
             AgentsCommand.self, CancelCommand.self, PauseCommand.self, ResumeCommand.self, RetryCommand.self,
-            PriorityCommand.self, DrainCommand.self, UndrainCommand.self, WatchCommand.self,
+            PriorityCommand.self, DrainCommand.self, UndrainCommand.self, WatchCommand.self, ConfigCommand.self,
         ])
+
+    /// The roles also read `--config FILE` and `PADDOCK_*` variables: they are turned into flags
+    /// (the ones not given on the command line) before the arguments are parsed.
+    static func main() async {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        do {
+            if let first = arguments.first, let role = Role(rawValue: first) {
+                arguments = [first] + (try ConfigFile.layer(Array(arguments.dropFirst()), role: role,
+                                                            environment: ProcessInfo.processInfo.environment))
+            }
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

@@ -26,8 +26,16 @@ struct MasterOptions: ParsableArguments {
     var data: String = "./paddock-data"
     @Option(help: "Token agents present to enroll.")
     var joinToken: String?
+    @Option(help: "File holding the join token (keeps it off the command line).")
+    var joinTokenFile: String?
     @Option(help: "Token users present (Authorization: Bearer).")
     var adminToken: String?
+    @Option(help: "File holding the admin token.")
+    var adminTokenFile: String?
+    @Option(help: "The URL agents and users reach this master by (a frontend's), for links and the agent install script.")
+    var publicURL: String?
+    @Option(help: "A paddock .deb to serve to new agents at /packages/ (with its .sha256 beside it), for /install-agent.sh.")
+    var agentPackage: String?
     @Option(help: "An agent silent this long is offline and its leases expire (e.g. 30s).")
     var leaseTimeout: String = "30s"
     @Option(help: "After this many failed runs of one job on one agent, that agent gets no more of its tasks.")
@@ -72,22 +80,25 @@ struct AgentOptions: ParsableArguments {
     var ram: String?
     @Option(help: "Scratch disk this agent offers, e.g. 100GiB (default: free space of the work dir).")
     var disk: String?
-    @Option(help: "GPUs this agent offers.")
-    var gpus: Int = 0
+    @Option(help: "GPUs this agent offers (default: those nvidia-smi lists).")
+    var gpus: Int?
     @Option(help: "Comma-separated tags, e.g. gpu,linux.")
     var tags: String = ""
     @Option(help: "At most this many tasks at once (default: the CPU count).")
     var slots: Int?
     @Option(help: "Assigned tasks to hold beyond what runs, to start at once when room frees (others may steal them).")
     var prefetch: Int = 0
+    @Option(help: "RAM kept for the host when the agent's RAM is detected (not given with --ram).")
+    var reserveRAM: String = "1GiB"
 
     func config(master: URL, joinToken: String, defaultWorkDir: String) throws -> AgentConfig {
-        let cpus = self.cpus ?? Double(ProcessInfo.processInfo.activeProcessorCount)
+        let cpus = self.cpus ?? Double(ResourceDetection.cpus())
         guard cpus.isFinite, cpus > 0, cpus <= Limits.maxCPUs else { throw ValidationError("--cpus must be > 0") }
-        let ram = try ram.map(Self.size) ?? Int64(ProcessInfo.processInfo.physicalMemory)
+        let ram = try ram.map(Self.size) ?? ResourceDetection.ram(reserve: try Self.size(reserveRAM))
         let workDir = self.workDir ?? defaultWorkDir
         try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
         let disk = try disk.map(Self.size) ?? Self.freeDisk(workDir)
+        let gpus = self.gpus ?? ResourceDetection.gpus()
         guard (0...Limits.maxGPUs).contains(Int64(gpus)) else { throw ValidationError("--gpus must be ≥ 0") }
         let tagList = tags.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "agent"
@@ -127,6 +138,15 @@ func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
+/// A secret kept in a file: its first line, trimmed.
+func readSecret(_ path: String) throws -> String {
+    guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
+    let secret = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init)?
+        .trimmingCharacters(in: .whitespaces) ?? ""
+    guard !secret.isEmpty else { throw ValidationError("\(path) is empty") }
+    return secret
+}
+
 func randomToken() -> String {
     var generator = SystemRandomNumberGenerator()
     return (0..<2).map { _ in String(generator.next() as UInt64, radix: 36) }.joined()
@@ -138,17 +158,22 @@ struct MasterCommand: AsyncParsableCommand {
     @OptionGroup var log: LogOptions
 
     func run() async throws {
-        let env = ProcessInfo.processInfo.environment
-        guard let join = options.joinToken ?? env["PADDOCK_JOIN_TOKEN"],
-              let admin = options.adminToken ?? env["PADDOCK_ADMIN_TOKEN"] else {
-            throw ValidationError("--join-token and --admin-token are required (or PADDOCK_JOIN_TOKEN / PADDOCK_ADMIN_TOKEN)")
+        guard let join = try options.joinToken ?? options.joinTokenFile.map(readSecret),
+              let admin = try options.adminToken ?? options.adminTokenFile.map(readSecret) else {
+            throw ValidationError("a join token and an admin token are required: --join-token(-file), --admin-token(-file), "
+                + "PADDOCK_JOIN_TOKEN, PADDOCK_ADMIN_TOKEN, or the config file")
         }
         let logger = log.logger("paddock.master")
-        let master = Master(config: try options.config(joinToken: join, adminToken: admin), store: try options.openStore())
+        var config = try options.config(joinToken: join, adminToken: admin)
+        config.publicURL = options.publicURL
+        if let path = options.agentPackage { config.agentPackage = try AgentPackage.load(path) }
+        let master = Master(config: config, store: try options.openStore())
         let services = try await master.services(logger: logger) { url in say("paddock master listening on \(url)") }
         try await runServices(services, logger: logger)
     }
 }
+
+extension StopPolicy: ExpressibleByArgument {}
 
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "agent", abstract: "Run an agent on this host.")
@@ -156,6 +181,10 @@ struct AgentCommand: AsyncParsableCommand {
     var master: String = ProcessInfo.processInfo.environment["PADDOCK_MASTER"] ?? "http://127.0.0.1:8420"
     @Option(help: "Join token, to enroll the first time.")
     var joinToken: String?
+    @Option(help: "File holding the join token.")
+    var joinTokenFile: String?
+    @Option(help: "What SIGTERM does with running tasks: requeue (stop them, back to the queue at once) or drain (let them finish).")
+    var onStop: StopPolicy = .requeue
     @OptionGroup var options: AgentOptions
     @OptionGroup var log: LogOptions
 
@@ -163,9 +192,10 @@ struct AgentCommand: AsyncParsableCommand {
         guard let url = URL(string: master), url.scheme == "http" || url.scheme == "https" else {
             throw ValidationError("--master must be an http(s) URL")
         }
-        let join = joinToken ?? ProcessInfo.processInfo.environment["PADDOCK_JOIN_TOKEN"] ?? ""
+        let join = try joinToken ?? joinTokenFile.map(readSecret) ?? ""
         let home = ProcessInfo.processInfo.environment["HOME"] ?? "."
-        let config = try options.config(master: url, joinToken: join, defaultWorkDir: home + "/.paddock/agent")
+        var config = try options.config(master: url, joinToken: join, defaultWorkDir: home + "/.paddock/agent")
+        config.onStop = onStop
         let logger = log.logger("paddock.agent")
         try await runServices(try Agent(config: config).services(logger: logger), logger: logger)
     }

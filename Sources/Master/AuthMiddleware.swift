@@ -11,10 +11,15 @@ struct AuthMiddleware: RouterMiddleware {
     let store: any Store
 
     /// Health, the API document and Prometheus scrapes need no token (they reveal counts, no data).
-    static let open: Set<String> = [APIRoute.healthz.path, APIRoute.openapi.path, APIRoute.prometheus.path]
+    /// The agent install script and its package are open too: a new host has no token yet, and the
+    /// script checks the package against the checksum it carries.
+    static let open: Set<String> = [APIRoute.healthz.path, APIRoute.openapi.path, APIRoute.prometheus.path,
+                                    APIRoute.installAgentScript.path]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if Self.open.contains(request.uri.path) { return try await next(request, context) }
+        if Self.open.contains(request.uri.path) || request.uri.path.hasPrefix("/packages/") {
+            return try await next(request, context)
+        }
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw PaddockError.unauthorized
         }

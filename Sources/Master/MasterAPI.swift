@@ -79,6 +79,8 @@ public struct MasterAPI: Sendable {
         case .masterInfo: masterInfo
         case .prometheus: prometheus
         case .agentMetrics: agentMetrics
+        case .installAgentScript: installAgentScript
+        case .agentPackage: agentPackage
         }
     }
 

@@ -10,6 +10,10 @@ public struct MasterConfig: Sendable {
     public var leaseTimeout: Double
     /// After this many failed runs of one job on one agent, that agent gets no more of its tasks.
     public var blocklistAfter: Int
+    /// The URL agents and users reach this master by (its frontend's), for the agent install script.
+    public var publicURL: String?
+    /// The package `/install-agent.sh` installs, served at `/packages/NAME`.
+    public var agentPackage: AgentPackage?
 
     public init(host: String = "127.0.0.1", port: Int = 8420, joinToken: String, adminToken: String,
                 leaseTimeout: Double = 30, blocklistAfter: Int = 3) {

@@ -14,6 +14,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case patchAgent, deleteAgent, listCommands, sendCommand
     // observability (metrics issue)
     case reportException, listExceptions, masterInfo, prometheus, agentMetrics
+    // installing agents (packaging issue)
+    case installAgentScript, agentPackage
 
     public enum Method: String, Sendable { case get = "GET", post = "POST", put = "PUT", patch = "PATCH", delete = "DELETE" }
 
@@ -28,6 +30,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .listCommands: .get
         case .reportException: .post
         case .listExceptions, .masterInfo, .prometheus, .agentMetrics: .get
+        case .installAgentScript, .agentPackage: .get
         }
     }
 
@@ -60,6 +63,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .masterInfo: "/v1/master"
         case .agentMetrics: "/v1/agents/{id}/metrics"
         case .prometheus: "/metrics"
+        case .installAgentScript: "/install-agent.sh"
+        case .agentPackage: "/packages/{name}"
         case .healthz: "/healthz"
         case .openapi: "/openapi.yaml"
         }

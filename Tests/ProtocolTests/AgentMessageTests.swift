@@ -102,7 +102,6 @@ struct AgentMessageTests {
         (#"{"held": [{"task": "t3"}]}"#, "held[0].epoch"),
         (#"{"held": [{"task": "t3", "epoch": 1.5}]}"#, "held[0].epoch"),
         (#"{"held": [{"task": "t3", "epoch": 1, "x": 0}]}"#, "held[0].x"),
-        (#"{"metrics": {}}"#, "metrics"),
         (#"{"leaving": "yes"}"#, "leaving"),
         (#"{"authoritative": 1}"#, "authoritative"),
     ]

@@ -174,14 +174,14 @@ struct OpenAPITests {
     func statusCodesAndAuth(_ route: APIRoute) throws {
         let op = try operation(route)
         switch route {
-        case .submitJob, .enrollAgent, .sendCommand:
+        case .submitJob, .enrollAgent, .sendCommand, .reportException:
             #expect(op.statuses.contains("201") && !op.statuses.contains("200"))
         case .progressTask, .deleteAgent:
             #expect(op.statuses.contains("204") && !op.statuses.contains("200"))
         default:
             #expect(op.statuses.contains("200"))
         }
-        if route == .healthz || route == .openapi {
+        if Self.openRoutes.contains(route) {
             #expect(op.value(of: "security:", indent: 6) == "[]")
             #expect(!op.statuses.contains("401"))
         } else {
@@ -212,8 +212,16 @@ struct OpenAPITests {
     /// Routes that read a JSON body (and so answer 400 and 413).
     static let routesWithBodies: Set<APIRoute> = [
         .submitJob, .enrollAgent, .heartbeat, .claim, .startTask, .progressTask, .finishTask, .uploadTaskLogs,
-        .patchJob, .pauseJob, .patchTasks, .patchAgent, .sendCommand,
+        .patchJob, .pauseJob, .patchTasks, .patchAgent, .sendCommand, .reportException,
     ]
+
+    /// Routes that need no token (the master's AuthMiddleware lets exactly these paths through).
+    static let openRoutes: Set<APIRoute> = [.healthz, .openapi, .prometheus]
+
+    @Test func theDescriptionNamesTheOpenRoutes() {
+        let intro = doc.section("info").joined(separator: " ")
+        for route in Self.openRoutes { #expect(intro.contains("`GET \(route.path)`"), "\(route)") }
+    }
 
     /// Control routes that refuse what the current state does not allow (409, nothing changed).
     static let stateChangingRoutes: Set<APIRoute> = [
@@ -238,6 +246,8 @@ struct OpenAPITests {
         #expect(upload.contains("name: epoch"))
         #expect(upload.contains("name: offset"))
         #expect(try operation(.openapi).text.contains("application/yaml:"))
+        #expect(try operation(.prometheus).text.contains("'text/plain; version=0.0.4':"))
+        #expect(try operation(.prometheus).text.contains("paddock_http_request_duration_seconds"))
     }
 
     @Test func listFiltersAreDocumented() throws {
@@ -249,6 +259,12 @@ struct OpenAPITests {
         let commands = try operation(.listCommands).text
         for name in ["after", "wait"] { #expect(commands.contains("name: \(name)\n")) }
         #expect(commands.contains("maximum: \(Int(Limits.longPollSeconds))\n"))
+        let exceptions = try operation(.listExceptions).text
+        #expect(exceptions.contains("#/components/parameters/Limit") && exceptions.contains("#/components/parameters/Cursor"))
+        let metrics = try operation(.agentMetrics).text
+        #expect(metrics.contains("name: since\n") && metrics.contains("#/components/schemas/MetricsPage"))
+        #expect(try operation(.masterInfo).text.contains("#/components/schemas/MasterInfo"))
+        #expect(try operation(.reportException).text.contains("#/components/schemas/ExceptionReport"))
     }
 
     @Test func everyReferenceResolves() {
@@ -267,6 +283,7 @@ struct OpenAPITests {
         let outcomes: [TaskOutcome] = [.succeeded, .failed, .released]
         #expect(doc.list("enum", of: "TaskOutcome") == outcomes.map(\.rawValue))
         #expect(doc.list("required", of: "TaskCounts") == TaskState.allCases.map(\.rawValue))
+        #expect(doc.list("required", of: "AgentCounts") == AgentState.allCases.map(\.rawValue))
         #expect(doc.list("enum", of: "CommandKind") == CommandKind.allCases.map(\.rawValue))
         // TaskBulkPatch.StateChange is not CaseIterable: every documented value decodes, and no other state does.
         let changes = try #require(doc.list("enum", of: "TaskStateChange"))
@@ -295,7 +312,8 @@ struct OpenAPITests {
         // What a bare task always carries is exactly what the schema requires.
         #expect(Set(try #require(doc.list("required", of: "Task"))) == (try Self.keys(Samples.task(full: false))))
         expectSchema("TaskEvent", describes: try Self.keys(Samples.event))
-        expectSchema("Agent", describes: try Self.keys(Samples.agent))
+        expectSchema("Agent", describes: try Self.keys(Samples.fullAgent))
+        #expect(Set(try #require(doc.list("required", of: "Agent"))) == (try Self.keys(Samples.agent)))
         expectSchema("AgentResources", describes: try Self.keys(Samples.agent.resources))
         expectSchema("Resources", describes: try Self.keys(ResourceVector(cpus: 1)))
         expectSchema("Requirements", describes: try Self.keys(TaskRequirements.default))
@@ -320,12 +338,33 @@ struct OpenAPITests {
         #expect(Set(try #require(doc.list("required", of: "AgentCommand"))) == (try Self.keys(Samples.command(full: false))))
         expectSchema("CommandBatch", describes: try Self.keys(CommandBatch(commands: [], last: 0)))
         expectSchema("CommandAccepted", describes: try Self.keys(CommandAccepted(seq: 1)))
+        // observability
+        let metrics = Samples.hostMetrics
+        expectSchema("HostMetrics", describes: try Self.keys(metrics))
+        expectSchema("HostCPU", describes: try Self.keys(metrics.cpu))
+        expectSchema("HostLoad", describes: try Self.keys(metrics.load))
+        expectSchema("HostMemory", describes: try Self.keys(metrics.memory))
+        expectSchema("HostDisk", describes: try Self.keys(metrics.disk))
+        expectSchema("GPU", describes: try Self.keys(Samples.gpu))
+        expectSchema("TaskUsage", describes: try Self.keys(Samples.usage))
+        expectSchema("Exception", describes: try Self.keys(Samples.exception))
+        var bare = Samples.exception
+        bare.task = nil
+        #expect(Set(try #require(doc.list("required", of: "Exception"))) == (try Self.keys(bare)))
+        for page in ["ExceptionPage", "MetricsPage"] {
+            expectSchema(page, describes: try Self.keys(Page<HostMetrics>(items: [], next: nil)))
+        }
+        expectSchema("MasterInfo", describes: try Self.keys(Samples.masterInfo))
+        #expect(Set(try #require(doc.list("required", of: "MasterInfo"))) == (try Self.keys(Samples.masterInfo)))
+        expectSchema("Percentiles", describes: try Self.keys(Samples.masterInfo.requestMilliseconds))
+        expectSchema("AgentCounts", describes: Set(Samples.masterInfo.agents.keys))
     }
 
     static let requestSchemas = ["JobWithTasks", "JobFromFrames", "TaskSpec", "RequirementsInput", "ResourcesInput",
                                  "EnrollRequest", "HeartbeatRequest", "HeldLease", "ClaimRequest", "TaskReport",
                                  "ProgressReport", "FinishReport", "JobPatch", "PauseRequest", "TaskBulkPatch",
-                                 "AgentPatch", "CommandRequest"]
+                                 "AgentPatch", "CommandRequest", "ExceptionReport", "HostMetrics", "HostCPU",
+                                 "HostLoad", "HostMemory", "HostDisk", "GPU", "TaskUsage"]
 
     @Test(arguments: requestSchemas)
     func requestSchemasRefuseUnknownFields(_ schema: String) {
@@ -346,12 +385,17 @@ struct OpenAPITests {
         expectSchema("ResourcesInput", describes: try Self.keys(ResourceVector(cpus: 1)))
         expectSchema("EnrollRequest", describes: try Self.keys(
             EnrollRequest(name: "a", resources: ResourceVector(cpus: 1), tags: [], version: "1")))
-        expectSchema("HeartbeatRequest", describes: try Self.keys(HeartbeatRequest(held: [], authoritative: true, leaving: true)))
+        let usage = TaskUsageReport(task: TaskID(rawValue: 1), epoch: LeaseEpoch(1), usage: Samples.usage)
+        expectSchema("HeartbeatRequest", describes: try Self.keys(
+            HeartbeatRequest(held: [], authoritative: true, leaving: true, metrics: Samples.hostMetrics, usage: [usage])))
+        expectSchema("TaskUsageReport", describes: try Self.keys(usage))
+        expectSchema("ExceptionReport", describes: try Self.keys(
+            ExceptionReport(type: "t", message: "m", context: ["a": "b"], task: TaskID(rawValue: 1), at: Samples.date)))
         expectSchema("ClaimRequest", describes: try Self.keys(ClaimRequest(slots: 1, wait: 0, free: .zero, prefetch: 2)))
         expectSchema("TaskReport", describes: try Self.keys(TaskReport(epoch: LeaseEpoch(1), progress: 0.5)))
         expectSchema("ProgressReport", describes: try Self.keys(TaskReport(epoch: LeaseEpoch(1), progress: 0.5)))
         expectSchema("FinishReport", describes: try Self.keys(
-            FinishReport(epoch: LeaseEpoch(1), outcome: .failed, exitCode: 1, reason: "r")))
+            FinishReport(epoch: LeaseEpoch(1), outcome: .failed, exitCode: 1, reason: "r", usage: Samples.usage)))
         expectSchema("JobPatch", describes: try Self.keys(JobPatch(priority: 1, labels: ["a": "b"], clearBlocklist: true)))
         expectSchema("PauseRequest", describes: try Self.keys(PauseRequest(kill: true)))
         expectSchema("TaskBulkPatch", describes: try Self.keys(
@@ -430,5 +474,106 @@ struct OpenAPITests {
         for kind in try #require(doc.list("enum", of: "CommandKind")) where !["cancel", "drop", "update"].contains(kind) {
             #expect(try Wire.decode(CommandRequest.self, #"{"kind": "\#(kind)"}"#).kind.rawValue == kind)
         }
+    }
+
+    // MARK: observability bodies
+
+    static let hostSample = #"""
+        {"at": "2025-06-15T15:06:40Z",
+         "cpu": {"busy_percent": 37.5, "per_core": [50, 25], "cores": 2},
+         "load": {"one": 1.5, "five": 1, "fifteen": 0.5},
+         "memory": {"total": 8589934592, "used": 3221225472, "available": 5368709120, "swap_total": 0, "swap_used": 0},
+         "disk": {"path": "/var/lib/paddock", "total": 107374182400, "free": 42949672960},
+         "gpus": [{"index": 0, "name": "NVIDIA A100", "utilization_percent": 12, "memory_total": 42949672960,
+                   "memory_used": null}]}
+        """#
+
+    static let usageSample = #"{"cpu_seconds": 12.5, "rss": 1048576, "peak_rss": 2097152, "processes": 3}"#
+
+    /// Bodies that use every property the observability schemas declare are accepted by the real decoders.
+    @Test func everyDocumentedObservabilityPropertyIsAccepted() throws {
+        let metrics = try Wire.decode(HostMetrics.self, Self.hostSample)
+        #expect(metrics.gpus.count == 1 && metrics.gpus[0].memoryUsed == nil && metrics.cpu.perCore == [50, 25])
+        #expect(try #require(doc.properties("HeartbeatRequest")) == ["held", "authoritative", "leaving", "metrics", "usage"])
+        let beat = try Wire.decode(HeartbeatRequest.self, #"""
+            {"held": [{"task": "t1", "epoch": 2}], "metrics": \#(Self.hostSample),
+             "usage": [{"task": "t1", "epoch": 2, "usage": \#(Self.usageSample)}]}
+            """#)
+        #expect(beat.metrics == metrics)
+        #expect(beat.usage == [TaskUsageReport(task: TaskID(rawValue: 1), epoch: LeaseEpoch(2),
+                                               usage: TaskUsage(cpuSeconds: 12.5, rss: MiB, peakRSS: 2 * MiB, processes: 3))])
+        let finish = try Wire.decode(FinishReport.self, #"{"epoch": 2, "outcome": "succeeded", "exit_code": 0, "usage": \#(Self.usageSample)}"#)
+        #expect(finish.usage?.peakRSS == 2 * MiB)
+        #expect(try #require(doc.properties("ExceptionReport")) == ["type", "message", "context", "task", "at"])
+        let report = try Wire.decode(ExceptionReport.self, #"""
+            {"type": "launch_failed", "message": "no such file", "context": {"path": "/bin/x"}, "task": "34",
+             "at": "2025-06-15T15:06:40Z"}
+            """#)
+        #expect(report.task == TaskID(rawValue: 34) && report.context == ["path": "/bin/x"] && report.at == Samples.date)
+        #expect(try Wire.decode(ExceptionReport.self, #"{"type": "x", "message": ""}"#).context.isEmpty)
+    }
+
+    /// For each strict observability schema: leaving out a field the document requires is refused by the
+    /// decoder, leaving out any other is accepted, and an unknown field is refused.
+    @Test(arguments: [
+        ("HostMetrics", hostSample), ("TaskUsage", usageSample),
+        ("ExceptionReport", #"{"type": "t", "message": "m", "context": {"a": "b"}, "task": "t1", "at": "2025-06-15T15:06:40Z"}"#),
+        ("GPU", #"{"index": 0, "name": "g", "utilization_percent": 1, "memory_total": 2, "memory_used": 1}"#),
+        ("HostCPU", #"{"busy_percent": 1, "per_core": [1], "cores": 1}"#),
+        ("HostLoad", #"{"one": 1, "five": 1, "fifteen": 1}"#),
+        ("HostMemory", #"{"total": 4, "used": 1, "available": 3, "swap_total": 0, "swap_used": 0}"#),
+        ("HostDisk", #"{"path": "/w", "total": 4, "free": 1}"#),
+    ])
+    func requiredFieldsAreWhatTheDecoderNeeds(_ schema: String, _ body: String) throws {
+        let decode: (Data) throws -> Void = switch schema {
+        case "HostMetrics": { _ = try WireJSON.decoder().decode(HostMetrics.self, from: $0) }
+        case "TaskUsage": { _ = try WireJSON.decoder().decode(TaskUsage.self, from: $0) }
+        case "ExceptionReport": { _ = try WireJSON.decoder().decode(ExceptionReport.self, from: $0) }
+        case "GPU": { _ = try WireJSON.decoder().decode(HostMetrics.GPU.self, from: $0) }
+        case "HostCPU": { _ = try WireJSON.decoder().decode(HostMetrics.CPU.self, from: $0) }
+        case "HostLoad": { _ = try WireJSON.decoder().decode(HostMetrics.Load.self, from: $0) }
+        case "HostMemory": { _ = try WireJSON.decoder().decode(HostMetrics.Memory.self, from: $0) }
+        default: { _ = try WireJSON.decoder().decode(HostMetrics.Disk.self, from: $0) }
+        }
+        let full = try #require(try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any])
+        let properties = try #require(doc.properties(schema))
+        #expect(Set(full.keys) == properties, "the sample body of \(schema) uses every documented property")
+        let required = Set(doc.list("required", of: schema) ?? [])
+        try decode(try JSONSerialization.data(withJSONObject: full))
+        for key in properties {
+            var body = full
+            body[key] = nil
+            let data = try JSONSerialization.data(withJSONObject: body)
+            if required.contains(key) {
+                #expect(throws: (any Error).self, "\(schema) without \(key)") { try decode(data) }
+            } else {
+                #expect(throws: Never.self, "\(schema) without \(key)") { try decode(data) }
+            }
+        }
+        var extra = full
+        extra["surprise"] = 1
+        let data = try JSONSerialization.data(withJSONObject: extra)
+        #expect(throws: (any Error).self, "\(schema) with an unknown field") { try decode(data) }
+    }
+
+    /// Host samples and usage ride on heartbeats and finishes best effort: the document says so, and the
+    /// decoders drop a value they cannot read instead of refusing the whole body.
+    @Test func lenientFieldsAreDocumentedAndDropped() throws {
+        for (schema, field) in [("HeartbeatRequest", "metrics"), ("HeartbeatRequest", "usage"), ("FinishReport", "usage")] {
+            let body = try #require(doc.component("schemas", schema)).joined(separator: "\n")
+            let start = try #require(body.range(of: "        \(field):\n"))
+            #expect(body[start.upperBound...].prefix(200).contains("Lenient"), "\(schema).\(field)")
+        }
+        #expect(try operation(.heartbeat).text.contains("leniently"))
+        #expect(try operation(.finishTask).text.contains("leniently"))
+        let bad = #"{"held": [{"task": "t1", "epoch": 1}], "metrics": {"at": "x"}, "usage": [{"task": "t1"}]}"#
+        let beat = try Wire.decode(HeartbeatRequest.self, bad)
+        #expect(beat.metrics == nil && beat.usage.isEmpty && beat.held.count == 1)
+        let negative = #"{"metrics": \#(Self.hostSample.replacingOccurrences(of: "\"cores\": 2", with: "\"cores\": -2"))}"#
+        #expect(try Wire.decode(HeartbeatRequest.self, negative).metrics == nil)
+        let finish = try Wire.decode(FinishReport.self, #"{"epoch": 1, "outcome": "failed", "usage": {"rss": -1}}"#)
+        #expect(finish.usage == nil && finish.outcome == .failed)
+        // Strict fields of the same bodies are still refused.
+        #expect(Wire.rejection(HeartbeatRequest.self, #"{"metrics": {}, "leaving": "yes"}"#)?.field == "leaving")
     }
 }

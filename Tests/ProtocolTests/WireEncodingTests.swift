@@ -26,9 +26,38 @@ enum Samples {
             startedAt: full ? date : nil, finishedAt: full ? date : nil)
         if full {
             task.fitsNoAgent = false
+            task.usage = usage
             task.history = [event]
         }
         return task
+    }
+
+    static let usage = TaskUsage(cpuSeconds: 12.5, rss: 300 * MiB, peakRSS: 512 * MiB, processes: 3)
+
+    static let gpu = HostMetrics.GPU(index: 0, name: "NVIDIA A100", utilizationPercent: 12, memoryTotal: 40 * GiB,
+                                     memoryUsed: GiB)
+
+    static let hostMetrics = HostMetrics(
+        at: date, cpu: .init(busyPercent: 37.5, perCore: [50, 25], cores: 2), load: .init(one: 1.5, five: 1, fifteen: 0.5),
+        memory: .init(total: 8 * GiB, used: 3 * GiB, available: 5 * GiB, swapTotal: 2 * GiB, swapUsed: 0),
+        disk: .init(path: "/var/lib/paddock", total: 100 * GiB, free: 40 * GiB), gpus: [gpu])
+
+    static let exception = ExceptionView(id: 9, agent: AgentID(rawValue: 5), type: "launch_failed",
+                                         message: "no such file", context: ["path": "/bin/x"],
+                                         task: TaskID(rawValue: 34), at: date)
+
+    static let masterInfo = MasterInfo(
+        version: "0.1.0", startedAt: date, uptimeSeconds: 60, store: "sqlite", requests: 10, unhandledErrors: 0,
+        requestMilliseconds: .init(p50: 1, p90: 2, p99: 5), claims: 3, steals: 1, jobs: 2,
+        tasks: TaskCounts([.queued: 1]),
+        agents: Dictionary(uniqueKeysWithValues: AgentState.allCases.map { ($0.rawValue, $0 == .online ? 1 : 0) }))
+
+    /// An agent with everything an answer may carry (a host sample, reported exceptions).
+    static var fullAgent: AgentView {
+        var agent = agent
+        agent.metrics = hostMetrics
+        agent.exceptions = 2
+        return agent
     }
 
     static let event = TaskEventView(at: date, transition: .assign, from: .queued, to: .assigned,
@@ -123,6 +152,40 @@ struct WireEncodingTests {
         let resources = try #require(object["resources"] as? [String: Any])
         #expect((resources["total"] as? [String: Any])?["cpus"] as? Double == 4)
         #expect((resources["free"] as? [String: Any])?["ram"] as? Int == 4 << 30)
+    }
+
+    /// Host samples: snake_case keys, GPUs with every field (null when unknown), and a round trip.
+    @Test func hostMetrics() throws {
+        let object = try Wire.object(Samples.hostMetrics)
+        #expect(Set(object.keys) == ["at", "cpu", "load", "memory", "disk", "gpus"])
+        #expect((object["cpu"] as? [String: Any])?["busy_percent"] as? Double == 37.5)
+        #expect((object["memory"] as? [String: Any])?["swap_total"] as? Int == 2 << 30)
+        let unknown = HostMetrics.GPU(index: 1, name: "MIG", utilizationPercent: nil, memoryTotal: nil, memoryUsed: nil)
+        #expect(try Wire.string(unknown)
+            == #"{"index":1,"memory_total":null,"memory_used":null,"name":"MIG","utilization_percent":null}"#)
+        #expect(try Wire.decode(HostMetrics.self, try Wire.string(Samples.hostMetrics)) == Samples.hostMetrics)
+        #expect(try Wire.decode(HostMetrics.GPU.self, try Wire.string(unknown)) == unknown)
+        let agent = try Wire.object(Samples.fullAgent)
+        #expect(agent["exceptions"] as? Int == 2)
+        #expect((agent["metrics"] as? [String: Any])?["at"] as? String == "2025-06-15T15:06:40Z")
+        #expect(try Wire.object(Samples.agent)["metrics"] == nil)
+        #expect(try Wire.object(Samples.agent)["exceptions"] as? Int == 0)
+    }
+
+    @Test func usageAndExceptions() throws {
+        #expect(try Wire.string(Samples.usage)
+            == #"{"cpu_seconds":12.5,"peak_rss":536870912,"processes":3,"rss":314572800}"#)
+        #expect((try Wire.object(Samples.task(full: true))["usage"] as? [String: Any])?["peak_rss"] as? Int == 512 << 20)
+        #expect(try Wire.object(Samples.task(full: false))["usage"] == nil)
+        let exception = try Wire.object(Samples.exception)
+        #expect(exception["agent"] as? String == "a5" && exception["task"] as? String == "t34")
+        var bare = Samples.exception
+        bare.task = nil
+        #expect(try Wire.object(bare)["task"] == nil)
+        let info = try Wire.object(Samples.masterInfo)
+        #expect((info["request_ms"] as? [String: Any])?["p99"] as? Double == 5)
+        #expect((info["tasks"] as? [String: Int])?.count == TaskState.allCases.count)
+        #expect((info["agents"] as? [String: Int])?["online"] == 1)
     }
 
     @Test func errors() throws {
