@@ -118,6 +118,16 @@ public struct TaskUsageReport: Codable, Sendable, Equatable {
         self.epoch = epoch
         self.usage = usage
     }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case task, epoch, usage }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        task = try c.decode(TaskID.self, forKey: .task)
+        epoch = try c.decode(LeaseEpoch.self, forKey: .epoch)
+        usage = try c.decode(TaskUsage.self, forKey: .usage)
+    }
 }
 
 public struct HeartbeatResponse: Codable, Sendable {
@@ -210,6 +220,11 @@ public struct TaskLease: Codable, Sendable {
     }
 
     public var held: HeldLease { HeldLease(task: task, epoch: epoch) }
+
+    enum CodingKeys: String, CodingKey {
+        case task, job, name, epoch, command, env, cwd, requirements, timeout, attempt, prefetched, frames
+        case progressRegex = "progress_regex"
+    }
 }
 
 public struct ClaimResponse: Codable, Sendable {

@@ -216,7 +216,7 @@ struct OpenAPITests {
     ]
 
     /// Routes that need no token (the master's AuthMiddleware lets exactly these paths through).
-    static let openRoutes: Set<APIRoute> = [.healthz, .openapi, .prometheus]
+    static let openRoutes: Set<APIRoute> = [.healthz, .openapi, .prometheus, .installAgentScript, .agentPackage]
 
     @Test func theDescriptionNamesTheOpenRoutes() {
         let intro = doc.section("info").joined(separator: " ")
@@ -320,7 +320,7 @@ struct OpenAPITests {
         expectSchema("TaskCounts", describes: try Self.keys(TaskCounts([:])))
         expectSchema("TaskLease", describes: try Self.keys(Samples.lease))
         #expect(Set(try #require(doc.list("required", of: "TaskLease")))
-                == (try Self.keys(Samples.lease)).subtracting(["cwd", "timeout"]))
+                == (try Self.keys(Samples.lease)).subtracting(["cwd", "timeout", "progress_regex", "frames"]))
         expectSchema("ClaimResponse", describes: try Self.keys(ClaimResponse(leases: [])))
         expectSchema("EnrollResponse", describes: try Self.keys(
             EnrollResponse(id: AgentID(rawValue: 1), credential: "pa_x", leaseTimeout: 30, heartbeatInterval: 5)))
@@ -373,13 +373,15 @@ struct OpenAPITests {
     }
 
     @Test func requestSchemasMatchWhatIsEncoded() throws {
-        let spec = TaskSpec(name: "t", command: ["x"], env: ["A": "b"], cwd: "/tmp", requirements: .default,
+        var spec = TaskSpec(name: "t", command: ["x"], env: ["A": "b"], cwd: "/tmp", requirements: .default,
                             maxAttempts: 2, timeout: 5, priority: 1, dependsOn: ["u"])
+        spec.frames = 1...10
         expectSchema("TaskSpec", describes: try Self.keys(spec))
         var job = JobSubmission(
             name: "j", owner: "ana", priority: 1, labels: ["a": "b"], requirements: .default, maxAttempts: 2, timeout: 5,
             tasks: [spec, TaskSpec(name: "u", command: ["y"])])
         job.after = [JobID(rawValue: 1)]
+        job.progressRegex = #"Fra:(\d+)"#
         expectSchema("JobWithTasks", describes: try Self.keys(job))
         expectSchema("RequirementsInput", describes: try Self.keys(TaskRequirements.default))
         expectSchema("ResourcesInput", describes: try Self.keys(ResourceVector(cpus: 1)))

@@ -13,6 +13,7 @@ enum Samples {
                           counts: TaskCounts([.blocked: 2, .queued: 1, .running: 1]),
                           progress: 0.5, warnings: ["1 queued task(s) fit no agent"], taskIDs: taskIDs)
         job.blocklist = blocklist
+        if blocklist != nil { job.progressRegex = #"Fra:(\d+)"# }
         return job
     }
 
@@ -27,6 +28,7 @@ enum Samples {
         if full {
             task.fitsNoAgent = false
             task.usage = usage
+            task.frames = "1-10"
             task.history = [event]
         }
         return task
@@ -68,9 +70,14 @@ enum Samples {
         resources: AgentResources(total: ResourceVector(cpus: 4, ram: 8 * GiB), free: ResourceVector(cpus: 2, ram: 4 * GiB)),
         runningTasks: [TaskID(rawValue: 34)], version: "0.1.0", enrolledAt: date, lastSeen: date)
 
-    static let lease = TaskLease(task: TaskID(rawValue: 34), job: JobID(rawValue: 12), name: "t", epoch: LeaseEpoch(1),
-                                 command: ["x"], env: ["A": "b"], cwd: "/tmp", requirements: .default, timeout: 30,
-                                 attempt: 1, prefetched: true)
+    static var lease: TaskLease {
+        var lease = TaskLease(task: TaskID(rawValue: 34), job: JobID(rawValue: 12), name: "t", epoch: LeaseEpoch(1),
+                              command: ["x"], env: ["A": "b"], cwd: "/tmp", requirements: .default, timeout: 30,
+                              attempt: 1, prefetched: true)
+        lease.progressRegex = #"Fra:(\d+)"#
+        lease.frames = "1-10"
+        return lease
+    }
 
     /// A talkback command: `full` uses every field (a real command uses only those of its kind).
     static func command(full: Bool) -> AgentCommand {
