@@ -88,16 +88,23 @@ extension SQLiteStore {
         for row in rows {
             let task = try taskView(row)
             guard !except.contains(task.id) else { continue }
-            let transition: TaskTransition = task.state == .running && task.attempt >= task.maxAttempts ? .fail : .expireLease
-            let to = try legal(task, transition)
-            try db.execute(sql: """
-                UPDATE tasks SET state = ?, lease_expires_at = NULL, reason = ?, finished_at = ?
-                WHERE id = ? AND epoch = ? AND state = ?
-                """, arguments: [to.rawValue, reason, to.isTerminal ? now.timeIntervalSince1970 : nil,
-                                 task.id.rawValue, task.epoch.rawValue, task.state.rawValue])
-            try record(db, task: task.id, transition, from: task.state, to: to, agent: agent, epoch: task.epoch,
-                       reason: reason, now: now)
+            _ = try loseLease(db, task, reason: reason, now: now)
         }
+    }
+
+    /// A lease that is gone (expired, or its agent restarted or left): an assigned task goes back
+    /// to the queue; a running one too, its attempt used, or fails for good with none left.
+    static func loseLease(_ db: Database, _ task: TaskView, reason: String, now: Date) throws -> TaskState {
+        let transition: TaskTransition = task.state == .running && task.attempt >= task.maxAttempts ? .fail : .expireLease
+        let to = try legal(task, transition)
+        try db.execute(sql: """
+            UPDATE tasks SET state = ?, lease_expires_at = NULL, reason = ?, finished_at = ?
+            WHERE id = ? AND epoch = ? AND state = ?
+            """, arguments: [to.rawValue, reason, to.isTerminal ? now.timeIntervalSince1970 : nil,
+                             task.id.rawValue, task.epoch.rawValue, task.state.rawValue])
+        try record(db, task: task.id, transition, from: task.state, to: to, agent: task.agent, epoch: task.epoch,
+                   reason: reason, now: now)
+        return to
     }
 
     /// What users see: an admin's decision (disabled, draining) over whether the agent is alive.

@@ -248,17 +248,7 @@ extension SQLiteStore {
                 SELECT * FROM tasks WHERE lease_expires_at < ? AND state IN ('assigned','running') LIMIT 10000
                 """, arguments: [now.timeIntervalSince1970])
             for row in expired {
-                let task = try Self.taskView(row)
-                // A running task whose lease ran out used an attempt; with none left it fails for good.
-                let transition: TaskTransition = task.state == .running && task.attempt >= task.maxAttempts ? .fail : .expireLease
-                let to = try Self.legal(task, transition)
-                try db.execute(sql: """
-                    UPDATE tasks SET state = ?, lease_expires_at = NULL, reason = ?, finished_at = ?
-                    WHERE id = ? AND epoch = ? AND state = ?
-                    """, arguments: [to.rawValue, "lease expired", to.isTerminal ? now.timeIntervalSince1970 : nil,
-                                     task.id.rawValue, task.epoch.rawValue, task.state.rawValue])
-                try Self.record(db, task: task.id, transition, from: task.state, to: to, agent: task.agent,
-                                epoch: task.epoch, reason: "lease expired", now: now)
+                let to = try Self.loseLease(db, try Self.taskView(row), reason: "lease expired", now: now)
                 if to == .queued { result.tasksRequeued += 1 } else { result.tasksFailed += 1 }
             }
             return result
