@@ -176,6 +176,9 @@ extension EndToEnd { @Suite struct AgentRestartTests {
         #expect(tasks[0].attempt == 2)
         #expect(try await farm.logs(taskID) == "attempt 2\n")
         #expect(processes(of: taskID, in: farm).isEmpty, "no process of the first run is left")
+        // Requeued when the agent came back (its first heartbeat), not after the 60 s lease.
+        let requeued = try #require(try await farm.task(taskID).history?.first { $0.reason == "agent restarted" })
+        #expect(requeued.at.timeIntervalSince(restartedAt) < 5, "requeued \(requeued.at.timeIntervalSince(restartedAt))s after the restart")
     }
 }
 
