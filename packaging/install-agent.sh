@@ -1,0 +1,1 @@
+../Sources/Master/install-agent.sh
