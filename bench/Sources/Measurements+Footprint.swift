@@ -1,0 +1,63 @@
+import Foundation
+import PaddockProtocol
+
+/// Memory and CPU of idle processes, and of a master holding thousands of idle agents' long-polls.
+extension Measurements {
+    static func footprint(_ context: BenchContext) async throws -> [Figure] {
+        var figures = try await withFarm(context, "idle") { farm in
+            try await farm.startMaster()
+            try await Task.sleep(for: .seconds(context.sizes.quietSeconds))
+            let master = farm.masterPID.flatMap(ProcStats.rss)
+            try await farm.startAgent("agent", slots: 2)
+            try await Task.sleep(for: .seconds(context.sizes.quietSeconds))
+            let agent = farm.pid("agent").flatMap(ProcStats.rss)
+            return [
+                Figure("master RSS, idle, no agents", mib(master), "MiB"),
+                Figure("agent RSS, idle", mib(agent), "MiB", note: "one real agent, long-polls open, no tasks"),
+            ]
+        }
+        figures += try await crowd(context)
+        return figures
+    }
+
+    /// N simulated agents, each holding a claim long-poll (20 s) and a talkback long-poll (30 s) and
+    /// heartbeating every 10 s, like a real idle agent; the master's CPU is measured over a window.
+    static func crowd(_ context: BenchContext) async throws -> [Figure] {
+        let count = context.sizes.idleAgents
+        return try await withFarm(context, "crowd") { farm in
+            try await farm.startMaster()
+            guard let pid = farm.masterPID else { throw BenchError("no master pid") }
+            let (fleet, enrollSeconds) = try await timed { try await SimulatedFleet.enroll(count, farm: farm, concurrency: 32) }
+            context.log("    \(count) agents enrolled in \(String(format: "%.1f", enrollSeconds)) s")
+            let state = CrowdState()
+            let threads = IdleCrowd.start(fleet.agents, port: farm.port, state: state)
+            try await Task.sleep(for: .seconds(context.sizes.settleSeconds))
+            context.log("    \(threads) client threads; measuring \(context.sizes.idleWindowSeconds) s")
+            let requests0 = try await farm.admin.masterInfo().requests
+            let cpu0 = ProcStats.cpuSeconds(pid) ?? .nan
+            let window = try await timed { try await Task.sleep(for: .seconds(context.sizes.idleWindowSeconds)) }.1
+            let cpu1 = ProcStats.cpuSeconds(pid) ?? .nan
+            let requests1 = try await farm.admin.masterInfo().requests
+            let files = ProcStats.openFiles(pid) ?? 0
+            let rss = ProcStats.rss(pid)
+            let peak = ProcStats.peakRSS(pid)
+            let (errors, lastError) = state.failures
+            state.stop()
+            farm.stop()  // kills the master: every open long-poll ends at once and its thread returns
+            try await until("the crowd's threads end", timeout: 30, every: 0.1) { state.endedThreads >= threads }
+            return [
+                Figure("master RSS, \(grouped(count)) idle agents long-polling", mib(rss), "MiB",
+                       note: "simulated agents: claim (20 s) and talkback (30 s) long-polls, heartbeat every 10 s"),
+                Figure("master peak RSS, \(grouped(count)) agents", mib(peak), "MiB", note: "VmHWM: includes enrolling them"),
+                Figure("master CPU, \(grouped(count)) idle agents", (cpu1 - cpu0) / window * 100, "% of a core",
+                       note: "utime+stime over \(Int(window)) s; \(errors) failed requests\(lastError.map { " (last: \($0.prefix(120)))" } ?? "")"),
+                Figure("master requests/s, \(grouped(count)) idle agents", Double(requests1 - requests0) / window, "req/s",
+                       note: "heartbeats and long-poll renewals"),
+                Figure("master open fds, \(grouped(count)) agents", Double(files), "fds", note: "≈ connections held"),
+                Figure("enroll \(grouped(count)) agents", Double(count) / enrollSeconds, "agents/s", note: "32 in flight"),
+            ]
+        }
+    }
+
+    static func mib(_ bytes: Int64?) -> Double { bytes.map { Double($0) / 1_048_576 } ?? .nan }
+}
