@@ -15,6 +15,8 @@ actor LogUploader {
     private(set) var closed = false
     /// The master refused the epoch: this run's output no longer counts.
     private(set) var fenced = false
+    /// The upload loop waiting for its next round: woken early when the output ends.
+    private var napper: CheckedContinuation<Void, Never>?
 
     static let batchBytes = 1 << 20
     /// The agent keeps at most this much unacknowledged output while the master is away.
@@ -41,6 +43,25 @@ actor LogUploader {
             dropped = 0
         }
         closed = true
+        napper?.resume()
+        napper = nil
+    }
+
+    /// Waits `period` before the next upload round (output is batched by time), but not a moment
+    /// longer once the output has ended: the finish report waits for the last upload.
+    func nap(_ period: Duration) async {
+        guard !closed else { return }
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: period)
+            await self?.wake()
+        }
+        await withCheckedContinuation { napper = $0 }
+        timer.cancel()
+    }
+
+    private func wake() {
+        napper?.resume()
+        napper = nil
     }
 
     var done: Bool { fenced || (closed && pending.isEmpty) }

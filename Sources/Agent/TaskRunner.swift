@@ -114,7 +114,11 @@ struct TaskRunner: Sendable {
             let reached = await uploader.flush()
             await progress?.send()
             if await uploader.done { return }
-            try? await Task.sleep(for: reached ? .milliseconds(200) : .seconds(1))
+            if reached {
+                await uploader.nap(.milliseconds(200))
+            } else {
+                try? await Task.sleep(for: .seconds(1))  // the master is away: retry, without hammering it
+            }
         }
     }
 
