@@ -65,7 +65,7 @@ struct ClaimService: Service {
             let request = ClaimRequest(slots: slots, wait: config.claimWait, free: free,
                                        prefetch: await workload.prefetchRoom)
             do {
-                let reply: ClaimResponse = try await enrolled.client.call(
+                let reply: ClaimResponse = try await enrolled.client.longPoll(
                     "POST", APIPath.claim(enrolled.id), json: request, timeout: config.claimWait + 30)
                 backoff.reset()
                 for lease in reply.leases {

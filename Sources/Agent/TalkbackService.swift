@@ -25,7 +25,7 @@ struct TalkbackService: Service {
             var backoff = Backoff(base: 0.2, cap: 10)
             while !Task.isCancelled {
                 do {
-                    let batch: CommandBatch = try await enrolled.client.call(
+                    let batch: CommandBatch = try await enrolled.client.longPoll(
                         "GET", APIPath.commands(enrolled.id),
                         query: ["after": String(cursor.seq), "wait": String(Int(wait))], timeout: wait + 30)
                     backoff.reset()
