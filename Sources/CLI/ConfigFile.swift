@@ -16,7 +16,7 @@ enum Role: String, CaseIterable, ExpressibleByArgument {
     var keys: [String: ConfigKey] {
         switch self {
         case .master:
-            ["listen": .listen, "data": .text, "join-token": .text, "join-token-file": .text, "admin-token": .text,
+            ["listen": .listen, "data": .text, "store": .text, "store-password-file": .text, "join-token": .text, "join-token-file": .text, "admin-token": .text,
              "admin-token-file": .text, "lease-timeout": .duration, "blocklist-after": .count, "public-url": .url,
              "agent-package": .text, "log-level": .choice(["trace", "debug", "info", "notice", "warning", "error"])]
         case .agent:

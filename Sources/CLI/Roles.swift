@@ -24,6 +24,10 @@ struct MasterOptions: ParsableArguments {
     var listen: String = "127.0.0.1:8420"
     @Option(help: "Directory of the embedded SQLite store.")
     var data: String = "./paddock-data"
+    @Option(help: "The store: 'sqlite' (embedded, in --data) or postgres://USER@HOST[:PORT]/DB, shared by several masters.")
+    var store: String = "sqlite"
+    @Option(help: "File holding the PostgreSQL password (else the URL's, else PGPASSWORD).")
+    var storePasswordFile: String?
     @Option(help: "Token agents present to enroll.")
     var joinToken: String?
     @Option(help: "File holding the join token (keeps it off the command line).")
@@ -61,11 +65,22 @@ struct MasterOptions: ParsableArguments {
                             adminToken: adminToken, leaseTimeout: lease)
     }
 
-    func openStore() throws -> SQLiteStore { try Self.openStore(data: data) }
+    func openStore(logger: Logger) async throws -> SQLStore {
+        if store == "sqlite" { return try Self.openStore(data: data) }
+        guard PostgresLocation.isPostgresURL(store) else {
+            throw ValidationError("--store is 'sqlite' or postgres://USER@HOST[:PORT]/DB")
+        }
+        let location: PostgresLocation
+        do { location = try PostgresLocation(url: store, passwordFile: storePasswordFile) } catch let error as PaddockError {
+            throw ValidationError(error.message)
+        }
+        logger.notice("store: PostgreSQL at \(location)")
+        return try await SQLStore.postgres(location, logger: logger)
+    }
 
-    static func openStore(data: String) throws -> SQLiteStore {
+    static func openStore(data: String) throws -> SQLStore {
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        return try SQLiteStore(path: data + "/paddock.sqlite")
+        return try SQLStore.sqlite(path: data + "/paddock.sqlite")
     }
 }
 
@@ -167,7 +182,7 @@ struct MasterCommand: AsyncParsableCommand {
         var config = try options.config(joinToken: join, adminToken: admin)
         config.publicURL = options.publicURL
         if let path = options.agentPackage { config.agentPackage = try AgentPackage.load(path) }
-        let master = Master(config: config, store: try options.openStore())
+        let master = Master(config: config, store: try await options.openStore(logger: logger))
         let services = try await master.services(logger: logger) { url in say("paddock master listening on \(url)") }
         try await runServices(services, logger: logger)
     }

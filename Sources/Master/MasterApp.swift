@@ -8,14 +8,17 @@ import ServiceLifecycle
 public struct Master: Sendable {
     public let config: MasterConfig
     public let store: any Store
-    public let wake = WakeSignal()
-    public let commandWake = WakeSignal()
-    public let logWake = WakeSignal()
+    public let wake: WakeSignal
+    public let commandWake: WakeSignal
+    public let logWake: WakeSignal
     public let stats = MasterStats()
 
     public init(config: MasterConfig, store: any Store) {
         self.config = config
         self.store = store
+        wake = WakeSignal(.claims, relay: store.relay)
+        commandWake = WakeSignal(.commands, relay: store.relay)
+        logWake = WakeSignal(.logs, relay: store.relay)
     }
 
     /// The router alone: what the in-process tests drive.
@@ -44,6 +47,11 @@ public struct Master: Sendable {
             },
             logger: logger)
         // The group stops services in reverse order: the sweeper (which then ends the long-polls) before the server.
-        return [app, LeaseSweeper(store: store, config: config, wakes: [wake, commandWake, logWake], logger: logger)]
+        var services: [any Service] = [app]
+        if let relay = store.relay {
+            services.append(WakeListener(relay: relay, wakes: [wake, commandWake, logWake], logger: logger))
+        }
+        services.append(LeaseSweeper(store: store, config: config, wakes: [wake, commandWake, logWake], logger: logger))
+        return services
     }
 }

@@ -182,6 +182,12 @@ enum SQLiteSchema {
                 ALTER TABLE tasks ADD COLUMN frame_end INTEGER;
                 """)
         }
+        migrator.registerMigration("v6-lease-uniqueness") { db in
+            // The store itself refuses a second lease of one task under one epoch.
+            try db.execute(sql: """
+                CREATE UNIQUE INDEX task_leases ON task_events(task_id, epoch) WHERE transition IN ('assign', 'steal');
+                """)
+        }
         return migrator
     }
 }

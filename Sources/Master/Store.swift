@@ -103,6 +103,12 @@ public struct ClaimOutcome: Sendable {
 public protocol Store: Sendable {
     /// `sqlite` or `postgres`: reported by `/v1/master` and `/healthz`.
     var backend: String { get }
+    /// Carries wake-ups to the other masters on the same database (nil when there are none).
+    var relay: (any WakeRelay)? { get }
+    /// Returns when the database answers; throws `DatabaseUnreachable` when it does not.
+    func ping() async throws
+    /// Closes the database connections (the master is stopping).
+    func close() async
 
     func submit(_ job: JobSubmission, owner: String, now: Date) async throws -> JobView
     func job(_ id: JobID) async throws -> JobView

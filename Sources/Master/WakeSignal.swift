@@ -1,18 +1,48 @@
+/// What a wake-up is about: each has its own `WakeSignal` on a master.
+public enum WakeChannel: String, Sendable, CaseIterable {
+    /// Work may have become available (a submission, a task finished or requeued).
+    case claims
+    /// A talkback command was posted.
+    case commands
+    /// Log bytes arrived (for `logs -f` followers).
+    case logs
+}
+
+/// Carries wake-ups to the other masters sharing the database (none with SQLite).
+public protocol WakeRelay: Sendable {
+    /// Tells the other masters; returns at once (delivery is best-effort: wake-ups are hints).
+    func publish(_ channel: WakeChannel)
+    /// Delivers the other masters' wake-ups until cancelled, reconnecting as needed.
+    func listen(_ deliver: @escaping @Sendable (WakeChannel) async -> Void) async throws
+}
+
 /// Wakes long-polling claimers the moment work may have become available
 /// (a submission, a task finished or requeued), so an idle farm starts a task
 /// in milliseconds rather than after a polling period. It is only a hint:
 /// a woken claimer asks the store again, so a missed or spurious wake-up costs
-/// latency, never correctness.
+/// latency, never correctness. With a relay, the other masters are woken too.
 public actor WakeSignal {
+    public nonisolated let channel: WakeChannel
+    nonisolated let relay: (any WakeRelay)?
     public private(set) var generation: UInt64 = 0
     /// Set when the master shuts down: long-polls answer at once so the server can drain.
     public private(set) var isClosed = false
     private var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
     private var nextWaiter: UInt64 = 0
 
-    public init() {}
+    public init(_ channel: WakeChannel = .claims, relay: (any WakeRelay)? = nil) {
+        self.channel = channel
+        self.relay = relay
+    }
 
+    /// Wakes this master's waiters and tells the other masters.
     public func notifyAll() {
+        notifyLocally()
+        relay?.publish(channel)
+    }
+
+    /// Wakes this master's waiters only (a wake-up that came from another master).
+    public func notifyLocally() {
         generation &+= 1
         let woken = waiters
         waiters.removeAll()
@@ -21,7 +51,7 @@ public actor WakeSignal {
 
     public func close() {
         isClosed = true
-        notifyAll()
+        notifyLocally()
     }
 
     /// Returns when the generation has moved past `seen`, or after `timeout`.

@@ -19,7 +19,7 @@ import Testing
         var config = MasterConfig(joinToken: TestMaster.join, adminToken: TestMaster.admin)
         config.publicURL = "http://farm.example:8420"
         config.agentPackage = try AgentPackage.load(deb)
-        let master = Master(config: config, store: try SQLiteStore(path: dir + "/p.sqlite"))
+        let master = Master(config: config, store: try SQLStore.sqlite(path: dir + "/p.sqlite"))
         try await Application(router: master.router()).test(.router) { client in
             try await client.execute(uri: "/install-agent.sh", method: .get) { response in
                 #expect(response.status == .ok)

@@ -24,7 +24,7 @@ import Testing
         let dir = NSTemporaryDirectory() + "paddock-property-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try SQLiteStore(path: dir + "/p.sqlite")
+        let store = try SQLStore.sqlite(path: dir + "/p.sqlite")
         let now = Date()
 
         var totals: [AgentID: ResourceVector] = [:]

@@ -17,7 +17,7 @@ struct TestMaster {
         dir = NSTemporaryDirectory() + "paddock-mastertest-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         master = Master(config: MasterConfig(joinToken: Self.join, adminToken: Self.admin, leaseTimeout: leaseTimeout),
-                        store: try SQLiteStore(path: dir + "/paddock.sqlite"))
+                        store: try SQLStore.sqlite(path: dir + "/paddock.sqlite"))
     }
 
     func test<Value: Sendable>(_ body: @Sendable (Client) async throws -> Value) async throws -> Value {

@@ -1,12 +1,11 @@
 import Foundation
-import GRDB
 import PaddockProtocol
 
 /// Agents: what admins change about them, and the durable commands that tell them.
-extension SQLiteStore {
+extension SQLStore {
     public func patchAgent(_ id: AgentID, _ patch: AgentPatch, now: Date) async throws -> AgentView {
-        try await pool.write { db in
-            guard try Row.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?", arguments: [id.rawValue]) != nil else {
+        try await engine.write { db in
+            guard try SQLRow.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?", arguments: [id.rawValue]) != nil else {
                 throw PaddockError.notFound("agent \(id)")
             }
             if let drain = patch.drain {
@@ -20,7 +19,7 @@ extension SQLiteStore {
                 try Self.update(db, agent: id, tags: patch.tags, resources: patch.resources)
                 _ = try Self.enqueue(db, agent: id, kind: .update, tags: patch.tags, resources: patch.resources, now: now)
             }
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?", arguments: [id.rawValue]) else {
+            guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?", arguments: [id.rawValue]) else {
                 throw PaddockError.notFound("agent \(id)")
             }
             return try Self.agentView(db, row)
@@ -28,8 +27,8 @@ extension SQLiteStore {
     }
 
     public func forgetAgent(_ id: AgentID, now: Date) async throws {
-        try await pool.write { db in
-            guard try Row.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?", arguments: [id.rawValue]) != nil else {
+        try await engine.write { db in
+            guard try SQLRow.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?", arguments: [id.rawValue]) != nil else {
                 throw PaddockError.notFound("agent \(id)")
             }
             try Self.requeueHeld(db, agent: id, except: [], reason: "agent forgotten", now: now)
@@ -39,8 +38,8 @@ extension SQLiteStore {
     }
 
     public func sendCommand(to agent: AgentID, _ request: CommandRequest, now: Date) async throws -> Int64 {
-        try await pool.write { db in
-            guard try Row.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?", arguments: [agent.rawValue]) != nil else {
+        try await engine.write { db in
+            guard try SQLRow.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?", arguments: [agent.rawValue]) != nil else {
                 throw PaddockError.notFound("agent \(agent)")
             }
             var epoch: LeaseEpoch?
@@ -68,8 +67,8 @@ extension SQLiteStore {
     }
 
     public func commands(for agent: AgentID, after: Int64, now: Date) async throws -> [AgentCommand] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: """
+        try await engine.read { db in
+            try SQLRow.fetchAll(db, sql: """
                 SELECT * FROM agent_commands WHERE agent_id = ? AND seq > ? AND expires_at > ? ORDER BY seq LIMIT 100
                 """, arguments: [agent.rawValue, after, now.timeIntervalSince1970]).compactMap { row in
                 guard let kind = CommandKind(rawValue: row["kind"]) else { return nil }
@@ -85,9 +84,11 @@ extension SQLiteStore {
     }
 
     /// Appends a command to the agent's queue; returns its sequence number.
-    static func enqueue(_ db: Database, agent: AgentID, kind: CommandKind, task: TaskID? = nil, epoch: LeaseEpoch? = nil,
+    static func enqueue(_ db: any SQLDatabase, agent: AgentID, kind: CommandKind, task: TaskID? = nil, epoch: LeaseEpoch? = nil,
                         tags: [String]? = nil, resources: ResourceVector? = nil, now: Date,
                         ttl: Double = CommandRequest.defaultTTL) throws -> Int64 {
+        // The agent's row lock serialises masters numbering its commands.
+        _ = try Int64.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?\(db.lockRows)", arguments: [agent.rawValue])
         let seq = (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM agent_commands WHERE agent_id = ?",
                                       arguments: [agent.rawValue]) ?? 0) + 1
         try db.execute(sql: """
@@ -99,7 +100,7 @@ extension SQLiteStore {
         return seq
     }
 
-    static func update(_ db: Database, agent: AgentID, tags: [String]?, resources: ResourceVector?) throws {
+    static func update(_ db: any SQLDatabase, agent: AgentID, tags: [String]?, resources: ResourceVector?) throws {
         if let tags {
             try db.execute(sql: "UPDATE agents SET tags = ? WHERE id = ?", arguments: [try json(tags), agent.rawValue])
         }

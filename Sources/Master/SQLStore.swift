@@ -1,24 +1,33 @@
 import Foundation
-import GRDB
+import Logging
 import PaddockProtocol
 
-/// The embedded default store: one SQLite file in WAL mode on the system
-/// libsqlite3, `synchronous=FULL` so that an acknowledged write survives a
-/// power cut. One process writes; GRDB serialises writes on one connection.
-public final class SQLiteStore: Store {
-    public let backend = "sqlite"
-    let pool: DatabasePool
+/// The farm's state in a relational database: the store's logic written once,
+/// as SQL over one transaction per method, on SQLite (the embedded default) or
+/// PostgreSQL (several masters on one database). See `SQLEngine`, `SQLDialect`.
+public final class SQLStore: Store {
+    public var backend: String { engine.dialect.engine.rawValue }
+    public let engine: any SQLEngine
 
-    public init(path: String) throws {
-        var config = Configuration()
-        config.journalMode = .wal
-        config.busyMode = .timeout(5)
-        config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")
-        }
-        pool = try DatabasePool(path: path, configuration: config)
-        try SQLiteSchema.migrator().migrate(pool)
+    public init(engine: any SQLEngine) {
+        self.engine = engine
     }
+
+    /// The embedded default: one SQLite file.
+    public static func sqlite(path: String) throws -> SQLStore {
+        SQLStore(engine: try SQLiteEngine(path: path))
+    }
+
+    /// PostgreSQL, shared by several masters.
+    public static func postgres(_ location: PostgresLocation, logger: Logger) async throws -> SQLStore {
+        SQLStore(engine: try await PostgresEngine(location, logger: logger))
+    }
+
+    public var relay: (any WakeRelay)? { engine.relay }
+
+    public func ping() async throws { try await engine.ping() }
+
+    public func close() async { await engine.close() }
 
     // MARK: jobs
 
@@ -27,7 +36,7 @@ public final class SQLiteStore: Store {
         do { graph = try DependencyGraph(tasks: job.tasks) } catch {
             throw PaddockError.invalid(error.description, field: "tasks")
         }
-        return try await pool.write { db in
+        return try await engine.write { db in
             // A job that runs after others waits until they all succeed; one that already failed is refused.
             var afterReady = true
             for (index, after) in Set(job.after).sorted().enumerated() {
@@ -42,53 +51,74 @@ public final class SQLiteStore: Store {
                 default: afterReady = false
                 }
             }
-            try db.execute(sql: """
+            guard let jobRow = try SQLRow.fetchOne(db, sql: """
                 INSERT INTO jobs (name, owner, priority, labels, created_at, progress_regex) VALUES (?, ?, ?, ?, ?, ?)
+                RETURNING id
                 """, arguments: [job.name, owner, job.priority, try Self.json(job.labels), now.timeIntervalSince1970,
-                                 job.progressRegex])
-            let jobID = JobID(rawValue: db.lastInsertedRowID)
+                                 job.progressRegex]) else { throw PaddockError.conflict("the job was not stored") }
+            let jobID = JobID(rawValue: jobRow["id"])
             for after in Set(job.after) {
                 try db.execute(sql: "INSERT INTO job_deps (job_id, after_job) VALUES (?, ?)",
                                arguments: [jobID.rawValue, after.rawValue])
             }
-            let insert = try db.makeStatement(sql: """
-                INSERT INTO tasks (job_id, name, command, env, cwd, cpu_millis, ram, disk, gpus, tags, priority,
-                                   timeout, max_attempts, state, created_at, frame_start, frame_end)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
-            var firstTask: Int64 = 0
+            // Ids are taken first so that dependencies can name them, then rows go in many per statement.
+            let ids = try db.allocateIDs("tasks", count: job.tasks.count)
+            let columns = """
+                INSERT INTO tasks (id, job_id, name, command, env, cwd, cpu_millis, ram, disk, gpus, tags, priority,
+                                   timeout, max_attempts, state, created_at, frame_start, frame_end) VALUES
+                """
+            let rowPlaceholders = "(" + Array(repeating: "?", count: 18).joined(separator: ", ") + ")"
             var queued = 0
+            var batch: [any SQLBindable] = []
+            var batchRows = 0
+            func flush() throws {
+                guard batchRows > 0 else { return }
+                try db.execute(sql: columns + Array(repeating: rowPlaceholders, count: batchRows).joined(separator: ", "),
+                               arguments: batch)
+                batch.removeAll(keepingCapacity: true)
+                batchRows = 0
+            }
             for (index, spec) in job.tasks.enumerated() {
                 let req = job.effectiveRequirements(of: spec)
                 let ready = afterReady && graph.prerequisites[index].isEmpty
                 if ready { queued += 1 }
-                try insert.execute(arguments: [
-                    jobID.rawValue, spec.name, try Self.json(spec.command), try Self.json(spec.env), spec.cwd,
+                batch += [
+                    ids[index], jobID.rawValue, spec.name, try Self.json(spec.command), try Self.json(spec.env), spec.cwd,
                     req.resources.milliCPUs, req.resources.ram, req.resources.disk, req.resources.gpus,
                     try Self.json(req.tags), spec.priority ?? job.priority, spec.timeout ?? job.timeout,
                     spec.maxAttempts ?? job.maxAttempts ?? JobSubmission.defaultMaxAttempts,
                     (ready ? TaskState.queued : .blocked).rawValue, now.timeIntervalSince1970,
                     spec.frames?.lowerBound, spec.frames?.upperBound,
-                ])
-                if index == 0 { firstTask = db.lastInsertedRowID }
+                ] as [any SQLBindable]
+                batchRows += 1
+                if batchRows == 200 { try flush() }
             }
+            try flush()
             // Inserted rows bypass the counting trigger (it watches updates): count them here.
             try db.execute(sql: "UPDATE jobs SET queued = ? WHERE id = ?", arguments: [queued, jobID.rawValue])
-            let edge = try db.makeStatement(sql: "INSERT INTO task_deps (task_id, depends_on) VALUES (?, ?)")
+            var edges: [any SQLBindable] = []
+            func flushEdges() throws {
+                guard !edges.isEmpty else { return }
+                try db.execute(sql: "INSERT INTO task_deps (task_id, depends_on) VALUES "
+                                   + Array(repeating: "(?, ?)", count: edges.count / 2).joined(separator: ", "),
+                               arguments: edges)
+                edges.removeAll(keepingCapacity: true)
+            }
             for (index, before) in graph.prerequisites.enumerated() {
-                for b in before { try edge.execute(arguments: [firstTask + Int64(index), firstTask + Int64(b)]) }
+                for b in before {
+                    edges += [ids[index], ids[b]] as [any SQLBindable]
+                    if edges.count >= 1000 { try flushEdges() }
+                }
             }
+            try flushEdges()
             var view = try Self.jobView(db, jobID)
-            // Ids of one job's tasks are consecutive: they were inserted in one transaction.
-            if job.tasks.count <= 1000 {
-                view.taskIDs = (0..<Int64(job.tasks.count)).map { TaskID(rawValue: firstTask + $0) }
-            }
+            if job.tasks.count <= 1000 { view.taskIDs = ids.map(TaskID.init(rawValue:)) }
             return view
         }
     }
 
     public func job(_ id: JobID) async throws -> JobView {
-        try await pool.read { db in
+        try await engine.read { db in
             var view = try Self.jobView(db, id)
             let ids = try Int64.fetchAll(db, sql: "SELECT id FROM tasks WHERE job_id = ? ORDER BY id LIMIT 1001",
                                          arguments: [id.rawValue])
@@ -98,19 +128,19 @@ public final class SQLiteStore: Store {
     }
 
     public func jobs(_ filter: JobFilter, page: PageRequest) async throws -> Page<JobView> {
-        try await pool.read { db in
+        try await engine.read { db in
             var sql = "SELECT id FROM jobs WHERE id > ? AND archived = ?"
-            var arguments: StatementArguments = [filter.archived]
+            var arguments: [any SQLBindable] = [filter.archived]
             if let owner = filter.owner {
                 sql += " AND owner = ?"
-                _ = arguments.append(contentsOf: [owner])
+                arguments.append(owner)
             }
             var items: [JobView] = []
             var cursor = page.after
             // The state is derived from the tasks, so it is filtered here, a bounded number of batches at a time.
             for _ in 0..<20 {
                 let ids = try Int64.fetchAll(db, sql: sql + " ORDER BY id LIMIT ?",
-                                             arguments: [cursor] + arguments + [page.limit])
+                                             arguments: [cursor] as [any SQLBindable] + arguments + [page.limit])
                 for id in ids {
                     cursor = id
                     let view = try Self.jobView(db, JobID(rawValue: id))
@@ -127,8 +157,8 @@ public final class SQLiteStore: Store {
     }
 
     public func queuedRequirements(job: JobID) async throws -> [(TaskRequirements, Int)] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: """
+        try await engine.read { db in
+            try SQLRow.fetchAll(db, sql: """
                 SELECT cpu_millis, ram, disk, gpus, tags, COUNT(*) AS n FROM tasks
                 WHERE job_id = ? AND state = 'queued' GROUP BY cpu_millis, ram, disk, gpus, tags
                 """, arguments: [job.rawValue]).map { row in
@@ -137,12 +167,12 @@ public final class SQLiteStore: Store {
         }
     }
 
-    static func jobView(_ db: Database, _ id: JobID) throws -> JobView {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id.rawValue]) else {
+    static func jobView(_ db: any SQLDatabase, _ id: JobID) throws -> JobView {
+        guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM jobs WHERE id = ?", arguments: [id.rawValue]) else {
             throw PaddockError.notFound("job \(id)")
         }
         var counts: [TaskState: Int] = [:]
-        for stateRow in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM tasks WHERE job_id = ? GROUP BY state",
+        for stateRow in try SQLRow.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM tasks WHERE job_id = ? GROUP BY state",
                                          arguments: [id.rawValue]) {
             if let state = TaskState(rawValue: stateRow["state"]) { counts[state] = stateRow["n"] }
         }
@@ -164,13 +194,13 @@ public final class SQLiteStore: Store {
     // MARK: tasks
 
     public func task(_ id: TaskID, history: Bool) async throws -> TaskView {
-        try await pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ?", arguments: [id.rawValue]) else {
+        try await engine.read { db in
+            guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ?", arguments: [id.rawValue]) else {
                 throw PaddockError.notFound("task \(id)")
             }
             var view = try Self.taskView(row)
             if history {
-                view.history = try Row.fetchAll(db, sql: "SELECT * FROM task_events WHERE task_id = ? ORDER BY id",
+                view.history = try SQLRow.fetchAll(db, sql: "SELECT * FROM task_events WHERE task_id = ? ORDER BY id",
                                                 arguments: [id.rawValue]).compactMap(Self.eventView)
             }
             return view
@@ -178,28 +208,28 @@ public final class SQLiteStore: Store {
     }
 
     public func tasks(_ filter: TaskFilter, page: PageRequest) async throws -> Page<TaskView> {
-        try await pool.read { db in
+        try await engine.read { db in
             var sql = "SELECT * FROM tasks WHERE id > ?"
-            var arguments: [any DatabaseValueConvertible] = [page.after]
+            var arguments: [any SQLBindable] = [page.after]
             if let job = filter.job { sql += " AND job_id = ?"; arguments.append(job.rawValue) }
             if let state = filter.state { sql += " AND state = ?"; arguments.append(state.rawValue) }
             if let agent = filter.agent { sql += " AND agent_id = ?"; arguments.append(agent.rawValue) }
             sql += " ORDER BY id LIMIT ?"
             arguments.append(page.limit + 1)
-            let rows = try Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments))
+            let rows = try SQLRow.fetchAll(db, sql: sql, arguments: arguments)
             let items = try rows.prefix(page.limit).map(Self.taskView)
             let next = rows.count > page.limit ? items.last.map { String($0.id.rawValue) } : nil
             return Page(items: items, next: next)
         }
     }
 
-    static func requirements(_ row: Row) throws -> TaskRequirements {
+    static func requirements(_ row: SQLRow) throws -> TaskRequirements {
         TaskRequirements(
             resources: ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"]),
             tags: try decode([String].self, row["tags"]))
     }
 
-    static func taskView(_ row: Row) throws -> TaskView {
+    static func taskView(_ row: SQLRow) throws -> TaskView {
         var view = TaskView(
             id: TaskID(rawValue: row["id"]), jobID: JobID(rawValue: row["job_id"]), name: row["name"],
             command: try decode([String].self, row["command"]), env: try decode([String: String].self, row["env"]),
@@ -221,7 +251,7 @@ public final class SQLiteStore: Store {
         return view
     }
 
-    static func eventView(_ row: Row) -> TaskEventView? {
+    static func eventView(_ row: SQLRow) -> TaskEventView? {
         guard let transition = TaskTransition(rawValue: row["transition"]),
               let from = TaskState(rawValue: row["from_state"]), let to = TaskState(rawValue: row["to_state"])
         else { return nil }

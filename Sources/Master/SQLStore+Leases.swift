@@ -1,19 +1,17 @@
 import Foundation
-import GRDB
 import PaddockProtocol
 
 /// Claims, reports and the sweeper: everything that moves a task along the
 /// state machine. Each move is an UPDATE conditioned on the state the table
 /// allows it from (and on the epoch, for agent reports), so a move that lost a
 /// race changes nothing.
-extension SQLiteStore {
-    /// How many queued candidates one claim looks at, at most.
-    static let claimScanLimit = 512
-
+extension SQLStore {
     public func claim(_ order: ClaimOrder) async throws -> ClaimOutcome {
-        try await pool.write { db in
-            guard let agent = try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?",
-                                               arguments: [order.agent.rawValue]) else {
+        try await engine.write { db in
+            // The agent's row lock serialises claims and starts for one agent across masters:
+            // what it is committed to is read and added to by one transaction at a time.
+            guard let agent = try SQLRow.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?\(db.lockRows)",
+                                                  arguments: [order.agent.rawValue]) else {
                 throw PaddockError.notFound("agent \(order.agent)")
             }
             guard Self.agentState(agent).mayClaim else { return ClaimOutcome(leases: [], stolen: 0) }
@@ -22,7 +20,7 @@ extension SQLiteStore {
             if let reported = order.reportedFree { free = free.clamped(to: reported) }
             let tags = Set(try Self.decode([String].self, agent["tags"]))
             let candidates = try Self.candidates(db, fitting: total, agent: order.agent, blocklistAfter: order.blocklistAfter)
-            let ownerLoad = Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: """
+            let ownerLoad = Dictionary(uniqueKeysWithValues: try SQLRow.fetchAll(db, sql: """
                 SELECT owner, SUM(active) AS n FROM jobs WHERE active > 0 GROUP BY owner
                 """).map { ($0["owner"] as String, $0["n"] as Int) })
 
@@ -44,7 +42,7 @@ extension SQLiteStore {
 
             var leases: [TaskLease] = []
             for (candidate, prefetched) in chosen {
-                guard let row = try Row.fetchOne(db, sql: """
+                guard let row = try SQLRow.fetchOne(db, sql: """
                     UPDATE tasks SET state = 'assigned', agent_id = ?, epoch = epoch + 1, lease_expires_at = ?,
                         progress = 0, prefetched = ?
                     WHERE id = ? AND state = 'queued' RETURNING *
@@ -67,8 +65,8 @@ extension SQLiteStore {
 
     /// What the master has leased to this agent and counts against it: running tasks and assigned
     /// ones it reserved room for (prefetched ones start only when room frees up).
-    static func committed(_ db: Database, agent: AgentID) throws -> ResourceVector {
-        let used = try Row.fetchOne(db, sql: """
+    static func committed(_ db: any SQLDatabase, agent: AgentID) throws -> ResourceVector {
+        let used = try SQLRow.fetchOne(db, sql: """
             SELECT COALESCE(SUM(cpu_millis),0) AS c, COALESCE(SUM(ram),0) AS r, COALESCE(SUM(disk),0) AS d,
                    COALESCE(SUM(gpus),0) AS g FROM tasks
             WHERE agent_id = ? AND (state = 'running' OR (state = 'assigned' AND prefetched = 0))
@@ -79,27 +77,29 @@ extension SQLiteStore {
     /// Queued tasks the agent could run, from two windows: the head of the whole queue (priority,
     /// then age), and the head of each job with queued work, so that a small job behind a huge one
     /// of another owner is seen (fair share needs to see it to prefer it).
-    static func candidates(_ db: Database, fitting total: ResourceVector, agent: AgentID,
+    static func candidates(_ db: any SQLDatabase, fitting total: ResourceVector, agent: AgentID,
                            blocklistAfter: Int) throws -> [ClaimPolicy.Candidate] {
         let columns = "t.id, t.job_id, t.cpu_millis, t.ram, t.disk, t.gpus, t.tags, t.priority, j.owner"
         let fits = """
             t.state = 'queued' AND t.cpu_millis <= ? AND t.ram <= ? AND t.disk <= ? AND t.gpus <= ?
             AND NOT EXISTS (SELECT 1 FROM job_blocklist b WHERE b.job_id = t.job_id AND b.agent_id = ? AND b.failures >= ?)
             """
-        let fitArguments: [any DatabaseValueConvertible] = [total.milliCPUs, total.ram, total.disk, total.gpus,
+        let fitArguments: [any SQLBindable] = [total.milliCPUs, total.ram, total.disk, total.gpus,
                                                             agent.rawValue, blocklistAfter]
-        var rows = try Row.fetchAll(db, sql: """
+        // Candidates another master is claiming right now are locked by it: passed over, not waited for.
+        let window = db.dialect.claimWindow
+        var rows = try SQLRow.fetchAll(db, sql: """
             SELECT \(columns) FROM tasks t JOIN jobs j ON j.id = t.job_id AND j.paused = 0
-            WHERE \(fits) ORDER BY t.priority DESC, t.id LIMIT \(claimScanLimit)
-            """, arguments: StatementArguments(fitArguments))
+            WHERE \(fits) ORDER BY t.priority DESC, t.id LIMIT \(window.global)\(db.skipLocked(of: "t"))
+            """, arguments: fitArguments)
         let jobs = try Int64.fetchAll(db, sql: """
-            SELECT id FROM jobs WHERE queued > 0 AND paused = 0 ORDER BY priority DESC, id LIMIT 64
+            SELECT id FROM jobs WHERE queued > 0 AND paused = 0 ORDER BY priority DESC, id LIMIT \(window.jobs)
             """)
         for job in jobs {
-            rows += try Row.fetchAll(db, sql: """
+            rows += try SQLRow.fetchAll(db, sql: """
                 SELECT \(columns) FROM tasks t JOIN jobs j ON j.id = t.job_id
-                WHERE t.job_id = ? AND \(fits) ORDER BY t.priority DESC, t.id LIMIT 16
-                """, arguments: StatementArguments([job] + fitArguments))
+                WHERE t.job_id = ? AND \(fits) ORDER BY t.priority DESC, t.id LIMIT \(window.perJob)\(db.skipLocked(of: "t"))
+                """, arguments: [job] + fitArguments)
         }
         var seen: Set<Int64> = []
         return try rows.compactMap { row in
@@ -113,19 +113,19 @@ extension SQLiteStore {
     /// Work stealing: nothing queued fits, so take prefetched (assigned, not started) tasks from
     /// the agent with the largest backlog (at most half of it), under new epochs. The victim hears
     /// through talkback to drop them; if it tries to start one anyway, its old epoch gets 409.
-    static func steal(_ db: Database, for order: ClaimOrder, free: ResourceVector, tags: Set<String>) throws -> [TaskLease] {
-        let victims = try Row.fetchAll(db, sql: """
+    static func steal(_ db: any SQLDatabase, for order: ClaimOrder, free: ResourceVector, tags: Set<String>) throws -> [TaskLease] {
+        let victims = try SQLRow.fetchAll(db, sql: """
             SELECT agent_id, COUNT(*) AS n FROM tasks WHERE state = 'assigned' AND prefetched = 1 AND agent_id != ?
             GROUP BY agent_id ORDER BY n DESC LIMIT 3
             """, arguments: [order.agent.rawValue])
         for victimRow in victims {
             let victim = AgentID(rawValue: victimRow["agent_id"])
             let backlog: Int = victimRow["n"]
-            let rows = try Row.fetchAll(db, sql: """
+            let rows = try SQLRow.fetchAll(db, sql: """
                 SELECT t.*, j.owner FROM tasks t JOIN jobs j ON j.id = t.job_id AND j.paused = 0
                 WHERE t.agent_id = ? AND t.state = 'assigned' AND t.prefetched = 1
                   AND NOT EXISTS (SELECT 1 FROM job_blocklist b WHERE b.job_id = t.job_id AND b.agent_id = ? AND b.failures >= ?)
-                ORDER BY t.id DESC LIMIT 256
+                ORDER BY t.id DESC LIMIT 256\(db.skipLocked(of: "t"))
                 """, arguments: [victim.rawValue, order.agent.rawValue, order.blocklistAfter])
             let candidates = try rows.map { row in
                 ClaimPolicy.Candidate(task: TaskID(rawValue: row["id"]), job: JobID(rawValue: row["job_id"]),
@@ -138,7 +138,7 @@ extension SQLiteStore {
             for candidate in picked {
                 let before = try taskView(db, candidate.task)
                 let to = try legal(before, .steal)
-                guard let row = try Row.fetchOne(db, sql: """
+                guard let row = try SQLRow.fetchOne(db, sql: """
                     UPDATE tasks SET agent_id = ?, epoch = epoch + 1, lease_expires_at = ?, prefetched = 0
                     WHERE id = ? AND state = 'assigned' AND epoch = ? RETURNING *
                     """, arguments: [order.agent.rawValue, order.leaseUntil.timeIntervalSince1970, candidate.task.rawValue,
@@ -154,7 +154,7 @@ extension SQLiteStore {
         return []
     }
 
-    static func lease(_ db: Database, _ view: TaskView, prefetched: Bool) throws -> TaskLease {
+    static func lease(_ db: any SQLDatabase, _ view: TaskView, prefetched: Bool) throws -> TaskLease {
         var lease = TaskLease(task: view.id, job: view.jobID, name: view.name, epoch: view.epoch, command: view.command,
                               env: view.env, cwd: view.cwd, requirements: view.requirements, timeout: view.timeout,
                               attempt: view.attempt + 1, prefetched: prefetched)
@@ -165,14 +165,15 @@ extension SQLiteStore {
     }
 
     public func start(task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date, now: Date) async throws -> TaskView {
-        try await pool.write { db in
+        try await engine.write { db in
             let current = try Self.leasedTask(db, task, agent: agent, epoch: epoch)
             if current.state == .running { return current }  // a resent start
             let to = try Self.legal(current, .start)
             // A prefetched task starts only into room the agent really has: what runs never exceeds its totals.
             let prefetched = try Bool.fetchOne(db, sql: "SELECT prefetched FROM tasks WHERE id = ?", arguments: [task.rawValue]) ?? false
             if prefetched {
-                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?", arguments: [agent.rawValue]) else {
+                guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?\(db.lockRows)",
+                                                    arguments: [agent.rawValue]) else {
                     throw PaddockError.notFound("agent \(agent)")
                 }
                 let total = ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"])
@@ -194,7 +195,7 @@ extension SQLiteStore {
 
     public func progress(task: TaskID, agent: AgentID, epoch: LeaseEpoch, progress: Double, leaseUntil: Date,
                          now: Date) async throws {
-        try await pool.write { db in
+        try await engine.write { db in
             let current = try Self.leasedTask(db, task, agent: agent, epoch: epoch)
             guard current.state == .running else {
                 throw PaddockError.conflict("task \(task) is \(current.state.rawValue), not running")
@@ -205,7 +206,8 @@ extension SQLiteStore {
     }
 
     public func finish(task: TaskID, agent: AgentID, report: FinishReport, now: Date) async throws -> TaskView {
-        try await pool.write { db in
+        try await engine.write { db in
+            _ = try Self.taskView(db, task)  // takes the row's lock first: a resent finish waits for the first
             // Finishing is idempotent: a finish already recorded under this epoch answers the same again.
             let recorded = try Bool.fetchOne(db, sql: """
                 SELECT EXISTS (SELECT 1 FROM task_events WHERE task_id = ? AND epoch = ? AND agent_id = ?
@@ -239,30 +241,37 @@ extension SQLiteStore {
     }
 
     public func sweep(now: Date, silentSince: Date) async throws -> SweepResult {
-        try await pool.write { db in
+        try await engine.write { db in
             var result = SweepResult()
-            try db.execute(sql: "UPDATE agents SET state = 'offline' WHERE state = 'online' AND last_seen < ?",
-                           arguments: [silentSince.timeIntervalSince1970])
-            result.agentsMarkedOffline = db.changesCount
-            let expired = try Row.fetchAll(db, sql: """
-                SELECT * FROM tasks WHERE lease_expires_at < ? AND state IN ('assigned','running') LIMIT 10000
+            // Every master sweeps; one at a time does (the others skip this round). Rows a
+            // heartbeat is renewing right now are locked by it: skipped, and looked at next round.
+            guard try db.tryAdvisoryLock(PostgresSchema.sweepLock) else { return result }
+            result.agentsMarkedOffline = try db.execute(sql: """
+                UPDATE agents SET state = 'offline' WHERE state = 'online' AND last_seen < ?
+                """, arguments: [silentSince.timeIntervalSince1970])
+            let expired = try SQLRow.fetchAll(db, sql: """
+                SELECT * FROM tasks WHERE lease_expires_at < ? AND state IN ('assigned','running')
+                ORDER BY id LIMIT 10000\(db.skipLocked())
                 """, arguments: [now.timeIntervalSince1970])
             for row in expired {
-                let to = try Self.loseLease(db, try Self.taskView(row), reason: "lease expired", now: now)
-                if to == .queued { result.tasksRequeued += 1 } else { result.tasksFailed += 1 }
+                switch try Self.loseLease(db, try Self.taskView(row), reason: "lease expired", now: now) {
+                case .queued?: result.tasksRequeued += 1
+                case nil: break
+                default: result.tasksFailed += 1
+                }
             }
             return result
         }
     }
 
     public func extendLeases(until: Date) async throws {
-        try await pool.write { db in
+        try await engine.write { db in
             try db.execute(sql: """
-                UPDATE tasks SET lease_expires_at = MAX(lease_expires_at, ?)
+                UPDATE tasks SET lease_expires_at = \(db.dialect.greatest)(lease_expires_at, ?)
                 WHERE lease_expires_at IS NOT NULL AND state IN ('assigned','running')
                 """, arguments: [until.timeIntervalSince1970])
             // Agents get the same grace: none is marked offline because the master blinked.
-            try db.execute(sql: "UPDATE agents SET last_seen = MAX(last_seen, ?) WHERE state = 'online'",
+            try db.execute(sql: "UPDATE agents SET last_seen = \(db.dialect.greatest)(last_seen, ?) WHERE state = 'online'",
                            arguments: [Date().timeIntervalSince1970])
         }
     }
@@ -270,7 +279,7 @@ extension SQLiteStore {
     // MARK: helpers
 
     /// The task, if `agent` holds it under `epoch`; otherwise the 409 that fences a stale report.
-    static func leasedTask(_ db: Database, _ task: TaskID, agent: AgentID, epoch: LeaseEpoch) throws -> TaskView {
+    static func leasedTask(_ db: any SQLDatabase, _ task: TaskID, agent: AgentID, epoch: LeaseEpoch) throws -> TaskView {
         let view = try taskView(db, task)
         guard view.agent == agent, view.epoch == epoch, view.state.isLeased else {
             throw PaddockError.staleEpoch(task: task, sent: epoch, current: view.epoch)
@@ -286,21 +295,24 @@ extension SQLiteStore {
         }
     }
 
-    static func taskView(_ db: Database, _ id: TaskID) throws -> TaskView {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ?", arguments: [id.rawValue]) else {
+    static func taskView(_ db: any SQLDatabase, _ id: TaskID) throws -> TaskView {
+        // In a write transaction the row stays locked until commit (PostgreSQL): the move made
+        // from what was read here cannot be overtaken by another master's.
+        guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ?\(db.lockRows)",
+                                            arguments: [id.rawValue]) else {
             throw PaddockError.notFound("task \(id)")
         }
         return try taskView(row)
     }
 
     /// Records a move in the task's history and sets off what it implies for its dependents.
-    static func record(_ db: Database, task: TaskID, _ transition: TaskTransition, from: TaskState, to: TaskState,
+    static func record(_ db: any SQLDatabase, task: TaskID, _ transition: TaskTransition, from: TaskState, to: TaskState,
                        agent: AgentID?, epoch: LeaseEpoch, reason: String?, now: Date) throws {
         try insertEvent(db, task: task, transition, from: from, to: to, agent: agent, epoch: epoch, reason: reason, now: now)
         if from != to { try afterMove(db, task: task, to: to, now: now) }
     }
 
-    static func insertEvent(_ db: Database, task: TaskID, _ transition: TaskTransition, from: TaskState, to: TaskState,
+    static func insertEvent(_ db: any SQLDatabase, task: TaskID, _ transition: TaskTransition, from: TaskState, to: TaskState,
                             agent: AgentID?, epoch: LeaseEpoch, reason: String?, now: Date) throws {
         try db.execute(sql: """
             INSERT INTO task_events (task_id, at, transition, from_state, to_state, agent_id, epoch, reason)

@@ -1,12 +1,11 @@
 import Foundation
-import GRDB
 import PaddockProtocol
 
 /// Users' control of jobs and tasks. Stopping a task an agent holds also
 /// enqueues the talkback command that tells the agent, in the same transaction.
-extension SQLiteStore {
+extension SQLStore {
     public func patchJob(_ id: JobID, _ patch: JobPatch) async throws -> JobView {
-        try await pool.write { db in
+        try await engine.write { db in
             let job = try Self.jobView(db, id)
             if let priority = patch.priority {
                 // Tasks keep their offsets from the job's priority (a task given its own priority stays apart).
@@ -22,21 +21,21 @@ extension SQLiteStore {
     }
 
     public func cancelJob(_ id: JobID, archive: Bool, now: Date) async throws -> JobView {
-        try await pool.write { db in
+        try await engine.write { db in
             let job = try Self.jobView(db, id)
             let open = try Self.taskRows(db, job: id, states: TaskTransition.cancel.rule.from)
             guard !open.isEmpty || archive else {
                 throw PaddockError.conflict("job \(id) is \(job.state.rawValue): nothing left to cancel")
             }
             for task in open { try Self.cancel(db, task, reason: "job cancelled", now: now) }
-            try db.execute(sql: "UPDATE jobs SET cancelled = 1, archived = archived OR ? WHERE id = ?",
+            try db.execute(sql: "UPDATE jobs SET cancelled = 1, archived = CASE WHEN ? = 1 THEN 1 ELSE archived END WHERE id = ?",
                            arguments: [archive, id.rawValue])
             return try Self.jobView(db, id)
         }
     }
 
     public func pauseJob(_ id: JobID, kill: Bool, now: Date) async throws -> JobView {
-        try await pool.write { db in
+        try await engine.write { db in
             let job = try Self.jobView(db, id)
             guard [.queued, .running, .paused].contains(job.state) else {
                 throw PaddockError.conflict("job \(id) is \(job.state.rawValue): there is nothing to pause")
@@ -63,7 +62,7 @@ extension SQLiteStore {
     }
 
     public func resumeJob(_ id: JobID) async throws -> JobView {
-        try await pool.write { db in
+        try await engine.write { db in
             let job = try Self.jobView(db, id)
             guard job.paused else {
                 throw PaddockError.conflict("job \(id) is \(job.state.rawValue), not paused: there is nothing to resume")
@@ -74,7 +73,7 @@ extension SQLiteStore {
     }
 
     public func retryJob(_ id: JobID, now: Date) async throws -> JobView {
-        try await pool.write { db in
+        try await engine.write { db in
             let job = try Self.jobView(db, id)
             let finished = try Self.taskRows(db, job: id, states: TaskTransition.retry.rule.from)
             guard !finished.isEmpty else {
@@ -87,21 +86,21 @@ extension SQLiteStore {
     }
 
     public func cancelTask(_ id: TaskID, now: Date) async throws -> TaskView {
-        try await pool.write { db in
+        try await engine.write { db in
             try Self.cancel(db, try Self.taskView(db, id), reason: "cancelled", now: now)
             return try Self.taskView(db, id)
         }
     }
 
     public func retryTask(_ id: TaskID, now: Date) async throws -> TaskView {
-        try await pool.write { db in
+        try await engine.write { db in
             try Self.retry(db, try Self.taskView(db, id), now: now)
             return try Self.taskView(db, id)
         }
     }
 
     public func patchTasks(_ patch: TaskBulkPatch, now: Date) async throws -> Int {
-        try await pool.write { db in
+        try await engine.write { db in
             // Check everything first: one unknown id or illegal change and nothing is written.
             var tasks: [TaskView] = []
             // Retried in id order: a dependency (always an older task) is queued before its dependents look.
@@ -128,14 +127,14 @@ extension SQLiteStore {
 
     // MARK: helpers
 
-    static func taskRows(_ db: Database, job: JobID, states: Set<TaskState>) throws -> [TaskView] {
+    static func taskRows(_ db: any SQLDatabase, job: JobID, states: Set<TaskState>) throws -> [TaskView] {
         let list = states.map { "'\($0.rawValue)'" }.sorted().joined(separator: ",")
-        return try Row.fetchAll(db, sql: "SELECT * FROM tasks WHERE job_id = ? AND state IN (\(list)) ORDER BY id",
+        return try SQLRow.fetchAll(db, sql: "SELECT * FROM tasks WHERE job_id = ? AND state IN (\(list)) ORDER BY id\(db.lockRows)",
                                 arguments: [job.rawValue]).map(taskView)
     }
 
     /// Cancels one task; one an agent holds is also stopped there (a `cancel` command for its lease).
-    static func cancel(_ db: Database, _ task: TaskView, reason: String, now: Date) throws {
+    static func cancel(_ db: any SQLDatabase, _ task: TaskView, reason: String, now: Date) throws {
         let to = try legal(task, .cancel)
         try db.execute(sql: """
             UPDATE tasks SET state = ?, lease_expires_at = NULL, reason = ?, finished_at = ?
@@ -150,7 +149,7 @@ extension SQLiteStore {
     }
 
     /// A failed or cancelled task back to the queue with all its attempts again.
-    static func retry(_ db: Database, _ task: TaskView, now: Date) throws {
+    static func retry(_ db: any SQLDatabase, _ task: TaskView, now: Date) throws {
         let to = try legal(task, .retry)
         try db.execute(sql: """
             UPDATE tasks SET state = ?, attempt = 0, exit_code = NULL, reason = NULL, finished_at = NULL, progress = 0

@@ -1,26 +1,28 @@
 import Foundation
-import GRDB
 import PaddockProtocol
 
-extension SQLiteStore {
+extension SQLStore {
     public func addException(agent: AgentID, _ report: ExceptionReport, now: Date) async throws -> ExceptionView {
-        try await pool.write { db in
+        try await engine.write { db in
             let at = report.at.map { min($0, now) } ?? now
-            try db.execute(sql: """
+            guard let id = try Int64.fetchOne(db, sql: """
                 INSERT INTO agent_exceptions (agent_id, type, message, context, task_id, at) VALUES (?, ?, ?, ?, ?, ?)
+                RETURNING id
                 """, arguments: [agent.rawValue, report.type, report.message, try Self.json(report.context),
-                                 report.task?.rawValue, at.timeIntervalSince1970])
-            return ExceptionView(id: db.lastInsertedRowID, agent: agent, type: report.type, message: report.message,
+                                 report.task?.rawValue, at.timeIntervalSince1970]) else {
+                throw PaddockError.conflict("the exception was not stored")
+            }
+            return ExceptionView(id: id, agent: agent, type: report.type, message: report.message,
                                  context: report.context, task: report.task, at: at)
         }
     }
 
     public func exceptions(agent: AgentID, page: PageRequest) async throws -> Page<ExceptionView> {
-        try await pool.read { db in
-            guard try Row.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?", arguments: [agent.rawValue]) != nil else {
+        try await engine.read { db in
+            guard try SQLRow.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?", arguments: [agent.rawValue]) != nil else {
                 throw PaddockError.notFound("agent \(agent)")
             }
-            let rows = try Row.fetchAll(db, sql: """
+            let rows = try SQLRow.fetchAll(db, sql: """
                 SELECT * FROM agent_exceptions WHERE agent_id = ? AND id > ? ORDER BY id LIMIT ?
                 """, arguments: [agent.rawValue, page.after, page.limit + 1])
             let items = try rows.prefix(page.limit).map { row in
@@ -38,30 +40,33 @@ extension SQLiteStore {
     static let seriesStep: Double = 10
     static let seriesSpan: Double = 24 * 3600
 
-    static func store(_ db: Database, metrics: HostMetrics, agent: AgentID, now: Date) throws {
+    static func store(_ db: any SQLDatabase, metrics: HostMetrics, agent: AgentID, now: Date) throws {
         let text = try json(metrics)
         try db.execute(sql: "UPDATE agents SET metrics = ? WHERE id = ?", arguments: [text, agent.rawValue])
         let last = try Double.fetchOne(db, sql: "SELECT MAX(at) FROM agent_metrics WHERE agent_id = ?",
                                        arguments: [agent.rawValue])
         let at = now.timeIntervalSince1970
         guard last.map({ at - $0 >= seriesStep }) ?? true else { return }
-        try db.execute(sql: "INSERT OR REPLACE INTO agent_metrics (agent_id, at, sample) VALUES (?, ?, ?)",
+        try db.execute(sql: """
+            INSERT INTO agent_metrics (agent_id, at, sample) VALUES (?, ?, ?)
+            ON CONFLICT (agent_id, at) DO UPDATE SET sample = excluded.sample
+            """,
                        arguments: [agent.rawValue, at, text])
         try db.execute(sql: "DELETE FROM agent_metrics WHERE agent_id = ? AND at < ?",
                        arguments: [agent.rawValue, at - seriesSpan])
     }
 
-    static func store(_ db: Database, usage: TaskUsage, task: TaskID, agent: AgentID, epoch: LeaseEpoch) throws {
+    static func store(_ db: any SQLDatabase, usage: TaskUsage, task: TaskID, agent: AgentID, epoch: LeaseEpoch) throws {
         try db.execute(sql: """
-            UPDATE tasks SET cpu_seconds = MAX(COALESCE(cpu_seconds, 0), ?),
-                             peak_rss = MAX(COALESCE(peak_rss, 0), ?, ?)
+            UPDATE tasks SET cpu_seconds = \(db.dialect.greatest)(COALESCE(cpu_seconds, 0), ?),
+                             peak_rss = \(db.dialect.greatest)(COALESCE(peak_rss, 0), ?, ?)
             WHERE id = ? AND agent_id = ? AND epoch = ?
             """, arguments: [usage.cpuSeconds, usage.peakRSS, usage.rss, task.rawValue, agent.rawValue, epoch.rawValue])
     }
 
     public func metricsSeries(agent: AgentID, since: Date) async throws -> [HostMetrics] {
-        try await pool.read { db in
-            guard try Row.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?", arguments: [agent.rawValue]) != nil else {
+        try await engine.read { db in
+            guard try SQLRow.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?", arguments: [agent.rawValue]) != nil else {
                 throw PaddockError.notFound("agent \(agent)")
             }
             return try String.fetchAll(db, sql: """
@@ -71,13 +76,13 @@ extension SQLiteStore {
     }
 
     public func summary() async throws -> FarmSummary {
-        try await pool.read { db in
+        try await engine.read { db in
             var tasks: [TaskState: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM tasks GROUP BY state") {
+            for row in try SQLRow.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM tasks GROUP BY state") {
                 if let state = TaskState(rawValue: row["state"]) { tasks[state] = row["n"] }
             }
             var agents: [AgentState: Int] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT * FROM agents") { agents[Self.agentState(row), default: 0] += 1 }
+            for row in try SQLRow.fetchAll(db, sql: "SELECT * FROM agents") { agents[Self.agentState(row), default: 0] += 1 }
             let jobs = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE archived = 0") ?? 0
             return FarmSummary(jobs: jobs, tasks: tasks, agents: agents)
         }

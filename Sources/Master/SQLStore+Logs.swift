@@ -1,18 +1,17 @@
 import Foundation
-import GRDB
 import PaddockProtocol
 
 /// Logs live in the database, keyed by task and attempt (never by a path a
 /// client sent), in the chunks the agent uploaded. `received` is how far the
 /// agent's stream has been acknowledged; `stored` how much is kept (the cap).
-extension SQLiteStore {
+extension SQLStore {
     public func appendLog(task: TaskID, agent: AgentID, epoch: LeaseEpoch, offset: Int64, data: Data) async throws -> Int64 {
-        try await pool.write { db in
+        try await engine.write { db in
             let view = try Self.taskView(db, task)
             guard view.agent == agent, view.epoch == epoch, view.state != .assigned, view.attempt > 0 else {
                 throw PaddockError.staleEpoch(task: task, sent: epoch, current: view.epoch)
             }
-            let row = try Row.fetchOne(db, sql: "SELECT received, stored FROM task_logs WHERE task_id = ? AND attempt = ?",
+            let row = try SQLRow.fetchOne(db, sql: "SELECT received, stored FROM task_logs WHERE task_id = ? AND attempt = ?",
                                        arguments: [task.rawValue, view.attempt])
             let received: Int64 = row?["received"] ?? 0
             var stored: Int64 = row?["stored"] ?? 0
@@ -31,7 +30,7 @@ extension SQLiteStore {
                 fresh = fresh.prefix(Int(room)) + marker
             }
             if !fresh.isEmpty {
-                try db.execute(sql: "INSERT INTO log_chunks (task_id, attempt, offset, data) VALUES (?, ?, ?, ?)",
+                try db.execute(sql: "INSERT INTO log_chunks (task_id, attempt, \"offset\", data) VALUES (?, ?, ?, ?)",
                                arguments: [task.rawValue, view.attempt, stored, Data(fresh)])
                 stored += Int64(fresh.count)
             }
@@ -44,12 +43,12 @@ extension SQLiteStore {
     }
 
     public func readLog(task: TaskID, attempt: Int?, after: Int64, limit: Int) async throws -> LogPage {
-        try await pool.read { db in
+        try await engine.read { db in
             let view = try Self.taskView(db, task)
             // Before its first start a task has no run yet: follow the one about to begin.
             let run = attempt ?? max(view.attempt, view.state == .assigned || view.state == .queued ? view.attempt + 1 : 1)
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT offset, data FROM log_chunks WHERE task_id = ? AND attempt = ? AND offset >= ? ORDER BY offset LIMIT ?
+            let rows = try SQLRow.fetchAll(db, sql: """
+                SELECT data FROM log_chunks WHERE task_id = ? AND attempt = ? AND "offset" >= ? ORDER BY "offset" LIMIT ?
                 """, arguments: [task.rawValue, run, after, limit])
             let live = view.state == .running && view.attempt == run
                 || (view.state == .assigned || view.state == .queued || view.state == .blocked) && view.attempt + 1 == run

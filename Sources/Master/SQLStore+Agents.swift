@@ -1,12 +1,11 @@
 import Foundation
-import GRDB
 import PaddockProtocol
 
-extension SQLiteStore {
+extension SQLStore {
     public func enroll(_ request: EnrollRequest, credential: String, now: Date) async throws -> AgentID {
-        try await pool.write { db in
+        try await engine.write { db in
             let r = request.resources
-            if let existing = try Int64.fetchOne(db, sql: "SELECT id FROM agents WHERE name = ?", arguments: [request.name]) {
+            if let existing = try Int64.fetchOne(db, sql: "SELECT id FROM agents WHERE name = ?\(db.lockRows)", arguments: [request.name]) {
                 let id = AgentID(rawValue: existing)
                 try db.execute(sql: """
                     UPDATE agents SET credential = ?, tags = ?, cpu_millis = ?, ram = ?, disk = ?, gpus = ?, version = ?,
@@ -18,26 +17,28 @@ extension SQLiteStore {
                 try Self.requeueHeld(db, agent: id, except: [], reason: "agent re-enrolled", now: now)
                 return id
             }
-            try db.execute(sql: """
+            guard let id = try Int64.fetchOne(db, sql: """
                 INSERT INTO agents (name, credential, state, tags, cpu_millis, ram, disk, gpus, version, enrolled_at, last_seen)
-                VALUES (?, ?, 'online', ?, ?, ?, ?, ?, ?, ?, ?)
+                VALUES (?, ?, 'online', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
                 """, arguments: [request.name, credential, try Self.json(request.tags), r.milliCPUs, r.ram, r.disk, r.gpus,
-                                 request.version, now.timeIntervalSince1970, now.timeIntervalSince1970])
-            return AgentID(rawValue: db.lastInsertedRowID)
+                                 request.version, now.timeIntervalSince1970, now.timeIntervalSince1970]) else {
+                throw PaddockError.conflict("agent \(request.name) was not stored")
+            }
+            return AgentID(rawValue: id)
         }
     }
 
     public func authenticate(credential: String) async throws -> AgentIdentity? {
-        try await pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE credential = ?",
+        try await engine.read { db in
+            guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM agents WHERE credential = ?",
                                              arguments: [credential]) else { return nil }
             return AgentIdentity(id: AgentID(rawValue: row["id"]), name: row["name"], state: Self.agentState(row))
         }
     }
 
     public func agent(_ id: AgentID) async throws -> AgentView {
-        try await pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?", arguments: [id.rawValue]) else {
+        try await engine.read { db in
+            guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?", arguments: [id.rawValue]) else {
                 throw PaddockError.notFound("agent \(id)")
             }
             return try Self.agentView(db, row)
@@ -45,21 +46,21 @@ extension SQLiteStore {
     }
 
     public func agents() async throws -> [AgentView] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM agents ORDER BY id").map { try Self.agentView(db, $0) }
+        try await engine.read { db in
+            try SQLRow.fetchAll(db, sql: "SELECT * FROM agents ORDER BY id").map { try Self.agentView(db, $0) }
         }
     }
 
     public func heartbeat(agent: AgentID, beat: HeartbeatRequest, leaseUntil: Date, now: Date) async throws
         -> (AgentState, lost: [HeldLease]) {
-        try await pool.write { db in
+        try await engine.write { db in
             // Only a heartbeat brings an offline agent back; a leaving one stays offline (a long-poll
             // claim it abandoned must not hand it work after it left).
-            try db.execute(sql: """
-                UPDATE agents SET last_seen = ?, state = CASE WHEN ? THEN 'offline' ELSE 'online' END
+            let seen = try db.execute(sql: """
+                UPDATE agents SET last_seen = ?, state = CASE WHEN ? = 1 THEN 'offline' ELSE 'online' END
                 WHERE id = ?
                 """, arguments: [now.timeIntervalSince1970, beat.leaving, agent.rawValue])
-            guard db.changesCount == 1 else { throw PaddockError.notFound("agent \(agent)") }
+            guard seen == 1 else { throw PaddockError.notFound("agent \(agent)") }
             if beat.authoritative {
                 try Self.requeueHeld(db, agent: agent, except: Set(beat.held.map(\.task)),
                                      reason: beat.leaving ? "agent left" : "agent restarted", now: now)
@@ -70,20 +71,22 @@ extension SQLiteStore {
             }
             var lost: [HeldLease] = []
             for lease in beat.held {
-                try db.execute(sql: """
+                let renewed = try db.execute(sql: """
                     UPDATE tasks SET lease_expires_at = ?
                     WHERE id = ? AND agent_id = ? AND epoch = ? AND state IN ('assigned','running')
                     """, arguments: [leaseUntil.timeIntervalSince1970, lease.task.rawValue, agent.rawValue, lease.epoch.rawValue])
-                if db.changesCount == 0 { lost.append(lease) }
+                if renewed == 0 { lost.append(lease) }
             }
-            let row = try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?", arguments: [agent.rawValue])
+            let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?", arguments: [agent.rawValue])
             return (row.map(Self.agentState) ?? .offline, lost)
         }
     }
 
     /// Gives back to the queue every task `agent` holds, except `except`.
-    static func requeueHeld(_ db: Database, agent: AgentID, except: Set<TaskID>, reason: String, now: Date) throws {
-        let rows = try Row.fetchAll(db, sql: "SELECT * FROM tasks WHERE agent_id = ? AND state IN ('assigned','running')",
+    static func requeueHeld(_ db: any SQLDatabase, agent: AgentID, except: Set<TaskID>, reason: String, now: Date) throws {
+        let rows = try SQLRow.fetchAll(db, sql: """
+            SELECT * FROM tasks WHERE agent_id = ? AND state IN ('assigned','running') ORDER BY id\(db.lockRows)
+            """,
                                     arguments: [agent.rawValue])
         for row in rows {
             let task = try taskView(row)
@@ -94,30 +97,32 @@ extension SQLiteStore {
 
     /// A lease that is gone (expired, or its agent restarted or left): an assigned task goes back
     /// to the queue; a running one too, its attempt used, or fails for good with none left.
-    static func loseLease(_ db: Database, _ task: TaskView, reason: String, now: Date) throws -> TaskState {
+    /// Nil when the lease had already moved on (another master got there first).
+    static func loseLease(_ db: any SQLDatabase, _ task: TaskView, reason: String, now: Date) throws -> TaskState? {
         let transition: TaskTransition = task.state == .running && task.attempt >= task.maxAttempts ? .fail : .expireLease
         let to = try legal(task, transition)
-        try db.execute(sql: """
+        let moved = try db.execute(sql: """
             UPDATE tasks SET state = ?, lease_expires_at = NULL, reason = ?, finished_at = ?
             WHERE id = ? AND epoch = ? AND state = ?
             """, arguments: [to.rawValue, reason, to.isTerminal ? now.timeIntervalSince1970 : nil,
                              task.id.rawValue, task.epoch.rawValue, task.state.rawValue])
+        guard moved == 1 else { return nil }
         try record(db, task: task.id, transition, from: task.state, to: to, agent: task.agent, epoch: task.epoch,
                    reason: reason, now: now)
         return to
     }
 
     /// What users see: an admin's decision (disabled, draining) over whether the agent is alive.
-    static func agentState(_ row: Row) -> AgentState {
+    static func agentState(_ row: SQLRow) -> AgentState {
         if row["disabled"] as Bool { return .disabled }
         if (row["state"] as String) == "offline" { return .offline }
         return (row["draining"] as Bool) ? .draining : .online
     }
 
-    static func agentView(_ db: Database, _ row: Row) throws -> AgentView {
+    static func agentView(_ db: any SQLDatabase, _ row: SQLRow) throws -> AgentView {
         let id = AgentID(rawValue: row["id"])
         let total = ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"])
-        let held = try Row.fetchAll(db, sql: """
+        let held = try SQLRow.fetchAll(db, sql: """
             SELECT id, cpu_millis, ram, disk, gpus FROM tasks WHERE agent_id = ? AND state IN ('assigned','running') ORDER BY id
             """, arguments: [id.rawValue])
         let used = held.reduce(ResourceVector.zero) { sum, row in

@@ -1,13 +1,12 @@
 import Foundation
-import GRDB
 import PaddockProtocol
 
 /// Dependencies (blocked tasks, jobs after jobs), the per-job blocklist of
 /// agents, and what every state change sets off for them.
-extension SQLiteStore {
+extension SQLStore {
     /// After a task's move: a success may unblock its dependents; a task that fails for good (or is
     /// cancelled) cancels the tasks and jobs that wait for it, with that reason.
-    static func afterMove(_ db: Database, task: TaskID, to: TaskState, now: Date) throws {
+    static func afterMove(_ db: any SQLDatabase, task: TaskID, to: TaskState, now: Date) throws {
         switch to {
         case .succeeded: try unblockDependents(db, of: task, now: now)
         case .failed, .cancelled: try cancelDependents(db, of: task, reason: "dependency \(task) \(to.rawValue)", now: now)
@@ -16,7 +15,7 @@ extension SQLiteStore {
     }
 
     /// True when every task `task` depends on, and every job its job runs after, has succeeded.
-    static func isReady(_ db: Database, task: TaskID, job: JobID) throws -> Bool {
+    static func isReady(_ db: any SQLDatabase, task: TaskID, job: JobID) throws -> Bool {
         let waiting = try Int.fetchOne(db, sql: """
             SELECT (SELECT COUNT(*) FROM task_deps d JOIN tasks t ON t.id = d.depends_on
                     WHERE d.task_id = ? AND t.state != 'succeeded')
@@ -26,10 +25,10 @@ extension SQLiteStore {
         return waiting == 0
     }
 
-    static func unblockDependents(_ db: Database, of task: TaskID, now: Date) throws {
+    static func unblockDependents(_ db: any SQLDatabase, of task: TaskID, now: Date) throws {
         guard let job = try Int64.fetchOne(db, sql: "SELECT job_id FROM tasks WHERE id = ?", arguments: [task.rawValue])
         else { return }
-        var candidates = try Row.fetchAll(db, sql: """
+        var candidates = try SQLRow.fetchAll(db, sql: """
             SELECT t.id, t.job_id FROM task_deps d JOIN tasks t ON t.id = d.task_id
             WHERE d.depends_on = ? AND t.state = 'blocked'
             """, arguments: [task.rawValue]).map { (TaskID(rawValue: $0["id"]), JobID(rawValue: $0["job_id"])) }
@@ -37,16 +36,16 @@ extension SQLiteStore {
         let unfinished = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM tasks WHERE job_id = ? AND state != 'succeeded'",
                                           arguments: [job]) ?? 1
         if unfinished == 0 {
-            candidates += try Row.fetchAll(db, sql: """
+            candidates += try SQLRow.fetchAll(db, sql: """
                 SELECT t.id, t.job_id FROM job_deps jd JOIN tasks t ON t.job_id = jd.job_id
                 WHERE jd.after_job = ? AND t.state = 'blocked'
                 """, arguments: [job]).map { (TaskID(rawValue: $0["id"]), JobID(rawValue: $0["job_id"])) }
         }
         for (dependent, dependentJob) in candidates where try isReady(db, task: dependent, job: dependentJob) {
             let to = try TaskState.blocked.applying(.unblock)
-            try db.execute(sql: "UPDATE tasks SET state = ? WHERE id = ? AND state = 'blocked'",
-                           arguments: [to.rawValue, dependent.rawValue])
-            if db.changesCount == 1 {
+            let moved = try db.execute(sql: "UPDATE tasks SET state = ? WHERE id = ? AND state = 'blocked'",
+                                       arguments: [to.rawValue, dependent.rawValue])
+            if moved == 1 {
                 try insertEvent(db, task: dependent, .unblock, from: .blocked, to: to, agent: nil, epoch: LeaseEpoch(0),
                                 reason: "dependencies succeeded", now: now)
             }
@@ -55,7 +54,7 @@ extension SQLiteStore {
 
     /// Cancels, transitively, every blocked task that waits for `task` (directly, or through the job
     /// it belongs to). Iterative: a long chain must not exhaust the stack.
-    static func cancelDependents(_ db: Database, of task: TaskID, reason: String, now: Date) throws {
+    static func cancelDependents(_ db: any SQLDatabase, of task: TaskID, reason: String, now: Date) throws {
         var work = [task]
         while let next = work.popLast() {
             guard let job = try Int64.fetchOne(db, sql: "SELECT job_id FROM tasks WHERE id = ?", arguments: [next.rawValue])
@@ -67,9 +66,10 @@ extension SQLiteStore {
                 """, arguments: [next.rawValue, job])
             for id in dependents.map(TaskID.init(rawValue:)) {
                 let to = try TaskState.blocked.applying(.cancel)
-                try db.execute(sql: "UPDATE tasks SET state = ?, reason = ?, finished_at = ? WHERE id = ? AND state = 'blocked'",
-                               arguments: [to.rawValue, reason, now.timeIntervalSince1970, id.rawValue])
-                guard db.changesCount == 1 else { continue }
+                let moved = try db.execute(sql: """
+                    UPDATE tasks SET state = ?, reason = ?, finished_at = ? WHERE id = ? AND state = 'blocked'
+                    """, arguments: [to.rawValue, reason, now.timeIntervalSince1970, id.rawValue])
+                guard moved == 1 else { continue }
                 try insertEvent(db, task: id, .cancel, from: .blocked, to: to, agent: nil, epoch: LeaseEpoch(0),
                                 reason: reason, now: now)
                 work.append(id)
@@ -78,16 +78,16 @@ extension SQLiteStore {
     }
 
     /// One more failed run of `job` on `agent`.
-    static func countFailure(_ db: Database, job: JobID, agent: AgentID) throws {
+    static func countFailure(_ db: any SQLDatabase, job: JobID, agent: AgentID) throws {
         try db.execute(sql: """
             INSERT INTO job_blocklist (job_id, agent_id, failures) VALUES (?, ?, 1)
-            ON CONFLICT (job_id, agent_id) DO UPDATE SET failures = failures + 1
+            ON CONFLICT (job_id, agent_id) DO UPDATE SET failures = job_blocklist.failures + 1
             """, arguments: [job.rawValue, agent.rawValue])
     }
 
     public func blocklist(job: JobID, threshold: Int) async throws -> [BlocklistEntry] {
-        try await pool.read { db in
-            try Row.fetchAll(db, sql: """
+        try await engine.read { db in
+            try SQLRow.fetchAll(db, sql: """
                 SELECT agent_id, failures FROM job_blocklist WHERE job_id = ? AND failures >= ? ORDER BY agent_id
                 """, arguments: [job.rawValue, threshold]).map {
                 BlocklistEntry(agent: AgentID(rawValue: $0["agent_id"]), failures: $0["failures"])
@@ -96,7 +96,7 @@ extension SQLiteStore {
     }
 
     public func clearBlocklist(job: JobID) async throws {
-        try await pool.write { db in
+        try await engine.write { db in
             _ = try Self.jobView(db, job)
             try db.execute(sql: "DELETE FROM job_blocklist WHERE job_id = ?", arguments: [job.rawValue])
         }

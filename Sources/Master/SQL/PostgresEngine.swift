@@ -1,0 +1,305 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PaddockProtocol
+import PostgresNIO
+
+/// The database could not be reached (down, restarting, network): the master
+/// answers 503 and the caller retries; nothing was acknowledged.
+public struct DatabaseUnreachable: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// A statement PostgreSQL refused for a reason other than reachability: a bug in
+/// the store's SQL or a broken constraint, reported with its SQLSTATE.
+struct PostgresStatementError: Error, CustomStringConvertible {
+    var sqlState: String
+    var message: String
+    var sql: String
+    var description: String { "PostgreSQL \(sqlState): \(message) in: \(sql.prefix(200))" }
+}
+
+/// Two masters' transactions collided (serialization failure or deadlock):
+/// the whole transaction is run again.
+struct TransactionConflict: Error {}
+
+/// PostgreSQL, for several masters sharing one database (ARCHITECTURE §7).
+/// The store's logic is synchronous SQL over one transaction; here each
+/// transaction runs on a thread of a small pool, holding one connection, its
+/// statements waited for one by one (as a JDBC driver would). READ COMMITTED
+/// with explicit row locks (`FOR UPDATE`, `SKIP LOCKED`) where the logic reads
+/// a row it then changes; collisions PostgreSQL detects are retried whole.
+public final class PostgresEngine: SQLEngine {
+    public let dialect = SQLDialect(engine: .postgres)
+    let location: PostgresLocation
+    let connections: PostgresConnections
+    let threads: NIOThreadPool
+    let logger: Logger
+    let wakeRelay: PostgresWakeRelay
+    public var relay: (any WakeRelay)? { wakeRelay }
+
+    /// Connects, and brings the schema up to date (one master at a time, under an advisory lock).
+    public init(_ location: PostgresLocation, logger: Logger) async throws {
+        self.location = location
+        self.logger = logger
+        connections = PostgresConnections(location: location, logger: logger)
+        threads = NIOThreadPool(numberOfThreads: location.poolSize)
+        threads.start()
+        wakeRelay = PostgresWakeRelay(location: location, connections: connections, logger: logger)
+        try await PostgresSchema.migrate(location: location, logger: logger)
+    }
+
+    public func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
+        try await transaction(writable: false, body)
+    }
+
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
+        try await transaction(writable: true, body)
+    }
+
+    public func ping() async throws {
+        _ = try await read { db in try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    public func close() async {
+        await connections.closeAll()
+        try? await threads.shutdownGracefully()
+    }
+
+    func transaction<T: Sendable>(writable: Bool, _ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
+        var conflicts = 0
+        while true {
+            let connection = try await connections.acquire()
+            let logger = self.logger
+            do {
+                let result = try await threads.runIfActive {
+                    try Self.run(on: connection, writable: writable, logger: logger, body)
+                }
+                await connections.release(connection)
+                return result
+            } catch is TransactionConflict {
+                await connections.release(connection)
+                conflicts += 1
+                guard conflicts < 20 else {
+                    throw DatabaseUnreachable(description: "transaction kept colliding with other masters'")
+                }
+                try await Task.sleep(for: .milliseconds(Int.random(in: 1...(5 * conflicts))))
+            } catch {
+                await connections.release(connection, broken: error is DatabaseUnreachable || connection.isClosed)
+                throw error
+            }
+        }
+    }
+
+    /// One transaction on the calling (pool) thread.
+    static func run<T>(on connection: PostgresConnection, writable: Bool, logger: Logger,
+                       _ body: (any SQLDatabase) throws -> T) throws -> T {
+        let db = PGTransaction(connection: connection, writable: writable, logger: logger)
+        try db.execute(writable ? "BEGIN" : "BEGIN READ ONLY", [])
+        do {
+            let result = try body(db)
+            try db.execute("COMMIT", [])
+            return result
+        } catch {
+            if !(error is DatabaseUnreachable) { _ = try? db.execute("ROLLBACK", []) }
+            throw error
+        }
+    }
+}
+
+/// A connection inside one transaction; statements are waited for on the calling thread
+/// (a pool thread, never an event loop).
+final class PGTransaction: SQLDatabase {
+    let connection: PostgresConnection
+    let writable: Bool
+    let logger: Logger
+    var dialect: SQLDialect { SQLDialect(engine: .postgres) }
+
+    init(connection: PostgresConnection, writable: Bool, logger: Logger) {
+        self.connection = connection
+        self.writable = writable
+        self.logger = logger
+    }
+
+    func fetchAll(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow] {
+        let result = try query(sql, arguments)
+        guard let first = result.rows.first else { return [] }
+        var columns: [String: Int] = [:]
+        for (index, cell) in first.enumerated() where columns[cell.columnName] == nil { columns[cell.columnName] = index }
+        return try result.rows.map { row in SQLRow(columns: columns, values: try row.map(Self.value)) }
+    }
+
+    func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int {
+        try query(sql, arguments).metadata.rows ?? 0
+    }
+
+    func query(_ sql: String, _ arguments: [SQLValue]) throws -> PostgresQueryResult {
+        var binds = PostgresBindings(capacity: arguments.count)
+        for argument in arguments {
+            switch argument {
+            case .null: binds.appendNull()
+            case .integer(let v): binds.append(v)
+            case .real(let v): binds.append(v)
+            case .text(let v): binds.append(v)
+            case .blob(let v): binds.append(ByteBuffer(bytes: v))
+            }
+        }
+        let text = Self.numberedPlaceholders(sql)
+        do {
+            return try connection.query(PostgresQuery(unsafeSQL: text, binds: binds), logger: logger).wait()
+        } catch {
+            throw Self.classify(error, sql: text)
+        }
+    }
+
+    /// `?` → `$1, $2, …`, outside quoted literals and identifiers.
+    static func numberedPlaceholders(_ sql: String) -> String {
+        var out = ""
+        out.reserveCapacity(sql.utf8.count + 16)
+        var number = 0
+        var quote: Character?
+        for character in sql {
+            if let open = quote {
+                if character == open { quote = nil }
+                out.append(character)
+            } else if character == "'" || character == "\"" {
+                quote = character
+                out.append(character)
+            } else if character == "?" {
+                number += 1
+                out += "$\(number)"
+            } else {
+                out.append(character)
+            }
+        }
+        return out
+    }
+
+    /// Reachability problems become `DatabaseUnreachable` (503), collisions `TransactionConflict`
+    /// (retried), the rest a `PostgresStatementError` that says what PostgreSQL said.
+    static func classify(_ error: any Error, sql: String) -> any Error {
+        guard let psql = error as? PSQLError else {
+            return DatabaseUnreachable(description: "PostgreSQL connection: \(error)")
+        }
+        guard psql.code == .server, let state = psql.serverInfo?[.sqlState] else {
+            return DatabaseUnreachable(description: "PostgreSQL connection: \(psql.code)")
+        }
+        switch state {
+        case "40001", "40P01": return TransactionConflict()
+        case _ where state.hasPrefix("08") || state.hasPrefix("57P") || state == "53300" || state == "25006":
+            return DatabaseUnreachable(description: "PostgreSQL \(state): \(psql.serverInfo?[.message] ?? "")")
+        default:
+            return PostgresStatementError(sqlState: state, message: psql.serverInfo?[.message] ?? "", sql: sql)
+        }
+    }
+
+    static func value(_ cell: PostgresCell) throws -> SQLValue {
+        guard cell.bytes != nil else { return .null }
+        switch cell.dataType {
+        case .int2, .int4, .int8: return .integer(try cell.decode(Int64.self))
+        case .float4, .float8: return .real(try cell.decode(Double.self))
+        case .bool: return .integer(try cell.decode(Bool.self) ? 1 : 0)
+        case .bytea: return .blob(Data(try cell.decode(ByteBuffer.self).readableBytesView))
+        case .void: return .null
+        case .numeric:
+            // SUM of a BIGINT column is NUMERIC: whole numbers come back as integers.
+            let number = NSDecimalNumber(decimal: try cell.decode(Decimal.self)).doubleValue
+            if number.rounded() == number, abs(number) < 9e15 { return .integer(Int64(number)) }
+            return .real(number)
+        default: return .text(try cell.decode(String.self))
+        }
+    }
+}
+
+/// The master's connections to PostgreSQL: opened on demand up to the pool size, reopened after
+/// a failure with back-off (while backing off, callers get `DatabaseUnreachable` at once instead
+/// of piling up on a dead server).
+actor PostgresConnections {
+    let location: PostgresLocation
+    let logger: Logger
+    private var idle: [PostgresConnection] = []
+    private var open = 0
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+    private var retryAt: ContinuousClock.Instant?
+    private var backoff: Duration = .milliseconds(100)
+    private var nextID = 0
+    private var closed = false
+
+    init(location: PostgresLocation, logger: Logger) {
+        self.location = location
+        self.logger = logger
+    }
+
+    func acquire() async throws -> PostgresConnection {
+        while true {
+            guard !closed else { throw DatabaseUnreachable(description: "the master is shutting down") }
+            if let connection = idle.popLast() {
+                if connection.isClosed { open -= 1; continue }
+                return connection
+            }
+            if open < location.poolSize {
+                open += 1
+                do {
+                    return try await connect()
+                } catch {
+                    open -= 1
+                    wakeOne()
+                    throw error
+                }
+            }
+            await withCheckedContinuation { waiters.append($0) }
+        }
+    }
+
+    func release(_ connection: PostgresConnection, broken: Bool = false) {
+        if broken || closed {
+            open -= 1
+            connection.close().whenComplete { _ in }
+        } else {
+            idle.append(connection)
+        }
+        wakeOne()
+    }
+
+    func closeAll() {
+        closed = true
+        for connection in idle { connection.close().whenComplete { _ in } }
+        idle.removeAll()
+        for waiter in waiters { waiter.resume() }
+        waiters.removeAll()
+    }
+
+    private func wakeOne() {
+        if !waiters.isEmpty { waiters.removeFirst().resume() }
+    }
+
+    /// A fresh connection, or `DatabaseUnreachable`; failures space the next attempts out.
+    func connect() async throws -> PostgresConnection {
+        if let retryAt, ContinuousClock.now < retryAt {
+            throw DatabaseUnreachable(description: "PostgreSQL at \(location) is unreachable; reconnecting")
+        }
+        nextID += 1
+        do {
+            let connection = try await Self.connect(location, id: nextID, logger: logger)
+            if self.retryAt != nil { logger.notice("reconnected to PostgreSQL at \(location)") }
+            self.retryAt = nil
+            backoff = .milliseconds(100)
+            return connection
+        } catch {
+            if self.retryAt == nil { logger.error("lost PostgreSQL at \(location): \(error)") }
+            self.retryAt = ContinuousClock.now + backoff
+            backoff = min(backoff * 2, .seconds(2))
+            throw DatabaseUnreachable(description: "PostgreSQL at \(location) is unreachable: \(error)")
+        }
+    }
+
+    static func connect(_ location: PostgresLocation, id: Int, logger: Logger) async throws -> PostgresConnection {
+        var configuration = PostgresConnection.Configuration(
+            host: location.host, port: location.port, username: location.user, password: location.password,
+            database: location.database, tls: .disable)
+        configuration.options.connectTimeout = .seconds(2)
+        return try await PostgresConnection.connect(
+            on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: id, logger: logger).get()
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import PaddockProtocol
+
+/// Where a master finds its PostgreSQL database:
+/// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?pool=N]`. The password comes
+/// from the URL, else `PGPASSWORD`, else a file; it is never printed
+/// (`description` leaves it out).
+public struct PostgresLocation: Sendable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var user: String
+    public var password: String?
+    public var database: String
+    /// Connections this master keeps open at most (one thread each runs a transaction on it).
+    public var poolSize: Int
+
+    public static func isPostgresURL(_ text: String) -> Bool {
+        text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
+    }
+
+    public init(url text: String, passwordFile: String? = nil,
+                environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        guard Self.isPostgresURL(text), let url = URLComponents(string: text) else {
+            throw PaddockError.invalid("the store must be postgres://USER@HOST[:PORT]/DB", field: "store")
+        }
+        guard let host = url.host, !host.isEmpty else {
+            throw PaddockError.invalid("the store URL names no host", field: "store")
+        }
+        let database = String(url.path.drop(while: { $0 == "/" }))
+        guard !database.isEmpty, !database.contains("/") else {
+            throw PaddockError.invalid("the store URL names no database (postgres://USER@HOST/DB)", field: "store")
+        }
+        self.host = host
+        self.port = url.port ?? 5432
+        self.user = url.user ?? environment["PGUSER"] ?? "postgres"
+        self.database = database
+        self.poolSize = 8
+        for item in url.queryItems ?? [] {
+            switch item.name {
+            case "pool":
+                guard let value = item.value.flatMap(Int.init), (1...64).contains(value) else {
+                    throw PaddockError.invalid("pool must be 1 to 64 connections", field: "store")
+                }
+                poolSize = value
+            case "sslmode" where item.value == "disable":
+                break
+            default:
+                throw PaddockError.invalid("unknown store URL option '\(item.name)' (known: pool, sslmode=disable)",
+                                           field: "store")
+            }
+        }
+        if let password = url.password {
+            self.password = password.removingPercentEncoding ?? password
+        } else if let file = passwordFile {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw PaddockError.invalid("cannot read the store password file \(file)", field: "store-password-file")
+            }
+            self.password = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else {
+            self.password = environment["PGPASSWORD"]
+        }
+    }
+
+    public var description: String { "postgres://\(user)@\(host):\(port)/\(database)" }
+}

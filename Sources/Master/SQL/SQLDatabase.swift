@@ -1,0 +1,110 @@
+import Foundation
+
+/// One open transaction on a database engine, as the store's logic sees it.
+/// The store's SQL is written once, with `?` placeholders, in the subset that
+/// SQLite and PostgreSQL share; the few places where they differ ask `dialect`.
+public protocol SQLDatabase: AnyObject {
+    var dialect: SQLDialect { get }
+    /// True inside a transaction that may write: row locks are taken only there.
+    var writable: Bool { get }
+    func fetchAll(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow]
+    /// Runs a statement; returns how many rows it changed.
+    @discardableResult
+    func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int
+}
+
+/// Where the two engines' SQL differs.
+public struct SQLDialect: Sendable {
+    public enum Engine: String, Sendable { case sqlite, postgres }
+    public let engine: Engine
+
+    /// The scalar maximum of several values: `MAX(a, b)` in SQLite, `GREATEST(a, b)` in PostgreSQL.
+    public var greatest: String { engine == .sqlite ? "MAX" : "GREATEST" }
+
+    /// How many queued candidates a claim looks at: the global window, and per job with queued work.
+    /// PostgreSQL locks each candidate it reads (SKIP LOCKED), so it reads fewer.
+    public var claimWindow: (global: Int, jobs: Int, perJob: Int) {
+        engine == .sqlite ? (512, 64, 16) : (128, 32, 8)
+    }
+}
+
+extension SQLDatabase {
+    /// ` FOR UPDATE` in a PostgreSQL write transaction: read-modify-write of a row holds its lock
+    /// until commit, so two masters serialise on it. SQLite has one writer: nothing to add.
+    public var lockRows: String { dialect.engine == .postgres && writable ? " FOR UPDATE" : "" }
+
+    /// ` FOR UPDATE [OF table] SKIP LOCKED` in a PostgreSQL write transaction: rows another
+    /// master is claiming are passed over instead of waited for.
+    public func skipLocked(of table: String? = nil) -> String {
+        guard dialect.engine == .postgres && writable else { return "" }
+        return " FOR UPDATE" + (table.map { " OF \($0)" } ?? "") + " SKIP LOCKED"
+    }
+
+    @discardableResult
+    public func execute(sql: String, arguments: [any SQLBindable] = []) throws -> Int {
+        try execute(sql, arguments.map(\.sqlValue))
+    }
+
+    /// `count` fresh ids for `table`, to insert rows whose ids other rows refer to in one go.
+    /// SQLite has one writer: the ids after the table's high-water mark are free. PostgreSQL
+    /// takes them from the identity sequence (not necessarily consecutive: other masters insert too).
+    public func allocateIDs(_ table: String, count: Int) throws -> [Int64] {
+        guard count > 0 else { return [] }
+        switch dialect.engine {
+        case .sqlite:
+            let high: Int64 = try SQLRow.fetchOne(self, sql: """
+                SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = ?), 0),
+                           COALESCE((SELECT MAX(id) FROM \(table)), 0)) AS high
+                """, arguments: [table])?["high"] ?? 0
+            return (1...Int64(count)).map { high + $0 }
+        case .postgres:
+            return try Int64.fetchAll(self, sql: """
+                SELECT nextval(pg_get_serial_sequence('\(table)', 'id')) FROM generate_series(1, ?)
+                """, arguments: [count])
+        }
+    }
+
+    /// In PostgreSQL, takes a transaction-scoped advisory lock if free; SQLite has one writer: always true.
+    public func tryAdvisoryLock(_ key: Int64) throws -> Bool {
+        guard dialect.engine == .postgres else { return true }
+        return try Bool.fetchOne(self, sql: "SELECT pg_try_advisory_xact_lock(?)", arguments: [key]) ?? false
+    }
+}
+
+extension SQLRow {
+    public static func fetchAll(_ db: any SQLDatabase, sql: String, arguments: [any SQLBindable] = []) throws -> [SQLRow] {
+        try db.fetchAll(sql, arguments.map(\.sqlValue))
+    }
+
+    public static func fetchOne(_ db: any SQLDatabase, sql: String, arguments: [any SQLBindable] = []) throws -> SQLRow? {
+        try db.fetchAll(sql, arguments.map(\.sqlValue)).first
+    }
+}
+
+extension SQLDecodable {
+    /// The first column of each row.
+    public static func fetchAll(_ db: any SQLDatabase, sql: String, arguments: [any SQLBindable] = []) throws -> [Self] {
+        try db.fetchAll(sql, arguments.map(\.sqlValue)).map { $0[0] }
+    }
+
+    /// The first column of the first row; nil when there is no row or it is NULL.
+    public static func fetchOne(_ db: any SQLDatabase, sql: String, arguments: [any SQLBindable] = []) throws -> Self? {
+        guard let row = try db.fetchAll(sql, arguments.map(\.sqlValue)).first, let first = row.values.first,
+              first != .null else { return nil }
+        guard let value = Self.decode(first) else { preconditionFailure("\(first) is not \(Self.self)") }
+        return value
+    }
+}
+
+/// A database engine under the store: runs a closure as one transaction.
+/// `write` commits before it returns (the acknowledged write is durable).
+public protocol SQLEngine: Sendable {
+    var dialect: SQLDialect { get }
+    func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T
+    func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T
+    /// Throws `StoreUnavailable` when the database does not answer.
+    func ping() async throws
+    /// Cross-master wake-ups, for engines that several masters share.
+    var relay: (any WakeRelay)? { get }
+    func close() async
+}

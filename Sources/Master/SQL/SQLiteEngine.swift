@@ -1,0 +1,88 @@
+import Foundation
+import GRDB
+
+/// The embedded default engine: one SQLite file in WAL mode on the system
+/// libsqlite3, `synchronous=FULL` so that an acknowledged write survives a
+/// power cut. One process writes; GRDB serialises writes on one connection.
+public final class SQLiteEngine: SQLEngine {
+    public let dialect = SQLDialect(engine: .sqlite)
+    public var relay: (any WakeRelay)? { nil }
+    let pool: DatabasePool
+
+    public init(path: String) throws {
+        var config = Configuration()
+        config.journalMode = .wal
+        config.busyMode = .timeout(5)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")
+        }
+        pool = try DatabasePool(path: path, configuration: config)
+        try SQLiteSchema.migrator().migrate(pool)
+    }
+
+    public func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
+        try await pool.read { db in try body(GRDBDatabase(db, writable: false)) }
+    }
+
+    public func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
+        try await pool.write { db in try body(GRDBDatabase(db, writable: true)) }
+    }
+
+    public func ping() async throws {
+        try await pool.read { db in _ = try Int.fetchOne(db, sql: "SELECT 1") }
+    }
+
+    public func close() async {}
+}
+
+/// A GRDB connection inside one of its transactions.
+final class GRDBDatabase: SQLDatabase {
+    let db: Database
+    let writable: Bool
+    var dialect: SQLDialect { SQLDialect(engine: .sqlite) }
+
+    init(_ db: Database, writable: Bool) {
+        self.db = db
+        self.writable = writable
+    }
+
+    func fetchAll(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow] {
+        let statement = try db.cachedStatement(sql: sql)
+        try statement.setArguments(Self.arguments(arguments))
+        var columns: [String: Int] = [:]
+        for (index, name) in statement.columnNames.enumerated() where columns[name] == nil { columns[name] = index }
+        let cursor = try Row.fetchCursor(statement)
+        var rows: [SQLRow] = []
+        while let row = try cursor.next() {
+            rows.append(SQLRow(columns: columns, values: row.databaseValues.map(Self.value)))
+        }
+        return rows
+    }
+
+    func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int {
+        try db.execute(sql: sql, arguments: Self.arguments(arguments))
+        return db.changesCount
+    }
+
+    static func arguments(_ values: [SQLValue]) -> StatementArguments {
+        StatementArguments(values.map { value -> DatabaseValue in
+            switch value {
+            case .null: return .null
+            case .integer(let v): return v.databaseValue
+            case .real(let v): return v.databaseValue
+            case .text(let v): return v.databaseValue
+            case .blob(let v): return v.databaseValue
+            }
+        })
+    }
+
+    static func value(_ value: DatabaseValue) -> SQLValue {
+        switch value.storage {
+        case .null: return .null
+        case .int64(let v): return .integer(v)
+        case .double(let v): return .real(v)
+        case .string(let v): return .text(v)
+        case .blob(let v): return .blob(v)
+        }
+    }
+}
