@@ -255,7 +255,7 @@ actor PostgresConnections {
     func release(_ connection: PostgresConnection, broken: Bool = false) {
         if broken || closed {
             open -= 1
-            connection.close().whenComplete { _ in }
+            connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
         } else {
             idle.append(connection)
         }
@@ -264,7 +264,7 @@ actor PostgresConnections {
 
     func closeAll() {
         closed = true
-        for connection in idle { connection.close().whenComplete { _ in } }
+        for connection in idle { connection.close().whenComplete { _ in withExtendedLifetime(connection) {} } }
         idle.removeAll()
         for waiter in waiters { waiter.resume() }
         waiters.removeAll()

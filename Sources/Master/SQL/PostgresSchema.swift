@@ -175,22 +175,51 @@ enum PostgresSchema {
 
     static func migrate(location: PostgresLocation, logger: Logger) async throws {
         let connection = try await PostgresConnections.connect(location, id: 0, logger: logger)
-        defer { connection.close().whenComplete { _ in } }
-        _ = try await connection.simpleQuery("SELECT pg_advisory_lock(\(migrationLock))").get()
-        _ = try await connection.simpleQuery("""
+        do {
+            try await migrate(on: connection, logger: logger)
+            try? await connection.close()
+        } catch {
+            try? await connection.close()
+            throw PGTransaction.classify(error, sql: "schema migration")
+        }
+    }
+
+    static func migrate(on connection: PostgresConnection, logger: Logger) async throws {
+        func run(_ sql: String) async throws {
+            try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).get()
+        }
+        try await run("SELECT pg_advisory_lock(\(migrationLock))")
+        try await run("""
             CREATE TABLE IF NOT EXISTS paddock_migrations (version TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)
-            """).get()
-        let rows = try await connection.simpleQuery("SELECT version FROM paddock_migrations").get()
+            """)
+        let rows = try await connection.query(PostgresQuery(unsafeSQL: "SELECT version FROM paddock_migrations"),
+                                               logger: logger).get()
         let applied = Set(try rows.map { try $0.decode(String.self) })
         for (version, sql) in migrations where !applied.contains(version) {
             logger.notice("applying PostgreSQL schema migration \(version)")
-            _ = try await connection.simpleQuery("""
-                BEGIN;
-                \(sql)
-                INSERT INTO paddock_migrations (version, applied_at) VALUES ('\(version)', \(Date().timeIntervalSince1970));
-                COMMIT;
-                """).get()
+            try await run("BEGIN")
+            for statement in statements(sql) { try await run(statement) }
+            try await run("INSERT INTO paddock_migrations (version, applied_at) VALUES ('\(version)', \(Date().timeIntervalSince1970))")
+            try await run("COMMIT")
         }
-        _ = try await connection.simpleQuery("SELECT pg_advisory_unlock(\(migrationLock))").get()
+        try await run("SELECT pg_advisory_unlock(\(migrationLock))")
+    }
+
+    /// A migration's statements, one per `;` at a line's end outside `$$` bodies
+    /// (the extended protocol runs one statement at a time).
+    static func statements(_ sql: String) -> [String] {
+        var statements: [String] = []
+        var current = ""
+        var inBody = false
+        for line in sql.split(separator: "\n", omittingEmptySubsequences: false) {
+            current += line + "\n"
+            if line.components(separatedBy: "$$").count % 2 == 0 { inBody.toggle() }
+            if !inBody && line.trimmingCharacters(in: .whitespaces).hasSuffix(";") {
+                statements.append(current)
+                current = ""
+            }
+        }
+        if !current.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { statements.append(current) }
+        return statements
     }
 }

@@ -48,7 +48,7 @@ final class PostgresWakeRelay: WakeRelay {
             id += 1
             do {
                 let connection = try await PostgresConnections.connect(location, id: id, logger: logger)
-                defer { connection.close().whenComplete { _ in } }
+                defer { connection.close().whenComplete { _ in withExtendedLifetime(connection) {} } }
                 try await connection.listen(on: Self.channel) { notifications in
                     backoff = .milliseconds(100)
                     for channel in WakeChannel.allCases { await deliver(channel) }
