@@ -16,7 +16,8 @@ final class Farm: @unchecked Sendable {
 
     let dir: String
     let leaseTimeout: String
-    private(set) var port = 0
+    /// The port clients use: the master's, or the frontend's in front of several.
+    var port = 0
     private var processes: [String: Process] = [:]
 
     init(leaseTimeout: String = "3s") throws {
@@ -81,7 +82,7 @@ final class Farm: @unchecked Sendable {
     }
 
     @discardableResult
-    private func launch(_ name: String, _ arguments: [String]) throws -> String {
+    func launch(_ name: String, _ arguments: [String]) throws -> String {
         let logPath = dir + "/\(name).log"
         if !FileManager.default.fileExists(atPath: logPath) {
             FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -98,7 +99,7 @@ final class Farm: @unchecked Sendable {
         return logPath
     }
 
-    private func waitForLine(in path: String, containing text: String) async throws -> String {
+    func waitForLine(in path: String, containing text: String) async throws -> String {
         var found: String?
         try await eventually("'\(text)' in \(path)", timeout: 20) {
             let content = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""

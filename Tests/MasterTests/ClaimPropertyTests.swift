@@ -18,13 +18,14 @@ import Testing
         }
     }
 
-    @Test(arguments: [1, 2, 3] as [UInt64])
-    func noAgentIsOverCommittedAndEveryFittingTaskIsPlaced(seed: UInt64) async throws {
+    /// Part of the store contract: on both engines, with the claims racing through two stores
+    /// on one database (two masters).
+    @Test(arguments: Backend.allCases, [1, 2, 3] as [UInt64])
+    func noAgentIsOverCommittedAndEveryFittingTaskIsPlaced(backend: Backend, seed: UInt64) async throws {
         var random = Generator(state: seed)
-        let dir = NSTemporaryDirectory() + "paddock-property-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let store = try SQLStore.sqlite(path: dir + "/p.sqlite")
+        let fixture = try await StoreFixture.make(backend)
+        let store = fixture.store
+        let masters = [store, try await fixture.second()]
         let now = Date()
 
         var totals: [AgentID: ResourceVector] = [:]
@@ -55,7 +56,8 @@ import Testing
             let order = totals.keys.shuffled(using: &random)
             let slots = order.map { _ in Int.random(in: 1...4, using: &random) }
             let outcomes = try await withThrowingTaskGroup(of: [TaskLease].self) { group in
-                for (agent, slots) in zip(order, slots) {
+                for (index, (agent, slots)) in zip(order, slots).enumerated() {
+                    let store = masters[index % masters.count]
                     group.addTask {
                         try await store.claim(ClaimOrder(agent: agent, slots: slots, leaseUntil: now.addingTimeInterval(600),
                                                          now: now)).leases

@@ -183,7 +183,7 @@ final class PGTransaction: SQLDatabase {
             return DatabaseUnreachable(description: "PostgreSQL connection: \(error)")
         }
         guard psql.code == .server, let state = psql.serverInfo?[.sqlState] else {
-            return DatabaseUnreachable(description: "PostgreSQL connection: \(psql.code)")
+            return DatabaseUnreachable(description: "PostgreSQL connection: \(describe(psql))")
         }
         switch state {
         case "40001", "40P01": return TransactionConflict()
@@ -192,6 +192,15 @@ final class PGTransaction: SQLDatabase {
         default:
             return PostgresStatementError(sqlState: state, message: psql.serverInfo?[.message] ?? "", sql: sql)
         }
+    }
+
+    /// What went wrong, without the query's bound values (PSQLError's own description says nothing).
+    static func describe(_ error: any Error) -> String {
+        guard let psql = error as? PSQLError else { return "\(error)" }
+        if let message = psql.serverInfo?[.message] {
+            return "\(psql.serverInfo?[.sqlState] ?? "?"): \(message)"
+        }
+        return "\(psql.code)" + (psql.underlying.map { ": \($0)" } ?? "")
     }
 
     static func value(_ cell: PostgresCell) throws -> SQLValue {
@@ -229,6 +238,10 @@ actor PostgresConnections {
     init(location: PostgresLocation, logger: Logger) {
         self.location = location
         self.logger = logger
+    }
+
+    deinit {
+        for connection in idle { connection.close().whenComplete { _ in withExtendedLifetime(connection) {} } }
     }
 
     func acquire() async throws -> PostgresConnection {
@@ -287,10 +300,11 @@ actor PostgresConnections {
             backoff = .milliseconds(100)
             return connection
         } catch {
-            if self.retryAt == nil { logger.error("lost PostgreSQL at \(location): \(error)") }
+            let reason = PGTransaction.describe(error)
+            if self.retryAt == nil { logger.error("cannot reach PostgreSQL at \(location): \(reason)") }
             self.retryAt = ContinuousClock.now + backoff
             backoff = min(backoff * 2, .seconds(2))
-            throw DatabaseUnreachable(description: "PostgreSQL at \(location) is unreachable: \(error)")
+            throw DatabaseUnreachable(description: "PostgreSQL at \(location) is unreachable: \(reason)")
         }
     }
 

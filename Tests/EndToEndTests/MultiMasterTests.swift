@@ -1,0 +1,155 @@
+import Foundation
+import PaddockAgent
+import PaddockProtocol
+import Testing
+
+extension EndToEnd {
+    /// Several masters on one PostgreSQL behind HAProxy (ARCHITECTURE §7): losing a master or
+    /// the database for a while loses no task and finishes none twice.
+    @Suite(.serialized) struct MultiMasterTests {
+        /// `count` tasks each appending its own name to `file`: the file says how often each ran.
+        static func appending(_ count: Int, to file: String, sleep: Double = 0) -> JobSubmission {
+            let pause = sleep > 0 ? "sleep \(sleep); " : ""
+            return JobSubmission(name: "append", maxAttempts: 3, tasks: (0..<count).map { index in
+                TaskSpec(name: "n\(index)", command: ["sh", "-c", pause + "echo \"$PADDOCK_TASK_NAME\" >> \(file)"],
+                         requirements: TaskRequirements(resources: ResourceVector(cpus: 1)))
+            })
+        }
+
+        /// How many times each name appears in `file`.
+        static func runs(in file: String) -> [String: Int] {
+            let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+            return text.split(separator: "\n").reduce(into: [:]) { $0[String($1), default: 0] += 1 }
+        }
+
+        /// Runs of tasks that started again because their lease truly expired (the sweeper's doing).
+        static func expiredLeases(_ farm: Farm, job: JobID) async throws -> Int {
+            var count = 0
+            for task in try await farm.tasks(job: job) {
+                let view: TaskView = try await farm.admin.call("GET", APIPath.task(task.id), query: ["history": "true"])
+                count += view.history?.filter { $0.transition == .expireLease }.count ?? 0
+            }
+            return count
+        }
+
+        @Test func twoThousandTasksThroughHAProxyRunExactlyOnceWhileAMasterIsKilled() async throws {
+            let cluster = try await Cluster(leaseTimeout: "10s")
+            let farm = cluster.farm
+            try await cluster.start(masters: 3)
+            for index in 1...4 { try farm.startAgent("agent\(index)", ["--cpus", "2", "--slots", "2"]) }
+            try await eventually("4 agents online", timeout: 30) { try await farm.agents().count == 4 }
+
+            let file = farm.dir + "/ran.txt"
+            let count = 2000
+            let job = try await farm.submit(Self.appending(count, to: file))
+
+            // Watch every agent's committed resources while the run goes on.
+            let watcher = Task { () -> [String] in
+                var overCommitted: [String] = []
+                while !Task.isCancelled {
+                    for agent in (try? await farm.agents()) ?? [] where !agent.resources.free.isNonNegative {
+                        overCommitted.append("\(agent.name): \(agent.resources.free.summary) free")
+                    }
+                    try? await Task.sleep(for: .milliseconds(200))
+                }
+                return overCommitted
+            }
+            try await eventually("a quarter of the tasks done", timeout: 120) {
+                (try await farm.job(job.id)).counts[.succeeded] >= count / 4
+            }
+            farm.kill9(cluster.masterName(1))
+            let tasks = try await farm.waitForJob(job.id, timeout: 300)
+            watcher.cancel()
+            let overCommitted = await watcher.value
+
+            #expect(tasks.count == count && tasks.allSatisfy { $0.state == .succeeded })
+            let runs = Self.runs(in: file)
+            #expect(runs.count == count, "\(count - runs.count) task(s) never ran")
+            let twice = runs.filter { $0.value > 1 }
+            #expect(twice.isEmpty, "ran more than once: \(twice.keys.sorted().prefix(10))")
+            #expect(overCommitted.isEmpty, "over-committed: \(overCommitted.prefix(5))")
+            let expired = try await Self.expiredLeases(farm, job: job.id)
+            print("multi-master run: \(count) tasks on 3 masters (one killed -9 mid-run), 4 agents; "
+                  + "reruns because a lease truly expired: \(expired)")
+            #expect(expired == 0)
+        }
+
+        @Test func aCancelAndASubmissionOnOneMasterReachAnAgentWaitingOnAnotherAtOnce() async throws {
+            let cluster = try await Cluster(leaseTimeout: "10s")
+            try await cluster.start(masters: 2)
+            // The agent's long-polls (claims and talkback) are held by master 2 only.
+            try cluster.startAgent("agent1", on: 1, ["--cpus", "2"])
+            let viaMaster1 = cluster.admin(0)
+            try await eventually("agent online", timeout: 30) {
+                let page: Page<AgentView> = try await viaMaster1.call("GET", APIPath.agents)
+                return page.items.first?.state == .online
+            }
+            // Let the agent settle into a long-poll claim on master 2.
+            try await Task.sleep(for: .seconds(1))
+
+            let pidFile = cluster.farm.dir + "/pid"
+            let submitted = Date()
+            let job: JobView = try await viaMaster1.call("POST", APIPath.jobs, json: JobSubmission(name: "sleeper", tasks: [
+                TaskSpec(name: "sleep", command: ["sh", "-c", "echo $$ > \(pidFile); exec sleep 60"])]))
+            let task = try #require(job.taskIDs?.first)
+            try await eventually("the task runs", timeout: 10) {
+                let view: TaskView = try await viaMaster1.call("GET", APIPath.task(task))
+                return view.state == .running && FileManager.default.fileExists(atPath: pidFile)
+            }
+            let startLatency = Date().timeIntervalSince(submitted)
+            let pid = try #require(Int32((try String(contentsOfFile: pidFile, encoding: .utf8))
+                .trimmingCharacters(in: .whitespacesAndNewlines)))
+
+            let cancelled = Date()
+            let _: JobView = try await viaMaster1.call("POST", APIPath.job(job.id, "cancel"))
+            try await eventually("the task's process is gone", timeout: 10) { kill(pid, 0) != 0 }
+            let cancelLatency = Date().timeIntervalSince(cancelled)
+            print("across masters: submit on master 1 → running on an agent waiting on master 2 in "
+                  + "\(Int(startLatency * 1000)) ms; cancel on master 1 → process gone in \(Int(cancelLatency * 1000)) ms")
+            // The agent's claim long-poll waits 20 s and its talkback one longer: these came by wake-up, not by timeout.
+            #expect(startLatency < 1.0)
+            #expect(cancelLatency < 1.0)
+        }
+
+        @Test func postgresStoppedForTenSecondsMidRunLosesNothing() async throws {
+            // Leases outlast the outage: agents keep their tasks while nobody can renew them.
+            let cluster = try await Cluster(leaseTimeout: "30s")
+            let farm = cluster.farm
+            try await cluster.start(masters: 2)
+            for index in 1...2 { try farm.startAgent("agent\(index)", ["--cpus", "2", "--slots", "2"]) }
+            try await eventually("2 agents online", timeout: 30) { try await farm.agents().count == 2 }
+            let file = farm.dir + "/ran.txt"
+            let count = 300
+            let job = try await farm.submit(Self.appending(count, to: file, sleep: 0.05))
+            try await eventually("some tasks done", timeout: 60) { (try await farm.job(job.id)).counts[.succeeded] >= 40 }
+
+            try await cluster.postgres.stop()
+            let stopped = Date()
+            for index in 0..<2 {
+                try await eventually("master \(index + 1) reports the database down", timeout: 8) {
+                    await cluster.get(index, "/healthz").status == 503
+                }
+                let answer = await cluster.get(index, "/v1/jobs")
+                #expect(answer.status == 503, "GET /v1/jobs answered \(answer.status): \(answer.body)")
+                #expect(answer.body.contains("\"error\""))
+            }
+            let left = 10 - Date().timeIntervalSince(stopped)
+            if left > 0 { try await Task.sleep(for: .seconds(left)) }
+            try await cluster.postgres.restart()
+
+            try await eventually("masters healthy again", timeout: 30) {
+                var healthy = true
+                for index in 0..<2 where await cluster.get(index, "/healthz").status != 200 { healthy = false }
+                return healthy
+            }
+            let tasks = try await farm.waitForJob(job.id, timeout: 180)
+            #expect(tasks.count == count && tasks.allSatisfy { $0.state == .succeeded })
+            let runs = Self.runs(in: file)
+            #expect(runs.count == count, "\(count - runs.count) task(s) never ran")
+            #expect(runs.filter { $0.value > 1 }.isEmpty, "some ran twice")
+            for index in 0..<2 {
+                #expect(!farm.log(cluster.masterName(index)).contains("unhandled error"), "a 500 on master \(index + 1)")
+            }
+        }
+    }
+}

@@ -1,0 +1,350 @@
+import Foundation
+import PaddockMaster
+import PaddockProtocol
+import Testing
+
+/// The store contract: every behaviour of `Store`, run on SQLite and on a real PostgreSQL
+/// (one parameterised suite). Where several masters matter, a second store on the same
+/// database plays the second master.
+@Suite struct StoreContractTests {
+    let now = Date()
+    var later: Date { now.addingTimeInterval(600) }
+
+    func agent(_ store: SQLStore, _ name: String, cpus: Double = 4, tags: [String] = []) async throws -> AgentID {
+        try await store.enroll(EnrollRequest(name: name, resources: ResourceVector(cpus: cpus, ram: 8 << 30), tags: tags,
+                                             version: "t"), credential: "cred-" + name, now: now)
+    }
+
+    func job(_ store: SQLStore, _ count: Int, name: String = "job", maxAttempts: Int = 2) async throws -> JobView {
+        try await store.submit(JobSubmission(name: name, maxAttempts: maxAttempts, tasks: (0..<count).map {
+            TaskSpec(name: "t\($0)", command: ["true"], requirements: TaskRequirements(resources: ResourceVector(cpus: 1)))
+        }), owner: "alice", now: now)
+    }
+
+    func status(_ body: () async throws -> Void) async -> Int? {
+        do { try await body(); return nil } catch let error as PaddockError { return error.status } catch { return -1 }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func submitListAndPage(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let submitted = try await store.submit(JobSubmission(name: "render", labels: ["show": "x"], tasks: [
+            TaskSpec(name: "a", command: ["echo", "a"]),
+            TaskSpec(name: "b", command: ["echo", "b"], dependsOn: ["a"]),
+            TaskSpec(name: "c", command: ["echo", "c"], dependsOn: ["a"]),
+        ]), owner: "alice", now: now)
+        #expect(submitted.taskIDs?.count == 3)
+        #expect(submitted.counts[.queued] == 1 && submitted.counts[.blocked] == 2)
+        #expect(try await store.job(submitted.id).labels == ["show": "x"])
+        let first = try await store.tasks(TaskFilter(job: submitted.id), page: PageRequest(limit: 2))
+        #expect(first.items.map(\.name) == ["a", "b"])
+        let next = try #require(first.next.flatMap { Int64($0) })
+        let rest = try await store.tasks(TaskFilter(job: submitted.id), page: PageRequest(after: next, limit: 2))
+        #expect(rest.items.map(\.name) == ["c"] && rest.next == nil)
+        #expect(try await store.tasks(TaskFilter(state: .blocked), page: PageRequest()).items.count == 2)
+        let requirements = try await store.queuedRequirements(job: submitted.id)
+        #expect(requirements.map(\.1) == [1])
+        #expect(try await store.jobs(JobFilter(owner: "alice"), page: PageRequest()).items.map(\.id) == [submitted.id])
+        #expect(try await store.jobs(JobFilter(owner: "bob"), page: PageRequest()).items.isEmpty)
+        #expect(await status { _ = try await store.job(JobID(rawValue: 999)) } == 404)
+        // A job after an unknown one is refused whole: nothing is written.
+        var after = JobSubmission(name: "after", tasks: [TaskSpec(name: "x", command: ["true"])])
+        after.after = [JobID(rawValue: 999)]
+        #expect(await status { _ = try await store.submit(after, owner: "alice", now: now) } == 400)
+        #expect(try await store.jobs(JobFilter(), page: PageRequest()).items.count == 1)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func bigSubmissionKeepsEveryTaskAndDependency(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        // More rows than one INSERT batch, each task after the one before.
+        let specs = (0..<450).map { TaskSpec(name: "t\($0)", command: ["true"], dependsOn: $0 == 0 ? [] : ["t\($0 - 1)"]) }
+        let view = try await store.submit(JobSubmission(name: "chain", tasks: specs), owner: "a", now: now)
+        #expect(view.counts[.queued] == 1 && view.counts[.blocked] == 449)
+        let ids = try #require(view.taskIDs)
+        #expect(Set(ids).count == 450)
+        let last = try await store.task(ids[449], history: false)
+        #expect(last.name == "t449" && last.state == .blocked)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func enrollAuthenticateAndReenroll(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let id = try await agent(store, "host1", tags: ["gpu"])
+        #expect(try await store.authenticate(credential: "cred-host1")?.id == id)
+        #expect(try await store.authenticate(credential: "nope") == nil)
+        _ = try await job(store, 1)
+        let lease = try #require(try await store.claim(ClaimOrder(agent: id, slots: 1, leaseUntil: later, now: now)).leases.first)
+        // The same name enrolling again is a new process: a new credential, and what it held is requeued.
+        let again = try await store.enroll(EnrollRequest(name: "host1", resources: ResourceVector(cpus: 2), tags: [],
+                                                         version: "t2"), credential: "fresh", now: now)
+        #expect(again == id)
+        #expect(try await store.authenticate(credential: "cred-host1") == nil)
+        #expect(try await store.authenticate(credential: "fresh")?.id == id)
+        #expect(try await store.task(lease.task, history: false).state == .queued)
+        let view = try await store.agent(id)
+        #expect(view.version == "t2" && view.resources.total.milliCPUs == 2000)
+        #expect(try await store.agents().map(\.id) == [id])
+    }
+
+    @Test(arguments: Backend.allCases)
+    func leaseLifecycleIsFencedByEpoch(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let a = try await agent(store, "a")
+        let b = try await agent(store, "b")
+        _ = try await job(store, 1)
+        let lease = try #require(try await store.claim(ClaimOrder(agent: a, slots: 4, leaseUntil: later, now: now)).leases.first)
+        #expect(try await store.claim(ClaimOrder(agent: b, slots: 4, leaseUntil: later, now: now)).leases.isEmpty)
+        let stale = LeaseEpoch(lease.epoch.rawValue + 1)
+        #expect(await status { _ = try await store.start(task: lease.task, agent: a, epoch: stale, leaseUntil: later, now: now) } == 409)
+        #expect(await status { _ = try await store.start(task: lease.task, agent: b, epoch: lease.epoch, leaseUntil: later, now: now) } == 409)
+        #expect(try await store.start(task: lease.task, agent: a, epoch: lease.epoch, leaseUntil: later, now: now).state == .running)
+        // A resent start answers the same.
+        #expect(try await store.start(task: lease.task, agent: a, epoch: lease.epoch, leaseUntil: later, now: now).state == .running)
+        try await store.progress(task: lease.task, agent: a, epoch: lease.epoch, progress: 0.5, leaseUntil: later, now: now)
+        #expect(try await store.task(lease.task, history: false).progress == 0.5)
+        let report = FinishReport(epoch: lease.epoch, outcome: .succeeded, exitCode: 0)
+        let done = try await store.finish(task: lease.task, agent: a, report: report, now: now)
+        #expect(done.state == .succeeded)
+        // Finishing is idempotent under the same epoch; nothing is recorded twice.
+        #expect(try await store.finish(task: lease.task, agent: a, report: report, now: now).state == .succeeded)
+        let history = try #require(try await store.task(lease.task, history: true).history)
+        #expect(history.map(\.transition) == [.assign, .start, .succeed])
+        #expect(await status {
+            _ = try await store.finish(task: lease.task, agent: a, report: FinishReport(epoch: stale, outcome: .failed, exitCode: 1), now: now)
+        } == 409)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func theStoreRefusesASecondLeaseUnderOneEpoch(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let a = try await agent(store, "a")
+        _ = try await job(store, 1)
+        let lease = try #require(try await store.claim(ClaimOrder(agent: a, slots: 1, leaseUntil: later, now: now)).leases.first)
+        // Whatever the code above it does, the schema itself holds one lease per task and epoch.
+        await #expect(throws: (any Error).self) {
+            try await store.engine.write { db in
+                try db.execute(sql: """
+                    INSERT INTO task_events (task_id, at, transition, from_state, to_state, agent_id, epoch)
+                    VALUES (?, 0, 'assign', 'queued', 'assigned', ?, ?)
+                    """, arguments: [lease.task.rawValue, a.rawValue, lease.epoch.rawValue])
+            }
+        }
+    }
+
+    @Test(arguments: Backend.allCases)
+    func sweepRequeuesAnExpiredLeaseOnceEvenWithTwoMastersSweeping(_ backend: Backend) async throws {
+        let fixture = try await StoreFixture.make(backend)
+        let store = fixture.store
+        let other = try await fixture.second()
+        let a = try await agent(store, "a")
+        let submitted = try await job(store, 6, maxAttempts: 3)
+        let leases = try await store.claim(ClaimOrder(agent: a, slots: 6, leaseUntil: now.addingTimeInterval(1), now: now)).leases
+        #expect(leases.count == 4)  // 4 CPUs, 1 each
+        for lease in leases.prefix(2) {
+            _ = try await store.start(task: lease.task, agent: a, epoch: lease.epoch, leaseUntil: now.addingTimeInterval(1), now: now)
+        }
+        let sweepAt = now.addingTimeInterval(5)
+        async let one = store.sweep(now: sweepAt, silentSince: sweepAt)
+        async let two = other.sweep(now: sweepAt, silentSince: sweepAt)
+        let results = try await [one, two]
+        let third = try await store.sweep(now: sweepAt, silentSince: sweepAt)
+        #expect(results.map(\.tasksRequeued).reduce(0, +) + third.tasksRequeued == 4)
+        #expect(third.tasksRequeued == 0 || results.allSatisfy { $0.tasksRequeued == 0 })
+        #expect(try await store.agent(a).state == .offline)
+        for lease in leases {
+            let events = try #require(try await store.task(lease.task, history: true).history)
+            #expect(events.filter { $0.transition == .expireLease }.count == 1)
+        }
+        #expect(try await store.job(submitted.id).counts[.queued] == 6)
+        // A run that started used an attempt.
+        #expect(try await store.task(leases[0].task, history: false).attempt == 1)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func heartbeatRenewsHeldLeasesAndReportsLostOnes(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let a = try await agent(store, "a")
+        _ = try await job(store, 2)
+        let leases = try await store.claim(ClaimOrder(agent: a, slots: 2, leaseUntil: now.addingTimeInterval(1), now: now)).leases
+        #expect(leases.count == 2)
+        let bogus = HeldLease(task: leases[1].task, epoch: LeaseEpoch(99))
+        let (state, lost) = try await store.heartbeat(agent: a, beat: HeartbeatRequest(held: [
+            HeldLease(task: leases[0].task, epoch: leases[0].epoch), bogus]), leaseUntil: later, now: now)
+        #expect(state == .online && lost == [bogus])
+        let swept = try await store.sweep(now: now.addingTimeInterval(5), silentSince: now.addingTimeInterval(-60))
+        #expect(swept.tasksRequeued == 1)  // only the lease not renewed
+        #expect(try await store.task(leases[0].task, history: false).state == .assigned)
+        // An authoritative heartbeat gives back what the agent does not hold.
+        _ = try await store.heartbeat(agent: a, beat: HeartbeatRequest(held: [], authoritative: true), leaseUntil: later, now: now)
+        #expect(try await store.task(leases[0].task, history: false).state == .queued)
+        #expect(await status { _ = try await store.heartbeat(agent: AgentID(rawValue: 77), beat: HeartbeatRequest(held: []),
+                                                             leaseUntil: later, now: now) } == 404)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func logsAppendByOffsetSkipResendsAndRefuseGaps(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let a = try await agent(store, "a")
+        _ = try await job(store, 1)
+        let lease = try #require(try await store.claim(ClaimOrder(agent: a, slots: 1, leaseUntil: later, now: now)).leases.first)
+        #expect(await status { _ = try await store.appendLog(task: lease.task, agent: a, epoch: lease.epoch, offset: 0, data: Data("x".utf8)) } == 409)
+        _ = try await store.start(task: lease.task, agent: a, epoch: lease.epoch, leaseUntil: later, now: now)
+        #expect(try await store.appendLog(task: lease.task, agent: a, epoch: lease.epoch, offset: 0, data: Data("hello ".utf8)) == 6)
+        #expect(try await store.appendLog(task: lease.task, agent: a, epoch: lease.epoch, offset: 3, data: Data("lo world".utf8)) == 11)
+        #expect(await status { _ = try await store.appendLog(task: lease.task, agent: a, epoch: lease.epoch, offset: 20, data: Data("z".utf8)) } == 409)
+        let page = try await store.readLog(task: lease.task, attempt: nil, after: 0, limit: 100)
+        #expect(String(decoding: page.chunks.reduce(Data(), +), as: UTF8.self) == "hello world")
+        #expect(page.live && page.attempt == 1)
+        let tail = try await store.readLog(task: lease.task, attempt: 1, after: 6, limit: 100)
+        #expect(String(decoding: tail.chunks.reduce(Data(), +), as: UTF8.self) == "world")
+    }
+
+    @Test(arguments: Backend.allCases)
+    func cancellingTellsTheAgentThroughItsCommandQueue(_ backend: Backend) async throws {
+        let fixture = try await StoreFixture.make(backend)
+        let store = fixture.store
+        let other = try await fixture.second()
+        let a = try await agent(store, "a")
+        let submitted = try await job(store, 3)
+        let leases = try await store.claim(ClaimOrder(agent: a, slots: 1, leaseUntil: later, now: now)).leases
+        _ = try await store.start(task: leases[0].task, agent: a, epoch: leases[0].epoch, leaseUntil: later, now: now)
+        // Cancelled through one master, read through the other.
+        let cancelled = try await other.cancelJob(submitted.id, archive: false, now: now)
+        #expect(cancelled.state == .cancelled && cancelled.counts[.cancelled] == 3)
+        let commands = try await store.commands(for: a, after: 0, now: now)
+        #expect(commands.map(\.kind) == [.cancel] && commands.first?.task == leases[0].task)
+        let seq = try await other.sendCommand(to: a, CommandRequest(kind: .ping, ttl: 60), now: now)
+        #expect(seq == 2)
+        #expect(try await store.commands(for: a, after: 1, now: now).map(\.seq) == [2])
+        #expect(try await store.commands(for: a, after: 0, now: now.addingTimeInterval(120)).map(\.kind) == [.cancel])
+        #expect(await status { _ = try await store.cancelJob(submitted.id, archive: false, now: now) } == 409)
+        let archived = try await store.cancelJob(submitted.id, archive: true, now: now)
+        #expect(archived.id == submitted.id)
+        #expect(try await store.jobs(JobFilter(), page: PageRequest()).items.isEmpty)
+        let retried = try await store.retryJob(submitted.id, now: now)
+        #expect(retried.counts[.queued] == 3)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func pauseResumeAndAllOrNothingBulkPatches(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let a = try await agent(store, "a")
+        let submitted = try await job(store, 3)
+        let ids = try #require(submitted.taskIDs)
+        let lease = try #require(try await store.claim(ClaimOrder(agent: a, slots: 1, leaseUntil: later, now: now)).leases.first)
+        _ = try await store.start(task: lease.task, agent: a, epoch: lease.epoch, leaseUntil: later, now: now)
+        let paused = try await store.pauseJob(submitted.id, kill: true, now: now)
+        #expect(paused.state == .paused && paused.counts[.queued] == 3)
+        #expect(try await store.claim(ClaimOrder(agent: a, slots: 4, leaseUntil: later, now: now)).leases.isEmpty)
+        #expect(try await store.commands(for: a, after: 0, now: now).map(\.kind) == [.drop])
+        #expect(try await store.resumeJob(submitted.id).state == .queued)
+        #expect(await status { _ = try await store.resumeJob(submitted.id) } == 409)
+        // One unknown id: nothing changes.
+        #expect(await status { _ = try await store.patchTasks(TaskBulkPatch(ids: ids + [TaskID(rawValue: 999)], state: .cancelled), now: now) } == 404)
+        #expect(try await store.job(submitted.id).counts[.queued] == 3)
+        #expect(try await store.patchTasks(TaskBulkPatch(ids: [ids[0], ids[1]], priority: 7, state: .cancelled), now: now) == 2)
+        #expect(try await store.task(ids[0], history: false).priority == 7)
+        #expect(try await store.retryTask(ids[0], now: now).state == .queued)
+        #expect(try await store.cancelTask(ids[2], now: now).state == .cancelled)
+        #expect(try await store.patchJob(submitted.id, JobPatch(priority: 5, labels: ["k": "v"])).priority == 5)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func dependenciesUnblockOnSuccessAndCancelOnFailure(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let a = try await agent(store, "a")
+        let submitted = try await store.submit(JobSubmission(name: "diamond", maxAttempts: 1, tasks: [
+            TaskSpec(name: "top", command: ["true"]),
+            TaskSpec(name: "left", command: ["true"], dependsOn: ["top"]),
+            TaskSpec(name: "right", command: ["true"], dependsOn: ["top"]),
+            TaskSpec(name: "bottom", command: ["true"], dependsOn: ["left", "right"]),
+        ]), owner: "a", now: now)
+        let ids = try #require(submitted.taskIDs)
+        func run(_ outcome: TaskOutcome) async throws -> [TaskID] {
+            let leases = try await store.claim(ClaimOrder(agent: a, slots: 4, leaseUntil: later, now: now)).leases
+            for lease in leases {
+                _ = try await store.start(task: lease.task, agent: a, epoch: lease.epoch, leaseUntil: later, now: now)
+                _ = try await store.finish(task: lease.task, agent: a, report: FinishReport(
+                    epoch: lease.epoch, outcome: lease.task == ids[2] ? outcome : .succeeded, exitCode: 0), now: now)
+            }
+            return leases.map(\.task)
+        }
+        #expect(try await run(.failed) == [ids[0]])
+        #expect(Set(try await run(.failed)) == [ids[1], ids[2]])
+        // right failed for good: bottom, waiting for it, is cancelled with that reason.
+        let bottom = try await store.task(ids[3], history: false)
+        #expect(bottom.state == .cancelled && bottom.reason?.contains("\(ids[2])") == true)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func failuresBlocklistAnAgentForThatJob(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let a = try await agent(store, "a")
+        let submitted = try await job(store, 3, maxAttempts: 5)
+        for _ in 0..<2 {
+            let lease = try #require(try await store.claim(ClaimOrder(agent: a, slots: 1, blocklistAfter: 2, leaseUntil: later, now: now)).leases.first)
+            _ = try await store.start(task: lease.task, agent: a, epoch: lease.epoch, leaseUntil: later, now: now)
+            _ = try await store.finish(task: lease.task, agent: a, report: FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: 1), now: now)
+        }
+        #expect(try await store.blocklist(job: submitted.id, threshold: 2).map(\.agent) == [a])
+        #expect(try await store.claim(ClaimOrder(agent: a, slots: 1, blocklistAfter: 2, leaseUntil: later, now: now)).leases.isEmpty)
+        try await store.clearBlocklist(job: submitted.id)
+        #expect(try await store.claim(ClaimOrder(agent: a, slots: 1, blocklistAfter: 2, leaseUntil: later, now: now)).leases.count == 1)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func idleAgentStealsPrefetchedWork(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let a = try await agent(store, "a", cpus: 1)
+        let b = try await agent(store, "b", cpus: 1)
+        _ = try await job(store, 5)
+        let first = try await store.claim(ClaimOrder(agent: a, slots: 1, prefetch: 4, leaseUntil: later, now: now))
+        #expect(first.leases.count == 5 && first.leases.filter(\.prefetched).count == 4)
+        let stolen = try await store.claim(ClaimOrder(agent: b, slots: 1, leaseUntil: later, now: now))
+        #expect(stolen.stolen == 1)
+        let lease = try #require(stolen.leases.first)
+        let commands = try await store.commands(for: a, after: 0, now: now)
+        #expect(commands.map(\.kind) == [.drop] && commands.first?.task == lease.task)
+        // The victim's old epoch is fenced.
+        let old = try #require(first.leases.first { $0.task == lease.task })
+        #expect(await status { _ = try await store.start(task: old.task, agent: a, epoch: old.epoch, leaseUntil: later, now: now) } == 409)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func agentsExceptionsMetricsAndSummary(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let a = try await agent(store, "a")
+        let view = try await store.patchAgent(a, AgentPatch(drain: true, tags: ["x"]), now: now)
+        #expect(view.state == .draining && view.tags == ["x"])
+        #expect(try await store.commands(for: a, after: 0, now: now).map(\.kind) == [.drain, .update])
+        for index in 0..<3 {
+            _ = try await store.addException(agent: a, ExceptionReport(type: "E\(index)", message: "m", context: ["k": "v"]), now: now)
+        }
+        let page = try await store.exceptions(agent: a, page: PageRequest(limit: 2))
+        #expect(page.items.map(\.type) == ["E0", "E1"] && page.next != nil)
+        let metrics = HostMetrics(at: now, cpu: .init(busyPercent: 50, perCore: [50, 50], cores: 2),
+                                  load: .init(one: 1, five: 1, fifteen: 1),
+                                  memory: .init(total: 8 << 30, used: 1 << 30, available: 7 << 30, swapTotal: 0, swapUsed: 0),
+                                  disk: .init(path: "/", total: 100, free: 90), gpus: [])
+        _ = try await store.heartbeat(agent: a, beat: HeartbeatRequest(held: [], metrics: metrics), leaseUntil: later, now: now)
+        #expect(try await store.metricsSeries(agent: a, since: now.addingTimeInterval(-1)).count == 1)
+        #expect(try await store.agent(a).metrics != nil)
+        _ = try await job(store, 2)
+        let summary = try await store.summary()
+        #expect(summary.jobs == 1 && summary.tasks[.queued] == 2 && summary.agents[.draining] == 1)
+        try await store.forgetAgent(a, now: now)
+        #expect(try await store.agents().isEmpty)
+        try await store.ping()
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aRestartedMasterExtendsLiveLeases(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let a = try await agent(store, "a")
+        _ = try await job(store, 1)
+        _ = try await store.claim(ClaimOrder(agent: a, slots: 1, leaseUntil: now.addingTimeInterval(1), now: now))
+        try await store.extendLeases(until: Date().addingTimeInterval(60))
+        #expect(try await store.sweep(now: now.addingTimeInterval(5), silentSince: now.addingTimeInterval(-60)).tasksRequeued == 0)
+    }
+}
