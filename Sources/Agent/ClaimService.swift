@@ -115,6 +115,10 @@ struct HeartbeatService: Service {
         try await cancelWhenGracefulShutdown {
             let enrolled = await session.ready()
             let probe = HostProbe(workDir: config.workDir)
+            // Failed beats are retried sooner than the interval (a lease must not lapse for one lost
+            // beat), but with back-off and jitter: a farm of agents must not hammer a master that is
+            // just back, or a frontend with no master behind it.
+            var backoff = Backoff(base: 0.2, cap: max(0.2, min(5, await session.heartbeatInterval)))
             while !Task.isCancelled {
                 do {
                     let groups = await workload.processGroups
@@ -131,6 +135,8 @@ struct HeartbeatService: Service {
                                                 metrics: await probe.sample(), usage: usage)
                     let reply: HeartbeatResponse = try await enrolled.client.call(
                         "PUT", APIPath.heartbeat(enrolled.id), json: beat)
+                    backoff.reset()
+                    backoff.cap = max(0.2, min(5, reply.heartbeatInterval))
                     for lost in reply.lost {
                         if let process = await workload.markStopped(lost.task, epoch: lost.epoch, reason: "lease lost"),
                            let process {
@@ -143,7 +149,7 @@ struct HeartbeatService: Service {
                     return
                 } catch {
                     logger.warning("heartbeat failed: \(error)")
-                    try await Task.sleep(for: .seconds(1))
+                    try await backoff.sleep()
                 }
             }
         }

@@ -31,12 +31,7 @@ enum LongPoll {
             socket.cancel()
         }
         let (status, data) = try result.get()
-        guard (200..<300).contains(status) else {
-            var error = (try? WireJSON.decoder().decode(PaddockError.self, from: data))
-                ?? PaddockError(status: status, code: "http_\(status)", message: String(decoding: data.prefix(300), as: UTF8.self))
-            error.status = status
-            throw .api(error)
-        }
+        guard (200..<300).contains(status) else { throw .answer(status: status, body: data) }
         return data
     }
 

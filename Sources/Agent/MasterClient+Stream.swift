@@ -66,10 +66,7 @@ private final class StreamDelegate: NSObject, URLSessionDataDelegate, @unchecked
         if let error {
             continuation.finish(throwing: ClientError.transport(error.localizedDescription))
         } else if !(200..<300).contains(status) {
-            var apiError = (try? WireJSON.decoder().decode(PaddockError.self, from: body))
-                ?? PaddockError(status: status, code: "http_\(status)", message: String(decoding: body.prefix(300), as: UTF8.self))
-            apiError.status = status
-            continuation.finish(throwing: ClientError.api(apiError))
+            continuation.finish(throwing: ClientError.answer(status: status, body: body))
         } else {
             continuation.finish()
         }

@@ -21,13 +21,27 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
         }
     }
 
-    /// Retrying may help: the master is away, restarting, or overloaded.
+    /// Retrying may help: the master is away, restarting, or overloaded. A 502/503/504 is such a
+    /// time whoever says it: a frontend with no healthy master behind it, or a master whose
+    /// database does not answer (503 `unavailable`). Callers retry these with `Backoff` and keep
+    /// what they have to report; only the master's own refusals (4xx) are final.
     public var isRetryable: Bool {
         switch self {
         case .transport: true
-        case .api(let error): error.status >= 500 || error.status == 429
+        case .api(let error): Self.isRetryable(status: error.status)
         case .protocolMismatch: false
         }
+    }
+
+    static func isRetryable(status: Int) -> Bool { status >= 500 || status == 429 || status == 408 }
+
+    /// A non-2xx answer: the master's JSON error when it sent one, else (a frontend's HTML page,
+    /// an empty body) an error of that status with the start of the body as its message.
+    static func answer(status: Int, body: Data) -> ClientError {
+        var error = (try? WireJSON.decoder().decode(PaddockError.self, from: body))
+            ?? PaddockError(status: status, code: "http_\(status)", message: String(decoding: body.prefix(300), as: UTF8.self))
+        error.status = status
+        return .api(error)
     }
 
     public var status: Int? {
@@ -94,13 +108,7 @@ public struct MasterClient: Sendable {
             throw .transport(error.localizedDescription)
         }
         guard let http = response as? HTTPURLResponse else { throw .protocolMismatch("not HTTP") }
-        guard (200..<300).contains(http.statusCode) else {
-            var error = (try? WireJSON.decoder().decode(PaddockError.self, from: data))
-                ?? PaddockError(status: http.statusCode, code: "http_\(http.statusCode)",
-                                message: String(decoding: data.prefix(300), as: UTF8.self))
-            error.status = http.statusCode
-            throw .api(error)
-        }
+        guard (200..<300).contains(http.statusCode) else { throw .answer(status: http.statusCode, body: data) }
         return data
     }
 

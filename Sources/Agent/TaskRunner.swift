@@ -110,14 +110,16 @@ struct TaskRunner: Sendable {
 
     /// Uploads the log until all of it is acknowledged (or the lease is gone), retrying while the master is away.
     func drain(_ uploader: LogUploader, progress: ProgressReporter? = nil) async {
+        var backoff = Backoff(base: 0.2, cap: 5)
         while !Task.isCancelled {
             let reached = await uploader.flush()
             await progress?.send()
             if await uploader.done { return }
             if reached {
+                backoff.reset()
                 await uploader.nap(.milliseconds(200))
             } else {
-                try? await Task.sleep(for: .seconds(1))  // the master is away: retry, without hammering it
+                try? await backoff.sleep()  // the master (or its database) is away: retry, without hammering it
             }
         }
     }

@@ -210,10 +210,10 @@ struct AgentsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await client.show(APIPath.agents, as: Page<AgentView>.self) { page in
-            table(["ID", "NAME", "STATE", "CPUS FREE/TOTAL", "RAM FREE/TOTAL", "GPUS", "TAGS", "TASKS", "SEEN"],
+            table(["ID", "NAME", "STATE", "ADDRESS", "CPUS FREE/TOTAL", "RAM FREE/TOTAL", "GPUS", "TAGS", "TASKS", "SEEN"],
                   page.items.map { agent in
                 let r = agent.resources
-                return [agent.id.description, agent.name, agent.state.rawValue,
+                return [agent.id.description, agent.name, agent.state.rawValue, agent.address ?? "-",
                         "\(ResourceVector.formatCPUs(r.free.milliCPUs))/\(ResourceVector.formatCPUs(r.total.milliCPUs))",
                         "\(ByteSize.format(r.free.ram))/\(ByteSize.format(r.total.ram))",
                         "\(r.free.gpus)/\(r.total.gpus)", agent.tags.joined(separator: ","),

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PaddockMaster
 import PaddockProtocol
 import Yams
 
@@ -7,6 +8,11 @@ import Yams
 /// its flags. Precedence: flag > environment > file > default. Keys are the long flag names.
 enum ConfigKey: Sendable, Equatable {
     case text, size, duration, number, count, list, url, listen, choice([String])
+    /// IP addresses or CIDR ranges, as a YAML list or comma-separated.
+    case networks
+
+    /// A YAML sequence is accepted (joined with commas).
+    var isList: Bool { self == .list || self == .networks }
 }
 
 enum Role: String, CaseIterable, ExpressibleByArgument {
@@ -18,7 +24,7 @@ enum Role: String, CaseIterable, ExpressibleByArgument {
         case .master:
             ["listen": .listen, "data": .text, "store": .text, "store-password-file": .text, "join-token": .text, "join-token-file": .text, "admin-token": .text,
              "admin-token-file": .text, "lease-timeout": .duration, "blocklist-after": .count, "public-url": .url,
-             "agent-package": .text, "log-level": .choice(["trace", "debug", "info", "notice", "warning", "error"])]
+             "agent-package": .text, "trusted-proxy": .networks, "log-level": .choice(["trace", "debug", "info", "notice", "warning", "error"])]
         case .agent:
             ["master": .url, "join-token": .text, "join-token-file": .text, "name": .text, "work-dir": .text,
              "cpus": .number, "ram": .size, "disk": .size, "gpus": .count, "tags": .list, "slots": .count,
@@ -71,7 +77,7 @@ enum ConfigFile {
             let text: String
             switch valueNode {
             case .scalar(let scalar): text = scalar.string
-            case .sequence(let sequence) where kind == .list:
+            case .sequence(let sequence) where kind.isList:
                 text = sequence.compactMap(\.string).joined(separator: ",")
             default:
                 problems.append(ConfigProblem(line: valueNode.mark?.line ?? line, message: "'\(key)' must be a single value"))
@@ -97,8 +103,14 @@ enum ConfigFile {
             return nil
         case .count: return Int(value).map { $0 >= 0 } == true ? nil : "'\(key)' must be a whole number ≥ 0: '\(value)'"
         case .list: return nil
+        case .networks:
+            let specs = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            do { _ = try TrustedProxies(specs) } catch { return "'\(key)': \(error)" }
+            return nil
         case .url:
-            guard let url = URL(string: value), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+            // Plain URL characters only: a master URL ends up in shell scripts (the agent install script).
+            guard value.allSatisfy({ $0.isASCII && !$0.isWhitespace && !"'\"`\\<>{}|^".contains($0) }),
+                  let url = URL(string: value), url.scheme == "http" || url.scheme == "https", url.host != nil else {
                 return "'\(key)' must be an http(s) URL: '\(value)'"
             }
             return nil

@@ -44,12 +44,30 @@ struct MasterOptions: ParsableArguments {
     var leaseTimeout: String = "30s"
     @Option(help: "After this many failed runs of one job on one agent, that agent gets no more of its tasks.")
     var blocklistAfter: Int = 3
+    @Option(help: ArgumentHelp(
+        "A frontend (address or CIDR range, e.g. 10.0.0.5 or 10.0.0.0/8) whose X-Forwarded-For names the client.",
+        discussion: "Repeatable, or comma-separated. Requests from other peers are attributed to the peer itself."))
+    var trustedProxy: [String] = []
 
     func config(joinToken: String, adminToken: String) throws -> MasterConfig {
         guard (1...1000).contains(blocklistAfter) else { throw ValidationError("--blocklist-after is between 1 and 1000") }
         var config = try Self.config(listen: listen, leaseTimeout: leaseTimeout, joinToken: joinToken, adminToken: adminToken)
         config.blocklistAfter = blocklistAfter
+        config.trustedProxies = try Self.trustedProxies(trustedProxy)
+        if let publicURL {
+            // It is written into the install script that new hosts run as root: an http(s) URL and nothing else.
+            if let problem = ConfigFile.check("public-url", publicURL, .url) { throw ValidationError(problem) }
+            config.publicURL = publicURL
+        }
         return config
+    }
+
+    /// `--trusted-proxy` values; each may hold several, comma-separated (as the config file and
+    /// `PADDOCK_TRUSTED_PROXY` give a list).
+    static func trustedProxies(_ values: [String]) throws -> TrustedProxies {
+        let specs = values.flatMap { $0.split(separator: ",") }.map(String.init)
+            .filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        do { return try TrustedProxies(specs) } catch { throw ValidationError("--trusted-proxy: \(error)") }
     }
 
     static func config(listen: String, leaseTimeout: String, joinToken: String, adminToken: String) throws -> MasterConfig {
@@ -180,7 +198,9 @@ struct MasterCommand: AsyncParsableCommand {
         }
         let logger = log.logger("paddock.master")
         var config = try options.config(joinToken: join, adminToken: admin)
-        config.publicURL = options.publicURL
+        if !config.trustedProxies.networks.isEmpty && config.publicURL == nil {
+            logger.notice("behind trusted proxies without --public-url: the install script names the master by the Host header")
+        }
         if let path = options.agentPackage { config.agentPackage = try AgentPackage.load(path) }
         let master = Master(config: config, store: try await options.openStore(logger: logger))
         let services = try await master.services(logger: logger) { url in say("paddock master listening on \(url)") }

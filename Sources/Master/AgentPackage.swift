@@ -33,13 +33,28 @@ extension MasterAPI {
             throw PaddockError(status: 404, code: "not_found",
                                message: "this master serves no agent package (start it with --agent-package)")
         }
-        let url = config.publicURL ?? "http://\(request.head.authority ?? "\(config.host):\(config.port)")"
+        let url = Self.installURL(publicURL: config.publicURL, authority: request.head.authority,
+                                  fallback: "\(config.host):\(config.port)")
         let script = String(decoding: PackageResources.install_agent_sh, as: UTF8.self)
             .replacingOccurrences(of: "@MASTER_URL@", with: url)
             .replacingOccurrences(of: "@PACKAGE_NAME@", with: package.name)
             .replacingOccurrences(of: "@PACKAGE_SHA256@", with: package.sha256)
         return Response(status: .ok, headers: [.contentType: "text/x-shellscript; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(string: script)))
+    }
+
+    /// The master URL written into the install script (which new hosts run as root). The operator's
+    /// `--public-url` when given: behind a frontend it is the only trustworthy one. Without it, the
+    /// request's Host only when it is a plain `host[:port]`, since it is the caller's own text and
+    /// a cache in front could serve the script to others; anything else gets the listen address.
+    static func installURL(publicURL: String?, authority: String?, fallback: String) -> String {
+        if let publicURL { return publicURL }
+        if let authority, (1...255).contains(authority.utf8.count),
+           authority.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || ".-:[]".unicodeScalars.contains($0)) }),
+           !authority.hasPrefix("-") {
+            return "http://\(authority)"
+        }
+        return "http://\(fallback)"
     }
 
     /// The package itself, streamed from disk. Only the configured file is ever served: the name in

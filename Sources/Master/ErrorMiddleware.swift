@@ -4,9 +4,10 @@ import Logging
 import NIOCore
 import PaddockProtocol
 
-/// Turns every error into the JSON shape `{error, message, field?}`. Errors
-/// that are not the API's own are counted and logged: they are bugs, and
-/// the caller gets a 500 that says so without leaking internals.
+/// Turns every error into the JSON shape `{error, message, field?}`. A database that cannot be
+/// reached is no bug: it answers 503 `unavailable` with `Retry-After`, which clients wait out.
+/// Other errors that are not the API's own are counted and logged: they are bugs, and the caller
+/// gets a 500 that says so without leaking internals.
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = MasterContext
     let stats: MasterStats
@@ -31,16 +32,24 @@ struct ErrorMiddleware: RouterMiddleware {
             return Self.response(PaddockError(status: error.status.code, code: code, message: message))
         } catch let error as DecodingError {
             return Self.response(WireJSON.describe(error))
+        } catch where StoreFailure.isUnavailable(error) {
+            context.logger.warning(
+                "database unavailable on \(request.method.rawValue) \(request.uri.path) from \(context.clientName): \(error)")
+            return Self.response(PaddockError.storeUnavailable)
         } catch {
             stats.recordUnhandled()
-            context.logger.error("unhandled error on \(request.method.rawValue) \(request.uri.path): \(error)")
+            context.logger.error(
+                "unhandled error on \(request.method.rawValue) \(request.uri.path) from \(context.clientName): \(error)")
             return Self.response(PaddockError(status: 500, code: "internal", message: "internal error; see the master's log"))
         }
     }
 
     static func response(_ error: PaddockError) -> Response {
         let body = (try? WireJSON.encoder().encode(error)) ?? Data(#"{"error":"internal","message":"?"}"#.utf8)
-        return Response(status: .init(code: error.status), headers: [.contentType: "application/json"],
+        var headers: HTTPFields = [.contentType: "application/json"]
+        // A 503 is a passing condition: say when to come back (a frontend or client may honour it).
+        if error.status == 503 { headers[.retryAfter] = "1" }
+        return Response(status: .init(code: error.status), headers: headers,
                         body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 }

@@ -10,6 +10,8 @@ extension MasterAPI {
         let enroll = try await Self.decode(EnrollRequest.self, from: request, limit: BodyLimit.small)
         let credential = Self.newCredential()
         let id = try await store.enroll(enroll, credential: credential, now: Date())
+        addresses.record(id, context.client)
+        context.logger.info("agent \(enroll.name.prefix(80)) enrolled as \(id) from \(context.clientName)")
         await wake.notifyAll()
         return try Self.json(EnrollResponse(id: id, credential: credential, leaseTimeout: config.leaseTimeout,
                                             heartbeatInterval: config.heartbeatInterval), status: .created)
@@ -27,14 +29,14 @@ extension MasterAPI {
 
     func listAgents(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.requireAdmin()
-        let agents = try await store.agents()
+        let agents = try await store.agents().map(addresses.annotate)
         return try Self.json(Page(items: agents, next: nil))
     }
 
     func getAgent(_ request: Request, _ context: MasterContext) async throws -> Response {
         let id = try Self.id(AgentID.self, context, what: "agent")
         if case .agent = context.caller { _ = try context.requireAgent(id) } else { try context.requireAdmin() }
-        return try Self.json(try await store.agent(id))
+        return try Self.json(addresses.annotate(try await store.agent(id)))
     }
 
     func heartbeat(_ request: Request, _ context: MasterContext) async throws -> Response {
@@ -42,6 +44,7 @@ extension MasterAPI {
         _ = try context.requireAgent(id)
         let beat = try await Self.decode(HeartbeatRequest.self, from: request, limit: BodyLimit.small)
         let (state, lost) = try await store.heartbeat(agent: id, beat: beat, leaseUntil: leaseUntil, now: Date())
+        addresses.record(id, context.client)
         if beat.authoritative { await wake.notifyAll() }
         return try Self.json(HeartbeatResponse(state: state, lost: lost, leaseTimeout: config.leaseTimeout,
                                                heartbeatInterval: config.heartbeatInterval))
@@ -53,6 +56,7 @@ extension MasterAPI {
         let id = try Self.id(AgentID.self, context, what: "agent")
         _ = try context.requireAgent(id)
         let claim = try await Self.decode(ClaimRequest.self, from: request, limit: BodyLimit.small)
+        addresses.record(id, context.client)
         let deadline = ContinuousClock.now + .milliseconds(Int(claim.wait * 1000))
         while true {
             let generation = await wake.generation

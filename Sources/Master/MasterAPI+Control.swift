@@ -87,12 +87,14 @@ extension MasterAPI {
         let patch = try await Self.decode(AgentPatch.self, from: request, limit: BodyLimit.small)
         let agent = try await store.patchAgent(try Self.id(AgentID.self, context, what: "agent"), patch, now: Date())
         await stoppedTasks()
-        return try Self.json(agent)
+        return try Self.json(addresses.annotate(agent))
     }
 
     func deleteAgent(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.requireAdmin()
-        try await store.forgetAgent(try Self.id(AgentID.self, context, what: "agent"), now: Date())
+        let id = try Self.id(AgentID.self, context, what: "agent")
+        try await store.forgetAgent(id, now: Date())
+        addresses.forget(id)
         await wake.notifyAll()
         return Response(status: .noContent)
     }

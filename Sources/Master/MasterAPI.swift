@@ -15,9 +15,12 @@ public struct MasterAPI: Sendable {
     /// Wakes log followers: output arrived, or a run ended.
     let logWake: WakeSignal
     let stats: MasterStats
+    /// Where each agent last called from, as this master saw it.
+    let addresses: AgentAddresses
 
     public init(store: any Store, config: MasterConfig, wake: WakeSignal, commandWake: WakeSignal, logWake: WakeSignal,
-                stats: MasterStats) {
+                stats: MasterStats, addresses: AgentAddresses = AgentAddresses()) {
+        self.addresses = addresses
         self.store = store
         self.config = config
         self.wake = wake
@@ -140,8 +143,14 @@ public struct MasterAPI: Sendable {
         return page
     }
 
+    /// How long `/healthz` waits for the database: a hung database must not hang the health check
+    /// (a frontend would then hang with it instead of taking this master out of rotation).
+    static let healthDeadline: Duration = .seconds(2)
+
+    /// 200 when the database answers within the deadline, else 503 `unavailable` (via `ErrorMiddleware`).
     func healthz(_ request: Request, _ context: MasterContext) async throws -> Response {
-        try Self.json(["status": "ok", "store": store.backend])
+        try await withStoreDeadline(Self.healthDeadline, operation: "ping") { [store] in try await store.ping() }
+        return try Self.json(["status": "ok", "store": store.backend])
     }
 
     func openapi(_ request: Request, _ context: MasterContext) async throws -> Response {

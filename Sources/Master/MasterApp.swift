@@ -12,6 +12,7 @@ public struct Master: Sendable {
     public let commandWake: WakeSignal
     public let logWake: WakeSignal
     public let stats = MasterStats()
+    public let agentAddresses = AgentAddresses()
 
     public init(config: MasterConfig, store: any Store) {
         self.config = config
@@ -25,9 +26,11 @@ public struct Master: Sendable {
     public func router() -> Router<MasterContext> {
         let router = Router(context: MasterContext.self)
         router.add(middleware: StatsMiddleware(stats: stats))
+        router.add(middleware: ClientAddressMiddleware(trusted: config.trustedProxies))
         router.add(middleware: ErrorMiddleware(stats: stats))
         router.add(middleware: AuthMiddleware(config: config, store: store))
-        MasterAPI(store: store, config: config, wake: wake, commandWake: commandWake, logWake: logWake, stats: stats)
+        MasterAPI(store: store, config: config, wake: wake, commandWake: commandWake, logWake: logWake, stats: stats,
+                  addresses: agentAddresses)
             .register(on: router)
         return router
     }

@@ -14,6 +14,8 @@ public struct MasterConfig: Sendable {
     public var publicURL: String?
     /// The package `/install-agent.sh` installs, served at `/packages/NAME`.
     public var agentPackage: AgentPackage?
+    /// Frontends whose `X-Forwarded-For` names the client (see `TrustedProxies.client`); none by default.
+    public var trustedProxies: TrustedProxies = .none
 
     public init(host: String = "127.0.0.1", port: Int = 8420, joinToken: String, adminToken: String,
                 leaseTimeout: Double = 30, blocklistAfter: Int = 3) {

@@ -1,4 +1,5 @@
 import Hummingbird
+import NIOCore
 import PaddockProtocol
 
 /// Who is calling, as established by `AuthMiddleware`.
@@ -10,14 +11,26 @@ public enum Caller: Sendable, Equatable {
     case agent(AgentIdentity)
 }
 
-/// The request context of every master route: the caller, set by the auth middleware.
-public struct MasterContext: RequestContext {
+/// The request context of every master route: the TCP peer, the client address (set by
+/// `ClientAddressMiddleware`) and the caller (set by the auth middleware).
+public struct MasterContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public var caller: Caller = .anonymous
+    /// The TCP peer: the client itself, or the frontend that relayed the request.
+    public let remoteAddress: SocketAddress?
+    /// Who made the request, per `TrustedProxies.client`; nil without a network peer (in-process tests).
+    public var client: IPAddress?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
     }
+
+    /// The peer as an IP address (nil for unix sockets and in-process channels).
+    var peerAddress: IPAddress? { remoteAddress?.ipAddress.flatMap { IPAddress($0) } }
+
+    /// The client as log lines name it.
+    var clientName: String { client?.description ?? "local" }
 
     /// Bodies are collected by the routes themselves with per-route bounds (`BodyLimit`).
     public var maxUploadSize: Int { Limits.jobSpecBytes }

@@ -99,16 +99,19 @@ public struct ClaimOutcome: Sendable {
 /// what it changed is committed (and fsynced). Implementations keep no state
 /// of their own that another master would need, so several masters can share
 /// one database (ARCHITECTURE §7). State changes are conditioned on
-/// `TaskTransition.rule`, the single table of legal moves.
+/// `TaskTransition.rule`, the single table of legal moves. When the database cannot be reached,
+/// methods throw errors conforming to `StoreUnavailable` (answered 503, retried by clients).
 public protocol Store: Sendable {
     /// `sqlite` or `postgres`: reported by `/v1/master` and `/healthz`.
     var backend: String { get }
     /// Carries wake-ups to the other masters on the same database (nil when there are none).
     var relay: (any WakeRelay)? { get }
-    /// Returns when the database answers; throws `DatabaseUnreachable` when it does not.
-    func ping() async throws
     /// Closes the database connections (the master is stopping).
     func close() async
+
+    /// The database answers (one trivial round trip), for `/healthz`. Throws when it does not; an
+    /// unreachable database is reported with an error conforming to `StoreUnavailable`.
+    func ping() async throws
 
     func submit(_ job: JobSubmission, owner: String, now: Date) async throws -> JobView
     func job(_ id: JobID) async throws -> JobView

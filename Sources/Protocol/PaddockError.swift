@@ -67,4 +67,7 @@ public struct PaddockError: Error, Codable, Sendable, Equatable, CustomStringCon
     public static func unavailable(_ message: String) -> PaddockError {
         PaddockError(status: 503, code: "unavailable", message: message)
     }
+    /// The master is up but its database does not answer: a passing condition, so clients retry
+    /// (the master sends `Retry-After` with it).
+    public static let storeUnavailable = unavailable("the database is unreachable; retry")
 }

@@ -247,6 +247,9 @@ public struct AgentView: Codable, Sendable {
     public var metrics: HostMetrics?
     /// How many exceptions it reported (listed at `/v1/agents/{id}/exceptions`).
     public var exceptions: Int = 0
+    /// The network address the answering master last saw it call from (behind trusted proxies, the
+    /// client address they forwarded). Set by the master, never by the agent; informational only.
+    public var address: String?
     public var href: String
 
     public init(id: AgentID, name: String, state: AgentState, tags: [String], resources: AgentResources,
@@ -265,7 +268,7 @@ public struct AgentView: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case id, name, state, tags, resources, version, href
-        case metrics, exceptions
+        case metrics, exceptions, address
         case runningTasks = "tasks"
         case enrolledAt = "enrolled_at"
         case lastSeen = "last_seen"

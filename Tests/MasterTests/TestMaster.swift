@@ -13,17 +13,22 @@ struct TestMaster {
     let dir: String
     let master: Master
 
-    init(leaseTimeout: Double = 30) throws {
+    /// `store` may wrap the real SQLite store (e.g. to cut the master off its database).
+    init(leaseTimeout: Double = 30, trustedProxies: TrustedProxies = .none,
+         store wrap: (SQLStore) -> any Store = { $0 }) throws {
         dir = NSTemporaryDirectory() + "paddock-mastertest-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        master = Master(config: MasterConfig(joinToken: Self.join, adminToken: Self.admin, leaseTimeout: leaseTimeout),
-                        store: try SQLStore.sqlite(path: dir + "/paddock.sqlite"))
+        var config = MasterConfig(joinToken: Self.join, adminToken: Self.admin, leaseTimeout: leaseTimeout)
+        config.trustedProxies = trustedProxies
+        master = Master(config: config, store: wrap(try SQLStore.sqlite(path: dir + "/paddock.sqlite")))
     }
 
-    func test<Value: Sendable>(_ body: @Sendable (Client) async throws -> Value) async throws -> Value {
+    /// In-process through the router by default; `.live` serves it on a loopback port (a real TCP peer).
+    func test<Value: Sendable>(_ setup: TestingSetup = .router, _ body: @Sendable (Client) async throws -> Value)
+        async throws -> Value {
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let app = Application(router: master.router())
-        return try await app.test(.router) { client in try await body(Client(inner: client)) }
+        let app = Application(router: master.router(), configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        return try await app.test(setup) { client in try await body(Client(inner: client)) }
     }
 
     /// A thin JSON layer over the test client.
@@ -33,24 +38,27 @@ struct TestMaster {
         struct Reply: Sendable {
             let status: Int
             let body: Data
+            var headers: HTTPFields = [:]
             func decode<T: Decodable>(_ type: T.Type) throws -> T { try WireJSON.decoder().decode(type, from: body) }
             var error: PaddockError? { try? decode(PaddockError.self) }
             var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] }
         }
 
         func send(_ method: HTTPRequest.Method, _ uri: String, token: String? = TestMaster.admin,
-                  body: Data? = nil) async throws -> Reply {
+                  body: Data? = nil, headers extra: HTTPFields = [:]) async throws -> Reply {
             var headers: HTTPFields = [.contentType: "application/json"]
             if let token { headers[.authorization] = "Bearer \(token)" }
+            headers.append(contentsOf: extra)
             return try await inner.execute(uri: uri, method: method, headers: headers,
                                            body: body.map { ByteBuffer(bytes: $0) }) { response in
-                Reply(status: Int(response.status.code), body: Data(response.body.readableBytesView))
+                Reply(status: Int(response.status.code), body: Data(response.body.readableBytesView),
+                      headers: response.headers)
             }
         }
 
         func send<T: Encodable>(_ method: HTTPRequest.Method, _ uri: String, token: String? = TestMaster.admin,
-                                json: T) async throws -> Reply {
-            try await send(method, uri, token: token, body: try WireJSON.encoder().encode(json))
+                                json: T, headers: HTTPFields = [:]) async throws -> Reply {
+            try await send(method, uri, token: token, body: try WireJSON.encoder().encode(json), headers: headers)
         }
 
         func sendText(_ method: HTTPRequest.Method, _ uri: String, token: String? = TestMaster.admin,

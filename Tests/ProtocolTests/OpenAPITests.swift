@@ -207,6 +207,18 @@ struct OpenAPITests {
         if route.path.contains("{id}") {
             #expect(op.statuses.contains("404"))
         }
+        if route == .healthz {
+            #expect(op.statuses.contains("503"), "a master whose database does not answer is not healthy")
+            #expect(op.text.contains("#/components/responses/Unavailable"))
+        }
+    }
+
+    @Test func unavailableIsDocumentedWithRetryAfter() throws {
+        let unavailable = try #require(doc.component("responses", "Unavailable")).joined(separator: "\n")
+        #expect(unavailable.contains("Retry-After:"))
+        #expect(unavailable.contains("#/components/schemas/Error"))
+        #expect(doc.section("info").joined(separator: " ").contains("503"))
+        #expect(PaddockError.storeUnavailable.status == 503 && PaddockError.storeUnavailable.code == "unavailable")
     }
 
     /// Routes that read a JSON body (and so answer 400 and 413).

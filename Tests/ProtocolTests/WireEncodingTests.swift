@@ -59,6 +59,7 @@ enum Samples {
         var agent = agent
         agent.metrics = hostMetrics
         agent.exceptions = 2
+        agent.address = "10.0.4.17"
         return agent
     }
 
@@ -177,6 +178,9 @@ struct WireEncodingTests {
         #expect((agent["metrics"] as? [String: Any])?["at"] as? String == "2025-06-15T15:06:40Z")
         #expect(try Wire.object(Samples.agent)["metrics"] == nil)
         #expect(try Wire.object(Samples.agent)["exceptions"] as? Int == 0)
+        // The address is the master's observation: present when it has one, left out otherwise.
+        #expect(agent["address"] as? String == "10.0.4.17")
+        #expect(try Wire.object(Samples.agent)["address"] == nil)
     }
 
     @Test func usageAndExceptions() throws {

@@ -7,7 +7,7 @@ import PostgresNIO
 
 /// The database could not be reached (down, restarting, network): the master
 /// answers 503 and the caller retries; nothing was acknowledged.
-public struct DatabaseUnreachable: Error, CustomStringConvertible {
+public struct DatabaseUnreachable: StoreUnavailable, CustomStringConvertible {
     public var description: String
 }
 

@@ -1,0 +1,102 @@
+import Foundation
+import Hummingbird
+import Logging
+import PaddockMaster
+import PaddockProtocol
+import Testing
+
+/// A master cut off from its database answers 503 `unavailable` with `Retry-After` (never a 500),
+/// its health check says so without hanging, and everything works again once the database is back.
+@Suite struct StoreUnavailableTests {
+    func expectUnavailable(_ reply: TestMaster.Client.Reply, _ what: String,
+                           sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(reply.status == 503, "\(what): \(String(decoding: reply.body, as: UTF8.self))", sourceLocation: sourceLocation)
+        #expect(reply.error?.code == "unavailable", "\(what)", sourceLocation: sourceLocation)
+        #expect(reply.error?.message == "the database is unreachable; retry", "\(what)", sourceLocation: sourceLocation)
+        #expect(reply.headers[.retryAfter] == "1", "\(what)", sourceLocation: sourceLocation)
+        #expect(reply.headers[.contentType] == "application/json", "\(what)", sourceLocation: sourceLocation)
+    }
+
+    @Test func databaseDownAnswers503AndRecovers() async throws {
+        var network: UnreachableStore?
+        let master = try TestMaster { store in
+            let wrapped = UnreachableStore(store)
+            network = wrapped
+            return wrapped
+        }
+        let db = try #require(network)
+        try await master.test { client in
+            let (agent, credential) = try await client.enroll("render-01")
+            #expect(try await client.send(.get, "/healthz", token: nil).status == 200)
+
+            db.cut = true
+            expectUnavailable(try await client.send(.get, "/healthz", token: nil), "healthz")
+            expectUnavailable(try await client.send(.post, "/v1/jobs", json: echoJob()), "submit")
+            // The agent's credential cannot even be checked: still 503, not 401 (which would make it re-enroll).
+            expectUnavailable(try await client.send(.post, "/v1/agents/\(agent)/claim", token: credential,
+                                                    json: ClaimRequest(slots: 1, wait: 0)), "claim")
+            expectUnavailable(try await client.send(.get, "/v1/jobs"), "list")
+            #expect(master.master.stats.unhandledErrors == 0, "a database outage is no bug")
+
+            db.cut = false
+            let health = try await client.send(.get, "/healthz", token: nil)
+            #expect(health.status == 200)
+            #expect(health.json?["status"] as? String == "ok" && health.json?["store"] as? String == "sqlite")
+            let job = try await client.submit(echoJob())
+            #expect(try await client.claim(agent, credential).map(\.job) == [job.id])
+        }
+    }
+
+    @Test func aHungDatabaseDoesNotHangTheHealthCheck() async throws {
+        var network: UnreachableStore?
+        let master = try TestMaster { store in
+            let wrapped = UnreachableStore(store)
+            network = wrapped
+            return wrapped
+        }
+        let db = try #require(network)
+        try await master.test { client in
+            db.hang = true
+            let started = ContinuousClock.now
+            let reply = try await client.send(.get, "/healthz", token: nil)
+            let took = ContinuousClock.now - started
+            expectUnavailable(reply, "hung healthz")
+            // The deadline is 2 s and the hung call would take 60: the bound is loose because the
+            // suites run in parallel on few cores, which delays timers.
+            #expect(took >= .seconds(1.9) && took < .seconds(20), "answered after \(took)")
+            db.hang = false
+            #expect(try await client.send(.get, "/healthz", token: nil).status == 200)
+        }
+    }
+}
+
+/// A database outage longer than the lease timeout costs no work: heartbeats failed through no
+/// fault of the agents, so the sweeper gives every lease its grace again before expiring any.
+@Suite struct OutageGraceTests {
+    @Test func leasesOutliveAnOutageLongerThanTheirTimeout() async throws {
+        var network: UnreachableStore?
+        let master = try TestMaster(leaseTimeout: 1.5) { store in
+            let wrapped = UnreachableStore(store)
+            network = wrapped
+            return wrapped
+        }
+        let db = try #require(network)
+        let sweeper = LeaseSweeper(store: master.master.store, config: master.master.config, wakes: [WakeSignal()],
+                                   logger: Logger(label: "test"))
+        try await master.test { client in
+            let (agent, credential) = try await client.enroll("render-01")
+            let job = try await client.submit(echoJob())
+            let task = try #require(try await client.claim(agent, credential).first?.task)
+            let sweeping = Task { try await sweeper.run() }
+            defer { sweeping.cancel() }
+            db.cut = true
+            try await Task.sleep(for: .seconds(2.5))  // longer than the lease: every heartbeat would have failed
+            db.cut = false
+            try await Task.sleep(for: .milliseconds(600))  // several sweeps, well within the renewed grace
+            let view = try await client.task(task)
+            #expect(view.state == .assigned && view.agent == agent, "\(view.state)")
+            #expect(try await client.send(.get, "/v1/agents/\(agent)").decode(AgentView.self).state == .online)
+            #expect(try await client.job(job.id).state != .failed)
+        }
+    }
+}
