@@ -114,6 +114,9 @@ commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || true)
     echo " -- $maintainer  $(LC_ALL=C date -u -R -d "@$epoch")"
 } | gzip -9n >"$pkg/usr/share/doc/paddock/$changelog"
 install -m 0644 "$here/README.md" "$pkg/usr/share/doc/paddock/README.md"
+# Example frontends for several masters on one PostgreSQL database (docs/OPERATIONS.md).
+install -d -m 0755 "$pkg/usr/share/doc/paddock/examples"
+install -m 0644 "$here/haproxy.cfg" "$here/nginx.conf" "$pkg/usr/share/doc/paddock/examples/"
 
 # --- dependencies ------------------------------------------------------------
 swift_runtime=0

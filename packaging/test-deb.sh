@@ -7,7 +7,9 @@
 # it build-deb.sh makes the release build). --keep: leave the work directory.
 #
 # Builds the .deb, runs lintian (no E: allowed), installs it, checks its files,
-# conffiles, user, tokens, man page and completions, verifies the systemd units,
+# conffiles, user, tokens, man page and completions, the example frontends
+# (packaging/test-frontends.sh --live, where haproxy and nginx are installed),
+# verifies the systemd units,
 # runs a master (as the paddock user) and an agent from the installed config
 # files on loopback and runs a job through them, checks that dpkg -r keeps
 # config and data and that dpkg -i finds them again, that dpkg --purge removes
@@ -162,7 +164,8 @@ check "conffiles are /etc/paddock/master.yaml and agent.yaml" bash -c "
 expected=(./usr/bin/paddock ./lib/systemd/system/paddock-master.service ./lib/systemd/system/paddock-agent.service
     ./etc/paddock/master.yaml ./etc/paddock/agent.yaml ./usr/share/man/man1/paddock.1.gz
     ./usr/share/bash-completion/completions/paddock ./usr/share/zsh/vendor-completions/_paddock
-    ./usr/share/doc/paddock/copyright ./usr/share/doc/paddock/changelog.gz)
+    ./usr/share/doc/paddock/copyright ./usr/share/doc/paddock/changelog.gz
+    ./usr/share/doc/paddock/examples/haproxy.cfg ./usr/share/doc/paddock/examples/nginx.conf)
 check "the package holds the binary, units, configs, man page, completions, copyright, changelog" bash -c "
     list=\$(dpkg-deb -c '$deb' | awk '{print \$6}')
     for f in ${expected[*]}; do grep -qx \"\$f\" <<<\"\$list\" || { echo \"missing \$f\"; exit 1; }; done
@@ -216,6 +219,17 @@ if command -v systemd-analyze >/dev/null; then
         systemd-analyze verify --man=no /lib/systemd/system/paddock-master.service /lib/systemd/system/paddock-agent.service
 else
     echo "skip - systemd-analyze is not installed"
+fi
+
+# --- the example frontends (several masters behind HAProxy or nginx) --------------------
+check "the example frontends are installed as in packaging/" bash -c "
+    cmp '$here/haproxy.cfg' /usr/share/doc/paddock/examples/haproxy.cfg &&
+    cmp '$here/nginx.conf' /usr/share/doc/paddock/examples/nginx.conf"
+if [ -x /usr/sbin/haproxy ] && [ -x /usr/sbin/nginx ] && command -v python3 >/dev/null; then
+    check "haproxy -c accepts haproxy.cfg, nginx -t nginx.conf, and both proxy to two local backends" \
+        bash "$here/test-frontends.sh" --live
+else
+    echo "skip - haproxy, nginx or python3 is not installed (PADDOCK_TEST_DEPS=1 scripts/setup-debian.sh)"
 fi
 
 # --- run a master and an agent from the installed config files --------------------------

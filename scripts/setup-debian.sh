@@ -4,7 +4,11 @@
 set -euo pipefail
 need=()
 packages=(libsqlite3-dev)
-[ "${PADDOCK_TEST_DEPS:-0}" = 1 ] && packages+=(python3 python3-pip)
+# Tests: python3 (a strict Prometheus parser, trivial HTTP backends); PostgreSQL's server
+# binaries (the tests initdb and run their own throwaway server from
+# /usr/lib/postgresql/<major>/bin: the cluster Debian's package may create and start is
+# not used); HAProxy and nginx (packaging/test-frontends.sh, the several-masters tests).
+[ "${PADDOCK_TEST_DEPS:-0}" = 1 ] && packages+=(python3 python3-pip postgresql haproxy nginx-light)
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || need+=("$package")
 done
