@@ -78,6 +78,7 @@ let package = Package(
             path: "bench/Sources",
             swiftSettings: strict
         ),
+        .target(name: "PaddockTestSupport", dependencies: [], path: "Tests/Support", swiftSettings: strict),
         .testTarget(
             name: "ProtocolTests",
             dependencies: ["PaddockProtocol"],
@@ -86,7 +87,8 @@ let package = Package(
         .testTarget(
             name: "MasterTests",
             dependencies: [
-                "PaddockMaster", "PaddockProtocol",
+                "PaddockMaster", "PaddockProtocol", "PaddockTestSupport",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -99,7 +101,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["PaddockProtocol", "PaddockAgent", "PaddockCLI"],
+            dependencies: ["PaddockProtocol", "PaddockAgent", "PaddockCLI", "PaddockTestSupport"],
             path: "Tests/EndToEndTests"
         ),
     ],

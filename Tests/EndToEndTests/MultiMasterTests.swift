@@ -22,10 +22,24 @@ extension EndToEnd {
             return text.split(separator: "\n").reduce(into: [:]) { $0[String($1), default: 0] += 1 }
         }
 
+        /// Every task of the job, page by page.
+        static func allTasks(_ farm: Farm, job: JobID) async throws -> [TaskView] {
+            var tasks: [TaskView] = []
+            var after: String?
+            repeat {
+                var query = ["job": job.description, "limit": "1000"]
+                if let after { query["cursor"] = after }
+                let page: Page<TaskView> = try await farm.admin.call("GET", APIPath.tasks, query: query)
+                tasks += page.items
+                after = page.next
+            } while after != nil
+            return tasks
+        }
+
         /// Runs of tasks that started again because their lease truly expired (the sweeper's doing).
         static func expiredLeases(_ farm: Farm, job: JobID) async throws -> Int {
             var count = 0
-            for task in try await farm.tasks(job: job) {
+            for task in try await allTasks(farm, job: job) {
                 let view: TaskView = try await farm.admin.call("GET", APIPath.task(task.id), query: ["history": "true"])
                 count += view.history?.filter { $0.transition == .expireLease }.count ?? 0
             }
@@ -58,7 +72,8 @@ extension EndToEnd {
                 (try await farm.job(job.id)).counts[.succeeded] >= count / 4
             }
             farm.kill9(cluster.masterName(1))
-            let tasks = try await farm.waitForJob(job.id, timeout: 300)
+            _ = try await farm.waitForJob(job.id, timeout: 300)
+            let tasks = try await Self.allTasks(farm, job: job.id)
             watcher.cancel()
             let overCommitted = await watcher.value
 
