@@ -76,6 +76,7 @@ let package = Package(
             path: "bench/Sources",
             swiftSettings: strict
         ),
+        .target(name: "PaddockTestSupport", dependencies: [], path: "Tests/Support", swiftSettings: strict),
         .testTarget(
             name: "ProtocolTests",
             dependencies: ["PaddockProtocol"],
@@ -84,7 +85,7 @@ let package = Package(
         .testTarget(
             name: "MasterTests",
             dependencies: [
-                "PaddockMaster", "PaddockProtocol",
+                "PaddockMaster", "PaddockProtocol", "PaddockTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -97,7 +98,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["PaddockProtocol", "PaddockAgent", "PaddockCLI"],
+            dependencies: ["PaddockProtocol", "PaddockAgent", "PaddockCLI", "PaddockTestSupport"],
             path: "Tests/EndToEndTests"
         ),
     ],

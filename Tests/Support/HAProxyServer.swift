@@ -1,0 +1,191 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// HAProxy in front of masters on loopback, run from the shipped `packaging/haproxy.cfg`, so a
+/// test proves that file works. `haproxy -db` runs in the foreground as a child process; its
+/// output (and its request log) goes to `haproxy.log` in its directory.
+///
+/// The generated copy of the shipped file differs only in:
+///   - the frontend's `bind` line: `bind 127.0.0.1:PORT` (a free port);
+///   - the backend's `server` lines: one `server masterN 127.0.0.1:PORT OPTIONS` per given
+///     master, OPTIONS being those of the shipped file's first `server` line (its health check);
+///   - in `global`, the lines a test cannot run with are dropped: `user`, `group`, `chroot`,
+///     `daemon`, `pidfile`, `stats socket`, and `log` (replaced with `log stdout` so the request
+///     log lands in `haproxy.log`);
+///   - any `bind` in another section (e.g. a stats page) is dropped.
+/// Everything else (timeouts, health checks, retries, headers) is as shipped.
+///
+///     let proxy = try await HAProxyServer.start(masters: [portA, portB])
+///     // talk to proxy.url
+///     proxy.stop()
+public final class HAProxyServer: @unchecked Sendable {
+    // @unchecked Sendable: every stored property is a `let` of a Sendable type except
+    // `process`, which is only read and written while holding `lock`; `Process` is never
+    // handed out.
+
+    /// The frontend's port on 127.0.0.1.
+    public let port: Int
+    /// The master ports it forwards to.
+    public let masters: [Int]
+    /// Its directory: `haproxy.cfg` (the generated copy) and `haproxy.log`.
+    public let dir: String
+    public var configPath: String { dir + "/haproxy.cfg" }
+    public var logPath: String { dir + "/haproxy.log" }
+    /// `http://127.0.0.1:PORT`
+    public var url: String { "http://127.0.0.1:\(port)" }
+
+    private let lock = NSLock()
+    private var process: Process?
+
+    public static let binary = "/usr/sbin/haproxy"
+    /// Whether /usr/sbin/haproxy is installed.
+    public static var isAvailable: Bool { FileManager.default.isExecutableFile(atPath: binary) }
+    public static let unavailableReason =
+        "HAProxy is not installed (no /usr/sbin/haproxy): run PADDOCK_TEST_DEPS=1 scripts/setup-debian.sh (apt-get install haproxy)"
+
+    /// The repository's root, from this file's path (Tests/Support/HAProxyServer.swift).
+    public static var repositoryRoot: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+    }
+    /// packaging/haproxy.cfg in the repository.
+    public static var shippedConfigPath: String { repositoryRoot + "/packaging/haproxy.cfg" }
+
+    private init(port: Int, masters: [Int], dir: String) {
+        self.port = port
+        self.masters = masters
+        self.dir = dir
+    }
+
+    deinit {
+        stop()
+        if ProcessInfo.processInfo.environment["PADDOCK_KEEP_TEST_DIRS"] != "1" {
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }
+
+    /// Starts HAProxy on a free port with the shipped config rewritten for `masters` (ports on
+    /// 127.0.0.1), and waits until its port accepts TCP connections. The masters need not be up:
+    /// HAProxy's health checks take them in (2 good checks, 1 s apart, as shipped) and out.
+    public static func start(masters: [Int]) async throws -> HAProxyServer {
+        guard isAvailable else { throw SupportError(unavailableReason) }
+        guard !masters.isEmpty else { throw SupportError("HAProxyServer needs at least one master") }
+        let shipped = try String(contentsOfFile: shippedConfigPath, encoding: .utf8)
+        var lastError: (any Error)?
+        // A free port can be taken before HAProxy binds it: try a few.
+        for _ in 0..<3 {
+            let dir = NSTemporaryDirectory() + (NSTemporaryDirectory().hasSuffix("/") ? "" : "/")
+                + "paddock-haproxy-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let server = HAProxyServer(port: try freeLoopbackPort(), masters: masters, dir: dir)
+            do {
+                try config(from: shipped, port: server.port, masters: masters)
+                    .write(toFile: server.configPath, atomically: true, encoding: .utf8)
+                try await server.launchAndWait()
+                return server
+            } catch {
+                lastError = error
+                server.stop()
+                if !server.log().contains("cannot bind") { break }
+            }
+        }
+        throw lastError ?? SupportError("HAProxy did not start")
+    }
+
+    /// The shipped config rewritten for a test (see the type's comment for what changes).
+    public static func config(from shipped: String, port: Int, masters: [Int]) throws -> String {
+        var output: [String] = []
+        var section = ""
+        var serversWritten = false
+        var frontendBound = false
+        for line in shipped.split(separator: "\n", omittingEmptySubsequences: false) {
+            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            let first = words.first.map(String.init) ?? ""
+            let indented = line.first == " " || line.first == "\t"
+            if !indented, !first.isEmpty, !first.hasPrefix("#") {
+                section = first
+                output.append(String(line))
+                continue
+            }
+            switch (section, first) {
+            case ("global", "user"), ("global", "group"), ("global", "chroot"), ("global", "daemon"),
+                 ("global", "pidfile"):
+                continue
+            case ("global", "stats") where words.count > 1 && words[1] == "socket":
+                continue
+            case ("global", "log"):
+                if !output.contains("    log stdout format raw local0") {
+                    output.append("    log stdout format raw local0")
+                }
+            case ("frontend", "bind"):
+                if !frontendBound { output.append("    bind 127.0.0.1:\(port)") }
+                frontendBound = true
+            case (_, "bind"):
+                continue
+            case ("backend", "server"):
+                guard !serversWritten else { continue }
+                guard words.count >= 3 else { throw SupportError("haproxy.cfg: a server line without an address: \(line)") }
+                let options = words.dropFirst(3).joined(separator: " ")
+                for (index, master) in masters.enumerated() {
+                    output.append("    server master\(index + 1) 127.0.0.1:\(master)" + (options.isEmpty ? "" : " " + options))
+                }
+                serversWritten = true
+            default:
+                output.append(String(line))
+            }
+        }
+        guard frontendBound, serversWritten else {
+            throw SupportError("haproxy.cfg: expected a frontend with a bind line and a backend with server lines")
+        }
+        return output.joined(separator: "\n")
+    }
+
+    /// Stops HAProxy (SIGTERM, then SIGKILL after 5 s) and waits for its exit.
+    public func stop() {
+        guard let process = locked({ self.process }), process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(5)
+        while process.isRunning, Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body()
+    }
+
+    /// Its output (startup messages, warnings about health checks, the request log).
+    public func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    private func launchAndWait() async throws {
+        if !FileManager.default.fileExists(atPath: logPath) {
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        defer { try? handle.close() }
+        handle.seekToEndOfFile()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["-db", "-f", configPath]
+        process.currentDirectoryURL = URL(fileURLWithPath: dir)
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        locked { self.process = process }
+        let deadline = Date().addingTimeInterval(20)
+        while !acceptsConnections(port: port) {
+            guard process.isRunning else {
+                throw SupportError("haproxy -db -f \(configPath) exited with \(process.terminationStatus):\n\(log())")
+            }
+            if Date() > deadline { throw SupportError("haproxy did not listen on 127.0.0.1:\(port) within 20 s:\n\(log())") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+    }
+}
