@@ -312,7 +312,7 @@ actor PostgresConnections {
         var configuration = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
             database: location.database, tls: .disable)
-        configuration.options.connectTimeout = .seconds(2)
+        configuration.options.connectTimeout = .seconds(5)
         return try await PostgresConnection.connect(
             on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: id, logger: logger).get()
     }

@@ -58,7 +58,7 @@ final class PostgresWakeRelay: WakeRelay {
                 }
             } catch {
                 if Task.isCancelled { return }
-                logger.warning("listening for other masters' wake-ups: \(error); retrying")
+                logger.warning("listening for other masters' wake-ups: \(PGTransaction.describe(error)); retrying")
             }
             try? await Task.sleep(for: backoff)
             backoff = min(backoff * 2, .seconds(2))
