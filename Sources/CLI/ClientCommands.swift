@@ -191,16 +191,33 @@ struct LogsCommand: AsyncParsableCommand {
         var query: [String: String] = [:]
         query["attempt"] = attempt.map(String.init)
         if follow {
-            query["follow"] = "true"
-            try await cli {
-                for try await chunk in try client.client().stream(APIPath.taskLogs(task), query: query) {
-                    FileHandle.standardOutput.write(chunk)
-                }
-            }
+            try await cli { try await followLog(task, client: try client.client()) }
             return
         }
         let data = try await cli { try await client.client().raw("GET", APIPath.taskLogs(task), query: query) }
         FileHandle.standardOutput.write(data)
+    }
+}
+
+extension LogsCommand {
+    /// Follows one run to its end. The master ends a follow answer when the run has been silent for
+    /// a while (a frontend would cut it); while the run is live, ask again from the bytes we have.
+    func followLog(_ task: TaskID, client: MasterClient) async throws {
+        // The run to follow, pinned the way the master picks it, so that asking again stays on it.
+        let view: TaskView = try await client.call("GET", APIPath.task(task))
+        let run = attempt ?? ([.queued, .assigned, .blocked].contains(view.state) ? view.attempt + 1 : max(view.attempt, 1))
+        var received: Int64 = 0
+        while true {
+            let query = ["follow": "true", "attempt": String(run), "from": String(received)]
+            for try await chunk in client.stream(APIPath.taskLogs(task), query: query) {
+                FileHandle.standardOutput.write(chunk)
+                received += Int64(chunk.count)
+            }
+            let now: TaskView = try await client.call("GET", APIPath.task(task))
+            let live = now.state == .running && now.attempt == run
+                || [.queued, .assigned, .blocked].contains(now.state) && now.attempt + 1 == run
+            guard live else { return }
+        }
     }
 }
 

@@ -54,23 +54,34 @@ extension MasterAPI {
             attempt = value
         }
         let follow = Self.query(request, "follow") == "true"
+        var from: Int64 = 0
+        if let text = Self.query(request, "from") {
+            guard let value = Int64(text), value >= 0 else { throw PaddockError.invalid("from is a byte offset ≥ 0", field: "from") }
+            from = value
+        }
         // Fail before the headers go out if the task does not exist; then stream page by page,
         // never holding more than a page of the log in memory.
-        let first = try await store.readLog(task: id, attempt: attempt, after: 0, limit: 64)
+        let first = try await store.readLog(task: id, attempt: attempt, after: from, limit: 64)
+        let start = from
         let store = self.store
         let logWake = self.logWake
         let body = ResponseBody { writer in
             var page = first
-            var position: Int64 = 0
+            var position = start
+            var lastOutput = ContinuousClock.now
             while true {
                 let generation = await logWake.generation
                 for chunk in page.chunks {
                     try await writer.write(ByteBuffer(bytes: chunk))
                     position += Int64(chunk.count)
+                    lastOutput = .now
                 }
                 if page.chunks.isEmpty {
                     // Following: wait for the agent's next upload, until the run is over and all of it was sent.
-                    guard follow, page.live, !(await logWake.isClosed) else { break }
+                    // A run silent for 50 s ends the answer before a frontend's read timeout would cut it;
+                    // the client asks again from where it is.
+                    guard follow, page.live, !(await logWake.isClosed),
+                          ContinuousClock.now - lastOutput < Self.followSilence else { break }
                     await logWake.wait(since: generation, timeout: .seconds(1))
                 }
                 page = try await store.readLog(task: id, attempt: first.attempt, after: position, limit: 64)
@@ -79,6 +90,9 @@ extension MasterAPI {
         }
         return Response(status: .ok, headers: [.contentType: "text/plain; charset=utf-8"], body: body)
     }
+
+    /// How long a followed run may stay silent before the answer ends (below frontends' 75 s read timeouts).
+    static let followSilence: Duration = .seconds(50)
 
     func uploadTaskLogs(_ request: Request, _ context: MasterContext) async throws -> Response {
         let agent = try context.requireAgent()

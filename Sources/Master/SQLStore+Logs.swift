@@ -47,12 +47,19 @@ extension SQLStore {
             let view = try Self.taskView(db, task)
             // Before its first start a task has no run yet: follow the one about to begin.
             let run = attempt ?? max(view.attempt, view.state == .assigned || view.state == .queued ? view.attempt + 1 : 1)
+            // From the chunk that holds byte `after` on, that chunk trimmed to start there.
             let rows = try SQLRow.fetchAll(db, sql: """
-                SELECT data FROM log_chunks WHERE task_id = ? AND attempt = ? AND "offset" >= ? ORDER BY "offset" LIMIT ?
+                SELECT "offset" AS start, data FROM log_chunks
+                WHERE task_id = ? AND attempt = ? AND "offset" + length(data) > ? ORDER BY "offset" LIMIT ?
                 """, arguments: [task.rawValue, run, after, limit])
             let live = view.state == .running && view.attempt == run
                 || (view.state == .assigned || view.state == .queued || view.state == .blocked) && view.attempt + 1 == run
-            return LogPage(chunks: rows.map { $0["data"] as Data }, attempt: run, live: live)
+            let chunks = rows.map { row -> Data in
+                let data: Data = row["data"]
+                let start: Int64 = row["start"]
+                return start < after ? data.dropFirst(Int(after - start)) : data
+            }
+            return LogPage(chunks: chunks.map { Data($0) }, attempt: run, live: live)
         }
     }
 }

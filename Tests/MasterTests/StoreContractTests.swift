@@ -198,6 +198,9 @@ import Testing
         #expect(page.live && page.attempt == 1)
         let tail = try await store.readLog(task: lease.task, attempt: 1, after: 6, limit: 100)
         #expect(String(decoding: tail.chunks.reduce(Data(), +), as: UTF8.self) == "world")
+        // From inside a chunk (a follower asking again from the bytes it has): the rest of that chunk on.
+        let inside = try await store.readLog(task: lease.task, attempt: 1, after: 8, limit: 100)
+        #expect(String(decoding: inside.chunks.reduce(Data(), +), as: UTF8.self) == "rld")
     }
 
     @Test(arguments: Backend.allCases)
