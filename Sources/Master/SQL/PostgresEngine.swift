@@ -20,9 +20,12 @@ struct PostgresStatementError: Error, CustomStringConvertible {
     var description: String { "PostgreSQL \(sqlState): \(message) in: \(sql.prefix(200))" }
 }
 
-/// Two masters' transactions collided (serialization failure or deadlock):
-/// the whole transaction is run again.
-struct TransactionConflict: Error {}
+/// Two masters' transactions collided (serialization failure, deadlock, or two inserts of one
+/// key, as two masters enrolling one agent): the whole transaction is run again. A duplicate
+/// key that persists is no race but a real refusal: after a few runs it is reported as such.
+struct TransactionConflict: Error {
+    var duplicate: PostgresStatementError?
+}
 
 /// PostgreSQL, for several masters sharing one database (ARCHITECTURE §7).
 /// The store's logic is synchronous SQL over one transaction; here each
@@ -78,9 +81,10 @@ public final class PostgresEngine: SQLEngine {
                 }
                 await connections.release(connection)
                 return result
-            } catch is TransactionConflict {
+            } catch let conflict as TransactionConflict {
                 await connections.release(connection)
                 conflicts += 1
+                if let duplicate = conflict.duplicate, conflicts >= 3 { throw duplicate }
                 guard conflicts < 20 else {
                     throw DatabaseUnreachable(description: "transaction kept colliding with other masters'")
                 }
@@ -187,6 +191,9 @@ final class PGTransaction: SQLDatabase {
         }
         switch state {
         case "40001", "40P01": return TransactionConflict()
+        case "23505":
+            return TransactionConflict(duplicate: PostgresStatementError(
+                sqlState: state, message: psql.serverInfo?[.message] ?? "", sql: sql))
         case _ where state.hasPrefix("08") || state.hasPrefix("57P") || state == "53300" || state == "25006":
             return DatabaseUnreachable(description: "PostgreSQL \(state): \(psql.serverInfo?[.message] ?? "")")
         default:
