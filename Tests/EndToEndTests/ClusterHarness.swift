@@ -79,3 +79,16 @@ final class Cluster: @unchecked Sendable {
         return (http.statusCode, String(decoding: data, as: UTF8.self))
     }
 }
+
+/// Runs `call` again while the frontend or a master answers 502/503/504 (no master available,
+/// database unreachable): such an answer means nothing was done, and an agent would retry too.
+func retryingUnavailable<T>(_ what: String, timeout: Double = 60, _ call: () async throws -> T) async throws -> T {
+    let deadline = Date().addingTimeInterval(timeout)
+    while true {
+        do {
+            return try await call()
+        } catch let error as ClientError where [502, 503, 504].contains(error.status ?? 0) && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(250))
+        }
+    }
+}

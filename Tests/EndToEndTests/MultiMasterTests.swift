@@ -55,7 +55,7 @@ extension EndToEnd {
 
             let file = farm.dir + "/ran.txt"
             let count = 2000
-            let job = try await farm.submit(Self.appending(count, to: file))
+            let job = try await retryingUnavailable("submit") { try await farm.submit(Self.appending(count, to: file)) }
 
             // Watch every agent's committed resources while the run goes on.
             let watcher = Task { () -> [String] in
@@ -73,7 +73,7 @@ extension EndToEnd {
             }
             farm.kill9(cluster.masterName(1))
             _ = try await farm.waitForJob(job.id, timeout: 300)
-            let tasks = try await Self.allTasks(farm, job: job.id)
+            let tasks = try await retryingUnavailable("tasks") { try await Self.allTasks(farm, job: job.id) }
             watcher.cancel()
             let overCommitted = await watcher.value
 
@@ -83,7 +83,7 @@ extension EndToEnd {
             let twice = runs.filter { $0.value > 1 }
             #expect(twice.isEmpty, "ran more than once: \(twice.keys.sorted().prefix(10))")
             #expect(overCommitted.isEmpty, "over-committed: \(overCommitted.prefix(5))")
-            let expired = try await Self.expiredLeases(farm, job: job.id)
+            let expired = try await retryingUnavailable("history") { try await Self.expiredLeases(farm, job: job.id) }
             print("multi-master run: \(count) tasks on 3 masters (one killed -9 mid-run), 4 agents; "
                   + "reruns because a lease truly expired: \(expired)")
             #expect(expired == 0)
@@ -135,7 +135,9 @@ extension EndToEnd {
             try await eventually("2 agents online", timeout: 30) { (try? await farm.agents().count) == 2 }
             let file = farm.dir + "/ran.txt"
             let count = 300
-            let job = try await farm.submit(Self.appending(count, to: file, sleep: 0.05))
+            let job = try await retryingUnavailable("submit") {
+                try await farm.submit(Self.appending(count, to: file, sleep: 0.05))
+            }
             try await eventually("some tasks done", timeout: 60) { ((try? await farm.job(job.id))?.counts[.succeeded] ?? 0) >= 40 }
 
             try await cluster.postgres.stop()
@@ -157,7 +159,8 @@ extension EndToEnd {
                 for index in 0..<2 where await cluster.get(index, "/healthz").status != 200 { healthy = false }
                 return healthy
             }
-            let tasks = try await farm.waitForJob(job.id, timeout: 180)
+            _ = try await farm.waitForJob(job.id, timeout: 180)
+            let tasks = try await retryingUnavailable("tasks") { try await Self.allTasks(farm, job: job.id) }
             #expect(tasks.count == count && tasks.allSatisfy { $0.state == .succeeded })
             let runs = Self.runs(in: file)
             #expect(runs.count == count, "\(count - runs.count) task(s) never ran")
