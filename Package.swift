@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "PaddockBench",
             dependencies: [
-                "PaddockProtocol", "PaddockAgent",
+                "PaddockProtocol", "PaddockAgent", "PaddockTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "bench/Sources",

@@ -109,14 +109,20 @@ struct Sizes: Sendable {
     var idleWindowSeconds: Int
     /// How long a fresh process is left alone before its RSS is read.
     var quietSeconds: Int
+    /// `stores`: /bin/true tasks per setup, real agents (4 slots each), claim-latency queue.
+    var storeTasks: Int
+    var storeAgents: Int
+    var storeClaimQueue: Int
 
     static let full = Sizes(trueTasks: 1000, sleepTasks: 1000, submitTasks: 100_000, latencySamples: 100,
                             claimQueues: [1000, 100_000, 1_000_000], claimSamples: 200, placementTasks: 10_000,
                             placementAgents: 32, talkbackSamples: 50, idleAgents: 2000, settleSeconds: 5,
-                            idleWindowSeconds: 20, quietSeconds: 3)
+                            idleWindowSeconds: 20, quietSeconds: 3, storeTasks: 1000, storeAgents: 4,
+                            storeClaimQueue: 1000)
     static let smoke = Sizes(trueTasks: 20, sleepTasks: 32, submitTasks: 1000, latencySamples: 5, claimQueues: [1000],
                              claimSamples: 20, placementTasks: 200, placementAgents: 8, talkbackSamples: 5,
-                             idleAgents: 50, settleSeconds: 1, idleWindowSeconds: 2, quietSeconds: 1)
+                             idleAgents: 50, settleSeconds: 1, idleWindowSeconds: 2, quietSeconds: 1,
+                             storeTasks: 20, storeAgents: 2, storeClaimQueue: 100)
 }
 
 /// The registry of measurements, in the order a full run makes them.
@@ -136,5 +142,7 @@ enum Measurements {
         Entry(name: "placements", summary: "placements per second to simulated agents", run: placements),
         Entry(name: "talkback", summary: "command posted → applied by a real agent", run: talkback),
         Entry(name: "footprint", summary: "RSS idle; master RSS and CPU with many idle agents", run: footprint),
+        Entry(name: "stores", summary: "tasks/s and claim p50/p99: SQLite, PostgreSQL, 3 masters on PostgreSQL behind HAProxy",
+              run: stores),
     ]
 }

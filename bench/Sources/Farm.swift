@@ -50,18 +50,27 @@ final class Farm {
     var masterPID: Int32? { pid("master") }
     func logPath(_ name: String) -> String { dir + "/\(name).log" }
 
-    /// Starts the master on a free port and waits until it answers /healthz.
-    func startMaster(leaseTimeout: String = "30s") async throws {
-        try launch("master", ["master", "--listen", "127.0.0.1:0", "--data", dir + "/master",
-                              "--join-token", Self.joinToken, "--admin-token", Self.adminToken,
-                              "--lease-timeout", leaseTimeout, "--log-level", "warning"])
-        let line = try await waitForLine(in: logPath("master"), containing: "listening on http://", timeout: 60)
+    /// Starts a master on a free port and waits until it answers /healthz; the farm's URL is then
+    /// this master's (see `route(through:)`). `store` is the master's `--store` (nil: SQLite in the
+    /// farm's directory); `extra` more arguments. Returns the master's port.
+    @discardableResult
+    func startMaster(leaseTimeout: String = "30s", name: String = "master", store: String? = nil,
+                     extra: [String] = []) async throws -> Int {
+        let storeArguments = store.map { ["--store", $0] } ?? ["--data", dir + "/" + name]
+        try launch(name, ["master", "--listen", "127.0.0.1:0"] + storeArguments +
+                         ["--join-token", Self.joinToken, "--admin-token", Self.adminToken,
+                          "--lease-timeout", leaseTimeout, "--log-level", "warning"] + extra)
+        let line = try await waitForLine(in: logPath(name), containing: "listening on http://", timeout: 60)
         guard let value = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) else {
             throw BenchError("no port in '\(line)'")
         }
         port = value
-        try await until("the master answers /healthz", timeout: 30) { (try? await admin.raw("GET", "/healthz")) != nil }
+        try await until("\(name) answers /healthz", timeout: 30) { (try? await admin.raw("GET", "/healthz")) != nil }
+        return value
     }
+
+    /// From now on the farm's URL (agents, admin calls) is 127.0.0.1:`port`, e.g. a frontend's.
+    func route(through port: Int) { self.port = port }
 
     /// Starts a real agent offering `slots` CPUs and slots, and waits until the master lists it online.
     @discardableResult
