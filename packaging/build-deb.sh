@@ -153,8 +153,11 @@ depends="adduser, $depends"
 
 install -m 0644 "$here/debian/lintian-overrides" "$pkg/usr/share/lintian/overrides/paddock"
 if [ "$swift_runtime" = 1 ]; then
-    # The runtime's own dependencies (dpkg-shlibdeps sees only the binary's).
-    depends="$depends, libcurl4, libgcc-s1, libstdc++6"
+    # The runtime's own dependencies (dpkg-shlibdeps sees only the binary's), each once:
+    # a package named twice in Depends is a lintian error.
+    for lib in libcurl4 libgcc-s1 libstdc++6; do
+        case ", $depends" in *", $lib "* | *", $lib,"* | *", $lib") ;; *) depends="$depends, $lib" ;; esac
+    done
     # The shared Swift runtime is found through the toolchain's RUNPATH, which
     # lintian reports; a release (static) build has neither.
     cat >>"$pkg/usr/share/lintian/overrides/paddock" <<'EOF'
