@@ -100,6 +100,9 @@ public struct MasterAPI: Sendable {
     /// Reads and decodes a JSON body of at most `limit` bytes: 413 above it, 400 for anything malformed.
     static func decode<T: Decodable>(_ type: T.Type, from request: Request, limit: Int) async throws -> T {
         let buffer = try await body(of: request, limit: limit)
+        guard !NULGuard.jsonHasNUL(buffer.readableBytesView) else {
+            throw PaddockError.invalid("strings must not contain NUL (\\u0000)")
+        }
         do {
             return try WireJSON.decoder().decode(type, from: Data(buffer.readableBytesView))
         } catch {

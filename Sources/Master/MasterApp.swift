@@ -28,6 +28,7 @@ public struct Master: Sendable {
         router.add(middleware: StatsMiddleware(stats: stats))
         router.add(middleware: ClientAddressMiddleware(trusted: config.trustedProxies))
         router.add(middleware: ErrorMiddleware(stats: stats))
+        router.add(middleware: NULQueryMiddleware())
         router.add(middleware: AuthMiddleware(config: config, store: store))
         MasterAPI(store: store, config: config, wake: wake, commandWake: commandWake, logWake: logWake, stats: stats,
                   addresses: agentAddresses)

@@ -24,6 +24,9 @@ import Testing
         ("zero chunk", #"{"name": "x", "frames": "1-10", "chunk": 0, "command": ["true"]}"#),
         ("bad env name", #"{"name": "x", "tasks": [{"name": "a", "command": ["true"], "env": {"A=B": "c"}}]}"#),
         ("negative timeout", #"{"name": "x", "tasks": [{"name": "a", "command": ["true"], "timeout": -5}]}"#),
+        // PostgreSQL's text cannot hold NUL: refused for every store alike.
+        ("NUL in a name", #"{"name": "a\u0000b", "tasks": [{"name": "a", "command": ["true"]}]}"#),
+        ("NUL in a label", #"{"name": "x", "labels": {"k": "\u0000"}, "tasks": [{"name": "a", "command": ["true"]}]}"#),
     ]
 
     @Test(arguments: badJobs)
@@ -74,6 +77,20 @@ import Testing
             // Open endpoints.
             #expect(try await client.send(.get, "/healthz", token: nil).status == 200)
             #expect(try await client.send(.get, "/openapi.yaml", token: nil).status == 200)
+        }
+    }
+
+    @Test func nulIsRefusedOnlyWhereItIsOne() {
+        #expect(NULGuard.jsonHasNUL(Array(#"{"a": "x\u0000"}"#.utf8)))
+        // An escaped backslash followed by the text u0000 is no NUL.
+        #expect(!NULGuard.jsonHasNUL(Array(#"{"a": "x\\u0000"}"#.utf8)))
+        #expect(!NULGuard.jsonHasNUL(Array(#"{"a": "\u0041\n"}"#.utf8)))
+    }
+
+    @Test func nulInAQueryParameterIsRefused() async throws {
+        try await TestMaster().test { client in
+            let reply = try await client.send(.get, "/v1/jobs?owner=a%00b")
+            #expect(reply.status == 400 && reply.error?.field == "owner")
         }
     }
 
