@@ -103,9 +103,10 @@ import Testing
         #expect(try await store.start(task: lease.task, agent: a, epoch: lease.epoch, leaseUntil: later, now: now).state == .running)
         try await store.progress(task: lease.task, agent: a, epoch: lease.epoch, progress: 0.5, leaseUntil: later, now: now)
         #expect(try await store.task(lease.task, history: false).progress == 0.5)
-        let report = FinishReport(epoch: lease.epoch, outcome: .succeeded, exitCode: 0)
+        // An exit code is whatever the agent saw: 64-bit in both stores.
+        let report = FinishReport(epoch: lease.epoch, outcome: .succeeded, exitCode: 1 << 40)
         let done = try await store.finish(task: lease.task, agent: a, report: report, now: now)
-        #expect(done.state == .succeeded)
+        #expect(done.state == .succeeded && done.exitCode == 1 << 40)
         // Finishing is idempotent under the same epoch; nothing is recorded twice.
         #expect(try await store.finish(task: lease.task, agent: a, report: report, now: now).state == .succeeded)
         let history = try #require(try await store.task(lease.task, history: true).history)
