@@ -10,6 +10,8 @@ enum ConfigKey: Sendable, Equatable {
     case text, size, duration, number, count, list, url, listen, choice([String])
     /// IP addresses or CIDR ranges, as a YAML list or comma-separated.
     case networks
+    /// `sqlite`, or a postgres:// URL.
+    case store
 
     /// A YAML sequence is accepted (joined with commas).
     var isList: Bool { self == .list || self == .networks }
@@ -22,7 +24,7 @@ enum Role: String, CaseIterable, ExpressibleByArgument {
     var keys: [String: ConfigKey] {
         switch self {
         case .master:
-            ["listen": .listen, "data": .text, "store": .text, "store-password-file": .text, "join-token": .text, "join-token-file": .text, "admin-token": .text,
+            ["listen": .listen, "data": .text, "store": .store, "store-password-file": .text, "join-token": .text, "join-token-file": .text, "admin-token": .text,
              "admin-token-file": .text, "lease-timeout": .duration, "blocklist-after": .count, "public-url": .url,
              "agent-package": .text, "trusted-proxy": .networks, "log-level": .choice(["trace", "debug", "info", "notice", "warning", "error"])]
         case .agent:
@@ -103,6 +105,13 @@ enum ConfigFile {
             return nil
         case .count: return Int(value).map { $0 >= 0 } == true ? nil : "'\(key)' must be a whole number ≥ 0: '\(value)'"
         case .list: return nil
+        case .store:
+            if value == "sqlite" { return nil }
+            // The location is checked without reading any password (the file may be elsewhere).
+            do { _ = try PostgresLocation(url: value, environment: [:]) } catch let error as PaddockError {
+                return "'\(key)' must be sqlite or postgres://USER@HOST[:PORT]/DB: \(error.message)"
+            } catch { return "'\(key)': \(error)" }
+            return nil
         case .networks:
             let specs = value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             do { _ = try TrustedProxies(specs) } catch { return "'\(key)': \(error)" }

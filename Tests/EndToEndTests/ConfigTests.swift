@@ -68,6 +68,18 @@ extension EndToEnd { @Suite struct ConfigTests {
         #expect(refused != 0 && why.contains("line 1"), "\(why)")
     }
 
+    @Test func configCheckKnowsTheStore() throws {
+        let farm = try Farm()
+        let file = farm.dir + "/master.yaml"
+        try "store: mysql://db/paddock\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let (status, output) = try run(["config", "check", file])
+        #expect(status != 0 && output.contains("master.yaml:1:") && output.contains("'store'"), "\(output)")
+        try "store: postgres://paddock@db:5432/paddock\nstore-password-file: /etc/paddock/db-password\n"
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let (good, said) = try run(["config", "check", file])
+        #expect(good == 0 && said.contains("valid master config"), "\(said)")
+    }
+
     @Test func drainOnStopLetsTheRunningTaskFinish() async throws {
         let farm = try Farm()
         try await farm.startMaster()
