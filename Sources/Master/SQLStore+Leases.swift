@@ -207,15 +207,16 @@ extension SQLStore {
 
     public func finish(task: TaskID, agent: AgentID, report: FinishReport, now: Date) async throws -> TaskView {
         try await engine.write { db in
-            _ = try Self.taskView(db, task)  // takes the row's lock first: a resent finish waits for the first
+            // Read (and in PostgreSQL, lock) the row first: a resent finish waits for the first one.
+            let locked = try Self.taskView(db, task)
             // Finishing is idempotent: a finish already recorded under this epoch answers the same again.
             let recorded = try Bool.fetchOne(db, sql: """
                 SELECT EXISTS (SELECT 1 FROM task_events WHERE task_id = ? AND epoch = ? AND agent_id = ?
                                AND transition IN ('succeed','fail','retry_after_failure','release'))
                 """, arguments: [task.rawValue, report.epoch.rawValue, agent.rawValue]) ?? false
-            if recorded { return try Self.taskView(db, task) }
+            if recorded { return locked }
 
-            let current = try Self.leasedTask(db, task, agent: agent, epoch: report.epoch)
+            let current = try Self.fenced(locked, agent: agent, epoch: report.epoch)
             let transition: TaskTransition
             switch report.outcome {
             case .succeeded: transition = .succeed
@@ -280,9 +281,13 @@ extension SQLStore {
 
     /// The task, if `agent` holds it under `epoch`; otherwise the 409 that fences a stale report.
     static func leasedTask(_ db: any SQLDatabase, _ task: TaskID, agent: AgentID, epoch: LeaseEpoch) throws -> TaskView {
-        let view = try taskView(db, task)
+        try fenced(try taskView(db, task), agent: agent, epoch: epoch)
+    }
+
+    /// `view` if `agent` holds it under `epoch`; otherwise the 409 that fences a stale report.
+    static func fenced(_ view: TaskView, agent: AgentID, epoch: LeaseEpoch) throws -> TaskView {
         guard view.agent == agent, view.epoch == epoch, view.state.isLeased else {
-            throw PaddockError.staleEpoch(task: task, sent: epoch, current: view.epoch)
+            throw PaddockError.staleEpoch(task: view.id, sent: epoch, current: view.epoch)
         }
         return view
     }
