@@ -24,14 +24,11 @@ extension Measurements {
                 }
                 context.log("    \(grouped(queued)) queued (filled in \(String(format: "%.1f", fillSeconds)) s)")
                 try await agent.heartbeat()
-                var samples: [Double] = []
-                for index in 0..<(warmup + context.sizes.claimSamples) {
-                    let (leases, seconds) = try await timed { try await agent.claim(slots: 1, wait: 0) }
-                    guard let lease = leases.first else { throw BenchError("a claim with \(queued) queued got nothing") }
-                    if index >= warmup { samples.append(seconds) }
-                    try await agent.runInstantly(lease)
-                    queued -= 1
+                let waiting = queued
+                let samples = try await agent.timedClaims(warmup: warmup, samples: context.sizes.claimSamples) { _ in
+                    "a claim with \(waiting) queued got nothing"
                 }
+                queued -= warmup + context.sizes.claimSamples
                 let figuresHere = latencyFigures("claim, \(grouped(target)) queued", samples,
                                                  note: "one slot, wait 0, client-side HTTP round trip; after \(warmup) warm-up claims")
                 medians.append(figuresHere[0].value)

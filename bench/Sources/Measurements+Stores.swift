@@ -68,8 +68,8 @@ extension Measurements {
                 try await until("HAProxy answers /healthz", timeout: 20) {
                     (try? await farm.admin.raw("GET", "/healthz")) != nil
                 }
-                // Masters are taken in by health checks (rise 2, 1 s apart as shipped): let all be in.
-                try await Task.sleep(for: .milliseconds(2500))
+                // Masters are taken in by health checks (rise 2, 2 s apart as shipped): let all be in.
+                try await Task.sleep(for: .milliseconds(4500))
                 context.log("    HAProxy on \(frontend.url) in front of masters on \(ports.map(String.init).joined(separator: ", "))")
             }
 
@@ -79,15 +79,9 @@ extension Measurements {
             let agent = try await SimulatedFleet.enroll(1, farm: farm, cpus: 64).agents[0]
             let queued = try await admin.submit(json: JobText.frames("queue", count: queue, command: ["true"]))
             try await agent.heartbeat()
-            var claims: [Double] = []
-            for index in 0..<(warmup + samples) {
-                let (leases, claimSeconds) = try await timed { try await agent.claim(slots: 1, wait: 0) }
-                guard let lease = leases.first else {
-                    let view: JobView? = try? await admin.call("GET", APIPath.job(queued.id))
-                    throw BenchError("claim \(index + 1) got nothing; the queue job: \(view.map { "\($0.counts)" } ?? "?")")
-                }
-                if index >= warmup { claims.append(claimSeconds) }
-                try await agent.runInstantly(lease)
+            let claims = try await agent.timedClaims(warmup: warmup, samples: samples) { number in
+                let view: JobView? = try? await admin.call("GET", APIPath.job(queued.id))
+                return "claim \(number) got nothing; the queue job: \(view.map { "\($0.counts)" } ?? "?")"
             }
             // What is left of the queue must not reach the real agents.
             let _: JobView = try await admin.call("POST", APIPath.job(queued.id, "cancel"))

@@ -24,6 +24,20 @@ struct SimulatedAgent: Sendable {
                             json: FinishReport(epoch: lease.epoch, outcome: .succeeded, exitCode: 0))
     }
 
+    /// The client-side round trips of `warmup + samples` claims (one slot, no wait), each claimed
+    /// task then run instantly so the agent holds nothing between claims; warm-up claims are not kept.
+    /// A claim that gets nothing throws, with what `empty(claimNumber)` says.
+    func timedClaims(warmup: Int, samples: Int, empty: (Int) async -> String) async throws -> [Double] {
+        var seconds: [Double] = []
+        for index in 0..<(warmup + samples) {
+            let (leases, elapsed) = try await timed { try await claim(slots: 1, wait: 0) }
+            guard let lease = leases.first else { throw BenchError(await empty(index + 1)) }
+            if index >= warmup { seconds.append(elapsed) }
+            try await runInstantly(lease)
+        }
+        return seconds
+    }
+
     func heartbeat() async throws {
         // Not authoritative: an authoritative heartbeat wakes every waiting claim at the master.
         try await wire.send("PUT", APIPath.heartbeat(id), json: HeartbeatRequest(held: []))
