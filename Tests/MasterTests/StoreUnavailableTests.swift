@@ -17,14 +17,19 @@ import Testing
         #expect(reply.headers[.contentType] == "application/json", "\(what)", sourceLocation: sourceLocation)
     }
 
-    @Test func databaseDownAnswers503AndRecovers() async throws {
+    /// A master whose real store sits behind a network the test can cut.
+    static func masterBehindANetwork() throws -> (TestMaster, UnreachableStore) {
         var network: UnreachableStore?
         let master = try TestMaster { store in
             let wrapped = UnreachableStore(store)
             network = wrapped
             return wrapped
         }
-        let db = try #require(network)
+        return (master, try #require(network))
+    }
+
+    @Test func databaseDownAnswers503AndRecovers() async throws {
+        let (master, db) = try Self.masterBehindANetwork()
         try await master.test { client in
             let (agent, credential) = try await client.enroll("render-01")
             #expect(try await client.send(.get, "/healthz", token: nil).status == 200)
@@ -48,13 +53,7 @@ import Testing
     }
 
     @Test func aHungDatabaseDoesNotHangTheHealthCheck() async throws {
-        var network: UnreachableStore?
-        let master = try TestMaster { store in
-            let wrapped = UnreachableStore(store)
-            network = wrapped
-            return wrapped
-        }
-        let db = try #require(network)
+        let (master, db) = try Self.masterBehindANetwork()
         try await master.test { client in
             db.hang = true
             let started = ContinuousClock.now
