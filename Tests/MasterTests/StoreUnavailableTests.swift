@@ -18,9 +18,9 @@ import Testing
     }
 
     /// A master whose real store sits behind a network the test can cut.
-    static func masterBehindANetwork() throws -> (TestMaster, UnreachableStore) {
+    static func masterBehindANetwork(leaseTimeout: Double = 30) throws -> (TestMaster, UnreachableStore) {
         var network: UnreachableStore?
-        let master = try TestMaster { store in
+        let master = try TestMaster(leaseTimeout: leaseTimeout) { store in
             let wrapped = UnreachableStore(store)
             network = wrapped
             return wrapped
@@ -73,13 +73,7 @@ import Testing
 /// fault of the agents, so the sweeper gives every lease its grace again before expiring any.
 @Suite struct OutageGraceTests {
     @Test func leasesOutliveAnOutageLongerThanTheirTimeout() async throws {
-        var network: UnreachableStore?
-        let master = try TestMaster(leaseTimeout: 1.5) { store in
-            let wrapped = UnreachableStore(store)
-            network = wrapped
-            return wrapped
-        }
-        let db = try #require(network)
+        let (master, db) = try StoreUnavailableTests.masterBehindANetwork(leaseTimeout: 1.5)
         let sweeper = LeaseSweeper(store: master.master.store, config: master.master.config, wakes: [WakeSignal()],
                                    logger: Logger(label: "test"))
         try await master.test { client in
