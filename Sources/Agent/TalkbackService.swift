@@ -50,10 +50,8 @@ struct TalkbackService: Service {
         switch command.kind {
         case .cancel, .drop:
             guard let task = command.task else { return }
-            let reason = command.kind == .cancel ? "cancelled" : "dropped: its lease moved on"
-            if let process = await workload.markStopped(task, epoch: command.epoch, reason: reason), let process {
-                await process.terminate(grace: config.killGrace)
-            }
+            let reason: StopReason = command.kind == .cancel ? .cancelled : .dropped
+            await workload.markStopped(task, epoch: command.epoch, reason: reason)?.terminate(grace: config.killGrace)
         case .drain:
             await workload.setDraining(true)
         case .undrain:

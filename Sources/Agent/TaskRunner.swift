@@ -2,17 +2,17 @@ import Foundation
 import Logging
 import PaddockProtocol
 
-/// Runs one leased task from start report to finish report.
+/// Runs one leased task, from its lease to its finish, which it leaves in the outbox: the
+/// exchange loop tells the master. A lease that fits the agent's room runs at once (the master
+/// recorded it started when it handed it out); a prefetched one waits for room, then runs, and its
+/// start rides the next exchange (a lease stolen meanwhile is refused there, and this run stopped).
 struct TaskRunner: Sendable {
     let lease: TaskLease
     let session: AgentSession.Enrolled
     let workload: Workload
+    let outbox: Outbox
     let config: AgentConfig
     let logger: Logger
-
-    static let shutdownReason = "agent shutting down"
-
-    var client: MasterClient { session.client }
 
     func run() async {
         await execute()
@@ -22,25 +22,18 @@ struct TaskRunner: Sendable {
     private func execute() async {
         let task = lease.task
         // A prefetched lease waits here for room; it may be stolen (dropped) meanwhile.
-        if lease.prefetched, !(await workload.reserve(task)) {
-            logger.info("prefetched task \(task) dropped before it started")
-            return
+        if lease.prefetched {
+            guard await workload.reserve(task) else {
+                logger.info("prefetched task \(task) dropped before it started")
+                return
+            }
+            await outbox.started(task, epoch: lease.epoch)
         }
-        // The start report is the fence: a task stolen or cancelled meanwhile answers 409 and is dropped.
-        switch await deliver("start \(task)", { () async throws(ClientError) -> TaskView in
-            try await client.call("POST", APIPath.taskStart(task), json: TaskReport(epoch: lease.epoch))
-        }) {
-        case .success: break
-        case .failure(let error):
-            logger.info("task \(task) not started: \(error)")
-            return
-        case nil: return
-        }
+        await outbox.open(task, epoch: lease.epoch)
 
         let dir = config.workDir + "/tasks/\(task)-e\(lease.epoch)"
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let uploader = LogUploader(client: client, task: task, epoch: lease.epoch)
 
         let process: ChildProcess
         do {
@@ -51,13 +44,12 @@ struct TaskRunner: Sendable {
             ExceptionReporter(session: session, logger: logger).report(
                 "launch_failed", error.description, task: task,
                 context: ["command": lease.command.joined(separator: " ").prefix(512).description, "cwd": lease.cwd ?? dir])
-            await uploader.append(Data("paddock: \(error.description)\n".utf8))
-            await uploader.close()
-            await drain(uploader)
-            await finish(FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: nil, reason: error.description))
+            await outbox.append(task, Data("paddock: \(error.description)\n".utf8))
+            await outbox.finish(task, FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: nil, reason: error.description),
+                                expectRefusal: false)
             return
         }
-        logger.info("task \(task) started (pid \(process.pid)): \(lease.command.joined(separator: " ").prefix(200))")
+        logger.debug("task \(task) started (pid \(process.pid)): \(lease.command.joined(separator: " ").prefix(200))")
         let ledger = ProcessLedger(workDir: config.workDir)
         ledger.record(task: task, processGroup: process.pid)
         defer { ledger.forget(task: task) }
@@ -65,95 +57,41 @@ struct TaskRunner: Sendable {
             await process.terminate(grace: config.killGrace)  // stopped before it was even launched
         }
 
-        let progress = ProgressReporter(client: client, task: task, epoch: lease.epoch)
-        let reader = Task {
+        let reader = Task { [outbox, lease] in
             let frames = lease.frames.flatMap(FrameRange.init)?.ranges.first
             var scanner = ProgressLine.Scanner(pattern: lease.progressRegex.flatMap(ProgressLine.Pattern.init), frames: frames)
             for await chunk in process.output {
-                await uploader.append(chunk)
-                if let value = scanner.feed(chunk) { await progress.update(value) }
+                await outbox.append(lease.task, chunk)
+                if let value = scanner.feed(chunk) { await outbox.progress(lease.task, epoch: lease.epoch, value) }
             }
-            await uploader.close()
         }
-        let pump = Task { await drain(uploader, progress: progress) }
         let timer = lease.timeout.map { seconds in
             Task { [workload, config, lease] in
                 try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
-                if let process = await workload.markStopped(lease.task, epoch: lease.epoch, reason: "timeout"), let process {
-                    await process.terminate(grace: config.killGrace)
-                }
+                await workload.markStopped(lease.task, epoch: lease.epoch, reason: .timeout)?
+                    .terminate(grace: config.killGrace)
             }
         }
         let status = await process.waitForExit()
         timer?.cancel()
         await reader.value
-        await pump.value
 
         let stopped = await workload.stopReason(task)
         await workload.recordUsage(await process.finalUsage(), for: task)
-        let usage = await workload.usage(of: task)
         var report: FinishReport
-        if let stopped {
-            report = stopped == Self.shutdownReason
-                ? FinishReport(epoch: lease.epoch, outcome: .released, exitCode: nil, reason: stopped)
-                : FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: stopped)
-        } else if status.succeeded {
+        switch stopped {
+        case .shutdown?:
+            report = FinishReport(epoch: lease.epoch, outcome: .released, exitCode: nil, reason: StopReason.shutdown.rawValue)
+        case let reason?:
+            report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: reason.rawValue)
+        case nil where status.succeeded:
             report = FinishReport(epoch: lease.epoch, outcome: .succeeded, exitCode: 0)
-        } else {
+        case nil:
             report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: status.description)
         }
-        report.usage = usage
-        logger.info("task \(task) ended: \(status)")
-        // Stopped because the master decided (cancelled, lease moved on): it will refuse this report, rightly.
-        await finish(report, expectRefusal: stopped != nil && stopped != Self.shutdownReason && stopped != "timeout")
-    }
-
-    /// Uploads the log until all of it is acknowledged (or the lease is gone), retrying while the master is away.
-    func drain(_ uploader: LogUploader, progress: ProgressReporter? = nil) async {
-        var backoff = Backoff(base: 0.2, cap: 5)
-        while !Task.isCancelled {
-            let reached = await uploader.flush()
-            await progress?.send()
-            if await uploader.done { return }
-            if reached {
-                backoff.reset()
-                await uploader.nap(.milliseconds(200))
-            } else {
-                try? await backoff.sleep()  // the master (or its database) is away: retry, without hammering it
-            }
-        }
-    }
-
-    /// `expectRefusal`: the master itself stopped the task (cancelled, or its lease moved on), so it will
-    /// answer 409 to this report; that is no error.
-    func finish(_ report: FinishReport, expectRefusal: Bool = false) async {
-        let task = lease.task
-        let result = await deliver("finish \(task)", { () async throws(ClientError) -> TaskView in
-            try await client.call("POST", APIPath.taskFinish(task), json: report)
-        })
-        if case .failure(let error) = result {
-            if expectRefusal && error.status == 409 {
-                logger.info("task \(task) was stopped by the master; its end is already recorded")
-            } else {
-                logger.warning("finish of \(task) refused: \(error)")
-            }
-        }
-    }
-
-    /// Sends a report until the master answers; nil when cancelled first.
-    func deliver<T: Sendable>(_ what: String, _ call: () async throws(ClientError) -> T) async -> Result<T, ClientError>? {
-        var backoff = Backoff()
-        while !Task.isCancelled {
-            do {
-                return .success(try await call())
-            } catch where error.isRetryable {
-                logger.debug("\(what): \(error); retrying")
-                try? await backoff.sleep()
-            } catch {
-                return .failure(error)
-            }
-        }
-        return nil
+        report.usage = await workload.usage(of: task)
+        logger.debug("task \(task) ended: \(status)")
+        await outbox.finish(task, report, expectRefusal: stopped?.masterDecided ?? false)
     }
 
     /// An explicit environment: a few of the agent's own (PATH, HOME, LANG), the PADDOCK_* facts, then the task's.

@@ -3,12 +3,40 @@ import PaddockProtocol
 
 /// What the agent holds right now: its leases and their processes. The claim
 /// loop asks it for room; runners add and remove themselves.
+/// Why the agent itself stopped a run.
+enum StopReason: String, Sendable {
+    /// A user cancelled the task (talkback `cancel`).
+    case cancelled
+    /// The master moved the lease to another agent (talkback `drop`, a refused start).
+    case dropped = "dropped: its lease moved on"
+    /// The master says the lease is gone (expired, or the task was requeued).
+    case leaseLost = "lease lost"
+    /// The run took longer than the task's `timeout`.
+    case timeout
+    /// The agent is shutting down and gives the task back (no attempt used).
+    case shutdown = "agent shutting down"
+
+    /// The master itself decided this stop, so it refuses the run's finish report: that is no error.
+    var masterDecided: Bool { self == .cancelled || self == .dropped || self == .leaseLost }
+}
+
+/// What `Workload.markStopped` found: a run to stop, or a lease whose process was never launched.
+enum StoppedRun: Sendable {
+    case notLaunched
+    case running(ChildProcess)
+
+    /// Stops the run's process group (SIGTERM, SIGKILL after `grace`), if it runs.
+    func terminate(grace: Duration) async {
+        if case .running(let process) = self { await process.terminate(grace: grace) }
+    }
+}
+
 actor Workload {
     struct Held {
         var lease: TaskLease
         var process: ChildProcess?
         /// Set when the agent itself stopped the task (cancel, lost lease, shutdown).
-        var stopReason: String?
+        var stopReason: StopReason?
         /// A prefetched lease that has no room reserved yet: it waits for a running task to end.
         var waiting: Bool
         /// What its process group used, as last sampled.
@@ -25,11 +53,14 @@ actor Workload {
     /// Set when the agent starts shutting down: its heartbeats then say it is leaving.
     private(set) var leaving = false
     private var roomWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Told when room frees up or the agent starts leaving (the exchange loop claims or stops).
+    nonisolated let nudge: Nudge
 
-    init(total: ResourceVector, slots: Int, prefetch: Int = 0) {
+    init(total: ResourceVector, slots: Int, prefetch: Int = 0, nudge: Nudge = Nudge()) {
         self.total = total
         self.slots = slots
         self.prefetch = prefetch
+        self.nudge = nudge
     }
 
     /// Room not reserved by a lease that runs or is about to (waiting prefetched leases reserve nothing).
@@ -46,7 +77,10 @@ actor Workload {
 
     var isEmpty: Bool { held.isEmpty }
 
-    func leave() { leaving = true }
+    func leave() {
+        leaving = true
+        wakeRoomWaiters()
+    }
 
     func setDraining(_ value: Bool) {
         draining = value
@@ -62,6 +96,16 @@ actor Workload {
         let waiters = roomWaiters
         roomWaiters.removeAll()
         waiters.forEach { $0.resume() }
+        nudge.poke()
+    }
+
+    /// The claim for the agent's free room, or nil when it should claim nothing (no room, draining,
+    /// leaving). The master also counts what it leased to the agent and uses the tighter of both.
+    func claimRequest(wait: Double) -> ClaimRequest? {
+        guard hasRoom, !leaving else { return nil }
+        let room = free
+        let slots = room.milliCPUs > 0 || total.milliCPUs == 0 ? freeSlots : 0
+        return ClaimRequest(slots: slots, wait: wait, free: room, prefetch: prefetchRoom, capacity: self.slots)
     }
 
     func add(_ lease: TaskLease) { held[lease.task] = Held(lease: lease, waiting: lease.prefetched) }
@@ -70,7 +114,10 @@ actor Workload {
     /// False when it was stopped (stolen, cancelled, shutdown) while it waited.
     func reserve(_ task: TaskID) async -> Bool {
         while let entry = held[task], entry.waiting, entry.stopReason == nil {
-            if freeSlots > 0 && entry.lease.requirements.resources.fits(in: free) {
+            // Oldest first: a steal takes the newest prefetched leases, so the one this agent
+            // starts next is the one least likely to be taken while its start is being confirmed.
+            let older = held.values.contains { $0.waiting && $0.stopReason == nil && $0.lease.task < task }
+            if !older && freeSlots > 0 && entry.lease.requirements.resources.fits(in: free) {
                 held[task]?.waiting = false
                 return true
             }
@@ -90,14 +137,15 @@ actor Workload {
         wakeRoomWaiters()
     }
 
-    func stopReason(_ task: TaskID) -> String? { held[task]?.stopReason }
+    func stopReason(_ task: TaskID) -> StopReason? { held[task]?.stopReason }
 
-    /// Marks the task as stopped by the agent and returns its process, if it runs.
-    func markStopped(_ task: TaskID, epoch: LeaseEpoch? = nil, reason: String) -> ChildProcess?? {
+    /// Marks the task as stopped by the agent; nil when the agent does not hold it (under `epoch`).
+    /// The first reason stands: a run cancelled and then caught by the shutdown stays cancelled.
+    func markStopped(_ task: TaskID, epoch: LeaseEpoch? = nil, reason: StopReason) -> StoppedRun? {
         guard let entry = held[task], epoch == nil || entry.lease.epoch == epoch else { return nil }
-        held[task]?.stopReason = reason
+        if entry.stopReason == nil { held[task]?.stopReason = reason }
         if entry.waiting { wakeRoomWaiters() }  // a waiting runner must see it was stopped
-        return .some(entry.process)
+        return entry.process.map(StoppedRun.running) ?? .notLaunched
     }
 
     func allTasks() -> [TaskID] { Array(held.keys) }
@@ -123,10 +171,4 @@ actor Workload {
         !draining && ((freeSlots > 0 && (free.milliCPUs > 0 || total.milliCPUs == 0)) || prefetchRoom > 0)
     }
 
-    /// Returns once the agent is not draining and has room for a claim.
-    func waitForRoom() async {
-        while !hasRoom {
-            await withCheckedContinuation { roomWaiters.append($0) }
-        }
-    }
 }

@@ -77,4 +77,53 @@ extension MasterAPI {
             await wake.wait(since: generation, timeout: left)
         }
     }
+
+    /// The agent exchange: its reports, then its claim, in one transaction. With nothing to hand out
+    /// it holds the request (up to the claim's `wait`), claiming again whenever work may have
+    /// appeared. A newer exchange of the same agent supersedes a held one, which then answers with
+    /// nothing more: so an agent may report while its long-poll waits, and no lease is lost to it.
+    func exchange(_ request: Request, _ context: MasterContext) async throws -> Response {
+        let id = try Self.id(AgentID.self, context, what: "agent")
+        _ = try context.requireAgent(id)
+        let exchange = try await Self.decode(ExchangeRequest.self, from: request, limit: BodyLimit.exchange)
+        addresses.record(id, context.client)
+        await wake.supersede(id.rawValue)
+        let mine = await wake.supersessions(id.rawValue)
+        let deadline = ContinuousClock.now + .milliseconds(Int((exchange.claim?.wait ?? 0) * 1000))
+        var reports = exchange
+        reports.claim = nil
+        var response = ExchangeResponse()
+        while true {
+            let generation = await wake.generation
+            let now = Date()
+            let order = exchange.claim.map { claim in
+                var order = ClaimOrder(agent: id, slots: claim.slots, reportedFree: claim.free, prefetch: claim.prefetch,
+                                       blocklistAfter: config.blocklistAfter,
+                                       leaseUntil: now.addingTimeInterval(config.leaseTimeout), now: now)
+                order.capacity = claim.capacity
+                order.startAtOnce = true
+                return order
+            }
+            let outcome = try await store.exchange(agent: id, reports, claim: order,
+                                                   leaseUntil: now.addingTimeInterval(config.leaseTimeout), now: now)
+            reports = ExchangeRequest()  // applied: a later round only claims
+            response.refused += outcome.response.refused
+            response.logs += outcome.response.logs
+            response.leases = outcome.response.leases
+            if outcome.stolen > 0 {
+                stats.recordSteals(outcome.stolen)
+                await commandWake.notifyAll()  // the victims must hear to drop them
+            }
+            // Room freed or a task requeued: other claimers may proceed; followers learn a run ended.
+            if outcome.finished { await wake.notifyAll() }
+            if outcome.finished || outcome.logged { await logWake.notifyAll() }
+            let left = deadline - ContinuousClock.now
+            let closing = await wake.isClosed
+            if order == nil || !response.leases.isEmpty || left <= .zero || closing { break }
+            await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine)
+            if await wake.supersessions(id.rawValue) != mine { break }
+        }
+        if exchange.claim != nil { stats.recordClaim() }
+        return try Self.json(response)
+    }
 }

@@ -62,6 +62,7 @@ public struct MasterAPI: Sendable {
         case .getAgent: getAgent
         case .heartbeat: heartbeat
         case .claim: claim
+        case .exchange: exchange
         case .healthz: healthz
         case .openapi: openapi
         case .patchJob: patchJob

@@ -40,5 +40,7 @@ public struct MasterContext: RequestContext, RemoteAddressRequestContext {
 enum BodyLimit {
     static let jobSpec = Limits.jobSpecBytes
     static let logChunk = Limits.logChunkBytes
+    /// An exchange: up to `ExchangeRequest.logBytes` of log (base64 in JSON: 4/3 of it) and its reports.
+    static let exchange = ExchangeRequest.logBytes * 4 / 3 + (1 << 20)
     static let small = 256 * 1024
 }

@@ -7,7 +7,14 @@ import PaddockProtocol
 /// race changes nothing.
 extension SQLStore {
     public func claim(_ order: ClaimOrder) async throws -> ClaimOutcome {
-        try await engine.write { db in
+        try await engine.write { db in try Self.claim(db, order) }
+    }
+
+    /// Leases to `order.agent` the best queued tasks that fit it. With `order.startAtOnce` the tasks
+    /// that fit its free room are recorded running at once (the agent execs them on the answer, no
+    /// start report); prefetched ones stay assigned until a later exchange confirms their start.
+    static func claim(_ db: any SQLDatabase, _ order: ClaimOrder) throws -> ClaimOutcome {
+        do {
             // The agent's row lock serialises claims and starts for one agent across masters:
             // what it is committed to is read and added to by one transaction at a time.
             guard let agent = try SQLRow.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?\(db.lockRows)",
@@ -19,6 +26,16 @@ extension SQLStore {
             var free = total - (try Self.committed(db, agent: order.agent))
             if let reported = order.reportedFree { free = free.clamped(to: reported) }
             let tags = Set(try Self.decode([String].self, agent["tags"]))
+            // With its capacity known the master counts the agent's busy slots itself: two claims of one
+            // agent in flight at once (a long-poll and an exchange with reports) never exceed it.
+            var slots = order.slots
+            if let capacity = order.capacity {
+                let busy = try Int.fetchOne(db, sql: """
+                    SELECT COUNT(*) FROM tasks WHERE agent_id = ? AND (state = 'running' OR (state = 'assigned' AND prefetched = 0))
+                    """, arguments: [order.agent.rawValue]) ?? 0
+                slots = max(0, min(slots, capacity - busy))
+            }
+            guard slots > 0 || order.prefetch > 0 else { return ClaimOutcome(leases: [], stolen: 0) }
             let candidates = try Self.candidates(db, fitting: total, agent: order.agent, blocklistAfter: order.blocklistAfter)
             let ownerLoad = Dictionary(uniqueKeysWithValues: try SQLRow.fetchAll(db, sql: """
                 SELECT owner, SUM(active) AS n FROM jobs WHERE active > 0 GROUP BY owner
@@ -27,7 +44,7 @@ extension SQLStore {
             let policy = ClaimPolicy()
             var chosen: [(ClaimPolicy.Candidate, Bool)] = []
             if free.isNonNegative {
-                chosen = policy.select(from: candidates, for: .init(free: free, tags: tags, slots: order.slots,
+                chosen = policy.select(from: candidates, for: .init(free: free, tags: tags, slots: slots,
                                                                      ownerLoad: ownerLoad)).map { ($0, false) }
             }
             if order.prefetch > 0 {
@@ -41,21 +58,49 @@ extension SQLStore {
             }
 
             var leases: [TaskLease] = []
+            var regexes: [JobID: String?] = [:]
+            let assigned = try TaskState.queued.applying(.assign)
+            let started = try assigned.applying(.start)
             for (candidate, prefetched) in chosen {
-                guard let row = try SQLRow.fetchOne(db, sql: """
-                    UPDATE tasks SET state = 'assigned', agent_id = ?, epoch = epoch + 1, lease_expires_at = ?,
-                        progress = 0, prefetched = ?
-                    WHERE id = ? AND state = 'queued' RETURNING *
-                    """, arguments: [order.agent.rawValue, order.leaseUntil.timeIntervalSince1970, prefetched,
-                                     candidate.task.rawValue]) else { continue }
+                let runNow = order.startAtOnce && !prefetched
+                // Assigned, and for a lease that runs at once started too, in one statement: both moves
+                // are recorded in the history as the table has them.
+                let row: SQLRow?
+                if runNow {
+                    row = try SQLRow.fetchOne(db, sql: """
+                        UPDATE tasks SET state = ?, agent_id = ?, epoch = epoch + 1, lease_expires_at = ?, progress = 0,
+                            prefetched = 0, attempt = attempt + 1, started_at = ?, exit_code = NULL, reason = NULL,
+                            finished_at = NULL
+                        WHERE id = ? AND state = 'queued' RETURNING *
+                        """, arguments: [started.rawValue, order.agent.rawValue, order.leaseUntil.timeIntervalSince1970,
+                                         order.now.timeIntervalSince1970, candidate.task.rawValue])
+                } else {
+                    row = try SQLRow.fetchOne(db, sql: """
+                        UPDATE tasks SET state = ?, agent_id = ?, epoch = epoch + 1, lease_expires_at = ?,
+                            progress = 0, prefetched = ?
+                        WHERE id = ? AND state = 'queued' RETURNING *
+                        """, arguments: [assigned.rawValue, order.agent.rawValue, order.leaseUntil.timeIntervalSince1970,
+                                         prefetched, candidate.task.rawValue])
+                }
+                guard let row else { continue }
                 let view = try Self.taskView(row)
-                try Self.record(db, task: view.id, .assign, from: .queued, to: try TaskState.queued.applying(.assign),
+                try Self.record(db, task: view.id, .assign, from: .queued, to: assigned,
                                 agent: order.agent, epoch: view.epoch, reason: prefetched ? "prefetch" : nil, now: order.now)
-                leases.append(try Self.lease(db, view, prefetched: prefetched))
+                if runNow {
+                    try Self.record(db, task: view.id, .start, from: assigned, to: started, agent: order.agent,
+                                    epoch: view.epoch, reason: nil, now: order.now)
+                }
+                if regexes[view.jobID] == nil {
+                    regexes[view.jobID] = .some(try String.fetchOne(db, sql: "SELECT progress_regex FROM jobs WHERE id = ?",
+                                                                    arguments: [view.jobID.rawValue]))
+                }
+                leases.append(Self.lease(view, prefetched: prefetched, progressRegex: regexes[view.jobID] ?? nil))
             }
             var stolen = 0
-            if leases.isEmpty && order.slots > 0 && free.isNonNegative {
-                let loot = try Self.steal(db, for: order, free: free, tags: tags)
+            if leases.isEmpty && slots > 0 && free.isNonNegative {
+                var stealing = order
+                stealing.slots = slots
+                let loot = try Self.steal(db, for: stealing, free: free, tags: tags)
                 leases += loot
                 stolen = loot.count
             }
@@ -155,17 +200,27 @@ extension SQLStore {
     }
 
     static func lease(_ db: any SQLDatabase, _ view: TaskView, prefetched: Bool) throws -> TaskLease {
+        lease(view, prefetched: prefetched, progressRegex: try String.fetchOne(
+            db, sql: "SELECT progress_regex FROM jobs WHERE id = ?", arguments: [view.jobID.rawValue]))
+    }
+
+    /// The lease of a task just assigned (its run will be attempt + 1) or just started (attempt counted).
+    static func lease(_ view: TaskView, prefetched: Bool, progressRegex: String?) -> TaskLease {
         var lease = TaskLease(task: view.id, job: view.jobID, name: view.name, epoch: view.epoch, command: view.command,
                               env: view.env, cwd: view.cwd, requirements: view.requirements, timeout: view.timeout,
-                              attempt: view.attempt + 1, prefetched: prefetched)
-        lease.progressRegex = try String.fetchOne(db, sql: "SELECT progress_regex FROM jobs WHERE id = ?",
-                                                  arguments: [view.jobID.rawValue])
+                              attempt: view.state == .running ? view.attempt : view.attempt + 1, prefetched: prefetched)
+        lease.progressRegex = progressRegex
         lease.frames = view.frames
         return lease
     }
 
     public func start(task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date, now: Date) async throws -> TaskView {
-        try await engine.write { db in
+        try await engine.write { db in try Self.start(db, task: task, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now) }
+    }
+
+    static func start(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date,
+                      now: Date) throws -> TaskView {
+        do {
             let current = try Self.leasedTask(db, task, agent: agent, epoch: epoch)
             if current.state == .running { return current }  // a resent start
             let to = try Self.legal(current, .start)
@@ -196,6 +251,13 @@ extension SQLStore {
     public func progress(task: TaskID, agent: AgentID, epoch: LeaseEpoch, progress: Double, leaseUntil: Date,
                          now: Date) async throws {
         try await engine.write { db in
+            try Self.progress(db, task: task, agent: agent, epoch: epoch, progress: progress, leaseUntil: leaseUntil)
+        }
+    }
+
+    static func progress(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, progress: Double,
+                         leaseUntil: Date) throws {
+        do {
             let current = try Self.leasedTask(db, task, agent: agent, epoch: epoch)
             guard current.state == .running else {
                 throw PaddockError.conflict("task \(task) is \(current.state.rawValue), not running")
@@ -206,7 +268,11 @@ extension SQLStore {
     }
 
     public func finish(task: TaskID, agent: AgentID, report: FinishReport, now: Date) async throws -> TaskView {
-        try await engine.write { db in
+        try await engine.write { db in try Self.finish(db, task: task, agent: agent, report: report, now: now) }
+    }
+
+    static func finish(_ db: any SQLDatabase, task: TaskID, agent: AgentID, report: FinishReport, now: Date) throws -> TaskView {
+        do {
             // Read (and in PostgreSQL, lock) the row first: a resent finish waits for the first one.
             let locked = try Self.taskView(db, task)
             // Finishing is idempotent: a finish already recorded under this epoch answers the same again.

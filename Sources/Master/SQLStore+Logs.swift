@@ -6,7 +6,12 @@ import PaddockProtocol
 /// agent's stream has been acknowledged; `stored` how much is kept (the cap).
 extension SQLStore {
     public func appendLog(task: TaskID, agent: AgentID, epoch: LeaseEpoch, offset: Int64, data: Data) async throws -> Int64 {
-        try await engine.write { db in
+        try await engine.write { db in try Self.appendLog(db, task: task, agent: agent, epoch: epoch, offset: offset, data: data) }
+    }
+
+    static func appendLog(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, offset: Int64,
+                          data: Data) throws -> Int64 {
+        do {
             let view = try Self.taskView(db, task)
             guard view.agent == agent, view.epoch == epoch, view.state != .assigned, view.attempt > 0 else {
                 throw PaddockError.staleEpoch(task: task, sent: epoch, current: view.epoch)

@@ -76,6 +76,11 @@ public struct ClaimOrder: Sendable {
     public var blocklistAfter: Int = 3
     public var leaseUntil: Date
     public var now: Date
+    /// The agent's slots, busy or not: the master then counts the busy ones itself (see `ClaimRequest.capacity`).
+    public var capacity: Int?
+    /// Leases that fit the agent's free room are recorded running at once (the exchange's claim);
+    /// otherwise they stay assigned until the agent reports their start (the older `claim` route).
+    public var startAtOnce = false
 
     public init(agent: AgentID, slots: Int, reportedFree: ResourceVector? = nil, prefetch: Int = 0,
                 blocklistAfter: Int = 3, leaseUntil: Date, now: Date) {
@@ -87,6 +92,17 @@ public struct ClaimOrder: Sendable {
         self.leaseUntil = leaseUntil
         self.now = now
     }
+}
+
+/// What an exchange did: the answer for the agent, and what the master must wake for it.
+public struct ExchangeOutcome: Sendable {
+    public var response: ExchangeResponse
+    /// Leases taken from other agents' backlogs (they hear through talkback to drop them).
+    public var stolen: Int
+    /// A run ended or was given back: room or work may have appeared for other claimers.
+    public var finished: Bool
+    /// Log bytes arrived: followers may read on.
+    public var logged: Bool
 }
 
 /// What a claim handed out; `stolen` of them were taken from other agents' backlogs.
@@ -133,6 +149,10 @@ public protocol Store: Sendable {
 
     /// Leases to `order.agent` the best queued tasks that fit it, in one transaction.
     func claim(_ order: ClaimOrder) async throws -> ClaimOutcome
+    /// Applies an agent's reports (each fenced on its own: a refused one is listed, the others
+    /// apply) and then its claim, in one transaction.
+    func exchange(agent: AgentID, _ request: ExchangeRequest, claim: ClaimOrder?, leaseUntil: Date,
+                  now: Date) async throws -> ExchangeOutcome
     func start(task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date, now: Date) async throws -> TaskView
     func progress(task: TaskID, agent: AgentID, epoch: LeaseEpoch, progress: Double, leaseUntil: Date, now: Date) async throws
     func finish(task: TaskID, agent: AgentID, report: FinishReport, now: Date) async throws -> TaskView

@@ -29,6 +29,9 @@ public actor WakeSignal {
     public private(set) var isClosed = false
     private var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
     private var nextWaiter: UInt64 = 0
+    /// Per key (an agent): how often its waits were superseded, and who waits under it.
+    private var superseded: [Int64: UInt64] = [:]
+    private var keyed: [Int64: Set<UInt64>] = [:]
 
     public init(_ channel: WakeChannel = .claims, relay: (any WakeRelay)? = nil) {
         self.channel = channel
@@ -54,17 +57,34 @@ public actor WakeSignal {
         notifyLocally()
     }
 
-    /// Returns when the generation has moved past `seen`, or after `timeout`.
-    public func wait(since seen: UInt64, timeout: Duration) async {
+    /// How often the waits under `key` were superseded so far.
+    public func supersessions(_ key: Int64) -> UInt64 { superseded[key] ?? 0 }
+
+    /// Ends the waits under `key` at once (an agent's newer exchange supersedes its long-poll,
+    /// which then answers without claiming), without waking anyone else.
+    public func supersede(_ key: Int64) {
+        superseded[key, default: 0] &+= 1
+        for id in keyed.removeValue(forKey: key) ?? [] { waiters.removeValue(forKey: id)?.resume() }
+    }
+
+    /// Returns when the generation has moved past `seen`, or after `timeout`; with a `key`, also
+    /// when the waits under it were superseded after `keySeen`.
+    public func wait(since seen: UInt64, timeout: Duration, key: Int64? = nil, keySeen: UInt64 = 0) async {
         guard generation == seen, timeout > .zero, !isClosed else { return }
+        if let key, supersessions(key) != keySeen { return }
         let id = nextWaiter
         nextWaiter &+= 1
         let timer = Task { [weak self] in
             try? await Task.sleep(for: timeout)
             await self?.expire(id)
         }
+        if let key { keyed[key, default: []].insert(id) }
         await withCheckedContinuation { continuation in
             waiters[id] = continuation
+        }
+        if let key {
+            keyed[key]?.remove(id)
+            if keyed[key]?.isEmpty == true { keyed[key] = nil }
         }
         timer.cancel()
     }

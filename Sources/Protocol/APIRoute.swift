@@ -6,7 +6,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case getTaskLogs, uploadTaskLogs
     case startTask, progressTask, finishTask
     case enrollAgent, listAgents, getAgent
-    case heartbeat, claim
+    case heartbeat, claim, exchange
     case healthz, openapi
     // control (talkback issue)
     case patchJob, deleteJob, cancelJob, pauseJob, resumeJob, retryJob
@@ -21,7 +21,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
 
     public var method: Method {
         switch self {
-        case .submitJob, .uploadTaskLogs, .startTask, .progressTask, .finishTask, .enrollAgent, .claim: .post
+        case .submitJob, .uploadTaskLogs, .startTask, .progressTask, .finishTask, .enrollAgent, .claim, .exchange: .post
         case .cancelJob, .pauseJob, .resumeJob, .retryJob, .cancelTask, .retryTask, .sendCommand: .post
         case .heartbeat: .put
         case .patchJob, .patchTasks, .patchAgent: .patch
@@ -49,6 +49,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .getAgent: "/v1/agents/{id}"
         case .heartbeat: "/v1/agents/{id}/heartbeat"
         case .claim: "/v1/agents/{id}/claim"
+        case .exchange: "/v1/agents/{id}/exchange"
         case .patchJob, .deleteJob: "/v1/jobs/{id}"
         case .cancelJob: "/v1/jobs/{id}/cancel"
         case .pauseJob: "/v1/jobs/{id}/pause"
@@ -85,6 +86,7 @@ public enum APIPath {
     public static func agent(_ id: AgentID) -> String { "/v1/agents/\(id)" }
     public static func heartbeat(_ id: AgentID) -> String { "/v1/agents/\(id)/heartbeat" }
     public static func claim(_ id: AgentID) -> String { "/v1/agents/\(id)/claim" }
+    public static func exchange(_ id: AgentID) -> String { "/v1/agents/\(id)/exchange" }
     public static func commands(_ id: AgentID) -> String { "/v1/agents/\(id)/commands" }
     public static func exceptions(_ id: AgentID) -> String { "/v1/agents/\(id)/exceptions" }
     public static let master = "/v1/master"

@@ -158,15 +158,19 @@ public struct ClaimRequest: Codable, Sendable {
     /// How many more assigned-but-not-started tasks the agent would hold beyond what fits now
     /// (hides claim latency for short tasks; other agents may steal them).
     public var prefetch: Int
+    /// How many tasks the agent runs at most (its slots, busy or not). With it the master counts the
+    /// agent's busy slots itself, so that two claims in flight at once never hand out more than that.
+    public var capacity: Int?
 
-    public init(slots: Int, wait: Double, free: ResourceVector? = nil, prefetch: Int = 0) {
+    public init(slots: Int, wait: Double, free: ResourceVector? = nil, prefetch: Int = 0, capacity: Int? = nil) {
+        self.capacity = capacity
         self.slots = slots
         self.wait = wait
         self.free = free
         self.prefetch = prefetch
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case slots, wait, free, prefetch }
+    enum CodingKeys: String, CodingKey, CaseIterable { case slots, wait, free, prefetch, capacity }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -183,6 +187,11 @@ public struct ClaimRequest: Codable, Sendable {
                 debugDescription: "wait must be between 0 and \(Int(Limits.longPollSeconds)) seconds")
         }
         free = try c.decodeIfPresent(ResourceVector.self, forKey: .free)
+        capacity = try c.decodeWholeNumberIfPresent(Int.self, forKey: .capacity)
+        if let capacity, !(0...Limits.claimSlots).contains(capacity) {
+            throw DecodingError.dataCorruptedError(forKey: .capacity, in: c,
+                debugDescription: "capacity is between 0 and \(Limits.claimSlots)")
+        }
     }
 }
 

@@ -223,7 +223,7 @@ struct OpenAPITests {
 
     /// Routes that read a JSON body (and so answer 400 and 413).
     static let routesWithBodies: Set<APIRoute> = [
-        .submitJob, .enrollAgent, .heartbeat, .claim, .startTask, .progressTask, .finishTask, .uploadTaskLogs,
+        .submitJob, .enrollAgent, .heartbeat, .claim, .exchange, .startTask, .progressTask, .finishTask, .uploadTaskLogs,
         .patchJob, .pauseJob, .patchTasks, .patchAgent, .sendCommand, .reportException,
     ]
 
@@ -334,6 +334,13 @@ struct OpenAPITests {
         #expect(Set(try #require(doc.list("required", of: "TaskLease")))
                 == (try Self.keys(Samples.lease)).subtracting(["cwd", "timeout", "progress_regex", "frames"]))
         expectSchema("ClaimResponse", describes: try Self.keys(ClaimResponse(leases: [])))
+        let task = TaskID(rawValue: 1)
+        expectSchema("ExchangeResponse", describes: try Self.keys(ExchangeResponse()))
+        #expect(Set(try #require(doc.list("required", of: "ExchangeResponse"))) == (try Self.keys(ExchangeResponse())))
+        let refusal = ExchangeRefusal(task: task, epoch: LeaseEpoch(1), kind: .finish,
+                                      error: .staleEpoch(task: task, sent: LeaseEpoch(1), current: LeaseEpoch(2)))
+        expectSchema("ExchangeRefusal", describes: try Self.keys(refusal))
+        expectSchema("ExchangeLogAck", describes: try Self.keys(ExchangeLogAck(task: task, epoch: LeaseEpoch(1), size: 3)))
         expectSchema("EnrollResponse", describes: try Self.keys(
             EnrollResponse(id: AgentID(rawValue: 1), credential: "pa_x", leaseTimeout: 30, heartbeatInterval: 5)))
         expectSchema("HeartbeatResponse", describes: try Self.keys(
@@ -376,6 +383,7 @@ struct OpenAPITests {
                                  "EnrollRequest", "HeartbeatRequest", "HeldLease", "ClaimRequest", "TaskReport",
                                  "ProgressReport", "FinishReport", "JobPatch", "PauseRequest", "TaskBulkPatch",
                                  "AgentPatch", "CommandRequest", "ExceptionReport", "HostMetrics", "HostCPU",
+                                 "ExchangeRequest", "ExchangeLog", "ExchangeProgress", "ExchangeFinish",
                                  "HostLoad", "HostMemory", "HostDisk", "GPU", "TaskUsage"]
 
     @Test(arguments: requestSchemas)
@@ -405,7 +413,19 @@ struct OpenAPITests {
         expectSchema("TaskUsageReport", describes: try Self.keys(usage))
         expectSchema("ExceptionReport", describes: try Self.keys(
             ExceptionReport(type: "t", message: "m", context: ["a": "b"], task: TaskID(rawValue: 1), at: Samples.date)))
-        expectSchema("ClaimRequest", describes: try Self.keys(ClaimRequest(slots: 1, wait: 0, free: .zero, prefetch: 2)))
+        expectSchema("ClaimRequest", describes: try Self.keys(ClaimRequest(slots: 1, wait: 0, free: .zero, prefetch: 2,
+                                                                          capacity: 4)))
+        let task = TaskID(rawValue: 1)
+        let exchange = ExchangeRequest(
+            started: [HeldLease(task: task, epoch: LeaseEpoch(1))],
+            logs: [ExchangeLog(task: task, epoch: LeaseEpoch(1), offset: 0, data: Data("hi".utf8))],
+            progress: [ExchangeProgress(task: task, epoch: LeaseEpoch(1), progress: 0.5)],
+            finished: [ExchangeFinish(task: task, report: FinishReport(epoch: LeaseEpoch(1), outcome: .succeeded, exitCode: 0))],
+            claim: ClaimRequest(slots: 1, wait: 0))
+        expectSchema("ExchangeRequest", describes: try Self.keys(exchange))
+        expectSchema("ExchangeLog", describes: try Self.keys(exchange.logs[0]))
+        expectSchema("ExchangeProgress", describes: try Self.keys(exchange.progress[0]))
+        expectSchema("ExchangeFinish", describes: try Self.keys(exchange.finished[0]))
         expectSchema("TaskReport", describes: try Self.keys(TaskReport(epoch: LeaseEpoch(1), progress: 0.5)))
         expectSchema("ProgressReport", describes: try Self.keys(TaskReport(epoch: LeaseEpoch(1), progress: 0.5)))
         expectSchema("FinishReport", describes: try Self.keys(

@@ -64,6 +64,21 @@ extension SQLDatabase {
         }
     }
 
+    /// Runs `body` inside a savepoint: when it throws, what it wrote is rolled back and the rest of
+    /// the transaction stands (one refused report of an exchange must not undo the others).
+    public func savepoint<T>(_ body: () throws -> T) throws -> T {
+        try execute(sql: "SAVEPOINT part")
+        do {
+            let value = try body()
+            try execute(sql: "RELEASE SAVEPOINT part")
+            return value
+        } catch {
+            try execute(sql: "ROLLBACK TO SAVEPOINT part")
+            try execute(sql: "RELEASE SAVEPOINT part")
+            throw error
+        }
+    }
+
     /// In PostgreSQL, takes a transaction-scoped advisory lock if free; SQLite has one writer: always true.
     public func tryAdvisoryLock(_ key: Int64) throws -> Bool {
         guard dialect.engine == .postgres else { return true }

@@ -3,11 +3,14 @@ import GRDB
 
 /// The embedded default engine: one SQLite file in WAL mode on the system
 /// libsqlite3, `synchronous=FULL` so that an acknowledged write survives a
-/// power cut. One process writes; GRDB serialises writes on one connection.
+/// power cut. One process writes; GRDB serialises writes on one connection,
+/// and `GroupCommit` gathers the writes that arrive meanwhile into one
+/// transaction (one fsync for all of them).
 public final class SQLiteEngine: SQLEngine {
     public let dialect = SQLDialect(engine: .sqlite)
     public var relay: (any WakeRelay)? { nil }
     let pool: DatabasePool
+    private let group: GroupCommit
 
     public init(path: String) throws {
         var config = Configuration()
@@ -18,6 +21,7 @@ public final class SQLiteEngine: SQLEngine {
         }
         pool = try DatabasePool(path: path, configuration: config)
         try SQLiteSchema.migrator().migrate(pool)
+        group = GroupCommit(pool: pool)
     }
 
     public func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
@@ -25,7 +29,7 @@ public final class SQLiteEngine: SQLEngine {
     }
 
     public func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
-        try await pool.write { db in try body(GRDBDatabase(db, writable: true)) }
+        try await group.write(body)
     }
 
     public func ping() async throws {

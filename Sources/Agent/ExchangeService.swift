@@ -1,0 +1,241 @@
+import Foundation
+import Logging
+import PaddockProtocol
+import ServiceLifecycle
+import Synchronization
+
+/// Enrolls, then keeps the agent's conversation with the master: every report of its runs and
+/// every claim for its free room go through `POST /v1/agents/{id}/exchange`.
+///
+/// Two loops share the work. The pump sends what the outbox holds (a finish or a start at once,
+/// output every `Outbox.logTick`) together with a claim for the room free now: a finished run and
+/// its successor's lease are one round trip. The poller, while the pump has nothing to send and
+/// the agent has room, holds a long-poll exchange that the master answers the moment work appears;
+/// a pump exchange arriving meanwhile supersedes it at the master (it answers with no lease), and
+/// the master counts the agent's busy slots itself, so two claims in flight never over-commit it.
+///
+/// On graceful shutdown the agent stops claiming, says it is leaving, stops its runs and gives
+/// them back (`--on-stop requeue`, no attempt used) or lets them finish (`drain`), delivers their
+/// ends, and returns.
+struct ExchangeService: Service {
+    let session: AgentSession
+    let workload: Workload
+    let outbox: Outbox
+    let config: AgentConfig
+    let logger: Logger
+
+    /// How long the agent still tries to deliver its last reports once nothing runs any more.
+    static let flushGrace: Duration = .seconds(5)
+
+    var nudge: Nudge { workload.nudge }
+
+    func run() async throws {
+        // A refused enrollment (a wrong join token) ends the agent with that error; a shutdown
+        // while the master is unreachable ends it at once.
+        do {
+            try await cancelWhenGracefulShutdown { try await session.enroll() }
+        } catch is CancellationError {
+            return
+        }
+        let enrolled = await session.ready()
+        let pumpBusy = BusyFlag()
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                let (leases, sink) = AsyncStream.makeStream(of: TaskLease.self)
+                // A fresh process holds nothing: what an earlier run of this agent held is requeued now,
+                // not after the lease timeout, and the agent is online before its first claim.
+                await announce(enrolled, leaving: false, authoritative: true)
+                group.addTask {
+                    await pump(enrolled, sink, busy: pumpBusy)
+                    sink.finish()
+                }
+                group.addTask { await poller(enrolled, sink, pumpBusy: pumpBusy) }
+                for await lease in leases {
+                    let runner = TaskRunner(lease: lease, session: enrolled, workload: workload, outbox: outbox,
+                                            config: config, logger: logger)
+                    group.addTask { await runner.run() }
+                }
+            }
+        } onGracefulShutdown: {
+            Task { await leave(enrolled) }
+        }
+        // Whatever is still leased to this agent (an answer lost while it left) goes back at once.
+        await announce(enrolled, leaving: true, authoritative: true)
+        logger.info("agent \(config.name) stopped")
+    }
+
+    /// Stops claiming and winds the runs down as `--on-stop` says.
+    private func leave(_ enrolled: AgentSession.Enrolled) async {
+        await workload.leave()
+        await announce(enrolled, leaving: true, authoritative: false)
+        switch config.onStop {
+        case .requeue:
+            await withDiscardingTaskGroup { group in
+                for task in await workload.allTasks() {
+                    if let run = await workload.markStopped(task, reason: .shutdown) {
+                        group.addTask { await run.terminate(grace: config.killGrace) }
+                    }
+                }
+            }
+        case .drain:
+            // What runs finishes; what waits to start goes back.
+            logger.info("draining: waiting for the running tasks to finish")
+            for task in await workload.notStarted() { _ = await workload.markStopped(task, reason: .shutdown) }
+        }
+    }
+
+    /// A heartbeat that tells the master what this agent holds, all of it, and whether it is leaving.
+    private func announce(_ enrolled: AgentSession.Enrolled, leaving: Bool, authoritative: Bool) async {
+        let held = await workload.leases + outbox.unacknowledged
+        let beat = HeartbeatRequest(held: held, authoritative: authoritative, leaving: leaving)
+        do {
+            let _: HeartbeatResponse = try await enrolled.client.call("PUT", APIPath.heartbeat(enrolled.id), json: beat,
+                                                                      timeout: 10)
+        } catch {
+            logger.warning("telling the master we \(leaving ? "leave" : "are back") failed: \(error)")
+        }
+    }
+
+    /// Sends the outbox's reports whenever they are due, each time with a claim for the free room.
+    /// Ends when the agent is leaving and has nothing left to run or to tell.
+    private func pump(_ enrolled: AgentSession.Enrolled, _ sink: AsyncStream<TaskLease>.Continuation,
+                      busy: BusyFlag) async {
+        var backoff = Backoff()
+        var idleSince: ContinuousClock.Instant?
+        while true {
+            let generation = nudge.generation
+            if await workload.leaving, await workload.isEmpty {
+                if await outbox.isEmpty { return }
+                let since = idleSince ?? .now
+                idleSince = since
+                if ContinuousClock.now - since > Self.flushGrace {
+                    logger.warning("giving up on delivering the last reports: the master does not answer")
+                    return
+                }
+            }
+            let due = await outbox.readiness()
+            guard due == .zero else {
+                await nudge.wait(since: generation, timeout: due ?? .seconds(1))
+                continue
+            }
+            let request = ExchangeRequest.with(await outbox.batch(), claim: await workload.claimRequest(wait: 0))
+            busy.set(true)
+            let delivered = await send(request, enrolled, sink, timeout: 30)
+            busy.set(false)
+            nudge.poke()  // the poller may hold a long-poll again
+            if delivered {
+                backoff.reset()
+            } else {
+                try? await backoff.sleep()
+            }
+        }
+    }
+
+    /// Holds a long-poll exchange while the agent has room and the pump is quiet.
+    private func poller(_ enrolled: AgentSession.Enrolled, _ sink: AsyncStream<TaskLease>.Continuation,
+                        pumpBusy: BusyFlag) async {
+        var backoff = Backoff()
+        while !(await workload.leaving) {
+            let generation = nudge.generation
+            let due = await outbox.readiness()
+            let quiet = !pumpBusy.value && due != .zero
+            guard quiet, let claim = await workload.claimRequest(wait: config.claimWait) else {
+                await nudge.wait(since: generation, timeout: .seconds(5))
+                continue
+            }
+            // The long-poll ends at once when the agent starts leaving.
+            let delivered = await withTaskGroup(of: Bool?.self) { group in
+                group.addTask { await send(ExchangeRequest(claim: claim), enrolled, sink, timeout: config.claimWait + 30) }
+                group.addTask {
+                    while !Task.isCancelled, !(await workload.leaving) {
+                        await nudge.wait(since: nudge.generation, timeout: .seconds(5))
+                    }
+                    return nil
+                }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first
+            }
+            if delivered == false { try? await backoff.sleep() } else { backoff.reset() }
+        }
+    }
+
+    /// One exchange: true when the master answered it, false when it should be sent again later.
+    private func send(_ request: ExchangeRequest, _ enrolled: AgentSession.Enrolled,
+                      _ sink: AsyncStream<TaskLease>.Continuation, timeout: Double) async -> Bool {
+        do {
+            let response: ExchangeResponse
+            if (request.claim?.wait ?? 0) > 0 {
+                response = try await enrolled.client.longPoll("POST", APIPath.exchange(enrolled.id), json: request,
+                                                              timeout: timeout)
+            } else {
+                response = try await enrolled.client.call("POST", APIPath.exchange(enrolled.id), json: request,
+                                                          timeout: timeout)
+            }
+            await apply(request, response, sink)
+            return true
+        } catch let error where error.status == 401 {
+            logger.warning("the master no longer knows this agent's credential: enrolling again")
+            try? await session.enroll(forget: true)
+            return false
+        } catch {
+            if Task.isCancelled { return false }
+            if error.isRetryable {
+                logger.warning("exchange failed: \(error)")
+            } else {
+                // A refusal of the whole exchange (not of one report) would be refused again: drop it.
+                logger.error("the master refused an exchange: \(error)")
+                ExceptionReporter(session: enrolled, logger: logger).report("exchange_refused", error.description)
+                await outbox.discard(request)
+            }
+            return false
+        }
+    }
+
+    /// What the master answered: acknowledged reports leave the outbox, refused starts stop their
+    /// runs, new leases start.
+    private func apply(_ sent: ExchangeRequest, _ response: ExchangeResponse,
+                       _ sink: AsyncStream<TaskLease>.Continuation) async {
+        for refusal in await outbox.acknowledge(sent, response) {
+            switch refusal.kind {
+            case .start:
+                logger.info("task \(refusal.task) was taken back before its start was confirmed: stopping it")
+                if let run = await workload.markStopped(refusal.task, epoch: refusal.epoch, reason: .dropped) {
+                    Task { await run.terminate(grace: config.killGrace) }
+                }
+            case .finish where refusal.expected:
+                logger.info("task \(refusal.task) was stopped by the master; its end is already recorded")
+            case .finish:
+                logger.warning("finish of \(refusal.task) refused: \(refusal.message)")
+            case .log, .progress:
+                logger.debug("\(refusal.kind.rawValue) of \(refusal.task) refused: \(refusal.message)")
+            }
+        }
+        for lease in response.leases {
+            if await workload.leaving {
+                // Handed out while the agent left: back at once, no attempt used.
+                await outbox.open(lease.task, epoch: lease.epoch)
+                await outbox.finish(lease.task, FinishReport(epoch: lease.epoch, outcome: .released, exitCode: nil,
+                                                             reason: StopReason.shutdown.rawValue), expectRefusal: false)
+            } else {
+                await workload.add(lease)
+                sink.yield(lease)
+            }
+        }
+    }
+}
+
+extension ExchangeRequest {
+    static func with(_ reports: ExchangeRequest, claim: ClaimRequest?) -> ExchangeRequest {
+        var request = reports
+        request.claim = claim
+        return request
+    }
+}
+
+/// Whether the pump has an exchange in flight (the poller holds no long-poll meanwhile).
+final class BusyFlag: Sendable {
+    private let state = Mutex(false)
+    var value: Bool { state.withLock { $0 } }
+    func set(_ value: Bool) { state.withLock { $0 = value } }
+}

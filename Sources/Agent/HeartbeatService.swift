@@ -1,0 +1,59 @@
+import Foundation
+import Logging
+import PaddockProtocol
+import ServiceLifecycle
+
+/// Renews the agent's leases and tells the master it is alive, with a sample of the host and of
+/// each run; stops the runs whose leases the master says are gone (expired, or handed on).
+struct HeartbeatService: Service {
+    let session: AgentSession
+    let workload: Workload
+    let outbox: Outbox
+    let config: AgentConfig
+    let logger: Logger
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            let enrolled = await session.ready()
+            let probe = HostProbe(workDir: config.workDir)
+            // Failed beats are retried sooner than the interval (a lease must not lapse for one lost
+            // beat), but with back-off and jitter: a farm of agents must not hammer a master that is
+            // just back, or a frontend with no master behind it.
+            var backoff = Backoff(base: 0.2, cap: max(0.2, min(5, await session.heartbeatInterval)))
+            while !Task.isCancelled {
+                do {
+                    let groups = await workload.processGroups
+                    let sampled = HostProbe.usage(ofProcessGroups: Set(groups.values.map(\.group)))
+                    var usage: [TaskUsageReport] = []
+                    for (task, running) in groups {
+                        guard let sample = sampled[running.group] else { continue }
+                        await workload.recordUsage(sample, for: task)
+                        if let total = await workload.usage(of: task) {
+                            usage.append(TaskUsageReport(task: task, epoch: running.epoch, usage: total))
+                        }
+                    }
+                    // Runs that ended but whose end the master has not acknowledged are still held.
+                    let held = await workload.leases + outbox.unacknowledged
+                    let beat = HeartbeatRequest(held: held, leaving: await workload.leaving,
+                                                metrics: await probe.sample(), usage: usage)
+                    let reply: HeartbeatResponse = try await enrolled.client.call(
+                        "PUT", APIPath.heartbeat(enrolled.id), json: beat)
+                    backoff.reset()
+                    backoff.cap = max(0.2, min(5, reply.heartbeatInterval))
+                    for lost in reply.lost {
+                        if let run = await workload.markStopped(lost.task, epoch: lost.epoch, reason: .leaseLost) {
+                            logger.warning("lease of \(lost.task) lost: stopping it")
+                            Task { await run.terminate(grace: config.killGrace) }
+                        }
+                    }
+                    try await Task.sleep(for: .milliseconds(Int(reply.heartbeatInterval * 1000)))
+                } catch is CancellationError {
+                    return
+                } catch {
+                    logger.warning("heartbeat failed: \(error)")
+                    try await backoff.sleep()
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import PaddockProtocol
+
+/// What the agent has still to tell the master: starts of prefetched leases, output, progress and
+/// ends of runs. The exchange loop sends it in batches; a report leaves the outbox only when the
+/// master acknowledged it, so a lost answer means a resend (starts and finishes are idempotent by
+/// epoch, logs by offset), never a loss.
+actor Outbox {
+    /// One run's output not yet acknowledged, from stream offset `base` on.
+    struct RunLog {
+        var epoch: LeaseEpoch
+        var base: Int64 = 0
+        var pending = Data()
+        var dropped: Int64 = 0
+        /// The master refused this run's reports: its output no longer counts.
+        var fenced = false
+    }
+
+    struct Finish {
+        var report: FinishReport
+        /// The agent stopped the run because the master decided (cancel, lease moved on): the master
+        /// will refuse this report, rightly.
+        var expectRefusal: Bool
+    }
+
+    /// What the exchange loop should know of a refused report.
+    struct Refusal: Sendable {
+        var task: TaskID
+        var epoch: LeaseEpoch
+        var kind: ExchangeRefusal.Kind
+        var message: String
+        var expected: Bool
+    }
+
+    /// The agent keeps at most this much unacknowledged output per run while the master is away.
+    static let bufferCap = 16 << 20
+    /// Output alone waits this long to be sent with more (a chatty task must not cost an exchange
+    /// per line); a start or a finish goes at once.
+    static let logTick: Duration = .milliseconds(200)
+    /// Output past this many bytes goes at once.
+    static let eagerLogBytes = 256 << 10
+
+    let nudge: Nudge
+    private var logs: [TaskID: RunLog] = [:]
+    private var starts: [TaskID: LeaseEpoch] = [:]
+    private var progress: [TaskID: ExchangeProgress] = [:]
+    private var finishes: [TaskID: Finish] = [:]
+    /// When output or progress first waited unsent (the tick counts from there).
+    private var waitingSince: ContinuousClock.Instant?
+
+    init(nudge: Nudge) { self.nudge = nudge }
+
+    func open(_ task: TaskID, epoch: LeaseEpoch) {
+        logs[task] = RunLog(epoch: epoch)
+    }
+
+    func started(_ task: TaskID, epoch: LeaseEpoch) {
+        starts[task] = epoch
+        nudge.poke()
+    }
+
+    func append(_ task: TaskID, _ data: Data) {
+        guard var log = logs[task], !log.fenced else { return }
+        if log.pending.count + data.count <= Self.bufferCap {
+            log.pending.append(data)
+        } else {
+            log.dropped += Int64(data.count)
+        }
+        logs[task] = log
+        markWaiting(eager: log.pending.count >= Self.eagerLogBytes)
+    }
+
+    func progress(_ task: TaskID, epoch: LeaseEpoch, _ value: Double) {
+        guard progress[task]?.progress != value else { return }
+        progress[task] = ExchangeProgress(task: task, epoch: epoch, progress: value)
+        markWaiting(eager: false)
+    }
+
+    /// The run ended: its finish goes with (or after) the last of its output.
+    func finish(_ task: TaskID, _ report: FinishReport, expectRefusal: Bool) {
+        if var log = logs[task], log.dropped > 0 {
+            log.pending.append(Data("\n[paddock: \(log.dropped) bytes dropped while the master was unreachable]\n".utf8))
+            log.dropped = 0
+            logs[task] = log
+        }
+        finishes[task] = Finish(report: report, expectRefusal: expectRefusal)
+        nudge.poke()
+    }
+
+    private func markWaiting(eager: Bool) {
+        if waitingSince == nil { waitingSince = .now }
+        if eager { waitingSince = .now - Self.logTick }
+        nudge.poke()
+    }
+
+    /// Leases whose end the master has not acknowledged yet: heartbeats keep renewing them.
+    var unacknowledged: [HeldLease] {
+        finishes.map { HeldLease(task: $0.key, epoch: $0.value.report.epoch) }
+    }
+
+    var isEmpty: Bool {
+        starts.isEmpty && finishes.isEmpty && progress.isEmpty && !logs.values.contains { !$0.pending.isEmpty && !$0.fenced }
+    }
+
+    /// Something must go now (a start or a finish), or output has waited its tick.
+    /// Else, how long until it will have.
+    func readiness() -> Duration? {
+        if !starts.isEmpty || !finishes.isEmpty { return .zero }
+        guard let since = waitingSince else { return nil }
+        let due = since + Self.logTick
+        return max(.zero, due - .now)
+    }
+
+    /// The reports to send now. A run's finish goes only with the last of its output (logs are
+    /// applied before finishes), so a run's log is whole when the master records its end.
+    func batch() -> ExchangeRequest {
+        var request = ExchangeRequest()
+        var budget = ExchangeRequest.logBytes
+        var whole: Set<TaskID> = []
+        request.started = starts.map { HeldLease(task: $0.key, epoch: $0.value) }
+        for (task, log) in logs.sorted(by: { $0.key < $1.key }) where !log.fenced {
+            if log.pending.isEmpty {
+                whole.insert(task)
+                continue
+            }
+            let part = log.pending.prefix(budget)
+            guard !part.isEmpty else { continue }
+            request.logs.append(ExchangeLog(task: task, epoch: log.epoch, offset: log.base, data: Data(part)))
+            budget -= part.count
+            if part.count == log.pending.count { whole.insert(task) }
+        }
+        request.progress = Array(progress.values)
+        for (task, finish) in finishes where logs[task].map({ $0.fenced || whole.contains(task) }) ?? true {
+            request.finished.append(ExchangeFinish(task: task, report: finish.report))
+        }
+        return request
+    }
+
+    /// Removes what the master acknowledged in answer to `sent`; returns what it refused.
+    func acknowledge(_ sent: ExchangeRequest, _ response: ExchangeResponse) -> [Refusal] {
+        var refusals: [Refusal] = []
+        var refused: Set<TaskID> = []
+        for refusal in response.refused {
+            refused.insert(refusal.task)
+            let expected = refusal.kind == .finish && refusal.status == 409
+                && finishes[refusal.task].map { $0.expectRefusal && $0.report.epoch == refusal.epoch } == true
+            refusals.append(Refusal(task: refusal.task, epoch: refusal.epoch, kind: refusal.kind,
+                                    message: refusal.message, expected: expected))
+            // A refused run's reports no longer count: drop all of them.
+            if refusal.kind != .progress, logs[refusal.task]?.epoch == refusal.epoch {
+                logs[refusal.task]?.fenced = true
+                logs[refusal.task]?.pending = Data()
+            }
+        }
+        for start in sent.started where starts[start.task] == start.epoch { starts[start.task] = nil }
+        for ack in response.logs {
+            guard var log = logs[ack.task], log.epoch == ack.epoch else { continue }
+            let accepted = Int(max(0, min(Int64(log.pending.count), ack.size - log.base)))
+            log.pending.removeFirst(accepted)
+            log.base += Int64(accepted)
+            logs[ack.task] = log
+        }
+        for report in sent.progress where progress[report.task] == report { progress[report.task] = nil }
+        for finished in sent.finished where finishes[finished.task]?.report == finished.report {
+            finishes[finished.task] = nil
+            logs[finished.task] = nil
+        }
+        for task in refused where finishes[task] == nil && starts[task] == nil {
+            if logs[task]?.fenced == true { logs[task] = nil }
+        }
+        if progress.isEmpty && !logs.values.contains(where: { !$0.pending.isEmpty && !$0.fenced }) {
+            waitingSince = nil
+        }
+        return refusals
+    }
+
+    /// The master refused the whole exchange for good (a 4xx that a resend cannot mend): what was
+    /// sent is dropped, so that the agent does not send it forever.
+    func discard(_ sent: ExchangeRequest) {
+        for start in sent.started { starts[start.task] = nil }
+        for finished in sent.finished { finishes[finished.task] = nil; logs[finished.task] = nil }
+        for report in sent.progress { progress[report.task] = nil }
+        for log in sent.logs { logs[log.task]?.fenced = true; logs[log.task]?.pending = Data() }
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import PaddockProtocol
+
+/// The agent exchange: an agent's reports and its claim in one transaction.
+extension SQLStore {
+    public func exchange(agent: AgentID, _ request: ExchangeRequest, claim: ClaimOrder?, leaseUntil: Date,
+                         now: Date) async throws -> ExchangeOutcome {
+        try await engine.write { db in
+            try Self.exchange(db, agent: agent, request, claim: claim, leaseUntil: leaseUntil, now: now)
+        }
+    }
+
+    /// Reports are applied task by task, each in a savepoint so that a refused one (its lease moved
+    /// on) changes nothing and the others stand. Tasks whose start this exchange confirms come last:
+    /// a prefetched task starts into the room that the runs finished in the same exchange freed.
+    /// Per task: the start, then its log, its progress (unless it also finished), its finish.
+    static func exchange(_ db: any SQLDatabase, agent: AgentID, _ request: ExchangeRequest, claim: ClaimOrder?,
+                         leaseUntil: Date, now: Date) throws -> ExchangeOutcome {
+        var response = ExchangeResponse()
+        var finished = false
+        let starts = Dictionary(request.started.map { ($0.task, $0.epoch) }, uniquingKeysWith: { _, last in last })
+        var tasks: [TaskID] = []
+        var seen: Set<TaskID> = []
+        for task in request.logs.map(\.task) + request.progress.map(\.task) + request.finished.map(\.task)
+            + request.started.map(\.task) where seen.insert(task).inserted {
+            tasks.append(task)
+        }
+        let order = tasks.filter { starts[$0] == nil } + tasks.filter { starts[$0] != nil }
+        let logs = Dictionary(grouping: request.logs, by: \.task)
+        let progress = Dictionary(request.progress.map { ($0.task, $0) }, uniquingKeysWith: { _, last in last })
+        let finishes = Dictionary(request.finished.map { ($0.task, $0.report) }, uniquingKeysWith: { _, last in last })
+
+        func attempt(_ task: TaskID, _ epoch: LeaseEpoch, _ kind: ExchangeRefusal.Kind, _ body: () throws -> Void) throws -> Bool {
+            do {
+                try db.savepoint(body)
+                return true
+            } catch let error as PaddockError where error.status < 500 {
+                response.refused.append(ExchangeRefusal(task: task, epoch: epoch, kind: kind, error: error))
+                return false
+            }
+        }
+
+        for task in order {
+            if let epoch = starts[task] {
+                // A refused start fences the whole run: its log, progress and finish no longer count.
+                guard try attempt(task, epoch, .start, {
+                    _ = try Self.start(db, task: task, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now)
+                }) else { continue }
+            }
+            for report in logs[task] ?? [] {
+                var size: Int64 = 0
+                if try attempt(task, report.epoch, .log, {
+                    size = try Self.appendLog(db, task: task, agent: agent, epoch: report.epoch, offset: report.offset,
+                                              data: report.data)
+                }) {
+                    response.logs.append(ExchangeLogAck(task: task, epoch: report.epoch, size: size))
+                }
+            }
+            if let report = progress[task], finishes[task] == nil {
+                _ = try attempt(task, report.epoch, .progress, {
+                    try Self.progress(db, task: task, agent: agent, epoch: report.epoch, progress: report.progress,
+                                      leaseUntil: leaseUntil)
+                })
+            }
+            if let report = finishes[task] {
+                if try attempt(task, report.epoch, .finish, {
+                    _ = try Self.finish(db, task: task, agent: agent, report: report, now: now)
+                }) {
+                    finished = true
+                }
+            }
+        }
+        var stolen = 0
+        if let claim {
+            let outcome = try Self.claim(db, claim)
+            response.leases = outcome.leases
+            stolen = outcome.stolen
+        }
+        return ExchangeOutcome(response: response, stolen: stolen, finished: finished, logged: !response.logs.isEmpty)
+    }
+}

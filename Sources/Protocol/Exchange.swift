@@ -1,0 +1,183 @@
+import Foundation
+
+/// `POST /v1/agents/{id}/exchange`: everything that happened on the agent since its last exchange,
+/// and a claim for its free room, in one request. The master applies the reports and the claim in
+/// one transaction (committed with whatever else arrived meanwhile: group commit) and answers with
+/// what it refused, how much of each log it now holds, and the new leases.
+///
+/// Reports are idempotent (starts and finishes by epoch, logs by offset), so an exchange whose
+/// answer was lost is simply sent again.
+public struct ExchangeRequest: Codable, Sendable {
+    /// Prefetched leases the agent has started since (their start is fenced here: a lease stolen
+    /// meanwhile is refused, and the agent stops that run).
+    public var started: [HeldLease]
+    /// Output of running (or just ended) runs, each from the offset the master acknowledged last.
+    public var logs: [ExchangeLog]
+    /// The latest progress of running tasks.
+    public var progress: [ExchangeProgress]
+    /// Runs that ended.
+    public var finished: [ExchangeFinish]
+    /// Work for the agent's free room; nil asks for none.
+    public var claim: ClaimRequest?
+
+    public init(started: [HeldLease] = [], logs: [ExchangeLog] = [], progress: [ExchangeProgress] = [],
+                finished: [ExchangeFinish] = [], claim: ClaimRequest? = nil) {
+        self.started = started
+        self.logs = logs
+        self.progress = progress
+        self.finished = finished
+        self.claim = claim
+    }
+
+    public var hasReports: Bool { !(started.isEmpty && logs.isEmpty && progress.isEmpty && finished.isEmpty) }
+
+    /// Bytes of log one exchange may carry (the body limit is a little above it, for the JSON around).
+    public static let logBytes = 2 << 20
+    /// Reports of each kind in one exchange.
+    public static let maxReports = 4 * Limits.claimSlots
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case started, logs, progress, finished, claim }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        started = try c.decodeIfPresent([HeldLease].self, forKey: .started) ?? []
+        logs = try c.decodeIfPresent([ExchangeLog].self, forKey: .logs) ?? []
+        progress = try c.decodeIfPresent([ExchangeProgress].self, forKey: .progress) ?? []
+        finished = try c.decodeIfPresent([ExchangeFinish].self, forKey: .finished) ?? []
+        claim = try c.decodeIfPresent(ClaimRequest.self, forKey: .claim)
+        for (key, count) in [(CodingKeys.started, started.count), (.logs, logs.count), (.progress, progress.count),
+                             (.finished, finished.count)] where count > Self.maxReports {
+            throw DecodingError.dataCorruptedError(forKey: key, in: c,
+                debugDescription: "at most \(Self.maxReports) \(key.stringValue) reports in one exchange")
+        }
+        guard logs.reduce(0, { $0 + $1.data.count }) <= Self.logBytes else {
+            throw DecodingError.dataCorruptedError(forKey: .logs, in: c,
+                debugDescription: "at most \(Self.logBytes) bytes of log in one exchange")
+        }
+    }
+}
+
+/// Part of a run's output: `data` starts at byte `offset` of the run's log.
+public struct ExchangeLog: Codable, Sendable, Equatable {
+    public var task: TaskID
+    public var epoch: LeaseEpoch
+    public var offset: Int64
+    public var data: Data
+
+    public init(task: TaskID, epoch: LeaseEpoch, offset: Int64, data: Data) {
+        self.task = task
+        self.epoch = epoch
+        self.offset = offset
+        self.data = data
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case task, epoch, offset, data }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        task = try c.decode(TaskID.self, forKey: .task)
+        epoch = try c.decode(LeaseEpoch.self, forKey: .epoch)
+        offset = try c.decodeWholeNumber(Int64.self, forKey: .offset)
+        guard offset >= 0 else {
+            throw DecodingError.dataCorruptedError(forKey: .offset, in: c, debugDescription: "offset is ≥ 0")
+        }
+        data = try c.decode(Data.self, forKey: .data)
+    }
+}
+
+/// A running task's progress, between 0 and 1.
+public struct ExchangeProgress: Codable, Sendable, Equatable {
+    public var task: TaskID
+    public var epoch: LeaseEpoch
+    public var progress: Double
+
+    public init(task: TaskID, epoch: LeaseEpoch, progress: Double) {
+        self.task = task
+        self.epoch = epoch
+        self.progress = progress
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case task, epoch, progress }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        task = try c.decode(TaskID.self, forKey: .task)
+        epoch = try c.decode(LeaseEpoch.self, forKey: .epoch)
+        progress = try c.decode(Double.self, forKey: .progress)
+        guard progress.isFinite, progress >= 0, progress <= 1 else {
+            throw DecodingError.dataCorruptedError(forKey: .progress, in: c, debugDescription: "progress is between 0 and 1")
+        }
+    }
+}
+
+/// A run that ended: the task and how (the same report as `POST /v1/tasks/{id}/finish`).
+public struct ExchangeFinish: Codable, Sendable, Equatable {
+    public var task: TaskID
+    public var report: FinishReport
+
+    public init(task: TaskID, report: FinishReport) {
+        self.task = task
+        self.report = report
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case task, report }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        task = try c.decode(TaskID.self, forKey: .task)
+        report = try c.decode(FinishReport.self, forKey: .report)
+    }
+}
+
+/// The master's answer to an exchange. Every report not listed in `refused` was applied.
+public struct ExchangeResponse: Codable, Sendable {
+    /// Reports the master refused, each with the reason (a stale epoch: the lease moved on).
+    public var refused: [ExchangeRefusal]
+    /// For each task whose log was sent: how many bytes of that run's log the master now holds.
+    public var logs: [ExchangeLogAck]
+    /// New leases. Those with `prefetched` false run from this answer on (the master recorded them
+    /// started); prefetched ones start when room frees up, confirmed by a later exchange.
+    public var leases: [TaskLease]
+
+    public init(refused: [ExchangeRefusal] = [], logs: [ExchangeLogAck] = [], leases: [TaskLease] = []) {
+        self.refused = refused
+        self.logs = logs
+        self.leases = leases
+    }
+}
+
+/// One report the master did not apply.
+public struct ExchangeRefusal: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable { case start, log, progress, finish }
+    public var task: TaskID
+    public var epoch: LeaseEpoch
+    public var kind: Kind
+    public var status: Int
+    public var code: String
+    public var message: String
+
+    public init(task: TaskID, epoch: LeaseEpoch, kind: Kind, error: PaddockError) {
+        self.task = task
+        self.epoch = epoch
+        self.kind = kind
+        status = error.status
+        code = error.code
+        message = error.message
+    }
+}
+
+/// How many bytes of a run's log the master holds, after an exchange that carried some.
+public struct ExchangeLogAck: Codable, Sendable, Equatable {
+    public var task: TaskID
+    public var epoch: LeaseEpoch
+    public var size: Int64
+    public init(task: TaskID, epoch: LeaseEpoch, size: Int64) {
+        self.task = task
+        self.epoch = epoch
+        self.size = size
+    }
+}
