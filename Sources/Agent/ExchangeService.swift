@@ -199,8 +199,12 @@ struct ExchangeService: Service {
         for refusal in await outbox.acknowledge(sent, response) {
             switch refusal.kind {
             case .start:
-                logger.info("task \(refusal.task) was taken back before its start was confirmed: stopping it")
-                if let run = await workload.markStopped(refusal.task, epoch: refusal.epoch, reason: .dropped) {
+                // Stolen meanwhile (a stale epoch): another agent runs it. Otherwise the master saw no room
+                // for it yet: the run stops and the lease goes back to the queue, no attempt used.
+                let stolen = refusal.code == "stale_epoch"
+                logger.info("task \(refusal.task)'s start was refused (\(refusal.message)): stopping it")
+                if let run = await workload.markStopped(refusal.task, epoch: refusal.epoch,
+                                                        reason: stolen ? .dropped : .startRefused) {
                     Task { await run.terminate(grace: config.killGrace) }
                 }
             case .finish where refusal.expected:

@@ -28,6 +28,7 @@ actor Outbox {
         var task: TaskID
         var epoch: LeaseEpoch
         var kind: ExchangeRefusal.Kind
+        var code: String
         var message: String
         var expected: Bool
     }
@@ -47,6 +48,9 @@ actor Outbox {
     private var finishes: [TaskID: Finish] = [:]
     /// When output or progress first waited unsent (the tick counts from there).
     private var waitingSince: ContinuousClock.Instant?
+    /// Runs whose start the master refused: stolen (another agent runs the task: nothing of this
+    /// run counts) or refused for want of room (the lease is still ours: the run is given back).
+    private var refusedStarts: [TaskID: (epoch: LeaseEpoch, stolen: Bool)] = [:]
 
     init(nudge: Nudge) { self.nudge = nudge }
 
@@ -78,6 +82,11 @@ actor Outbox {
 
     /// The run ended: its finish goes with (or after) the last of its output.
     func finish(_ task: TaskID, _ report: FinishReport, expectRefusal: Bool) {
+        var report = report
+        if let refused = refusedStarts.removeValue(forKey: task), refused.epoch == report.epoch {
+            guard !refused.stolen else { return }
+            report = Self.release(report)
+        }
         if var log = logs[task], log.dropped > 0 {
             log.pending.append(Data("\n[paddock: \(log.dropped) bytes dropped while the master was unreachable]\n".utf8))
             log.dropped = 0
@@ -85,6 +94,12 @@ actor Outbox {
         }
         finishes[task] = Finish(report: report, expectRefusal: expectRefusal)
         nudge.poke()
+    }
+
+    /// The end of a run whose start the master refused for want of room: the lease goes back.
+    static func release(_ report: FinishReport) -> FinishReport {
+        FinishReport(epoch: report.epoch, outcome: .released, exitCode: nil, reason: StopReason.startRefused.rawValue,
+                     usage: report.usage)
     }
 
     private func markWaiting(eager: Bool) {
@@ -142,11 +157,27 @@ actor Outbox {
         var refused: Set<TaskID> = []
         for refusal in response.refused {
             refused.insert(refusal.task)
+            if refusal.kind == .start {
+                // The master skipped the rest of this run's reports. Its end, if already here, is
+                // dropped (stolen) or becomes a release (no room), sent next time; else it will be.
+                let stolen = refusal.code == "stale_epoch"
+                if var finish = finishes[refusal.task], finish.report.epoch == refusal.epoch {
+                    if stolen {
+                        finishes[refusal.task] = nil
+                    } else {
+                        finish.report = Self.release(finish.report)
+                        finishes[refusal.task] = finish
+                    }
+                } else {
+                    refusedStarts[refusal.task] = (refusal.epoch, stolen)
+                }
+            }
             let expected = refusal.kind == .finish && refusal.status == 409
                 && finishes[refusal.task].map { $0.expectRefusal && $0.report.epoch == refusal.epoch } == true
-            refusals.append(Refusal(task: refusal.task, epoch: refusal.epoch, kind: refusal.kind,
+            refusals.append(Refusal(task: refusal.task, epoch: refusal.epoch, kind: refusal.kind, code: refusal.code,
                                     message: refusal.message, expected: expected))
-            // A refused run's reports no longer count: drop all of them.
+            // A refused run's reports no longer count: drop all of them (a start refused for want of
+            // room keeps its lease: the run's release is still to be told).
             if refusal.kind != .progress, logs[refusal.task]?.epoch == refusal.epoch {
                 logs[refusal.task]?.fenced = true
                 logs[refusal.task]?.pending = Data()

@@ -80,8 +80,8 @@ struct TaskRunner: Sendable {
         await workload.recordUsage(await process.finalUsage(), for: task)
         var report: FinishReport
         switch stopped {
-        case .shutdown?:
-            report = FinishReport(epoch: lease.epoch, outcome: .released, exitCode: nil, reason: StopReason.shutdown.rawValue)
+        case let reason? where reason.releases:
+            report = FinishReport(epoch: lease.epoch, outcome: .released, exitCode: nil, reason: reason.rawValue)
         case let reason?:
             report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: reason.rawValue)
         case nil where status.succeeded:

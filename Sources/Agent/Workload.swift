@@ -15,6 +15,11 @@ enum StopReason: String, Sendable {
     case timeout
     /// The agent is shutting down and gives the task back (no attempt used).
     case shutdown = "agent shutting down"
+    /// The master refused a prefetched lease's start for want of room (its view lagged): given back.
+    case startRefused = "start refused by the master: no room for it there yet"
+
+    /// The run is given back to the queue (no attempt used) rather than failed.
+    var releases: Bool { self == .shutdown || self == .startRefused }
 
     /// The master itself decided this stop, so it refuses the run's finish report: that is no error.
     var masterDecided: Bool { self == .cancelled || self == .dropped || self == .leaseLost }
@@ -103,9 +108,15 @@ actor Workload {
     /// leaving). The master also counts what it leased to the agent and uses the tighter of both.
     func claimRequest(wait: Double) -> ClaimRequest? {
         guard hasRoom, !leaving else { return nil }
-        let room = free
-        let slots = room.milliCPUs > 0 || total.milliCPUs == 0 ? freeSlots : 0
-        return ClaimRequest(slots: slots, wait: wait, free: room, prefetch: prefetchRoom, capacity: self.slots)
+        // Prefetched leases waiting for room come first: the room they will take is not claimed again.
+        let waiting = held.values.filter { $0.waiting && $0.stopReason == nil }
+        let room = waiting.reduce(free) { $0 - $1.lease.requirements.resources }
+        let open = max(0, freeSlots - waiting.count)
+        let slots = room.isNonNegative && (room.milliCPUs > 0 || total.milliCPUs == 0) ? open : 0
+        guard slots > 0 || prefetchRoom > 0 else { return nil }
+        let free = ResourceVector(milliCPUs: max(0, room.milliCPUs), ram: max(0, room.ram), disk: max(0, room.disk),
+                                  gpus: max(0, room.gpus))
+        return ClaimRequest(slots: slots, wait: wait, free: free, prefetch: prefetchRoom, capacity: self.slots)
     }
 
     func add(_ lease: TaskLease) { held[lease.task] = Held(lease: lease, waiting: lease.prefetched) }

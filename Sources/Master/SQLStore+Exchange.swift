@@ -16,6 +16,12 @@ extension SQLStore {
     /// Per task: the start, then its log, its progress (unless it also finished), its finish.
     static func exchange(_ db: any SQLDatabase, agent: AgentID, _ request: ExchangeRequest, claim: ClaimOrder?,
                          leaseUntil: Date, now: Date) throws -> ExchangeOutcome {
+        // The agent's row first, as heartbeats and claims take it: one lock order (agent, then its
+        // tasks) everywhere, so that two masters never deadlock on one agent's rows.
+        guard try SQLRow.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?\(db.lockRows)",
+                                  arguments: [agent.rawValue]) != nil else {
+            throw PaddockError.notFound("agent \(agent)")
+        }
         var response = ExchangeResponse()
         var finished = false
         let starts = Dictionary(request.started.map { ($0.task, $0.epoch) }, uniquingKeysWith: { _, last in last })

@@ -188,10 +188,15 @@ extension SQLStore {
                     WHERE id = ? AND state = 'assigned' AND epoch = ? RETURNING *
                     """, arguments: [order.agent.rawValue, order.leaseUntil.timeIntervalSince1970, candidate.task.rawValue,
                                      before.epoch.rawValue]) else { continue }
-                let view = try taskView(row)
+                var view = try taskView(row)
                 try record(db, task: view.id, .steal, from: before.state, to: to, agent: order.agent, epoch: view.epoch,
                            reason: "stolen from \(victim)", now: order.now)
                 _ = try enqueue(db, agent: victim, kind: .drop, task: view.id, epoch: before.epoch, now: order.now)
+                if order.startAtOnce {
+                    // Taken into the thief's free room: it runs from this commit, as a claimed lease does.
+                    view = try start(db, task: view.id, agent: order.agent, epoch: view.epoch,
+                                     leaseUntil: order.leaseUntil, now: order.now)
+                }
                 leases.append(try lease(db, view, prefetched: false))
             }
             return leases
