@@ -1,4 +1,5 @@
 import Foundation
+import PaddockClient
 import PaddockProtocol
 
 /// Ships one run's output to the master in batches, with offsets: a resend after

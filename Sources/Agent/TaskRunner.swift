@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PaddockClient
 import PaddockProtocol
 
 /// Runs one leased task from start report to finish report.
