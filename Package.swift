@@ -119,9 +119,17 @@ let package = Package(
         .testTarget(
             name: "ClientTests",
             dependencies: [
-                "PaddockClient", "PaddockProtocol",
+                "PaddockClient", "PaddockProtocol", "PaddockTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Tests/ClientTests"
+            path: "Tests/ClientTests",
+            // A test CA and a server certificate for 127.0.0.1 signed by it (read from the source tree).
+            exclude: ["Fixtures"]
         ),
         .testTarget(
             name: "EndToEndTests",
