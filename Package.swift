@@ -89,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "PaddockBench",
             dependencies: [
-                "PaddockProtocol", "PaddockAgent", "PaddockTestSupport",
+                "PaddockProtocol", "PaddockClient", "PaddockTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "bench/Sources",
