@@ -21,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         .target(
@@ -44,12 +47,26 @@ let package = Package(
             resources: [.embedInCode("install-agent.sh")],
             swiftSettings: strict
         ),
+        // The one HTTP client of API v1 (agent, CLI, bench), on AsyncHTTPClient.
+        .target(
+            name: "PaddockClient",
+            dependencies: [
+                "PaddockProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            path: "Sources/Client",
+            swiftSettings: strict
+        ),
         // Two glibc calls Swift's Glibc module does not expose (they sit behind _GNU_SOURCE).
         .target(name: "CSpawn", path: "Sources/CSpawn"),
         .target(
             name: "PaddockAgent",
             dependencies: [
-                "PaddockProtocol", "CSpawn",
+                "PaddockProtocol", "PaddockClient", "CSpawn",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -59,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "PaddockCLI",
             dependencies: [
-                "PaddockProtocol", "PaddockMaster", "PaddockAgent",
+                "PaddockProtocol", "PaddockClient", "PaddockMaster", "PaddockAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -72,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "PaddockBench",
             dependencies: [
-                "PaddockProtocol", "PaddockAgent", "PaddockTestSupport",
+                "PaddockProtocol", "PaddockClient", "PaddockTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "bench/Sources",
@@ -100,8 +117,23 @@ let package = Package(
             path: "Tests/AgentTests"
         ),
         .testTarget(
+            name: "ClientTests",
+            dependencies: [
+                "PaddockClient", "PaddockProtocol", "PaddockTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/ClientTests",
+            // A test CA and a server certificate for 127.0.0.1 signed by it (read from the source tree).
+            exclude: ["Fixtures"]
+        ),
+        .testTarget(
             name: "EndToEndTests",
-            dependencies: ["PaddockProtocol", "PaddockAgent", "PaddockCLI", "PaddockTestSupport"],
+            dependencies: ["PaddockProtocol", "PaddockClient", "PaddockAgent", "PaddockCLI", "PaddockTestSupport"],
             path: "Tests/EndToEndTests"
         ),
     ],

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PaddockClient
 import PaddockProtocol
 
 /// The agent's standing with the master: its id and a client carrying its own

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PaddockClient
 import PaddockProtocol
 
 /// Tells the master about errors the agent could not handle, and keeps going: a task that

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PaddockClient
 import PaddockProtocol
 import ServiceLifecycle
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PaddockClient
 import PaddockProtocol
 
 /// Runs one leased task, from its lease to its finish, which it leaves in the outbox: the

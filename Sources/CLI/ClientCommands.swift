@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import PaddockAgent
+import PaddockClient
 import PaddockProtocol
 import Yams
 

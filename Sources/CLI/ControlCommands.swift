@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import PaddockAgent
+import PaddockClient
 import PaddockProtocol
 
 /// A job or a task, as named on the command line (`j12`, `t34`).

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import PaddockAgent
+import PaddockClient
 import PaddockProtocol
 
 /// `paddock watch JOB`: a live progress bar with counts per state, until the job ends.

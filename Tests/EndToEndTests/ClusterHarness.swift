@@ -2,7 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import PaddockAgent
+import PaddockClient
 import PaddockProtocol
 import PaddockTestSupport
 

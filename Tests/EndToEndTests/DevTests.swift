@@ -1,5 +1,5 @@
 import Foundation
-import PaddockAgent
+import PaddockClient
 import PaddockProtocol
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import PaddockAgent
+import PaddockClient
 import PaddockProtocol
 import Testing
 

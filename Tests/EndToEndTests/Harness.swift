@@ -2,7 +2,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-import PaddockAgent
+import PaddockClient
 import PaddockProtocol
 import Testing
 
@@ -85,7 +85,7 @@ final class Farm: @unchecked Sendable {
     func launch(_ name: String, _ arguments: [String]) throws -> String {
         let logPath = dir + "/\(name).log"
         if !FileManager.default.fileExists(atPath: logPath) {
-            FileManager.default.createFile(atPath: logPath, contents: nil)
+            _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         handle.seekToEndOfFile()

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,7 +20,7 @@ final class Farm {
     let binary: String
     private(set) var port = 0
     private var processes: [String: Process] = [:]
-    /// One session for the farm's admin calls and real-agent-sized work.
+    /// One connection pool for the farm's admin calls and real-agent-sized work.
     let session = Wire.session(connections: 64)
 
     init(binary: String, root: String, label: String) throws {

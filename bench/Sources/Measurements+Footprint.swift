@@ -30,9 +30,9 @@ extension Measurements {
             let (fleet, enrollSeconds) = try await timed { try await SimulatedFleet.enroll(count, farm: farm, concurrency: 32) }
             context.log("    \(count) agents enrolled in \(String(format: "%.1f", enrollSeconds)) s")
             let state = CrowdState()
-            let threads = IdleCrowd.start(fleet.agents, port: farm.port, state: state)
+            let tasks = IdleCrowd.start(fleet.agents, port: farm.port, state: state)
             try await Task.sleep(for: .seconds(context.sizes.settleSeconds))
-            context.log("    \(threads) client threads; measuring \(context.sizes.idleWindowSeconds) s")
+            context.log("    \(tasks) client tasks; measuring \(context.sizes.idleWindowSeconds) s")
             let requests0 = try await farm.admin.masterInfo().requests
             let cpu0 = ProcStats.cpuSeconds(pid) ?? .nan
             let window = try await timed { try await Task.sleep(for: .seconds(context.sizes.idleWindowSeconds)) }.1
@@ -43,8 +43,8 @@ extension Measurements {
             let peak = ProcStats.peakRSS(pid)
             let (errors, lastError) = state.failures
             state.stop()
-            farm.stop()  // kills the master: every open long-poll ends at once and its thread returns
-            try await until("the crowd's threads end", timeout: 30, every: 0.1) { state.endedThreads >= threads }
+            farm.stop()  // kills the master (the crowd's tasks were cancelled already)
+            try await until("the crowd's tasks end", timeout: 30, every: 0.1) { state.endedTasks >= tasks }
             return [
                 Figure("master RSS, \(grouped(count)) idle agents long-polling", mib(rss), "MiB",
                        note: "simulated agents: claim (20 s) and talkback (30 s) long-polls, heartbeat every 10 s"),

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import PaddockProtocol
 
 /// One agent as the master knows it, driven from this process over the real protocol.
@@ -44,8 +41,8 @@ struct SimulatedAgent: Sendable {
     }
 }
 
-/// A crowd of simulated agents sharing a few URLSessions, so that thousands of
-/// long-polls can be open at once (each session allows `perSession` connections).
+/// A crowd of simulated agents sharing a few connection pools, so that thousands of
+/// requests can be open at once (each pool allows `perSession` connections).
 struct SimulatedFleet: Sendable {
     let agents: [SimulatedAgent]
 

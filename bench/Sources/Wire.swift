@@ -1,71 +1,42 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import PaddockClient
 import PaddockProtocol
 
-/// An answer of the master that is not 2xx, or no answer at all.
-struct WireError: Error, CustomStringConvertible {
-    let status: Int?
-    let description: String
-}
+/// An answer of the master that is not 2xx, or no answer at all: `.status` (nil when there was no
+/// answer) and a description.
+typealias WireError = ClientError
 
-/// A JSON client of API v1 for the harness. Like the agent's `MasterClient`, but on a URLSession
-/// the harness configures: simulated agents need thousands of connections open at once, and
-/// `MasterClient` allows 16 per host.
+/// A JSON client of API v1 for the harness: a thin wrapper of `MasterClient` on a connection pool
+/// the harness sizes (simulated agents need thousands of connections open at once).
 struct Wire: Sendable {
-    let base: URL
-    let token: String
-    let session: URLSession
+    let client: MasterClient
+    let session: ConnectionPool
 
-    init(base: URL, token: String, session: URLSession) {
-        self.base = base
-        self.token = token
+    var base: URL { client.baseURL }
+    var token: String { client.token }
+
+    init(base: URL, token: String, session: ConnectionPool) {
+        client = MasterClient(baseURL: base, token: token, pool: session)
         self.session = session
     }
 
-    /// A session that keeps up to `connections` connections to the master open.
-    static func session(connections: Int) -> URLSession {
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = 600
-        configuration.httpMaximumConnectionsPerHost = connections
-        return URLSession(configuration: configuration)
-    }
+    /// A pool that keeps up to `connections` connections to the master open.
+    static func session(connections: Int) -> ConnectionPool { ConnectionPool(connectionsPerHost: connections) }
 
     func with(token: String) -> Wire { Wire(base: base, token: token, session: session) }
-    func with(session: URLSession) -> Wire { Wire(base: base, token: token, session: session) }
+    func with(session: ConnectionPool) -> Wire { Wire(base: base, token: token, session: session) }
 
     /// One request; the raw body of a 2xx answer, else `WireError`.
     func raw(_ method: String, _ path: String, query: [String: String] = [:], body: Data? = nil,
              timeout: Double = 120) async throws -> Data {
-        var components = URLComponents(url: base.appendingPathComponent(path), resolvingAgainstBaseURL: false)
-        if !query.isEmpty {
-            components?.queryItems = query.sorted { $0.key < $1.key }.map { URLQueryItem(name: $0.key, value: $0.value) }
-        }
-        guard let url = components?.url else { throw WireError(status: nil, description: "bad path \(path)") }
-        var request = URLRequest(url: url, timeoutInterval: timeout)
-        request.httpMethod = method
-        request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
-        if let body {
-            request.httpBody = body
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        let (data, response) = try await session.data(for: request)
-        guard let http = response as? HTTPURLResponse else { throw WireError(status: nil, description: "not HTTP") }
-        guard (200..<300).contains(http.statusCode) else {
-            throw WireError(status: http.statusCode,
-                            description: "\(method) \(path): \(http.statusCode) \(String(decoding: data.prefix(300), as: UTF8.self))")
-        }
-        return data
+        try await client.raw(method, path, query: query, body: body, contentType: "application/json", timeout: timeout)
     }
 
     /// A JSON body in, a JSON answer out.
     func call<Reply: Decodable>(_ method: String, _ path: String, query: [String: String] = [:],
                                 json body: (some Encodable)? = Optional<Int>.none, timeout: Double = 120,
                                 as: Reply.Type = Reply.self) async throws -> Reply {
-        let data = try await raw(method, path, query: query, body: try body.map { try WireJSON.encoder().encode($0) },
-                                 timeout: timeout)
-        return try WireJSON.decoder().decode(Reply.self, from: data)
+        try await client.call(method, path, query: query, json: body, timeout: timeout, as: Reply.self)
     }
 
     /// A JSON body in, the answer ignored.
