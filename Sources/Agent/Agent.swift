@@ -9,6 +9,9 @@ public struct Agent: Sendable {
 
     public init(config: AgentConfig) { self.config = config }
 
+    /// With `--on-stop requeue`, SIGTERM ends the agent within this, whatever it is doing.
+    public static let stopDeadline: Duration = .seconds(10)
+
     /// Heartbeat first: the group stops services in reverse order, so the exchange loop winds down
     /// (and reports its released tasks) while heartbeats and talkback still run.
     public func services(logger: Logger) throws -> [any Service] {

@@ -25,8 +25,9 @@ struct ExchangeService: Service {
     let config: AgentConfig
     let logger: Logger
 
-    /// How long the agent still tries to deliver its last reports once nothing runs any more.
-    static let flushGrace: Duration = .seconds(5)
+    /// How long the agent still tries to deliver its last reports once nothing runs any more
+    /// (with the kill grace and the last heartbeat, within `Agent.stopDeadline`).
+    static let flushGrace: Duration = .seconds(2)
 
     var nudge: Nudge { workload.nudge }
 
@@ -68,20 +69,21 @@ struct ExchangeService: Service {
     /// Stops claiming and winds the runs down as `--on-stop` says.
     private func leave(_ enrolled: AgentSession.Enrolled) async {
         await workload.leave()
-        await announce(enrolled, leaving: true, authoritative: false)
-        switch config.onStop {
-        case .requeue:
-            await withDiscardingTaskGroup { group in
+        await withDiscardingTaskGroup { group in
+            // Said while the runs stop, not before: a master that does not answer must not delay them.
+            group.addTask { await announce(enrolled, leaving: true, authoritative: false) }
+            switch config.onStop {
+            case .requeue:
                 for task in await workload.allTasks() {
                     if let run = await workload.markStopped(task, reason: .shutdown) {
                         group.addTask { await run.terminate(grace: config.killGrace) }
                     }
                 }
+            case .drain:
+                // What runs finishes; what waits to start goes back.
+                logger.info("draining: waiting for the running tasks to finish")
+                for task in await workload.notStarted() { _ = await workload.markStopped(task, reason: .shutdown) }
             }
-        case .drain:
-            // What runs finishes; what waits to start goes back.
-            logger.info("draining: waiting for the running tasks to finish")
-            for task in await workload.notStarted() { _ = await workload.markStopped(task, reason: .shutdown) }
         }
     }
 
@@ -91,7 +93,7 @@ struct ExchangeService: Service {
         let beat = HeartbeatRequest(held: held, authoritative: authoritative, leaving: leaving)
         do {
             let _: HeartbeatResponse = try await enrolled.client.call("PUT", APIPath.heartbeat(enrolled.id), json: beat,
-                                                                      timeout: 10)
+                                                                      timeout: 2)
         } catch {
             logger.warning("telling the master we \(leaving ? "leave" : "are back") failed: \(error)")
         }

@@ -158,11 +158,14 @@ struct AgentOptions: ParsableArguments {
 }
 
 /// Runs services in one group that stops gracefully on SIGTERM or SIGINT.
-func runServices(_ services: [any Service], logger: Logger) async throws {
-    let group = ServiceGroup(configuration: .init(
+/// `deadline`: how long a graceful stop may take before what is left is cancelled.
+func runServices(_ services: [any Service], logger: Logger, deadline: Duration? = nil) async throws {
+    var configuration = ServiceGroupConfiguration(
         services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
         gracefulShutdownSignals: [.sigterm, .sigint],
-        logger: logger))
+        logger: logger)
+    configuration.maximumGracefulShutdownDuration = deadline
+    let group = ServiceGroup(configuration: configuration)
     try await group.run()
 }
 
@@ -232,7 +235,10 @@ struct AgentCommand: AsyncParsableCommand {
         var config = try options.config(master: url, joinToken: join, defaultWorkDir: home + "/.paddock/agent")
         config.onStop = onStop
         let logger = log.logger("paddock.agent")
-        try await runServices(try Agent(config: config).services(logger: logger), logger: logger)
+        // Giving the tasks back takes their kill grace and a few round trips: a stop never takes
+        // longer than this (draining waits for the tasks: the unit's stop timeout bounds it).
+        try await runServices(try Agent(config: config).services(logger: logger), logger: logger,
+                              deadline: onStop == .requeue ? Agent.stopDeadline : nil)
     }
 }
 

@@ -45,4 +45,28 @@ extension EndToEnd { @Suite struct ExchangeEndToEndTests {
         #expect(Set(ids).count == count)
         #expect(ids.count == count, "ran twice: \(Dictionary(grouping: ids, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted())")
     }
+
+    @Test func sigtermOnAFullAgentExitsWithinTenSecondsAndGivesItsTaskBack() async throws {
+        let farm = try Farm(leaseTimeout: "30s")
+        try await farm.startMaster()
+        try farm.startAgent("busy", ["--cpus", "1", "--ram", "1GiB"])
+        try await eventually("busy online", timeout: 20) { try await farm.agent(named: "busy")?.state == .online }
+        // One task runs (a shell that ignores SIGTERM: only the kill grace's SIGKILL ends it), one waits.
+        let job = try await farm.submit(JobSubmission(name: "long", tasks: [
+            shell("trap '' TERM; sleep 300 & wait; sleep 300", name: "stubborn"), shell("sleep 300", name: "next"),
+        ]))
+        try await eventually("a task runs", timeout: 20) {
+            try await farm.tasks(job: job.id).contains { $0.state == .running }
+        }
+        let took = try await farm.terminate("busy", within: .seconds(30))
+        let elapsed = try #require(took, "the agent still ran 30 s after SIGTERM")
+        #expect(elapsed < .seconds(10), "SIGTERM took \(elapsed)")
+        let tasks = try await farm.tasks(job: job.id)
+        #expect(tasks.allSatisfy { $0.state == .queued }, "\(tasks.map(\.state))")
+        #expect(tasks.allSatisfy { $0.attempt == 0 }, "given back: no attempt used \(tasks.map(\.attempt))")
+        let stubborn = try #require(tasks.first { $0.name == "stubborn" })
+        let history = try await farm.task(stubborn.id).history ?? []
+        #expect(history.last?.transition == .release, "\(history.map(\.transition))")
+        #expect(try await farm.agent(named: "busy")?.state == .offline)
+    }
 } }

@@ -77,6 +77,18 @@ final class Farm: @unchecked Sendable {
         process.waitUntilExit()
     }
 
+    /// Sends SIGTERM and returns how long the process took to exit, or nil when it still ran after `timeout`.
+    func terminate(_ name: String, within timeout: Duration) async throws -> Duration? {
+        guard let process = processes[name] else { throw FarmError("no process \(name)") }
+        let start = ContinuousClock.now
+        process.terminate()
+        while process.isRunning {
+            if ContinuousClock.now - start > timeout { return nil }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return ContinuousClock.now - start
+    }
+
     func log(_ name: String) -> String {
         (try? String(contentsOfFile: dir + "/\(name).log", encoding: .utf8)) ?? ""
     }

@@ -43,7 +43,8 @@ extension Measurements {
         }
     }
 
-    /// Placements per second: simulated agents claim, report start and finish at once, and claim again.
+    /// Placements per second: simulated agents run each lease instantly, and report its end in the
+    /// exchange that claims the next ones (one request per round of `slots` tasks).
     static func placements(_ context: BenchContext) async throws -> [Figure] {
         let count = context.sizes.placementTasks
         let agentCount = context.sizes.placementAgents
@@ -60,27 +61,26 @@ extension Measurements {
                     group.addTask {
                         // Heartbeats keep the agent online (an agent silent past the lease timeout claims nothing).
                         var lastBeat = ContinuousClock.now
+                        var held: [TaskLease] = []
                         while !(await tally.done) {
                             if ContinuousClock.now - lastBeat > .seconds(5) {
                                 try await agent.heartbeat()
                                 lastBeat = .now
                             }
                             if ContinuousClock.now - start > .seconds(600) { throw BenchError("placements: over 600 s") }
-                            let leases = try await agent.claim(slots: slots, wait: 1)
-                            try await withThrowingTaskGroup(of: Void.self) { runs in
-                                for lease in leases { runs.addTask { try await agent.runInstantly(lease) } }
-                                try await runs.waitForAll()
-                            }
-                            await tally.add(leases.count)
+                            let finished = held
+                            held = try await agent.exchange(finished: finished, slots: slots, wait: 1)
+                            await tally.add(finished.count)
                         }
+                        if !held.isEmpty { _ = try await agent.exchange(finished: held, slots: 0, wait: 0) }
                     }
                 }
                 try await group.waitForAll()
             }
             guard let end = await tally.reachedAt else { throw BenchError("placements never reached \(count)") }
             let seconds = (end - start).seconds
-            return [Figure("placements (claim + start + finish), \(agentCount) simulated agents", Double(count) / seconds,
-                           "tasks/s", note: "\(grouped(count)) tasks, claims of \(slots) slots; three requests per task")]
+            return [Figure("placements (exchange: finish + claim), \(agentCount) simulated agents", Double(count) / seconds,
+                           "tasks/s", note: "\(grouped(count)) tasks, claims of \(slots) slots; one request per \(slots) tasks")]
         }
     }
 

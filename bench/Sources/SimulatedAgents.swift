@@ -35,6 +35,18 @@ struct SimulatedAgent: Sendable {
         return seconds
     }
 
+    /// One exchange: reports `finished` leases succeeded and claims up to `slots` (all of the agent's
+    /// slots are free once they are reported), waiting up to `wait` seconds when nothing fits.
+    func exchange(finished: [TaskLease], slots: Int, wait: Double) async throws -> [TaskLease] {
+        let request = ExchangeRequest(
+            finished: finished.map { ExchangeFinish(task: $0.task, report: FinishReport(epoch: $0.epoch, outcome: .succeeded,
+                                                                                        exitCode: 0)) },
+            claim: slots > 0 ? ClaimRequest(slots: slots, wait: wait, capacity: slots) : nil)
+        let reply: ExchangeResponse = try await wire.call("POST", APIPath.exchange(id), json: request, timeout: wait + 60)
+        guard reply.refused.isEmpty else { throw BenchError("exchange refused \(reply.refused)") }
+        return reply.leases
+    }
+
     func heartbeat() async throws {
         // Not authoritative: an authoritative heartbeat wakes every waiting claim at the master.
         try await wire.send("PUT", APIPath.heartbeat(id), json: HeartbeatRequest(held: []))
