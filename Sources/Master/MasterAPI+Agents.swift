@@ -43,9 +43,9 @@ extension MasterAPI {
         let id = try Self.id(AgentID.self, context, what: "agent")
         _ = try context.requireAgent(id)
         let beat = try await Self.decode(HeartbeatRequest.self, from: request, limit: BodyLimit.small)
-        let (state, lost) = try await store.heartbeat(agent: id, beat: beat, leaseUntil: leaseUntil, now: Date())
+        let (state, lost, released) = try await store.heartbeat(agent: id, beat: beat, leaseUntil: leaseUntil, now: Date())
         addresses.record(id, context.client)
-        if beat.authoritative { await wake.notifyAll() }
+        if beat.authoritative || released > 0 { await wake.notifyAll() }
         return try Self.json(HeartbeatResponse(state: state, lost: lost, leaseTimeout: config.leaseTimeout,
                                                heartbeatInterval: config.heartbeatInterval))
     }

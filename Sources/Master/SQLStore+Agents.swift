@@ -52,7 +52,7 @@ extension SQLStore {
     }
 
     public func heartbeat(agent: AgentID, beat: HeartbeatRequest, leaseUntil: Date, now: Date) async throws
-        -> (AgentState, lost: [HeldLease]) {
+        -> (AgentState, lost: [HeldLease], released: Int) {
         try await engine.write { db in
             // Only a heartbeat brings an offline agent back; a leaving one stays offline (a long-poll
             // claim it abandoned must not hand it work after it left).
@@ -69,6 +69,23 @@ extension SQLStore {
             for report in beat.usage {
                 try Self.store(db, usage: report.usage, task: report.task, agent: agent, epoch: report.epoch)
             }
+            // A lease handed out long ago that the agent does not hold never reached it (the answer
+            // that carried it was lost with a connection or a master): back to the queue at once, no
+            // attempt used, rather than after its whole timeout. Leases younger than
+            // `unheldGrace` may still be on their way to the agent.
+            let grantedBefore = leaseUntil.addingTimeInterval(-Self.unheldGrace)
+            var released = 0
+            if !beat.authoritative {
+                let held = Set(beat.held.map(\.task))
+                for row in try SQLRow.fetchAll(db, sql: """
+                    SELECT * FROM tasks WHERE agent_id = ? AND state IN ('assigned','running') AND lease_expires_at < ?
+                    ORDER BY id\(db.lockRows)
+                    """, arguments: [agent.rawValue, grantedBefore.timeIntervalSince1970]) {
+                    let task = try Self.taskView(row)
+                    guard !held.contains(task.id) else { continue }
+                    if try Self.releaseLease(db, task, reason: "its lease never reached the agent", now: now) { released += 1 }
+                }
+            }
             var lost: [HeldLease] = []
             for lease in beat.held {
                 let renewed = try db.execute(sql: """
@@ -78,7 +95,7 @@ extension SQLStore {
                 if renewed == 0 { lost.append(lease) }
             }
             let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?", arguments: [agent.rawValue])
-            return (row.map(Self.agentState) ?? .offline, lost)
+            return (row.map(Self.agentState) ?? .offline, lost, released)
         }
     }
 
@@ -93,6 +110,24 @@ extension SQLStore {
             guard !except.contains(task.id) else { continue }
             _ = try loseLease(db, task, reason: reason, now: now)
         }
+    }
+
+    /// How old an unheld lease must be before a heartbeat gives it back (see `heartbeat`).
+    static let unheldGrace: TimeInterval = 10
+
+    /// Gives a lease back to the queue as a release: the agent never ran it, so no attempt is used.
+    @discardableResult
+    static func releaseLease(_ db: any SQLDatabase, _ task: TaskView, reason: String, now: Date) throws -> Bool {
+        let to = try legal(task, .release)
+        let moved = try db.execute(sql: """
+            UPDATE tasks SET state = ?, lease_expires_at = NULL, reason = ?, attempt = attempt - ?
+            WHERE id = ? AND epoch = ? AND state = ?
+            """, arguments: [to.rawValue, reason, task.state == .running ? 1 : 0, task.id.rawValue, task.epoch.rawValue,
+                             task.state.rawValue])
+        guard moved == 1 else { return false }
+        try record(db, task: task.id, .release, from: task.state, to: to, agent: task.agent, epoch: task.epoch,
+                   reason: reason, now: now)
+        return true
     }
 
     /// A lease that is gone (expired, or its agent restarted or left): an assigned task goes back

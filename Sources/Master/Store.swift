@@ -145,7 +145,7 @@ public protocol Store: Sendable {
     func agents() async throws -> [AgentView]
     /// Renews the leases in `beat.held`; see `HeartbeatRequest` for `authoritative` and `leaving`.
     func heartbeat(agent: AgentID, beat: HeartbeatRequest, leaseUntil: Date, now: Date) async throws
-        -> (AgentState, lost: [HeldLease])
+        -> (AgentState, lost: [HeldLease], released: Int)
 
     /// Leases to `order.agent` the best queued tasks that fit it, in one transaction.
     func claim(_ order: ClaimOrder) async throws -> ClaimOutcome

@@ -163,6 +163,32 @@ import Testing
     }
 
     @Test(arguments: Backend.allCases)
+    func aLeaseTheAgentNeverGotGoesBackWithoutUsingAnAttempt(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let a = try await agent(store, "a")
+        _ = try await job(store, 2)
+        var order = ClaimOrder(agent: a, slots: 2, leaseUntil: now.addingTimeInterval(30), now: now)
+        order.startAtOnce = true
+        let leases = try await store.claim(order).leases
+        #expect(leases.count == 2)
+        // The agent holds the first; the answer that carried the second was lost. Five seconds on, the
+        // second may still be on its way: it stays.
+        let held = [HeldLease(task: leases[0].task, epoch: leases[0].epoch)]
+        let soon = try await store.heartbeat(agent: a, beat: HeartbeatRequest(held: held),
+                                             leaseUntil: now.addingTimeInterval(35), now: now.addingTimeInterval(5))
+        #expect(soon.released == 0)
+        #expect(try await store.task(leases[1].task, history: false).state == .running)
+        // Fifteen seconds on it cannot be: it goes back, and the run it never had uses no attempt.
+        let later = try await store.heartbeat(agent: a, beat: HeartbeatRequest(held: held),
+                                              leaseUntil: now.addingTimeInterval(45), now: now.addingTimeInterval(15))
+        #expect(later.released == 1 && later.lost.isEmpty)
+        let given = try await store.task(leases[1].task, history: true)
+        #expect(given.state == .queued && given.attempt == 0)
+        #expect(given.history?.last?.transition == .release)
+        #expect(try await store.task(leases[0].task, history: false).state == .running)
+    }
+
+    @Test(arguments: Backend.allCases)
     func heartbeatRenewsHeldLeasesAndReportsLostOnes(_ backend: Backend) async throws {
         let store = try await StoreFixture.make(backend).store
         let a = try await agent(store, "a")
@@ -170,7 +196,7 @@ import Testing
         let leases = try await store.claim(ClaimOrder(agent: a, slots: 2, leaseUntil: now.addingTimeInterval(1), now: now)).leases
         #expect(leases.count == 2)
         let bogus = HeldLease(task: leases[1].task, epoch: LeaseEpoch(99))
-        let (state, lost) = try await store.heartbeat(agent: a, beat: HeartbeatRequest(held: [
+        let (state, lost, _) = try await store.heartbeat(agent: a, beat: HeartbeatRequest(held: [
             HeldLease(task: leases[0].task, epoch: leases[0].epoch), bogus]), leaseUntil: later, now: now)
         #expect(state == .online && lost == [bogus])
         let swept = try await store.sweep(now: now.addingTimeInterval(5), silentSince: now.addingTimeInterval(-60))

@@ -61,7 +61,7 @@ final class UnreachableStore: Store {
     func agent(_ id: AgentID) async throws -> AgentView { try await network(); return try await inner.agent(id) }
     func agents() async throws -> [AgentView] { try await network(); return try await inner.agents() }
     func heartbeat(agent: AgentID, beat: HeartbeatRequest, leaseUntil: Date, now: Date) async throws
-        -> (AgentState, lost: [HeldLease]) {
+        -> (AgentState, lost: [HeldLease], released: Int) {
         try await network(); return try await inner.heartbeat(agent: agent, beat: beat, leaseUntil: leaseUntil, now: now)
     }
     func claim(_ order: ClaimOrder) async throws -> ClaimOutcome { try await network(); return try await inner.claim(order) }
