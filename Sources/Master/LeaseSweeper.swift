@@ -28,8 +28,9 @@ public struct LeaseSweeper: Service {
                 let now = Date()
                 if outage {
                     // While the database was away every heartbeat failed (503) through no fault of the
-                    // agents: give every lease the grace a restarted master gives (ARCHITECTURE §3)
-                    // before expiring any, or the first sweep would requeue the whole farm's work.
+                    // agents: give every lease the grace a restarted master gives
+                    // (docs/ARCHITECTURE.md §3) before expiring any, or the first sweep would requeue
+                    // the whole farm's work.
                     try await store.extendLeases(until: now.addingTimeInterval(config.leaseTimeout))
                     outage = false
                     logger.notice("database reachable again: leases extended by the lease timeout")

@@ -36,7 +36,7 @@ public struct MasterContext: RequestContext, RemoteAddressRequestContext {
     public var maxUploadSize: Int { Limits.jobSpecBytes }
 }
 
-/// Per-route bounds on request bodies (ARCHITECTURE §8).
+/// Per-route bounds on request bodies (docs/ARCHITECTURE.md §10).
 enum BodyLimit {
     static let jobSpec = Limits.jobSpecBytes
     static let logChunk = Limits.logChunkBytes

@@ -114,7 +114,7 @@ public struct ClaimOutcome: Sendable {
 /// The farm's durable state. Every method is one transaction: when it returns,
 /// what it changed is committed (and fsynced). Implementations keep no state
 /// of their own that another master would need, so several masters can share
-/// one database (ARCHITECTURE §7). State changes are conditioned on
+/// one database (docs/ARCHITECTURE.md §7). State changes are conditioned on
 /// `TaskTransition.rule`, the single table of legal moves. When the database cannot be reached,
 /// methods throw errors conforming to `StoreUnavailable` (answered 503, retried by clients).
 public protocol Store: Sendable {
@@ -196,6 +196,6 @@ public protocol Store: Sendable {
 
     /// Marks silent agents offline and requeues (or fails) the tasks whose leases ran out.
     func sweep(now: Date, silentSince: Date) async throws -> SweepResult
-    /// A master that (re)starts gives every live lease until `until` (ARCHITECTURE §3).
+    /// A master that (re)starts gives every live lease until `until` (docs/ARCHITECTURE.md §3).
     func extendLeases(until: Date) async throws
 }

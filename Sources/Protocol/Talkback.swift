@@ -1,6 +1,6 @@
 import Foundation
 
-/// What the master can tell an agent (ARCHITECTURE §4). Every command is a
+/// What the master can tell an agent (docs/ARCHITECTURE.md §6). Every command is a
 /// durable row with a per-agent sequence number; delivery is at-least-once and
 /// the agent applies each idempotently.
 public enum CommandKind: String, Codable, Sendable, CaseIterable {

@@ -1,4 +1,4 @@
-/// The life of a task (ARCHITECTURE §2). The legal moves are one table,
+/// The life of a task (docs/ARCHITECTURE.md §2). The legal moves are one table,
 /// `TaskTransition.rule`; the store conditions every update on it, so no code
 /// path can move a task along an edge that is not in the table.
 public enum TaskState: String, Codable, Sendable, CaseIterable {
@@ -90,7 +90,7 @@ public enum RetryPolicy {
     }
 }
 
-/// A job's state is derived from its tasks' (ARCHITECTURE §2), never stored.
+/// A job's state is derived from its tasks' (docs/ARCHITECTURE.md §2), never stored.
 public enum JobState: String, Codable, Sendable, CaseIterable {
     case queued, running, paused, succeeded, failed, cancelled
 

@@ -4,8 +4,8 @@ import PaddockProtocol
 import Testing
 
 extension EndToEnd {
-    /// Several masters on one PostgreSQL behind HAProxy (ARCHITECTURE §7): losing a master or
-    /// the database for a while loses no task and finishes none twice.
+    /// Several masters on one PostgreSQL behind HAProxy (docs/ARCHITECTURE.md §7): losing a master
+    /// or the database for a while loses no task and finishes none twice.
     @Suite(.serialized) struct MultiMasterTests {
         /// `count` tasks each appending its own name to `file`: the file says how often each ran.
         static func appending(_ count: Int, to file: String, sleep: Double = 0) -> JobSubmission {

@@ -3,7 +3,7 @@ import PaddockMaster
 import PaddockProtocol
 import Testing
 
-/// The lease and fencing rules of ARCHITECTURE §3, through the HTTP API.
+/// The lease and fencing rules of docs/ARCHITECTURE.md §3, through the HTTP API.
 @Suite struct LeaseFencingTests {
     @Test func claimLeasesWhatFitsInPriorityOrder() async throws {
         try await TestMaster().test { client in

@@ -1,7 +1,7 @@
 import PaddockProtocol
 import Testing
 
-/// The documented table (ARCHITECTURE §2), written out independently of `TaskTransition.rule`.
+/// The documented table (docs/ARCHITECTURE.md §2), written out independently of `TaskTransition.rule`.
 let documentedMoves: [TaskTransition: (from: [TaskState], to: TaskState)] = [
     .unblock: ([.blocked], .queued),
     .assign: ([.queued], .assigned),

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 
-/// `paddock-bench`: starts masters and agents on loopback and reports ARCHITECTURE §10's figures.
+/// `paddock-bench`: starts masters and agents on loopback and reports the figures of docs/ARCHITECTURE.md §9.
 @main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

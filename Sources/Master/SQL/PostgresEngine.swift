@@ -27,7 +27,7 @@ struct TransactionConflict: Error {
     var duplicate: PostgresStatementError?
 }
 
-/// PostgreSQL, for several masters sharing one database (ARCHITECTURE §7).
+/// PostgreSQL, for several masters sharing one database (docs/ARCHITECTURE.md §7).
 /// The store's logic is synchronous SQL over one transaction; here each
 /// transaction runs on a thread of a small pool, holding one connection, its
 /// statements waited for one by one (as a JDBC driver would). READ COMMITTED
