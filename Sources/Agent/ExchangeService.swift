@@ -46,12 +46,12 @@ struct ExchangeService: Service {
                 let (leases, sink) = AsyncStream.makeStream(of: TaskLease.self)
                 // A fresh process holds nothing: what an earlier run of this agent held is requeued now,
                 // not after the lease timeout, and the agent is online before its first claim.
-                await announce(enrolled, leaving: false, authoritative: true)
+                await announce(leaving: false, authoritative: true)
                 group.addTask {
-                    await pump(enrolled, sink, busy: pumpBusy)
+                    await pump(sink, busy: pumpBusy)
                     sink.finish()
                 }
-                group.addTask { await poller(enrolled, sink, pumpBusy: pumpBusy) }
+                group.addTask { await poller(sink, pumpBusy: pumpBusy) }
                 for await lease in leases {
                     let runner = TaskRunner(lease: lease, session: enrolled, workload: workload, outbox: outbox,
                                             config: config, logger: logger)
@@ -59,19 +59,19 @@ struct ExchangeService: Service {
                 }
             }
         } onGracefulShutdown: {
-            Task { await leave(enrolled) }
+            Task { await leave() }
         }
         // Whatever is still leased to this agent (an answer lost while it left) goes back at once.
-        await announce(enrolled, leaving: true, authoritative: true)
+        await announce(leaving: true, authoritative: true)
         logger.info("agent \(config.name) stopped")
     }
 
     /// Stops claiming and winds the runs down as `--on-stop` says.
-    private func leave(_ enrolled: AgentSession.Enrolled) async {
+    private func leave() async {
         await workload.leave()
         await withDiscardingTaskGroup { group in
             // Said while the runs stop, not before: a master that does not answer must not delay them.
-            group.addTask { await announce(enrolled, leaving: true, authoritative: false) }
+            group.addTask { await announce(leaving: true, authoritative: false) }
             switch config.onStop {
             case .requeue:
                 for task in await workload.allTasks() {
@@ -88,7 +88,8 @@ struct ExchangeService: Service {
     }
 
     /// A heartbeat that tells the master what this agent holds, all of it, and whether it is leaving.
-    private func announce(_ enrolled: AgentSession.Enrolled, leaving: Bool, authoritative: Bool) async {
+    private func announce(leaving: Bool, authoritative: Bool) async {
+        let enrolled = await session.ready()
         let held = await workload.leases + outbox.unacknowledged
         let beat = HeartbeatRequest(held: held, authoritative: authoritative, leaving: leaving)
         do {
@@ -101,8 +102,7 @@ struct ExchangeService: Service {
 
     /// Sends the outbox's reports whenever they are due, each time with a claim for the free room.
     /// Ends when the agent is leaving and has nothing left to run or to tell.
-    private func pump(_ enrolled: AgentSession.Enrolled, _ sink: AsyncStream<TaskLease>.Continuation,
-                      busy: BusyFlag) async {
+    private func pump(_ sink: AsyncStream<TaskLease>.Continuation, busy: BusyFlag) async {
         var backoff = Backoff()
         var idleSince: ContinuousClock.Instant?
         while true {
@@ -123,7 +123,8 @@ struct ExchangeService: Service {
             }
             let request = ExchangeRequest.with(await outbox.batch(), claim: await workload.claimRequest(wait: 0))
             busy.set(true)
-            let delivered = await send(request, enrolled, sink, timeout: 30)
+            // The session as it is now: enrolled again after a 401, the agent talks with its new credential.
+            let delivered = await send(request, await session.ready(), sink, timeout: 30)
             busy.set(false)
             nudge.poke()  // the poller may hold a long-poll again
             if delivered {
@@ -135,8 +136,7 @@ struct ExchangeService: Service {
     }
 
     /// Holds a long-poll exchange while the agent has room and the pump is quiet.
-    private func poller(_ enrolled: AgentSession.Enrolled, _ sink: AsyncStream<TaskLease>.Continuation,
-                        pumpBusy: BusyFlag) async {
+    private func poller(_ sink: AsyncStream<TaskLease>.Continuation, pumpBusy: BusyFlag) async {
         var backoff = Backoff()
         while !(await workload.leaving) {
             let generation = nudge.generation
@@ -148,7 +148,8 @@ struct ExchangeService: Service {
             }
             // The long-poll ends at once when the agent starts leaving.
             let delivered = await withTaskGroup(of: Bool?.self) { group in
-                group.addTask { await send(ExchangeRequest(claim: claim), enrolled, sink, timeout: config.claimWait + 30) }
+                let current = await session.ready()
+                group.addTask { await send(ExchangeRequest(claim: claim), current, sink, timeout: config.claimWait + 30) }
                 group.addTask {
                     while !Task.isCancelled, !(await workload.leaving) {
                         await nudge.wait(since: nudge.generation, timeout: .seconds(5))

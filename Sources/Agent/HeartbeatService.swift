@@ -15,7 +15,6 @@ struct HeartbeatService: Service {
 
     func run() async throws {
         try await cancelWhenGracefulShutdown {
-            let enrolled = await session.ready()
             let probe = HostProbe(workDir: config.workDir)
             // Failed beats are retried sooner than the interval (a lease must not lapse for one lost
             // beat), but with back-off and jitter: a farm of agents must not hammer a master that is
@@ -37,6 +36,7 @@ struct HeartbeatService: Service {
                     let held = await workload.leases + outbox.unacknowledged
                     let beat = HeartbeatRequest(held: held, leaving: await workload.leaving,
                                                 metrics: await probe.sample(), usage: usage)
+                    let enrolled = await session.ready()  // as it is now (enrolled again after a 401)
                     let reply: HeartbeatResponse = try await enrolled.client.call(
                         "PUT", APIPath.heartbeat(enrolled.id), json: beat)
                     backoff.reset()

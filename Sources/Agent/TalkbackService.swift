@@ -21,11 +21,11 @@ struct TalkbackService: Service {
 
     func run() async throws {
         try await cancelWhenGracefulShutdown {
-            let enrolled = await session.ready()
-            var cursor = TalkbackCursor.load(workDir: config.workDir, agent: enrolled.id)
+            var cursor = TalkbackCursor.load(workDir: config.workDir, agent: await session.ready().id)
             var backoff = Backoff(base: 0.2, cap: 10)
             while !Task.isCancelled {
                 do {
+                    let enrolled = await session.ready()  // as it is now (enrolled again after a 401)
                     let batch: CommandBatch = try await enrolled.client.longPoll(
                         "GET", APIPath.commands(enrolled.id),
                         query: ["after": String(cursor.seq), "wait": String(Int(wait))], timeout: wait + 30)

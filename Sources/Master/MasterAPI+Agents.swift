@@ -87,6 +87,8 @@ extension MasterAPI {
         _ = try context.requireAgent(id)
         let exchange = try await Self.decode(ExchangeRequest.self, from: request, limit: BodyLimit.exchange)
         addresses.record(id, context.client)
+        let started = ContinuousClock.now
+        var held = false
         await wake.supersede(id.rawValue)
         let mine = await wake.supersessions(id.rawValue)
         let deadline = ContinuousClock.now + .milliseconds(Int((exchange.claim?.wait ?? 0) * 1000))
@@ -120,10 +122,13 @@ extension MasterAPI {
             let left = deadline - ContinuousClock.now
             let closing = await wake.isClosed
             if order == nil || !response.leases.isEmpty || left <= .zero || closing { break }
+            held = true
             await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine)
             if await wake.supersessions(id.rawValue) != mine { break }
         }
         if exchange.claim != nil { stats.recordClaim() }
+        // Counted as every request; timed unless it held a long-poll (its wait is not the master's speed).
+        stats.recordRequest(held ? nil : ContinuousClock.now - started)
         return try Self.json(response)
     }
 }

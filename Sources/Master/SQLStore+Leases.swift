@@ -166,11 +166,13 @@ extension SQLStore {
         for victimRow in victims {
             let victim = AgentID(rawValue: victimRow["agent_id"])
             let backlog: Int = victimRow["n"]
+            // Only the newest half is looked at: the victim starts its backlog oldest first, so what is
+            // taken is what it would start last (and least likely while a start of its is in flight).
             let rows = try SQLRow.fetchAll(db, sql: """
                 SELECT t.*, j.owner FROM tasks t JOIN jobs j ON j.id = t.job_id AND j.paused = 0
                 WHERE t.agent_id = ? AND t.state = 'assigned' AND t.prefetched = 1
                   AND NOT EXISTS (SELECT 1 FROM job_blocklist b WHERE b.job_id = t.job_id AND b.agent_id = ? AND b.failures >= ?)
-                ORDER BY t.id DESC LIMIT 256\(db.skipLocked(of: "t"))
+                ORDER BY t.id DESC LIMIT \(min(256, (backlog + 1) / 2))\(db.skipLocked(of: "t"))
                 """, arguments: [victim.rawValue, order.agent.rawValue, order.blocklistAfter])
             let candidates = try rows.map { row in
                 ClaimPolicy.Candidate(task: TaskID(rawValue: row["id"]), job: JobID(rawValue: row["job_id"]),
