@@ -121,7 +121,9 @@ struct ExchangeService: Service {
                 await nudge.wait(since: generation, timeout: due ?? .seconds(1))
                 continue
             }
-            let request = ExchangeRequest.with(await outbox.batch(), claim: await workload.claimRequest(wait: 0))
+            let reports = await outbox.batch()
+            let ending = Set(reports.finished.map(\.task))
+            let request = ExchangeRequest.with(reports, claim: await workload.claimRequest(wait: 0, ending: ending))
             busy.set(true)
             // The session as it is now: enrolled again after a 401, the agent talks with its new credential.
             let delivered = await send(request, await session.ready(), sink, timeout: 30)

@@ -105,14 +105,17 @@ actor Workload {
     }
 
     /// The claim for the agent's free room, or nil when it should claim nothing (no room, draining,
-    /// leaving). The master also counts what it leased to the agent and uses the tighter of both.
-    func claimRequest(wait: Double) -> ClaimRequest? {
-        guard hasRoom, !leaving else { return nil }
+    /// leaving). `ending`: runs whose end goes in the same exchange (their room is free by the time
+    /// the master claims). The master also counts what it leased to the agent and uses the tighter.
+    func claimRequest(wait: Double, ending: Set<TaskID> = []) -> ClaimRequest? {
+        guard !draining, !leaving else { return nil }
+        let active = held.filter { !ending.contains($0.key) }.values
         // Prefetched leases waiting for room come first: the room they will take is not claimed again.
-        let waiting = held.values.filter { $0.waiting && $0.stopReason == nil }
-        let room = waiting.reduce(free) { $0 - $1.lease.requirements.resources }
-        let open = max(0, freeSlots - waiting.count)
+        let occupying = active.filter { !$0.waiting || $0.stopReason == nil }
+        let room = occupying.reduce(total) { $0 - $1.lease.requirements.resources }
+        let open = max(0, slots - occupying.count)
         let slots = room.isNonNegative && (room.milliCPUs > 0 || total.milliCPUs == 0) ? open : 0
+        let prefetchRoom = max(0, prefetch - active.filter(\.waiting).count)
         guard slots > 0 || prefetchRoom > 0 else { return nil }
         let free = ResourceVector(milliCPUs: max(0, room.milliCPUs), ram: max(0, room.ram), disk: max(0, room.disk),
                                   gpus: max(0, room.gpus))

@@ -36,25 +36,43 @@ extension SQLStore {
                 slots = max(0, min(slots, capacity - busy))
             }
             guard slots > 0 || order.prefetch > 0 else { return ClaimOutcome(leases: [], stolen: 0) }
-            let candidates = try Self.candidates(db, fitting: total, agent: order.agent, blocklistAfter: order.blocklistAfter)
+            // A small window first (a few candidates per task asked for); the full windows only when
+            // it was full and did not give the agent what it asked.
+            let wanted = slots + max(0, order.prefetch)
+            var (candidates, complete) = try Self.candidates(db, fitting: total, agent: order.agent,
+                                                             blocklistAfter: order.blocklistAfter, perJob: false,
+                                                             limit: max(16, wanted * 4))
             let ownerLoad = Dictionary(uniqueKeysWithValues: try SQLRow.fetchAll(db, sql: """
                 SELECT owner, SUM(active) AS n FROM jobs WHERE active > 0 GROUP BY owner
                 """).map { ($0["owner"] as String, $0["n"] as Int) })
+            let prefetchWanted = order.prefetch > 0 ? order.prefetch - (try Int.fetchOne(db, sql: """
+                SELECT COUNT(*) FROM tasks WHERE agent_id = ? AND state = 'assigned' AND prefetched = 1
+                """, arguments: [order.agent.rawValue]) ?? 0) : 0
 
             let policy = ClaimPolicy()
-            var chosen: [(ClaimPolicy.Candidate, Bool)] = []
-            if free.isNonNegative {
-                chosen = policy.select(from: candidates, for: .init(free: free, tags: tags, slots: slots,
-                                                                     ownerLoad: ownerLoad)).map { ($0, false) }
+            func choose() -> [(ClaimPolicy.Candidate, Bool)] {
+                var chosen: [(ClaimPolicy.Candidate, Bool)] = []
+                if free.isNonNegative {
+                    chosen = policy.select(from: candidates, for: .init(free: free, tags: tags, slots: slots,
+                                                                         ownerLoad: ownerLoad)).map { ($0, false) }
+                }
+                if prefetchWanted > 0 {
+                    let taken = Set(chosen.map(\.0.task))
+                    let extras = policy.prefetch(from: candidates.filter { !taken.contains($0.task) }, total: total, tags: tags,
+                                                 count: prefetchWanted, ownerLoad: ownerLoad)
+                    chosen += extras.map { ($0, true) }
+                }
+                return chosen
             }
-            if order.prefetch > 0 {
-                let held = try Int.fetchOne(db, sql: """
-                    SELECT COUNT(*) FROM tasks WHERE agent_id = ? AND state = 'assigned' AND prefetched = 1
-                    """, arguments: [order.agent.rawValue]) ?? 0
-                let taken = Set(chosen.map(\.0.task))
-                let extras = policy.prefetch(from: candidates.filter { !taken.contains($0.task) }, total: total, tags: tags,
-                                             count: order.prefetch - held, ownerLoad: ownerLoad)
-                chosen += extras.map { ($0, true) }
+            var chosen = choose()
+            // The head of the queue held too little this agent can run (tags it lacks, say): look at the
+            // head of each job too before settling for less.
+            if !complete && chosen.count < slots + max(0, prefetchWanted) {
+                // Per-job windows too when tags kept the agent from the head of the queue.
+                let tagged = candidates.contains(where: { !Set($0.requirements.tags).isSubset(of: tags) })
+                (candidates, complete) = try Self.candidates(db, fitting: total, agent: order.agent,
+                                                             blocklistAfter: order.blocklistAfter, perJob: tagged)
+                chosen = choose()
             }
 
             var leases: [TaskLease] = []
@@ -122,8 +140,11 @@ extension SQLStore {
     /// Queued tasks the agent could run, from two windows: the head of the whole queue (priority,
     /// then age), and the head of each job with queued work, so that a small job behind a huge one
     /// of another owner is seen (fair share needs to see it to prefer it).
+    /// `perJob`: look at the per-job windows even with one owner queued. `complete` in the answer:
+    /// nothing fitting was left out of the windows that could change the choice.
     static func candidates(_ db: any SQLDatabase, fitting total: ResourceVector, agent: AgentID,
-                           blocklistAfter: Int) throws -> [ClaimPolicy.Candidate] {
+                           blocklistAfter: Int, perJob: Bool, limit: Int? = nil)
+        throws -> (candidates: [ClaimPolicy.Candidate], complete: Bool) {
         let columns = "t.id, t.job_id, t.cpu_millis, t.ram, t.disk, t.gpus, t.tags, t.priority, j.owner"
         let fits = """
             t.state = 'queued' AND t.cpu_millis <= ? AND t.ram <= ? AND t.disk <= ? AND t.gpus <= ?
@@ -133,11 +154,27 @@ extension SQLStore {
                                                             agent.rawValue, blocklistAfter]
         // Candidates another master is claiming right now are locked by it: passed over, not waited for.
         let window = db.dialect.claimWindow
-        var rows = try SQLRow.fetchAll(db, sql: """
-            SELECT \(columns) FROM tasks t JOIN jobs j ON j.id = t.job_id AND j.paused = 0
-            WHERE \(fits) ORDER BY t.priority DESC, t.id LIMIT \(window.global)\(db.skipLocked(of: "t"))
-            """, arguments: fitArguments)
-        let jobs = try Int64.fetchAll(db, sql: """
+        func head(_ limit: Int) throws -> [SQLRow] {
+            try SQLRow.fetchAll(db, sql: """
+                SELECT \(columns) FROM tasks t JOIN jobs j ON j.id = t.job_id AND j.paused = 0
+                WHERE \(fits) ORDER BY t.priority DESC, t.id LIMIT \(limit)\(db.skipLocked(of: "t"))
+                """, arguments: fitArguments)
+        }
+        var global = min(limit ?? window.global, window.global)
+        var rows = try head(global)
+        // The per-job windows serve fair share between owners: with the whole fitting queue already in
+        // the head, or one owner alone with queued work, they would only repeat it. Skipping them keeps
+        // a claim's cost independent of how many jobs are queued.
+        let sawAll = rows.count < global
+        let owners = sawAll ? 1 : try Int.fetchOne(db, sql: """
+            SELECT COUNT(*) FROM (SELECT DISTINCT owner FROM jobs WHERE queued > 0 AND paused = 0 LIMIT 2) AS o
+            """) ?? 0
+        let windows = !sawAll && (perJob || owners >= 2)
+        if windows && global < window.global {
+            global = window.global
+            rows = try head(global)
+        }
+        let jobs = !windows ? [] : try Int64.fetchAll(db, sql: """
             SELECT id FROM jobs WHERE queued > 0 AND paused = 0 ORDER BY priority DESC, id LIMIT \(window.jobs)
             """)
         for job in jobs {
@@ -147,12 +184,13 @@ extension SQLStore {
                 """, arguments: [job] + fitArguments)
         }
         var seen: Set<Int64> = []
-        return try rows.compactMap { row in
+        let candidates = try rows.compactMap { row -> ClaimPolicy.Candidate? in
             let id: Int64 = row["id"]
             guard seen.insert(id).inserted else { return nil }
             return ClaimPolicy.Candidate(task: TaskID(rawValue: id), job: JobID(rawValue: row["job_id"]),
                                          requirements: try requirements(row), priority: row["priority"], owner: row["owner"])
         }
+        return (candidates, sawAll || windows)
     }
 
     /// Work stealing: nothing queued fits, so take prefetched (assigned, not started) tasks from

@@ -32,9 +32,13 @@ extension SQLStore {
             SELECT t.id, t.job_id FROM task_deps d JOIN tasks t ON t.id = d.task_id
             WHERE d.depends_on = ? AND t.state = 'blocked'
             """, arguments: [task.rawValue]).map { (TaskID(rawValue: $0["id"]), JobID(rawValue: $0["job_id"])) }
-        // The job may have just succeeded as a whole: then the jobs after it may start.
-        let unfinished = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM tasks WHERE job_id = ? AND state != 'succeeded'",
-                                          arguments: [job]) ?? 1
+        // The job may have just succeeded as a whole: then the jobs after it may start. Asked only when
+        // some job waits for this one (counting the job's unfinished tasks costs as much as the job is big).
+        let waitedFor = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM job_deps WHERE after_job = ?)",
+                                          arguments: [job]) ?? false
+        let unfinished = !waitedFor ? 1 : try Int.fetchOne(db, sql: """
+            SELECT COUNT(*) FROM tasks WHERE job_id = ? AND state != 'succeeded'
+            """, arguments: [job]) ?? 1
         if unfinished == 0 {
             candidates += try SQLRow.fetchAll(db, sql: """
                 SELECT t.id, t.job_id FROM job_deps jd JOIN tasks t ON t.job_id = jd.job_id

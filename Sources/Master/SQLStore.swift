@@ -224,9 +224,11 @@ public final class SQLStore: Store {
     }
 
     static func requirements(_ row: SQLRow) throws -> TaskRequirements {
-        TaskRequirements(
+        let tags: String = row["tags"]
+        // Most tasks need no tag: a claim reads hundreds of candidates, so the JSON decoder is skipped for them.
+        return TaskRequirements(
             resources: ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"]),
-            tags: try decode([String].self, row["tags"]))
+            tags: tags == "[]" ? [] : try decode([String].self, tags))
     }
 
     static func taskView(_ row: SQLRow) throws -> TaskView {
