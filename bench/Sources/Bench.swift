@@ -23,9 +23,12 @@ struct Bench: AsyncParsableCommand {
     var idleAgents: Int?
     @Flag(help: "Keep each farm's directory (logs, SQLite) under the scratch dir.")
     var keep = false
+    @Option(help: "Prefetched leases the real agent of `throughput` keeps beyond its slots (its --prefetch; default 0).")
+    var agentPrefetch: Int = 0
 
     func validate() throws {
         guard runs >= 1, runs <= 50 else { throw ValidationError("--runs is between 1 and 50") }
+        guard (0...1024).contains(agentPrefetch) else { throw ValidationError("--agent-prefetch is between 0 and 1024") }
         let known = Set(Measurements.all.map(\.name))
         for name in selectedNames where !known.contains(name) {
             throw ValidationError("no measurement '\(name)'; there are: \(Measurements.all.map(\.name).joined(separator: ", "))")
@@ -41,7 +44,8 @@ struct Bench: AsyncParsableCommand {
         if let idleAgents { sizes.idleAgents = max(1, idleAgents) }
         if let maxQueue { sizes.claimQueues = sizes.claimQueues.filter { $0 <= maxQueue } }
         let root = NSTemporaryDirectory() + "paddock-bench-\(ProcessInfo.processInfo.processIdentifier)"
-        let context = BenchContext(binary: Farm.locateBinary(), root: root, keepFiles: keep, sizes: sizes)
+        var context = BenchContext(binary: Farm.locateBinary(), root: root, keepFiles: keep, sizes: sizes)
+        context.agentPrefetch = agentPrefetch
         let selected = Measurements.all.filter { selectedNames.contains($0.name) }
         BenchContext.say("paddock-bench: \(selected.map(\.name).joined(separator: ", ")); \(runs) run(s)\(smoke ? ", smoke" : "")")
         BenchContext.say("  paddock: \(context.binary)")
@@ -87,6 +91,7 @@ struct BenchContext: Sendable {
     let root: String
     let keepFiles: Bool
     let sizes: Sizes
+    var agentPrefetch = 0
 
     /// Progress goes to stderr; stdout carries the table.
     static func say(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }

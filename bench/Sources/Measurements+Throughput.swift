@@ -11,7 +11,7 @@ extension Measurements {
             for bulk in [false, true] {
                 let seconds = try await withFarm(context, "true-\(slots)-\(bulk ? "bulk" : "single")") { farm in
                     try await farm.startMaster()
-                    try await farm.startAgent("agent", slots: slots)
+                    try await farm.startAgent("agent", slots: slots, prefetch: context.agentPrefetch)
                     return try await timed {
                         if bulk {
                             _ = try await farm.admin.submit(json: JobText.frames("bulk", count: count, command: ["/bin/true"]))
@@ -23,7 +23,7 @@ extension Measurements {
                 }
                 let mode = bulk ? "one bulk job" : "each its own job"
                 figures.append(Figure("/bin/true × \(count), \(slots) slots, \(mode)", Double(count) / seconds, "tasks/s",
-                                      note: "first submit to last success seen (master polled every 20 ms); one real agent"))
+                                      note: "first submit to last success seen (master polled every 20 ms); one real agent, prefetch \(context.agentPrefetch)"))
             }
         }
         return figures
