@@ -153,8 +153,10 @@ struct ExchangeService: Service {
                 let current = await session.ready()
                 group.addTask { await send(ExchangeRequest(claim: claim), current, sink, timeout: config.claimWait + 30) }
                 group.addTask {
-                    while !Task.isCancelled, !(await workload.leaving) {
-                        await nudge.wait(since: nudge.generation, timeout: .seconds(5))
+                    while !Task.isCancelled {
+                        let seen = nudge.generation  // read before the check: a poke in between is not missed
+                        if await workload.leaving { break }
+                        await nudge.wait(since: seen, timeout: .seconds(5))
                     }
                     return nil
                 }

@@ -1,8 +1,6 @@
 import Foundation
 import PaddockProtocol
 
-/// What the agent holds right now: its leases and their processes. The claim
-/// loop asks it for room; runners add and remove themselves.
 /// Why the agent itself stopped a run.
 enum StopReason: String, Sendable {
     /// A user cancelled the task (talkback `cancel`).
@@ -36,6 +34,8 @@ enum StoppedRun: Sendable {
     }
 }
 
+/// What the agent holds right now: its leases and their processes. The exchange
+/// loop asks it for room; runners add and remove themselves.
 actor Workload {
     struct Held {
         var lease: TaskLease
@@ -74,9 +74,6 @@ actor Workload {
     }
 
     var freeSlots: Int { max(0, slots - held.values.filter { !$0.waiting }.count) }
-
-    /// How many more prefetched leases the agent would take.
-    var prefetchRoom: Int { max(0, prefetch - held.values.filter(\.waiting).count) }
 
     var leases: [HeldLease] { held.values.map(\.lease.held) }
 
@@ -179,10 +176,5 @@ actor Workload {
     }
 
     func usage(of task: TaskID) -> TaskUsage? { held[task]?.usage }
-
-    /// Room for a claim: a free slot with some CPU left, or room in the prefetch backlog.
-    var hasRoom: Bool {
-        !draining && ((freeSlots > 0 && (free.milliCPUs > 0 || total.milliCPUs == 0)) || prefetchRoom > 0)
-    }
 
 }

@@ -14,116 +14,114 @@ extension SQLStore {
     /// that fit its free room are recorded running at once (the agent execs them on the answer, no
     /// start report); prefetched ones stay assigned until a later exchange confirms their start.
     static func claim(_ db: any SQLDatabase, _ order: ClaimOrder) throws -> ClaimOutcome {
-        do {
-            // The agent's row lock serialises claims and starts for one agent across masters:
-            // what it is committed to is read and added to by one transaction at a time.
-            guard let agent = try SQLRow.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?\(db.lockRows)",
-                                                  arguments: [order.agent.rawValue]) else {
-                throw PaddockError.notFound("agent \(order.agent)")
-            }
-            guard Self.agentState(agent).mayClaim else { return ClaimOutcome(leases: [], stolen: 0) }
-            let total = ResourceVector(milliCPUs: agent["cpu_millis"], ram: agent["ram"], disk: agent["disk"], gpus: agent["gpus"])
-            var free = total - (try Self.committed(db, agent: order.agent))
-            if let reported = order.reportedFree { free = free.clamped(to: reported) }
-            let tags = Set(try Self.decode([String].self, agent["tags"]))
-            // With its capacity known the master counts the agent's busy slots itself: two claims of one
-            // agent in flight at once (a long-poll and an exchange with reports) never exceed it.
-            var slots = order.slots
-            if let capacity = order.capacity {
-                let busy = try Int.fetchOne(db, sql: """
-                    SELECT COUNT(*) FROM tasks WHERE agent_id = ? AND (state = 'running' OR (state = 'assigned' AND prefetched = 0))
-                    """, arguments: [order.agent.rawValue]) ?? 0
-                slots = max(0, min(slots, capacity - busy))
-            }
-            guard slots > 0 || order.prefetch > 0 else { return ClaimOutcome(leases: [], stolen: 0) }
-            // A small window first (a few candidates per task asked for); the full windows only when
-            // it was full and did not give the agent what it asked.
-            let wanted = slots + max(0, order.prefetch)
-            var (candidates, complete) = try Self.candidates(db, fitting: total, agent: order.agent,
-                                                             blocklistAfter: order.blocklistAfter, perJob: false,
-                                                             limit: max(16, wanted * 4))
-            let ownerLoad = Dictionary(uniqueKeysWithValues: try SQLRow.fetchAll(db, sql: """
-                SELECT owner, SUM(active) AS n FROM jobs WHERE active > 0 GROUP BY owner
-                """).map { ($0["owner"] as String, $0["n"] as Int) })
-            let prefetchWanted = order.prefetch > 0 ? order.prefetch - (try Int.fetchOne(db, sql: """
-                SELECT COUNT(*) FROM tasks WHERE agent_id = ? AND state = 'assigned' AND prefetched = 1
-                """, arguments: [order.agent.rawValue]) ?? 0) : 0
-
-            let policy = ClaimPolicy()
-            func choose() -> [(ClaimPolicy.Candidate, Bool)] {
-                var chosen: [(ClaimPolicy.Candidate, Bool)] = []
-                if free.isNonNegative {
-                    chosen = policy.select(from: candidates, for: .init(free: free, tags: tags, slots: slots,
-                                                                         ownerLoad: ownerLoad)).map { ($0, false) }
-                }
-                if prefetchWanted > 0 {
-                    let taken = Set(chosen.map(\.0.task))
-                    let extras = policy.prefetch(from: candidates.filter { !taken.contains($0.task) }, total: total, tags: tags,
-                                                 count: prefetchWanted, ownerLoad: ownerLoad)
-                    chosen += extras.map { ($0, true) }
-                }
-                return chosen
-            }
-            var chosen = choose()
-            // The head of the queue held too little this agent can run (tags it lacks, say): look at the
-            // head of each job too before settling for less.
-            if !complete && chosen.count < slots + max(0, prefetchWanted) {
-                // Per-job windows too when tags kept the agent from the head of the queue.
-                let tagged = candidates.contains(where: { !Set($0.requirements.tags).isSubset(of: tags) })
-                (candidates, complete) = try Self.candidates(db, fitting: total, agent: order.agent,
-                                                             blocklistAfter: order.blocklistAfter, perJob: tagged)
-                chosen = choose()
-            }
-
-            var leases: [TaskLease] = []
-            var regexes: [JobID: String?] = [:]
-            let assigned = try TaskState.queued.applying(.assign)
-            let started = try assigned.applying(.start)
-            for (candidate, prefetched) in chosen {
-                let runNow = order.startAtOnce && !prefetched
-                // Assigned, and for a lease that runs at once started too, in one statement: both moves
-                // are recorded in the history as the table has them.
-                let row: SQLRow?
-                if runNow {
-                    row = try SQLRow.fetchOne(db, sql: """
-                        UPDATE tasks SET state = ?, agent_id = ?, epoch = epoch + 1, lease_expires_at = ?, progress = 0,
-                            prefetched = 0, attempt = attempt + 1, started_at = ?, exit_code = NULL, reason = NULL,
-                            finished_at = NULL
-                        WHERE id = ? AND state = 'queued' RETURNING *
-                        """, arguments: [started.rawValue, order.agent.rawValue, order.leaseUntil.timeIntervalSince1970,
-                                         order.now.timeIntervalSince1970, candidate.task.rawValue])
-                } else {
-                    row = try SQLRow.fetchOne(db, sql: """
-                        UPDATE tasks SET state = ?, agent_id = ?, epoch = epoch + 1, lease_expires_at = ?,
-                            progress = 0, prefetched = ?
-                        WHERE id = ? AND state = 'queued' RETURNING *
-                        """, arguments: [assigned.rawValue, order.agent.rawValue, order.leaseUntil.timeIntervalSince1970,
-                                         prefetched, candidate.task.rawValue])
-                }
-                guard let row else { continue }
-                let view = try Self.taskView(row)
-                try Self.record(db, task: view.id, .assign, from: .queued, to: assigned,
-                                agent: order.agent, epoch: view.epoch, reason: prefetched ? "prefetch" : nil, now: order.now)
-                if runNow {
-                    try Self.record(db, task: view.id, .start, from: assigned, to: started, agent: order.agent,
-                                    epoch: view.epoch, reason: nil, now: order.now)
-                }
-                if regexes[view.jobID] == nil {
-                    regexes[view.jobID] = .some(try String.fetchOne(db, sql: "SELECT progress_regex FROM jobs WHERE id = ?",
-                                                                    arguments: [view.jobID.rawValue]))
-                }
-                leases.append(Self.lease(view, prefetched: prefetched, progressRegex: regexes[view.jobID] ?? nil))
-            }
-            var stolen = 0
-            if leases.isEmpty && slots > 0 && free.isNonNegative {
-                var stealing = order
-                stealing.slots = slots
-                let loot = try Self.steal(db, for: stealing, free: free, tags: tags)
-                leases += loot
-                stolen = loot.count
-            }
-            return ClaimOutcome(leases: leases, stolen: stolen)
+        // The agent's row lock serialises claims and starts for one agent across masters:
+        // what it is committed to is read and added to by one transaction at a time.
+        guard let agent = try SQLRow.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?\(db.lockRows)",
+                                              arguments: [order.agent.rawValue]) else {
+            throw PaddockError.notFound("agent \(order.agent)")
         }
+        guard Self.agentState(agent).mayClaim else { return ClaimOutcome(leases: [], stolen: 0) }
+        let total = ResourceVector(milliCPUs: agent["cpu_millis"], ram: agent["ram"], disk: agent["disk"], gpus: agent["gpus"])
+        var free = total - (try Self.committed(db, agent: order.agent))
+        if let reported = order.reportedFree { free = free.clamped(to: reported) }
+        let tags = Set(try Self.decode([String].self, agent["tags"]))
+        // With its capacity known the master counts the agent's busy slots itself: two claims of one
+        // agent in flight at once (a long-poll and an exchange with reports) never exceed it.
+        var slots = order.slots
+        if let capacity = order.capacity {
+            let busy = try Int.fetchOne(db, sql: """
+                SELECT COUNT(*) FROM tasks WHERE agent_id = ? AND (state = 'running' OR (state = 'assigned' AND prefetched = 0))
+                """, arguments: [order.agent.rawValue]) ?? 0
+            slots = max(0, min(slots, capacity - busy))
+        }
+        guard slots > 0 || order.prefetch > 0 else { return ClaimOutcome(leases: [], stolen: 0) }
+        // A small window first (a few candidates per task asked for); the full windows only when
+        // it was full and did not give the agent what it asked.
+        let wanted = slots + max(0, order.prefetch)
+        var (candidates, complete) = try Self.candidates(db, fitting: total, agent: order.agent,
+                                                         blocklistAfter: order.blocklistAfter, perJob: false,
+                                                         limit: max(16, wanted * 4))
+        let ownerLoad = Dictionary(uniqueKeysWithValues: try SQLRow.fetchAll(db, sql: """
+            SELECT owner, SUM(active) AS n FROM jobs WHERE active > 0 GROUP BY owner
+            """).map { ($0["owner"] as String, $0["n"] as Int) })
+        let prefetchWanted = order.prefetch > 0 ? order.prefetch - (try Int.fetchOne(db, sql: """
+            SELECT COUNT(*) FROM tasks WHERE agent_id = ? AND state = 'assigned' AND prefetched = 1
+            """, arguments: [order.agent.rawValue]) ?? 0) : 0
+
+        let policy = ClaimPolicy()
+        func choose() -> [(ClaimPolicy.Candidate, Bool)] {
+            var chosen: [(ClaimPolicy.Candidate, Bool)] = []
+            if free.isNonNegative {
+                chosen = policy.select(from: candidates, for: .init(free: free, tags: tags, slots: slots,
+                                                                     ownerLoad: ownerLoad)).map { ($0, false) }
+            }
+            if prefetchWanted > 0 {
+                let taken = Set(chosen.map(\.0.task))
+                let extras = policy.prefetch(from: candidates.filter { !taken.contains($0.task) }, total: total, tags: tags,
+                                             count: prefetchWanted, ownerLoad: ownerLoad)
+                chosen += extras.map { ($0, true) }
+            }
+            return chosen
+        }
+        var chosen = choose()
+        // The head of the queue held too little this agent can run (tags it lacks, say): look at the
+        // head of each job too before settling for less.
+        if !complete && chosen.count < slots + max(0, prefetchWanted) {
+            // Per-job windows too when tags kept the agent from the head of the queue.
+            let tagged = candidates.contains(where: { !Set($0.requirements.tags).isSubset(of: tags) })
+            (candidates, complete) = try Self.candidates(db, fitting: total, agent: order.agent,
+                                                         blocklistAfter: order.blocklistAfter, perJob: tagged)
+            chosen = choose()
+        }
+
+        var leases: [TaskLease] = []
+        var regexes: [JobID: String?] = [:]
+        let assigned = try TaskState.queued.applying(.assign)
+        let started = try assigned.applying(.start)
+        for (candidate, prefetched) in chosen {
+            let runNow = order.startAtOnce && !prefetched
+            // Assigned, and for a lease that runs at once started too, in one statement: both moves
+            // are recorded in the history as the table has them.
+            let row: SQLRow?
+            if runNow {
+                row = try SQLRow.fetchOne(db, sql: """
+                    UPDATE tasks SET state = ?, agent_id = ?, epoch = epoch + 1, lease_expires_at = ?, progress = 0,
+                        prefetched = 0, attempt = attempt + 1, started_at = ?, exit_code = NULL, reason = NULL,
+                        finished_at = NULL
+                    WHERE id = ? AND state = 'queued' RETURNING *
+                    """, arguments: [started.rawValue, order.agent.rawValue, order.leaseUntil.timeIntervalSince1970,
+                                     order.now.timeIntervalSince1970, candidate.task.rawValue])
+            } else {
+                row = try SQLRow.fetchOne(db, sql: """
+                    UPDATE tasks SET state = ?, agent_id = ?, epoch = epoch + 1, lease_expires_at = ?,
+                        progress = 0, prefetched = ?
+                    WHERE id = ? AND state = 'queued' RETURNING *
+                    """, arguments: [assigned.rawValue, order.agent.rawValue, order.leaseUntil.timeIntervalSince1970,
+                                     prefetched, candidate.task.rawValue])
+            }
+            guard let row else { continue }
+            let view = try Self.taskView(row)
+            try Self.record(db, task: view.id, .assign, from: .queued, to: assigned,
+                            agent: order.agent, epoch: view.epoch, reason: prefetched ? "prefetch" : nil, now: order.now)
+            if runNow {
+                try Self.record(db, task: view.id, .start, from: assigned, to: started, agent: order.agent,
+                                epoch: view.epoch, reason: nil, now: order.now)
+            }
+            if regexes[view.jobID] == nil {
+                regexes[view.jobID] = .some(try String.fetchOne(db, sql: "SELECT progress_regex FROM jobs WHERE id = ?",
+                                                                arguments: [view.jobID.rawValue]))
+            }
+            leases.append(Self.lease(view, prefetched: prefetched, progressRegex: regexes[view.jobID] ?? nil))
+        }
+        var stolen = 0
+        if leases.isEmpty && slots > 0 && free.isNonNegative {
+            var stealing = order
+            stealing.slots = slots
+            let loot = try Self.steal(db, for: stealing, free: free, tags: tags)
+            leases += loot
+            stolen = loot.count
+        }
+        return ClaimOutcome(leases: leases, stolen: stolen)
     }
 
     /// What the master has leased to this agent and counts against it: running tasks and assigned
@@ -265,32 +263,30 @@ extension SQLStore {
 
     static func start(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date,
                       now: Date) throws -> TaskView {
-        do {
-            let current = try Self.leasedTask(db, task, agent: agent, epoch: epoch)
-            if current.state == .running { return current }  // a resent start
-            let to = try Self.legal(current, .start)
-            // A prefetched task starts only into room the agent really has: what runs never exceeds its totals.
-            let prefetched = try Bool.fetchOne(db, sql: "SELECT prefetched FROM tasks WHERE id = ?", arguments: [task.rawValue]) ?? false
-            if prefetched {
-                guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?\(db.lockRows)",
-                                                    arguments: [agent.rawValue]) else {
-                    throw PaddockError.notFound("agent \(agent)")
-                }
-                let total = ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"])
-                guard (try Self.committed(db, agent: agent) + current.requirements.resources).fits(in: total) else {
-                    throw PaddockError.conflict("task \(task) does not fit agent \(agent) yet: start it when room frees up")
-                }
+        let current = try Self.leasedTask(db, task, agent: agent, epoch: epoch)
+        if current.state == .running { return current }  // a resent start
+        let to = try Self.legal(current, .start)
+        // A prefetched task starts only into room the agent really has: what runs never exceeds its totals.
+        let prefetched = try Bool.fetchOne(db, sql: "SELECT prefetched FROM tasks WHERE id = ?", arguments: [task.rawValue]) ?? false
+        if prefetched {
+            guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?\(db.lockRows)",
+                                                arguments: [agent.rawValue]) else {
+                throw PaddockError.notFound("agent \(agent)")
             }
-            try db.execute(sql: """
-                UPDATE tasks SET state = ?, attempt = attempt + 1, started_at = ?, lease_expires_at = ?,
-                    exit_code = NULL, reason = NULL, finished_at = NULL, prefetched = 0
-                WHERE id = ? AND epoch = ? AND state = ?
-                """, arguments: [to.rawValue, now.timeIntervalSince1970, leaseUntil.timeIntervalSince1970,
-                                 task.rawValue, epoch.rawValue, current.state.rawValue])
-            try Self.record(db, task: task, .start, from: current.state, to: to, agent: agent, epoch: epoch,
-                            reason: nil, now: now)
-            return try Self.taskView(db, task)
+            let total = ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"])
+            guard (try Self.committed(db, agent: agent) + current.requirements.resources).fits(in: total) else {
+                throw PaddockError.conflict("task \(task) does not fit agent \(agent) yet: start it when room frees up")
+            }
         }
+        try db.execute(sql: """
+            UPDATE tasks SET state = ?, attempt = attempt + 1, started_at = ?, lease_expires_at = ?,
+                exit_code = NULL, reason = NULL, finished_at = NULL, prefetched = 0
+            WHERE id = ? AND epoch = ? AND state = ?
+            """, arguments: [to.rawValue, now.timeIntervalSince1970, leaseUntil.timeIntervalSince1970,
+                             task.rawValue, epoch.rawValue, current.state.rawValue])
+        try Self.record(db, task: task, .start, from: current.state, to: to, agent: agent, epoch: epoch,
+                        reason: nil, now: now)
+        return try Self.taskView(db, task)
     }
 
     public func progress(task: TaskID, agent: AgentID, epoch: LeaseEpoch, progress: Double, leaseUntil: Date,
@@ -302,14 +298,12 @@ extension SQLStore {
 
     static func progress(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, progress: Double,
                          leaseUntil: Date) throws {
-        do {
-            let current = try Self.leasedTask(db, task, agent: agent, epoch: epoch)
-            guard current.state == .running else {
-                throw PaddockError.conflict("task \(task) is \(current.state.rawValue), not running")
-            }
-            try db.execute(sql: "UPDATE tasks SET progress = ?, lease_expires_at = ? WHERE id = ? AND epoch = ?",
-                           arguments: [progress, leaseUntil.timeIntervalSince1970, task.rawValue, epoch.rawValue])
+        let current = try Self.leasedTask(db, task, agent: agent, epoch: epoch)
+        guard current.state == .running else {
+            throw PaddockError.conflict("task \(task) is \(current.state.rawValue), not running")
         }
+        try db.execute(sql: "UPDATE tasks SET progress = ?, lease_expires_at = ? WHERE id = ? AND epoch = ?",
+                       arguments: [progress, leaseUntil.timeIntervalSince1970, task.rawValue, epoch.rawValue])
     }
 
     public func finish(task: TaskID, agent: AgentID, report: FinishReport, now: Date) async throws -> TaskView {
@@ -317,39 +311,37 @@ extension SQLStore {
     }
 
     static func finish(_ db: any SQLDatabase, task: TaskID, agent: AgentID, report: FinishReport, now: Date) throws -> TaskView {
-        do {
-            // Read (and in PostgreSQL, lock) the row first: a resent finish waits for the first one.
-            let locked = try Self.taskView(db, task)
-            // Finishing is idempotent: a finish already recorded under this epoch answers the same again.
-            let recorded = try Bool.fetchOne(db, sql: """
-                SELECT EXISTS (SELECT 1 FROM task_events WHERE task_id = ? AND epoch = ? AND agent_id = ?
-                               AND transition IN ('succeed','fail','retry_after_failure','release'))
-                """, arguments: [task.rawValue, report.epoch.rawValue, agent.rawValue]) ?? false
-            if recorded { return locked }
+        // Read (and in PostgreSQL, lock) the row first: a resent finish waits for the first one.
+        let locked = try Self.taskView(db, task)
+        // Finishing is idempotent: a finish already recorded under this epoch answers the same again.
+        let recorded = try Bool.fetchOne(db, sql: """
+            SELECT EXISTS (SELECT 1 FROM task_events WHERE task_id = ? AND epoch = ? AND agent_id = ?
+                           AND transition IN ('succeed','fail','retry_after_failure','release'))
+            """, arguments: [task.rawValue, report.epoch.rawValue, agent.rawValue]) ?? false
+        if recorded { return locked }
 
-            let current = try Self.fenced(locked, agent: agent, epoch: report.epoch)
-            let transition: TaskTransition
-            switch report.outcome {
-            case .succeeded: transition = .succeed
-            case .failed: transition = RetryPolicy.transitionAfterFailure(attempt: current.attempt, maxAttempts: current.maxAttempts)
-            case .released: transition = .release
-            }
-            let to = try Self.legal(current, transition)
-            // A released run was not the task's fault: it does not use an attempt.
-            let attemptChange = transition == .release && current.state == .running ? -1 : 0
-            let finishedAt: Double? = to.isTerminal ? now.timeIntervalSince1970 : nil
-            try db.execute(sql: """
-                UPDATE tasks SET state = ?, exit_code = ?, reason = ?, finished_at = ?, lease_expires_at = NULL,
-                    attempt = attempt + ?, progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END
-                WHERE id = ? AND epoch = ? AND state = ?
-                """, arguments: [to.rawValue, report.exitCode, report.reason, finishedAt, attemptChange, to.rawValue,
-                                 task.rawValue, report.epoch.rawValue, current.state.rawValue])
-            try Self.record(db, task: task, transition, from: current.state, to: to, agent: agent,
-                            epoch: report.epoch, reason: report.reason, now: now)
-            if report.outcome == .failed { try Self.countFailure(db, job: current.jobID, agent: agent) }
-            if let usage = report.usage { try Self.store(db, usage: usage, task: task, agent: agent, epoch: report.epoch) }
-            return try Self.taskView(db, task)
+        let current = try Self.fenced(locked, agent: agent, epoch: report.epoch)
+        let transition: TaskTransition
+        switch report.outcome {
+        case .succeeded: transition = .succeed
+        case .failed: transition = RetryPolicy.transitionAfterFailure(attempt: current.attempt, maxAttempts: current.maxAttempts)
+        case .released: transition = .release
         }
+        let to = try Self.legal(current, transition)
+        // A released run was not the task's fault: it does not use an attempt.
+        let attemptChange = transition == .release && current.state == .running ? -1 : 0
+        let finishedAt: Double? = to.isTerminal ? now.timeIntervalSince1970 : nil
+        try db.execute(sql: """
+            UPDATE tasks SET state = ?, exit_code = ?, reason = ?, finished_at = ?, lease_expires_at = NULL,
+                attempt = attempt + ?, progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END
+            WHERE id = ? AND epoch = ? AND state = ?
+            """, arguments: [to.rawValue, report.exitCode, report.reason, finishedAt, attemptChange, to.rawValue,
+                             task.rawValue, report.epoch.rawValue, current.state.rawValue])
+        try Self.record(db, task: task, transition, from: current.state, to: to, agent: agent,
+                        epoch: report.epoch, reason: report.reason, now: now)
+        if report.outcome == .failed { try Self.countFailure(db, job: current.jobID, agent: agent) }
+        if let usage = report.usage { try Self.store(db, usage: usage, task: task, agent: agent, epoch: report.epoch) }
+        return try Self.taskView(db, task)
     }
 
     public func sweep(now: Date, silentSince: Date) async throws -> SweepResult {

@@ -11,40 +11,38 @@ extension SQLStore {
 
     static func appendLog(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, offset: Int64,
                           data: Data) throws -> Int64 {
-        do {
-            let view = try Self.taskView(db, task)
-            guard view.agent == agent, view.epoch == epoch, view.state != .assigned, view.attempt > 0 else {
-                throw PaddockError.staleEpoch(task: task, sent: epoch, current: view.epoch)
-            }
-            let row = try SQLRow.fetchOne(db, sql: "SELECT received, stored FROM task_logs WHERE task_id = ? AND attempt = ?",
-                                       arguments: [task.rawValue, view.attempt])
-            let received: Int64 = row?["received"] ?? 0
-            var stored: Int64 = row?["stored"] ?? 0
-            guard offset <= received else {
-                throw PaddockError.conflict("log gap: the master holds \(received) bytes of this run, not \(offset)")
-            }
-            let skip = Int(received - offset)
-            guard skip < data.count else { return received }  // all of it was already here (a resend)
-            var fresh = data.dropFirst(skip)
-            let newReceived = received + Int64(fresh.count)
-            let room = Limits.logBytesPerTask - stored
-            if room <= 0 {
-                fresh = Data()
-            } else if Int64(fresh.count) > room {
-                let marker = Data("\n[paddock: log reached its \(ByteSize.format(Limits.logBytesPerTask)) cap; the rest is dropped]\n".utf8)
-                fresh = fresh.prefix(Int(room)) + marker
-            }
-            if !fresh.isEmpty {
-                try db.execute(sql: "INSERT INTO log_chunks (task_id, attempt, \"offset\", data) VALUES (?, ?, ?, ?)",
-                               arguments: [task.rawValue, view.attempt, stored, Data(fresh)])
-                stored += Int64(fresh.count)
-            }
-            try db.execute(sql: """
-                INSERT INTO task_logs (task_id, attempt, received, stored) VALUES (?, ?, ?, ?)
-                ON CONFLICT (task_id, attempt) DO UPDATE SET received = excluded.received, stored = excluded.stored
-                """, arguments: [task.rawValue, view.attempt, newReceived, stored])
-            return newReceived
+        let view = try Self.taskView(db, task)
+        guard view.agent == agent, view.epoch == epoch, view.state != .assigned, view.attempt > 0 else {
+            throw PaddockError.staleEpoch(task: task, sent: epoch, current: view.epoch)
         }
+        let row = try SQLRow.fetchOne(db, sql: "SELECT received, stored FROM task_logs WHERE task_id = ? AND attempt = ?",
+                                   arguments: [task.rawValue, view.attempt])
+        let received: Int64 = row?["received"] ?? 0
+        var stored: Int64 = row?["stored"] ?? 0
+        guard offset <= received else {
+            throw PaddockError.conflict("log gap: the master holds \(received) bytes of this run, not \(offset)")
+        }
+        let skip = Int(received - offset)
+        guard skip < data.count else { return received }  // all of it was already here (a resend)
+        var fresh = data.dropFirst(skip)
+        let newReceived = received + Int64(fresh.count)
+        let room = Limits.logBytesPerTask - stored
+        if room <= 0 {
+            fresh = Data()
+        } else if Int64(fresh.count) > room {
+            let marker = Data("\n[paddock: log reached its \(ByteSize.format(Limits.logBytesPerTask)) cap; the rest is dropped]\n".utf8)
+            fresh = fresh.prefix(Int(room)) + marker
+        }
+        if !fresh.isEmpty {
+            try db.execute(sql: "INSERT INTO log_chunks (task_id, attempt, \"offset\", data) VALUES (?, ?, ?, ?)",
+                           arguments: [task.rawValue, view.attempt, stored, Data(fresh)])
+            stored += Int64(fresh.count)
+        }
+        try db.execute(sql: """
+            INSERT INTO task_logs (task_id, attempt, received, stored) VALUES (?, ?, ?, ?)
+            ON CONFLICT (task_id, attempt) DO UPDATE SET received = excluded.received, stored = excluded.stored
+            """, arguments: [task.rawValue, view.attempt, newReceived, stored])
+        return newReceived
     }
 
     public func readLog(task: TaskID, attempt: Int?, after: Int64, limit: Int) async throws -> LogPage {
