@@ -72,11 +72,13 @@ import Testing
         let port = try freeLoopbackPort()
         let client = MasterClient(baseURL: try #require(URL(string: "http://127.0.0.1:\(port)")), token: "t")
         let start = ContinuousClock.now
-        let error = await #expect(throws: ClientError.self) { try await client.raw("GET", "/healthz", timeout: 30) }
+        // A deadline far above what a refused connect takes even on a machine busy with the whole
+        // suite (5.6 s was seen there): "at once" is told from "at the deadline" without a tight margin.
+        let error = await #expect(throws: ClientError.self) { try await client.raw("GET", "/healthz", timeout: 120) }
         guard case .transport(let text) = error else { Issue.record("not .transport: \(String(describing: error))"); return }
         #expect(error?.isRetryable == true)
         #expect(text.contains("127.0.0.1"), "\(text)")
-        #expect(ContinuousClock.now - start < .seconds(5), "fails at once, not at the deadline")
+        #expect(ContinuousClock.now - start < .seconds(60), "fails at once, not at the 120 s deadline")
     }
 
     @Test func cancellingTheTaskEndsALongPollAtOnce() async throws {
