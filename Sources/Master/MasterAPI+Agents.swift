@@ -89,8 +89,7 @@ extension MasterAPI {
         addresses.record(id, context.client)
         let started = ContinuousClock.now
         var held = false
-        await wake.supersede(id.rawValue)
-        let mine = await wake.supersessions(id.rawValue)
+        let mine = await wake.supersede(id.rawValue)
         let deadline = ContinuousClock.now + .milliseconds(Int((exchange.claim?.wait ?? 0) * 1000))
         var reports = exchange
         reports.claim = nil

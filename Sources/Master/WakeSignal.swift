@@ -61,10 +61,14 @@ public actor WakeSignal {
     public func supersessions(_ key: Int64) -> UInt64 { superseded[key] ?? 0 }
 
     /// Ends the waits under `key` at once (an agent's newer exchange supersedes its long-poll,
-    /// which then answers without claiming), without waking anyone else.
-    public func supersede(_ key: Int64) {
+    /// which then answers without claiming), without waking anyone else. Returns the new count, the
+    /// `keySeen` of the caller's own wait: one step, so of two exchanges arriving together the later
+    /// one always supersedes the earlier.
+    @discardableResult
+    public func supersede(_ key: Int64) -> UInt64 {
         superseded[key, default: 0] &+= 1
         for id in keyed.removeValue(forKey: key) ?? [] { waiters.removeValue(forKey: id)?.resume() }
+        return superseded[key] ?? 0
     }
 
     /// Returns when the generation has moved past `seen`, or after `timeout`; with a `key`, also
