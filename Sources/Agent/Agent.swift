@@ -18,13 +18,16 @@ public struct Agent: Sendable {
         try FileManager.default.createDirectory(atPath: config.workDir, withIntermediateDirectories: true)
         let orphans = ProcessLedger(workDir: config.workDir).reapOrphans()
         if orphans > 0 { logger.warning("killed \(orphans) process(es) left running by an earlier run of this agent") }
+        let containment = Containment.detect(policy: config.containment, logger: logger)
+        logger.notice("\(containment.summary)")
         let session = AgentSession(config: config, logger: logger)
         let workload = Workload(total: config.resources, slots: config.slots, prefetch: config.prefetch)
         let outbox = Outbox(nudge: workload.nudge)
         return [
             HeartbeatService(session: session, workload: workload, outbox: outbox, config: config, logger: logger),
             TalkbackService(session: session, workload: workload, config: config, logger: logger),
-            ExchangeService(session: session, workload: workload, outbox: outbox, config: config, logger: logger),
+            ExchangeService(session: session, workload: workload, outbox: outbox, config: config, containment: containment,
+                            logger: logger),
         ]
     }
 }

@@ -19,6 +19,8 @@ public struct AgentConfig: Sendable {
     public var prefetch: Int = 0
     /// What a graceful stop (SIGTERM) does with running tasks.
     public var onStop: StopPolicy = .requeue
+    /// The cgroup each task runs in: its memory and process limits.
+    public var containment = ContainmentPolicy()
 
     public init(masterURL: URL, joinToken: String, name: String, workDir: String, resources: ResourceVector,
                 tags: [String], slots: Int? = nil) {

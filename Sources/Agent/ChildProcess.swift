@@ -25,42 +25,42 @@ public struct LaunchError: Error, CustomStringConvertible, Sendable {
     public let description: String
 }
 
-/// A task's process: launched with posix_spawn as the leader of its own
-/// process group (so a cancel reaches its grandchildren too), with an explicit
+/// A task's process: launched (vfork + exec, in its cgroup where the agent has them) as the leader of
+/// its own process group (so a cancel reaches its grandchildren too), with an explicit
 /// argv, environment and cwd, stdin from /dev/null, stdout and stderr merged
 /// into one pipe as a terminal would show them. Never through a shell.
 public final class ChildProcess: Sendable {
     public let pid: pid_t
     /// The merged output, chunk by chunk, until every holder of the pipe has closed it.
     public let output: AsyncStream<Data>
-    private let exit: Task<(ExitStatus, TaskUsage), Never>
+    /// The run's cgroup, where the agent contains its tasks: nil where it cannot.
+    let cgroup: TaskCgroup?
+    private let exit: Task<Ending, Never>
 
-    public static func launch(argv: [String], environment: [String: String], cwd: String) throws(LaunchError) -> ChildProcess {
+    /// How the run ended, with what it used (from its cgroup's counters when it had one).
+    struct Ending: Sendable {
+        var status: ExitStatus
+        var usage: TaskUsage
+        /// The kernel's OOM killer killed a process of the run (it went past its memory limit).
+        var oomKilled: Bool
+    }
+
+    /// Launches `argv` (looked up in the agent's PATH) in `cgroup` when one is given: the child joins
+    /// it before it execs, so nothing the task starts can be outside it.
+    static func launch(argv: [String], environment: [String: String], cwd: String,
+                       cgroup: TaskCgroup? = nil) throws(LaunchError) -> ChildProcess {
         guard let program = argv.first, !program.isEmpty else { throw LaunchError(description: "empty command") }
         var fds: [Int32] = [-1, -1]
         guard paddock_pipe_cloexec(&fds) == 0 else { throw LaunchError(description: "pipe: \(String(cString: strerror(errno)))") }
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
-        paddock_spawn_addclosefrom(&actions, 3)
-        paddock_spawn_addchdir(&actions, cwd)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // Its own process group; default signal dispositions and an empty mask,
-        // whatever the agent itself ignores or blocks (it handles SIGTERM).
-        var all = sigset_t(), none = sigset_t()
-        sigfillset(&all)
-        sigemptyset(&none)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+        let cgroupFDs: [Int32]
+        do {
+            cgroupFDs = try cgroup?.openProcsFiles() ?? []
+        } catch {
+            close(fds[0])
+            close(fds[1])
+            throw error
+        }
+        defer { cgroupFDs.forEach { _ = close($0) } }
 
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -69,20 +69,27 @@ public final class ChildProcess: Sendable {
             cEnv.forEach { free($0) }
         }
         var pid: pid_t = 0
-        // posix_spawnp looks the program up in the agent's own PATH.
-        let rc = posix_spawnp(&pid, program, &actions, &attributes, cArgs, cEnv)
+        var stage: Int32 = 0
+        let rc = cgroupFDs.withUnsafeBufferPointer { cgroupBuffer in
+            paddock_spawn(&pid, program, cArgs, cEnv, cwd, fds[1], cgroupBuffer.baseAddress, Int32(cgroupBuffer.count), &stage)
+        }
         close(fds[1])
         guard rc == 0 else {
             close(fds[0])
-            let reason = rc == ENOENT ? "no such executable or directory: \(program) (cwd \(cwd))"
-                : "cannot launch \(program): \(String(cString: strerror(rc)))"
+            let reason = switch stage {
+            case 1: "cannot join the task's cgroup: \(String(cString: strerror(rc)))"
+            case 4: "cannot change to the task's directory \(cwd): \(String(cString: strerror(rc)))"
+            case 5 where rc == ENOENT: "no such executable: \(program)"
+            default: "cannot launch \(program): \(String(cString: strerror(rc)))"
+            }
             throw LaunchError(description: reason)
         }
-        return ChildProcess(pid: pid, readFD: fds[0])
+        return ChildProcess(pid: pid, readFD: fds[0], cgroup: cgroup)
     }
 
-    private init(pid: pid_t, readFD: Int32) {
+    private init(pid: pid_t, readFD: Int32, cgroup: TaskCgroup?) {
         self.pid = pid
+        self.cgroup = cgroup
         let (stream, continuation) = AsyncStream.makeStream(of: Data.self)
         output = stream
         Thread.detachNewThread {
@@ -101,7 +108,7 @@ public final class ChildProcess: Sendable {
             continuation.finish()
         }
         exit = Task {
-            await withCheckedContinuation { (done: CheckedContinuation<(ExitStatus, TaskUsage), Never>) in
+            await withCheckedContinuation { (done: CheckedContinuation<Ending, Never>) in
                 Thread.detachNewThread {
                     var status: Int32 = 0
                     var usage = rusage()
@@ -110,25 +117,39 @@ public final class ChildProcess: Sendable {
                     let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
                         + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
                     let peak = Int64(usage.ru_maxrss) * 1024  // kilobytes on Linux
-                    let spent = TaskUsage(cpuSeconds: cpu, rss: 0, peakRSS: peak, processes: 0)
-                    // What the task left behind in its group dies with it: a farm task owns nothing after it ends,
-                    // and the output pipe closes only when every holder is gone.
+                    var spent = TaskUsage(cpuSeconds: cpu, rss: 0, peakRSS: peak, processes: 0)
+                    // What the task left behind dies with it: a farm task owns nothing after it ends, and
+                    // the output pipe closes only when every holder is gone. Its cgroup holds everything it
+                    // started, setsid'd daemons included; without one, its process group is what is known.
                     kill(-pid, SIGKILL)
+                    var oom = false
+                    if let cgroup {
+                        cgroup.killAll()
+                        oom = cgroup.oomKilled()
+                        if let counted = cgroup.usage() {
+                            spent = TaskUsage(cpuSeconds: max(counted.cpuSeconds, cpu), rss: 0,
+                                              peakRSS: max(counted.peakRSS, peak), processes: 0)
+                        }
+                        cgroup.remove(waiting: .seconds(2))
+                    }
                     let signal = status & 0x7f
-                    done.resume(returning: (signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal), spent))
+                    done.resume(returning: Ending(status: signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal),
+                                                  usage: spent, oomKilled: oom))
                 }
             }
         }
     }
 
-    public func waitForExit() async -> ExitStatus { await exit.value.0 }
+    public func waitForExit() async -> ExitStatus { await exit.value.status }
 
-    /// What the process (and the children it waited for) used, known once it has exited.
-    public func finalUsage() async -> TaskUsage { await exit.value.1 }
+    /// How the run ended and what it used, once its process has exited and its cgroup is emptied.
+    func ending() async -> Ending { await exit.value }
 
-    /// Sends `signal` to the whole process group.
+    /// Sends `signal` to the whole process group, and to every process of the cgroup (those that made
+    /// a process group or session of their own included).
     public func signalGroup(_ signal: Int32) {
         kill(-pid, signal)
+        cgroup?.signalAll(signal)
     }
 
     /// SIGTERM to the group, SIGKILL after `grace` if the leader still runs.
@@ -138,6 +159,7 @@ public final class ChildProcess: Sendable {
         let killer = Task {
             try await Task.sleep(for: grace)
             kill(-pid, SIGKILL)
+            cgroup?.killAll()
         }
         _ = await exit.value
         killer.cancel()

@@ -23,6 +23,7 @@ struct ExchangeService: Service {
     let workload: Workload
     let outbox: Outbox
     let config: AgentConfig
+    let containment: Containment
     let logger: Logger
 
     /// How long the agent still tries to deliver its last reports once nothing runs any more
@@ -54,7 +55,7 @@ struct ExchangeService: Service {
                 group.addTask { await poller(sink, pumpBusy: pumpBusy) }
                 for await lease in leases {
                     let runner = TaskRunner(lease: lease, session: enrolled, workload: workload, outbox: outbox,
-                                            config: config, logger: logger)
+                                            config: config, containment: containment, logger: logger)
                     group.addTask { await runner.run() }
                 }
             }

@@ -22,11 +22,14 @@ struct HeartbeatService: Service {
             var backoff = Backoff(base: 0.2, cap: max(0.2, min(5, await session.heartbeatInterval)))
             while !Task.isCancelled {
                 do {
-                    let groups = await workload.processGroups
-                    let sampled = HostProbe.usage(ofProcessGroups: Set(groups.values.map(\.group)))
+                    let running = await workload.processes
+                    // A run in a cgroup is measured by the kernel's counters for it; others by /proc, one
+                    // pass over it for every process group.
+                    let sampled = HostProbe.usage(ofProcessGroups: Set(running.values.filter { $0.process.cgroup == nil }
+                        .map(\.process.pid)))
                     var usage: [TaskUsageReport] = []
-                    for (task, running) in groups {
-                        guard let sample = sampled[running.group] else { continue }
+                    for (task, running) in running {
+                        guard let sample = running.process.cgroup?.usage() ?? sampled[running.process.pid] else { continue }
                         await workload.recordUsage(sample, for: task)
                         if let total = await workload.usage(of: task) {
                             usage.append(TaskUsageReport(task: task, epoch: running.epoch, usage: total))

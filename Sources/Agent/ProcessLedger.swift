@@ -16,8 +16,10 @@ public struct ProcessLedger: Sendable {
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     }
 
-    func record(task: TaskID, processGroup: pid_t) {
-        _ = FileManager.default.createFile(atPath: dir + "/\(task)", contents: Data("\(processGroup)\n".utf8))
+    /// The task's process group, then its cgroup directories, a line each.
+    func record(task: TaskID, processGroup: pid_t, cgroup: [String] = []) {
+        let lines = ["\(processGroup)"] + cgroup
+        _ = FileManager.default.createFile(atPath: dir + "/\(task)", contents: Data((lines.joined(separator: "\n") + "\n").utf8))
     }
 
     func forget(task: TaskID) {
@@ -33,8 +35,17 @@ public struct ProcessLedger: Sendable {
         for name in entries {
             defer { try? FileManager.default.removeItem(atPath: dir + "/" + name) }
             guard TaskID(name) != nil,
-                  let text = try? String(contentsOfFile: dir + "/" + name, encoding: .utf8),
-                  let group = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), group > 1 else { continue }
+                  let text = try? String(contentsOfFile: dir + "/" + name, encoding: .utf8) else { continue }
+            let lines = text.split(separator: "\n").map(String.init)
+            // Its cgroup holds every process the run started (a recycled pid cannot be in it).
+            var cgroup = TaskCgroup()
+            cgroup.dirs = lines.dropFirst().filter { FileManager.default.fileExists(atPath: $0 + "/cgroup.procs") }
+            cgroup.unified = cgroup.dirs.first { FileManager.default.fileExists(atPath: $0 + "/cgroup.kill") }
+            if !cgroup.dirs.isEmpty {
+                killed += cgroup.killAll()
+                cgroup.remove(waiting: .seconds(2))
+            }
+            guard let group = lines.first.flatMap({ pid_t($0.trimmingCharacters(in: .whitespaces)) }), group > 1 else { continue }
             let marker = Data("PADDOCK_TASK_ID=\(name)\0".utf8)
             for pid in Self.processes(inGroup: group) {
                 guard let environ = Self.readProcFile("/proc/\(pid)/environ"), environ.range(of: marker) != nil

@@ -13,6 +13,7 @@ struct TaskRunner: Sendable {
     let workload: Workload
     let outbox: Outbox
     let config: AgentConfig
+    let containment: Containment
     let logger: Logger
 
     func run() async {
@@ -37,9 +38,15 @@ struct TaskRunner: Sendable {
         defer { try? FileManager.default.removeItem(atPath: dir) }
 
         let process: ChildProcess
-        do {
-            process = try ChildProcess.launch(argv: lease.command, environment: environment(workDir: dir),
-                                              cwd: lease.cwd ?? dir)
+        do throws(LaunchError) {
+            let cgroup = try containment.makeCgroup(task: task, epoch: lease.epoch, resources: lease.requirements.resources)
+            do throws(LaunchError) {
+                process = try ChildProcess.launch(argv: lease.command, environment: environment(workDir: dir),
+                                                  cwd: lease.cwd ?? dir, cgroup: cgroup)
+            } catch {
+                cgroup?.remove()
+                throw error
+            }
         } catch {
             logger.warning("task \(task) cannot be launched: \(error)")
             ExceptionReporter(session: session, logger: logger).report(
@@ -52,7 +59,7 @@ struct TaskRunner: Sendable {
         }
         logger.debug("task \(task) started (pid \(process.pid)): \(lease.command.joined(separator: " ").prefix(200))")
         let ledger = ProcessLedger(workDir: config.workDir)
-        ledger.record(task: task, processGroup: process.pid)
+        ledger.record(task: task, processGroup: process.pid, cgroup: process.cgroup?.dirs ?? [])
         defer { ledger.forget(task: task) }
         if !(await workload.attach(process, to: task)) {
             await process.terminate(grace: config.killGrace)  // stopped before it was even launched
@@ -78,13 +85,22 @@ struct TaskRunner: Sendable {
         await reader.value
 
         let stopped = await workload.stopReason(task)
-        await workload.recordUsage(await process.finalUsage(), for: task)
+        let ending = await process.ending()
+        await workload.recordUsage(ending.usage, for: task)
         var report: FinishReport
         switch stopped {
         case let reason? where reason.releases:
             report = FinishReport(epoch: lease.epoch, outcome: .released, exitCode: nil, reason: reason.rawValue)
         case let reason?:
             report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: reason.rawValue)
+        case nil where ending.oomKilled:
+            // The kernel ended it for going past its memory limit: a failure of the task, not of the host.
+            let limit = process.cgroup?.memoryLimit.map { " of \(ByteSize.format($0))" } ?? ""
+            let message = "paddock: the task went past its memory limit\(limit) and the kernel's OOM killer ended it (\(status))"
+            await outbox.append(task, Data((message + "\n").utf8))
+            ExceptionReporter(session: session, logger: logger).report(
+                "oom", message, task: task, context: ["limit": process.cgroup?.memoryLimit.map(String.init) ?? "none"])
+            report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: "oom")
         case nil where status.succeeded:
             report = FinishReport(epoch: lease.epoch, outcome: .succeeded, exitCode: 0)
         case nil:

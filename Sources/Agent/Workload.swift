@@ -164,9 +164,9 @@ actor Workload {
     /// Leases whose process has not been launched (prefetched ones waiting for room, or about to start).
     func notStarted() -> [TaskID] { held.filter { $0.value.process == nil }.map(\.key) }
 
-    /// The running tasks' process groups, to sample what they use.
-    var processGroups: [TaskID: (epoch: LeaseEpoch, group: Int32)] {
-        held.compactMapValues { entry in entry.process.map { (entry.lease.epoch, $0.pid) } }
+    /// The running tasks' processes, to sample what they use.
+    var processes: [TaskID: (epoch: LeaseEpoch, process: ChildProcess)] {
+        held.compactMapValues { entry in entry.process.map { (entry.lease.epoch, $0) } }
     }
 
     func recordUsage(_ usage: TaskUsage, for task: TaskID) {

@@ -31,6 +31,7 @@ enum Role: String, CaseIterable, ExpressibleByArgument {
             ["master": .url, "join-token": .text, "join-token-file": .text, "name": .text, "work-dir": .text,
              "cpus": .number, "ram": .size, "disk": .size, "gpus": .count, "tags": .list, "slots": .count,
              "prefetch": .count, "reserve-ram": .size, "on-stop": .choice(["requeue", "drain"]),
+             "task-memory-limit": .text, "task-pids-max": .count, "task-cgroups": .choice(["auto", "off"]),
              "log-level": .choice(["trace", "debug", "info", "notice", "warning", "error"])]
         }
     }

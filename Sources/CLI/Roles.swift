@@ -123,6 +123,12 @@ struct AgentOptions: ParsableArguments {
     var prefetch: Int = 0
     @Option(help: "RAM kept for the host when the agent's RAM is detected (not given with --ram).")
     var reserveRAM: String = "1GiB"
+    @Option(help: "Each task's memory limit (its cgroup's): ram (its ram requirement), ram+25% (with a margin), or none.")
+    var taskMemoryLimit: String = "ram"
+    @Option(help: "Each task's process and thread limit (its cgroup's pids.max); 0 for none.")
+    var taskPidsMax: Int = 16_384
+    @Option(help: "Run each task in its own cgroup where the agent may (auto), or never (off).")
+    var taskCgroups: String = "auto"
 
     func config(master: URL, joinToken: String, defaultWorkDir: String) throws -> AgentConfig {
         let cpus = self.cpus ?? Double(ResourceDetection.cpus())
@@ -143,6 +149,14 @@ struct AgentOptions: ParsableArguments {
                                  resources: ResourceVector(cpus: cpus, ram: ram, disk: disk, gpus: Int64(gpus)),
                                  tags: tagList, slots: slots)
         config.prefetch = prefetch
+        guard let memory = TaskMemoryLimit(taskMemoryLimit) else {
+            throw ValidationError("--task-memory-limit is ram, ram+N% (a margin, e.g. ram+25%) or none")
+        }
+        guard taskPidsMax >= 0 else { throw ValidationError("--task-pids-max must be ≥ 0 (0: no limit)") }
+        guard ["auto", "off"].contains(taskCgroups) else { throw ValidationError("--task-cgroups is auto or off") }
+        config.containment.memory = memory
+        config.containment.pidsMax = taskPidsMax
+        config.containment.enabled = taskCgroups == "auto"
         return config
     }
 

@@ -1,5 +1,5 @@
 import Foundation
-import PaddockAgent
+@testable import PaddockAgent
 import Testing
 
 /// The process launcher, with real child processes.
