@@ -182,7 +182,7 @@ struct TasksCommand: AsyncParsableCommand {
 struct LogsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "logs", abstract: "Print a task's output.")
     @Argument(help: "Task id, e.g. t34.") var id: String
-    @Option(help: "Which run (default: the latest).") var attempt: Int?
+    @Option(help: "Which run: 1 is the task's first start, retried and released runs counted (default: the latest).") var attempt: Int?
     @Flag(name: [.short, .long], help: "Follow the output as it comes, until the run ends.") var follow = false
     @OptionGroup var client: ClientOptions
 
@@ -205,7 +205,7 @@ extension LogsCommand {
     func followLog(_ task: TaskID, client: MasterClient) async throws {
         // The run to follow, pinned the way the master picks it, so that asking again stays on it.
         let view: TaskView = try await client.call("GET", APIPath.task(task))
-        let run = attempt ?? ([.queued, .assigned, .blocked].contains(view.state) ? view.attempt + 1 : max(view.attempt, 1))
+        let run = attempt ?? ([.queued, .assigned, .blocked].contains(view.state) ? view.runs + 1 : max(view.runs, 1))
         var received: Int64 = 0
         while true {
             let query = ["follow": "true", "attempt": String(run), "from": String(received)]
@@ -214,8 +214,8 @@ extension LogsCommand {
                 received += Int64(chunk.count)
             }
             let now: TaskView = try await client.call("GET", APIPath.task(task))
-            let live = now.state == .running && now.attempt == run
-                || [.queued, .assigned, .blocked].contains(now.state) && now.attempt + 1 == run
+            let live = now.state == .running && now.runs == run
+                || [.queued, .assigned, .blocked].contains(now.state) && now.runs + 1 == run
             guard live else { return }
         }
     }

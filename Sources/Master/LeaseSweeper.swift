@@ -21,19 +21,32 @@ public struct LeaseSweeper: Service {
     /// Sweeps often enough that an expired lease is noticed within a tenth of the timeout.
     var period: Duration { .milliseconds(Int(max(100, min(1000, config.leaseTimeout * 100)))) }
 
+    /// A jump of the database's clock larger than this, between two readings a sweep apart, is a step
+    /// (an operator, NTP), not drift.
+    static let stepTolerance: TimeInterval = 1
+
     public func run() async throws {
         var outage = false
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                let now = Date()
+                let step = try await store.syncClock()
+                let now = store.clock.now()
                 if outage {
                     // While the database was away every heartbeat failed (503) through no fault of the
-                    // agents: give every lease the grace a restarted master gives
-                    // (docs/ARCHITECTURE.md §3) before expiring any, or the first sweep would requeue
-                    // the whole farm's work.
-                    try await store.extendLeases(until: now.addingTimeInterval(config.leaseTimeout))
+                    // agents: leases get the grace a restarted master gives (docs/ARCHITECTURE.md §3)
+                    // before any expires, or the first sweep would requeue the whole farm's work. One
+                    // grace per outage: the first master back gives it, the others see it given.
+                    if try await store.grantGrace(leaseTimeout: config.leaseTimeout) {
+                        logger.notice("database reachable again: leases extended by the lease timeout")
+                    }
                     outage = false
-                    logger.notice("database reachable again: leases extended by the lease timeout")
+                }
+                if step > Self.stepTolerance {
+                    // The database's clock jumped ahead: leases granted before it would all look expired.
+                    try await store.extendLeases(until: now.addingTimeInterval(config.leaseTimeout))
+                    logger.warning("the database's clock jumped \(Int(step)) s ahead: live leases get the lease timeout again")
+                } else if step < -Self.stepTolerance {
+                    logger.warning("the database's clock jumped \(Int(-step)) s back: leases granted before last longer by as much")
                 }
                 let result = try await store.sweep(now: now, silentSince: now.addingTimeInterval(-config.leaseTimeout))
                 if result != SweepResult() {

@@ -9,7 +9,7 @@ extension MasterAPI {
         }
         let enroll = try await Self.decode(EnrollRequest.self, from: request, limit: BodyLimit.small)
         let credential = Self.newCredential()
-        let id = try await store.enroll(enroll, credential: credential, now: Date())
+        let id = try await store.enroll(enroll, credential: credential, now: store.clock.now())
         addresses.record(id, context.client)
         context.logger.info("agent \(enroll.name.prefix(80)) enrolled as \(id) from \(context.clientName)")
         await wake.notifyAll()
@@ -43,7 +43,7 @@ extension MasterAPI {
         let id = try Self.id(AgentID.self, context, what: "agent")
         _ = try context.requireAgent(id)
         let beat = try await Self.decode(HeartbeatRequest.self, from: request, limit: BodyLimit.small)
-        let (state, lost, released) = try await store.heartbeat(agent: id, beat: beat, leaseUntil: leaseUntil, now: Date())
+        let (state, lost, released) = try await store.heartbeat(agent: id, beat: beat, leaseUntil: leaseUntil, now: store.clock.now())
         addresses.record(id, context.client)
         if beat.authoritative || released > 0 { await wake.notifyAll() }
         return try Self.json(HeartbeatResponse(state: state, lost: lost, leaseTimeout: config.leaseTimeout,
@@ -60,7 +60,7 @@ extension MasterAPI {
         let deadline = ContinuousClock.now + .milliseconds(Int(claim.wait * 1000))
         while true {
             let generation = await wake.generation
-            let now = Date()
+            let now = store.clock.now()
             let outcome = try await store.claim(ClaimOrder(
                 agent: id, slots: claim.slots, reportedFree: claim.free, prefetch: claim.prefetch,
                 blocklistAfter: config.blocklistAfter, leaseUntil: now.addingTimeInterval(config.leaseTimeout), now: now))
@@ -96,7 +96,7 @@ extension MasterAPI {
         var response = ExchangeResponse()
         while true {
             let generation = await wake.generation
-            let now = Date()
+            let now = store.clock.now()
             let order = exchange.claim.map { claim in
                 var order = ClaimOrder(agent: id, slots: claim.slots, reportedFree: claim.free, prefetch: claim.prefetch,
                                        blocklistAfter: config.blocklistAfter,

@@ -19,14 +19,14 @@ extension MasterAPI {
 
     func deleteJob(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.requireAdmin()
-        let job = try await store.cancelJob(try Self.id(JobID.self, context, what: "job"), archive: true, now: Date())
+        let job = try await store.cancelJob(try Self.id(JobID.self, context, what: "job"), archive: true, now: store.clock.now())
         await stoppedTasks()
         return try Self.json(job)
     }
 
     func cancelJob(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.requireAdmin()
-        let job = try await store.cancelJob(try Self.id(JobID.self, context, what: "job"), archive: false, now: Date())
+        let job = try await store.cancelJob(try Self.id(JobID.self, context, what: "job"), archive: false, now: store.clock.now())
         await stoppedTasks()
         return try Self.json(job)
     }
@@ -41,7 +41,7 @@ extension MasterAPI {
                                           limit: BodyLimit.small)
         }
         if Self.query(request, "kill") == "true" { pause.kill = true }
-        let job = try await store.pauseJob(id, kill: pause.kill, now: Date())
+        let job = try await store.pauseJob(id, kill: pause.kill, now: store.clock.now())
         await stoppedTasks()
         return try Self.json(job)
     }
@@ -55,7 +55,7 @@ extension MasterAPI {
 
     func retryJob(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.requireAdmin()
-        let job = try await store.retryJob(try Self.id(JobID.self, context, what: "job"), now: Date())
+        let job = try await store.retryJob(try Self.id(JobID.self, context, what: "job"), now: store.clock.now())
         await wake.notifyAll()
         return try Self.json(job)
     }
@@ -63,21 +63,21 @@ extension MasterAPI {
     func patchTasks(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.requireAdmin()
         let patch = try await Self.decode(TaskBulkPatch.self, from: request, limit: BodyLimit.jobSpec)
-        let updated = try await store.patchTasks(patch, now: Date())
+        let updated = try await store.patchTasks(patch, now: store.clock.now())
         await stoppedTasks()
         return try Self.json(BulkResult(updated: updated))
     }
 
     func cancelTask(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.requireAdmin()
-        let task = try await store.cancelTask(try Self.id(TaskID.self, context, what: "task"), now: Date())
+        let task = try await store.cancelTask(try Self.id(TaskID.self, context, what: "task"), now: store.clock.now())
         await stoppedTasks()
         return try Self.json(task)
     }
 
     func retryTask(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.requireAdmin()
-        let task = try await store.retryTask(try Self.id(TaskID.self, context, what: "task"), now: Date())
+        let task = try await store.retryTask(try Self.id(TaskID.self, context, what: "task"), now: store.clock.now())
         await wake.notifyAll()
         return try Self.json(task)
     }
@@ -85,7 +85,7 @@ extension MasterAPI {
     func patchAgent(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.requireAdmin()
         let patch = try await Self.decode(AgentPatch.self, from: request, limit: BodyLimit.small)
-        let agent = try await store.patchAgent(try Self.id(AgentID.self, context, what: "agent"), patch, now: Date())
+        let agent = try await store.patchAgent(try Self.id(AgentID.self, context, what: "agent"), patch, now: store.clock.now())
         await stoppedTasks()
         return try Self.json(addresses.annotate(agent))
     }
@@ -93,7 +93,7 @@ extension MasterAPI {
     func deleteAgent(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.requireAdmin()
         let id = try Self.id(AgentID.self, context, what: "agent")
-        try await store.forgetAgent(id, now: Date())
+        try await store.forgetAgent(id, now: store.clock.now())
         addresses.forget(id)
         await wake.notifyAll()
         return Response(status: .noContent)
@@ -102,7 +102,7 @@ extension MasterAPI {
     func sendCommand(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.requireAdmin()
         let command = try await Self.decode(CommandRequest.self, from: request, limit: BodyLimit.small)
-        let seq = try await store.sendCommand(to: try Self.id(AgentID.self, context, what: "agent"), command, now: Date())
+        let seq = try await store.sendCommand(to: try Self.id(AgentID.self, context, what: "agent"), command, now: store.clock.now())
         await stoppedTasks()
         return try Self.json(CommandAccepted(seq: seq), status: .created)
     }
@@ -124,7 +124,7 @@ extension MasterAPI {
         let deadline = ContinuousClock.now + .milliseconds(Int(wait * 1000))
         while true {
             let generation = await commandWake.generation
-            let commands = try await store.commands(for: id, after: after, now: Date())
+            let commands = try await store.commands(for: id, after: after, now: store.clock.now())
             let left = deadline - ContinuousClock.now
             let closing = await commandWake.isClosed
             if !commands.isEmpty || left <= .zero || closing {

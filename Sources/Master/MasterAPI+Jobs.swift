@@ -6,7 +6,7 @@ extension MasterAPI {
     func submitJob(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.requireAdmin()
         let submission = try await Self.decode(JobSubmission.self, from: request, limit: BodyLimit.jobSpec)
-        var job = try await store.submit(submission, owner: submission.owner ?? "admin", now: Date())
+        var job = try await store.submit(submission, owner: submission.owner ?? "admin", now: store.clock.now())
         await wake.notifyAll()
         job.warnings = try await placementWarnings(job.id)
         return try Self.json(job, status: .created)

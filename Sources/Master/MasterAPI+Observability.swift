@@ -8,7 +8,7 @@ extension MasterAPI {
         let id = try Self.id(AgentID.self, context, what: "agent")
         _ = try context.requireAgent(id)
         let report = try await Self.decode(ExceptionReport.self, from: request, limit: ExceptionReport.maxBytes)
-        let view = try await store.addException(agent: id, report, now: Date())
+        let view = try await store.addException(agent: id, report, now: store.clock.now())
         return try Self.json(view, status: .created)
     }
 

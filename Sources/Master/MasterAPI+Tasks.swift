@@ -114,7 +114,7 @@ extension MasterAPI {
         let agent = try context.requireAgent()
         let id = try Self.id(TaskID.self, context, what: "task")
         let report = try await Self.decode(TaskReport.self, from: request, limit: BodyLimit.small)
-        let task = try await store.start(task: id, agent: agent.id, epoch: report.epoch, leaseUntil: leaseUntil, now: Date())
+        let task = try await store.start(task: id, agent: agent.id, epoch: report.epoch, leaseUntil: leaseUntil, now: store.clock.now())
         return try Self.json(task)
     }
 
@@ -124,7 +124,7 @@ extension MasterAPI {
         let report = try await Self.decode(TaskReport.self, from: request, limit: BodyLimit.small)
         guard let progress = report.progress else { throw PaddockError.invalid("progress is required", field: "progress") }
         try await store.progress(task: id, agent: agent.id, epoch: report.epoch, progress: progress,
-                                 leaseUntil: leaseUntil, now: Date())
+                                 leaseUntil: leaseUntil, now: store.clock.now())
         return Response(status: .noContent)
     }
 
@@ -132,7 +132,7 @@ extension MasterAPI {
         let agent = try context.requireAgent()
         let id = try Self.id(TaskID.self, context, what: "task")
         let report = try await Self.decode(FinishReport.self, from: request, limit: BodyLimit.small)
-        let task = try await store.finish(task: id, agent: agent.id, report: report, now: Date())
+        let task = try await store.finish(task: id, agent: agent.id, report: report, now: store.clock.now())
         // The agent's resources are free again, or the task is back in the queue: claimers may proceed;
         // log followers learn that the run is over.
         await wake.notifyAll()

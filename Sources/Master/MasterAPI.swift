@@ -90,7 +90,8 @@ public struct MasterAPI: Sendable {
 
     // MARK: helpers shared by the route files
 
-    var leaseUntil: Date { Date().addingTimeInterval(config.leaseTimeout) }
+    /// Leases are granted on the database's clock (`LeaseClock`), never on this master's own.
+    var leaseUntil: Date { store.clock.now().addingTimeInterval(config.leaseTimeout) }
 
     static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
         let data = try WireJSON.encoder().encode(value)

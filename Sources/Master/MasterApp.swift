@@ -40,8 +40,13 @@ public struct Master: Sendable {
     /// `onListening` receives the bound URL (useful with port 0).
     public func services(logger: Logger, onListening: @escaping @Sendable (String) async -> Void = { _ in }) async throws
         -> [any Service] {
-        // Nothing is rerun because the master blinked: every live lease gets a fresh timeout.
-        try await store.extendLeases(until: Date().addingTimeInterval(config.leaseTimeout))
+        // Leases are measured on the database's clock: read it before anything is granted.
+        _ = try await store.syncClock()
+        // Nothing is rerun because the farm's masters were all away: after an outage every live lease
+        // gets a fresh timeout, once (a master restarting while another one sweeps gives none).
+        if try await store.grantGrace(leaseTimeout: config.leaseTimeout) {
+            logger.notice("no master swept leases for \(config.leaseTimeout) s or more: live leases get the lease timeout again")
+        }
         let app = Application(
             router: router(),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "paddock"),

@@ -86,7 +86,7 @@ extension SQLStore {
             if runNow {
                 row = try SQLRow.fetchOne(db, sql: """
                     UPDATE tasks SET state = ?, agent_id = ?, epoch = epoch + 1, lease_expires_at = ?, progress = 0,
-                        prefetched = 0, attempt = attempt + 1, started_at = ?, exit_code = NULL, reason = NULL,
+                        prefetched = 0, attempt = attempt + 1, runs = runs + 1, started_at = ?, exit_code = NULL, reason = NULL,
                         finished_at = NULL
                     WHERE id = ? AND state = 'queued' RETURNING *
                     """, arguments: [started.rawValue, order.agent.rawValue, order.leaseUntil.timeIntervalSince1970,
@@ -263,23 +263,25 @@ extension SQLStore {
 
     static func start(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date,
                       now: Date) throws -> TaskView {
+        // One lock order everywhere (claims, heartbeats, exchanges, starts): the agent's row, then
+        // task rows. A start that took the task first could deadlock with a claim of the same agent.
+        guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?\(db.lockRows)",
+                                            arguments: [agent.rawValue]) else {
+            throw PaddockError.notFound("agent \(agent)")
+        }
         let current = try Self.leasedTask(db, task, agent: agent, epoch: epoch)
         if current.state == .running { return current }  // a resent start
         let to = try Self.legal(current, .start)
         // A prefetched task starts only into room the agent really has: what runs never exceeds its totals.
         let prefetched = try Bool.fetchOne(db, sql: "SELECT prefetched FROM tasks WHERE id = ?", arguments: [task.rawValue]) ?? false
         if prefetched {
-            guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?\(db.lockRows)",
-                                                arguments: [agent.rawValue]) else {
-                throw PaddockError.notFound("agent \(agent)")
-            }
             let total = ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"])
             guard (try Self.committed(db, agent: agent) + current.requirements.resources).fits(in: total) else {
                 throw PaddockError.conflict("task \(task) does not fit agent \(agent) yet: start it when room frees up")
             }
         }
         try db.execute(sql: """
-            UPDATE tasks SET state = ?, attempt = attempt + 1, started_at = ?, lease_expires_at = ?,
+            UPDATE tasks SET state = ?, attempt = attempt + 1, runs = runs + 1, started_at = ?, lease_expires_at = ?,
                 exit_code = NULL, reason = NULL, finished_at = NULL, prefetched = 0
             WHERE id = ? AND epoch = ? AND state = ?
             """, arguments: [to.rawValue, now.timeIntervalSince1970, leaseUntil.timeIntervalSince1970,
@@ -350,6 +352,7 @@ extension SQLStore {
             // Every master sweeps; one at a time does (the others skip this round). Rows a
             // heartbeat is renewing right now are locked by it: skipped, and looked at next round.
             guard try db.tryAdvisoryLock(PostgresSchema.sweepLock) else { return result }
+            try Self.noteSweep(db, at: now)
             result.agentsMarkedOffline = try db.execute(sql: """
                 UPDATE agents SET state = 'offline' WHERE state = 'online' AND last_seen < ?
                 """, arguments: [silentSince.timeIntervalSince1970])
@@ -369,15 +372,49 @@ extension SQLStore {
     }
 
     public func extendLeases(until: Date) async throws {
-        try await engine.write { db in
-            try db.execute(sql: """
-                UPDATE tasks SET lease_expires_at = \(db.dialect.greatest)(lease_expires_at, ?)
-                WHERE lease_expires_at IS NOT NULL AND state IN ('assigned','running')
-                """, arguments: [until.timeIntervalSince1970])
-            // Agents get the same grace: none is marked offline because the master blinked.
-            try db.execute(sql: "UPDATE agents SET last_seen = \(db.dialect.greatest)(last_seen, ?) WHERE state = 'online'",
-                           arguments: [Date().timeIntervalSince1970])
+        let now = clock.now()
+        try await engine.write { db in try Self.extendLeases(db, until: until, now: now) }
+    }
+
+    static func extendLeases(_ db: any SQLDatabase, until: Date, now: Date) throws {
+        try db.execute(sql: """
+            UPDATE tasks SET lease_expires_at = \(db.dialect.greatest)(lease_expires_at, ?)
+            WHERE lease_expires_at IS NOT NULL AND state IN ('assigned','running')
+            """, arguments: [until.timeIntervalSince1970])
+        // Agents get the same grace: none is marked offline because the master blinked.
+        try db.execute(sql: "UPDATE agents SET last_seen = \(db.dialect.greatest)(last_seen, ?) WHERE state = 'online'",
+                       arguments: [now.timeIntervalSince1970])
+    }
+
+    public func syncClock() async throws -> TimeInterval {
+        let before = ContinuousClock.now
+        let reading = try await engine.databaseTime()
+        let after = ContinuousClock.now
+        // The reading was taken somewhere in the round trip: its middle is the best guess.
+        return clock.sync(reading, at: before + (after - before) / 2)
+    }
+
+    public func grantGrace(leaseTimeout: Double) async throws -> Bool {
+        let now = clock.now()
+        return try await engine.write { db in
+            // Under the sweep's lock: two masters starting together give one grace, not two.
+            guard try db.tryAdvisoryLock(PostgresSchema.sweepLock) else { return false }
+            if let swept = try Double.fetchOne(db, sql: "SELECT value FROM master_state WHERE key = 'leases_swept_at'"),
+               now.timeIntervalSince1970 - swept < leaseTimeout {
+                return false
+            }
+            try Self.extendLeases(db, until: now.addingTimeInterval(leaseTimeout), now: now)
+            try Self.noteSweep(db, at: now)
+            return true
         }
+    }
+
+    /// When leases were last looked at: an outage is a time when nobody did.
+    static func noteSweep(_ db: any SQLDatabase, at now: Date) throws {
+        try db.execute(sql: """
+            INSERT INTO master_state (key, value) VALUES ('leases_swept_at', ?)
+            ON CONFLICT (key) DO UPDATE SET value = excluded.value
+            """, arguments: [now.timeIntervalSince1970])
     }
 
     // MARK: helpers

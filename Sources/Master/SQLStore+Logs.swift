@@ -1,8 +1,10 @@
 import Foundation
 import PaddockProtocol
 
-/// Logs live in the database, keyed by task and attempt (never by a path a
-/// client sent), in the chunks the agent uploaded. `received` is how far the
+/// Logs live in the database, keyed by task and run (never by a path a client
+/// sent), in the chunks the agent uploaded. The key's column is named `attempt`
+/// but holds the task's `runs` at the run's start: the Nth start of the task,
+/// counting retried and released runs, so no two runs ever share a log. `received` is how far the
 /// agent's stream has been acknowledged; `stored` how much is kept (the cap).
 extension SQLStore {
     public func appendLog(task: TaskID, agent: AgentID, epoch: LeaseEpoch, offset: Int64, data: Data) async throws -> Int64 {
@@ -12,11 +14,11 @@ extension SQLStore {
     static func appendLog(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, offset: Int64,
                           data: Data) throws -> Int64 {
         let view = try Self.taskView(db, task)
-        guard view.agent == agent, view.epoch == epoch, view.state != .assigned, view.attempt > 0 else {
+        guard view.agent == agent, view.epoch == epoch, view.state != .assigned, view.runs > 0 else {
             throw PaddockError.staleEpoch(task: task, sent: epoch, current: view.epoch)
         }
         let row = try SQLRow.fetchOne(db, sql: "SELECT received, stored FROM task_logs WHERE task_id = ? AND attempt = ?",
-                                   arguments: [task.rawValue, view.attempt])
+                                   arguments: [task.rawValue, view.runs])
         let received: Int64 = row?["received"] ?? 0
         var stored: Int64 = row?["stored"] ?? 0
         guard offset <= received else {
@@ -35,13 +37,13 @@ extension SQLStore {
         }
         if !fresh.isEmpty {
             try db.execute(sql: "INSERT INTO log_chunks (task_id, attempt, \"offset\", data) VALUES (?, ?, ?, ?)",
-                           arguments: [task.rawValue, view.attempt, stored, Data(fresh)])
+                           arguments: [task.rawValue, view.runs, stored, Data(fresh)])
             stored += Int64(fresh.count)
         }
         try db.execute(sql: """
             INSERT INTO task_logs (task_id, attempt, received, stored) VALUES (?, ?, ?, ?)
             ON CONFLICT (task_id, attempt) DO UPDATE SET received = excluded.received, stored = excluded.stored
-            """, arguments: [task.rawValue, view.attempt, newReceived, stored])
+            """, arguments: [task.rawValue, view.runs, newReceived, stored])
         return newReceived
     }
 
@@ -49,14 +51,14 @@ extension SQLStore {
         try await engine.read { db in
             let view = try Self.taskView(db, task)
             // Before its first start a task has no run yet: follow the one about to begin.
-            let run = attempt ?? max(view.attempt, view.state == .assigned || view.state == .queued ? view.attempt + 1 : 1)
+            let run = attempt ?? max(view.runs, view.state == .assigned || view.state == .queued ? view.runs + 1 : 1)
             // From the chunk that holds byte `after` on, that chunk trimmed to start there.
             let rows = try SQLRow.fetchAll(db, sql: """
                 SELECT "offset" AS start, data FROM log_chunks
                 WHERE task_id = ? AND attempt = ? AND "offset" + length(data) > ? ORDER BY "offset" LIMIT ?
                 """, arguments: [task.rawValue, run, after, limit])
-            let live = view.state == .running && view.attempt == run
-                || (view.state == .assigned || view.state == .queued || view.state == .blocked) && view.attempt + 1 == run
+            let live = view.state == .running && view.runs == run
+                || (view.state == .assigned || view.state == .queued || view.state == .blocked) && view.runs + 1 == run
             let chunks = rows.map { row -> Data in
                 let data: Data = row["data"]
                 let start: Int64 = row["start"]

@@ -8,6 +8,7 @@ import PaddockProtocol
 public final class SQLStore: Store {
     public var backend: String { engine.dialect.engine.rawValue }
     public let engine: any SQLEngine
+    public let clock = LeaseClock()
 
     public init(engine: any SQLEngine) {
         self.engine = engine
@@ -243,6 +244,7 @@ public final class SQLStore: Store {
             createdAt: Date(timeIntervalSince1970: row["created_at"]),
             startedAt: (row["started_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
             finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+        view.runs = row["runs"]
         if let start = row["frame_start"] as Int?, let end = row["frame_end"] as Int?, start <= end {
             view.frames = "\(start)-\(end)"
         }

@@ -188,6 +188,19 @@ enum SQLiteSchema {
                 CREATE UNIQUE INDEX task_leases ON task_events(task_id, epoch) WHERE transition IN ('assign', 'steal');
                 """)
         }
+        migrator.registerMigration("v7-runs-and-master-state") { db in
+            // `runs` counts every start of a task and is never given back (a release or a retry gives
+            // back attempts): a run's log is keyed by it, so a rerun never writes into an earlier run's
+            // log. `master_state` holds when leases were last swept (one grace per outage).
+            try db.execute(sql: """
+                ALTER TABLE tasks ADD COLUMN runs INTEGER NOT NULL DEFAULT 0;
+                UPDATE tasks SET runs = MAX(attempt, COALESCE((SELECT MAX(attempt) FROM task_logs WHERE task_id = tasks.id), 0));
+                CREATE TABLE master_state (
+                    key TEXT PRIMARY KEY,
+                    value REAL NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }

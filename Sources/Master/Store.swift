@@ -194,8 +194,19 @@ public protocol Store: Sendable {
     /// Counts for `/v1/master` and `/metrics`.
     func summary() async throws -> FarmSummary
 
-    /// Marks silent agents offline and requeues (or fails) the tasks whose leases ran out.
+    /// Marks silent agents offline and requeues (or fails) the tasks whose leases ran out, and notes
+    /// when it swept (`grantGrace` reads it).
     func sweep(now: Date, silentSince: Date) async throws -> SweepResult
-    /// A master that (re)starts gives every live lease until `until` (docs/ARCHITECTURE.md §3).
+    /// Gives every live lease until `until`, and online agents as long (docs/ARCHITECTURE.md §3).
     func extendLeases(until: Date) async throws
+
+    /// The clock leases are measured on: the database's.
+    var clock: LeaseClock { get }
+    /// Reads the database's clock and follows it; returns how far it was from what `clock` said.
+    func syncClock() async throws -> TimeInterval
+    /// The grace after an outage (a master starting, the database back): every live lease and online
+    /// agent gets `leaseTimeout` from now, unless leases were swept within the last `leaseTimeout`
+    /// (by any master: then there was no outage, and a master restarting in a loop must not keep a
+    /// dead host's leases alive). One grace per outage; true when this call gave it.
+    func grantGrace(leaseTimeout: Double) async throws -> Bool
 }

@@ -132,7 +132,10 @@ public struct TaskView: Codable, Sendable {
     public var priority: Int
     public var timeout: Double?
     public var maxAttempts: Int
+    /// Attempts used: runs that counted against `maxAttempts` (a release gives one back, a retry all).
     public var attempt: Int
+    /// Every start of the task, never given back: the latest run's number (its log's key).
+    public var runs: Int = 0
     public var state: TaskState
     public var agent: AgentID?
     public var epoch: LeaseEpoch
@@ -179,7 +182,7 @@ public struct TaskView: Codable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, name, command, env, cwd, requirements, priority, timeout, attempt, state, agent, epoch
+        case id, name, command, env, cwd, requirements, priority, timeout, attempt, runs, state, agent, epoch
         case progress, reason, history, href
         case jobID = "job_id"
         case maxAttempts = "max_attempts"
@@ -207,6 +210,7 @@ public struct TaskView: Codable, Sendable {
         try c.encode(timeout, forKey: .timeout)
         try c.encode(maxAttempts, forKey: .maxAttempts)
         try c.encode(attempt, forKey: .attempt)
+        try c.encode(runs, forKey: .runs)
         try c.encode(state, forKey: .state)
         try c.encode(agent, forKey: .agent)
         try c.encode(epoch, forKey: .epoch)

@@ -230,6 +230,67 @@ import Testing
         #expect(String(decoding: inside.chunks.reduce(Data(), +), as: UTF8.self) == "rld")
     }
 
+    /// A rerun (after a failure with attempts left, a release, or a retry that gives every attempt
+    /// back) writes its own log: its first bytes are never taken for resends of an earlier run's.
+    @Test(arguments: Backend.allCases)
+    func everyRunOfATaskHasItsOwnLog(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let a = try await agent(store, "a")
+        _ = try await job(store, 1, maxAttempts: 2)
+        func run(_ text: String, outcome: TaskOutcome) async throws -> TaskID {
+            var order = ClaimOrder(agent: a, slots: 1, leaseUntil: later, now: now)
+            order.startAtOnce = true
+            let lease = try #require(try await store.claim(order).leases.first)
+            #expect(try await store.appendLog(task: lease.task, agent: a, epoch: lease.epoch, offset: 0, data: Data(text.utf8))
+                    == Int64(text.utf8.count))
+            _ = try await store.finish(task: lease.task, agent: a, report: FinishReport(epoch: lease.epoch, outcome: outcome,
+                                                                                         exitCode: outcome == .failed ? 1 : nil),
+                                       now: now)
+            return lease.task
+        }
+        func log(_ task: TaskID, _ run: Int?) async throws -> String {
+            let page = try await store.readLog(task: task, attempt: run, after: 0, limit: 100)
+            return String(decoding: page.chunks.reduce(Data(), +), as: UTF8.self)
+        }
+        let task = try await run("first run, failed\n", outcome: .failed)     // attempt 1 used, one left
+        _ = try await run("second: released\n", outcome: .released)          // gives its attempt back
+        _ = try await run("third, failed for good\n", outcome: .failed)      // attempt 2: no more
+        #expect(try await store.task(task, history: false).state == .failed)
+        _ = try await store.retryTask(task, now: now)                         // every attempt back
+        _ = try await run("fourth\n", outcome: .succeeded)
+        let view = try await store.task(task, history: false)
+        #expect(view.runs == 4 && view.attempt == 1 && view.state == .succeeded)
+        #expect(try await log(task, nil) == "fourth\n")
+        #expect(try await log(task, 1) == "first run, failed\n")
+        #expect(try await log(task, 2) == "second: released\n")
+        #expect(try await log(task, 3) == "third, failed for good\n")
+    }
+
+    /// One grace per outage: a master starting after nobody swept for a lease timeout extends live
+    /// leases; one starting while leases are being swept (a master restarting in a loop beside a
+    /// healthy one) extends nothing, so a dead host's leases still run out.
+    @Test(arguments: Backend.allCases)
+    func aGraceIsGivenOncePerOutageNotPerRestart(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let a = try await agent(store, "a")
+        _ = try await job(store, 1)
+        let start = store.clock.now()
+        let lease = try #require(try await store.claim(ClaimOrder(agent: a, slots: 1, leaseUntil: start.addingTimeInterval(1),
+                                                                   now: start)).leases.first)
+        // Nobody ever swept: an outage. The grace is given once, and not again right after.
+        #expect(try await store.grantGrace(leaseTimeout: 60))
+        #expect(try await !store.grantGrace(leaseTimeout: 60))
+        #expect(try await store.sweep(now: start.addingTimeInterval(5), silentSince: start.addingTimeInterval(-600)).tasksRequeued == 0)
+        // Swept just now: a restart gives nothing, and the lease runs out on time.
+        #expect(try await !store.grantGrace(leaseTimeout: 60))
+        let expired = try await store.sweep(now: start.addingTimeInterval(61), silentSince: start.addingTimeInterval(-600))
+        #expect(expired.tasksRequeued == 1)
+        #expect(try await store.task(lease.task, history: false).state == .queued)
+        // Last swept longer ago than the lease timeout: an outage again.
+        _ = try await store.sweep(now: start.addingTimeInterval(-120), silentSince: start.addingTimeInterval(-600))
+        #expect(try await store.grantGrace(leaseTimeout: 60))
+    }
+
     @Test(arguments: Backend.allCases)
     func cancellingTellsTheAgentThroughItsCommandQueue(_ backend: Backend) async throws {
         let fixture = try await StoreFixture.make(backend)

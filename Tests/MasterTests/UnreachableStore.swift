@@ -128,4 +128,10 @@ final class UnreachableStore: Store {
         try await network(); return try await inner.sweep(now: now, silentSince: silentSince)
     }
     func extendLeases(until: Date) async throws { try await network(); try await inner.extendLeases(until: until) }
+    var clock: LeaseClock { inner.clock }
+    func syncClock() async throws -> TimeInterval { try await network(); return try await inner.syncClock() }
+    func grantGrace(leaseTimeout: Double) async throws -> Bool {
+        try await network()
+        return try await inner.grantGrace(leaseTimeout: leaseTimeout)
+    }
 }

@@ -53,6 +53,13 @@ public final class PostgresEngine: SQLEngine {
         try await PostgresSchema.migrate(location: location, logger: logger)
     }
 
+    /// `clock_timestamp()`: the server's time when the statement runs (`now()` is the transaction's start).
+    public func databaseTime() async throws -> Date {
+        try await read { db in
+            Date(timeIntervalSince1970: try Double.fetchOne(db, sql: "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8") ?? 0)
+        }
+    }
+
     public func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
         try await transaction(writable: false, body)
     }
@@ -194,7 +201,9 @@ final class PGTransaction: SQLDatabase {
         case "23505":
             return TransactionConflict(duplicate: PostgresStatementError(
                 sqlState: state, message: psql.serverInfo?[.message] ?? "", sql: sql))
-        case _ where state.hasPrefix("08") || state.hasPrefix("57P") || state == "53300" || state == "25006":
+        case _ where state.hasPrefix("08") || state.hasPrefix("57P") || state == "53300" || state == "25006"
+            // lock_timeout, statement_timeout: the database is too busy or stuck right now; try again.
+            || state == "55P03" || state == "57014":
             return DatabaseUnreachable(description: "PostgreSQL \(state): \(psql.serverInfo?[.message] ?? "")")
         default:
             return PostgresStatementError(sqlState: state, message: psql.serverInfo?[.message] ?? "", sql: sql)
@@ -320,6 +329,14 @@ actor PostgresConnections {
             host: location.host, port: location.port, username: location.user, password: location.password,
             database: location.database, tls: .disable)
         configuration.options.connectTimeout = .seconds(5)
+        // Bounds on what one transaction may hold: a statement stuck behind a lock, a runaway query, or
+        // a master that died mid-transaction (its locks go with its session) never stalls the others
+        // for longer than this. Each ends the transaction with an error the caller gets as a 503.
+        configuration.options.additionalStartupParameters = [
+            ("statement_timeout", "\(PostgresLocation.statementTimeout)s"),
+            ("lock_timeout", "\(PostgresLocation.lockTimeout)s"),
+            ("idle_in_transaction_session_timeout", "\(PostgresLocation.idleInTransactionTimeout)s"),
+        ]
         return try await PostgresConnection.connect(
             on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: id, logger: logger).get()
     }

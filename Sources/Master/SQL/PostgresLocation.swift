@@ -6,6 +6,12 @@ import PaddockProtocol
 /// from the URL, else `PGPASSWORD`, else a file; it is never printed
 /// (`description` leaves it out).
 public struct PostgresLocation: Sendable, CustomStringConvertible {
+    /// Seconds a statement may run, a lock may be waited for, and a transaction may sit idle
+    /// (the PostgreSQL settings of every connection of the master).
+    static let statementTimeout = 15
+    static let lockTimeout = 5
+    static let idleInTransactionTimeout = 30
+
     public var host: String
     public var port: Int
     public var user: String

@@ -172,6 +172,15 @@ enum PostgresSchema {
             CREATE TRIGGER tasks_state_counts AFTER UPDATE OF state ON tasks FOR EACH ROW
                 WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION paddock_task_counts();
             """),
+        // As SQLite's v7: every start counted in `runs` (logs are keyed by it); when leases were last swept.
+        ("2", """
+            ALTER TABLE tasks ADD COLUMN runs INTEGER NOT NULL DEFAULT 0;
+            UPDATE tasks SET runs = GREATEST(attempt, COALESCE((SELECT MAX(attempt) FROM task_logs WHERE task_id = tasks.id), 0));
+            CREATE TABLE master_state (
+                key TEXT PRIMARY KEY,
+                value DOUBLE PRECISION NOT NULL
+            );
+            """),
     ]
 
     static func migrate(location: PostgresLocation, logger: Logger) async throws {

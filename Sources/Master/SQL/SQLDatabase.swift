@@ -119,6 +119,8 @@ public protocol SQLEngine: Sendable {
     func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T
     /// Throws `StoreUnavailable` when the database does not answer.
     func ping() async throws
+    /// The database's clock now (SQLite: the host's wall clock).
+    func databaseTime() async throws -> Date
     /// Cross-master wake-ups, for engines that several masters share.
     var relay: (any WakeRelay)? { get }
     func close() async

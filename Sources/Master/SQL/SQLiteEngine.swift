@@ -24,6 +24,9 @@ public final class SQLiteEngine: SQLEngine {
         group = GroupCommit(pool: pool)
     }
 
+    /// SQLite's master is its own database: its host's clock.
+    public func databaseTime() async throws -> Date { Date() }
+
     public func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
         try await pool.read { db in try body(GRDBDatabase(db, writable: false)) }
     }
