@@ -15,6 +15,7 @@ actor AgentSession {
     let logger: Logger
     private var enrolled: Enrolled?
     private var waiters: [CheckedContinuation<Enrolled, Never>] = []
+    private var cancellableWaiters: [UUID: CheckedContinuation<Enrolled, any Error>] = [:]
     var heartbeatInterval: Double = 5
 
     init(config: AgentConfig, logger: Logger) {
@@ -22,9 +23,32 @@ actor AgentSession {
         self.logger = logger
     }
 
+    /// The session, for the exchange loop once `enroll()` has returned (it never waits then).
     func ready() async -> Enrolled {
         if let enrolled { return enrolled }
         return await withCheckedContinuation { waiters.append($0) }
+    }
+
+    /// The session, waiting for the enrollment; a service that stops (SIGTERM while the master is
+    /// unreachable) is not held here: cancellation ends the wait with `CancellationError`.
+    func enrolledSession() async throws -> Enrolled {
+        if let enrolled { return enrolled }
+        let id = UUID()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                if Task.isCancelled {
+                    continuation.resume(throwing: CancellationError())
+                } else {
+                    cancellableWaiters[id] = continuation
+                }
+            }
+        } onCancel: {
+            Task { await self.cancelWaiter(id) }
+        }
+    }
+
+    private func cancelWaiter(_ id: UUID) {
+        cancellableWaiters.removeValue(forKey: id)?.resume(throwing: CancellationError())
     }
 
     /// Uses the saved credential when there is one for this master, else enrolls with the join token.
@@ -65,6 +89,9 @@ actor AgentSession {
         let waiting = waiters
         waiters.removeAll()
         waiting.forEach { $0.resume(returning: value) }
+        let cancellable = cancellableWaiters.values
+        cancellableWaiters.removeAll()
+        cancellable.forEach { $0.resume(returning: value) }
     }
 }
 

@@ -39,7 +39,7 @@ struct HeartbeatService: Service {
                     let held = await workload.leases + outbox.unacknowledged
                     let beat = HeartbeatRequest(held: held, leaving: await workload.leaving,
                                                 metrics: await probe.sample(), usage: usage)
-                    let enrolled = await session.ready()  // as it is now (enrolled again after a 401)
+                    let enrolled = try await session.enrolledSession()  // as it is now (enrolled again after a 401)
                     let reply: HeartbeatResponse = try await enrolled.client.call(
                         "PUT", APIPath.heartbeat(enrolled.id), json: beat)
                     backoff.reset()

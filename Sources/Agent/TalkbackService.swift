@@ -21,11 +21,11 @@ struct TalkbackService: Service {
 
     func run() async throws {
         try await cancelWhenGracefulShutdown {
-            var cursor = TalkbackCursor.load(workDir: config.workDir, agent: await session.ready().id)
+            var cursor = TalkbackCursor.load(workDir: config.workDir, agent: try await session.enrolledSession().id)
             var backoff = Backoff(base: 0.2, cap: 10)
             while !Task.isCancelled {
                 do {
-                    let enrolled = await session.ready()  // as it is now (enrolled again after a 401)
+                    let enrolled = try await session.enrolledSession()  // as it is now (enrolled again after a 401)
                     let batch: CommandBatch = try await enrolled.client.longPoll(
                         "GET", APIPath.commands(enrolled.id),
                         query: ["after": String(cursor.seq), "wait": String(Int(wait))], timeout: wait + 30)
