@@ -36,8 +36,8 @@ public struct LeaseSweeper: Service {
                     // agents: leases get the grace a restarted master gives (docs/ARCHITECTURE.md §3)
                     // before any expires, or the first sweep would requeue the whole farm's work. One
                     // grace per outage: the first master back gives it, the others see it given.
-                    if try await store.grantGrace(leaseTimeout: config.leaseTimeout) {
-                        logger.notice("database reachable again: leases extended by the lease timeout")
+                    if let given = try await store.grantGrace(leaseTimeout: config.leaseTimeout) {
+                        logger.notice("database reachable again after \(Int(given.rounded(.up))) s: live leases are given that time back")
                     }
                     outage = false
                 }

@@ -44,8 +44,8 @@ public struct Master: Sendable {
         _ = try await store.syncClock()
         // Nothing is rerun because the farm's masters were all away: after an outage every live lease
         // gets a fresh timeout, once (a master restarting while another one sweeps gives none).
-        if try await store.grantGrace(leaseTimeout: config.leaseTimeout) {
-            logger.notice("no master swept leases for \(config.leaseTimeout) s or more: live leases get the lease timeout again")
+        if let given = try await store.grantGrace(leaseTimeout: config.leaseTimeout) {
+            logger.notice("no master swept leases for \(Int(given.rounded(.up))) s: live leases are given that time back")
         }
         let app = Application(
             router: router(),

@@ -394,18 +394,31 @@ extension SQLStore {
         return clock.sync(reading, at: before + (after - before) / 2)
     }
 
-    public func grantGrace(leaseTimeout: Double) async throws -> Bool {
+    /// The longest a sweeper waits between two sweeps: a gap no longer than this is no outage.
+    public static let sweepAllowance: TimeInterval = 1
+
+    public func grantGrace(leaseTimeout: Double) async throws -> TimeInterval? {
         let now = clock.now()
         return try await engine.write { db in
-            // Under the sweep's lock: two masters starting together give one grace, not two.
-            guard try db.tryAdvisoryLock(PostgresSchema.sweepLock) else { return false }
-            if let swept = try Double.fetchOne(db, sql: "SELECT value FROM master_state WHERE key = 'leases_swept_at'"),
-               now.timeIntervalSince1970 - swept < leaseTimeout {
-                return false
+            // Under the sweep's lock: another master sweeping now means no outage; two masters starting
+            // together give one grace (the second finds the gap closed).
+            guard try db.tryAdvisoryLock(PostgresSchema.sweepLock) else { return nil }
+            let given: TimeInterval?
+            if let swept = try Double.fetchOne(db, sql: "SELECT value FROM master_state WHERE key = 'leases_swept_at'") {
+                let gap = now.timeIntervalSince1970 - swept - Self.sweepAllowance
+                guard gap > 0 else { return nil }
+                try db.execute(sql: """
+                    UPDATE tasks SET lease_expires_at = lease_expires_at + ?
+                    WHERE lease_expires_at IS NOT NULL AND state IN ('assigned','running')
+                    """, arguments: [gap])
+                try db.execute(sql: "UPDATE agents SET last_seen = last_seen + ? WHERE state = 'online'", arguments: [gap])
+                given = gap
+            } else {
+                try Self.extendLeases(db, until: now.addingTimeInterval(leaseTimeout), now: now)
+                given = leaseTimeout
             }
-            try Self.extendLeases(db, until: now.addingTimeInterval(leaseTimeout), now: now)
             try Self.noteSweep(db, at: now)
-            return true
+            return given
         }
     }
 

@@ -204,9 +204,12 @@ public protocol Store: Sendable {
     var clock: LeaseClock { get }
     /// Reads the database's clock and follows it; returns how far it was from what `clock` said.
     func syncClock() async throws -> TimeInterval
-    /// The grace after an outage (a master starting, the database back): every live lease and online
-    /// agent gets `leaseTimeout` from now, unless leases were swept within the last `leaseTimeout`
-    /// (by any master: then there was no outage, and a master restarting in a loop must not keep a
-    /// dead host's leases alive). One grace per outage; true when this call gave it.
-    func grantGrace(leaseTimeout: Double) async throws -> Bool
+    /// The grace after an outage (a master starting, the database back): the time during which no
+    /// master swept leases is not held against anyone. Every live lease, and every online agent's
+    /// silence, is moved later by that gap (less one sweep period), so each keeps what it had left
+    /// when sweeping stopped. A master that restarts while another one sweeps finds no gap and gives
+    /// nothing (a master restarting in a loop never keeps a dead host's leases alive); two masters
+    /// starting together give it once. Returns the seconds given, nil when none. A store that never
+    /// recorded a sweep (from before this was kept) gives every live lease `leaseTimeout` from now.
+    func grantGrace(leaseTimeout: Double) async throws -> TimeInterval?
 }

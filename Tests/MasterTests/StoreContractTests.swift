@@ -266,29 +266,30 @@ import Testing
         #expect(try await log(task, 3) == "third, failed for good\n")
     }
 
-    /// One grace per outage: a master starting after nobody swept for a lease timeout extends live
-    /// leases; one starting while leases are being swept (a master restarting in a loop beside a
-    /// healthy one) extends nothing, so a dead host's leases still run out.
+    /// One grace per outage: the time nobody swept is given back to live leases, once; a master
+    /// starting while leases are being swept (a master restarting in a loop beside a healthy one)
+    /// gives nothing, so a dead host's leases still run out on time.
     @Test(arguments: Backend.allCases)
     func aGraceIsGivenOncePerOutageNotPerRestart(_ backend: Backend) async throws {
         let store = try await StoreFixture.make(backend).store
         let a = try await agent(store, "a")
         _ = try await job(store, 1)
         let start = store.clock.now()
-        let lease = try #require(try await store.claim(ClaimOrder(agent: a, slots: 1, leaseUntil: start.addingTimeInterval(1),
+        let lease = try #require(try await store.claim(ClaimOrder(agent: a, slots: 1, leaseUntil: start.addingTimeInterval(10),
                                                                    now: start)).leases.first)
-        // Nobody ever swept: an outage. The grace is given once, and not again right after.
-        #expect(try await store.grantGrace(leaseTimeout: 60))
-        #expect(try await !store.grantGrace(leaseTimeout: 60))
-        #expect(try await store.sweep(now: start.addingTimeInterval(5), silentSince: start.addingTimeInterval(-600)).tasksRequeued == 0)
-        // Swept just now: a restart gives nothing, and the lease runs out on time.
-        #expect(try await !store.grantGrace(leaseTimeout: 60))
-        let expired = try await store.sweep(now: start.addingTimeInterval(61), silentSince: start.addingTimeInterval(-600))
-        #expect(expired.tasksRequeued == 1)
-        #expect(try await store.task(lease.task, history: false).state == .queued)
-        // Last swept longer ago than the lease timeout: an outage again.
+        // Last swept two minutes ago: the lease gets those two minutes back (less one sweep period), once.
         _ = try await store.sweep(now: start.addingTimeInterval(-120), silentSince: start.addingTimeInterval(-600))
-        #expect(try await store.grantGrace(leaseTimeout: 60))
+        let given = try #require(try await store.grantGrace(leaseTimeout: 60))
+        #expect(given > 118 && given < 120)
+        #expect(try await store.grantGrace(leaseTimeout: 60) == nil)
+        #expect(try await store.sweep(now: start.addingTimeInterval(11), silentSince: start.addingTimeInterval(-600)).tasksRequeued == 0)
+        // Swept just now: a restart gives nothing, and the lease runs out when its time is up.
+        #expect(try await store.grantGrace(leaseTimeout: 60) == nil)
+        #expect(try await store.sweep(now: start.addingTimeInterval(10 + given - 1), silentSince: start.addingTimeInterval(-600))
+                .tasksRequeued == 0)
+        #expect(try await store.sweep(now: start.addingTimeInterval(10 + given + 1), silentSince: start.addingTimeInterval(-600))
+                .tasksRequeued == 1)
+        #expect(try await store.task(lease.task, history: false).state == .queued)
     }
 
     @Test(arguments: Backend.allCases)

@@ -130,7 +130,7 @@ final class UnreachableStore: Store {
     func extendLeases(until: Date) async throws { try await network(); try await inner.extendLeases(until: until) }
     var clock: LeaseClock { inner.clock }
     func syncClock() async throws -> TimeInterval { try await network(); return try await inner.syncClock() }
-    func grantGrace(leaseTimeout: Double) async throws -> Bool {
+    func grantGrace(leaseTimeout: Double) async throws -> TimeInterval? {
         try await network()
         return try await inner.grantGrace(leaseTimeout: leaseTimeout)
     }
