@@ -89,7 +89,9 @@ struct TaskRunner: Sendable {
         await workload.recordUsage(ending.usage, for: task)
         var report: FinishReport
         switch stopped {
-        case let reason? where reason.releases:
+        case let reason? where reason.releases && !status.succeeded:
+            // A run that ended well on its own as the agent began to stop is a success, not a release:
+            // given back, it would run a second time.
             report = FinishReport(epoch: lease.epoch, outcome: .released, exitCode: nil, reason: reason.rawValue)
         case let reason?:
             report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: reason.rawValue)
