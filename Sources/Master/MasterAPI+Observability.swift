@@ -55,15 +55,15 @@ extension MasterAPI {
         let summary = try await store.summary()
         let registry = stats.registry
         for state in TaskState.allCases {
-            registry.makeGauge(name: "paddock_tasks", labels: [("state", state.rawValue)], help: "Tasks by state")
+            registry.makeGauge(descriptor: .paddock("paddock_tasks", help: "Tasks by state"), labels: [("state", state.rawValue)])
                 .set(Double(summary.tasks[state] ?? 0))
         }
         for state in AgentState.allCases {
-            registry.makeGauge(name: "paddock_agents", labels: [("state", state.rawValue)], help: "Agents by state")
+            registry.makeGauge(descriptor: .paddock("paddock_agents", help: "Agents by state"), labels: [("state", state.rawValue)])
                 .set(Double(summary.agents[state] ?? 0))
         }
-        registry.makeGauge(name: "paddock_jobs", help: "Jobs (not archived)").set(Double(summary.jobs))
-        registry.makeGauge(name: "paddock_uptime_seconds", help: "Seconds since the master started")
+        registry.makeGauge(descriptor: .paddock("paddock_jobs", help: "Jobs (not archived)")).set(Double(summary.jobs))
+        registry.makeGauge(descriptor: .paddock("paddock_uptime_seconds", help: "Seconds since the master started"))
             .set(Date().timeIntervalSince(stats.startedAt))
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))

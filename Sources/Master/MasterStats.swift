@@ -18,15 +18,14 @@ public final class MasterStats: Sendable {
     static let ringSize = 4096
 
     public init() {
-        requests = registry.makeCounter(name: "paddock_http_requests_total", help: "HTTP requests answered")
-        unhandled = registry.makeCounter(name: "paddock_unhandled_errors_total", help: "Requests that failed with an unexpected error (500)")
-        claims = registry.makeCounter(name: "paddock_claims_total", help: "Claims answered")
-        steals = registry.makeCounter(name: "paddock_tasks_stolen_total", help: "Tasks re-leased from a backlogged agent to an idle one")
+        requests = registry.makeCounter(descriptor: .paddock("paddock_http_requests_total", help: "HTTP requests answered"))
+        unhandled = registry.makeCounter(descriptor: .paddock("paddock_unhandled_errors_total", help: "Requests that failed with an unexpected error (500)"))
+        claims = registry.makeCounter(descriptor: .paddock("paddock_claims_total", help: "Claims answered"))
+        steals = registry.makeCounter(descriptor: .paddock("paddock_tasks_stolen_total", help: "Tasks re-leased from a backlogged agent to an idle one"))
         durations = registry.makeDurationHistogram(
-            name: "paddock_http_request_duration_seconds",
+            descriptor: .paddock("paddock_http_request_duration_seconds", help: "Time to answer a request (long-polls excluded)"),
             buckets: [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
-                      .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5)],
-            help: "Time to answer a request (long-polls excluded)")
+                      .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250), .seconds(1), .seconds(5)])
     }
 
     func recordRequest(_ duration: Duration?) {
@@ -67,5 +66,13 @@ public final class MasterStats: Sendable {
         guard !sorted.isEmpty else { return (0, 0, 0) }
         func at(_ q: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * q))] }
         return (at(0.5), at(0.9), at(0.99))
+    }
+}
+
+extension MetricNameDescriptor {
+    /// A metric named in full (`paddock_tasks`, `paddock_http_requests_total`): the name as it is
+    /// scraped, unit included, without splitting it into the descriptor's parts.
+    static func paddock(_ name: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 }

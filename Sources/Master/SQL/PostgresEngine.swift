@@ -107,10 +107,10 @@ public final class PostgresEngine: SQLEngine {
     static func run<T>(on connection: PostgresConnection, writable: Bool, logger: Logger,
                        _ body: (any SQLDatabase) throws -> T) throws -> T {
         let db = PGTransaction(connection: connection, writable: writable, logger: logger)
-        try db.execute(writable ? "BEGIN" : "BEGIN READ ONLY", [])
+        _ = try db.execute(writable ? "BEGIN" : "BEGIN READ ONLY", [])
         do {
             let result = try body(db)
-            try db.execute("COMMIT", [])
+            _ = try db.execute("COMMIT", [])
             return result
         } catch {
             if !(error is DatabaseUnreachable) { _ = try? db.execute("ROLLBACK", []) }

@@ -196,7 +196,7 @@ enum PostgresSchema {
 
     static func migrate(on connection: PostgresConnection, logger: Logger) async throws {
         func run(_ sql: String) async throws {
-            try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).get()
+            _ = try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger).get()
         }
         try await run("SELECT pg_advisory_lock(\(migrationLock))")
         try await run("""
