@@ -118,6 +118,10 @@ struct Sizes: Sendable {
     var storeTasks: Int
     var storeAgents: Int
     var storeClaimQueue: Int
+    /// `soak`: jobs × tasks each, and how many times the master is killed.
+    var soakJobs: Int = 20
+    var soakTasksPerJob: Int = 1000
+    var soakMasterKills: Int = 30
 
     static let full = Sizes(trueTasks: 1000, sleepTasks: 1000, submitTasks: 100_000, latencySamples: 100,
                             claimQueues: [1000, 100_000, 1_000_000], claimSamples: 200, placementTasks: 10_000,
@@ -127,7 +131,8 @@ struct Sizes: Sendable {
     static let smoke = Sizes(trueTasks: 20, sleepTasks: 32, submitTasks: 1000, latencySamples: 5, claimQueues: [1000],
                              claimSamples: 20, placementTasks: 200, placementAgents: 8, talkbackSamples: 5,
                              idleAgents: 50, settleSeconds: 1, idleWindowSeconds: 2, quietSeconds: 1,
-                             storeTasks: 20, storeAgents: 2, storeClaimQueue: 100)
+                             storeTasks: 20, storeAgents: 2, storeClaimQueue: 100,
+                             soakJobs: 4, soakTasksPerJob: 25, soakMasterKills: 3)
 }
 
 /// The registry of measurements, in the order a full run makes them.
@@ -149,5 +154,7 @@ enum Measurements {
         Entry(name: "footprint", summary: "RSS idle; master RSS and CPU with many idle agents", run: footprint),
         Entry(name: "stores", summary: "tasks/s and claim p50/p99: SQLite, PostgreSQL, 3 masters on PostgreSQL behind HAProxy",
               run: stores),
+        Entry(name: "soak", summary: "short tasks while the master is SIGKILLed again and again, an agent SIGKILLed, one SIGTERMed",
+              run: soak),
     ]
 }

@@ -52,9 +52,9 @@ final class Farm {
     /// farm's directory); `extra` more arguments. Returns the master's port.
     @discardableResult
     func startMaster(leaseTimeout: String = "30s", name: String = "master", store: String? = nil,
-                     extra: [String] = []) async throws -> Int {
+                     extra: [String] = [], port listen: Int = 0) async throws -> Int {
         let storeArguments = store.map { ["--store", $0] } ?? ["--data", dir + "/" + name]
-        try launch(name, ["master", "--listen", "127.0.0.1:0"] + storeArguments +
+        try launch(name, ["master", "--listen", "127.0.0.1:\(listen)"] + storeArguments +
                          ["--join-token", Self.joinToken, "--admin-token", Self.adminToken,
                           "--lease-timeout", leaseTimeout, "--log-level", "warning"] + extra)
         let line = try await waitForLine(in: logPath(name), containing: "listening on http://", timeout: 60)
@@ -87,6 +87,20 @@ final class Farm {
         return found
     }
 
+    /// SIGKILL to one process, waited for.
+    func kill9(_ name: String) {
+        guard let process = processes[name] else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM to one process; waits (up to `timeout` s) for it to exit.
+    func terminate(_ name: String, timeout: Double = 30) async throws {
+        guard let process = processes[name] else { return }
+        process.terminate()
+        try await until("\(name) exits after SIGTERM", timeout: timeout) { !process.isRunning }
+    }
+
     /// Kills everything the farm started (SIGKILL: nothing here needs a graceful end) and removes its files.
     func stop(keepFiles: Bool = false) {
         for process in processes.values where process.isRunning {
@@ -102,8 +116,9 @@ final class Farm {
             throw BenchError("no paddock binary at \(binary): build it (swift build --product paddock) or set PADDOCK_BIN")
         }
         let path = logPath(name)
-        _ = FileManager.default.createFile(atPath: path, contents: nil)
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        handle.seekToEndOfFile()  // a restarted process goes on in its log
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
