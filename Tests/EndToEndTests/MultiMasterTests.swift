@@ -89,6 +89,68 @@ extension EndToEnd {
             #expect(expired == 0)
         }
 
+        /// The fault soak on three PostgreSQL masters behind HAProxy: one master at a time is killed with
+        /// SIGKILL and started again while jobs are submitted and run, and an agent is killed with SIGKILL.
+        @Test func soakThroughMastersKilledOneAtATime() async throws {
+            let cluster = try await Cluster(leaseTimeout: "10s")
+            let farm = cluster.farm
+            try await cluster.start(masters: 3)
+            for name in ["steady1", "steady2", "victim"] { try farm.startAgent(name, ["--cpus", "2", "--slots", "2"]) }
+            try await eventually("3 agents online", timeout: 30) { (try? await farm.agents().count) == 3 }
+            let seed = UInt64.random(in: 0...UInt64.max)
+            print("multi-master soak: seed \(seed)")
+            var random = SplitMix64(seed: seed)
+            let killerSeed = random.next()
+            let file = farm.dir + "/ran.txt"
+            let killer = Task { () throws -> Int in
+                var random = SplitMix64(seed: killerSeed)
+                for round in 0..<6 {
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 300...1500, using: &random)))
+                    let index = round % 3
+                    farm.kill9(cluster.masterName(index))
+                    try await Task.sleep(for: .milliseconds(Int.random(in: 200...1500, using: &random)))
+                    try await cluster.startMaster(index)
+                    if round == 2 {
+                        farm.kill9("victim")
+                        try farm.startAgent("victim", ["--cpus", "2", "--slots", "2"])
+                    }
+                }
+                return 6
+            }
+            var acknowledged: [JobID] = []
+            var refused = 0
+            for index in 0..<4 {
+                let submission = JobSubmission(name: "soak\(index)", maxAttempts: 3, tasks: (0..<100).map { task in
+                    TaskSpec(name: "j\(index)n\(task)",
+                             command: ["sh", "-c", "echo \"$PADDOCK_TASK_NAME $PADDOCK_AGENT_NAME\" >> \(file)"],
+                             requirements: TaskRequirements(resources: ResourceVector(cpus: 1)))
+                })
+                do { acknowledged.append(try await farm.submit(submission).id) } catch { refused += 1 }
+                try await Task.sleep(for: .milliseconds(Int.random(in: 100...600, using: &random)))
+            }
+            let kills = try await killer.value
+            for job in acknowledged {
+                _ = try await retryingUnavailable("job \(job)", timeout: 300) { try await farm.waitForJob(job, timeout: 300) }
+            }
+            var tasks: [TaskView] = []
+            for job in acknowledged { tasks += try await retryingUnavailable("tasks") { try await Self.allTasks(farm, job: job) } }
+            #expect(tasks.count == acknowledged.count * 100)
+            #expect(tasks.allSatisfy { $0.state == .succeeded })
+            var ranOn: [String: [String]] = [:]
+            for line in ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(separator: "\n") {
+                let parts = line.split(separator: " ")
+                if parts.count == 2 { ranOn[String(parts[0]), default: []].append(String(parts[1])) }
+            }
+            let never = tasks.filter { ranOn[$0.name] == nil }
+            #expect(never.isEmpty, "acknowledged tasks that never ran: \(never.prefix(5).map(\.name))")
+            let names = Set(tasks.map(\.name))
+            let twice = ranOn.filter { $0.value.count > 1 && names.contains($0.key) }
+            let unexplained = twice.filter { $0.value.count > 2 || !$0.value.contains("victim") }
+            #expect(unexplained.isEmpty, "ran twice without an agent killed under it: \(unexplained.prefix(5))")
+            print("multi-master soak: \(tasks.count) tasks of \(acknowledged.count) acknowledged jobs (\(refused) refused), "
+                  + "\(kills) masters killed one at a time, one agent SIGKILLed; tasks run twice: \(twice.count)")
+        }
+
         @Test func aCancelAndASubmissionOnOneMasterReachAnAgentWaitingOnAnotherAtOnce() async throws {
             let cluster = try await Cluster(leaseTimeout: "10s")
             try await cluster.start(masters: 2)
