@@ -15,17 +15,23 @@ python="${PADDOCK_BROWSER_PYTHON:-.venv-browser/bin/python}"
 work="$(mktemp -d -t paddock-browser.XXXXXX)"
 artifacts="Tests/browser/artifacts"
 mkdir -p "$artifacts"
-umask 077
-head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/admin-token"
-head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/join-token"
+(umask 077
+ head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/admin-token"
+ head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/join-token")
 port="$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 url="http://127.0.0.1:$port"
 
 pids=()
 cleanup() {
     status=$?
+    # The test may have restarted the master (its pid is then in master.pid).
+    [ -f "$work/master.pid" ] && pids+=("$(cat "$work/master.pid")")
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+        # A master the test restarted is no child of this shell: wait for it to be gone (at most 10 s).
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    done
     cp "$work"/*.log "$artifacts/" 2>/dev/null || true
     rm -rf "$work"
     exit $status
@@ -53,9 +59,10 @@ sys.exit(f"run.sh: {url} not ready after {bound:.0f} s")
 PY
 }
 
-"$bin" master --listen "127.0.0.1:$port" --data "$work/master" --lease-timeout 15s \
-    --admin-token-file "$work/admin-token" --join-token-file "$work/join-token" > "$work/master.log" 2>&1 &
-pids+=($!)
+master=("$bin" master --listen "127.0.0.1:$port" --data "$work/master" --lease-timeout 15s
+        --admin-token-file "$work/admin-token" --join-token-file "$work/join-token")
+"${master[@]}" > "$work/master.log" 2>&1 &
+echo $! > "$work/master.pid"
 wait_for "$url/healthz" 30 || { cat "$work/master.log" >&2; exit 1; }
 
 "$bin" agent --master "$url" --join-token-file "$work/join-token" --work-dir "$work/agent" \
@@ -63,5 +70,9 @@ wait_for "$url/healthz" 30 || { cat "$work/master.log" >&2; exit 1; }
 pids+=($!)
 wait_for "$url/v1/agents" 30 '"state":"online"' || { cat "$work/agent.log" >&2; exit 1; }
 
+# The test stops the master once and starts it again (the banner while it is away): it gets the
+# command line and the file that holds the running master's pid.
 PADDOCK_URL="$url" PADDOCK_ADMIN_TOKEN_FILE="$work/admin-token" PADDOCK_ARTIFACTS="$artifacts" \
+    PADDOCK_MASTER_PIDFILE="$work/master.pid" PADDOCK_MASTER_LOG="$work/master-restarted.log" \
+    PADDOCK_MASTER_COMMAND="$("$python" -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "${master[@]}")" \
     "$python" Tests/browser/test_dashboard.py

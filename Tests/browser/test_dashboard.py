@@ -84,19 +84,28 @@ def expect_not_reloaded(page: Page):
 # The tests. They share one master and agent, and run in this order.
 
 def test_first_page_load_time(browser, results):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.goto(URL + "/")
-    expect(page.locator("#token")).to_be_visible()
-    timing = page.evaluate("""() => {
-        const n = performance.getEntriesByType('navigation')[0];
-        return { load: n.loadEventEnd - n.startTime, dcl: n.domContentLoadedEventEnd - n.startTime,
-                 response: n.responseEnd - n.startTime, transfer: n.transferSize };
-    }""")
-    results["first_load_ms"] = timing["load"]
-    print(f"    first page load (navigation timing, cold cache, loopback): load event at {timing['load']:.1f} ms, "
-          f"DOMContentLoaded at {timing['dcl']:.1f} ms, page response at {timing['response']:.1f} ms")
-    assert timing["load"] < 3000, f"first load took {timing['load']:.0f} ms"
+    """Navigation timing of a first visit (a new context: empty cache), five times; the median is reported."""
+    loads = []
+    for attempt in range(5):
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.goto(URL + "/")
+        expect(page.locator("#token")).to_be_visible()
+        page.wait_for_function("performance.getEntriesByType('navigation')[0].loadEventEnd > 0")
+        timing = page.evaluate("""() => {
+            const n = performance.getEntriesByType('navigation')[0];
+            return { load: n.loadEventEnd - n.startTime, dcl: n.domContentLoadedEventEnd - n.startTime,
+                     response: n.responseEnd - n.startTime };
+        }""")
+        loads.append(timing["load"])
+        print(f"    first load {attempt + 1}: load event at {timing['load']:.1f} ms, DOMContentLoaded at "
+              f"{timing['dcl']:.1f} ms, page response at {timing['response']:.1f} ms")
+        if attempt < 4:
+            context.close()
+    loads.sort()
+    results["first_load_ms"] = loads[2]
+    results["first_load_range"] = (loads[0], loads[-1])
+    assert loads[2] < 3000, f"first load took {loads[2]:.0f} ms (median of 5)"
     # A second visit revalidates with the ETag (304) or takes the versioned files from the cache.
     statuses = []
     page.on("response", lambda response: statuses.append((response.url, response.status)))
@@ -275,6 +284,31 @@ def test_phone_and_dark_theme(browser, results):
     context.close()
 
 
+def test_banner_while_the_master_is_away(page: Page, results):
+    page.goto(URL + "/#/")
+    expect(page.locator("#agents-online")).to_contain_text("1 online")
+    expect(page.locator("#banner")).to_be_hidden()
+    no_reload_marker(page)
+    pidfile = os.environ["PADDOCK_MASTER_PIDFILE"]
+    with open(pidfile) as f:
+        pid = int(f.read())
+    os.kill(pid, 15)
+    wait_until(f"the master (pid {pid}) to exit", lambda: not os.path.exists(f"/proc/{pid}") or
+               open(f"/proc/{pid}/stat").read().split()[2] == "Z")
+    banner = page.locator("#banner")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("not answering")
+    shot(page, "master-away")
+    # The same master again (same port and data): the page finds it by itself, and the banner goes.
+    with open(os.environ["PADDOCK_MASTER_LOG"], "w") as log:
+        restarted = subprocess.Popen(json.loads(os.environ["PADDOCK_MASTER_COMMAND"]), stdout=log, stderr=log)
+    with open(pidfile, "w") as f:
+        f.write(str(restarted.pid))
+    expect(banner).to_be_hidden(timeout=45_000)
+    expect(page.locator("#page-title")).to_have_text("Farm overview")
+    expect_not_reloaded(page)
+
+
 def main():
     results = {}
     failures = 0
@@ -292,7 +326,7 @@ def main():
             (test_a_running_tasks_log_follows, page), (test_cancel_a_job_from_the_page, page),
             (test_dependency_graph_is_drawn, page), (test_agent_cpu_graph_gains_points, page),
             (test_overview_and_jobs_screens, page), (test_keyboard_reaches_the_pages, page),
-            (test_phone_and_dark_theme, browser),
+            (test_phone_and_dark_theme, browser), (test_banner_while_the_master_is_away, page),
         ]
         for test, subject in tests:
             started = time.monotonic()
@@ -307,13 +341,18 @@ def main():
                     shot(page, f"failed-{test.__name__}")
                 except Exception:
                     pass
-        errors = [line for line in console if line.startswith(("error", "pageerror"))]
+        # Script errors fail the run; the browser's own notes of failed requests do not (the master is
+        # stopped on purpose once, and a wrong token is refused on purpose).
+        errors = [line for line in console if line.startswith("pageerror")
+                  or line.startswith("error") and "Failed to load resource" not in line]
         if errors:
             print("browser console errors:\n  " + "\n  ".join(errors))
             failures += 1
         browser.close()
     if "first_load_ms" in results:
-        print(f"first page load: {results['first_load_ms']:.1f} ms")
+        low, high = results["first_load_range"]
+        print(f"first page load (load event, cold cache, loopback): median {results['first_load_ms']:.1f} ms "
+              f"of 5 (from {low:.1f} to {high:.1f} ms)")
     print(f"{len(tests) - failures if failures <= len(tests) else 0} passed, {failures} failed")
     return 1 if failures else 0
 

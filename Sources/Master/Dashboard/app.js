@@ -111,16 +111,22 @@ class Unreachable extends Error {}
 
 function token() { return sessionStorage.getItem(TOKEN_KEY); }
 
-async function request(path, { method = 'GET', body, signal, tokenOverride } = {}) {
+/** A request that takes longer than this is given up (the master hangs): a long-poll passes `timeoutMs: null`. */
+const REQUEST_TIMEOUT_MS = 20000;
+
+async function request(path, { method = 'GET', body, signal, tokenOverride, timeoutMs = REQUEST_TIMEOUT_MS } = {}) {
   const headers = { Authorization: `Bearer ${tokenOverride ?? token() ?? ''}` };
-  const init = { method, headers, signal, cache: 'no-store' };
+  const timeout = timeoutMs ? AbortSignal.timeout(timeoutMs) : null;
+  const signals = [signal, timeout].filter(Boolean);
+  const init = { method, headers, signal: signals.length > 1 ? AbortSignal.any(signals) : signals[0], cache: 'no-store' };
   if (body !== undefined) { headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(body); }
   let response;
   try {
     response = await fetch(path, init);
   } catch (error) {
+    if (timeout?.aborted && !signal?.aborted) throw new Unreachable(`no answer in ${timeoutMs / 1000} s`);
     if (error.name === 'AbortError') throw error;
-    throw new Unreachable(`the master did not answer (${error.message})`);
+    throw new Unreachable('no connection');
   }
   if (response.ok) return response;
   let detail = null;
@@ -725,7 +731,7 @@ function taskPage(id) {
 
   download.addEventListener('click', async () => {
     try {
-      const response = await request(`/v1/tasks/${id}/logs`);
+      const response = await request(`/v1/tasks/${id}/logs`, { timeoutMs: null });
       const url = URL.createObjectURL(await response.blob());
       const link = h('a', { href: url, download: `${id}.log` });
       document.body.append(link);
@@ -758,7 +764,7 @@ function taskPage(id) {
     signal.addEventListener('abort', stop, { once: true });
     const timer = follow ? setTimeout(stop, ms) : null;
     try {
-      const response = await request(`/v1/tasks/${id}/logs?${params}`, { signal: own.signal });
+      const response = await request(`/v1/tasks/${id}/logs?${params}`, { signal: own.signal, timeoutMs: follow ? null : 60000 });
       const reader = response.body.getReader();
       for (;;) {
         const { done, value } = await reader.read();
