@@ -36,7 +36,9 @@ import Testing
             let html = String(decoding: try await client.send(.get, "/", token: nil).body, as: UTF8.self)
             for (name, type) in [("app.js", "text/javascript; charset=utf-8"), ("app.css", "text/css; charset=utf-8"),
                                  ("icon.svg", "image/svg+xml")] {
-                let url = try #require(Self.reference(to: "/ui/\(name)?v=", in: html), "the page names \(name)")
+                // Relative (`ui/...`): the page works under a frontend's path prefix too.
+                let reference = try #require(Self.reference(to: "ui/\(name)?v=", in: html), "the page names \(name)")
+                let url = "/" + reference
                 let asset = try await client.send(.get, url, token: nil)
                 #expect(asset.status == 200, "\(url)")
                 #expect(asset.headers[.contentType] == type)

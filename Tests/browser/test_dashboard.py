@@ -252,7 +252,24 @@ def test_overview_and_jobs_screens(page: Page, results):
     assert "state=cancelled" in page.url and TOKEN not in page.url
     page.goto(URL + "/#/jobs")
     expect(page.locator("#jobs tbody tr")).to_have_count(3)
+    # Sorting by a column (the header is a button: keyboard too), ascending for names.
+    page.get_by_role("button", name="Name").click()
+    expect(page.locator("#jobs tbody tr td:nth-child(2)")).to_have_text(
+        ["browser-dag", "browser-log-and-cancel", "browser-progress"])
+    expect(page.locator("#jobs th[aria-sort]")).to_have_attribute("aria-sort", "ascending")
     shot(page, "jobs")
+    # Pages through the API's cursors: two jobs a page.
+    page.goto(URL + "/#/jobs?limit=2")
+    rows = page.locator("#jobs tbody tr")
+    expect(rows).to_have_count(2)
+    first_page = [rows.nth(i).get_attribute("data-job") for i in range(2)]
+    page.get_by_role("button", name="Next →").click()
+    expect(rows).to_have_count(1)
+    expect(page.get_by_role("button", name="Next →")).to_be_disabled()
+    assert rows.first.get_attribute("data-job") not in first_page
+    page.get_by_role("button", name="← Previous").click()
+    expect(rows).to_have_count(2)
+    assert [rows.nth(i).get_attribute("data-job") for i in range(2)] == first_page
 
 
 def test_keyboard_reaches_the_pages(page: Page, results):

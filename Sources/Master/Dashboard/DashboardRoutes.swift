@@ -3,7 +3,8 @@ import NIOCore
 import PaddockProtocol
 
 /// The web dashboard (issue 17): a few static files embedded in the binary, served at `/` and
-/// under `/ui/`. They hold no secret, so they need no token: the page asks for one and sends it
+/// under `/ui/`. Every URL the page uses is relative (`ui/app.js`, `v1/jobs`), so that it works the
+/// same when a frontend serves the master under a path prefix. They hold no secret, so they need no token: the page asks for one and sends it
 /// (`Authorization: Bearer`) on its calls to the public API, like any other client.
 ///
 /// Caching: every file has a strong ETag (a hash of its bytes, computed once) and answers
@@ -33,9 +34,9 @@ enum Dashboard {
         let style = Asset(PackageResources.app_css, contentType: "text/css; charset=utf-8")
         let icon = Asset(PackageResources.icon_svg, contentType: "image/svg+xml")
         let page = String(decoding: PackageResources.index_html, as: UTF8.self)
-            .replacingOccurrences(of: "{{app.js}}", with: "/ui/app.js?v=\(script.version)")
-            .replacingOccurrences(of: "{{app.css}}", with: "/ui/app.css?v=\(style.version)")
-            .replacingOccurrences(of: "{{icon.svg}}", with: "/ui/icon.svg?v=\(icon.version)")
+            .replacingOccurrences(of: "{{app.js}}", with: "ui/app.js?v=\(script.version)")
+            .replacingOccurrences(of: "{{app.css}}", with: "ui/app.css?v=\(style.version)")
+            .replacingOccurrences(of: "{{icon.svg}}", with: "ui/icon.svg?v=\(icon.version)")
             .replacingOccurrences(of: "{{version}}", with: PaddockVersion.current)
         let index = Asset(Array(page.utf8), contentType: "text/html; charset=utf-8")
         return ["/": index, "/index.html": index, "/ui/app.js": script, "/ui/app.css": style, "/ui/icon.svg": icon]

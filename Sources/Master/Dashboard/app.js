@@ -122,7 +122,8 @@ async function request(path, { method = 'GET', body, signal, tokenOverride, time
   if (body !== undefined) { headers['Content-Type'] = 'application/json'; init.body = JSON.stringify(body); }
   let response;
   try {
-    response = await fetch(path, init);
+    // Relative to the page (`v1/...`): the same behind a frontend that serves the master under a prefix.
+    response = await fetch(path.replace(/^\//, ''), init);
   } catch (error) {
     if (timeout?.aborted && !signal?.aborted) throw new Unreachable(`no answer in ${timeoutMs / 1000} s`);
     if (error.name === 'AbortError') throw error;
@@ -458,6 +459,7 @@ function jobsPage() {
   const query = hashQuery();
   const filters = { state: query.get('state') || '', owner: query.get('owner') || '', label: query.get('label') || '',
     name: query.get('name') || '' };
+  const limit = Math.max(1, Math.min(1000, Number.parseInt(query.get('limit') || '50', 10) || 50));
   let sort = query.get('sort') || '';
   let descending = query.get('dir') !== 'asc';
   const cursors = [null];
@@ -475,7 +477,8 @@ function jobsPage() {
     event.preventDefault();
     const params = new URLSearchParams();
     for (const [key, value] of [['state', state.value], ['owner', owner.value.trim()], ['label', label.value.trim()],
-      ['name', name.value.trim()], ['sort', sort], ['dir', sort && !descending ? 'asc' : '']]) {
+      ['name', name.value.trim()], ['sort', sort], ['dir', sort && !descending ? 'asc' : ''],
+      ['limit', limit === 50 ? '' : String(limit)]]) {
       if (value) params.set(key, value);
     }
     const target = `#/jobs${params.toString() ? `?${params}` : ''}`;
@@ -520,7 +523,7 @@ function jobsPage() {
 
   return {
     async refresh(signal) {
-      const params = new URLSearchParams({ limit: '50' });
+      const params = new URLSearchParams({ limit: String(limit) });
       if (filters.state) params.set('state', filters.state);
       if (filters.owner) params.set('owner', filters.owner);
       if (filters.label) params.set('label', filters.label);
