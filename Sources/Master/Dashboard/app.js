@@ -153,7 +153,7 @@ async function api(path, options = {}) {
 // ---------------------------------------------------------------------------------------------
 // The live loop: one per tab, one request in flight, back-off with a banner.
 
-const live = { controller: null, wake: null, failures: 0 };
+const live = { controller: null, wake: null, failures: 0, kicked: false };
 
 function sleep(ms, signal) {
   return new Promise((resolve) => {
@@ -164,8 +164,12 @@ function sleep(ms, signal) {
   });
 }
 
-/** Refresh now (after an action, or when the tab comes back). */
-function kick() { live.wake?.(); }
+/** Refresh now (after an action, or when the tab comes back): at once if the loop waits, else
+ * as soon as the refresh in flight ends (no wait after it). */
+function kick() {
+  live.kicked = true;
+  live.wake?.();
+}
 
 function setAway(away, retryMs = 0, message = '') {
   const banner = $('#banner');
@@ -184,6 +188,7 @@ function runPage(page) {
     while (!signal.aborted) {
       let delay = POLL_MS;
       try {
+        live.kicked = false;
         const asked = await page.refresh(signal);
         if (typeof asked === 'number') delay = asked;
         if (live.failures > 0) { live.failures = 0; setAway(false); }
@@ -201,6 +206,7 @@ function runPage(page) {
         }
       }
       if (document.hidden) delay = Math.max(delay, HIDDEN_POLL_MS);
+      if (live.kicked) { live.kicked = false; continue; }
       if (delay > 0) await sleep(delay, signal);
     }
   })();
@@ -724,19 +730,30 @@ function taskPage(id) {
   const log = h('pre', { class: 'log', id: 'log', tabindex: 0, 'aria-label': 'Task log', 'aria-live': 'off' });
   const logState = h('span', { class: 'muted', id: 'log-state' });
   const download = h('button', { type: 'button', class: 'secondary', id: 'download-log' }, 'Download log');
-  $('#main').append(actions, details, h('h2', null, 'Log ', logState), h('div', { class: 'actions' }, download), log,
-    h('h2', null, 'History'), history);
+  const attemptSelect = h('select', { id: 'attempt' });
+  const attemptField = h('label', { for: 'attempt', hidden: true }, 'Attempt', attemptSelect);
+  $('#main').append(actions, details, h('h2', null, 'Log ', logState),
+    h('div', { class: 'actions' }, attemptField, download), log, h('h2', null, 'History'), history);
   let position = 0;
-  let attempt = null;
+  /** The run whose log is shown, and the one the viewer chose (null: the latest). */
+  let logRun = null;
+  let chosen = null;
+  attemptSelect.addEventListener('change', () => {
+    chosen = attemptSelect.value === 'latest' ? null : Number(attemptSelect.value);
+    following?.abort(); // a follow stream in flight ends now: the loop goes on at once
+    kick();
+  });
+  let following = null;
   let decoder = new TextDecoder();
   let trimmed = false;
   let finishedRead = false;
 
   download.addEventListener('click', async () => {
     try {
-      const response = await request(`/v1/tasks/${id}/logs`, { timeoutMs: null });
+      const run = logRun ?? 1;
+      const response = await request(`/v1/tasks/${id}/logs?attempt=${run}`, { timeoutMs: null });
       const url = URL.createObjectURL(await response.blob());
-      const link = h('a', { href: url, download: `${id}.log` });
+      const link = h('a', { href: url, download: `${id}-attempt${run}.log` });
       document.body.append(link);
       link.click();
       link.remove();
@@ -760,12 +777,13 @@ function taskPage(id) {
 
   /** Reads the log from `position`: following (long-poll stream) for up to `ms` while the run lives. */
   async function readLog(signal, follow, ms) {
-    const params = new URLSearchParams({ from: String(position) });
+    const params = new URLSearchParams({ from: String(position), attempt: String(logRun) });
     if (follow) params.set('follow', 'true');
     const own = new AbortController();
     const stop = () => own.abort();
     signal.addEventListener('abort', stop, { once: true });
     const timer = follow ? setTimeout(stop, ms) : null;
+    if (follow) following = own;
     try {
       const response = await request(`/v1/tasks/${id}/logs?${params}`, { signal: own.signal, timeoutMs: follow ? null : 60000 });
       const reader = response.body.getReader();
@@ -781,6 +799,7 @@ function taskPage(id) {
       throw error;
     } finally {
       clearTimeout(timer);
+      if (following === own) following = null;
       signal.removeEventListener('abort', stop);
     }
   }
@@ -830,16 +849,24 @@ function taskPage(id) {
           h('td', null, stateBadge(e.from)), h('td', null, stateBadge(e.to)), h('td', null, e.agent || '—'), h('td', null, e.epoch),
           h('td', { class: 'wrap' }, e.reason || ''))))));
 
-      if (attempt !== null && task.attempt !== attempt) {
-        // A new attempt: its own log.
-        position = 0; decoder = new TextDecoder(); log.textContent = ''; finishedRead = false; trimmed = false;
+      // The latest run: an assigned task is about to start its next attempt (as the master counts it).
+      const latest = task.state === 'assigned' ? task.attempt + 1 : Math.max(task.attempt, 1);
+      if (attemptSelect.options.length !== latest + 1) {
+        attemptSelect.replaceChildren(h('option', { value: 'latest' }, `latest (${latest})`),
+          ...Array.from({ length: latest }, (_, i) => h('option', { value: i + 1 }, `${i + 1}`)));
+        attemptSelect.value = chosen === null ? 'latest' : String(chosen);
       }
-      attempt = task.attempt;
-      if (task.attempt === 0 || task.state === 'queued' || task.state === 'blocked') {
-        logState.textContent = position === 0 ? '(not started yet)' : '';
+      attemptField.hidden = latest <= 1;
+      const run = chosen ?? latest;
+      if (run !== logRun) {
+        // Another run: its own log.
+        logRun = run; position = 0; decoder = new TextDecoder(); log.textContent = ''; finishedRead = false; trimmed = false;
+      }
+      if (task.attempt === 0 && (task.state === 'queued' || task.state === 'blocked')) {
+        logState.textContent = '(not started yet)';
         return POLL_MS;
       }
-      if (LIVE_TASK.has(task.state)) {
+      if (chosen === null && LIVE_TASK.has(task.state)) {
         logState.textContent = '(following)';
         log.dataset.following = 'true';
         // One request in flight: the follow stream, cut every few seconds to refresh the task itself.
@@ -852,7 +879,8 @@ function taskPage(id) {
         appendLog(decoder.decode());
         finishedRead = true;
       }
-      logState.textContent = trimmed ? '(ended; the start was trimmed here: download it all)' : '(ended)';
+      const which = run === latest ? '' : `attempt ${run} of ${latest}; `;
+      logState.textContent = trimmed ? `(${which}ended; the start was trimmed here: download it all)` : `(${which}ended)`;
       return 5000;
     },
   };
