@@ -310,6 +310,42 @@ def test_keyboard_reaches_the_pages(page: Page, results):
     expect(page.locator("#page-title")).to_have_text("Agents")
 
 
+def confirm(page: Page, button, ok):
+    page.get_by_role("button", name=button, exact=True).click()
+    dialog = page.locator("dialog#confirm")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name=ok, exact=True).click()
+    expect(dialog).to_be_hidden()
+
+
+def test_job_actions_and_agent_drain(page: Page, results):
+    # A job no agent can run: the page says so, and its controls work on it.
+    job = submit("browser-too-big", [{"name": "huge", "command": ["true"], "requirements": {"cpus": 64}}])
+    page.goto(URL + f"/#/jobs/{job['id']}")
+    expect(page.locator("#warnings")).to_contain_text("fit no agent")
+    expect(page.locator(f"tr[data-task='{job['task_ids'][0]}']")).to_contain_text("fits no agent")
+    page.get_by_role("button", name="Priority…").click()
+    page.fill("#priority-input", "42")
+    page.locator("dialog#confirm").get_by_role("button", name="Set priority").click()
+    expect(page.locator("#job-priority")).to_have_text("42")
+    confirm(page, "Pause", "Pause")
+    expect(page.locator("#page-title")).to_contain_text("paused")
+    expect(page.get_by_role("button", name="Resume", exact=True)).to_be_enabled()
+    confirm(page, "Resume", "Resume")
+    expect(page.locator("#page-title")).to_contain_text("queued")
+    confirm(page, "Cancel job", "Cancel the job")
+    expect(page.locator("#page-title")).to_contain_text("cancelled")
+    assert call("GET", f"/v1/jobs/{job['id']}")["priority"] == 42
+
+    agent = call("GET", "/v1/agents")["items"][0]["id"]
+    page.goto(URL + f"/#/agents/{agent}")
+    confirm(page, "Drain", "Drain")
+    expect(page.locator("#page-title")).to_contain_text("draining")
+    assert call("GET", f"/v1/agents/{agent}")["state"] == "draining"
+    confirm(page, "Undrain", "Undrain")
+    expect(page.locator("#page-title")).to_contain_text("online")
+
+
 def test_phone_and_dark_theme(browser, results):
     context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark", device_scale_factor=2)
     page = context.new_page()
@@ -369,6 +405,7 @@ def main():
             (test_dependency_graph_is_drawn, page), (test_an_earlier_attempts_log, page),
             (test_agent_cpu_graph_gains_points, page),
             (test_overview_and_jobs_screens, page), (test_keyboard_reaches_the_pages, page),
+            (test_job_actions_and_agent_drain, page),
             (test_phone_and_dark_theme, browser), (test_banner_while_the_master_is_away, page),
         ]
         for test, subject in tests:
