@@ -72,7 +72,8 @@ wait_for "$url/v1/agents" 30 '"state":"online"' || { cat "$work/agent.log" >&2; 
 
 # The test stops the master once and starts it again (the banner while it is away): it gets the
 # command line and the file that holds the running master's pid.
-PADDOCK_URL="$url" PADDOCK_ADMIN_TOKEN_FILE="$work/admin-token" PADDOCK_ARTIFACTS="$artifacts" \
+PADDOCK_URL="$url" PADDOCK_ADMIN_TOKEN_FILE="$work/admin-token" PADDOCK_JOIN_TOKEN_FILE="$work/join-token" \
+    PADDOCK_ARTIFACTS="$artifacts" \
     PADDOCK_MASTER_PIDFILE="$work/master.pid" PADDOCK_MASTER_LOG="$work/master-restarted.log" \
     PADDOCK_MASTER_COMMAND="$("$python" -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "${master[@]}")" \
     "$python" Tests/browser/test_dashboard.py

@@ -30,10 +30,10 @@ expect.set_options(timeout=BOUND_MS)
 # ------------------------------------------------------------------------------------------------
 # The public API, for setting the scene (what a script or the CLI would do).
 
-def call(method, path, body=None):
+def call(method, path, body=None, token=None):
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(URL + path, data=data, method=method, headers={
-        "Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+        "Authorization": f"Bearer {token or TOKEN}", "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
         text = response.read()
         return json.loads(text) if text else None
@@ -346,6 +346,27 @@ def test_job_actions_and_agent_drain(page: Page, results):
     expect(page.locator("#page-title")).to_contain_text("online")
 
 
+def test_exceptions_and_forgetting_an_agent(page: Page, results):
+    # A second agent, enrolled by hand: it reports an exception and is then forgotten from its page.
+    with open(os.environ["PADDOCK_JOIN_TOKEN_FILE"]) as f:
+        join = f.read().strip()
+    enrolled = call("POST", "/v1/agents", {"name": "browser-ghost", "resources": {"cpus": 1, "ram": "1GiB"},
+                                           "tags": ["ghost"], "version": "test"}, token=join)
+    marker = f"cannot exec render-{uuid.uuid4().hex[:8]}"
+    call("POST", f"/v1/agents/{enrolled['id']}/exceptions", {"type": "LaunchFailed", "message": marker},
+         token=enrolled["credential"])
+    page.goto(URL + "/#/")
+    expect(page.locator("#exceptions")).to_contain_text(marker)
+    expect(page.locator("#exceptions")).to_contain_text("browser-ghost")
+    page.goto(URL + f"/#/agents/{enrolled['id']}")
+    expect(page.locator("#page-title")).to_contain_text("browser-ghost")
+    expect(page.locator("#main")).to_contain_text(marker)
+    confirm(page, "Forget", "Forget")
+    expect(page.locator("#page-title")).to_have_text("Agents")
+    expect(page.locator(f"tr[data-agent='{enrolled['id']}']")).to_have_count(0)
+    expect(page.locator("#agents tbody tr")).to_have_count(1)
+
+
 def test_phone_and_dark_theme(browser, results):
     context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark", device_scale_factor=2)
     page = context.new_page()
@@ -405,7 +426,7 @@ def main():
             (test_dependency_graph_is_drawn, page), (test_an_earlier_attempts_log, page),
             (test_agent_cpu_graph_gains_points, page),
             (test_overview_and_jobs_screens, page), (test_keyboard_reaches_the_pages, page),
-            (test_job_actions_and_agent_drain, page),
+            (test_job_actions_and_agent_drain, page), (test_exceptions_and_forgetting_an_agent, page),
             (test_phone_and_dark_theme, browser), (test_banner_while_the_master_is_away, page),
         ]
         for test, subject in tests:
