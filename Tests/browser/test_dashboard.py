@@ -7,6 +7,7 @@ by Playwright for Python (pinned in scripts/setup-debian.sh). Every wait is for 
 Environment: PADDOCK_URL, PADDOCK_ADMIN_TOKEN_FILE, PADDOCK_ARTIFACTS (screenshots folder).
 """
 
+import datetime
 import json
 import os
 import subprocess
@@ -58,6 +59,31 @@ def wait_until(what, check, bound=BOUND_MS / 1000, every=0.1):
 def pids_of(marker):
     result = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
     return [int(pid) for pid in result.stdout.split()]
+
+
+def tree_of(pids):
+    """The processes `pids` and all their descendants (from /proc/PID/task/*/children)."""
+    tree, todo = set(), list(pids)
+    while todo:
+        pid = todo.pop()
+        if pid in tree:
+            continue
+        tree.add(pid)
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{task}/children") as f:
+                    todo.extend(int(child) for child in f.read().split())
+        except OSError:
+            pass
+    return tree
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def shot(page: Page, name):
@@ -176,11 +202,21 @@ def test_a_running_tasks_log_follows(page: Page, results):
     expect(page.locator("#log-state")).to_have_text("(following)")
     expect_not_reloaded(page)
     shot(page, "task")
+    # The whole log, downloaded (the token goes in a header, so the page fetches it and saves it).
+    with page.expect_download(timeout=BOUND_MS) as download:
+        page.get_by_role("button", name="Download log").click()
+    saved = download.value
+    assert saved.suggested_filename == f"{task}-attempt1.log", saved.suggested_filename
+    with open(saved.path()) as f:
+        text = f.read()
+    assert text.startswith(f"line 0 {marker}\n") and f"line 5 {marker}" in text, text[:200]
 
 
 def test_cancel_a_job_from_the_page(page: Page, results):
     marker, job, task = results["marker"], results["cancel_job"], results["cancel_task"]
     pids = wait_until("the task's process on the host", lambda: pids_of(marker))
+    # The task's process tree: the shell and the sleep it runs at the moment.
+    tree = wait_until("the shell's child", lambda: (lambda found: found if len(found) > len(pids) else None)(tree_of(pids)))
     page.goto(URL + f"/#/jobs/{job}")
     expect(page.locator(f"tr[data-task='{task}']")).to_have_attribute("data-state", "running")
     shot(page, "job-running")
@@ -200,10 +236,8 @@ def test_cancel_a_job_from_the_page(page: Page, results):
     results["cancel_shown_s"] = shown
     print(f"    the cancellation showed on the page {shown * 1000:.0f} ms after the confirm click")
     expect(page.locator("#page-title")).to_contain_text("cancelled")
-    wait_until(f"the processes {pids} to be gone", lambda: not pids_of(marker))
-    for pid in pids:
-        assert not os.path.exists(f"/proc/{pid}"), f"process {pid} still exists"
-    print(f"    processes {pids} of the cancelled task are gone")
+    wait_until(f"the process tree {sorted(tree)} to be gone", lambda: not pids_of(marker) and not any(map(alive, tree)))
+    print(f"    the cancelled task's process tree {sorted(tree)} is gone")
 
 
 def test_dependency_graph_is_drawn(page: Page, results):
@@ -368,7 +402,9 @@ def test_exceptions_and_forgetting_an_agent(page: Page, results):
 
 
 def test_phone_and_dark_theme(browser, results):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark", device_scale_factor=2)
+    # A viewer in Tokyo with a British locale: times show in their zone.
+    context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark", device_scale_factor=2,
+                                  timezone_id="Asia/Tokyo", locale="en-GB")
     page = context.new_page()
     sign_in(page)
     expect(page.locator("#agents-online")).to_contain_text("1 online")
@@ -379,6 +415,10 @@ def test_phone_and_dark_theme(browser, results):
     shot(page, "overview-phone-dark")
     page.goto(URL + f"/#/jobs/{results['cancel_job']}")
     expect(page.locator("#page-title")).to_contain_text("cancelled")
+    created = call("GET", f"/v1/jobs/{results['cancel_job']}")["created_at"]
+    tokyo = datetime.datetime.fromisoformat(created.replace("Z", "+00:00")).astimezone(
+        datetime.timezone(datetime.timedelta(hours=9)))
+    expect(page.locator("#main")).to_contain_text(tokyo.strftime("%d/%m/%Y, %H:%M:%S"))
     shot(page, "job-phone-dark")
     context.close()
 
