@@ -192,8 +192,11 @@ function runPage(page) {
         const asked = await page.refresh(signal);
         if (typeof asked === 'number') delay = asked;
         if (live.failures > 0) { live.failures = 0; setAway(false); }
+        showPageError(null);
       } catch (error) {
         if (signal.aborted || error.name === 'AbortError') return;
+        // Any answer (an error included) means the master is back.
+        if (error instanceof ApiError && live.failures > 0) { live.failures = 0; setAway(false); }
         if (error instanceof Unreachable) {
           live.failures += 1;
           delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(live.failures - 1, 5));
@@ -216,7 +219,9 @@ document.addEventListener('visibilitychange', () => { if (!document.hidden) kick
 
 function showPageError(error) {
   const slot = $('#page-error');
-  if (slot) slot.textContent = error instanceof ApiError ? `${error.message} (${error.status} ${error.code})` : String(error.message || error);
+  if (!slot) return;
+  if (error === null) { if (slot.textContent) slot.textContent = ''; return; }
+  slot.textContent = error instanceof ApiError ? `${error.message} (${error.status} ${error.code})` : String(error.message || error);
 }
 
 function flash(text, isError = false) {
