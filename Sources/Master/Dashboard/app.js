@@ -9,6 +9,8 @@ const HIDDEN_POLL_MS = 15000;
 const MAX_BACKOFF_MS = 30000;
 const LOG_KEEP_CHARS = 2_000_000;
 const SERIES_KEEP = 4000;
+/** A job's tasks per page (and so the most its graph draws at once). */
+const TASKS_PER_PAGE = 300;
 
 // ---------------------------------------------------------------------------------------------
 // DOM helpers: text always goes in as text nodes, never as HTML.
@@ -676,7 +678,7 @@ function jobPage(id) {
     async refresh(signal) {
       job = await api(`/v1/jobs/${id}`, { signal });
       const cursor = cursors[cursors.length - 1];
-      const page = await api(`/v1/tasks?job=${id}&limit=500${cursor ? `&cursor=${cursor}` : ''}`, { signal });
+      const page = await api(`/v1/tasks?job=${id}&limit=${TASKS_PER_PAGE}${cursor ? `&cursor=${cursor}` : ''}`, { signal });
       if (edges === null) {
         try {
           const answer = await api(`/v1/jobs/${id}/graph`, { signal });
@@ -709,8 +711,10 @@ function jobPage(id) {
       if (key !== graphKey) {
         graphKey = key;
         if (edges.length === 0) graph.replaceChildren(h('p', { class: 'muted' }, 'No dependencies between the tasks of this job.'));
-        else if (tasks.length > 300) graph.replaceChildren(h('p', { class: 'muted' }, 'Too many tasks on this page to draw their graph.'));
-        else graph.replaceChildren(h('div', { class: 'dag-wrap' }, dagPicture(tasks, edges)));
+        else {
+          graph.replaceChildren(h('div', { class: 'dag-wrap' }, dagPicture(tasks, edges)),
+            ...(page.next || cursors.length > 1 ? [h('p', { class: 'muted' }, 'The graph shows the tasks of this page.')] : []));
+        }
       }
       tasksTable.replaceChildren(h('table', { id: 'tasks' },
         h('thead', null, h('tr', null, ['Task', 'Name', 'State', 'Agent', 'Attempt', 'Exit', 'Duration', 'Progress'].map((t) => h('th', null, t)))),
@@ -960,6 +964,8 @@ function agentPage(id) {
   const samples = [];
   let lastAt = null;
   let exceptionCount = -1;
+  let exceptionCursor = null;
+  const recentExceptions = [];
   return {
     async refresh(signal) {
       const agent = await api(`/v1/agents/${id}`, { signal });
@@ -974,8 +980,15 @@ function agentPage(id) {
       if (samples.length > SERIES_KEEP) samples.splice(0, samples.length - SERIES_KEEP);
       if (agent.exceptions !== exceptionCount) {
         exceptionCount = agent.exceptions;
-        const page = await api(`/v1/agents/${id}/exceptions?limit=1000`, { signal });
-        const items = page.items.slice(-50).reverse();
+        // Oldest first in the API: read on from the last one seen, keep the latest 50.
+        for (;;) {
+          const page = await api(`/v1/agents/${id}/exceptions?limit=1000${exceptionCursor ? `&cursor=${exceptionCursor}` : ''}`, { signal });
+          recentExceptions.push(...page.items);
+          if (recentExceptions.length > 50) recentExceptions.splice(0, recentExceptions.length - 50);
+          if (page.items.length) exceptionCursor = String(page.items[page.items.length - 1].id);
+          if (!page.next) break;
+        }
+        const items = [...recentExceptions].reverse();
         exceptions.replaceChildren(items.length === 0 ? h('p', { class: 'muted' }, 'None reported.')
           : h('div', { class: 'scroll' }, h('table', null, h('thead', null, h('tr', null, ['When', 'Type', 'Task', 'Message'].map((t) => h('th', null, t)))),
             h('tbody', null, items.map((e) => h('tr', null, h('td', null, fmtTime(e.at)), h('td', null, e.type),
