@@ -44,7 +44,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Master",
-            resources: [.embedInCode("install-agent.sh")],
+            resources: [
+                .embedInCode("install-agent.sh"),
+                // The web dashboard (issue 17), served at / (Dashboard/DashboardRoutes.swift).
+                .embedInCode("Dashboard/index.html"),
+                .embedInCode("Dashboard/app.js"),
+                .embedInCode("Dashboard/app.css"),
+                .embedInCode("Dashboard/icon.svg"),
+            ],
             swiftSettings: strict
         ),
         // The one HTTP client of API v1 (agent, CLI, bench), on AsyncHTTPClient.

@@ -8,7 +8,9 @@ packages=(libsqlite3-dev)
 # binaries (the tests initdb and run their own throwaway server from
 # /usr/lib/postgresql/<major>/bin: the cluster Debian's package may create and start is
 # not used); HAProxy and nginx (packaging/test-frontends.sh, the several-masters tests).
-[ "${PADDOCK_TEST_DEPS:-0}" = 1 ] && packages+=(python3 python3-pip postgresql haproxy nginx-light)
+# Chromium and python3-venv: the dashboard's browser tests (Tests/browser/run.sh) drive Debian's
+# own chromium with Playwright, pinned below, in a venv of the checkout (no browser download).
+[ "${PADDOCK_TEST_DEPS:-0}" = 1 ] && packages+=(python3 python3-pip python3-venv postgresql haproxy nginx-light chromium)
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || need+=("$package")
 done
@@ -21,5 +23,10 @@ fi
 # The tests check /metrics with a strict Prometheus text parser.
 if [ "${PADDOCK_TEST_DEPS:-0}" = 1 ] && ! python3 -c 'import prometheus_client' 2>/dev/null; then
     python3 -m pip install --quiet prometheus-client
+fi
+playwright_version=1.65.0
+if [ "${PADDOCK_TEST_DEPS:-0}" = 1 ] && ! .venv-browser/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('playwright') != '$playwright_version')" 2>/dev/null; then
+    python3 -m venv .venv-browser
+    .venv-browser/bin/python -m pip install --quiet "playwright==$playwright_version"
 fi
 command -v swift >/dev/null || { echo "Swift 6 is needed: see https://www.swift.org/install/linux/" >&2; exit 1; }

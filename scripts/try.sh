@@ -35,6 +35,7 @@ for task in $("$bin" tasks --job "$job" | awk 'NR > 1 {print $1}'); do
 done
 echo
 echo "The farm is running: master on $PADDOCK_MASTER, data in $data"
+echo "  Dashboard: $PADDOCK_MASTER/  (sign in with the admin token $admin)"
 echo "  export PADDOCK_MASTER=$PADDOCK_MASTER PADDOCK_TOKEN=$admin"
 echo "  $bin submit examples/frames.yaml && $bin jobs"
 [ "${1:-}" = "--once" ] && exit 0

@@ -85,6 +85,8 @@ public struct MasterAPI: Sendable {
         case .agentMetrics: agentMetrics
         case .installAgentScript: installAgentScript
         case .agentPackage: agentPackage
+        case .jobGraph: jobGraph
+        case .throughput: throughput
         }
     }
 

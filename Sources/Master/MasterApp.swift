@@ -29,6 +29,8 @@ public struct Master: Sendable {
         router.add(middleware: ClientAddressMiddleware(trusted: config.trustedProxies))
         router.add(middleware: ErrorMiddleware(stats: stats))
         router.add(middleware: NULQueryMiddleware())
+        // The dashboard's files need no token (they hold no secret): served before authentication.
+        router.add(middleware: DashboardMiddleware())
         router.add(middleware: AuthMiddleware(config: config, store: store))
         MasterAPI(store: store, config: config, wake: wake, commandWake: commandWake, logWake: logWake, stats: stats,
                   addresses: agentAddresses)

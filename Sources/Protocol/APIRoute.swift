@@ -16,6 +16,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case reportException, listExceptions, masterInfo, prometheus, agentMetrics
     // installing agents (packaging issue)
     case installAgentScript, agentPackage
+    // the web dashboard (issue 17)
+    case jobGraph, throughput
 
     public enum Method: String, Sendable { case get = "GET", post = "POST", put = "PUT", patch = "PATCH", delete = "DELETE" }
 
@@ -31,6 +33,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .reportException: .post
         case .listExceptions, .masterInfo, .prometheus, .agentMetrics: .get
         case .installAgentScript, .agentPackage: .get
+        case .jobGraph, .throughput: .get
         }
     }
 
@@ -68,6 +71,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .agentPackage: "/packages/{name}"
         case .healthz: "/healthz"
         case .openapi: "/openapi.yaml"
+        case .jobGraph: "/v1/jobs/{id}/graph"
+        case .throughput: "/v1/throughput"
         }
     }
 }

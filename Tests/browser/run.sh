@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The dashboard's browser tests (issue 17): a real master and a real agent from
+# .build/debug/paddock on loopback (temp data dir, admin token in a file), Debian's
+# chromium driven by Playwright for Python (Tests/browser/test_dashboard.py).
+# Screenshots land in Tests/browser/artifacts/ (git-ignored; kept as CI artifacts).
+# Needs: `swift build`, and `PADDOCK_TEST_DEPS=1 source scripts/setup-debian.sh` (chromium, .venv-browser).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bin="${PADDOCK_BIN:-.build/debug/paddock}"
+python="${PADDOCK_BROWSER_PYTHON:-.venv-browser/bin/python}"
+[ -x "$bin" ] || { echo "run.sh: $bin is missing: swift build first" >&2; exit 1; }
+[ -x "$python" ] || { echo "run.sh: $python is missing: PADDOCK_TEST_DEPS=1 source scripts/setup-debian.sh" >&2; exit 1; }
+[ -x /usr/bin/chromium ] || { echo "run.sh: /usr/bin/chromium is missing: apt-get install chromium" >&2; exit 1; }
+
+work="$(mktemp -d -t paddock-browser.XXXXXX)"
+artifacts="Tests/browser/artifacts"
+mkdir -p "$artifacts"
+(umask 077
+ head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/admin-token"
+ head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/join-token")
+port="$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+url="http://127.0.0.1:$port"
+
+pids=()
+cleanup() {
+    status=$?
+    # The test may have restarted the master (its pid is then in master.pid).
+    [ -f "$work/master.pid" ] && pids+=("$(cat "$work/master.pid")")
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+        # A master the test restarted is no child of this shell: wait for it to be gone (at most 10 s).
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    done
+    cp "$work"/*.log "$artifacts/" 2>/dev/null || true
+    rm -rf "$work"
+    exit $status
+}
+trap cleanup EXIT
+
+# Waits (polling, at most $2 seconds) until the URL $1 answers 200 with the admin token and,
+# when $3 is given, its body contains $3.
+wait_for() {
+    "$python" - "$1" "$2" "${3:-}" "$work/admin-token" <<'PY'
+import sys, time, urllib.request
+url, bound, needle, token_file = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
+token = open(token_file).read().strip()
+deadline = time.monotonic() + bound
+while time.monotonic() < deadline:
+    try:
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=2) as response:
+            if response.status == 200 and needle.encode() in response.read():
+                sys.exit(0)
+    except Exception:
+        pass
+    time.sleep(0.1)
+sys.exit(f"run.sh: {url} not ready after {bound:.0f} s")
+PY
+}
+
+master=("$bin" master --listen "127.0.0.1:$port" --data "$work/master" --lease-timeout 15s
+        --admin-token-file "$work/admin-token" --join-token-file "$work/join-token")
+"${master[@]}" > "$work/master.log" 2>&1 &
+echo $! > "$work/master.pid"
+wait_for "$url/healthz" 30 || { cat "$work/master.log" >&2; exit 1; }
+
+"$bin" agent --master "$url" --join-token-file "$work/join-token" --work-dir "$work/agent" \
+    --name browser-agent --cpus 4 --ram 2GiB --disk 10GiB > "$work/agent.log" 2>&1 &
+pids+=($!)
+wait_for "$url/v1/agents" 30 '"state":"online"' || { cat "$work/agent.log" >&2; exit 1; }
+
+# The test stops the master once and starts it again (the banner while it is away): it gets the
+# command line and the file that holds the running master's pid.
+PADDOCK_URL="$url" PADDOCK_ADMIN_TOKEN_FILE="$work/admin-token" PADDOCK_JOIN_TOKEN_FILE="$work/join-token" \
+    PADDOCK_ARTIFACTS="$artifacts" \
+    PADDOCK_MASTER_PIDFILE="$work/master.pid" PADDOCK_MASTER_LOG="$work/master-restarted.log" \
+    PADDOCK_MASTER_COMMAND="$("$python" -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "${master[@]}")" \
+    "$python" Tests/browser/test_dashboard.py
