@@ -206,7 +206,7 @@ def test_a_running_tasks_log_follows(page: Page, results):
     with page.expect_download(timeout=BOUND_MS) as download:
         page.get_by_role("button", name="Download log").click()
     saved = download.value
-    assert saved.suggested_filename == f"{task}-attempt1.log", saved.suggested_filename
+    assert saved.suggested_filename == f"{task}-run1.log", saved.suggested_filename
     with open(saved.path()) as f:
         text = f.read()
     assert text.startswith(f"line 0 {marker}\n") and f"line 5 {marker}" in text, text[:200]
@@ -269,7 +269,7 @@ def test_an_earlier_attempts_log(page: Page, results):
         expect(page.locator("#attempt")).to_be_visible()
         page.select_option("#attempt", "1")
         expect(page.locator("#log")).to_have_text("first run\n")
-        expect(page.locator("#log-state")).to_contain_text("attempt 1 of 2")
+        expect(page.locator("#log-state")).to_contain_text("run 1 of 2")
         expect(page.locator("#history")).to_contain_text("retry_after_failure")
     finally:
         if os.path.exists(flag):

@@ -740,7 +740,7 @@ function taskPage(id) {
   const logState = h('span', { class: 'muted', id: 'log-state' });
   const download = h('button', { type: 'button', class: 'secondary', id: 'download-log' }, 'Download log');
   const attemptSelect = h('select', { id: 'attempt' });
-  const attemptField = h('label', { for: 'attempt', hidden: true }, 'Attempt', attemptSelect);
+  const attemptField = h('label', { for: 'attempt', hidden: true }, 'Run', attemptSelect);
   $('#main').append(actions, details, h('h2', null, 'Log ', logState),
     h('div', { class: 'actions' }, attemptField, download), log, h('h2', null, 'History'), history);
   let position = 0;
@@ -762,7 +762,7 @@ function taskPage(id) {
       const run = logRun ?? 1;
       const response = await request(`/v1/tasks/${id}/logs?attempt=${run}`, { timeoutMs: null });
       const url = URL.createObjectURL(await response.blob());
-      const link = h('a', { href: url, download: `${id}-attempt${run}.log` });
+      const link = h('a', { href: url, download: `${id}-run${run}.log` });
       document.body.append(link);
       link.click();
       link.remove();
@@ -858,8 +858,9 @@ function taskPage(id) {
           h('td', null, stateBadge(e.from)), h('td', null, stateBadge(e.to)), h('td', null, e.agent || '—'), h('td', null, e.epoch),
           h('td', { class: 'wrap' }, e.reason || ''))))));
 
-      // The latest run: an assigned task is about to start its next attempt (as the master counts it).
-      const latest = task.state === 'assigned' ? task.attempt + 1 : Math.max(task.attempt, 1);
+      // The latest run: `runs` counts every start (a release or a retry gives attempts back, never runs),
+      // and each run has its own log; an assigned task is about to start its next one.
+      const latest = task.state === 'assigned' ? task.runs + 1 : Math.max(task.runs, 1);
       if (attemptSelect.options.length !== latest + 1) {
         attemptSelect.replaceChildren(h('option', { value: 'latest' }, `latest (${latest})`),
           ...Array.from({ length: latest }, (_, i) => h('option', { value: i + 1 }, `${i + 1}`)));
@@ -871,7 +872,7 @@ function taskPage(id) {
         // Another run: its own log.
         logRun = run; position = 0; decoder = new TextDecoder(); log.textContent = ''; finishedRead = false; trimmed = false;
       }
-      if (task.attempt === 0 && (task.state === 'queued' || task.state === 'blocked')) {
+      if (task.runs === 0 && (task.state === 'queued' || task.state === 'blocked')) {
         logState.textContent = '(not started yet)';
         return POLL_MS;
       }
@@ -888,7 +889,7 @@ function taskPage(id) {
         appendLog(decoder.decode());
         finishedRead = true;
       }
-      const which = run === latest ? '' : `attempt ${run} of ${latest}; `;
+      const which = run === latest ? '' : `run ${run} of ${latest}; `;
       logState.textContent = trimmed ? `(${which}ended; the start was trimmed here: download it all)` : `(${which}ended)`;
       return 5000;
     },
