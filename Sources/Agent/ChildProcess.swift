@@ -127,8 +127,10 @@ public final class ChildProcess: Sendable {
                         cgroup.killAll()
                         oom = cgroup.oomKilled()
                         if let counted = cgroup.usage() {
+                            // The cgroup's peak alone: a vforked child's ru_maxrss counts the agent's own
+                            // memory, which it shared until its exec.
                             spent = TaskUsage(cpuSeconds: max(counted.cpuSeconds, cpu), rss: 0,
-                                              peakRSS: max(counted.peakRSS, peak), processes: 0)
+                                              peakRSS: counted.peakRSS > 0 ? counted.peakRSS : peak, processes: 0)
                         }
                         cgroup.remove(waiting: .seconds(2))
                     }

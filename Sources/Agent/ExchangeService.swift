@@ -26,9 +26,11 @@ struct ExchangeService: Service {
     let containment: Containment
     let logger: Logger
 
-    /// How long the agent still tries to deliver its last reports once nothing runs any more
-    /// (with the kill grace and the last heartbeat, within `Agent.stopDeadline`).
+    /// How long the agent still tries to deliver its last reports once nothing runs any more; and
+    /// at least until this long after it began to leave (a master restarting just then is back in
+    /// time to hear how its runs ended), with the last heartbeat's 2 s within `Agent.stopDeadline`.
     static let flushGrace: Duration = .seconds(2)
+    static let flushWindow: Duration = .seconds(5)
 
     var nudge: Nudge { workload.nudge }
 
@@ -106,13 +108,19 @@ struct ExchangeService: Service {
     private func pump(_ sink: AsyncStream<TaskLease>.Continuation, busy: BusyFlag) async {
         var backoff = Backoff()
         var idleSince: ContinuousClock.Instant?
+        var leavingSince: ContinuousClock.Instant?
         while true {
             let generation = nudge.generation
-            if await workload.leaving, await workload.isEmpty {
+            if await workload.leaving {
+                let since = leavingSince ?? .now
+                leavingSince = since
+                backoff.cap = 0.5  // the last reports are tried often: the window is short
+            }
+            if let leftAt = leavingSince, await workload.isEmpty {
                 if await outbox.isEmpty { return }
                 let since = idleSince ?? .now
                 idleSince = since
-                if ContinuousClock.now - since > Self.flushGrace {
+                if ContinuousClock.now - since > Self.flushGrace && ContinuousClock.now - leftAt > Self.flushWindow {
                     logger.warning("giving up on delivering the last reports: the master does not answer")
                     return
                 }
