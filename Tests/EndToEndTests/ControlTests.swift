@@ -61,7 +61,8 @@ extension EndToEnd { @Suite struct ControlTests {
         let second = try await farm.submit(JobSubmission(name: "second", tasks: [shell("echo second")]))
         _ = try await farm.waitForJob(first.id, timeout: 20)
         #expect(try await farm.task(slow).state == .succeeded)
-        try await Task.sleep(for: .seconds(2))
+        // Two heartbeats after its slot freed: the agent is alive and had its chance to claim.
+        try await farm.heartbeats(of: "worker", count: 2)
         #expect(try await farm.job(second.id).counts[.queued] == 1, "a draining agent claims nothing")
         #expect(try await farm.agent(named: "worker")?.state == .draining)
 
@@ -76,7 +77,9 @@ extension EndToEnd { @Suite struct ControlTests {
         #expect(try cli(farm, ["pause", job.id.description]).contains("paused"))
         try farm.startAgent("worker", ["--cpus", "2", "--ram", "1GiB"])
         try await eventually("worker online", timeout: 20) { try await farm.agent(named: "worker")?.state == .online }
-        try await Task.sleep(for: .seconds(2))
+        // Work submitted after the paused job runs: the agent claimed, and passed the paused job over.
+        let after = try await farm.submit(JobSubmission(name: "after", tasks: [shell("echo after")]))
+        #expect(try await farm.waitForJob(after.id, timeout: 20).map(\.state) == [.succeeded])
         #expect(try await farm.tasks(job: job.id).allSatisfy { $0.state == .queued && $0.attempt == 0 })
         #expect(try await farm.job(job.id).state == .paused)
         _ = try cli(farm, ["resume", job.id.description])
@@ -100,7 +103,7 @@ extension EndToEnd { @Suite struct ControlTests {
             farm.log("sleeper").contains("command \(accepted.seq): drain")
         }
         let job = try await farm.submit(JobSubmission(name: "waits", tasks: [shell("echo ran")]))
-        try await Task.sleep(for: .seconds(2))
+        try await farm.heartbeats(of: "sleeper", count: 2)
         #expect(try await farm.job(job.id).counts[.queued] == 1)
 
         // Undrain, restart again: the old drain is not applied a second time.

@@ -148,6 +148,19 @@ final class Farm: @unchecked Sendable {
     }
 
     /// Waits until the job has no task left to run, and returns its final tasks.
+    /// Waits until the master has heard `count` more heartbeats of the agent (its `last_seen` moved on
+    /// that often): an event that says the agent lived through that much of its loop.
+    func heartbeats(of name: String, count: Int, timeout: Double = 30) async throws {
+        var seen = try await agent(named: name)?.lastSeen
+        var beats = 0
+        try await eventually("\(count) heartbeats of \(name)", timeout: timeout) {
+            let now = try await agent(named: name)?.lastSeen
+            if let now, let last = seen, now > last { beats += 1 }
+            seen = now ?? seen
+            return beats >= count
+        }
+    }
+
     func waitForJob(_ id: JobID, timeout: Double = 60) async throws -> [TaskView] {
         try await eventually("job \(id) done", timeout: timeout) {
             guard let job = try? await job(id) else { return false }
