@@ -19,6 +19,8 @@ public struct AgentConfig: Sendable {
     public var prefetch: Int = 0
     /// What a graceful stop (SIGTERM) does with running tasks.
     public var onStop: StopPolicy = .requeue
+    /// For an https:// master: trust only the CA certificates in this PEM file (else the system's).
+    public var caFile: String?
     /// The cgroup each task runs in: its memory and process limits.
     public var containment = ContainmentPolicy()
 

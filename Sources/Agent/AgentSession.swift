@@ -56,11 +56,11 @@ actor AgentSession {
     func enroll(forget: Bool = false) async throws {
         let master = config.masterURL.absoluteString
         if !forget, let saved = EnrollmentFile.load(workDir: config.workDir), saved.master == master, saved.name == config.name {
-            set(Enrolled(id: saved.id, client: MasterClient(baseURL: config.masterURL, token: saved.credential)))
+            set(Enrolled(id: saved.id, client: try client(token: saved.credential)))
             logger.info("agent \(config.name) resumes as \(saved.id)")
             return
         }
-        let joiner = MasterClient(baseURL: config.masterURL, token: config.joinToken)
+        let joiner = try client(token: config.joinToken)
         let request = EnrollRequest(name: config.name, resources: config.resources, tags: config.tags,
                                     version: PaddockVersion.current)
         var backoff = Backoff()
@@ -82,6 +82,12 @@ actor AgentSession {
                 throw error
             }
         }
+    }
+
+    /// A client of the master, trusting the configured CA file for https://.
+    private func client(token: String) throws -> MasterClient {
+        guard let caFile = config.caFile else { return MasterClient(baseURL: config.masterURL, token: token) }
+        return try MasterClient(baseURL: config.masterURL, token: token, caFile: caFile)
     }
 
     private func set(_ value: Enrolled) {

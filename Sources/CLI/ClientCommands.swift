@@ -10,6 +10,8 @@ struct ClientOptions: ParsableArguments {
     var master: String = ProcessInfo.processInfo.environment["PADDOCK_MASTER"] ?? "http://127.0.0.1:8420"
     @Option(help: "API token (env PADDOCK_TOKEN).")
     var token: String = ProcessInfo.processInfo.environment["PADDOCK_TOKEN"] ?? ""
+    @Option(help: "Trust only the CA certificates in this PEM file for an https:// master (env PADDOCK_CA_FILE).")
+    var caFile: String = ProcessInfo.processInfo.environment["PADDOCK_CA_FILE"] ?? ""
     @Flag(help: "Print the master's JSON instead of a table.")
     var json = false
 
@@ -17,7 +19,10 @@ struct ClientOptions: ParsableArguments {
         guard let url = URL(string: master), url.scheme == "http" || url.scheme == "https" else {
             throw ValidationError("--master must be an http(s) URL")
         }
-        return MasterClient(baseURL: url, token: token)
+        guard !caFile.isEmpty else { return MasterClient(baseURL: url, token: token) }
+        do { return try MasterClient(baseURL: url, token: token, caFile: caFile) } catch {
+            throw ValidationError("--ca-file \(caFile): \(error)")
+        }
     }
 
     /// GET a resource; print it as JSON or hand it to `render`.

@@ -26,12 +26,12 @@ enum Role: String, CaseIterable, ExpressibleByArgument {
         case .master:
             ["listen": .listen, "data": .text, "store": .store, "store-password-file": .text, "join-token": .text, "join-token-file": .text, "admin-token": .text,
              "admin-token-file": .text, "lease-timeout": .duration, "blocklist-after": .count, "public-url": .url,
-             "agent-package": .text, "trusted-proxy": .networks, "log-level": .choice(["trace", "debug", "info", "notice", "warning", "error"])]
+             "agent-package": .text, "trusted-proxy": .networks, "tls-cert": .text, "tls-key": .text, "log-level": .choice(["trace", "debug", "info", "notice", "warning", "error"])]
         case .agent:
             ["master": .url, "join-token": .text, "join-token-file": .text, "name": .text, "work-dir": .text,
              "cpus": .number, "ram": .size, "disk": .size, "gpus": .count, "tags": .list, "slots": .count,
              "prefetch": .count, "reserve-ram": .size, "on-stop": .choice(["requeue", "drain"]),
-             "task-memory-limit": .text, "task-pids-max": .count, "task-cgroups": .choice(["auto", "off"]),
+             "ca-file": .text, "task-memory-limit": .text, "task-pids-max": .count, "task-cgroups": .choice(["auto", "off"]),
              "log-level": .choice(["trace", "debug", "info", "notice", "warning", "error"])]
         }
     }

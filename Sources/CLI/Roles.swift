@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PaddockClient
 import Logging
 import PaddockAgent
 import PaddockMaster
@@ -48,12 +49,25 @@ struct MasterOptions: ParsableArguments {
         "A frontend (address or CIDR range, e.g. 10.0.0.5 or 10.0.0.0/8) whose X-Forwarded-For names the client.",
         discussion: "Repeatable, or comma-separated. Requests from other peers are attributed to the peer itself."))
     var trustedProxy: [String] = []
+    @Option(help: "Serve HTTPS with this certificate (PEM, its chain after it); needs --tls-key.")
+    var tlsCert: String?
+    @Option(help: "The private key (PEM) of --tls-cert.")
+    var tlsKey: String?
 
     func config(joinToken: String, adminToken: String) throws -> MasterConfig {
         guard (1...1000).contains(blocklistAfter) else { throw ValidationError("--blocklist-after is between 1 and 1000") }
         var config = try Self.config(listen: listen, leaseTimeout: leaseTimeout, joinToken: joinToken, adminToken: adminToken)
         config.blocklistAfter = blocklistAfter
         config.trustedProxies = try Self.trustedProxies(trustedProxy)
+        switch (tlsCert, tlsKey) {
+        case let (cert?, key?):
+            for file in [cert, key] where !FileManager.default.isReadableFile(atPath: file) {
+                throw ValidationError("cannot read \(file)")
+            }
+            config.tls = TLSFiles(certificateChain: cert, privateKey: key)
+        case (nil, nil): break
+        default: throw ValidationError("--tls-cert and --tls-key go together")
+        }
         if let publicURL {
             // It is written into the install script that new hosts run as root: an http(s) URL and nothing else.
             if let problem = ConfigFile.check("public-url", publicURL, .url) { throw ValidationError(problem) }
@@ -237,6 +251,8 @@ struct AgentCommand: AsyncParsableCommand {
     var joinTokenFile: String?
     @Option(help: "What SIGTERM does with running tasks: requeue (stop them, back to the queue at once) or drain (let them finish).")
     var onStop: StopPolicy = .requeue
+    @Option(help: "Trust only the CA certificates in this PEM file for an https:// master (env PADDOCK_CA_FILE).")
+    var caFile: String = ProcessInfo.processInfo.environment["PADDOCK_CA_FILE"] ?? ""
     @OptionGroup var options: AgentOptions
     @OptionGroup var log: LogOptions
 
@@ -248,6 +264,13 @@ struct AgentCommand: AsyncParsableCommand {
         let home = ProcessInfo.processInfo.environment["HOME"] ?? "."
         var config = try options.config(master: url, joinToken: join, defaultWorkDir: home + "/.paddock/agent")
         config.onStop = onStop
+        if !caFile.isEmpty {
+            // Read now: a CA file that cannot be used stops the agent with that error, not at its first call.
+            do { _ = try MasterClient(baseURL: url, token: "", caFile: caFile) } catch {
+                throw ValidationError("--ca-file \(caFile): \(error)")
+            }
+            config.caFile = caFile
+        }
         let logger = log.logger("paddock.agent")
         // Giving the tasks back takes their kill grace and a few round trips: a stop never takes
         // longer than this (draining waits for the tasks: the unit's stop timeout bounds it).

@@ -1,7 +1,10 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOCore
+import NIOSSL
 import ServiceLifecycle
 
 /// The master: the HTTP application and the lease sweeper, built from a config and a store.
@@ -49,12 +52,14 @@ public struct Master: Sendable {
         if let given = try await store.grantGrace(leaseTimeout: config.leaseTimeout) {
             logger.notice("no master swept leases for \(Int(given.rounded(.up))) s: live leases are given that time back")
         }
+        let scheme = config.tls == nil ? "http" : "https"
         let app = Application(
             router: router(),
+            server: try Self.server(tls: config.tls),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "paddock"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
-                await onListening("http://\(config.host):\(port)")
+                await onListening("\(scheme)://\(config.host):\(port)")
             },
             logger: logger)
         // The group stops services in reverse order: the sweeper (which then ends the long-polls) before the server.
@@ -65,4 +70,28 @@ public struct Master: Sendable {
         services.append(LeaseSweeper(store: store, config: config, wakes: [wake, commandWake, logWake], logger: logger))
         return services
     }
+
+    /// HTTP/1.1, in TLS when the config names a certificate and key.
+    static func server(tls: TLSFiles?) throws -> HTTPServerBuilder {
+        guard let tls else { return .http1() }
+        let chain: [NIOSSLCertificate]
+        let key: NIOSSLPrivateKey
+        do {
+            chain = try NIOSSLCertificate.fromPEMFile(tls.certificateChain)
+            key = try NIOSSLPrivateKey(file: tls.privateKey, format: .pem)
+        } catch {
+            throw MasterStartError("cannot read the TLS certificate \(tls.certificateChain) or key \(tls.privateKey): \(error)")
+        }
+        guard !chain.isEmpty else { throw MasterStartError("no certificate in \(tls.certificateChain)") }
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
+                                                                     privateKey: .privateKey(key))
+        configuration.minimumTLSVersion = .tlsv12
+        return try .tls(.http1(), tlsConfiguration: configuration)
+    }
+}
+
+/// The master cannot start as configured (a file it needs is missing or unreadable).
+public struct MasterStartError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -1,5 +1,15 @@
 import Foundation
 
+/// The PEM files of an HTTPS master: its certificate chain (its own first) and private key.
+public struct TLSFiles: Sendable, Equatable {
+    public var certificateChain: String
+    public var privateKey: String
+    public init(certificateChain: String, privateKey: String) {
+        self.certificateChain = certificateChain
+        self.privateKey = privateKey
+    }
+}
+
 /// Everything `paddock master` is told on its command line.
 public struct MasterConfig: Sendable {
     public var host: String
@@ -16,6 +26,8 @@ public struct MasterConfig: Sendable {
     public var agentPackage: AgentPackage?
     /// Frontends whose `X-Forwarded-For` names the client (see `TrustedProxies.client`); none by default.
     public var trustedProxies: TrustedProxies = .none
+    /// Serve HTTPS with this certificate chain and key (PEM files); plain HTTP when nil.
+    public var tls: TLSFiles?
 
     public init(host: String = "127.0.0.1", port: Int = 8420, joinToken: String, adminToken: String,
                 leaseTimeout: Double = 30, blocklistAfter: Int = 3) {

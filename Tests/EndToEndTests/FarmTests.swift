@@ -142,6 +142,7 @@ func cli(_ farm: Farm, _ arguments: [String]) throws -> String {
     var environment = ProcessInfo.processInfo.environment
     environment["PADDOCK_MASTER"] = farm.url
     environment["PADDOCK_TOKEN"] = Farm.admin
+    if let caFile = farm.tls?.caFile { environment["PADDOCK_CA_FILE"] = caFile }
     process.environment = environment
     let output = Pipe()
     process.standardOutput = output

@@ -18,6 +18,8 @@ final class Farm: @unchecked Sendable {
     let leaseTimeout: String
     /// The port clients use: the master's, or the frontend's in front of several.
     var port = 0
+    /// An HTTPS master: its certificate and key (PEM); clients then trust `caFile`.
+    var tls: (certificate: String, key: String, caFile: String)?
     private var processes: [String: Process] = [:]
 
     init(leaseTimeout: String = "3s") throws {
@@ -39,17 +41,23 @@ final class Farm: @unchecked Sendable {
         return dir.appendingPathComponent("paddock").path
     }
 
-    var url: String { "http://127.0.0.1:\(port)" }
-    var admin: MasterClient { MasterClient(baseURL: URL(string: url)!, token: Self.admin) }
+    var url: String { (tls == nil ? "http" : "https") + "://127.0.0.1:\(port)" }
+    var admin: MasterClient {
+        if let caFile = tls?.caFile, let client = try? MasterClient(baseURL: URL(string: url)!, token: Self.admin, caFile: caFile) {
+            return client
+        }
+        return MasterClient(baseURL: URL(string: url)!, token: Self.admin)
+    }
 
     /// Starts the master (on a free port the first time, on the same one after) and waits for /healthz.
     func startMaster() async throws {
         let listen = "127.0.0.1:\(port)"
         let log = try launch("master", ["master", "--listen", listen, "--data", dir + "/master",
                                         "--join-token", Self.join, "--admin-token", Self.admin,
-                                        "--lease-timeout", leaseTimeout])
+                                        "--lease-timeout", leaseTimeout]
+                                       + (tls.map { ["--tls-cert", $0.certificate, "--tls-key", $0.key] } ?? []))
         if port == 0 {
-            let line = try await waitForLine(in: log, containing: "listening on http://")
+            let line = try await waitForLine(in: log, containing: "listening on http")
             guard let value = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) else {
                 throw FarmError("no port in '\(line)'")
             }
