@@ -67,7 +67,10 @@ final class GRDBDatabase: SQLDatabase {
     }
 
     func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int {
-        try db.execute(sql: sql, arguments: Self.arguments(arguments))
+        // The store's writes are a few dozen fixed statements run for every task: prepared once per
+        // connection and kept (GRDB's statement cache), not parsed again each time.
+        let statement = try db.cachedStatement(sql: sql)
+        try statement.execute(arguments: Self.arguments(arguments))
         return db.changesCount
     }
 
