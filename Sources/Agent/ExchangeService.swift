@@ -85,7 +85,7 @@ struct ExchangeService: Service {
             case .drain:
                 // What runs finishes; what waits to start goes back.
                 logger.info("draining: waiting for the running tasks to finish")
-                for task in await workload.notStarted() { _ = await workload.markStopped(task, reason: .shutdown) }
+                for task in await workload.waitingForRoom() { _ = await workload.markStopped(task, reason: .shutdown) }
             }
         }
     }

@@ -161,8 +161,10 @@ actor Workload {
 
     func allTasks() -> [TaskID] { Array(held.keys) }
 
-    /// Leases whose process has not been launched (prefetched ones waiting for room, or about to start).
-    func notStarted() -> [TaskID] { held.filter { $0.value.process == nil }.map(\.key) }
+    /// Prefetched leases still waiting for room: what a drain gives back. A lease claimed into free
+    /// room is running for the master from the claim's commit, launched or about to be: a drain lets
+    /// it run like the others.
+    func waitingForRoom() -> [TaskID] { held.filter { $0.value.waiting }.map(\.key) }
 
     /// The running tasks' processes, to sample what they use.
     var processes: [TaskID: (epoch: LeaseEpoch, process: ChildProcess)] {
