@@ -34,14 +34,17 @@ public final class PostgresServer: @unchecked Sendable {
     public var logPath: String { dir + "/postgres.log" }
     /// The directory of the server binaries used (e.g. /usr/lib/postgresql/15/bin).
     public let binDir: String
+    /// Serve TLS with this certificate and key (PEM), copied into the cluster's directory.
+    let tls: (certificate: String, key: String)?
 
     private let lock = NSLock()
     private var process: Process?
 
-    private init(port: Int, dir: String, binDir: String) {
+    private init(port: Int, dir: String, binDir: String, tls: (certificate: String, key: String)? = nil) {
         self.port = port
         self.dir = dir
         self.binDir = binDir
+        self.tls = tls
     }
 
     deinit {
@@ -89,7 +92,8 @@ public final class PostgresServer: @unchecked Sendable {
     // MARK: Life cycle
 
     /// Makes a fresh cluster on a free port, starts it and waits until it accepts connections.
-    public static func start() async throws -> PostgresServer {
+    /// `tls`: a certificate and key (PEM) the server offers to clients asking for TLS (`ssl=on`).
+    public static func start(tls: (certificate: String, key: String)? = nil) async throws -> PostgresServer {
         guard isAvailable, let binDir = binaryDirectory else { throw SupportError(unavailableReason) }
         let asRoot = geteuid() == 0
         // As root the postgres user must reach the directory: /tmp, not a private TMPDIR.
@@ -98,7 +102,7 @@ public final class PostgresServer: @unchecked Sendable {
         // A free port can be taken by someone else before postgres binds it: try a few.
         for _ in 0..<3 {
             let dir = base + (base.hasSuffix("/") ? "" : "/") + "paddock-pg-\(UUID().uuidString.prefix(8))"
-            let server = PostgresServer(port: try freeLoopbackPort(), dir: dir, binDir: binDir)
+            let server = PostgresServer(port: try freeLoopbackPort(), dir: dir, binDir: binDir, tls: tls)
             try server.initialize()
             do {
                 try await server.launchAndWait()
@@ -232,12 +236,24 @@ public final class PostgresServer: @unchecked Sendable {
 
     /// Starts `postgres` on `port` and waits (up to 30 s) until `pg_isready` says it accepts connections.
     private func launchAndWait() async throws {
+        var ssl: [String] = []
+        if let tls {
+            // postgres wants its key owned by itself and readable by nobody else.
+            let certificate = dir + "/server.pem", key = dir + "/server-key.pem"
+            for (from, to) in [(tls.certificate, certificate), (tls.key, key)] {
+                try? FileManager.default.removeItem(atPath: to)
+                try FileManager.default.copyItem(atPath: from, toPath: to)
+                chmod(to, 0o600)
+                if geteuid() == 0, let user = Self.postgresUser { chown(to, user.uid, user.gid) }
+            }
+            ssl = ["-c", "ssl=on", "-c", "ssl_cert_file=\(certificate)", "-c", "ssl_key_file=\(key)"]
+        }
         let process = try spawn(binDir + "/postgres", [
             "-D", dataDir, "-p", String(port), "-k", socketDir,
             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=on",
             "-c", "max_connections=200", "-c", "shared_buffers=32MB",
             "-c", "unix_socket_permissions=0777", "-c", "log_min_messages=warning",
-        ])
+        ] + ssl)
         setProcess(process)
         let deadline = Date().addingTimeInterval(30)
         while true {

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import PaddockProtocol
 import PostgresNIO
 
@@ -324,10 +325,34 @@ actor PostgresConnections {
         }
     }
 
+    /// The driver's TLS for the location's `sslmode`: `require` encrypts without checking who answers;
+    /// `verify-full` checks the certificate (against `sslrootcert`, else the system's CAs) and the host name.
+    static func tls(_ location: PostgresLocation) throws -> PostgresConnection.Configuration.TLS {
+        switch location.tls {
+        case .disable:
+            return .disable
+        case .require:
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .none
+            return .require(try NIOSSLContext(configuration: configuration))
+        case .verifyFull(let rootCertificate):
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.certificateVerification = .fullVerification
+            if let rootCertificate {
+                do {
+                    configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(rootCertificate))
+                } catch {
+                    throw DatabaseUnreachable(description: "cannot read sslrootcert \(rootCertificate): \(error)")
+                }
+            }
+            return .require(try NIOSSLContext(configuration: configuration))
+        }
+    }
+
     static func connect(_ location: PostgresLocation, id: Int, logger: Logger) async throws -> PostgresConnection {
         var configuration = PostgresConnection.Configuration(
             host: location.host, port: location.port, username: location.user, password: location.password,
-            database: location.database, tls: .disable)
+            database: location.database, tls: try tls(location))
         configuration.options.connectTimeout = .seconds(5)
         // Bounds on what one transaction may hold: a statement stuck behind a lock, a runaway query, or
         // a master that died mid-transaction (its locks go with its session) never stalls the others

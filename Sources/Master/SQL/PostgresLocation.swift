@@ -2,7 +2,7 @@ import Foundation
 import PaddockProtocol
 
 /// Where a master finds its PostgreSQL database:
-/// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?pool=N]`. The password comes
+/// `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?pool=N&sslmode=MODE&sslrootcert=FILE]`. The password comes
 /// from the URL, else `PGPASSWORD`, else a file; it is never printed
 /// (`description` leaves it out).
 public struct PostgresLocation: Sendable, CustomStringConvertible {
@@ -19,6 +19,18 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
     public var database: String
     /// Connections this master keeps open at most (one thread each runs a transaction on it).
     public var poolSize: Int
+    /// TLS to the server, as libpq's `sslmode` says it.
+    public var tls: TLSMode = .disable
+
+    public enum TLSMode: Sendable, Equatable {
+        /// Plain TCP (a database on the same host or a private network).
+        case disable
+        /// Encrypted; the server's certificate is not checked (libpq's `require`).
+        case require
+        /// Encrypted, the certificate checked against `rootCertificate` (PEM; nil: the system's CAs) and
+        /// the host name (libpq's `verify-full`).
+        case verifyFull(rootCertificate: String?)
+    }
 
     public static func isPostgresURL(_ text: String) -> Bool {
         text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
@@ -41,6 +53,7 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
         self.user = url.user ?? environment["PGUSER"] ?? "postgres"
         self.database = database
         self.poolSize = 8
+        var rootCertificate: String?
         for item in url.queryItems ?? [] {
             switch item.name {
             case "pool":
@@ -48,12 +61,30 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
                     throw PaddockError.invalid("pool must be 1 to 64 connections", field: "store")
                 }
                 poolSize = value
-            case "sslmode" where item.value == "disable":
-                break
+            case "sslmode":
+                switch item.value {
+                case "disable": tls = .disable
+                case "require": tls = .require
+                case "verify-full": tls = .verifyFull(rootCertificate: nil)
+                default:
+                    throw PaddockError.invalid("sslmode is disable, require or verify-full", field: "store")
+                }
+            case "sslrootcert":
+                guard let file = item.value, !file.isEmpty else {
+                    throw PaddockError.invalid("sslrootcert names a PEM file of CA certificates", field: "store")
+                }
+                rootCertificate = file
             default:
-                throw PaddockError.invalid("unknown store URL option '\(item.name)' (known: pool, sslmode=disable)",
-                                           field: "store")
+                throw PaddockError.invalid(
+                    "unknown store URL option '\(item.name)' (known: pool, sslmode=disable|require|verify-full, sslrootcert)",
+                    field: "store")
             }
+        }
+        if let rootCertificate {
+            guard case .verifyFull = tls else {
+                throw PaddockError.invalid("sslrootcert goes with sslmode=verify-full", field: "store")
+            }
+            tls = .verifyFull(rootCertificate: rootCertificate)
         }
         if let password = url.password {
             self.password = password.removingPercentEncoding ?? password
@@ -67,5 +98,12 @@ public struct PostgresLocation: Sendable, CustomStringConvertible {
         }
     }
 
-    public var description: String { "postgres://\(user)@\(host):\(port)/\(database)" }
+    public var description: String {
+        let mode = switch tls {
+        case .disable: ""
+        case .require: "?sslmode=require"
+        case .verifyFull: "?sslmode=verify-full"
+        }
+        return "postgres://\(user)@\(host):\(port)/\(database)" + mode
+    }
 }
