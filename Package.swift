@@ -47,6 +47,14 @@ let package = Package(
             resources: [.embedInCode("install-agent.sh")],
             swiftSettings: strict
         ),
+        // Open Job Description templates (jobtemplate-2023-09) read, checked, expanded and turned
+        // into a JobSubmission: pure, shared by the CLI and the master (docs/OPENJD.md).
+        .target(
+            name: "PaddockOpenJD",
+            dependencies: ["PaddockProtocol"],
+            path: "Sources/OpenJD",
+            swiftSettings: strict
+        ),
         // The one HTTP client of API v1 (agent, CLI, bench), on AsyncHTTPClient.
         .target(
             name: "PaddockClient",
@@ -100,6 +108,13 @@ let package = Package(
             name: "ProtocolTests",
             dependencies: ["PaddockProtocol"],
             path: "Tests/ProtocolTests"
+        ),
+        .testTarget(
+            name: "OpenJDTests",
+            dependencies: ["PaddockOpenJD", "PaddockProtocol", .product(name: "Yams", package: "Yams")],
+            path: "Tests/OpenJDTests",
+            // The specification's sample templates and their license, and the reference script: read from the source tree.
+            exclude: ["Fixtures", "Templates", "openjd_reference.py"]
         ),
         .testTarget(
             name: "MasterTests",

@@ -8,7 +8,7 @@ packages=(libsqlite3-dev)
 # binaries (the tests initdb and run their own throwaway server from
 # /usr/lib/postgresql/<major>/bin: the cluster Debian's package may create and start is
 # not used); HAProxy and nginx (packaging/test-frontends.sh, the several-masters tests).
-[ "${PADDOCK_TEST_DEPS:-0}" = 1 ] && packages+=(python3 python3-pip postgresql haproxy nginx-light)
+[ "${PADDOCK_TEST_DEPS:-0}" = 1 ] && packages+=(python3 python3-pip python3-venv postgresql haproxy nginx-light)
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || need+=("$package")
 done
@@ -21,5 +21,17 @@ fi
 # The tests check /metrics with a strict Prometheus text parser.
 if [ "${PADDOCK_TEST_DEPS:-0}" = 1 ] && ! python3 -c 'import prometheus_client' 2>/dev/null; then
     python3 -m pip install --quiet prometheus-client
+fi
+# The OpenJD tests compare expansions with the reference implementation, openjd-model (pinned),
+# in a venv of the checkout's own (.venv-openjd, git-ignored); the tests find it through
+# PADDOCK_OPENJD_PYTHON.
+if [ "${PADDOCK_TEST_DEPS:-0}" = 1 ]; then
+    openjd_model_version=0.14.0
+    openjd_venv="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv-openjd"
+    if ! "$openjd_venv/bin/python" -c "import sys, openjd.model as m; sys.exit(m.version != '$openjd_model_version')" 2>/dev/null; then
+        python3 -m venv "$openjd_venv"
+        "$openjd_venv/bin/python" -m pip install --quiet "openjd-model==$openjd_model_version"
+    fi
+    export PADDOCK_OPENJD_PYTHON="$openjd_venv/bin/python"
 fi
 command -v swift >/dev/null || { echo "Swift 6 is needed: see https://www.swift.org/install/linux/" >&2; exit 1; }

@@ -1,0 +1,219 @@
+import PaddockProtocol
+
+/// Turns an Open Job Description job into Paddock's `JobSubmission`: one task per element of each
+/// step's parameter space. What Paddock cannot honour yet is refused (an error) when running
+/// without it would do the wrong thing, and reported as a warning when it would only be looser.
+public struct OpenJDConversion: Sendable {
+    public var submission: JobSubmission
+    public var warnings: [String]
+
+    /// A template's JSON text and its job parameter values, converted in one call (what the
+    /// master does for `POST /v1/jobs` with an `openjd` body).
+    public init(template document: TemplateValue, values: [String: TemplateValue]) throws(OpenJDError) {
+        let template = try JobTemplate(document)
+        let job = try OpenJDJob(template: template, values: values, taskLimit: Limits.tasksPerJob)
+        try self.init(job)
+    }
+
+    public init(_ job: OpenJDJob) throws(OpenJDError) {
+        var warnings: [String] = []
+        if !job.template.jobEnvironments.isEmpty {
+            throw FieldPath("jobEnvironments").error("environments are not supported by Paddock yet (see docs/OPENJD.md)")
+        }
+        var tasks: [TaskSpec] = []
+        var taskNames: [String: [String]] = [:]
+        for (i, step) in job.steps.enumerated() {
+            let at = FieldPath("steps").index(i)
+            if !step.template.stepEnvironments.isEmpty {
+                throw at.key("stepEnvironments").error("environments are not supported by Paddock yet (see docs/OPENJD.md)")
+            }
+            let requirements = try Self.requirements(step, at: at.key("hostRequirements"), warnings: &warnings)
+            var prerequisites: [String] = []
+            for dependency in step.template.dependencies {
+                prerequisites += taskNames[dependency] ?? []
+            }
+            guard prerequisites.count <= 1000 else {
+                throw at.key("dependencies").error("the steps this step depends on have \(prerequisites.count) tasks; "
+                    + "Paddock lets a task wait for at most 1000")
+            }
+            let onRun = step.template.script.onRun
+            if case .notifyThenTerminate = onRun.cancelation {
+                warnings.append("\(at.key("script.actions.onRun.cancelation")): NOTIFY_THEN_TERMINATE is not honoured yet; "
+                    + "a cancelled task is stopped the Paddock way")
+            }
+            var names: [String] = []
+            for (index, parameters) in step.tasks.enumerated() {
+                var task = try Self.task(job, step: step, parameters: parameters, at: at)
+                task.name = Self.taskName(step.template.name, index: index, count: step.tasks.count, parameters: parameters)
+                task.requirements = requirements
+                task.timeout = onRun.timeout.map(Double.init)
+                task.dependsOn = prerequisites
+                names.append(task.name)
+                tasks.append(task)
+            }
+            taskNames[step.template.name] = names
+        }
+        guard tasks.count <= Limits.tasksPerJob else {
+            throw FieldPath("steps").error("the job has \(tasks.count) tasks; Paddock takes at most \(Limits.tasksPerJob) per job")
+        }
+        var submission = JobSubmission(name: String(job.name.prefix(Limits.nameLength)), tasks: tasks)
+        // A step's `openjd_progress: 42.5` lines move its task's progress (a percentage).
+        submission.progressRegex = #"^openjd_progress:\s*([0-9]+(?:\.[0-9]+)?)"#
+        submission.labels = ["openjd": JobTemplate.specificationVersion]
+        self.submission = submission
+        self.warnings = warnings
+    }
+
+    /// `Render[3] Frame=3`: unique within the job (the index), the parameters for people.
+    static func taskName(_ step: String, index: Int, count: Int, parameters: [OpenJDJob.TaskParameter]) -> String {
+        guard count > 1 || !parameters.isEmpty else { return step }
+        let values = parameters.map { "\($0.name)=\($0.value.replacingNewlines)" }.joined(separator: " ")
+        return String("\(step)[\(index)] \(values)".prefix(Limits.nameLength))
+    }
+
+    /// One task: its argv (through a small `sh` prelude when it has embedded files or refers to
+    /// the session directory), and its parameters in the environment as `PADDOCK_PARAM_<NAME>`.
+    static func task(_ job: OpenJDJob, step: OpenJDJob.Step, parameters: [OpenJDJob.TaskParameter],
+                     at path: FieldPath) throws(OpenJDError) -> TaskSpec {
+        let script = step.template.script
+        var symbols = SymbolTable()
+        symbols.scopeNote = " (a step script has Param.*, RawParam.*, Task.Param.*, Task.RawParam.*, Task.File.* and Session.*)"
+        for (name, parameter) in job.parameters {
+            // No path mapping rules yet: a PATH parameter's mapped value is its raw value.
+            symbols["Param.\(name)"] = ResolvedString([.text(parameter.value)])
+            symbols["RawParam.\(name)"] = ResolvedString([.text(parameter.value)])
+        }
+        for parameter in parameters {
+            symbols["Task.Param.\(parameter.name)"] = ResolvedString([.text(parameter.value)])
+            symbols["Task.RawParam.\(parameter.name)"] = ResolvedString([.text(parameter.value)])
+        }
+        symbols["Session.WorkingDirectory"] = ResolvedString([.sessionDirectory])
+        symbols["Session.HasPathMappingRules"] = ResolvedString([.text("false")])
+        symbols["Session.PathMappingRulesFile"] = ResolvedString([.sessionDirectory, .text("/" + Self.rulesFile)])
+        var fileNames: [String: String] = [:]
+        for file in script.embeddedFiles {
+            let filename = file.filename ?? file.name
+            if let clash = fileNames.first(where: { $0.value == filename }) {
+                throw path.key("script.embeddedFiles").error("embedded files \(clash.key) and \(file.name) have the same file name '\(filename)'")
+            }
+            fileNames[file.name] = filename
+            symbols["Task.File.\(file.name)"] = ResolvedString([.sessionDirectory, .text("/" + filename)])
+        }
+        let actionPath = path.key("script").key("actions").key("onRun")
+        var argv = [try symbols.resolve(script.onRun.command, at: actionPath.key("command"))]
+        for (i, arg) in script.onRun.args.enumerated() {
+            argv.append(try symbols.resolve(arg, at: actionPath.key("args").index(i)))
+        }
+        var files: [(filename: String, data: ResolvedString, runnable: Bool)] = []
+        for (i, file) in script.embeddedFiles.enumerated() {
+            let data = try symbols.resolve(file.data, at: path.key("script").key("embeddedFiles").index(i).key("data"))
+            files.append((fileNames[file.name] ?? file.name, data, file.runnable))
+        }
+        let usesRules = ([script.onRun.command] + script.onRun.args + script.embeddedFiles.map(\.data))
+            .contains { $0.contains("Session.PathMappingRulesFile") }
+        let plain = argv.compactMap(\.plain)
+        let command = files.isEmpty && !usesRules && plain.count == argv.count
+            ? plain
+            : ["/bin/sh", "-c", Self.prelude(files: files, rules: usesRules, argv: argv), "openjd"]
+        guard let program = command.first, !program.isEmpty else {
+            throw actionPath.key("command").error("the command resolves to an empty string")
+        }
+        guard command.count <= Limits.argvCount,
+              command.allSatisfy({ $0.utf8.count <= Limits.argLength && !$0.contains("\0") }) else {
+            throw actionPath.error("the command and its embedded files take more than Paddock's \(Limits.argLength) bytes "
+                + "per argument (embedded files travel in the task's command), or contain NUL")
+        }
+        var env: [String: String] = [:]
+        for parameter in parameters {
+            env["PADDOCK_PARAM_\(parameter.name.uppercased())"] = parameter.value
+        }
+        return TaskSpec(name: step.template.name, command: command, env: env)
+    }
+
+    static let rulesFile = "openjd-path-mapping.json"
+
+    /// `sh -c` text that writes the embedded files into the task's working directory
+    /// (`$PADDOCK_WORK_DIR`, the session directory), then runs the action.
+    static func prelude(files: [(filename: String, data: ResolvedString, runnable: Bool)], rules: Bool,
+                        argv: [ResolvedString]) -> String {
+        var lines = ["set -e", #"D="${PADDOCK_WORK_DIR:-$PWD}""#]
+        if rules {
+            lines.append("printf '%s' '{\"version\":\"pathmapping-1.0\",\"path_mapping_rules\":[]}' > \"$D/\(rulesFile)\"")
+        }
+        for file in files {
+            let target = shellWord(ResolvedString([.sessionDirectory, .text("/" + file.filename)]))
+            lines.append("printf '%s' \(shellWord(file.data)) > \(target)")
+            lines.append("chmod \(file.runnable ? "0500" : "0400") \(target)")
+        }
+        lines.append("exec " + argv.map(shellWord).joined(separator: " "))
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// One shell word: text single-quoted, the session directory as `"$D"`.
+    static func shellWord(_ value: ResolvedString) -> String {
+        if value.pieces.isEmpty { return "''" }
+        return value.pieces.map { piece in
+            switch piece {
+            case .sessionDirectory: #""$D""#
+            case .text(let text): "'" + text.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
+            }
+        }.joined()
+    }
+
+    /// `amount.worker.*` onto cpus, ram, gpus and disk; `attr.worker.os.family` checked against
+    /// Linux (Paddock's agents run on Linux); any other requirement is a warning (not enforced).
+    static func requirements(_ step: OpenJDJob.Step, at path: FieldPath,
+                             warnings: inout [String]) throws(OpenJDError) -> TaskRequirements? {
+        guard let host = step.template.hostRequirements else { return nil }
+        var cpus = 1.0
+        var ram: Int64 = 0
+        var gpus: Int64 = 0
+        var disk: Int64 = 0
+        let mib: Double = 1_048_576
+        for (i, amount) in host.amounts.enumerated() {
+            let at = path.key("amounts").index(i)
+            let minimum = amount.min ?? 0
+            switch amount.name.lowercased() {
+            case "amount.worker.vcpu":
+                guard minimum <= Limits.maxCPUs else { throw at.key("min").error("at most \(Int(Limits.maxCPUs)) vCPUs") }
+                cpus = max(minimum, 1)
+            case "amount.worker.memory":
+                guard minimum * mib < Double(Int64.max / 2) else { throw at.key("min").error("too large") }
+                ram = Int64((minimum * mib).rounded(.up))
+            case "amount.worker.gpu":
+                guard minimum <= Double(Limits.maxGPUs) else { throw at.key("min").error("at most \(Limits.maxGPUs) GPUs") }
+                gpus = Int64(minimum.rounded(.up))
+            case "amount.worker.disk.scratch":
+                guard minimum * 1024 * mib < Double(Int64.max / 2) else { throw at.key("min").error("too large") }
+                disk = Int64((minimum * 1024 * mib).rounded(.up))
+            default:
+                warnings.append("\(at): \(amount.name) is not supported by Paddock yet: not enforced")
+                continue
+            }
+            if amount.max != nil {
+                warnings.append("\(at.key("max")): Paddock reserves the minimum and does not bound \(amount.name) from above")
+            }
+        }
+        for (i, attribute) in step.attributes.enumerated() {
+            let at = path.key("attributes").index(i)
+            switch attribute.name.lowercased() {
+            case "attr.worker.os.family":
+                let anyOf = attribute.anyOf.map { $0.map { $0.lowercased() } }
+                let allOf = attribute.allOf.map { $0.map { $0.lowercased() } }
+                let linux = (anyOf?.contains("linux") ?? true) && (allOf.map { $0.allSatisfy { $0 == "linux" } } ?? true)
+                guard linux else {
+                    throw at.error("Paddock's agents run Linux; this step asks for \(((anyOf ?? []) + (allOf ?? [])).joined(separator: ", "))")
+                }
+            default:
+                warnings.append("\(at): \(attribute.name) is not supported by Paddock yet: not enforced")
+            }
+        }
+        return TaskRequirements(resources: ResourceVector(cpus: cpus, ram: ram, disk: disk, gpus: gpus))
+    }
+}
+
+extension String {
+    var replacingNewlines: String {
+        String(map { $0.isNewline ? " " : $0 })
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+@testable import PaddockOpenJD
+import Testing
+
+/// Every fixture, expanded by this module and by the reference implementation (openjd-model, the
+/// version scripts/setup-debian.sh pins) for the same parameter values: the job's name, its
+/// parameter values, each step's task count and every task's parameter values must agree, and
+/// where the reference refuses the template or the values, so must we.
+///
+/// The reference runs in a Python with openjd-model installed, named by PADDOCK_OPENJD_PYTHON
+/// (`PADDOCK_TEST_DEPS=1 source scripts/setup-debian.sh` makes `.venv-openjd` and exports it).
+@Suite("OpenJD against the reference implementation")
+struct ReferenceComparisonTests {
+    struct Case: CustomTestStringConvertible, Sendable {
+        var file: String
+        var values: [String: String] = [:]
+        var testDescription: String {
+            ([file] + values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: " ")
+        }
+    }
+
+    static let cases: [Case] = [
+        Case(file: "Fixtures/ui-controls-showcase.yaml",
+             values: ["InputFilePicker": "/in/scene.blend", "OutputFilePicker": "/out/image.exr", "DirectoryPicker": "/work"]),
+        Case(file: "Fixtures/ui-controls-showcase.yaml",
+             values: ["InputFilePicker": "/in", "OutputFilePicker": "/out", "DirectoryPicker": "/d", "IntSpinner": "-12",
+                      "FloatSpinner": "2.50", "StringDropdown": "FRIDAY", "IntDropdown": "9", "FloatDropdown": "1.2345",
+                      "BoundedIntSpinner": "-100", "CheckBox": "False"]),
+        Case(file: "Fixtures/ui-controls-showcase.yaml"),  // refused: no values for the paths
+        Case(file: "Fixtures/ui-controls-showcase.yaml",
+             values: ["InputFilePicker": "/in", "OutputFilePicker": "/out", "DirectoryPicker": "/d", "BoundedIntSpinner": "101"]),
+        Case(file: "Fixtures/ui-controls-showcase.yaml",
+             values: ["InputFilePicker": "/in", "OutputFilePicker": "/out", "DirectoryPicker": "/d", "IntDropdown": "4"]),
+        Case(file: "Fixtures/host-requirements.yaml"),
+        Case(file: "Fixtures/stdout-messages.yaml"),
+        Case(file: "Fixtures/blender-ffmpeg.yaml"),
+        Case(file: "Fixtures/blender-ffmpeg.yaml", values: ["EndFrame": "50", "Format": "JPEG", "JobName": "Shot 12"]),
+        Case(file: "Fixtures/blender-ffmpeg.yaml", values: ["Format": "GIF"]),
+        Case(file: "Fixtures/algorithmic-art.yaml",
+             values: ["RenderScript": "/s/art.py", "OutputDirectory": "/out", "NumAnimationFrames": "4"]),
+        Case(file: "Fixtures/ffmpeg.yaml", values: ["InputFile": "/in/seq.%04d.exr", "OutputDir": "/out", "EndFrame": "48"]),
+        Case(file: "Templates/parameter-spaces.yaml"),
+        Case(file: "Templates/parameter-spaces.yaml",
+             values: ["First": "-7", "Last": "12", "Step": "8", "Scale": "0.125", "Shot": "sh020", "Scene": "/s/b.ma"]),
+        Case(file: "Templates/parameter-spaces.yaml", values: ["First": "45"]),  // 45-20: refused
+        Case(file: "Templates/parameter-spaces.yaml", values: ["Last": "55"]),  // overlaps 50: refused
+        Case(file: "Templates/parameter-spaces.yaml", values: ["Step": "0"]),  // a zero step: refused
+    ]
+
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+
+    @Test(arguments: cases) func expansionMatchesTheReference(_ c: Case) throws {
+        let reference = try Self.reference(c)
+        let text = try String(contentsOf: Self.directory.appendingPathComponent(c.file), encoding: .utf8)
+        let ours: OpenJDJob
+        do {
+            ours = try OpenJDJob(template: try template(text), values: c.values.mapValues(TemplateValue.string),
+                                 taskLimit: 100_000)
+        } catch let error as OpenJDError {
+            #expect(reference["error"] != nil, "we refuse (\(error)) what the reference accepts")
+            return
+        }
+        if let refusal = reference["error"] as? String {
+            Issue.record("the reference refuses (\(refusal)); we accept")
+            return
+        }
+        #expect(ours.name == reference["name"] as? String)
+        let parameters = try #require(reference["parameters"] as? [String: String])
+        #expect(ours.parameters.mapValues(\.value) == parameters)
+        let steps = try #require(reference["steps"] as? [[String: Any]])
+        #expect(ours.steps.map(\.template.name) == steps.map { $0["name"] as? String ?? "?" })
+        for (mine, theirs) in zip(ours.steps, steps) {
+            let tasks = try #require(theirs["tasks"] as? [[String: [String: String]]])
+            #expect(mine.tasks.count == tasks.count, "step \(mine.template.name)")
+            for (index, (task, expected)) in zip(mine.tasks, tasks).enumerated() {
+                let values = Dictionary(uniqueKeysWithValues: task.map { ($0.name, ["type": $0.type.rawValue, "value": $0.value]) })
+                #expect(values == expected, "step \(mine.template.name), task \(index)")
+            }
+        }
+    }
+
+    /// The reference's expansion, from Tests/OpenJDTests/openjd_reference.py.
+    static func reference(_ c: Case) throws -> [String: Any] {
+        guard let python = ProcessInfo.processInfo.environment["PADDOCK_OPENJD_PYTHON"], !python.isEmpty else {
+            throw Setup(message: """
+                PADDOCK_OPENJD_PYTHON is not set: these tests compare with the reference implementation \
+                (openjd-model). Run `PADDOCK_TEST_DEPS=1 source scripts/setup-debian.sh` (it makes .venv-openjd \
+                and exports PADDOCK_OPENJD_PYTHON), or point the variable at a Python with the pinned openjd-model.
+                """)
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [directory.appendingPathComponent("openjd_reference.py").path,
+                             directory.appendingPathComponent(c.file).path]
+            + c.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        let stderr = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0,
+              let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw Setup(message: "the reference script failed (\(process.terminationStatus)): \(String(decoding: stderr, as: UTF8.self))")
+        }
+        return object
+    }
+
+    struct Setup: Error, CustomStringConvertible {
+        var message: String
+        var description: String { message }
+    }
+}

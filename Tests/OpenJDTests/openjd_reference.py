@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Prints, as JSON, how the reference implementation (openjd-model, pinned in
+scripts/setup-debian.sh) expands an Open Job Description template.
+
+Usage: openjd_reference.py TEMPLATE.(yaml|json) [NAME=VALUE ...]
+
+Output: {"name": JOBNAME, "parameters": {NAME: VALUE as a string},
+         "steps": [{"name": STEP, "tasks": [{PARAM: {"type": T, "value": V}}, ...]}]}
+or, when the reference refuses the template or the values: {"error": MESSAGE}.
+Job parameter values are processed the way a server does (paths left as given).
+Used by Tests/OpenJDTests/ReferenceComparisonTests.swift.
+"""
+import json
+import sys
+from pathlib import Path
+
+from openjd.model import (
+    DecodeValidationError,
+    DocumentType,
+    StepParameterSpaceIterator,
+    create_job,
+    decode_job_template,
+    document_string_to_object,
+    preprocess_job_parameters,
+)
+
+
+def main() -> int:
+    path = Path(sys.argv[1])
+    values = dict(arg.split("=", 1) for arg in sys.argv[2:])
+    kind = DocumentType.JSON if path.suffix == ".json" else DocumentType.YAML
+    try:
+        template = decode_job_template(
+            template=document_string_to_object(document=path.read_text(), document_type=kind)
+        )
+        parameters = preprocess_job_parameters(
+            job_template=template,
+            job_parameter_values=values,
+            job_template_dir=Path(),
+            current_working_dir=Path(),
+            allow_job_template_dir_walk_up=True,
+        )
+        job = create_job(job_template=template, job_parameter_values=parameters)
+    except (DecodeValidationError, ValueError, RuntimeError) as error:
+        print(json.dumps({"error": str(error)}))
+        return 0
+    steps = []
+    for step in job.steps:
+        tasks = []
+        if step.parameterSpace is not None:
+            for task in StepParameterSpaceIterator(space=step.parameterSpace):
+                tasks.append({name: {"type": p.type.value, "value": str(p.value)} for name, p in task.items()})
+        else:
+            tasks.append({})
+        steps.append({"name": step.name, "tasks": tasks})
+    print(json.dumps({
+        "name": job.name,
+        "parameters": {name: str(p.value) for name, p in parameters.items()},
+        "steps": steps,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
