@@ -35,7 +35,7 @@ let package = Package(
         .target(
             name: "PaddockMaster",
             dependencies: [
-                "PaddockProtocol",
+                "PaddockProtocol", "PaddockOpenJD",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -84,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "PaddockCLI",
             dependencies: [
-                "PaddockProtocol", "PaddockClient", "PaddockMaster", "PaddockAgent",
+                "PaddockProtocol", "PaddockClient", "PaddockMaster", "PaddockAgent", "PaddockOpenJD",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

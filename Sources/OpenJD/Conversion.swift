@@ -22,6 +22,7 @@ public struct OpenJDConversion: Sendable {
         }
         var tasks: [TaskSpec] = []
         var taskNames: [String: [String]] = [:]
+        var bytes = 0
         for (i, step) in job.steps.enumerated() {
             let at = FieldPath("steps").index(i)
             if !step.template.stepEnvironments.isEmpty {
@@ -49,6 +50,11 @@ public struct OpenJDConversion: Sendable {
                 task.timeout = onRun.timeout.map(Double.init)
                 task.dependsOn = prerequisites
                 names.append(task.name)
+                bytes += task.command.reduce(0) { $0 + $1.utf8.count } + task.env.reduce(0) { $0 + $1.value.utf8.count }
+                guard bytes <= Self.byteLimit else {
+                    throw at.error("the job's commands come to more than \(Self.byteLimit >> 20) MiB "
+                        + "(embedded files travel in each task's command); Paddock takes at most that much per job")
+                }
                 tasks.append(task)
             }
             taskNames[step.template.name] = names
@@ -131,6 +137,8 @@ public struct OpenJDConversion: Sendable {
     }
 
     static let rulesFile = "openjd-path-mapping.json"
+    /// The converted job's commands and environments in all: a 1 MiB template must not become gigabytes.
+    public static let byteLimit = 64 << 20
 
     /// `sh -c` text that writes the embedded files into the task's working directory
     /// (`$PADDOCK_WORK_DIR`, the session directory), then runs the action.

@@ -398,3 +398,69 @@ struct ConversionTests {
             == "steps[1].dependencies: the steps this step depends on have 1001 tasks; Paddock lets a task wait for at most 1000")
     }
 }
+
+@Suite("OpenJD submission bodies")
+struct RequestTests {
+    let template = #"{"specificationVersion": "jobtemplate-2023-09", "name": "J {{Param.N}}", "parameterDefinitions": [{"name": "N", "type": "INT", "maxValue": 3}], "steps": [{"name": "S", "parameterSpace": {"taskParameterDefinitions": [{"name": "F", "type": "INT", "range": "1-{{Param.N}}"}]}, "script": {"actions": {"onRun": {"command": "echo", "args": ["{{Task.Param.F}}"]}}}}]}"#
+
+    @Test func convertsIntoAnOrdinaryJob() throws {
+        let body = #"{"openjd": {"template": \#(template), "parameters": {"N": 2}}, "priority": 7, "labels": {"show": "x"}, "after": ["j1"]}"#
+        let converted = try #require(try OpenJDRequest.convert(json: Array(body.utf8)))
+        let job = try PaddockProtocol.WireJSON.decoder().decode(JobSubmission.self, from: converted.job)
+        #expect(job.name == "J 2")
+        #expect(job.priority == 7)
+        #expect(job.labels == ["openjd": "jobtemplate-2023-09", "show": "x"])
+        #expect(job.after.map(\.description) == ["j1"])
+        #expect(job.tasks.map(\.command) == [["echo", "1"], ["echo", "2"]])
+        #expect(job.progressRegex != nil)
+        #expect(converted.warnings.isEmpty)
+    }
+
+    @Test func otherBodiesAreLeftAlone() throws {
+        #expect(try OpenJDRequest.convert(json: Array(#"{"name": "openjd", "tasks": []}"#.utf8)) == nil)
+        #expect(try OpenJDRequest.convert(json: Array("not json".utf8)) == nil)
+        #expect(OpenJDRequest.mayBe(Array(#"{"openjd": {}}"#.utf8)))
+        #expect(!OpenJDRequest.mayBe(Array(#"{"name": "x"}"#.utf8)))
+    }
+
+    @Test func refusalsNameTheFieldFromTheBodysRoot() {
+        let cases: [(String, String)] = [
+            (#"{"openjd": {"template": \#(template), "parameters": {"N": 4}}}"#, "openjd.parameters.N"),
+            (#"{"openjd": {"template": \#(template)}}"#, "openjd.parameters"),
+            (#"{"openjd": {"template": \#(template), "parameters": {"N": 1}}, "tasks": []}"#, "tasks"),
+            (#"{"openjd": {"template": {"specificationVersion": "jobtemplate-2023-09"}}}"#, "openjd.template.name"),
+            (#"{"openjd": {"template": \#(template), "parameters": [1]}}"#, "openjd.parameters"),
+            (#"{"openjd": {"parameters": {}}}"#, "openjd.template"),
+        ]
+        for (body, field) in cases {
+            do {
+                _ = try OpenJDRequest.convert(json: Array(body.utf8))
+                Issue.record("accepted \(body)")
+            } catch {
+                #expect(error.field == field, "\(error)")
+                #expect(error.message.hasPrefix(field + ": "), "\(error)")
+            }
+        }
+    }
+
+    /// The OpenAPI document describes what the decoder takes (the schema is in Sources/Protocol/openapi.yaml).
+    @Test func theOpenAPISchemaMatches() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Sources/Protocol/openapi.yaml")
+        let document = try yamlValue(try String(contentsOf: path, encoding: .utf8))
+        let schemas = document["components"]?["schemas"]
+        func properties(_ name: String) -> Set<String> {
+            guard case .object(let object)? = schemas?[name]?["properties"] else { return [] }
+            return Set(object.keys)
+        }
+        #expect(properties("JobFromOpenJD") == OpenJDRequest.keys)
+        #expect(properties("OpenJDTemplateRequest") == OpenJDRequest.openjdKeys)
+        #expect(schemas?["JobFromOpenJD"]?["additionalProperties"] == .bool(false))
+        #expect(schemas?["OpenJDTemplateRequest"]?["additionalProperties"] == .bool(false))
+        guard case .array(let variants)? = schemas?["JobSubmission"]?["oneOf"] else {
+            Issue.record("JobSubmission has no oneOf")
+            return
+        }
+        #expect(variants.contains(.object(TemplateObject([("$ref", .string("#/components/schemas/JobFromOpenJD"))]))))
+    }
+}

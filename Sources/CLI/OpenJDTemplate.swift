@@ -1,0 +1,67 @@
+import Foundation
+import PaddockOpenJD
+import Yams
+
+/// `paddock submit TEMPLATE -p NAME=VALUE`: an Open Job Description template is sent to the master
+/// as it is, with its parameter values; the master converts it (docs/OPENJD.md).
+enum OpenJDTemplateFile {
+    /// The document, when it is an OpenJD job template (`specificationVersion: jobtemplate-2023-09`).
+    static func template(_ data: Data) throws -> TemplateValue? {
+        let document: TemplateValue
+        if let json = try? TemplateValue(json: data) {
+            document = json
+        } else {
+            guard let text = String(data: data, encoding: .utf8), let parsed = try? Yams.compose(yaml: text),
+                  let value = try? value(of: parsed) else { return nil }
+            document = value
+        }
+        guard case .string(let version)? = document["specificationVersion"] else { return nil }
+        guard version == JobTemplate.specificationVersion else {
+            throw OpenJDError("specificationVersion",
+                              "this Paddock reads '\(JobTemplate.specificationVersion)' job templates, not '\(version.prefix(64))'")
+        }
+        return document
+    }
+
+    /// The request body: `{"openjd": {"template": ..., "parameters": {NAME: VALUE}}}`.
+    static func body(template: TemplateValue, parameters: [String]) throws -> Data {
+        var values = TemplateObject()
+        for assignment in parameters {
+            let parts = assignment.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw OpenJDError("", "-p takes NAME=VALUE, not '\(assignment.prefix(64))'")
+            }
+            values[String(parts[0])] = .string(String(parts[1]))
+        }
+        let request = TemplateValue.object(TemplateObject([
+            ("openjd", .object(TemplateObject([("template", template), ("parameters", .object(values))]))),
+        ]))
+        return Data(request.json.utf8)
+    }
+
+    /// A YAML node as the template tree; numbers keep their text. YAML 1.1 (PyYAML, which the
+    /// reference implementation reads templates with) writes floats with a '.': `1e2` is a string.
+    static func value(of node: Node) throws -> TemplateValue {
+        switch node {
+        case .scalar(let scalar):
+            switch Tag.Name(rawValue: node.tag.rawValue) {
+            case .null: return .null
+            case .bool: return node.bool.map(TemplateValue.bool) ?? .string(scalar.string)
+            case .int: return node.int.map { .number(String($0)) } ?? .string(scalar.string)
+            case .float: return scalar.string.contains(".") ? .number(scalar.string) : .string(scalar.string)
+            default: return .string(scalar.string)
+            }
+        case .sequence(let sequence):
+            return .array(try sequence.map(value(of:)))
+        case .mapping(let mapping):
+            var object = TemplateObject()
+            for (key, item) in mapping {
+                guard case .scalar(let name) = key else { throw OpenJDError("", "mapping keys must be strings") }
+                object[name.string] = try value(of: item)
+            }
+            return .object(object)
+        case .alias:
+            throw OpenJDError("", "YAML aliases are not supported in templates")
+        }
+    }
+}

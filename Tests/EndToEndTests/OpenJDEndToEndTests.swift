@@ -1,0 +1,117 @@
+import Foundation
+import PaddockClient
+import PaddockProtocol
+import Testing
+
+/// Open Job Description templates on a real master and agent (issue 18): the specification's
+/// parameter showcase through `paddock submit -p`, and a template with a parameter space, an
+/// embedded file and a step dependency through the API's `openjd` body.
+extension EndToEnd { @Suite struct OpenJDEndToEndTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("OpenJDTests/Fixtures")
+
+    @Test func theShowcaseSamplePrintsItsValues() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("openjd", ["--cpus", "2", "--ram", "2GiB"])
+        let file = Self.fixtures.appendingPathComponent("ui-controls-showcase.yaml").path
+        let submitted = try cli(farm, ["submit", file, "-p", "InputFilePicker=/in/scene.blend", "-p", "OutputFilePicker=/out/frame.exr",
+                                       "-p", "DirectoryPicker=/projects/a b", "-p", "IntSpinner=-7", "--json"])
+        let job = try WireJSON.decoder().decode(JobView.self, from: Data(submitted.utf8))
+        #expect(job.name == "Job Template GUI Control Showcase")
+        #expect(job.counts.total == 1)
+        let tasks = try await farm.waitForJob(job.id)
+        #expect(tasks.map(\.state) == [.succeeded])
+        let log = try await farm.logs(try #require(tasks.first).id)
+        // What the sample's script echoes, one value under each label.
+        for expected in ["LineEditControl value:\nDefault line edit value.\n",
+                         "MultiLineEditControl value:\nThis is a\ntext file with\nmultiple lines.\n\n",
+                         "IntSpinner value:\n-7\n", "BigStepIntSpinner value:\n123\n",
+                         "FloatSpinner value:\n1234.56789\n", "FloatSpinnerOne value:\n100000.01\n",
+                         "StringDropdown value:\nWEDNESDAY\n", "IntDropdown value:\n7\n", "FloatDropdown value:\n3.26\n",
+                         "InputFilePicker raw value:\n/in/scene.blend\nInputFilePicker value mapped locally:\n/in/scene.blend\n",
+                         "DirectoryPicker raw value:\n/projects/a b\n"] {
+            #expect(log.contains(expected), "\(expected) in:\n\(log)")
+        }
+    }
+
+    @Test func aParameterSpaceWithDependenciesRunsThroughTheAPI() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("openjd", ["--cpus", "4", "--ram", "2GiB"])
+        let template = #"""
+            {"specificationVersion": "jobtemplate-2023-09", "name": "Shot {{Param.Shot}}",
+             "parameterDefinitions": [{"name": "Shot", "type": "STRING", "allowedValues": ["sh010", "sh020"]},
+                                      {"name": "Frames", "type": "STRING", "default": "1-3"}],
+             "steps": [
+              {"name": "Render",
+               "parameterSpace": {"taskParameterDefinitions": [
+                 {"name": "Frame", "type": "INT", "range": "{{Param.Frames}}"},
+                 {"name": "Layer", "type": "STRING", "range": ["bg", "fg"]}]},
+               "hostRequirements": {"amounts": [{"name": "amount.worker.vcpu", "min": 1}],
+                                    "attributes": [{"name": "attr.custom.farm", "anyOf": ["main"]}]},
+               "script": {"actions": {"onRun": {"command": "sh", "args": ["-c",
+                 "echo frame {{Task.Param.Frame}} layer $PADDOCK_PARAM_LAYER of {{Param.Shot}}; sleep 0.2; touch $PADDOCK_WORK_DIR/../../rendered-{{Task.Param.Frame}}-{{Task.Param.Layer}}"]}}}},
+              {"name": "Encode", "dependencies": [{"dependsOn": "Render"}],
+               "script": {"actions": {"onRun": {"command": "bash", "args": ["{{Task.File.Encode}}"], "timeout": 60}},
+                          "embeddedFiles": [{"name": "Encode", "type": "TEXT", "runnable": true,
+                            "data": "echo encoding {{Param.Shot}} in {{Session.WorkingDirectory}}\nls $PADDOCK_WORK_DIR/../.. | grep -c rendered-\necho openjd_progress: 50\n"}]}}]}
+            """#
+        let job = try await farm.submitRaw(#"{"openjd": {"template": \#(template), "parameters": {"Shot": "sh020"}}, "priority": 5}"#)
+        #expect(job.name == "Shot sh020")
+        #expect(job.priority == 5)
+        #expect(job.counts.total == 7)
+        #expect(job.warnings.contains { $0.contains("attr.custom.farm is not supported by Paddock yet") })
+        let tasks = try await farm.waitForJob(job.id)
+        #expect(tasks.allSatisfy { $0.state == .succeeded }, "\(tasks.map { "\($0.name): \($0.state)" })")
+        let render = tasks.filter { $0.name.hasPrefix("Render[") }
+        #expect(render.map(\.name).sorted() == ["Render[0] Frame=1 Layer=bg", "Render[1] Frame=1 Layer=fg",
+                                                "Render[2] Frame=2 Layer=bg", "Render[3] Frame=2 Layer=fg",
+                                                "Render[4] Frame=3 Layer=bg", "Render[5] Frame=3 Layer=fg"])
+        let third = try #require(render.first { $0.name.hasPrefix("Render[3]") })
+        #expect(third.env["PADDOCK_PARAM_FRAME"] == "2")
+        #expect(try await farm.logs(third.id) == "frame 2 layer fg of sh020\n")
+        let encode = try #require(tasks.first { $0.name == "Encode" })
+        #expect(encode.timeout == 60)
+        let log = try await farm.logs(encode.id)
+        // Every Render task had finished (6 files) when Encode ran in its own session directory.
+        #expect(log.hasPrefix("encoding sh020 in \(farm.dir)/openjd/tasks/\(encode.id)-e"), "\(log)")
+        #expect(log.hasSuffix("\n6\nopenjd_progress: 50\n"), "\(log)")
+        #expect(encode.progress == 1)
+    }
+
+    @Test func anInvalidValueIsA400NamingTheFieldAndTheRule() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        let template = try String(contentsOf: Self.fixtures.appendingPathComponent("blender-ffmpeg.yaml"), encoding: .utf8)
+        let file = farm.dir + "/blender.yaml"
+        try template.write(toFile: file, atomically: true, encoding: .utf8)
+        let refusals: [(String, String)] = [
+            (#"{"openjd": {"template": {"specificationVersion": "jobtemplate-2023-09", "name": "x", "steps": [{"name": "S", "parameterSpace": {"taskParameterDefinitions": [{"name": "F", "type": "INT", "range": "9-1"}]}, "script": {"actions": {"onRun": {"command": "echo"}}}}]}}}"#,
+             "openjd.template.steps[0].parameterSpace.taskParameterDefinitions[0].range"),
+            (#"{"openjd": {"template": {"specificationVersion": "jobtemplate-2023-09", "name": "x", "parameterDefinitions": [{"name": "N", "type": "INT", "maxValue": 3}], "steps": [{"name": "S", "script": {"actions": {"onRun": {"command": "echo"}}}}]}, "parameters": {"N": 4}}}"#,
+             "openjd.parameters.N"),
+        ]
+        for (body, field) in refusals {
+            do {
+                _ = try await farm.submitRaw(body)
+                Issue.record("accepted: \(body)")
+            } catch ClientError.api(let error) {
+                #expect(error.status == 400 || error.code == "invalid_request")
+                #expect(error.field == field, "\(error)")
+                #expect(error.message.hasPrefix(field + ": "), "\(error)")
+            }
+        }
+        // The CLI says the same and exits non-zero.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Farm.binary)
+        process.arguments = ["submit", file, "-p", "Format=GIF", "--master", farm.url, "--token", Farm.admin]
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(stderr.contains("parameters.Format: value (GIF) for parameter Format must be one of the allowed values"), "\(stderr)")
+    }
+} }
