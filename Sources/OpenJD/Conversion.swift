@@ -21,7 +21,13 @@ public struct OpenJDConversion: Sendable {
             throw FieldPath("jobEnvironments").error("environments are not supported by Paddock yet (see docs/OPENJD.md)")
         }
         var tasks: [TaskSpec] = []
+        // Every step's task names first: a step may depend on one written after it.
         var taskNames: [String: [String]] = [:]
+        for step in job.steps {
+            taskNames[step.template.name] = step.tasks.enumerated().map { index, parameters in
+                Self.taskName(step.template.name, index: index, count: step.tasks.count, parameters: parameters)
+            }
+        }
         var bytes = 0
         for (i, step) in job.steps.enumerated() {
             let at = FieldPath("steps").index(i)
@@ -42,14 +48,13 @@ public struct OpenJDConversion: Sendable {
                 warnings.append("\(at.key("script.actions.onRun.cancelation")): NOTIFY_THEN_TERMINATE is not honoured yet; "
                     + "a cancelled task is stopped the Paddock way")
             }
-            var names: [String] = []
+            let names = taskNames[step.template.name] ?? []
             for (index, parameters) in step.tasks.enumerated() {
                 var task = try Self.task(job, step: step, parameters: parameters, at: at)
-                task.name = Self.taskName(step.template.name, index: index, count: step.tasks.count, parameters: parameters)
+                task.name = names[index]
                 task.requirements = requirements
                 task.timeout = onRun.timeout.map(Double.init)
                 task.dependsOn = prerequisites
-                names.append(task.name)
                 bytes += task.command.reduce(0) { $0 + $1.utf8.count } + task.env.reduce(0) { $0 + $1.value.utf8.count }
                 guard bytes <= Self.byteLimit else {
                     throw at.error("the job's commands come to more than \(Self.byteLimit >> 20) MiB "
@@ -57,7 +62,6 @@ public struct OpenJDConversion: Sendable {
                 }
                 tasks.append(task)
             }
-            taskNames[step.template.name] = names
         }
         guard tasks.count <= Limits.tasksPerJob else {
             throw FieldPath("steps").error("the job has \(tasks.count) tasks; Paddock takes at most \(Limits.tasksPerJob) per job")

@@ -32,6 +32,12 @@ enum FormatString {
         _ = try parse(text, at: path)
     }
 
+    static func checkNames(_ text: String, at path: FieldPath, allowed: Set<String>) throws(OpenJDError) {
+        for case .reference(let name) in try parse(text, at: path) where !allowed.contains(name) {
+            throw path.error("variable \(name) does not exist at this location")
+        }
+    }
+
     static func hasReferences(_ text: String) -> Bool {
         text.contains("{{")
     }

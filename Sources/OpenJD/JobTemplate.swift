@@ -152,6 +152,57 @@ extension JobTemplate {
         }
         self.steps = steps
         try Self.checkAcyclic(steps, at: root.key("steps"))
+        try checkReferences()
+    }
+
+    /// Every `{{ name }}` refers to a value that exists where it is written (2023-09 §7.3.1), as the
+    /// reference implementation checks when it decodes a template.
+    func checkReferences() throws(OpenJDError) {
+        let root = FieldPath()
+        var template: Set<String> = []
+        for parameter in parameterDefinitions {
+            template.insert("RawParam.\(parameter.name)")
+            if parameter.type != .path { template.insert("Param.\(parameter.name)") }
+        }
+        try FormatString.checkNames(name, at: root.key("name"), allowed: template)
+        for (i, step) in steps.enumerated() {
+            let at = root.key("steps").index(i)
+            for (j, definition) in (step.parameterSpace?.taskParameterDefinitions ?? []).enumerated() {
+                let range = at.key("parameterSpace").key("taskParameterDefinitions").index(j).key("range")
+                switch definition.range {
+                case .expression(let text):
+                    try FormatString.checkNames(text, at: range, allowed: template)
+                case .list(let items):
+                    for (k, item) in items.enumerated() {
+                        if case .string(let text) = item { try FormatString.checkNames(text, at: range.index(k), allowed: template) }
+                    }
+                }
+            }
+            for (j, attribute) in (step.hostRequirements?.attributes ?? []).enumerated() {
+                let base = at.key("hostRequirements").key("attributes").index(j)
+                for (key, values) in [("anyOf", attribute.anyOf), ("allOf", attribute.allOf)] {
+                    for (k, text) in (values ?? []).enumerated() {
+                        try FormatString.checkNames(text, at: base.key(key).index(k), allowed: template)
+                    }
+                }
+            }
+            var script = template
+            for parameter in parameterDefinitions { script.insert("Param.\(parameter.name)") }
+            for definition in step.parameterSpace?.taskParameterDefinitions ?? [] {
+                script.insert("Task.Param.\(definition.name)")
+                script.insert("Task.RawParam.\(definition.name)")
+            }
+            for file in step.script.embeddedFiles { script.insert("Task.File.\(file.name)") }
+            script.formUnion(["Session.WorkingDirectory", "Session.HasPathMappingRules", "Session.PathMappingRulesFile"])
+            let action = at.key("script").key("actions").key("onRun")
+            try FormatString.checkNames(step.script.onRun.command, at: action.key("command"), allowed: script)
+            for (j, arg) in step.script.onRun.args.enumerated() {
+                try FormatString.checkNames(arg, at: action.key("args").index(j), allowed: script)
+            }
+            for (j, file) in step.script.embeddedFiles.enumerated() {
+                try FormatString.checkNames(file.data, at: at.key("script").key("embeddedFiles").index(j).key("data"), allowed: script)
+            }
+        }
     }
 
     static func description(_ reader: ObjectReader, at path: FieldPath) throws(OpenJDError) -> String? {

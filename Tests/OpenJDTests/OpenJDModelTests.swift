@@ -381,6 +381,36 @@ struct ConversionTests {
         #expect((attributes[.posixPermissions] as? Int) == 0o500)
     }
 
+    @Test func aStepMayDependOnOneWrittenAfterIt() throws {
+        let text = try String(contentsOf: fixtures.deletingLastPathComponent().appendingPathComponent("Templates/scopes.yaml"),
+                              encoding: .utf8)
+        let converted = try OpenJDConversion(try job(text))
+        let tasks = converted.submission.tasks
+        #expect(tasks.map(\.name) == ["Late[0] Where=/s/a.blend", "Late[1] Where=/other/sh010", "Early"])
+        #expect(tasks[0].dependsOn == ["Early"])
+        #expect(tasks[0].command.prefix(2) == ["/bin/sh", "-c"])
+        #expect(try DependencyGraph(tasks: tasks).prerequisites == [[2], [2], []])
+    }
+
+    @Test func referencesAreCheckedWhereTheyAreWritten() {
+        let cases: [(String, String)] = [
+            ("name: \"{{Param.P}}\"", "name: variable Param.P does not exist at this location"),
+            ("name: \"{{Task.Param.P}}\"", "name: variable Task.Param.P does not exist at this location"),
+            ("name: x\n  # \nsteps:\n- name: S\n  script: {actions: {onRun: {command: \"{{Task.File.F}}\"}}}",
+             "steps[0].script.actions.onRun.command: variable Task.File.F does not exist at this location"),
+        ]
+        for (head, expected) in cases {
+            var text = """
+                specificationVersion: jobtemplate-2023-09
+                parameterDefinitions:
+                - {name: P, type: PATH}
+
+                """ + head
+            if !head.contains("steps:") { text += "\nsteps:\n- name: S\n  script: {actions: {onRun: {command: echo}}}" }
+            #expect(openJDError { _ = try template(text) } == expected)
+        }
+    }
+
     @Test func refusesWhatPaddockCannotHonour() {
         let windows = pipeline.replacingOccurrences(of: "anyOf: [linux, macos]", with: "anyOf: [windows]")
         #expect(openJDError { _ = try OpenJDConversion(try job(windows)) }

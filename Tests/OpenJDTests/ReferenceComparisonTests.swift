@@ -45,6 +45,10 @@ struct ReferenceComparisonTests {
         Case(file: "Templates/parameter-spaces.yaml", values: ["First": "45"]),  // 45-20: refused
         Case(file: "Templates/parameter-spaces.yaml", values: ["Last": "55"]),  // overlaps 50: refused
         Case(file: "Templates/parameter-spaces.yaml", values: ["Step": "0"]),  // a zero step: refused
+        Case(file: "Templates/scopes.yaml"),
+        Case(file: "Templates/scopes.yaml", values: ["Scene": "/mnt/x y", "Shot": "sh999"]),
+        Case(file: "Templates/bad-scopes.yaml"),  // refused
+        Case(file: "Templates/bad-task-scope.yaml"),  // refused
     ]
 
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
