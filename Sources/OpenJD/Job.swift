@@ -40,7 +40,7 @@ public struct OpenJDJob: Sendable {
         for definition in definitions {
             if let given = values[definition.name] {
                 parameters[definition.name] = JobParameter(
-                    type: definition.type, value: try definition.check(given, at: root.key(definition.name)))
+                    type: definition.type, value: try definition.check(given, at: root.key(definition.name), given: true))
             } else if let value = definition.defaultValue {
                 parameters[definition.name] = JobParameter(type: definition.type, value: value)
             } else {
@@ -205,12 +205,12 @@ public struct OpenJDJob: Sendable {
                     let value = try symbols.resolvePlain(text, at: path.index(i))
                     switch definition.type {
                     case .int:
-                        guard let number = Int(value.trimmingSpaces) else {
+                        guard let number = Numbers.integer(value) else {
                             throw path.index(i).error("'\(value.prefix(64))' is not an integer")
                         }
                         out.append(make(String(number)))
                     case .float:
-                        guard Double(value.trimmingSpaces)?.isFinite == true else {
+                        guard Numbers.double(value) != nil else {
                             throw path.index(i).error("'\(value.prefix(64))' is not a floating point number")
                         }
                         out.append(make(Self.floatText(value)))
@@ -237,9 +237,19 @@ public struct OpenJDJob: Sendable {
             sign = String(first)
             body = body.dropFirst()
         }
-        while body.count > 1, body.first == "0", let next = body.dropFirst().first, next.isNumber { body = body.dropFirst() }
-        let isZero = body.allSatisfy { $0 == "0" || $0 == "." }
-            || (body.lowercased().split(separator: "e").first?.allSatisfy { $0 == "0" || $0 == "." } ?? false)
-        return isZero ? String(body) : sign + body
+        while body.first == "0", let next = body.dropFirst().first, next.isASCII, next.isNumber { body = body.dropFirst() }
+        return spellsZero(body) ? String(body) : sign + body
+    }
+
+    /// An all-zero mantissa, whatever the exponent (`0.00`, `0e5`; not `1e-400`).
+    static func spellsZero(_ body: Substring) -> Bool {
+        let mantissa = body.split(whereSeparator: { $0 == "e" || $0 == "E" }).first ?? ""
+        if body.contains(where: { $0 == "e" || $0 == "E" }) {
+            guard let exponent = body.split(whereSeparator: { $0 == "e" || $0 == "E" }).dropFirst().first,
+                  body.filter({ $0 == "e" || $0 == "E" }).count == 1 else { return false }
+            let digits = exponent.first == "+" || exponent.first == "-" ? exponent.dropFirst() : exponent
+            guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else { return false }
+        }
+        return mantissa.contains("0") && mantissa.allSatisfy { $0 == "0" || $0 == "." }
     }
 }

@@ -320,14 +320,17 @@ extension JobParameterDefinition {
 
     /// Checks a value (from the template or from the submitter) against this definition; returns it
     /// as text the way the reference implementation renders it.
-    func check(_ value: TemplateValue, at path: FieldPath, checkAllowed: Bool = true) throws(OpenJDError) -> String {
+    /// A value the submitter gives as text keeps that text (as in the reference implementation,
+    /// `+5` stays `+5`); a default in the template is rendered from the number it reads as.
+    func check(_ value: TemplateValue, at path: FieldPath, checkAllowed: Bool = true,
+               given: Bool = false) throws(OpenJDError) -> String {
         let text: String
         switch type {
         case .int:
             guard let number = Numbers.integer(value) else {
                 throw path.error("value for parameter \(name) must be an integer or an integer string")
             }
-            text = String(number)
+            if given, case .string(let written) = value { text = written } else { text = String(number) }
             try checkRange(Double(number), text, at: path)
         case .float:
             guard let number = Numbers.double(value) else {
@@ -335,7 +338,7 @@ extension JobParameterDefinition {
             }
             switch value {
             case .number(let written): text = Numbers.render(number: written)
-            case .string(let written): text = written.trimmingSpaces
+            case .string(let written): text = given ? written : written.trimmingSpaces
             default: text = "\(number)"
             }
             try checkRange(number, text, at: path)
@@ -532,10 +535,10 @@ extension TaskParameterDefinition {
                 case (_, .string(let text)):
                     try FormatString.check(text, at: at.index(i))
                     if !FormatString.hasReferences(text) {
-                        if type == .int, Int(text.trimmingSpaces) == nil {
+                        if type == .int, Numbers.integer(text) == nil {
                             throw at.index(i).error("'\(text.prefix(64))' is not an integer")
                         }
-                        if type == .float, Double(text.trimmingSpaces) == nil {
+                        if type == .float, Numbers.double(text) == nil {
                             throw at.index(i).error("'\(text.prefix(64))' is not a floating point number")
                         }
                         if type == .string || type == .path, !(1...1024).contains(text.count) {

@@ -92,22 +92,73 @@ struct ObjectReader {
 }
 
 enum Numbers {
-    /// `12`, `"12"`, `" -3 "`: a whole number (not `1.0`, not `true`).
+    /// `12`, `"12"`, `" -3 "`, `"1_000"`: a whole number (not `1.0`, not `true`), read from text
+    /// as the reference implementation (Python's `int`) reads it.
     static func integer(_ value: TemplateValue, strings: Bool = true) -> Int? {
         switch value {
         case .number(let text): return Int(text)
-        case .string(let text) where strings: return Int(text.trimmingSpaces)
+        case .string(let text) where strings: return integer(text)
         default: return nil
         }
     }
 
+    /// A number, or a string of one (`"2.5"`, `" 1e2 "`, `"1_0"`, `"inf"`) as Python's `float`
+    /// and `Decimal` read them. Numbers written as numbers must be finite.
     static func double(_ value: TemplateValue, strings: Bool = true) -> Double? {
         switch value {
         case .number(let text): return Double(text).flatMap { $0.isFinite ? $0 : nil }
-        case .string(let text) where strings:
-            return Double(text.trimmingSpaces).flatMap { $0.isFinite ? $0 : nil }
+        case .string(let text) where strings: return double(text)
         default: return nil
         }
+    }
+
+    /// Python's `int(text)`: surrounding whitespace, a sign, digits with single `_` between them.
+    static func integer(_ text: String) -> Int? {
+        guard let digits = plainDigits(text.trimmingSpaces, allowSign: true) else { return nil }
+        return Int(digits)
+    }
+
+    /// Python's `float(text)` (and `Decimal`): whitespace, a sign, digits (with `_` between
+    /// them), a point, an exponent; or inf, infinity, nan.
+    static func double(_ text: String) -> Double? {
+        var body = Substring(text.trimmingSpaces)
+        var sign = ""
+        if let first = body.first, first == "+" || first == "-" {
+            sign = first == "-" ? "-" : ""
+            body = body.dropFirst()
+        }
+        switch body.lowercased() {
+        case "inf", "infinity": return sign == "-" ? -.infinity : .infinity
+        case "nan": return .nan
+        default: break
+        }
+        var mantissa = body
+        var exponent = ""
+        if let e = body.firstIndex(where: { $0 == "e" || $0 == "E" }) {
+            mantissa = body[..<e]
+            guard let digits = plainDigits(String(body[body.index(after: e)...]), allowSign: true) else { return nil }
+            exponent = "e" + digits
+        }
+        let parts = mantissa.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let whole = parts.first else { return nil }
+        let fraction = parts.count == 2 ? parts[1] : ""
+        guard !(whole.isEmpty && fraction.isEmpty) else { return nil }
+        guard let w = whole.isEmpty ? "" : plainDigits(String(whole), allowSign: false),
+              let f = fraction.isEmpty ? "" : plainDigits(String(fraction), allowSign: false) else { return nil }
+        return Double(sign + (w.isEmpty ? "0" : w) + "." + (f.isEmpty ? "0" : f) + exponent)
+    }
+
+    /// Digits with single underscores between them (and a leading sign if allowed), underscores removed.
+    private static func plainDigits(_ text: String, allowSign: Bool) -> String? {
+        var body = Substring(text)
+        var sign = ""
+        if allowSign, let first = body.first, first == "+" || first == "-" {
+            sign = String(first)
+            body = body.dropFirst()
+        }
+        guard let first = body.first, let last = body.last, first.isASCII, first.isNumber, last.isASCII, last.isNumber,
+              !body.contains("__"), body.allSatisfy({ ($0.isASCII && $0.isNumber) || $0 == "_" }) else { return nil }
+        return sign + body.filter { $0 != "_" }
     }
 
     /// A number written in the template as text the way the reference renders it: an integer

@@ -45,6 +45,15 @@ struct ReferenceComparisonTests {
         Case(file: "Templates/parameter-spaces.yaml", values: ["First": "45"]),  // 45-20: refused
         Case(file: "Templates/parameter-spaces.yaml", values: ["Last": "55"]),  // overlaps 50: refused
         Case(file: "Templates/parameter-spaces.yaml", values: ["Step": "0"]),  // a zero step: refused
+        Case(file: "Templates/numbers.yaml"),
+        Case(file: "Templates/numbers.yaml", values: ["F": " 2.5 ", "I": " 7 ", "G": "-10"]),
+        Case(file: "Templates/numbers.yaml", values: ["F": "1_0", "I": "1_2"]),
+        Case(file: "Templates/numbers.yaml", values: ["F": "inf", "I": "+5"]),
+        Case(file: "Templates/numbers.yaml", values: ["F": ".5", "G": "5."]),
+        Case(file: "Templates/numbers.yaml", values: ["F": "0x10"]),  // refused
+        Case(file: "Templates/numbers.yaml", values: ["I": "5.0"]),  // refused
+        Case(file: "Templates/numbers.yaml", values: ["G": "-11"]),  // refused: below minValue
+        Case(file: "Templates/numbers.yaml", values: ["I": "101"]),  // refused: above maxValue
         Case(file: "Templates/scopes.yaml"),
         Case(file: "Templates/scopes.yaml", values: ["Scene": "/mnt/x y", "Shot": "sh999"]),
         Case(file: "Templates/bad-scopes.yaml"),  // refused
