@@ -92,8 +92,68 @@ struct ReferenceComparisonTests {
         }
     }
 
+    /// Range expressions made at random (seeded: the same every run), some valid, some not: ours
+    /// and the reference's values agree, and where one refuses, so does the other.
+    @Test func randomRangeExpressionsMatchTheReference() throws {
+        var random = SeededRandom(seed: 20_231_109)
+        var expressions: [String] = []
+        for _ in 0..<600 {
+            var elements: [String] = []
+            for _ in 0..<Int.random(in: 1...4, using: &random) {
+                let space = { (r: inout SeededRandom) in [" ", "", "", "\t"].randomElement(using: &r) ?? "" }
+                let a = Int.random(in: -30...60, using: &random)
+                let b = Int.random(in: -30...60, using: &random)
+                switch Int.random(in: 0..<10, using: &random) {
+                case 0..<3: elements.append("\(space(&random))\(a)\(space(&random))")
+                case 3..<6: elements.append("\(a)\(space(&random))-\(space(&random))\(b)")
+                case 6..<9:
+                    let step = Int.random(in: -7...7, using: &random)
+                    elements.append("\(space(&random))\(a)-\(b)\(space(&random)):\(space(&random))\(step)")
+                default:
+                    elements.append(["", "-", "1-", "2:3", "1--", "a", "1-2:", "+4", "1.5"].randomElement(using: &random) ?? "")
+                }
+            }
+            expressions.append(elements.joined(separator: ","))
+        }
+        let theirs = try Self.referenceRanges(expressions)
+        try #require(theirs.count == expressions.count)
+        var agreed = (values: 0, refusals: 0)
+        for (text, reference) in zip(expressions, theirs) {
+            let ours: [Int]?
+            do {
+                ours = try IntRangeExpression(text, at: FieldPath("range")).values
+            } catch {
+                ours = nil
+            }
+            if let values = reference as? [Int] {
+                #expect(ours == values, "'\(text)': the reference gives \(values)")
+                if ours == values { agreed.values += 1 }
+            } else {
+                #expect(ours == nil, "'\(text)': the reference refuses (\(reference)), we give \(ours ?? [])")
+                if ours == nil { agreed.refusals += 1 }
+            }
+        }
+        // Both kinds are exercised.
+        #expect(agreed.values > 100 && agreed.refusals > 100, "\(agreed)")
+    }
+
+    static func referenceRanges(_ expressions: [String]) throws -> [Any] {
+        let input = try JSONSerialization.data(withJSONObject: expressions)
+        let output = try run(["--ranges"], input: input)
+        return try #require(try JSONSerialization.jsonObject(with: output) as? [Any])
+    }
+
     /// The reference's expansion, from Tests/OpenJDTests/openjd_reference.py.
     static func reference(_ c: Case) throws -> [String: Any] {
+        let data = try run([directory.appendingPathComponent(c.file).path]
+            + c.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" })
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw Setup(message: "the reference script printed no JSON object")
+        }
+        return object
+    }
+
+    static func run(_ arguments: [String], input: Data? = nil) throws -> Data {
         guard let python = ProcessInfo.processInfo.environment["PADDOCK_OPENJD_PYTHON"], !python.isEmpty else {
             throw Setup(message: """
                 PADDOCK_OPENJD_PYTHON is not set: these tests compare with the reference implementation \
@@ -103,26 +163,40 @@ struct ReferenceComparisonTests {
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [directory.appendingPathComponent("openjd_reference.py").path,
-                             directory.appendingPathComponent(c.file).path]
-            + c.values.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        process.arguments = [directory.appendingPathComponent("openjd_reference.py").path] + arguments
         let output = Pipe()
         let errors = Pipe()
+        let stdin = Pipe()
         process.standardOutput = output
         process.standardError = errors
+        process.standardInput = stdin
         try process.run()
+        if let input { stdin.fileHandleForWriting.write(input) }
+        try stdin.fileHandleForWriting.close()
         let data = output.fileHandleForReading.readDataToEndOfFile()
         let stderr = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0,
-              let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard process.terminationStatus == 0 else {
             throw Setup(message: "the reference script failed (\(process.terminationStatus)): \(String(decoding: stderr, as: UTF8.self))")
         }
-        return object
+        return data
     }
 
     struct Setup: Error, CustomStringConvertible {
         var message: String
         var description: String { message }
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so that a failure shows again on the next run.
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

@@ -3,10 +3,12 @@
 scripts/setup-debian.sh) expands an Open Job Description template.
 
 Usage: openjd_reference.py TEMPLATE.(yaml|json) [NAME=VALUE ...]
+       openjd_reference.py --ranges < JSON list of <IntRangeExpr> strings
 
 Output: {"name": JOBNAME, "parameters": {NAME: VALUE as a string},
          "steps": [{"name": STEP, "tasks": [{PARAM: {"type": T, "value": V}}, ...]}]}
 or, when the reference refuses the template or the values: {"error": MESSAGE}.
+With --ranges: a JSON list with, for each expression, its values or {"error": MESSAGE}.
 Job parameter values are processed the way a server does (paths left as given).
 Used by Tests/OpenJDTests/ReferenceComparisonTests.swift.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 from openjd.model import (
     DecodeValidationError,
     DocumentType,
+    IntRangeExpr,
     StepParameterSpaceIterator,
     create_job,
     decode_job_template,
@@ -25,7 +28,20 @@ from openjd.model import (
 )
 
 
+def ranges() -> int:
+    out = []
+    for text in json.load(sys.stdin):
+        try:
+            out.append(list(IntRangeExpr.from_str(text)))
+        except Exception as error:  # the reference's own error types (TokenError, ExpressionError, ValueError)
+            out.append({"error": str(error)})
+    print(json.dumps(out))
+    return 0
+
+
 def main() -> int:
+    if sys.argv[1:] == ["--ranges"]:
+        return ranges()
     path = Path(sys.argv[1])
     values = dict(arg.split("=", 1) for arg in sys.argv[2:])
     kind = DocumentType.JSON if path.suffix == ".json" else DocumentType.YAML
