@@ -70,7 +70,7 @@ public struct OpenJDJob: Sendable {
         for (i, step) in template.steps.enumerated() {
             let at = FieldPath("steps").index(i)
             let tasks = try Self.expand(step.parameterSpace, symbols: symbols, at: at.key("parameterSpace"),
-                                        limit: taskLimit - total)
+                                        limit: TaskLimit(total: taskLimit, before: total))
             total += tasks.count
             var attributes: [(String, [String]?, [String]?)] = []
             for (j, attribute) in (step.hostRequirements?.attributes ?? []).enumerated() {
@@ -102,10 +102,24 @@ public struct OpenJDJob: Sendable {
     }
 
     /// The values each task parameter takes, then their combination.
+    /// Paddock's limit of tasks per job, and how many the steps before this one made.
+    struct TaskLimit {
+        var total: Int
+        var before: Int
+        var left: Int { max(0, total - before) }
+
+        func exceeded(by count: Int, what: String) -> String {
+            before == 0
+                ? "\(what) \(count) tasks, more than Paddock's limit of \(total) tasks per job"
+                : "\(what) \(count) tasks; with the \(before) of the steps before it the job would have more than "
+                    + "Paddock's limit of \(total) tasks per job"
+        }
+    }
+
     static func expand(_ space: ParameterSpaceDefinition?, symbols: SymbolTable, at path: FieldPath,
-                       limit: Int) throws(OpenJDError) -> [[TaskParameter]] {
+                       limit: TaskLimit) throws(OpenJDError) -> [[TaskParameter]] {
         guard let space else {
-            guard limit >= 1 else { throw path.error("the job has more than \(max(0, limit)) tasks") }
+            guard limit.left >= 1 else { throw path.error(limit.exceeded(by: 1, what: "this step has")) }
             return [[]]
         }
         var values: [String: [TaskParameter]] = [:]
@@ -119,9 +133,8 @@ public struct OpenJDJob: Sendable {
         } ?? (names.count == 1 ? .parameter(names[0]) : .product(names.map { .parameter($0) }))
 
         let count = try size(expression, values, at: path.key("combination"))
-        guard count <= limit else {
-            throw path.error("this step's parameter space has \(count) tasks, more than the \(max(0, limit)) "
-                + "left of Paddock's limit of tasks per job")
+        guard count <= limit.left else {
+            throw path.error(limit.exceeded(by: count, what: "this step's parameter space has"))
         }
         var tasks: [[TaskParameter]] = []
         tasks.reserveCapacity(count)
@@ -183,16 +196,15 @@ public struct OpenJDJob: Sendable {
     }
 
     /// The values of one task parameter, format strings resolved in the template scope.
-    static func rangeValues(_ definition: TaskParameterDefinition, symbols: SymbolTable, limit: Int,
+    static func rangeValues(_ definition: TaskParameterDefinition, symbols: SymbolTable, limit: TaskLimit,
                             at path: FieldPath) throws(OpenJDError) -> [TaskParameter] {
         let make = { (value: String) in TaskParameter(name: definition.name, type: definition.type, value: value) }
         switch definition.range {
         case .expression(let text):
             let resolved = try symbols.resolvePlain(text, at: path)
             let expression = try IntRangeExpression(resolved, at: path)
-            guard expression.count <= limit else {
-                throw path.error("the range has \(expression.count) values, more than the \(max(0, limit)) "
-                    + "left of Paddock's limit of tasks per job")
+            guard expression.count <= limit.left else {
+                throw path.error(limit.exceeded(by: expression.count, what: "the range makes"))
             }
             return expression.values.map { make(String($0)) }
         case .list(let items):

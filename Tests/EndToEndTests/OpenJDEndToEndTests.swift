@@ -115,3 +115,26 @@ extension EndToEnd { @Suite struct OpenJDEndToEndTests {
         #expect(stderr.contains("parameters.Format: value (GIF) for parameter Format must be one of the allowed values"), "\(stderr)")
     }
 } }
+
+extension EndToEnd.OpenJDEndToEndTests {
+    /// The specification's host-requirements sample: its amounts become the tasks' requirements,
+    /// what Paddock does not enforce is said, and a step no agent fits says so too.
+    @Test func theHostRequirementsSampleSaysWhatIsNotEnforced() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("small", ["--cpus", "2", "--ram", "2GiB"])
+        try await eventually("the agent enrolled", timeout: 20) { try await farm.agent(named: "small") != nil }
+        let file = Self.fixtures.appendingPathComponent("host-requirements.yaml").path
+        let said = try cli(farm, ["submit", file])
+        #expect(said.contains("2 task(s)"), "\(said)")
+        #expect(said.contains("warning: steps[0].hostRequirements.attributes[1]: attr.custom.host_config is not supported by Paddock yet"), "\(said)")
+        #expect(said.contains("warning: steps[1].hostRequirements.amounts[0].max:"), "\(said)")
+        #expect(said.contains("1 queued task(s) fit no agent"), "\(said)")
+        let page: Page<JobView> = try await farm.admin.call("GET", APIPath.jobs)
+        let job = try #require(page.items.first).id
+        let tasks = try await farm.tasks(job: job)
+        #expect(tasks.map(\.name).sorted() == ["StepOne", "StepTwo"])
+        let two = try #require(tasks.first { $0.name == "StepTwo" })
+        #expect(two.requirements.resources == ResourceVector(cpus: 4, ram: 8 << 30))
+    }
+}

@@ -171,13 +171,26 @@ struct ParameterSpaceTests {
             """)
         let message = openJDError { _ = try job(text) }
         #expect(message == "steps[0].parameterSpace: this step's parameter space has 1000000 tasks, "
-            + "more than the 100000 left of Paddock's limit of tasks per job")
+            + "more than Paddock's limit of 100000 tasks per job")
+        let second = openJDError { _ = try job("""
+            specificationVersion: jobtemplate-2023-09
+            name: T
+            steps:
+            - name: A
+              parameterSpace: {taskParameterDefinitions: [{name: F, type: INT, range: "1-60000"}]}
+              script: {actions: {onRun: {command: echo}}}
+            - name: B
+              parameterSpace: {taskParameterDefinitions: [{name: F, type: STRING, range: [a, b]}, {name: G, type: INT, range: "1-30000"}]}
+              script: {actions: {onRun: {command: echo}}}
+            """) }
+        #expect(second == "steps[1].parameterSpace: this step's parameter space has 60000 tasks; with the 60000 of the "
+            + "steps before it the job would have more than Paddock's limit of 100000 tasks per job")
         let huge = openJDError { _ = try job(spaceTemplate("""
             taskParameterDefinitions:
             - {name: A, type: INT, range: "1-100000000000000"}
             """)) }
-        #expect(huge == "steps[0].parameterSpace.taskParameterDefinitions[0].range: the range has 100000000000000 values, "
-            + "more than the 100000 left of Paddock's limit of tasks per job", "\(huge ?? "none")")
+        #expect(huge == "steps[0].parameterSpace.taskParameterDefinitions[0].range: the range makes 100000000000000 tasks, "
+            + "more than Paddock's limit of 100000 tasks per job", "\(huge ?? "none")")
     }
 }
 
