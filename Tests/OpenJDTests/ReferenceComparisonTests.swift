@@ -137,6 +137,77 @@ struct ReferenceComparisonTests {
         #expect(agreed.values > 100 && agreed.refusals > 100, "\(agreed)")
     }
 
+    /// Parameter spaces made at random (seeded): up to five INT parameters of one to three values,
+    /// combined by random products and associations with random spacing, some broken on purpose
+    /// (a name twice, a name missing, an unknown name, a one-term association, lengths that differ):
+    /// every task's values, in order, agree with the reference, and so do the refusals.
+    @Test func randomCombinationsMatchTheReference() throws {
+        var random = SeededRandom(seed: 2_023_09)
+        var templates: [String] = []
+        for _ in 0..<300 {
+            let names = (0..<Int.random(in: 1...5, using: &random)).map { "P\($0)" }
+            let same = Int.random(in: 1...3, using: &random)
+            let definitions = names.enumerated().map { i, name in
+                let count = Bool.random(using: &random) ? same : Int.random(in: 1...3, using: &random)
+                return #"{"name": "\#(name)", "type": "INT", "range": "\#(i * 10 + 1)-\#(i * 10 + count)"}"#
+            }
+            var expression = Self.randomExpression(names.shuffled(using: &random), &random)
+            switch Int.random(in: 0..<14, using: &random) {
+            case 0: expression += " * \(names[0])"
+            case 1 where names.count > 1: expression = names.dropLast().joined(separator: " * ")
+            case 2: expression += " * Q"
+            case 3: expression = "(\(expression))"
+            case 4: expression += " *"
+            default: break
+            }
+            let combination = Int.random(in: 0..<8, using: &random) == 0 ? ""
+                : #", "combination": "\#(expression)""#
+            templates.append(#"""
+                {"specificationVersion": "jobtemplate-2023-09", "name": "C", "steps": [{"name": "S",
+                 "parameterSpace": {"taskParameterDefinitions": [\#(definitions.joined(separator: ", "))]\#(combination)},
+                 "script": {"actions": {"onRun": {"command": "echo"}}}}]}
+                """#)
+        }
+        let output = try Self.run(["--templates"], input: Data("[\(templates.joined(separator: ","))]".utf8))
+        let theirs = try #require(try JSONSerialization.jsonObject(with: output) as? [[String: Any]])
+        try #require(theirs.count == templates.count)
+        var agreed = (values: 0, refusals: 0)
+        for (text, reference) in zip(templates, theirs) {
+            let ours: [[String]]?
+            do {
+                let made = try OpenJDJob(template: try JobTemplate(json: Array(text.utf8)), values: [:], taskLimit: 100_000)
+                ours = made.steps[0].tasks.map { $0.map { "\($0.name)=\($0.value)" } }
+            } catch {
+                ours = nil
+            }
+            if let steps = reference["steps"] as? [[String: Any]], let tasks = steps.first?["tasks"] as? [[String: [String: String]]] {
+                // The reference lists a task's parameters in definition order too.
+                let expected = tasks.map { task in
+                    task.keys.sorted { $0.dropFirst().count == $1.dropFirst().count ? $0 < $1 : $0.count < $1.count }
+                        .map { "\($0)=\(task[$0]?["value"] ?? "?")" }
+                }
+                #expect(ours == expected, "\(text)")
+                if ours == expected { agreed.values += 1 }
+            } else {
+                #expect(ours == nil, "the reference refuses (\(reference["error"] ?? "?")), we accept: \(text)")
+                if ours == nil { agreed.refusals += 1 }
+            }
+        }
+        #expect(agreed.values > 60 && agreed.refusals > 60, "\(agreed)")
+    }
+
+    static func randomExpression(_ names: [String], _ random: inout SeededRandom) -> String {
+        let space = { (r: inout SeededRandom) in Bool.random(using: &r) ? " " : "" }
+        guard names.count > 1 else { return names.first ?? "" }
+        let cut = Int.random(in: 1..<names.count, using: &random)
+        let left = randomExpression(Array(names[..<cut]), &random)
+        let right = randomExpression(Array(names[cut...]), &random)
+        if Bool.random(using: &random) {
+            return "\(left)\(space(&random))*\(space(&random))\(right)"
+        }
+        return "(\(space(&random))\(left)\(space(&random)),\(space(&random))\(right)\(space(&random)))"
+    }
+
     static func referenceRanges(_ expressions: [String]) throws -> [Any] {
         let input = try JSONSerialization.data(withJSONObject: expressions)
         let output = try run(["--ranges"], input: input)

@@ -4,11 +4,13 @@ scripts/setup-debian.sh) expands an Open Job Description template.
 
 Usage: openjd_reference.py TEMPLATE.(yaml|json) [NAME=VALUE ...]
        openjd_reference.py --ranges < JSON list of <IntRangeExpr> strings
+       openjd_reference.py --templates < JSON list of job templates (no parameters)
 
 Output: {"name": JOBNAME, "parameters": {NAME: VALUE as a string},
          "steps": [{"name": STEP, "tasks": [{PARAM: {"type": T, "value": V}}, ...]}]}
 or, when the reference refuses the template or the values: {"error": MESSAGE}.
 With --ranges: a JSON list with, for each expression, its values or {"error": MESSAGE}.
+With --templates: a JSON list with, for each template, what the first form prints.
 Job parameter values are processed the way a server does (paths left as given).
 Used by Tests/OpenJDTests/ReferenceComparisonTests.swift.
 """
@@ -39,16 +41,9 @@ def ranges() -> int:
     return 0
 
 
-def main() -> int:
-    if sys.argv[1:] == ["--ranges"]:
-        return ranges()
-    path = Path(sys.argv[1])
-    values = dict(arg.split("=", 1) for arg in sys.argv[2:])
-    kind = DocumentType.JSON if path.suffix == ".json" else DocumentType.YAML
+def expand(document: dict, values: dict) -> dict:
     try:
-        template = decode_job_template(
-            template=document_string_to_object(document=path.read_text(), document_type=kind)
-        )
+        template = decode_job_template(template=document)
         parameters = preprocess_job_parameters(
             job_template=template,
             job_parameter_values=values,
@@ -58,8 +53,7 @@ def main() -> int:
         )
         job = create_job(job_template=template, job_parameter_values=parameters)
     except (DecodeValidationError, ValueError, RuntimeError) as error:
-        print(json.dumps({"error": str(error)}))
-        return 0
+        return {"error": str(error)}
     steps = []
     for step in job.steps:
         tasks = []
@@ -69,11 +63,24 @@ def main() -> int:
         else:
             tasks.append({})
         steps.append({"name": step.name, "tasks": tasks})
-    print(json.dumps({
+    return {
         "name": job.name,
         "parameters": {name: str(p.value) for name, p in parameters.items()},
         "steps": steps,
-    }))
+    }
+
+
+def main() -> int:
+    if sys.argv[1:] == ["--ranges"]:
+        return ranges()
+    if sys.argv[1:] == ["--templates"]:
+        print(json.dumps([expand(document, {}) for document in json.load(sys.stdin)]))
+        return 0
+    path = Path(sys.argv[1])
+    values = dict(arg.split("=", 1) for arg in sys.argv[2:])
+    kind = DocumentType.JSON if path.suffix == ".json" else DocumentType.YAML
+    document = document_string_to_object(document=path.read_text(), document_type=kind)
+    print(json.dumps(expand(document, values)))
     return 0
 
 
