@@ -86,7 +86,9 @@ struct SubmitCommand: AsyncParsableCommand {
         let body: Data
         do {
             if let template = try OpenJDTemplateFile.template(text) {
-                body = try OpenJDTemplateFile.body(template: template, parameters: parameters)
+                let directory = file == "-" ? FileManager.default.currentDirectoryPath
+                    : URL(fileURLWithPath: file).deletingLastPathComponent().path
+                body = try OpenJDTemplateFile.body(template: template, parameters: parameters, templateDirectory: directory)
             } else if !parameters.isEmpty {
                 throw ValidationError("-p sets parameters of an OpenJD template; \(file) is not one")
             } else {

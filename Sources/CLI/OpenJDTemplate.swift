@@ -24,19 +24,41 @@ enum OpenJDTemplateFile {
     }
 
     /// The request body: `{"openjd": {"template": ..., "parameters": {NAME: VALUE}}}`.
-    static func body(template: TemplateValue, parameters: [String]) throws -> Data {
+    ///
+    /// PATH parameters are made absolute here, on the submitter's side, as the reference
+    /// implementation's client does: a relative default against the template's directory, a
+    /// relative value given with -p against the current directory (the master has neither).
+    static func body(template: TemplateValue, parameters: [String], templateDirectory: String) throws -> Data {
+        let definitions = try JobTemplate(template).parameterDefinitions
+        let cwd = FileManager.default.currentDirectoryPath
         var values = TemplateObject()
         for assignment in parameters {
             let parts = assignment.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard parts.count == 2, !parts[0].isEmpty else {
                 throw OpenJDError("", "-p takes NAME=VALUE, not '\(assignment.prefix(64))'")
             }
-            values[String(parts[0])] = .string(String(parts[1]))
+            let name = String(parts[0])
+            var value = String(parts[1])
+            if definitions.contains(where: { $0.name == name && $0.type == .path }) {
+                value = absolute(value, against: cwd)
+            }
+            values[name] = .string(value)
+        }
+        for definition in definitions where definition.type == .path && values[definition.name] == nil {
+            if let relative = definition.defaultValue, !relative.hasPrefix("/"), !relative.isEmpty, !relative.contains("://") {
+                values[definition.name] = .string(absolute(relative, against: templateDirectory))
+            }
         }
         let request = TemplateValue.object(TemplateObject([
             ("openjd", .object(TemplateObject([("template", template), ("parameters", .object(values))]))),
         ]))
         return Data(request.json.utf8)
+    }
+
+    static func absolute(_ path: String, against directory: String) -> String {
+        guard !path.isEmpty, !path.hasPrefix("/") else { return path }
+        return URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: directory, isDirectory: true))
+            .standardizedFileURL.path
     }
 
     /// A YAML node as the template tree; numbers keep their text. YAML 1.1 (PyYAML, which the

@@ -138,3 +138,24 @@ extension EndToEnd.OpenJDEndToEndTests {
         #expect(two.requirements.resources == ResourceVector(cpus: 4, ram: 8 << 30))
     }
 }
+
+extension EndToEnd.OpenJDEndToEndTests {
+    /// PATH parameters are made absolute by the CLI as the reference's client does: a relative
+    /// default against the template's directory, a relative -p value against the current one.
+    @Test func pathParametersAreMadeAbsoluteOnTheSubmittersSide() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        let file = Self.fixtures.appendingPathComponent("blender-ffmpeg.yaml").path
+        let submitted = try cli(farm, ["submit", file, "-p", "OutputDir=renders/../out", "-p", "EndFrame=24", "--json"])
+        let job = try WireJSON.decoder().decode(JobView.self, from: Data(submitted.utf8))
+        #expect(job.name == "Blender Scene Renderer")
+        let tasks = try await farm.tasks(job: job.id)
+        let render = try #require(tasks.first { $0.name == "RenderScene" })
+        let script = render.command.joined(separator: " ")
+        #expect(script.contains(Self.fixtures.path + "/scene/blender_scene.blend"), "\(script)")
+        #expect(script.contains("mkdir -p \(FileManager.default.currentDirectoryPath)/out"), "\(script)")
+        #expect(script.contains("--render-frame \"1..24\""), "\(script)")
+        let encode = try #require(tasks.first { $0.name == "CreateVideoFromRender" })
+        #expect(encode.state == .blocked)
+    }
+}
