@@ -35,6 +35,15 @@ public struct OpenJDConversion: Sendable {
                 throw at.key("stepEnvironments").error("environments are not supported by Paddock yet (see docs/OPENJD.md)")
             }
             let requirements = try Self.requirements(step, at: at.key("hostRequirements"), warnings: &warnings)
+            // Task parameters reach the task as PADDOCK_PARAM_<NAME>, upper-cased: two names may not meet there.
+            var variables: [String: String] = [:]
+            for (j, definition) in (step.template.parameterSpace?.taskParameterDefinitions ?? []).enumerated() {
+                if let other = variables.updateValue(definition.name, forKey: definition.name.uppercased()) {
+                    throw at.key("parameterSpace").key("taskParameterDefinitions").index(j).key("name").error(
+                        "'\(definition.name)' and '\(other)' would both be PADDOCK_PARAM_\(definition.name.uppercased()) "
+                            + "in the task's environment: Paddock needs task parameter names that differ in more than case")
+                }
+            }
             var prerequisites: [String] = []
             for dependency in step.template.dependencies {
                 prerequisites += taskNames[dependency] ?? []

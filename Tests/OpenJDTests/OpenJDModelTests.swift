@@ -436,6 +436,11 @@ struct ConversionTests {
             """)
         #expect(openJDError { _ = try OpenJDConversion(try job(environments)) }
             == "steps[1].stepEnvironments: environments are not supported by Paddock yet (see docs/OPENJD.md)")
+        let cased = pipeline.replacingOccurrences(of: "- {name: Frame, type: INT, range: \"{{Param.Frames}}\"}",
+                                                  with: "- {name: Frame, type: INT, range: \"{{Param.Frames}}\"}\n    - {name: FRAME, type: INT, range: [1]}")
+        #expect(openJDError { _ = try OpenJDConversion(try job(cased)) }
+            == "steps[0].parameterSpace.taskParameterDefinitions[1].name: 'FRAME' and 'Frame' would both be PADDOCK_PARAM_FRAME "
+            + "in the task's environment: Paddock needs task parameter names that differ in more than case")
         let wide = pipeline.replacingOccurrences(of: "default: \"1-3\"", with: "default: \"1-1001\"")
         #expect(openJDError { _ = try OpenJDConversion(try job(wide)) }
             == "steps[1].dependencies: the steps this step depends on have 1001 tasks; Paddock lets a task wait for at most 1000")
