@@ -48,9 +48,28 @@ public struct OpenJDConversion: Sendable {
             for dependency in step.template.dependencies {
                 prerequisites += taskNames[dependency] ?? []
             }
-            guard prerequisites.count <= 1000 else {
-                throw at.key("dependencies").error("the steps this step depends on have \(prerequisites.count) tasks; "
-                    + "Paddock lets a task wait for at most 1000")
+            // A Paddock task waits for at most `fanIn` others, and many tasks behind many would make a
+            // quadratic number of edges: then the step waits behind barrier tasks (a no-op each,
+            // needing no resources), each waiting for at most `fanIn` tasks, in as many layers as it takes.
+            if prerequisites.count > Self.fanIn
+                || (prerequisites.count > 1 && prerequisites.count * step.tasks.count > Self.directEdges) {
+                var level = prerequisites
+                var layer = 1
+                repeat {
+                    let groups = stride(from: 0, to: level.count, by: Self.fanIn).map {
+                        Array(level[$0..<min($0 + Self.fanIn, level.count)])
+                    }
+                    level = groups.enumerated().map { k, group in
+                        var barrier = TaskSpec(name: "\(step.template.name): waits for its dependencies (\(layer).\(k + 1))",
+                                               command: ["/bin/sh", "-c", ":"])
+                        barrier.requirements = TaskRequirements(resources: ResourceVector(cpus: 0))
+                        barrier.dependsOn = group
+                        tasks.append(barrier)
+                        return barrier.name
+                    }
+                    layer += 1
+                } while level.count > Self.fanIn
+                prerequisites = level
             }
             let onRun = step.template.script.onRun
             if case .notifyThenTerminate = onRun.cancelation {
@@ -150,6 +169,10 @@ public struct OpenJDConversion: Sendable {
     }
 
     static let rulesFile = "openjd-path-mapping.json"
+    /// The most tasks one Paddock task may depend on (JobSubmission's bound on `depends_on`).
+    static let fanIn = 1000
+    /// Above this many task-to-task edges between two steps, a barrier task stands between them.
+    static let directEdges = 10_000
     /// The converted job's commands and environments in all: a 1 MiB template must not become gigabytes.
     public static let byteLimit = 64 << 20
 

@@ -159,3 +159,31 @@ extension EndToEnd.OpenJDEndToEndTests {
         #expect(encode.state == .blocked)
     }
 }
+
+extension EndToEnd.OpenJDEndToEndTests {
+    /// 101 tasks behind which 100 wait (10 100 edges): they wait behind one barrier task, which
+    /// needs no resources and runs on a real agent like any task.
+    @Test func manyBehindManyRunThroughABarrier() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("openjd", ["--cpus", "16", "--ram", "4GiB"])
+        let template = #"""
+            {"specificationVersion": "jobtemplate-2023-09", "name": "Barrier",
+             "steps": [
+              {"name": "A", "parameterSpace": {"taskParameterDefinitions": [{"name": "I", "type": "INT", "range": "1-101"}]},
+               "script": {"actions": {"onRun": {"command": "sh", "args": ["-c", "touch $PADDOCK_WORK_DIR/../../a-{{Task.Param.I}}"]}}}},
+              {"name": "B", "dependencies": [{"dependsOn": "A"}],
+               "parameterSpace": {"taskParameterDefinitions": [{"name": "J", "type": "INT", "range": "1-100"}]},
+               "script": {"actions": {"onRun": {"command": "sh", "args": ["-c", "ls $PADDOCK_WORK_DIR/../.. | grep -c '^a-'"]}}}}]}
+            """#
+        let job = try await farm.submitRaw(#"{"openjd": {"template": \#(template)}}"#)
+        #expect(job.counts.total == 202)
+        let tasks = try await farm.waitForJob(job.id, timeout: 120)
+        #expect(tasks.allSatisfy { $0.state == .succeeded }, "\(tasks.filter { $0.state != .succeeded }.map(\.name))")
+        let barrier = try #require(tasks.first { $0.name == "B: waits for its dependencies (1.1)" })
+        #expect(barrier.requirements.resources == .zero)
+        for task in tasks.filter({ $0.name.hasPrefix("B[") }).prefix(5) {
+            #expect(try await farm.logs(task.id) == "101\n")
+        }
+    }
+}
