@@ -77,9 +77,9 @@ public struct OpenJDConversion: Sendable {
                     + "a cancelled task is stopped the Paddock way")
             }
             let names = taskNames[step.template.name] ?? []
+            let plan = try ScriptPlan(job, step: step, at: at)
             for (index, parameters) in step.tasks.enumerated() {
-                var task = try Self.task(job, step: step, parameters: parameters, at: at)
-                task.name = names[index]
+                var task = try Self.task(plan, name: names[index], parameters: parameters)
                 task.requirements = requirements
                 task.timeout = onRun.timeout.map(Double.init)
                 task.dependsOn = prerequisites
@@ -109,63 +109,87 @@ public struct OpenJDConversion: Sendable {
         return String("\(step)[\(index)] \(values)".prefix(Limits.nameLength))
     }
 
+    /// A step's script made ready once: its format strings parsed, the values every task of the
+    /// step shares in the symbol table, the embedded files' names.
+    struct ScriptPlan {
+        var symbols = SymbolTable()
+        var command: [FormatString.Part]
+        var args: [[FormatString.Part]]
+        var files: [(filename: String, data: [FormatString.Part], runnable: Bool)] = []
+        var usesRules: Bool
+        let actionPath: FieldPath
+        let argPaths: [FieldPath]
+        let dataPaths: [FieldPath]
+
+        init(_ job: OpenJDJob, step: OpenJDJob.Step, at path: FieldPath) throws(OpenJDError) {
+            let script = step.template.script
+            symbols.scopeNote = " (a step script has Param.*, RawParam.*, Task.Param.*, Task.RawParam.*, Task.File.* and Session.*)"
+            for (name, parameter) in job.parameters {
+                // No path mapping rules yet: a PATH parameter's mapped value is its raw value.
+                symbols["Param.\(name)"] = ResolvedString([.text(parameter.value)])
+                symbols["RawParam.\(name)"] = ResolvedString([.text(parameter.value)])
+            }
+            symbols["Session.WorkingDirectory"] = ResolvedString([.sessionDirectory])
+            symbols["Session.HasPathMappingRules"] = ResolvedString([.text("false")])
+            symbols["Session.PathMappingRulesFile"] = ResolvedString([.sessionDirectory, .text("/" + OpenJDConversion.rulesFile)])
+            let actionPath = path.key("script").key("actions").key("onRun")
+            self.actionPath = actionPath
+            argPaths = script.onRun.args.indices.map { actionPath.key("args").index($0) }
+            dataPaths = script.embeddedFiles.indices.map { path.key("script").key("embeddedFiles").index($0).key("data") }
+            var fileNames: [String: String] = [:]
+            for (i, file) in script.embeddedFiles.enumerated() {
+                let filename = file.filename ?? file.name
+                if let clash = fileNames.first(where: { $0.value == filename }) {
+                    throw path.key("script").key("embeddedFiles").index(i).error(
+                        "embedded files \(clash.key) and \(file.name) have the same file name '\(filename)'")
+                }
+                fileNames[file.name] = filename
+                symbols["Task.File.\(file.name)"] = ResolvedString([.sessionDirectory, .text("/" + filename)])
+                files.append((filename, try FormatString.parse(file.data, at: dataPaths[i]), file.runnable))
+            }
+            command = try FormatString.parse(script.onRun.command, at: actionPath.key("command"))
+            var args: [[FormatString.Part]] = []
+            for (i, arg) in script.onRun.args.enumerated() { args.append(try FormatString.parse(arg, at: argPaths[i])) }
+            self.args = args
+            usesRules = ([command] + args + files.map(\.data)).contains {
+                $0.contains(.reference("Session.PathMappingRulesFile"))
+            }
+        }
+    }
+
     /// One task: its argv (through a small `sh` prelude when it has embedded files or refers to
     /// the session directory), and its parameters in the environment as `PADDOCK_PARAM_<NAME>`.
-    static func task(_ job: OpenJDJob, step: OpenJDJob.Step, parameters: [OpenJDJob.TaskParameter],
-                     at path: FieldPath) throws(OpenJDError) -> TaskSpec {
-        let script = step.template.script
-        var symbols = SymbolTable()
-        symbols.scopeNote = " (a step script has Param.*, RawParam.*, Task.Param.*, Task.RawParam.*, Task.File.* and Session.*)"
-        for (name, parameter) in job.parameters {
-            // No path mapping rules yet: a PATH parameter's mapped value is its raw value.
-            symbols["Param.\(name)"] = ResolvedString([.text(parameter.value)])
-            symbols["RawParam.\(name)"] = ResolvedString([.text(parameter.value)])
-        }
+    static func task(_ plan: ScriptPlan, name: String, parameters: [OpenJDJob.TaskParameter]) throws(OpenJDError) -> TaskSpec {
+        var symbols = plan.symbols
         for parameter in parameters {
             symbols["Task.Param.\(parameter.name)"] = ResolvedString([.text(parameter.value)])
             symbols["Task.RawParam.\(parameter.name)"] = ResolvedString([.text(parameter.value)])
         }
-        symbols["Session.WorkingDirectory"] = ResolvedString([.sessionDirectory])
-        symbols["Session.HasPathMappingRules"] = ResolvedString([.text("false")])
-        symbols["Session.PathMappingRulesFile"] = ResolvedString([.sessionDirectory, .text("/" + Self.rulesFile)])
-        var fileNames: [String: String] = [:]
-        for file in script.embeddedFiles {
-            let filename = file.filename ?? file.name
-            if let clash = fileNames.first(where: { $0.value == filename }) {
-                throw path.key("script.embeddedFiles").error("embedded files \(clash.key) and \(file.name) have the same file name '\(filename)'")
-            }
-            fileNames[file.name] = filename
-            symbols["Task.File.\(file.name)"] = ResolvedString([.sessionDirectory, .text("/" + filename)])
-        }
-        let actionPath = path.key("script").key("actions").key("onRun")
-        var argv = [try symbols.resolve(script.onRun.command, at: actionPath.key("command"))]
-        for (i, arg) in script.onRun.args.enumerated() {
-            argv.append(try symbols.resolve(arg, at: actionPath.key("args").index(i)))
+        var argv = [try symbols.resolve(plan.command, at: plan.actionPath.key("command"))]
+        for (i, arg) in plan.args.enumerated() {
+            argv.append(try symbols.resolve(arg, at: plan.argPaths[i]))
         }
         var files: [(filename: String, data: ResolvedString, runnable: Bool)] = []
-        for (i, file) in script.embeddedFiles.enumerated() {
-            let data = try symbols.resolve(file.data, at: path.key("script").key("embeddedFiles").index(i).key("data"))
-            files.append((fileNames[file.name] ?? file.name, data, file.runnable))
+        for (i, file) in plan.files.enumerated() {
+            files.append((file.filename, try symbols.resolve(file.data, at: plan.dataPaths[i]), file.runnable))
         }
-        let usesRules = ([script.onRun.command] + script.onRun.args + script.embeddedFiles.map(\.data))
-            .contains { $0.contains("Session.PathMappingRulesFile") }
         let plain = argv.compactMap(\.plain)
-        let command = files.isEmpty && !usesRules && plain.count == argv.count
+        let command = files.isEmpty && !plan.usesRules && plain.count == argv.count
             ? plain
-            : ["/bin/sh", "-c", Self.prelude(files: files, rules: usesRules, argv: argv), "openjd"]
+            : ["/bin/sh", "-c", Self.prelude(files: files, rules: plan.usesRules, argv: argv), "openjd"]
         guard let program = command.first, !program.isEmpty else {
-            throw actionPath.key("command").error("the command resolves to an empty string")
+            throw plan.actionPath.key("command").error("the command resolves to an empty string")
         }
         guard command.count <= Limits.argvCount,
               command.allSatisfy({ $0.utf8.count <= Limits.argLength && !$0.contains("\0") }) else {
-            throw actionPath.error("the command and its embedded files take more than Paddock's \(Limits.argLength) bytes "
+            throw plan.actionPath.error("the command and its embedded files take more than Paddock's \(Limits.argLength) bytes "
                 + "per argument (embedded files travel in the task's command), or contain NUL")
         }
         var env: [String: String] = [:]
         for parameter in parameters {
             env["PADDOCK_PARAM_\(parameter.name.uppercased())"] = parameter.value
         }
-        return TaskSpec(name: step.template.name, command: command, env: env)
+        return TaskSpec(name: name, command: command, env: env)
     }
 
     static let rulesFile = "openjd-path-mapping.json"

@@ -96,8 +96,12 @@ struct SymbolTable {
     }
 
     func resolve(_ text: String, at path: FieldPath) throws(OpenJDError) -> ResolvedString {
+        try resolve(try FormatString.parse(text, at: path), at: path)
+    }
+
+    func resolve(_ parts: [FormatString.Part], at path: FieldPath) throws(OpenJDError) -> ResolvedString {
         var pieces: [ResolvedString.Piece] = []
-        for part in try FormatString.parse(text, at: path) {
+        for part in parts {
             switch part {
             case .text(let text): pieces.append(.text(text))
             case .reference(let name):

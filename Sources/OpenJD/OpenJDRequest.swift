@@ -73,22 +73,30 @@ public enum OpenJDRequest {
             let field = values ? "openjd.\(error.field)" : (error.field.isEmpty ? "openjd.template" : "openjd.template.\(error.field)")
             throw Refusal(field: field, message: "\(field): \(error.message)")
         }
+        // The Paddock fields beside `openjd`, checked by the same decoding as any job's (on a stand-in task).
+        var submission = conversion.submission
+        var extras = TemplateObject()
+        for key in keys where key != "openjd" {
+            if let value = object[key] { extras[key] = value }
+        }
+        if !extras.entries.isEmpty {
+            extras["name"] = .string("openjd")
+            extras["tasks"] = .array([.object(TemplateObject([("name", .string("t")), ("command", .array([.string("true")]))]))])
+            let given: JobSubmission
+            do {
+                given = try WireJSON.decoder().decode(JobSubmission.self, from: Data(TemplateValue.object(extras).json.utf8))
+            } catch {
+                let refusal = WireJSON.describe(error)
+                throw Refusal(field: refusal.field, message: refusal.field.map { "\($0): \(refusal.message)" } ?? refusal.message)
+            }
+            submission.owner = given.owner
+            submission.priority = given.priority
+            submission.maxAttempts = given.maxAttempts
+            submission.after = given.after
+            submission.labels.merge(given.labels) { _, theirs in theirs }
+        }
         do {
-            guard case .object(var job) = try TemplateValue(json: try WireJSON.encoder().encode(conversion.submission)) else {
-                throw Refusal(field: nil, message: "the converted job did not encode as an object")
-            }
-            for key in keys where key != "openjd" {
-                guard let value = object[key] else { continue }
-                if key == "labels", case .object(let given) = value, case .object(var labels)? = job["labels"] {
-                    for entry in given.entries { labels[entry.key] = entry.value }
-                    job["labels"] = .object(labels)
-                } else {
-                    job[key] = value
-                }
-            }
-            return (Data(TemplateValue.object(job).json.utf8), conversion.warnings)
-        } catch let refusal as Refusal {
-            throw refusal
+            return (try WireJSON.encoder().encode(submission), conversion.warnings)
         } catch {
             throw Refusal(field: nil, message: "the converted job could not be encoded: \(error)")
         }

@@ -505,6 +505,8 @@ struct RequestTests {
             (#"{"openjd": {"template": {"specificationVersion": "jobtemplate-2023-09"}}}"#, "openjd.template.name"),
             (#"{"openjd": {"template": \#(template), "parameters": [1]}}"#, "openjd.parameters"),
             (#"{"openjd": {"parameters": {}}}"#, "openjd.template"),
+            (#"{"openjd": {"template": \#(template), "parameters": {"N": 1}}, "priority": 10000000}"#, "priority"),
+            (#"{"openjd": {"template": \#(template), "parameters": {"N": 1}}, "after": ["x"]}"#, "after[0]"),
         ]
         for (body, field) in cases {
             do {
