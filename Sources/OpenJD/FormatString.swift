@@ -72,16 +72,6 @@ public struct ResolvedString: Sendable, Equatable {
         default: return nil
         }
     }
-
-    /// The text with the session directory written as `directory`.
-    public func rendered(sessionDirectory directory: String) -> String {
-        pieces.map { piece in
-            switch piece {
-            case .text(let text): text
-            case .sessionDirectory: directory
-            }
-        }.joined()
-    }
 }
 
 /// The values format strings may reference in one scope.
