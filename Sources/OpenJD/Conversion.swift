@@ -17,9 +17,6 @@ public struct OpenJDConversion: Sendable {
 
     public init(_ job: OpenJDJob) throws(OpenJDError) {
         var warnings: [String] = []
-        if !job.template.jobEnvironments.isEmpty {
-            throw FieldPath("jobEnvironments").error("environments are not supported by Paddock yet (see docs/OPENJD.md)")
-        }
         var tasks: [TaskSpec] = []
         // Every step's task names first: a step may depend on one written after it.
         var taskNames: [String: [String]] = [:]
@@ -31,9 +28,6 @@ public struct OpenJDConversion: Sendable {
         var bytes = 0
         for (i, step) in job.steps.enumerated() {
             let at = FieldPath("steps").index(i)
-            if !step.template.stepEnvironments.isEmpty {
-                throw at.key("stepEnvironments").error("environments are not supported by Paddock yet (see docs/OPENJD.md)")
-            }
             let requirements = try Self.requirements(step, at: at.key("hostRequirements"), warnings: &warnings)
             // Task parameters reach the task as PADDOCK_PARAM_<NAME>, upper-cased: two names may not meet there.
             var variables: [String: String] = [:]
@@ -117,6 +111,8 @@ public struct OpenJDConversion: Sendable {
         var args: [[FormatString.Part]]
         var files: [(filename: String, data: [FormatString.Part], runnable: Bool)] = []
         var usesRules: Bool
+        /// The job's environments then the step's, resolved (they do not depend on the task).
+        var environments: [EnvironmentPlan] = []
         let actionPath: FieldPath
         let argPaths: [FieldPath]
         let dataPaths: [FieldPath]
@@ -154,6 +150,56 @@ public struct OpenJDConversion: Sendable {
             usesRules = ([command] + args + files.map(\.data)).contains {
                 $0.contains(.reference("Session.PathMappingRulesFile"))
             }
+            // Environments: Param.*, RawParam.*, Session.* and their own Env.File.*.
+            var hostSymbols = symbols
+            hostSymbols.values = hostSymbols.values.filter { !$0.key.hasPrefix("Task.") }
+            hostSymbols.scopeNote = " (an environment has Param.*, RawParam.*, Env.File.* and Session.*)"
+            var taken = Set(fileNames.values)
+            let scopes = job.template.jobEnvironments.enumerated().map { (FieldPath("jobEnvironments").index($0), $1) }
+                + step.template.stepEnvironments.enumerated().map { (path.key("stepEnvironments").index($0), $1) }
+            for (at, environment) in scopes {
+                environments.append(try EnvironmentPlan(environment, symbols: hostSymbols, taken: &taken, at: at))
+                usesRules = usesRules || environment.mentionsRulesFile
+            }
+        }
+    }
+
+    /// One environment of a task's session, resolved.
+    struct EnvironmentPlan {
+        var name: String
+        var files: [(filename: String, data: ResolvedString, runnable: Bool)] = []
+        var variables: [(name: String, value: ResolvedString)] = []
+        var onEnter: [ResolvedString]?
+        var onExit: [ResolvedString]?
+
+        init(_ environment: Environment, symbols base: SymbolTable, taken: inout Set<String>,
+             at path: FieldPath) throws(OpenJDError) {
+            name = environment.name
+            var symbols = base
+            for (i, file) in environment.embeddedFiles.enumerated() {
+                let filename = file.filename ?? file.name
+                guard taken.insert(filename).inserted else {
+                    throw path.key("script").key("embeddedFiles").index(i).error(
+                        "the file name '\(filename)' is already used by another embedded file of this task's session")
+                }
+                symbols["Env.File.\(file.name)"] = ResolvedString([.sessionDirectory, .text("/" + filename)])
+            }
+            for (i, file) in environment.embeddedFiles.enumerated() {
+                let at = path.key("script").key("embeddedFiles").index(i).key("data")
+                files.append((file.filename ?? file.name, try symbols.resolve(file.data, at: at), file.runnable))
+            }
+            for variable in environment.variables {
+                variables.append((variable.name, try symbols.resolve(variable.value, at: path.key("variables").key(variable.name))))
+            }
+            func argv(_ action: Action?, _ key: String) throws(OpenJDError) -> [ResolvedString]? {
+                guard let action else { return nil }
+                let at = path.key("script").key("actions").key(key)
+                var argv = [try symbols.resolve(action.command, at: at.key("command"))]
+                for (i, arg) in action.args.enumerated() { argv.append(try symbols.resolve(arg, at: at.key("args").index(i))) }
+                return argv
+            }
+            onEnter = try argv(environment.onEnter, "onEnter")
+            onExit = try argv(environment.onExit, "onExit")
         }
     }
 
@@ -174,9 +220,10 @@ public struct OpenJDConversion: Sendable {
             files.append((file.filename, try symbols.resolve(file.data, at: plan.dataPaths[i]), file.runnable))
         }
         let plain = argv.compactMap(\.plain)
-        let command = files.isEmpty && !plan.usesRules && plain.count == argv.count
+        let command = files.isEmpty && !plan.usesRules && plain.count == argv.count && plan.environments.isEmpty
             ? plain
-            : ["/bin/sh", "-c", Self.prelude(files: files, rules: plan.usesRules, argv: argv), "openjd"]
+            : ["/bin/sh", "-c", Self.prelude(files: files, rules: plan.usesRules, argv: argv,
+                                              environments: plan.environments), "openjd"]
         guard let program = command.first, !program.isEmpty else {
             throw plan.actionPath.key("command").error("the command resolves to an empty string")
         }
@@ -201,19 +248,58 @@ public struct OpenJDConversion: Sendable {
     public static let byteLimit = 64 << 20
 
     /// `sh -c` text that writes the embedded files into the task's working directory
-    /// (`$PADDOCK_WORK_DIR`, the session directory), then runs the action.
+    /// (`$PADDOCK_WORK_DIR`, the session directory), then runs the action. Each environment is a
+    /// subshell around the next: its files and variables, its `onEnter` (whose `openjd_env:` and
+    /// `openjd_unset_env:` lines change the environment of what follows), the inner level, then
+    /// its `onExit` whatever the inner level's outcome. A failed `onEnter` fails the task with
+    /// that reason; the environments entered before it are still exited.
     static func prelude(files: [(filename: String, data: ResolvedString, runnable: Bool)], rules: Bool,
-                        argv: [ResolvedString]) -> String {
-        var lines = ["set -e", #"D="${PADDOCK_WORK_DIR:-$PWD}""#]
+                        argv: [ResolvedString], environments: [EnvironmentPlan] = []) -> String {
+        var lines = [#"D="${PADDOCK_WORK_DIR:-$PWD}""#]
         if rules {
-            lines.append("printf '%s' '{\"version\":\"pathmapping-1.0\",\"path_mapping_rules\":[]}' > \"$D/\(rulesFile)\"")
+            lines.append("printf '%s' '{\"version\":\"pathmapping-1.0\",\"path_mapping_rules\":[]}' > \"$D/\(rulesFile)\" || exit 1")
         }
-        for file in files {
-            let target = shellWord(ResolvedString([.sessionDirectory, .text("/" + file.filename)]))
-            lines.append("printf '%s' \(shellWord(file.data)) > \(target)")
-            lines.append("chmod \(file.runnable ? "0500" : "0400") \(target)")
+        func write(_ files: [(filename: String, data: ResolvedString, runnable: Bool)]) {
+            for file in files {
+                let target = shellWord(ResolvedString([.sessionDirectory, .text("/" + file.filename)]))
+                lines.append("rm -f \(target); printf '%s' \(shellWord(file.data)) > \(target) && chmod \(file.runnable ? "0500" : "0400") \(target) || exit 1")
+            }
         }
+        for (k, environment) in environments.enumerated() {
+            let label = shellWord(ResolvedString([.text("'" + environment.name + "'")]))
+            lines.append("(")
+            write(environment.files)
+            for variable in environment.variables {
+                lines.append("export \(variable.name)=\(shellWord(variable.value))")
+            }
+            if let onEnter = environment.onEnter {
+                let set = #""$D/.openjd-env-\#(k)""#
+                let unset = #""$D/.openjd-unset-\#(k)""#
+                lines.append("rm -f \(set) \(unset) \"$D/.openjd-rc\"")
+                lines.append("{ \(onEnter.map(shellWord).joined(separator: " ")); echo $? > \"$D/.openjd-rc\"; } | "
+                    + #"while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; case "$l" in "#
+                    + #"'openjd_env: '*) printf '%s\n' "${l#openjd_env: }" >> \#(set);; "#
+                    + #"'openjd_unset_env: '*) printf '%s\n' "${l#openjd_unset_env: }" >> \#(unset);; esac; done"#)
+                lines.append(#"rc=$(cat "$D/.openjd-rc" 2>/dev/null || echo 1)"#)
+                lines.append(#"if [ "$rc" != 0 ]; then echo "openjd: environment "\#(label)": onEnter failed (exit code $rc)" >&2; exit "$rc"; fi"#)
+                lines.append(#"if [ -f \#(set) ]; then while IFS= read -r kv; do n="${kv%%=*}"; case "$n" in ''|[0-9]*|*[!A-Za-z0-9_]*) ;; *) export "$kv";; esac; done < \#(set); fi"#)
+                lines.append(#"if [ -f \#(unset) ]; then while IFS= read -r n; do case "$n" in ''|[0-9]*|*[!A-Za-z0-9_]*) ;; *) unset "$n";; esac; done < \#(unset); fi"#)
+            }
+        }
+        lines.append("(")
+        write(files)
         lines.append("exec " + argv.map(shellWord).joined(separator: " "))
+        lines.append(")")
+        for environment in environments.reversed() {
+            let label = shellWord(ResolvedString([.text("'" + environment.name + "'")]))
+            lines.append("rc=$?")
+            if let onExit = environment.onExit {
+                lines.append(onExit.map(shellWord).joined(separator: " "))
+                lines.append(#"x=$?; if [ "$rc" = 0 ] && [ "$x" != 0 ]; then echo "openjd: environment "\#(label)": onExit failed (exit code $x)" >&2; rc=$x; fi"#)
+            }
+            lines.append(#"exit "$rc""#)
+            lines.append(")")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 

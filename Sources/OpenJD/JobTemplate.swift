@@ -6,8 +6,7 @@ public struct JobTemplate: Sendable {
     public var name: String
     public var description: String?
     public var parameterDefinitions: [JobParameterDefinition]
-    /// Names of the job environments (their actions are not run yet: see docs/OPENJD.md).
-    public var jobEnvironments: [String]
+    public var jobEnvironments: [Environment]
     public var steps: [StepTemplate]
 }
 
@@ -30,7 +29,7 @@ public struct JobParameterDefinition: Sendable {
 public struct StepTemplate: Sendable {
     public var name: String
     public var dependencies: [String]
-    public var stepEnvironments: [String]
+    public var stepEnvironments: [Environment]
     public var hostRequirements: HostRequirements?
     public var parameterSpace: ParameterSpaceDefinition?
     public var script: StepScript
@@ -85,6 +84,23 @@ public struct Action: Sendable {
     public var cancelation: Cancelation?
 }
 
+/// `<Environment>` (2023-09 §4): entered before a task's action and exited after it.
+public struct Environment: Sendable {
+    public var name: String
+    public var onEnter: Action?
+    public var onExit: Action?
+    public var embeddedFiles: [EmbeddedFile]
+    /// Names and format strings, in document order.
+    public var variables: [(name: String, value: String)]
+}
+
+extension Environment {
+    var mentionsRulesFile: Bool {
+        ([onEnter?.command, onExit?.command].compactMap { $0 } + (onEnter?.args ?? []) + (onExit?.args ?? [])
+            + embeddedFiles.map(\.data) + variables.map(\.value)).contains { $0.contains("Session.PathMappingRulesFile") }
+    }
+}
+
 public struct EmbeddedFile: Sendable {
     public var name: String
     public var filename: String?
@@ -126,7 +142,8 @@ extension JobTemplate {
         }
         parameterDefinitions = parameters
 
-        jobEnvironments = try Self.environments(top.optionalList("jobEnvironments") ?? [], at: root.key("jobEnvironments"))
+        let jobEnvironments = try Self.environments(top.optionalList("jobEnvironments") ?? [], at: root.key("jobEnvironments"))
+        self.jobEnvironments = jobEnvironments
 
         let stepItems = try top.list("steps", min: 1)
         var steps: [StepTemplate] = []
@@ -135,9 +152,9 @@ extension JobTemplate {
             if steps.contains(where: { $0.name == step.name }) {
                 throw root.key("steps").index(i).key("name").error("'\(step.name)' is used twice: step names must be unique")
             }
-            if let clash = step.stepEnvironments.first(where: jobEnvironments.contains) {
+            if let clash = step.stepEnvironments.first(where: { env in jobEnvironments.contains { $0.name == env.name } }) {
                 throw root.key("steps").index(i).key("stepEnvironments")
-                    .error("environment '\(clash)' has the name of a job environment: names must be unique")
+                    .error("environment '\(clash.name)' has the name of a job environment: names must be unique")
             }
             steps.append(step)
         }
@@ -165,6 +182,34 @@ extension JobTemplate {
             if parameter.type != .path { template.insert("Param.\(parameter.name)") }
         }
         try FormatString.checkNames(name, at: root.key("name"), allowed: template)
+        var hostScope = template
+        for parameter in parameterDefinitions { hostScope.insert("Param.\(parameter.name)") }
+        hostScope.formUnion(["Session.WorkingDirectory", "Session.HasPathMappingRules", "Session.PathMappingRulesFile"])
+        func checkEnvironments(_ environments: [Environment], at path: FieldPath) throws(OpenJDError) {
+            for (i, environment) in environments.enumerated() {
+                let at = path.index(i)
+                var scope = hostScope
+                for file in environment.embeddedFiles { scope.insert("Env.File.\(file.name)") }
+                for (key, action) in [("onEnter", environment.onEnter), ("onExit", environment.onExit)] {
+                    guard let action else { continue }
+                    let base = at.key("script").key("actions").key(key)
+                    try FormatString.checkNames(action.command, at: base.key("command"), allowed: scope)
+                    for (j, arg) in action.args.enumerated() {
+                        try FormatString.checkNames(arg, at: base.key("args").index(j), allowed: scope)
+                    }
+                }
+                for (j, file) in environment.embeddedFiles.enumerated() {
+                    try FormatString.checkNames(file.data, at: at.key("script").key("embeddedFiles").index(j).key("data"), allowed: scope)
+                }
+                for variable in environment.variables {
+                    try FormatString.checkNames(variable.value, at: at.key("variables").key(variable.name), allowed: scope)
+                }
+            }
+        }
+        try checkEnvironments(jobEnvironments, at: root.key("jobEnvironments"))
+        for (i, step) in steps.enumerated() {
+            try checkEnvironments(step.stepEnvironments, at: root.key("steps").index(i).key("stepEnvironments"))
+        }
         for (i, step) in steps.enumerated() {
             let at = root.key("steps").index(i)
             for (j, definition) in (step.parameterSpace?.taskParameterDefinitions ?? []).enumerated() {
@@ -211,23 +256,16 @@ extension JobTemplate {
         return text
     }
 
-    static func environments(_ items: [TemplateValue], at path: FieldPath) throws(OpenJDError) -> [String] {
-        var names: [String] = []
+    static func environments(_ items: [TemplateValue], at path: FieldPath) throws(OpenJDError) -> [Environment] {
+        var environments: [Environment] = []
         for (i, item) in items.enumerated() {
-            let reader = try ObjectReader(item, at: path.index(i), known: ["name", "description", "script", "variables"])
-            let name = try reader.string("name")
-            guard (1...64).contains(name.count), !name.hasControlCharacter else {
-                throw path.index(i).key("name").error("must be 1 to 64 characters, no control characters")
+            let environment = try Environment(item, at: path.index(i))
+            guard !environments.contains(where: { $0.name == environment.name }) else {
+                throw path.index(i).key("name").error("'\(environment.name)' is used twice: environment names must be unique")
             }
-            guard reader.has("script") || reader.has("variables") else {
-                throw path.index(i).error("an environment needs a 'script' or 'variables'")
-            }
-            guard !names.contains(name) else {
-                throw path.index(i).key("name").error("'\(name)' is used twice: environment names must be unique")
-            }
-            names.append(name)
+            environments.append(environment)
         }
-        return names
+        return environments
     }
 
     /// Kahn's algorithm over the steps' dependencies.
@@ -606,6 +644,56 @@ extension Action {
             }
         } else {
             cancelation = nil
+        }
+    }
+}
+
+extension Environment {
+    init(_ value: TemplateValue, at path: FieldPath) throws(OpenJDError) {
+        let reader = try ObjectReader(value, at: path, known: ["name", "description", "script", "variables"])
+        name = try reader.string("name")
+        guard (1...64).contains(name.count), !name.hasControlCharacter else {
+            throw path.key("name").error("must be 1 to 64 characters, no control characters")
+        }
+        _ = try JobTemplate.description(reader, at: path)
+        guard reader.has("script") || reader.has("variables") else {
+            throw path.error("an environment needs a 'script' or 'variables'")
+        }
+        onEnter = nil
+        onExit = nil
+        embeddedFiles = []
+        if reader.has("script") {
+            let at = path.key("script")
+            let script = try ObjectReader(try reader.value("script"), at: at, known: ["actions", "embeddedFiles"])
+            let actions = try ObjectReader(try script.value("actions"), at: at.key("actions"), known: ["onEnter", "onExit"])
+            guard actions.has("onEnter") || actions.has("onExit") else {
+                throw at.key("actions").error("give at least one of 'onEnter' or 'onExit'")
+            }
+            onEnter = try actions.has("onEnter") ? Action(actions.value("onEnter"), at: at.key("actions").key("onEnter")) : nil
+            onExit = try actions.has("onExit") ? Action(actions.value("onExit"), at: at.key("actions").key("onExit")) : nil
+            for (i, item) in (try script.optionalList("embeddedFiles") ?? []).enumerated() {
+                let file = try EmbeddedFile(item, at: at.key("embeddedFiles").index(i))
+                guard !embeddedFiles.contains(where: { $0.name == file.name }) else {
+                    throw at.key("embeddedFiles").index(i).key("name").error("'\(file.name)' is used twice: embedded file names must be unique")
+                }
+                embeddedFiles.append(file)
+            }
+        }
+        variables = []
+        if reader.has("variables") {
+            let at = path.key("variables")
+            guard case .object(let object) = try reader.value("variables"), !object.entries.isEmpty else {
+                throw at.error("must be an object of at least one variable")
+            }
+            for entry in object.entries {
+                guard (1...256).contains(entry.key.count), entry.key.isOpenJDIdentifier || entry.key.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }),
+                      let first = entry.key.first, !first.isNumber else {
+                    throw at.key(entry.key).error("must be a variable name: letters, digits and '_', not starting with a digit")
+                }
+                guard case .string(let text) = entry.value else { throw at.key(entry.key).error("must be a string, not \(entry.value.kind)") }
+                try FormatString.check(text, at: at.key(entry.key))
+                variables.append((entry.key, text))
+            }
         }
     }
 }

@@ -187,3 +187,31 @@ extension EndToEnd.OpenJDEndToEndTests {
         }
     }
 }
+
+extension EndToEnd.OpenJDEndToEndTests {
+    /// Job and step environments on a real agent: entered before the task's action, in order,
+    /// with their variables and what `openjd_env:` set; exited after it, in reverse order.
+    @Test func environmentsWrapTheTask() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("openjd", ["--cpus", "2", "--ram", "2GiB"])
+        let template = #"""
+            {"specificationVersion": "jobtemplate-2023-09", "name": "Envs",
+             "jobEnvironments": [{"name": "Tools", "variables": {"TOOL": "v1"},
+               "script": {"actions": {"onEnter": {"command": "sh", "args": ["-c", "echo enter $TOOL; echo openjd_env: LICENSE=42"]},
+                                      "onExit": {"command": "sh", "args": ["-c", "echo exit $TOOL"]}}}}],
+             "steps": [{"name": "S",
+               "stepEnvironments": [{"name": "Scratch", "script": {"actions": {"onEnter": {"command": "bash", "args": ["{{Env.File.Setup}}"]}},
+                 "embeddedFiles": [{"name": "Setup", "type": "TEXT", "data": "mkdir -p {{Session.WorkingDirectory}}/scratch && echo scratch ready\n"}]}}],
+               "parameterSpace": {"taskParameterDefinitions": [{"name": "N", "type": "INT", "range": "1-2"}]},
+               "script": {"actions": {"onRun": {"command": "sh", "args": ["-c", "echo run {{Task.Param.N}} $TOOL $LICENSE; ls -d scratch"]}}}}]}
+            """#
+        let job = try await farm.submitRaw(#"{"openjd": {"template": \#(template)}}"#)
+        let tasks = try await farm.waitForJob(job.id)
+        #expect(tasks.map(\.state) == [.succeeded, .succeeded])
+        for task in tasks {
+            let n = task.env["PADDOCK_PARAM_N"] ?? "?"
+            #expect(try await farm.logs(task.id) == "enter v1\nopenjd_env: LICENSE=42\nscratch ready\nrun \(n) v1 42\nscratch\nexit v1\n")
+        }
+    }
+}

@@ -453,18 +453,93 @@ struct ConversionTests {
         #expect(many.filter { $0.name.hasPrefix("Encode[") }.allSatisfy { $0.dependsOn == ["Encode: waits for its dependencies (1.1)"] })
     }
 
+    /// Runs a converted task's command as the agent would, in a fresh working directory.
+    func run(_ task: TaskSpec) throws -> (status: Int32, output: String, errors: String, directory: String) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("openjd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: task.command[0])
+        process.arguments = Array(task.command.dropFirst())
+        process.environment = task.env.merging(["PADDOCK_WORK_DIR": directory.path, "PATH": "/usr/bin:/bin"]) { a, _ in a }
+        process.currentDirectoryURL = directory
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, out, err, directory.path)
+    }
+
+    let environments = """
+        specificationVersion: jobtemplate-2023-09
+        name: Envs
+        parameterDefinitions:
+        - {name: Fail, type: STRING, default: "no"}
+        jobEnvironments:
+        - name: Job Env
+          variables: {JOB_VAR: "job {{Param.Fail}}"}
+          script:
+            actions:
+              onEnter: {command: sh, args: ["-c", "echo enter job $JOB_VAR; echo 'openjd_env: FROM_ENTER=it is set'; echo 'openjd_env: GONE=x'; echo 'openjd_unset_env: GONE'"]}
+              onExit: {command: sh, args: ["-c", "echo exit job $JOB_VAR"]}
+        steps:
+        - name: S
+          stepEnvironments:
+          - name: Step
+            variables: {STEP_VAR: "{{Session.WorkingDirectory}}/step"}
+            script:
+              actions:
+                onEnter: {command: "{{Env.File.Enter}}"}
+                onExit: {command: sh, args: ["-c", "echo exit step $STEP_VAR"]}
+              embeddedFiles:
+              - {name: Enter, type: TEXT, runnable: true, data: "#!/bin/sh\\necho enter step $JOB_VAR\\n[ {{Param.Fail}} = no ]\\n"}
+          script:
+            actions:
+              onRun: {command: sh, args: ["-c", "echo run $JOB_VAR $STEP_VAR $FROM_ENTER ${GONE:-unset}"]}
+        """
+
+    @Test func environmentsAreEnteredAndExitedAroundTheTask() throws {
+        let task = try #require(try OpenJDConversion(try job(environments)).submission.tasks.first)
+        let result = try run(task)
+        #expect(result.status == 0, "\(result.errors)")
+        let dir = result.directory
+        #expect(result.output == """
+            enter job job no
+            openjd_env: FROM_ENTER=it is set
+            openjd_env: GONE=x
+            openjd_unset_env: GONE
+            enter step job no
+            run job no \(dir)/step it is set unset
+            exit step \(dir)/step
+            exit job job no
+
+            """)
+    }
+
+    @Test func aFailingOnEnterFailsTheTaskAndExitsWhatWasEntered() throws {
+        let task = try #require(try OpenJDConversion(try job(environments, ["Fail": "yes"])).submission.tasks.first)
+        let result = try run(task)
+        #expect(result.status == 1)
+        #expect(result.output == "enter job job yes\nopenjd_env: FROM_ENTER=it is set\nopenjd_env: GONE=x\nopenjd_unset_env: GONE\n"
+            + "enter step job yes\nexit job job yes\n")
+        #expect(result.errors.contains("openjd: environment 'Step': onEnter failed (exit code 1)"), "\(result.errors)")
+    }
+
+    @Test func environmentReferencesAreScoped() {
+        let bad = environments.replacingOccurrences(of: "variables: {JOB_VAR: \"job {{Param.Fail}}\"}",
+                                                    with: "variables: {JOB_VAR: \"{{Task.Param.X}}\"}")
+        #expect(openJDError { _ = try template(bad) }
+            == "jobEnvironments[0].variables.JOB_VAR: variable Task.Param.X does not exist at this location")
+    }
+
     @Test func refusesWhatPaddockCannotHonour() {
         let windows = pipeline.replacingOccurrences(of: "anyOf: [linux, macos]", with: "anyOf: [windows]")
         #expect(openJDError { _ = try OpenJDConversion(try job(windows)) }
             == "steps[0].hostRequirements.attributes[0]: Paddock's agents run Linux; this step asks for windows")
-        let environments = pipeline.replacingOccurrences(of: "- name: Encode\n  dependencies", with: """
-            - name: Encode
-              stepEnvironments:
-              - {name: Venv, variables: {A: b}}
-              dependencies
-            """)
-        #expect(openJDError { _ = try OpenJDConversion(try job(environments)) }
-            == "steps[1].stepEnvironments: environments are not supported by Paddock yet (see docs/OPENJD.md)")
         let cased = pipeline.replacingOccurrences(of: "- {name: Frame, type: INT, range: \"{{Param.Frames}}\"}",
                                                   with: "- {name: Frame, type: INT, range: \"{{Param.Frames}}\"}\n    - {name: FRAME, type: INT, range: [1]}")
         #expect(openJDError { _ = try OpenJDConversion(try job(cased)) }
