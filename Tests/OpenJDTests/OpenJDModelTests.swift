@@ -615,3 +615,24 @@ struct RequestTests {
         #expect(variants.contains(.object(TemplateObject([("$ref", .string("#/components/schemas/JobFromOpenJD"))]))))
     }
 }
+
+@Suite("OpenJD samples convert")
+struct SampleConversionTests {
+    static let samples: [(String, [String: String])] = [
+        ("ui-controls-showcase.yaml", ["InputFilePicker": "/in", "OutputFilePicker": "/out", "DirectoryPicker": "/d"]),
+        ("host-requirements.yaml", [:]),
+        ("stdout-messages.yaml", [:]),
+        ("blender-ffmpeg.yaml", [:]),
+        ("algorithmic-art.yaml", ["RenderScript": "/s/art.py", "OutputDirectory": "/out", "NumAnimationFrames": "4"]),
+        ("ffmpeg.yaml", ["InputFile": "/in/seq.%04d.exr", "OutputDir": "/out", "EndFrame": "48"]),
+    ]
+
+    /// Every sample of the specification becomes a job Paddock's own checks accept.
+    @Test(arguments: samples) func convertsIntoAValidJob(_ file: String, _ values: [String: String]) throws {
+        let converted = try OpenJDConversion(try job(try fixture(file), values))
+        let wire = try JSONEncoder().encode(converted.submission)
+        let decoded = try JSONDecoder().decode(JobSubmission.self, from: wire)
+        #expect(decoded.tasks.count == converted.submission.tasks.count)
+        #expect(!decoded.tasks.isEmpty)
+    }
+}
