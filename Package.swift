@@ -35,7 +35,7 @@ let package = Package(
         .target(
             name: "PaddockMaster",
             dependencies: [
-                "PaddockProtocol",
+                "PaddockProtocol", "PaddockOpenJD",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -55,6 +55,14 @@ let package = Package(
                 .embedInCode("Dashboard/app.css"),
                 .embedInCode("Dashboard/icon.svg"),
             ],
+            swiftSettings: strict
+        ),
+        // Open Job Description templates (jobtemplate-2023-09) read, checked, expanded and turned
+        // into a JobSubmission: pure, shared by the CLI and the master (docs/OPENJD.md).
+        .target(
+            name: "PaddockOpenJD",
+            dependencies: ["PaddockProtocol"],
+            path: "Sources/OpenJD",
             swiftSettings: strict
         ),
         // The one HTTP client of API v1 (agent, CLI, bench), on AsyncHTTPClient.
@@ -86,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "PaddockCLI",
             dependencies: [
-                "PaddockProtocol", "PaddockClient", "PaddockMaster", "PaddockAgent",
+                "PaddockProtocol", "PaddockClient", "PaddockMaster", "PaddockAgent", "PaddockOpenJD",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -110,6 +118,13 @@ let package = Package(
             name: "ProtocolTests",
             dependencies: ["PaddockProtocol"],
             path: "Tests/ProtocolTests"
+        ),
+        .testTarget(
+            name: "OpenJDTests",
+            dependencies: ["PaddockOpenJD", "PaddockProtocol", .product(name: "Yams", package: "Yams")],
+            path: "Tests/OpenJDTests",
+            // The specification's sample templates and their license, and the reference script: read from the source tree.
+            exclude: ["Fixtures", "Templates", "openjd_reference.py"]
         ),
         .testTarget(
             name: "MasterTests",

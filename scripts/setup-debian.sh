@@ -29,4 +29,16 @@ if [ "${PADDOCK_TEST_DEPS:-0}" = 1 ] && ! .venv-browser/bin/python -c "import im
     python3 -m venv .venv-browser
     .venv-browser/bin/python -m pip install --quiet "playwright==$playwright_version"
 fi
+# The OpenJD tests compare expansions with the reference implementation, openjd-model (pinned),
+# in a venv of the checkout's own (.venv-openjd, git-ignored); the tests find it through
+# PADDOCK_OPENJD_PYTHON.
+if [ "${PADDOCK_TEST_DEPS:-0}" = 1 ]; then
+    openjd_model_version=0.14.0
+    openjd_venv="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv-openjd"
+    if ! "$openjd_venv/bin/python" -c "import sys, openjd.model as m; sys.exit(m.version != '$openjd_model_version')" 2>/dev/null; then
+        python3 -m venv "$openjd_venv"
+        "$openjd_venv/bin/python" -m pip install --quiet "openjd-model==$openjd_model_version"
+    fi
+    export PADDOCK_OPENJD_PYTHON="$openjd_venv/bin/python"
+fi
 command -v swift >/dev/null || { echo "Swift 6 is needed: see https://www.swift.org/install/linux/" >&2; exit 1; }

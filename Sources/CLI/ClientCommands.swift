@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PaddockClient
+import PaddockOpenJD
 import PaddockProtocol
 import Yams
 
@@ -69,9 +70,12 @@ func ago(_ date: Date?) -> String {
 }
 
 struct SubmitCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "submit", abstract: "Submit a job file (YAML or JSON).")
+    static let configuration = CommandConfiguration(commandName: "submit",
+        abstract: "Submit a job file (YAML or JSON), or an Open Job Description template (jobtemplate-2023-09).")
     @Argument(help: "The job file; - reads standard input.")
     var file: String
+    @Option(name: .customShort("p"), help: ArgumentHelp("A job parameter of an OpenJD template.", valueName: "NAME=VALUE"))
+    var parameters: [String] = []
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
@@ -84,7 +88,20 @@ struct SubmitCommand: AsyncParsableCommand {
             }
             text = data
         }
-        let body = try Self.jsonBody(text, name: file)
+        let body: Data
+        do {
+            if let template = try OpenJDTemplateFile.template(text) {
+                let directory = file == "-" ? FileManager.default.currentDirectoryPath
+                    : URL(fileURLWithPath: file).deletingLastPathComponent().path
+                body = try OpenJDTemplateFile.body(template: template, parameters: parameters, templateDirectory: directory)
+            } else if !parameters.isEmpty {
+                throw ValidationError("-p sets parameters of an OpenJD template; \(file) is not one")
+            } else {
+                body = try Self.jsonBody(text, name: file)
+            }
+        } catch let error as OpenJDError {
+            throw ValidationError("\(file): \(error)")
+        }
         let data = try await cli { try await client.client().raw("POST", APIPath.jobs, body: body, contentType: "application/json") }
         if client.json { say(String(decoding: data, as: UTF8.self)); return }
         let job = try WireJSON.decoder().decode(JobView.self, from: data)

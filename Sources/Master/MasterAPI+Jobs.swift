@@ -5,10 +5,11 @@ import PaddockProtocol
 extension MasterAPI {
     func submitJob(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.requireAdmin()
-        let submission = try await Self.decode(JobSubmission.self, from: request, limit: BodyLimit.jobSpec)
+        // A Paddock job, or an OpenJD template converted into one (MasterAPI+OpenJD.swift).
+        let (submission, conversionWarnings) = try await Self.jobSubmission(from: request)
         var job = try await store.submit(submission, owner: submission.owner ?? "admin", now: store.clock.now())
         await wake.notifyAll()
-        job.warnings = try await placementWarnings(job.id)
+        job.warnings = conversionWarnings + (try await placementWarnings(job.id))
         return try Self.json(job, status: .created)
     }
 

@@ -1,0 +1,89 @@
+import Foundation
+import PaddockOpenJD
+import Yams
+
+/// `paddock submit TEMPLATE -p NAME=VALUE`: an Open Job Description template is sent to the master
+/// as it is, with its parameter values; the master converts it (docs/OPENJD.md).
+enum OpenJDTemplateFile {
+    /// The document, when it is an OpenJD job template (`specificationVersion: jobtemplate-2023-09`).
+    static func template(_ data: Data) throws -> TemplateValue? {
+        let document: TemplateValue
+        if let json = try? TemplateValue(json: data) {
+            document = json
+        } else {
+            guard let text = String(data: data, encoding: .utf8), let parsed = try? Yams.compose(yaml: text),
+                  let value = try? value(of: parsed) else { return nil }
+            document = value
+        }
+        guard case .string(let version)? = document["specificationVersion"] else { return nil }
+        guard version == JobTemplate.specificationVersion else {
+            throw OpenJDError("specificationVersion",
+                              "this Paddock reads '\(JobTemplate.specificationVersion)' job templates, not '\(version.prefix(64))'")
+        }
+        return document
+    }
+
+    /// The request body: `{"openjd": {"template": ..., "parameters": {NAME: VALUE}}}`.
+    ///
+    /// PATH parameters are made absolute here, on the submitter's side, as the reference
+    /// implementation's client does: a relative default against the template's directory, a
+    /// relative value given with -p against the current directory (the master has neither).
+    static func body(template: TemplateValue, parameters: [String], templateDirectory: String) throws -> Data {
+        let definitions = try JobTemplate(template).parameterDefinitions
+        let cwd = FileManager.default.currentDirectoryPath
+        var values = TemplateObject()
+        for assignment in parameters {
+            let parts = assignment.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty else {
+                throw OpenJDError("", "-p takes NAME=VALUE, not '\(assignment.prefix(64))'")
+            }
+            let name = String(parts[0])
+            var value = String(parts[1])
+            if definitions.contains(where: { $0.name == name && $0.type == .path }) {
+                value = absolute(value, against: cwd)
+            }
+            values[name] = .string(value)
+        }
+        for definition in definitions where definition.type == .path && values[definition.name] == nil {
+            if let relative = definition.defaultValue, !relative.hasPrefix("/"), !relative.isEmpty, !relative.contains("://") {
+                values[definition.name] = .string(absolute(relative, against: templateDirectory))
+            }
+        }
+        let request = TemplateValue.object(TemplateObject([
+            ("openjd", .object(TemplateObject([("template", template), ("parameters", .object(values))]))),
+        ]))
+        return Data(request.json.utf8)
+    }
+
+    static func absolute(_ path: String, against directory: String) -> String {
+        guard !path.isEmpty, !path.hasPrefix("/") else { return path }
+        return URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: directory, isDirectory: true))
+            .standardizedFileURL.path
+    }
+
+    /// A YAML node as the template tree; numbers keep their text. YAML 1.1 (PyYAML, which the
+    /// reference implementation reads templates with) writes floats with a '.': `1e2` is a string.
+    static func value(of node: Node) throws -> TemplateValue {
+        switch node {
+        case .scalar(let scalar):
+            switch Tag.Name(rawValue: node.tag.rawValue) {
+            case .null: return .null
+            case .bool: return node.bool.map(TemplateValue.bool) ?? .string(scalar.string)
+            case .int: return node.int.map { .number(String($0)) } ?? .string(scalar.string)
+            case .float: return scalar.string.contains(".") ? .number(scalar.string) : .string(scalar.string)
+            default: return .string(scalar.string)
+            }
+        case .sequence(let sequence):
+            return .array(try sequence.map(value(of:)))
+        case .mapping(let mapping):
+            var object = TemplateObject()
+            for (key, item) in mapping {
+                guard case .scalar(let name) = key else { throw OpenJDError("", "mapping keys must be strings") }
+                object[name.string] = try value(of: item)
+            }
+            return .object(object)
+        case .alias:
+            throw OpenJDError("", "YAML aliases are not supported in templates")
+        }
+    }
+}

@@ -1,0 +1,35 @@
+import Foundation
+import Hummingbird
+import PaddockOpenJD
+import PaddockProtocol
+
+extension MasterAPI {
+    /// The body of `POST /v1/jobs`: a Paddock job, or an Open Job Description template with its
+    /// parameter values (`{"openjd": {"template": ..., "parameters": ...}}`, docs/OPENJD.md),
+    /// converted into a Paddock job and then checked like any other. The warnings say what of the
+    /// template Paddock does not enforce; they are answered once, with the submission.
+    static func jobSubmission(from request: Request) async throws -> (JobSubmission, warnings: [String]) {
+        let buffer = try await body(of: request, limit: BodyLimit.jobSpec)
+        let bytes = buffer.readableBytesView
+        guard !NULGuard.jsonHasNUL(bytes) else {
+            throw PaddockError.invalid("strings must not contain NUL (\\u0000)")
+        }
+        var json = Data(bytes)
+        var warnings: [String] = []
+        if OpenJDRequest.mayBe(bytes) {
+            do {
+                if let converted = try OpenJDRequest.convert(json: bytes) {
+                    json = converted.job
+                    warnings = converted.warnings
+                }
+            } catch {
+                throw PaddockError.invalid(error.message, field: error.field)
+            }
+        }
+        do {
+            return (try WireJSON.decoder().decode(JobSubmission.self, from: json), warnings)
+        } catch {
+            throw WireJSON.describe(error)
+        }
+    }
+}

@@ -1,0 +1,373 @@
+import PaddockProtocol
+
+/// Turns an Open Job Description job into Paddock's `JobSubmission`: one task per element of each
+/// step's parameter space. What Paddock cannot honour yet is refused (an error) when running
+/// without it would do the wrong thing, and reported as a warning when it would only be looser.
+public struct OpenJDConversion: Sendable {
+    public var submission: JobSubmission
+    public var warnings: [String]
+
+    /// A template's JSON text and its job parameter values, converted in one call (what the
+    /// master does for `POST /v1/jobs` with an `openjd` body).
+    public init(template document: TemplateValue, values: [String: TemplateValue]) throws(OpenJDError) {
+        let template = try JobTemplate(document)
+        let job = try OpenJDJob(template: template, values: values, taskLimit: Limits.tasksPerJob)
+        try self.init(job)
+    }
+
+    public init(_ job: OpenJDJob) throws(OpenJDError) {
+        var warnings: [String] = []
+        var tasks: [TaskSpec] = []
+        // Every step's task names first: a step may depend on one written after it.
+        var taskNames: [String: [String]] = [:]
+        for step in job.steps {
+            taskNames[step.template.name] = step.tasks.enumerated().map { index, parameters in
+                Self.taskName(step.template.name, index: index, count: step.tasks.count, parameters: parameters)
+            }
+        }
+        var bytes = 0
+        for (i, step) in job.steps.enumerated() {
+            let at = FieldPath("steps").index(i)
+            let requirements = try Self.requirements(step, at: at.key("hostRequirements"), warnings: &warnings)
+            // Task parameters reach the task as PADDOCK_PARAM_<NAME>, upper-cased: two names may not meet there.
+            var variables: [String: String] = [:]
+            for (j, definition) in (step.template.parameterSpace?.taskParameterDefinitions ?? []).enumerated() {
+                if let other = variables.updateValue(definition.name, forKey: definition.name.uppercased()) {
+                    throw at.key("parameterSpace").key("taskParameterDefinitions").index(j).key("name").error(
+                        "'\(definition.name)' and '\(other)' would both be PADDOCK_PARAM_\(definition.name.uppercased()) "
+                            + "in the task's environment: Paddock needs task parameter names that differ in more than case")
+                }
+            }
+            var prerequisites: [String] = []
+            for dependency in step.template.dependencies {
+                prerequisites += taskNames[dependency] ?? []
+            }
+            // A Paddock task waits for at most `fanIn` others, and many tasks behind many would make a
+            // quadratic number of edges: then the step waits behind barrier tasks (a no-op each,
+            // needing no resources), each waiting for at most `fanIn` tasks, in as many layers as it takes.
+            if prerequisites.count > Self.fanIn
+                || (prerequisites.count > 1 && prerequisites.count * step.tasks.count > Self.directEdges) {
+                var level = prerequisites
+                var layer = 1
+                repeat {
+                    let groups = stride(from: 0, to: level.count, by: Self.fanIn).map {
+                        Array(level[$0..<min($0 + Self.fanIn, level.count)])
+                    }
+                    level = groups.enumerated().map { k, group in
+                        var barrier = TaskSpec(name: "\(step.template.name): waits for its dependencies (\(layer).\(k + 1))",
+                                               command: ["/bin/sh", "-c", ":"])
+                        barrier.requirements = TaskRequirements(resources: ResourceVector(cpus: 0))
+                        barrier.dependsOn = group
+                        tasks.append(barrier)
+                        return barrier.name
+                    }
+                    layer += 1
+                } while level.count > Self.fanIn
+                prerequisites = level
+            }
+            let onRun = step.template.script.onRun
+            if case .notifyThenTerminate = onRun.cancelation {
+                warnings.append("\(at.key("script.actions.onRun.cancelation")): NOTIFY_THEN_TERMINATE is not honoured yet; "
+                    + "a cancelled task is stopped the Paddock way")
+            }
+            let names = taskNames[step.template.name] ?? []
+            let plan = try ScriptPlan(job, step: step, at: at)
+            for (index, parameters) in step.tasks.enumerated() {
+                var task = try Self.task(plan, name: names[index], parameters: parameters)
+                task.requirements = requirements
+                task.timeout = onRun.timeout.map(Double.init)
+                task.dependsOn = prerequisites
+                bytes += task.command.reduce(0) { $0 + $1.utf8.count } + task.env.reduce(0) { $0 + $1.value.utf8.count }
+                guard bytes <= Self.byteLimit else {
+                    throw at.error("the job's commands come to more than \(Self.byteLimit >> 20) MiB "
+                        + "(embedded files travel in each task's command); Paddock takes at most that much per job")
+                }
+                tasks.append(task)
+            }
+        }
+        guard tasks.count <= Limits.tasksPerJob else {
+            throw FieldPath("steps").error("the job has \(tasks.count) tasks; Paddock takes at most \(Limits.tasksPerJob) per job")
+        }
+        var submission = JobSubmission(name: String(job.name.prefix(Limits.nameLength)), tasks: tasks)
+        // A step's `openjd_progress: 42.5` lines move its task's progress (a percentage).
+        submission.progressRegex = #"^openjd_progress:\s*([0-9]+(?:\.[0-9]+)?)"#
+        submission.labels = ["openjd": JobTemplate.specificationVersion]
+        self.submission = submission
+        self.warnings = warnings
+    }
+
+    /// `Render[3] Frame=3`: unique within the job (the index), the parameters for people.
+    static func taskName(_ step: String, index: Int, count: Int, parameters: [OpenJDJob.TaskParameter]) -> String {
+        guard count > 1 || !parameters.isEmpty else { return step }
+        let values = parameters.map { "\($0.name)=\($0.value.replacingNewlines)" }.joined(separator: " ")
+        return String("\(step)[\(index)] \(values)".prefix(Limits.nameLength))
+    }
+
+    /// A step's script made ready once: its format strings parsed, the values every task of the
+    /// step shares in the symbol table, the embedded files' names.
+    struct ScriptPlan {
+        var symbols = SymbolTable()
+        var command: [FormatString.Part]
+        var args: [[FormatString.Part]]
+        var files: [(filename: String, data: [FormatString.Part], runnable: Bool)] = []
+        var usesRules: Bool
+        /// The job's environments then the step's, resolved (they do not depend on the task).
+        var environments: [EnvironmentPlan] = []
+        let actionPath: FieldPath
+        let argPaths: [FieldPath]
+        let dataPaths: [FieldPath]
+
+        init(_ job: OpenJDJob, step: OpenJDJob.Step, at path: FieldPath) throws(OpenJDError) {
+            let script = step.template.script
+            symbols.scopeNote = " (a step script has Param.*, RawParam.*, Task.Param.*, Task.RawParam.*, Task.File.* and Session.*)"
+            for (name, parameter) in job.parameters {
+                // No path mapping rules yet: a PATH parameter's mapped value is its raw value.
+                symbols["Param.\(name)"] = ResolvedString([.text(parameter.value)])
+                symbols["RawParam.\(name)"] = ResolvedString([.text(parameter.value)])
+            }
+            symbols["Session.WorkingDirectory"] = ResolvedString([.sessionDirectory])
+            symbols["Session.HasPathMappingRules"] = ResolvedString([.text("false")])
+            symbols["Session.PathMappingRulesFile"] = ResolvedString([.sessionDirectory, .text("/" + OpenJDConversion.rulesFile)])
+            let actionPath = path.key("script").key("actions").key("onRun")
+            self.actionPath = actionPath
+            argPaths = script.onRun.args.indices.map { actionPath.key("args").index($0) }
+            dataPaths = script.embeddedFiles.indices.map { path.key("script").key("embeddedFiles").index($0).key("data") }
+            var fileNames: [String: String] = [:]
+            for (i, file) in script.embeddedFiles.enumerated() {
+                let filename = file.filename ?? file.name
+                if let clash = fileNames.first(where: { $0.value == filename }) {
+                    throw path.key("script").key("embeddedFiles").index(i).error(
+                        "embedded files \(clash.key) and \(file.name) have the same file name '\(filename)'")
+                }
+                fileNames[file.name] = filename
+                symbols["Task.File.\(file.name)"] = ResolvedString([.sessionDirectory, .text("/" + filename)])
+                files.append((filename, try FormatString.parse(file.data, at: dataPaths[i]), file.runnable))
+            }
+            command = try FormatString.parse(script.onRun.command, at: actionPath.key("command"))
+            var args: [[FormatString.Part]] = []
+            for (i, arg) in script.onRun.args.enumerated() { args.append(try FormatString.parse(arg, at: argPaths[i])) }
+            self.args = args
+            usesRules = ([command] + args + files.map(\.data)).contains {
+                $0.contains(.reference("Session.PathMappingRulesFile"))
+            }
+            // Environments: Param.*, RawParam.*, Session.* and their own Env.File.*.
+            var hostSymbols = symbols
+            hostSymbols.values = hostSymbols.values.filter { !$0.key.hasPrefix("Task.") }
+            hostSymbols.scopeNote = " (an environment has Param.*, RawParam.*, Env.File.* and Session.*)"
+            var taken = Set(fileNames.values)
+            let scopes = job.template.jobEnvironments.enumerated().map { (FieldPath("jobEnvironments").index($0), $1) }
+                + step.template.stepEnvironments.enumerated().map { (path.key("stepEnvironments").index($0), $1) }
+            for (at, environment) in scopes {
+                environments.append(try EnvironmentPlan(environment, symbols: hostSymbols, taken: &taken, at: at))
+                usesRules = usesRules || environment.mentionsRulesFile
+            }
+        }
+    }
+
+    /// One environment of a task's session, resolved.
+    struct EnvironmentPlan {
+        var name: String
+        var files: [(filename: String, data: ResolvedString, runnable: Bool)] = []
+        var variables: [(name: String, value: ResolvedString)] = []
+        var onEnter: [ResolvedString]?
+        var onExit: [ResolvedString]?
+
+        init(_ environment: Environment, symbols base: SymbolTable, taken: inout Set<String>,
+             at path: FieldPath) throws(OpenJDError) {
+            name = environment.name
+            var symbols = base
+            for (i, file) in environment.embeddedFiles.enumerated() {
+                let filename = file.filename ?? file.name
+                guard taken.insert(filename).inserted else {
+                    throw path.key("script").key("embeddedFiles").index(i).error(
+                        "the file name '\(filename)' is already used by another embedded file of this task's session")
+                }
+                symbols["Env.File.\(file.name)"] = ResolvedString([.sessionDirectory, .text("/" + filename)])
+            }
+            for (i, file) in environment.embeddedFiles.enumerated() {
+                let at = path.key("script").key("embeddedFiles").index(i).key("data")
+                files.append((file.filename ?? file.name, try symbols.resolve(file.data, at: at), file.runnable))
+            }
+            for variable in environment.variables {
+                variables.append((variable.name, try symbols.resolve(variable.value, at: path.key("variables").key(variable.name))))
+            }
+            func argv(_ action: Action?, _ key: String) throws(OpenJDError) -> [ResolvedString]? {
+                guard let action else { return nil }
+                let at = path.key("script").key("actions").key(key)
+                var argv = [try symbols.resolve(action.command, at: at.key("command"))]
+                for (i, arg) in action.args.enumerated() { argv.append(try symbols.resolve(arg, at: at.key("args").index(i))) }
+                return argv
+            }
+            onEnter = try argv(environment.onEnter, "onEnter")
+            onExit = try argv(environment.onExit, "onExit")
+        }
+    }
+
+    /// One task: its argv (through a small `sh` prelude when it has embedded files or refers to
+    /// the session directory), and its parameters in the environment as `PADDOCK_PARAM_<NAME>`.
+    static func task(_ plan: ScriptPlan, name: String, parameters: [OpenJDJob.TaskParameter]) throws(OpenJDError) -> TaskSpec {
+        var symbols = plan.symbols
+        for parameter in parameters {
+            symbols["Task.Param.\(parameter.name)"] = ResolvedString([.text(parameter.value)])
+            symbols["Task.RawParam.\(parameter.name)"] = ResolvedString([.text(parameter.value)])
+        }
+        var argv = [try symbols.resolve(plan.command, at: plan.actionPath.key("command"))]
+        for (i, arg) in plan.args.enumerated() {
+            argv.append(try symbols.resolve(arg, at: plan.argPaths[i]))
+        }
+        var files: [(filename: String, data: ResolvedString, runnable: Bool)] = []
+        for (i, file) in plan.files.enumerated() {
+            files.append((file.filename, try symbols.resolve(file.data, at: plan.dataPaths[i]), file.runnable))
+        }
+        let plain = argv.compactMap(\.plain)
+        let command = files.isEmpty && !plan.usesRules && plain.count == argv.count && plan.environments.isEmpty
+            ? plain
+            : ["/bin/sh", "-c", Self.prelude(files: files, rules: plan.usesRules, argv: argv,
+                                              environments: plan.environments), "openjd"]
+        guard let program = command.first, !program.isEmpty else {
+            throw plan.actionPath.key("command").error("the command resolves to an empty string")
+        }
+        guard command.count <= Limits.argvCount,
+              command.allSatisfy({ $0.utf8.count <= Limits.argLength && !$0.contains("\0") }) else {
+            throw plan.actionPath.error("the command and its embedded files take more than Paddock's \(Limits.argLength) bytes "
+                + "per argument (embedded files travel in the task's command), or contain NUL")
+        }
+        var env: [String: String] = [:]
+        for parameter in parameters {
+            env["PADDOCK_PARAM_\(parameter.name.uppercased())"] = parameter.value
+        }
+        return TaskSpec(name: name, command: command, env: env)
+    }
+
+    static let rulesFile = "openjd-path-mapping.json"
+    /// The most tasks one Paddock task may depend on (JobSubmission's bound on `depends_on`).
+    static let fanIn = 1000
+    /// Above this many task-to-task edges between two steps, a barrier task stands between them.
+    static let directEdges = 10_000
+    /// The converted job's commands and environments in all: a 1 MiB template must not become gigabytes.
+    public static let byteLimit = 64 << 20
+
+    /// `sh -c` text that writes the embedded files into the task's working directory
+    /// (`$PADDOCK_WORK_DIR`, the session directory), then runs the action. Each environment is a
+    /// subshell around the next: its files and variables, its `onEnter` (whose `openjd_env:` and
+    /// `openjd_unset_env:` lines change the environment of what follows), the inner level, then
+    /// its `onExit` whatever the inner level's outcome. A failed `onEnter` fails the task with
+    /// that reason; the environments entered before it are still exited.
+    static func prelude(files: [(filename: String, data: ResolvedString, runnable: Bool)], rules: Bool,
+                        argv: [ResolvedString], environments: [EnvironmentPlan] = []) -> String {
+        var lines = [#"D="${PADDOCK_WORK_DIR:-$PWD}""#]
+        if rules {
+            lines.append("printf '%s' '{\"version\":\"pathmapping-1.0\",\"path_mapping_rules\":[]}' > \"$D/\(rulesFile)\" || exit 1")
+        }
+        func write(_ files: [(filename: String, data: ResolvedString, runnable: Bool)]) {
+            for file in files {
+                let target = shellWord(ResolvedString([.sessionDirectory, .text("/" + file.filename)]))
+                lines.append("rm -f \(target); printf '%s' \(shellWord(file.data)) > \(target) && chmod \(file.runnable ? "0500" : "0400") \(target) || exit 1")
+            }
+        }
+        for (k, environment) in environments.enumerated() {
+            let label = shellWord(ResolvedString([.text("'" + environment.name + "'")]))
+            lines.append("(")
+            write(environment.files)
+            for variable in environment.variables {
+                lines.append("export \(variable.name)=\(shellWord(variable.value))")
+            }
+            if let onEnter = environment.onEnter {
+                let set = #""$D/.openjd-env-\#(k)""#
+                let unset = #""$D/.openjd-unset-\#(k)""#
+                lines.append("rm -f \(set) \(unset) \"$D/.openjd-rc\"")
+                lines.append("{ \(onEnter.map(shellWord).joined(separator: " ")); echo $? > \"$D/.openjd-rc\"; } | "
+                    + #"while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; case "$l" in "#
+                    + #"'openjd_env: '*) printf '%s\n' "${l#openjd_env: }" >> \#(set);; "#
+                    + #"'openjd_unset_env: '*) printf '%s\n' "${l#openjd_unset_env: }" >> \#(unset);; esac; done"#)
+                lines.append(#"rc=$(cat "$D/.openjd-rc" 2>/dev/null || echo 1)"#)
+                lines.append(#"if [ "$rc" != 0 ]; then echo "openjd: environment "\#(label)": onEnter failed (exit code $rc)" >&2; exit "$rc"; fi"#)
+                lines.append(#"if [ -f \#(set) ]; then while IFS= read -r kv; do n="${kv%%=*}"; case "$n" in ''|[0-9]*|*[!A-Za-z0-9_]*) ;; *) export "$kv";; esac; done < \#(set); fi"#)
+                lines.append(#"if [ -f \#(unset) ]; then while IFS= read -r n; do case "$n" in ''|[0-9]*|*[!A-Za-z0-9_]*) ;; *) unset "$n";; esac; done < \#(unset); fi"#)
+            }
+        }
+        lines.append("(")
+        write(files)
+        lines.append("exec " + argv.map(shellWord).joined(separator: " "))
+        lines.append(")")
+        for environment in environments.reversed() {
+            let label = shellWord(ResolvedString([.text("'" + environment.name + "'")]))
+            lines.append("rc=$?")
+            if let onExit = environment.onExit {
+                lines.append(onExit.map(shellWord).joined(separator: " "))
+                lines.append(#"x=$?; if [ "$rc" = 0 ] && [ "$x" != 0 ]; then echo "openjd: environment "\#(label)": onExit failed (exit code $x)" >&2; rc=$x; fi"#)
+            }
+            lines.append(#"exit "$rc""#)
+            lines.append(")")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// One shell word: text single-quoted, the session directory as `"$D"`.
+    static func shellWord(_ value: ResolvedString) -> String {
+        if value.pieces.isEmpty { return "''" }
+        return value.pieces.map { piece in
+            switch piece {
+            case .sessionDirectory: #""$D""#
+            case .text(let text): "'" + text.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
+            }
+        }.joined()
+    }
+
+    /// `amount.worker.*` onto cpus, ram, gpus and disk; `attr.worker.os.family` checked against
+    /// Linux (Paddock's agents run on Linux); any other requirement is a warning (not enforced).
+    static func requirements(_ step: OpenJDJob.Step, at path: FieldPath,
+                             warnings: inout [String]) throws(OpenJDError) -> TaskRequirements? {
+        guard let host = step.template.hostRequirements else { return nil }
+        var cpus = 1.0
+        var ram: Int64 = 0
+        var gpus: Int64 = 0
+        var disk: Int64 = 0
+        let mib: Double = 1_048_576
+        for (i, amount) in host.amounts.enumerated() {
+            let at = path.key("amounts").index(i)
+            let minimum = amount.min ?? 0
+            switch amount.name.lowercased() {
+            case "amount.worker.vcpu":
+                guard minimum <= Limits.maxCPUs else { throw at.key("min").error("at most \(Int(Limits.maxCPUs)) vCPUs") }
+                cpus = max(minimum, 1)
+            case "amount.worker.memory":
+                guard minimum * mib < Double(Int64.max / 2) else { throw at.key("min").error("too large") }
+                ram = Int64((minimum * mib).rounded(.up))
+            case "amount.worker.gpu":
+                guard minimum <= Double(Limits.maxGPUs) else { throw at.key("min").error("at most \(Limits.maxGPUs) GPUs") }
+                gpus = Int64(minimum.rounded(.up))
+            case "amount.worker.disk.scratch":
+                guard minimum * 1024 * mib < Double(Int64.max / 2) else { throw at.key("min").error("too large") }
+                disk = Int64((minimum * 1024 * mib).rounded(.up))
+            default:
+                warnings.append("\(at): \(amount.name) is not supported by Paddock yet: not enforced")
+                continue
+            }
+            if amount.max != nil {
+                warnings.append("\(at.key("max")): Paddock reserves the minimum and does not bound \(amount.name) from above")
+            }
+        }
+        for (i, attribute) in step.attributes.enumerated() {
+            let at = path.key("attributes").index(i)
+            switch attribute.name.lowercased() {
+            case "attr.worker.os.family":
+                let anyOf = attribute.anyOf.map { $0.map { $0.lowercased() } }
+                let allOf = attribute.allOf.map { $0.map { $0.lowercased() } }
+                let linux = (anyOf?.contains("linux") ?? true) && (allOf.map { $0.allSatisfy { $0 == "linux" } } ?? true)
+                guard linux else {
+                    throw at.error("Paddock's agents run Linux; this step asks for \(((anyOf ?? []) + (allOf ?? [])).joined(separator: ", "))")
+                }
+            default:
+                warnings.append("\(at): \(attribute.name) is not supported by Paddock yet: not enforced")
+            }
+        }
+        return TaskRequirements(resources: ResourceVector(cpus: cpus, ram: ram, disk: disk, gpus: gpus))
+    }
+}
+
+extension String {
+    var replacingNewlines: String {
+        String(map { $0.isNewline ? " " : $0 })
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import PaddockProtocol
+
+/// `POST /v1/jobs` with an Open Job Description template:
+///
+///     {"openjd": {"template": {...}, "parameters": {"Frames": "1-100"}},
+///      "owner"?: ..., "priority"?: ..., "labels"?: ..., "max_attempts"?: ..., "after"?: [...]}
+///
+/// The template is converted here into the JSON of an ordinary job (a task list), with the
+/// Paddock fields beside `openjd` carried over, so that the master checks and stores it exactly
+/// as any other job.
+public enum OpenJDRequest {
+    public static let keys: Set<String> = ["openjd", "owner", "priority", "labels", "max_attempts", "after"]
+    public static let openjdKeys: Set<String> = ["template", "parameters"]
+
+    /// Cheap test before parsing: a body without the word cannot be an OpenJD submission.
+    public static func mayBe(_ bytes: some Collection<UInt8>) -> Bool {
+        let needle = Array(#""openjd""#.utf8)
+        guard bytes.count >= needle.count else { return false }
+        let all = Array(bytes)
+        var i = 0
+        while i + needle.count <= all.count {
+            if all[i] == needle[0], Array(all[i..<i + needle.count]) == needle { return true }
+            i += 1
+        }
+        return false
+    }
+
+    /// The failure of a submission: an OpenJD error with its field said from the body's root
+    /// (`openjd.template.steps[0]...`, `openjd.parameters.Frames`).
+    public struct Refusal: Error, Sendable, CustomStringConvertible {
+        public var field: String?
+        public var message: String
+        public var description: String { message }
+    }
+
+    /// The job JSON a body converts to, and warnings about what Paddock does not enforce; nil when
+    /// the body is JSON but not an OpenJD submission (no top-level `openjd`).
+    public static func convert(json bytes: some Collection<UInt8>) throws(Refusal) -> (job: Data, warnings: [String])? {
+        let body: TemplateValue
+        do {
+            body = try TemplateValue(json: bytes)
+        } catch {
+            return nil  // not JSON: the ordinary decoding says so
+        }
+        guard case .object(let object) = body, let openjd = object["openjd"] else { return nil }
+        if let extra = object.keys.first(where: { !keys.contains($0) }) {
+            throw Refusal(field: extra, message: "\(extra.prefix(64)): unknown field beside 'openjd' (allowed: "
+                + keys.subtracting(["openjd"]).sorted().joined(separator: ", ") + ")")
+        }
+        guard case .object(let request) = openjd else {
+            throw Refusal(field: "openjd", message: "openjd: must be an object with 'template' and 'parameters'")
+        }
+        if let extra = request.keys.first(where: { !openjdKeys.contains($0) }) {
+            throw Refusal(field: "openjd.\(extra)", message: "openjd.\(extra.prefix(64)): unknown field (openjd has 'template' and 'parameters')")
+        }
+        guard let template = request["template"] else {
+            throw Refusal(field: "openjd.template", message: "openjd.template: field required (the job template, as JSON)")
+        }
+        var values: [String: TemplateValue] = [:]
+        switch request["parameters"] {
+        case nil, .null?: break
+        case .object(let given)?:
+            for entry in given.entries { values[entry.key] = entry.value }
+        case let other?:
+            throw Refusal(field: "openjd.parameters", message: "openjd.parameters: must be an object of job parameter values, not \(other.kind)")
+        }
+        let conversion: OpenJDConversion
+        do {
+            conversion = try OpenJDConversion(template: template, values: values)
+        } catch {
+            let values = error.field == "parameters" || error.field.hasPrefix("parameters.")
+            let field = values ? "openjd.\(error.field)" : (error.field.isEmpty ? "openjd.template" : "openjd.template.\(error.field)")
+            throw Refusal(field: field, message: "\(field): \(error.message)")
+        }
+        // The Paddock fields beside `openjd`, checked by the same decoding as any job's (on a stand-in task).
+        var submission = conversion.submission
+        var extras = TemplateObject()
+        for key in keys where key != "openjd" {
+            if let value = object[key] { extras[key] = value }
+        }
+        if !extras.entries.isEmpty {
+            extras["name"] = .string("openjd")
+            extras["tasks"] = .array([.object(TemplateObject([("name", .string("t")), ("command", .array([.string("true")]))]))])
+            let given: JobSubmission
+            do {
+                given = try WireJSON.decoder().decode(JobSubmission.self, from: Data(TemplateValue.object(extras).json.utf8))
+            } catch {
+                let refusal = WireJSON.describe(error)
+                throw Refusal(field: refusal.field, message: refusal.field.map { "\($0): \(refusal.message)" } ?? refusal.message)
+            }
+            submission.owner = given.owner
+            submission.priority = given.priority
+            submission.maxAttempts = given.maxAttempts
+            submission.after = given.after
+            submission.labels.merge(given.labels) { _, theirs in theirs }
+        }
+        do {
+            return (try WireJSON.encoder().encode(submission), conversion.warnings)
+        } catch {
+            throw Refusal(field: nil, message: "the converted job could not be encoded: \(error)")
+        }
+    }
+}

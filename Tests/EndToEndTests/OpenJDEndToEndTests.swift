@@ -1,0 +1,217 @@
+import Foundation
+import PaddockClient
+import PaddockProtocol
+import Testing
+
+/// Open Job Description templates on a real master and agent (issue 18): the specification's
+/// parameter showcase through `paddock submit -p`, and a template with a parameter space, an
+/// embedded file and a step dependency through the API's `openjd` body.
+extension EndToEnd { @Suite struct OpenJDEndToEndTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("OpenJDTests/Fixtures")
+
+    @Test func theShowcaseSamplePrintsItsValues() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("openjd", ["--cpus", "2", "--ram", "2GiB"])
+        let file = Self.fixtures.appendingPathComponent("ui-controls-showcase.yaml").path
+        let submitted = try cli(farm, ["submit", file, "-p", "InputFilePicker=/in/scene.blend", "-p", "OutputFilePicker=/out/frame.exr",
+                                       "-p", "DirectoryPicker=/projects/a b", "-p", "IntSpinner=-7", "--json"])
+        let job = try WireJSON.decoder().decode(JobView.self, from: Data(submitted.utf8))
+        #expect(job.name == "Job Template GUI Control Showcase")
+        #expect(job.counts.total == 1)
+        let tasks = try await farm.waitForJob(job.id)
+        #expect(tasks.map(\.state) == [.succeeded])
+        let log = try await farm.logs(try #require(tasks.first).id)
+        // What the sample's script echoes, one value under each label.
+        for expected in ["LineEditControl value:\nDefault line edit value.\n",
+                         "MultiLineEditControl value:\nThis is a\ntext file with\nmultiple lines.\n\n",
+                         "IntSpinner value:\n-7\n", "BigStepIntSpinner value:\n123\n",
+                         "FloatSpinner value:\n1234.56789\n", "FloatSpinnerOne value:\n100000.01\n",
+                         "StringDropdown value:\nWEDNESDAY\n", "IntDropdown value:\n7\n", "FloatDropdown value:\n3.26\n",
+                         "InputFilePicker raw value:\n/in/scene.blend\nInputFilePicker value mapped locally:\n/in/scene.blend\n",
+                         "DirectoryPicker raw value:\n/projects/a b\n"] {
+            #expect(log.contains(expected), "\(expected) in:\n\(log)")
+        }
+    }
+
+    @Test func aParameterSpaceWithDependenciesRunsThroughTheAPI() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("openjd", ["--cpus", "4", "--ram", "2GiB"])
+        let template = #"""
+            {"specificationVersion": "jobtemplate-2023-09", "name": "Shot {{Param.Shot}}",
+             "parameterDefinitions": [{"name": "Shot", "type": "STRING", "allowedValues": ["sh010", "sh020"]},
+                                      {"name": "Frames", "type": "STRING", "default": "1-3"}],
+             "steps": [
+              {"name": "Render",
+               "parameterSpace": {"taskParameterDefinitions": [
+                 {"name": "Frame", "type": "INT", "range": "{{Param.Frames}}"},
+                 {"name": "Layer", "type": "STRING", "range": ["bg", "fg"]}]},
+               "hostRequirements": {"amounts": [{"name": "amount.worker.vcpu", "min": 1}],
+                                    "attributes": [{"name": "attr.custom.farm", "anyOf": ["main"]}]},
+               "script": {"actions": {"onRun": {"command": "sh", "args": ["-c",
+                 "echo frame {{Task.Param.Frame}} layer $PADDOCK_PARAM_LAYER of {{Param.Shot}}; sleep 0.2; touch $PADDOCK_WORK_DIR/../../rendered-{{Task.Param.Frame}}-{{Task.Param.Layer}}"]}}}},
+              {"name": "Encode", "dependencies": [{"dependsOn": "Render"}],
+               "script": {"actions": {"onRun": {"command": "bash", "args": ["{{Task.File.Encode}}"], "timeout": 60}},
+                          "embeddedFiles": [{"name": "Encode", "type": "TEXT", "runnable": true,
+                            "data": "echo encoding {{Param.Shot}} in {{Session.WorkingDirectory}}\nls $PADDOCK_WORK_DIR/../.. | grep -c rendered-\necho openjd_progress: 50\n"}]}}]}
+            """#
+        let job = try await farm.submitRaw(#"{"openjd": {"template": \#(template), "parameters": {"Shot": "sh020"}}, "priority": 5}"#)
+        #expect(job.name == "Shot sh020")
+        #expect(job.priority == 5)
+        #expect(job.counts.total == 7)
+        #expect(job.warnings.contains { $0.contains("attr.custom.farm is not supported by Paddock yet") })
+        let tasks = try await farm.waitForJob(job.id)
+        #expect(tasks.allSatisfy { $0.state == .succeeded }, "\(tasks.map { "\($0.name): \($0.state)" })")
+        let render = tasks.filter { $0.name.hasPrefix("Render[") }
+        #expect(render.map(\.name).sorted() == ["Render[0] Frame=1 Layer=bg", "Render[1] Frame=1 Layer=fg",
+                                                "Render[2] Frame=2 Layer=bg", "Render[3] Frame=2 Layer=fg",
+                                                "Render[4] Frame=3 Layer=bg", "Render[5] Frame=3 Layer=fg"])
+        let third = try #require(render.first { $0.name.hasPrefix("Render[3]") })
+        #expect(third.env["PADDOCK_PARAM_FRAME"] == "2")
+        #expect(try await farm.logs(third.id) == "frame 2 layer fg of sh020\n")
+        let encode = try #require(tasks.first { $0.name == "Encode" })
+        #expect(encode.timeout == 60)
+        let log = try await farm.logs(encode.id)
+        // Every Render task had finished (6 files) when Encode ran in its own session directory.
+        #expect(log.hasPrefix("encoding sh020 in \(farm.dir)/openjd/tasks/\(encode.id)-e"), "\(log)")
+        #expect(log.hasSuffix("\n6\nopenjd_progress: 50\n"), "\(log)")
+        #expect(encode.progress == 1)
+    }
+
+    @Test func anInvalidValueIsA400NamingTheFieldAndTheRule() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        let template = try String(contentsOf: Self.fixtures.appendingPathComponent("blender-ffmpeg.yaml"), encoding: .utf8)
+        let file = farm.dir + "/blender.yaml"
+        try template.write(toFile: file, atomically: true, encoding: .utf8)
+        let refusals: [(String, String)] = [
+            (#"{"openjd": {"template": {"specificationVersion": "jobtemplate-2023-09", "name": "x", "steps": [{"name": "S", "parameterSpace": {"taskParameterDefinitions": [{"name": "F", "type": "INT", "range": "9-1"}]}, "script": {"actions": {"onRun": {"command": "echo"}}}}]}}}"#,
+             "openjd.template.steps[0].parameterSpace.taskParameterDefinitions[0].range"),
+            (#"{"openjd": {"template": {"specificationVersion": "jobtemplate-2023-09", "name": "x", "parameterDefinitions": [{"name": "N", "type": "INT", "maxValue": 3}], "steps": [{"name": "S", "script": {"actions": {"onRun": {"command": "echo"}}}}]}, "parameters": {"N": 4}}}"#,
+             "openjd.parameters.N"),
+        ]
+        for (body, field) in refusals {
+            do {
+                _ = try await farm.submitRaw(body)
+                Issue.record("accepted: \(body)")
+            } catch ClientError.api(let error) {
+                #expect(error.status == 400 || error.code == "invalid_request")
+                #expect(error.field == field, "\(error)")
+                #expect(error.message.hasPrefix(field + ": "), "\(error)")
+            }
+        }
+        // The CLI says the same and exits non-zero.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Farm.binary)
+        process.arguments = ["submit", file, "-p", "Format=GIF", "--master", farm.url, "--token", Farm.admin]
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let stderr = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus != 0)
+        #expect(stderr.contains("parameters.Format: value (GIF) for parameter Format must be one of the allowed values"), "\(stderr)")
+    }
+} }
+
+extension EndToEnd.OpenJDEndToEndTests {
+    /// The specification's host-requirements sample: its amounts become the tasks' requirements,
+    /// what Paddock does not enforce is said, and a step no agent fits says so too.
+    @Test func theHostRequirementsSampleSaysWhatIsNotEnforced() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("small", ["--cpus", "2", "--ram", "2GiB"])
+        try await eventually("the agent enrolled", timeout: 20) { try await farm.agent(named: "small") != nil }
+        let file = Self.fixtures.appendingPathComponent("host-requirements.yaml").path
+        let said = try cli(farm, ["submit", file])
+        #expect(said.contains("2 task(s)"), "\(said)")
+        #expect(said.contains("warning: steps[0].hostRequirements.attributes[1]: attr.custom.host_config is not supported by Paddock yet"), "\(said)")
+        #expect(said.contains("warning: steps[1].hostRequirements.amounts[0].max:"), "\(said)")
+        #expect(said.contains("1 queued task(s) fit no agent"), "\(said)")
+        let page: Page<JobView> = try await farm.admin.call("GET", APIPath.jobs)
+        let job = try #require(page.items.first).id
+        let tasks = try await farm.tasks(job: job)
+        #expect(tasks.map(\.name).sorted() == ["StepOne", "StepTwo"])
+        let two = try #require(tasks.first { $0.name == "StepTwo" })
+        #expect(two.requirements.resources == ResourceVector(cpus: 4, ram: 8 << 30))
+    }
+}
+
+extension EndToEnd.OpenJDEndToEndTests {
+    /// PATH parameters are made absolute by the CLI as the reference's client does: a relative
+    /// default against the template's directory, a relative -p value against the current one.
+    @Test func pathParametersAreMadeAbsoluteOnTheSubmittersSide() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        let file = Self.fixtures.appendingPathComponent("blender-ffmpeg.yaml").path
+        let submitted = try cli(farm, ["submit", file, "-p", "OutputDir=renders/../out", "-p", "EndFrame=24", "--json"])
+        let job = try WireJSON.decoder().decode(JobView.self, from: Data(submitted.utf8))
+        #expect(job.name == "Blender Scene Renderer")
+        let tasks = try await farm.tasks(job: job.id)
+        let render = try #require(tasks.first { $0.name == "RenderScene" })
+        let script = render.command.joined(separator: " ")
+        #expect(script.contains(Self.fixtures.path + "/scene/blender_scene.blend"), "\(script)")
+        #expect(script.contains("mkdir -p \(FileManager.default.currentDirectoryPath)/out"), "\(script)")
+        #expect(script.contains("--render-frame \"1..24\""), "\(script)")
+        let encode = try #require(tasks.first { $0.name == "CreateVideoFromRender" })
+        #expect(encode.state == .blocked)
+    }
+}
+
+extension EndToEnd.OpenJDEndToEndTests {
+    /// 101 tasks behind which 100 wait (10 100 edges): they wait behind one barrier task, which
+    /// needs no resources and runs on a real agent like any task.
+    @Test func manyBehindManyRunThroughABarrier() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("openjd", ["--cpus", "16", "--ram", "4GiB"])
+        let template = #"""
+            {"specificationVersion": "jobtemplate-2023-09", "name": "Barrier",
+             "steps": [
+              {"name": "A", "parameterSpace": {"taskParameterDefinitions": [{"name": "I", "type": "INT", "range": "1-101"}]},
+               "script": {"actions": {"onRun": {"command": "sh", "args": ["-c", "touch $PADDOCK_WORK_DIR/../../a-{{Task.Param.I}}"]}}}},
+              {"name": "B", "dependencies": [{"dependsOn": "A"}],
+               "parameterSpace": {"taskParameterDefinitions": [{"name": "J", "type": "INT", "range": "1-100"}]},
+               "script": {"actions": {"onRun": {"command": "sh", "args": ["-c", "ls $PADDOCK_WORK_DIR/../.. | grep -c '^a-'"]}}}}]}
+            """#
+        let job = try await farm.submitRaw(#"{"openjd": {"template": \#(template)}}"#)
+        #expect(job.counts.total == 202)
+        let tasks = try await farm.waitForJob(job.id, timeout: 120)
+        #expect(tasks.allSatisfy { $0.state == .succeeded }, "\(tasks.filter { $0.state != .succeeded }.map(\.name))")
+        let barrier = try #require(tasks.first { $0.name == "B: waits for its dependencies (1.1)" })
+        #expect(barrier.requirements.resources == .zero)
+        for task in tasks.filter({ $0.name.hasPrefix("B[") }).prefix(5) {
+            #expect(try await farm.logs(task.id) == "101\n")
+        }
+    }
+}
+
+extension EndToEnd.OpenJDEndToEndTests {
+    /// Job and step environments on a real agent: entered before the task's action, in order,
+    /// with their variables and what `openjd_env:` set; exited after it, in reverse order.
+    @Test func environmentsWrapTheTask() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("openjd", ["--cpus", "2", "--ram", "2GiB"])
+        let template = #"""
+            {"specificationVersion": "jobtemplate-2023-09", "name": "Envs",
+             "jobEnvironments": [{"name": "Tools", "variables": {"TOOL": "v1"},
+               "script": {"actions": {"onEnter": {"command": "sh", "args": ["-c", "echo enter $TOOL; echo openjd_env: LICENSE=42"]},
+                                      "onExit": {"command": "sh", "args": ["-c", "echo exit $TOOL"]}}}}],
+             "steps": [{"name": "S",
+               "stepEnvironments": [{"name": "Scratch", "script": {"actions": {"onEnter": {"command": "bash", "args": ["{{Env.File.Setup}}"]}},
+                 "embeddedFiles": [{"name": "Setup", "type": "TEXT", "data": "mkdir -p {{Session.WorkingDirectory}}/scratch && echo scratch ready\n"}]}}],
+               "parameterSpace": {"taskParameterDefinitions": [{"name": "N", "type": "INT", "range": "1-2"}]},
+               "script": {"actions": {"onRun": {"command": "sh", "args": ["-c", "echo run {{Task.Param.N}} $TOOL $LICENSE; ls -d scratch"]}}}}]}
+            """#
+        let job = try await farm.submitRaw(#"{"openjd": {"template": \#(template)}}"#)
+        let tasks = try await farm.waitForJob(job.id)
+        #expect(tasks.map(\.state) == [.succeeded, .succeeded])
+        for task in tasks {
+            let n = task.env["PADDOCK_PARAM_N"] ?? "?"
+            #expect(try await farm.logs(task.id) == "enter v1\nopenjd_env: LICENSE=42\nscratch ready\nrun \(n) v1 42\nscratch\nexit v1\n")
+        }
+    }
+}
