@@ -102,11 +102,37 @@ struct SubmitCommand: AsyncParsableCommand {
         } catch let error as OpenJDError {
             throw ValidationError("\(file): \(error)")
         }
-        let data = try await cli { try await client.client().raw("POST", APIPath.jobs, body: body, contentType: "application/json") }
+        let data = try await cli { try await Self.post(body, with: try client.client()) }
         if client.json { say(String(decoding: data, as: UTF8.self)); return }
         let job = try WireJSON.decoder().decode(JobView.self, from: data)
         say("submitted job \(job.id) \"\(job.name)\": \(job.counts.total) task(s)")
         job.warnings.forEach { say("warning: \($0)") }
+    }
+
+    /// POSTs the job under one Idempotency-Key for this invocation, and retries while the master (or
+    /// its frontend) is away or the answer was lost: a retry of a submission that was stored answers
+    /// that job, never a second one. Gives up after about two minutes.
+    static func post(_ body: Data, with client: MasterClient) async throws(ClientError) -> Data {
+        let key = UUID().uuidString
+        let deadline = ContinuousClock.now + .seconds(120)
+        var pause = 0.25
+        while true {
+            do {
+                return try await client.raw("POST", APIPath.jobs, body: body, contentType: "application/json",
+                                            headers: ["Idempotency-Key": key], timeout: 60)
+            } catch {
+                let retryable: Bool
+                switch error {
+                case .transport: retryable = true
+                case .api(let answer): retryable = [502, 503, 504, 429].contains(answer.status)
+                case .protocolMismatch: retryable = false
+                }
+                guard retryable, ContinuousClock.now + .milliseconds(Int(pause * 1000)) < deadline else { throw error }
+                FileHandle.standardError.write(Data("paddock: \(error); retrying the submission\n".utf8))
+                try? await Task.sleep(for: .milliseconds(Int(pause * 1000)))
+                pause = min(pause * 2, 5)
+            }
+        }
     }
 
     /// A job file is JSON, or YAML turned into the same JSON.

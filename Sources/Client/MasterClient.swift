@@ -71,8 +71,11 @@ public struct MasterClient: Sendable {
 
     /// One call with raw bytes in and out; a non-2xx answer becomes `.api`.
     public func raw(_ method: String, _ path: String, query: [String: String] = [:], body: Data? = nil,
-                    contentType: String = "application/octet-stream", timeout: Double = 30) async throws(ClientError) -> Data {
-        let request = try request(method, path, query: query, body: body, contentType: contentType)
+                    contentType: String = "application/octet-stream", headers: [String: String] = [:],
+                    timeout: Double = 30) async throws(ClientError) -> Data {
+        var built = try request(method, path, query: query, body: body, contentType: contentType)
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) { built.headers.add(name: name, value: value) }
+        let request = built
         let http = pool.http
         let seconds = Self.clamp(timeout)
         do {

@@ -6,11 +6,27 @@ extension MasterAPI {
     func submitJob(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.requireAdmin()
         // A Paddock job, or an OpenJD template converted into one (MasterAPI+OpenJD.swift).
-        let (submission, conversionWarnings) = try await Self.jobSubmission(from: request)
-        var job = try await store.submit(submission, owner: submission.owner ?? "admin", now: store.clock.now())
-        await wake.notifyAll()
+        let key = try Self.idempotencyKey(request)
+        let (submission, conversionWarnings, bodyHash) = try await Self.jobSubmission(from: request)
+        let outcome = try await store.submit(submission, owner: submission.owner ?? "admin", now: store.clock.now(),
+                                             idempotency: key.map { SubmissionKey(key: $0, bodyHash: bodyHash) })
+        var job = outcome.job
+        if !outcome.replayed { await wake.notifyAll() }
         job.warnings = conversionWarnings + (try await placementWarnings(job.id))
-        return try Self.json(job, status: .created)
+        var response = try Self.json(job, status: .created)
+        // The same answer as the first time, said to be a replay.
+        // A literal, valid header name: the failable init cannot fail here.
+        if outcome.replayed { response.headers[.init("Idempotent-Replayed")!] = "true" }
+        return response
+    }
+
+    /// `Idempotency-Key`: at most 255 visible ASCII characters (a UUID is the usual choice).
+    static func idempotencyKey(_ request: Request) throws -> String? {
+        guard let value = request.headers.first(where: { $0.name.canonicalName == "idempotency-key" })?.value else { return nil }
+        guard !value.isEmpty, value.count <= 255, value.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0.asciiValue.map { $0 >= 0x21 && $0 < 0x7f } == true }) else {
+            throw PaddockError.invalid("Idempotency-Key is 1 to 255 visible ASCII characters", field: "Idempotency-Key")
+        }
+        return value
     }
 
     func listJobs(_ request: Request, _ context: MasterContext) async throws -> Response {

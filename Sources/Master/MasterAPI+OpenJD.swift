@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Hummingbird
 import PaddockOpenJD
@@ -8,9 +9,10 @@ extension MasterAPI {
     /// parameter values (`{"openjd": {"template": ..., "parameters": ...}}`, docs/OPENJD.md),
     /// converted into a Paddock job and then checked like any other. The warnings say what of the
     /// template Paddock does not enforce; they are answered once, with the submission.
-    static func jobSubmission(from request: Request) async throws -> (JobSubmission, warnings: [String]) {
+    static func jobSubmission(from request: Request) async throws -> (JobSubmission, warnings: [String], bodyHash: String) {
         let buffer = try await body(of: request, limit: BodyLimit.jobSpec)
         let bytes = buffer.readableBytesView
+        let bodyHash = SHA256.hash(data: Data(bytes)).map { String(format: "%02x", $0) }.joined()
         guard !NULGuard.jsonHasNUL(bytes) else {
             throw PaddockError.invalid("strings must not contain NUL (\\u0000)")
         }
@@ -27,7 +29,7 @@ extension MasterAPI {
             }
         }
         do {
-            return (try WireJSON.decoder().decode(JobSubmission.self, from: json), warnings)
+            return (try WireJSON.decoder().decode(JobSubmission.self, from: json), warnings, bodyHash)
         } catch {
             throw WireJSON.describe(error)
         }

@@ -33,89 +33,125 @@ public final class SQLStore: Store {
     // MARK: jobs
 
     public func submit(_ job: JobSubmission, owner: String, now: Date) async throws -> JobView {
+        try await submit(job, owner: owner, now: now, idempotency: nil).job
+    }
+
+    /// With an idempotency key: the first submission under it is stored with its body's hash; the same
+    /// key again with the same body answers the job stored then (a client retrying a submission whose
+    /// answer it lost makes no second job), with another body 422. Keys are kept 24 hours.
+    public func submit(_ job: JobSubmission, owner: String, now: Date,
+                       idempotency: SubmissionKey?) async throws -> SubmitOutcome {
         let graph: DependencyGraph
         do { graph = try DependencyGraph(tasks: job.tasks) } catch {
             throw PaddockError.invalid(error.description, field: "tasks")
         }
         return try await engine.write { db in
-            // A job that runs after others waits until they all succeed; one that already failed is refused.
-            var afterReady = true
-            for (index, after) in Set(job.after).sorted().enumerated() {
-                let view: JobView
-                do { view = try Self.jobView(db, after) } catch {
-                    throw PaddockError.invalid("job \(after) does not exist", field: "after[\(index)]")
-                }
-                switch view.state {
-                case .succeeded: break
-                case .failed, .cancelled:
-                    throw PaddockError.conflict("job \(after) is \(view.state.rawValue): a job after it could never run")
-                default: afterReady = false
-                }
-            }
-            guard let jobRow = try SQLRow.fetchOne(db, sql: """
-                INSERT INTO jobs (name, owner, priority, labels, created_at, progress_regex) VALUES (?, ?, ?, ?, ?, ?)
-                RETURNING id
-                """, arguments: [job.name, owner, job.priority, try Self.json(job.labels), now.timeIntervalSince1970,
-                                 job.progressRegex]) else { throw PaddockError.conflict("the job was not stored") }
-            let jobID = JobID(rawValue: jobRow["id"])
-            for after in Set(job.after) {
-                try db.execute(sql: "INSERT INTO job_deps (job_id, after_job) VALUES (?, ?)",
-                               arguments: [jobID.rawValue, after.rawValue])
-            }
-            // Ids are taken first so that dependencies can name them, then rows go in many per statement.
-            let ids = try db.allocateIDs("tasks", count: job.tasks.count)
-            let columns = """
-                INSERT INTO tasks (id, job_id, name, command, env, cwd, cpu_millis, ram, disk, gpus, tags, priority,
-                                   timeout, max_attempts, state, created_at, frame_start, frame_end) VALUES
-                """
-            let rowPlaceholders = "(" + Array(repeating: "?", count: 18).joined(separator: ", ") + ")"
-            var queued = 0
-            var batch: [any SQLBindable] = []
-            var batchRows = 0
-            func flush() throws {
-                guard batchRows > 0 else { return }
-                try db.execute(sql: columns + Array(repeating: rowPlaceholders, count: batchRows).joined(separator: ", "),
-                               arguments: batch)
-                batch.removeAll(keepingCapacity: true)
-                batchRows = 0
-            }
-            for (index, spec) in job.tasks.enumerated() {
-                let req = job.effectiveRequirements(of: spec)
-                let ready = afterReady && graph.prerequisites[index].isEmpty
-                if ready { queued += 1 }
-                batch += [
-                    ids[index], jobID.rawValue, spec.name, try Self.json(spec.command), try Self.json(spec.env), spec.cwd,
-                    req.resources.milliCPUs, req.resources.ram, req.resources.disk, req.resources.gpus,
-                    try Self.json(req.tags), spec.priority ?? job.priority, spec.timeout ?? job.timeout,
-                    spec.maxAttempts ?? job.maxAttempts ?? JobSubmission.defaultMaxAttempts,
-                    (ready ? TaskState.queued : .blocked).rawValue, now.timeIntervalSince1970,
-                    spec.frames?.lowerBound, spec.frames?.upperBound,
-                ] as [any SQLBindable]
-                batchRows += 1
-                if batchRows == 200 { try flush() }
-            }
-            try flush()
-            // Inserted rows bypass the counting trigger (it watches updates): count them here.
-            try db.execute(sql: "UPDATE jobs SET queued = ? WHERE id = ?", arguments: [queued, jobID.rawValue])
-            var edges: [any SQLBindable] = []
-            func flushEdges() throws {
-                guard !edges.isEmpty else { return }
-                try db.execute(sql: "INSERT INTO task_deps (task_id, depends_on) VALUES "
-                                   + Array(repeating: "(?, ?)", count: edges.count / 2).joined(separator: ", "),
-                               arguments: edges)
-                edges.removeAll(keepingCapacity: true)
-            }
-            for (index, before) in graph.prerequisites.enumerated() {
-                for b in before {
-                    edges += [ids[index], ids[b]] as [any SQLBindable]
-                    if edges.count >= 1000 { try flushEdges() }
+            if let idempotency {
+                try db.execute(sql: "DELETE FROM submissions WHERE created_at < ?",
+                               arguments: [now.timeIntervalSince1970 - SubmissionKey.lifetime])
+                if let row = try SQLRow.fetchOne(db, sql: "SELECT body_hash, job_id FROM submissions WHERE key = ?\(db.lockRows)",
+                                                 arguments: [idempotency.key]) {
+                    guard (row["body_hash"] as String) == idempotency.bodyHash else {
+                        throw PaddockError.idempotencyKeyReused(idempotency.key)
+                    }
+                    let id = JobID(rawValue: row["job_id"])
+                    var view = try Self.jobView(db, id)
+                    let ids = try Int64.fetchAll(db, sql: "SELECT id FROM tasks WHERE job_id = ? ORDER BY id LIMIT 1001",
+                                                 arguments: [id.rawValue])
+                    if ids.count <= 1000 { view.taskIDs = ids.map(TaskID.init(rawValue:)) }
+                    return SubmitOutcome(job: view, replayed: true)
                 }
             }
-            try flushEdges()
-            var view = try Self.jobView(db, jobID)
-            if job.tasks.count <= 1000 { view.taskIDs = ids.map(TaskID.init(rawValue:)) }
-            return view
+            let view = try Self.insertJob(db, job, owner: owner, now: now, graph: graph)
+            if let idempotency {
+                // Two masters storing one key at once: the second insert collides and its transaction runs
+                // again, finding the first one's job above.
+                try db.execute(sql: "INSERT INTO submissions (key, body_hash, job_id, created_at) VALUES (?, ?, ?, ?)",
+                               arguments: [idempotency.key, idempotency.bodyHash, view.id.rawValue, now.timeIntervalSince1970])
+            }
+            return SubmitOutcome(job: view, replayed: false)
         }
+    }
+
+    static func insertJob(_ db: any SQLDatabase, _ job: JobSubmission, owner: String, now: Date,
+                          graph: DependencyGraph) throws -> JobView {
+        // A job that runs after others waits until they all succeed; one that already failed is refused.
+        var afterReady = true
+        for (index, after) in Set(job.after).sorted().enumerated() {
+            let view: JobView
+            do { view = try Self.jobView(db, after) } catch {
+                throw PaddockError.invalid("job \(after) does not exist", field: "after[\(index)]")
+            }
+            switch view.state {
+            case .succeeded: break
+            case .failed, .cancelled:
+                throw PaddockError.conflict("job \(after) is \(view.state.rawValue): a job after it could never run")
+            default: afterReady = false
+            }
+        }
+        guard let jobRow = try SQLRow.fetchOne(db, sql: """
+            INSERT INTO jobs (name, owner, priority, labels, created_at, progress_regex) VALUES (?, ?, ?, ?, ?, ?)
+            RETURNING id
+            """, arguments: [job.name, owner, job.priority, try Self.json(job.labels), now.timeIntervalSince1970,
+                             job.progressRegex]) else { throw PaddockError.conflict("the job was not stored") }
+        let jobID = JobID(rawValue: jobRow["id"])
+        for after in Set(job.after) {
+            try db.execute(sql: "INSERT INTO job_deps (job_id, after_job) VALUES (?, ?)",
+                           arguments: [jobID.rawValue, after.rawValue])
+        }
+        // Ids are taken first so that dependencies can name them, then rows go in many per statement.
+        let ids = try db.allocateIDs("tasks", count: job.tasks.count)
+        let columns = """
+            INSERT INTO tasks (id, job_id, name, command, env, cwd, cpu_millis, ram, disk, gpus, tags, priority,
+                               timeout, max_attempts, state, created_at, frame_start, frame_end) VALUES
+            """
+        let rowPlaceholders = "(" + Array(repeating: "?", count: 18).joined(separator: ", ") + ")"
+        var queued = 0
+        var batch: [any SQLBindable] = []
+        var batchRows = 0
+        func flush() throws {
+            guard batchRows > 0 else { return }
+            try db.execute(sql: columns + Array(repeating: rowPlaceholders, count: batchRows).joined(separator: ", "),
+                           arguments: batch)
+            batch.removeAll(keepingCapacity: true)
+            batchRows = 0
+        }
+        for (index, spec) in job.tasks.enumerated() {
+            let req = job.effectiveRequirements(of: spec)
+            let ready = afterReady && graph.prerequisites[index].isEmpty
+            if ready { queued += 1 }
+            batch += [
+                ids[index], jobID.rawValue, spec.name, try Self.json(spec.command), try Self.json(spec.env), spec.cwd,
+                req.resources.milliCPUs, req.resources.ram, req.resources.disk, req.resources.gpus,
+                try Self.json(req.tags), spec.priority ?? job.priority, spec.timeout ?? job.timeout,
+                spec.maxAttempts ?? job.maxAttempts ?? JobSubmission.defaultMaxAttempts,
+                (ready ? TaskState.queued : .blocked).rawValue, now.timeIntervalSince1970,
+                spec.frames?.lowerBound, spec.frames?.upperBound,
+            ] as [any SQLBindable]
+            batchRows += 1
+            if batchRows == 200 { try flush() }
+        }
+        try flush()
+        // Inserted rows bypass the counting trigger (it watches updates): count them here.
+        try db.execute(sql: "UPDATE jobs SET queued = ? WHERE id = ?", arguments: [queued, jobID.rawValue])
+        var edges: [any SQLBindable] = []
+        func flushEdges() throws {
+            guard !edges.isEmpty else { return }
+            try db.execute(sql: "INSERT INTO task_deps (task_id, depends_on) VALUES "
+                               + Array(repeating: "(?, ?)", count: edges.count / 2).joined(separator: ", "),
+                           arguments: edges)
+            edges.removeAll(keepingCapacity: true)
+        }
+        for (index, before) in graph.prerequisites.enumerated() {
+            for b in before {
+                edges += [ids[index], ids[b]] as [any SQLBindable]
+                if edges.count >= 1000 { try flushEdges() }
+            }
+        }
+        try flushEdges()
+        var view = try Self.jobView(db, jobID)
+        if job.tasks.count <= 1000 { view.taskIDs = ids.map(TaskID.init(rawValue:)) }
+        return view
     }
 
     public func job(_ id: JobID) async throws -> JobView {

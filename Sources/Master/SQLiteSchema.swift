@@ -201,6 +201,18 @@ enum SQLiteSchema {
                 );
                 """)
         }
+        migrator.registerMigration("v8-idempotency") { db in
+            // Submissions made under an Idempotency-Key: a retried submission finds its job here.
+            try db.execute(sql: """
+                CREATE TABLE submissions (
+                    key TEXT PRIMARY KEY,
+                    body_hash TEXT NOT NULL,
+                    job_id INTEGER NOT NULL,
+                    created_at REAL NOT NULL
+                );
+                CREATE INDEX submissions_age ON submissions(created_at);
+                """)
+        }
         return migrator
     }
 }

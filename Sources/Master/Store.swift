@@ -130,6 +130,8 @@ public protocol Store: Sendable {
     func ping() async throws
 
     func submit(_ job: JobSubmission, owner: String, now: Date) async throws -> JobView
+    /// `submit` under an idempotency key: the same key and body answer the job stored the first time.
+    func submit(_ job: JobSubmission, owner: String, now: Date, idempotency: SubmissionKey?) async throws -> SubmitOutcome
     func job(_ id: JobID) async throws -> JobView
     func jobs(_ filter: JobFilter, page: PageRequest) async throws -> Page<JobView>
     func task(_ id: TaskID, history: Bool) async throws -> TaskView
@@ -212,4 +214,27 @@ public protocol Store: Sendable {
     /// starting together give it once. Returns the seconds given, nil when none. A store that never
     /// recorded a sweep (from before this was kept) gives every live lease `leaseTimeout` from now.
     func grantGrace(leaseTimeout: Double) async throws -> TimeInterval?
+}
+
+/// A submission's `Idempotency-Key` and the SHA-256 of its body.
+public struct SubmissionKey: Sendable, Equatable {
+    public var key: String
+    public var bodyHash: String
+    /// Keys are forgotten after a day.
+    public static let lifetime: TimeInterval = 24 * 3600
+    public init(key: String, bodyHash: String) {
+        self.key = key
+        self.bodyHash = bodyHash
+    }
+}
+
+/// The job a submission made, or found made by an earlier one under its idempotency key.
+public struct SubmitOutcome: Sendable {
+    public var job: JobView
+    /// The key was seen before with this body: no new job was made.
+    public var replayed: Bool
+    public init(job: JobView, replayed: Bool) {
+        self.job = job
+        self.replayed = replayed
+    }
 }

@@ -61,6 +61,11 @@ public struct PaddockError: Error, Codable, Sendable, Equatable, CustomStringCon
     public static func conflict(_ message: String) -> PaddockError {
         PaddockError(status: 409, code: "conflict", message: message)
     }
+    /// An `Idempotency-Key` used before with another body (RFC draft "The Idempotency-Key HTTP Header Field").
+    public static func idempotencyKeyReused(_ key: String) -> PaddockError {
+        PaddockError(status: 422, code: "idempotency_key_reused",
+                     message: "Idempotency-Key '\(key.prefix(64))' was used with another body: use a new key for a new job")
+    }
     public static func tooLarge(_ message: String) -> PaddockError {
         PaddockError(status: 413, code: "too_large", message: message)
     }

@@ -292,6 +292,29 @@ import Testing
         #expect(try await store.task(lease.task, history: false).state == .queued)
     }
 
+    /// A submission under an idempotency key is stored once: the same key and body answer the job
+    /// stored the first time, another body under that key is refused, and keys are kept a day.
+    @Test(arguments: Backend.allCases)
+    func anIdempotencyKeyMakesOneJob(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let job = JobSubmission(name: "once", tasks: [TaskSpec(name: "a", command: ["true"])])
+        let key = SubmissionKey(key: "k-1", bodyHash: "aaaa")
+        let first = try await store.submit(job, owner: "alice", now: now, idempotency: key)
+        #expect(!first.replayed)
+        let again = try await store.submit(job, owner: "alice", now: now.addingTimeInterval(5), idempotency: key)
+        #expect(again.replayed && again.job.id == first.job.id && again.job.taskIDs == first.job.taskIDs)
+        #expect(await status {
+            _ = try await store.submit(job, owner: "alice", now: now, idempotency: SubmissionKey(key: "k-1", bodyHash: "bbbb"))
+        } == 422)
+        #expect(try await store.jobs(JobFilter(), page: PageRequest()).items.count == 1)
+        // Without a key every submission is a job; a day later the key names nothing any more.
+        _ = try await store.submit(job, owner: "alice", now: now)
+        let later = try await store.submit(job, owner: "alice", now: now.addingTimeInterval(SubmissionKey.lifetime + 60),
+                                           idempotency: key)
+        #expect(!later.replayed && later.job.id != first.job.id)
+        #expect(try await store.jobs(JobFilter(), page: PageRequest()).items.count == 3)
+    }
+
     @Test(arguments: Backend.allCases)
     func cancellingTellsTheAgentThroughItsCommandQueue(_ backend: Backend) async throws {
         let fixture = try await StoreFixture.make(backend)

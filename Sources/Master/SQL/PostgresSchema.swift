@@ -181,6 +181,16 @@ enum PostgresSchema {
                 value DOUBLE PRECISION NOT NULL
             );
             """),
+        // As SQLite's v8: submissions made under an Idempotency-Key.
+        ("3", """
+            CREATE TABLE submissions (
+                key TEXT PRIMARY KEY,
+                body_hash TEXT NOT NULL,
+                job_id BIGINT NOT NULL,
+                created_at DOUBLE PRECISION NOT NULL
+            );
+            CREATE INDEX submissions_age ON submissions(created_at);
+            """),
     ]
 
     static func migrate(location: PostgresLocation, logger: Logger) async throws {
