@@ -17,6 +17,7 @@ public enum WireJSON {
 
     /// A decoding failure said in one line a user can act on, with the field path when known.
     public static func describe(_ error: any Error) -> PaddockError {
+        if let refusal = error as? PaddockError { return refusal }  // a decoder's own answer (413 for a template too big)
         guard let error = error as? DecodingError else { return .malformed("body is not valid JSON") }
         func path(_ keys: [any CodingKey]) -> String? {
             let parts = keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }

@@ -183,6 +183,19 @@ extension JobSubmission: Codable {
                 throw DecodingError.dataCorruptedError(forKey: .frames, in: c,
                     debugDescription: "frames/chunk make \(chunks.count) tasks; at most \(Limits.tasksPerJob) per job")
             }
+            // Bounded before it is expanded: what each task carries, the frame numbers counted at their widest.
+            let widest = max(String(range.ranges.map(\.lowerBound).min() ?? 0).count,
+                             String(range.ranges.map(\.upperBound).max() ?? 0).count)
+            func size(_ text: String) -> Int {
+                let marks = text.components(separatedBy: "{start}").count + text.components(separatedBy: "{end}").count - 2
+                return text.utf8.count + marks * max(0, widest - 5)
+            }
+            let perTask = command.reduce(0) { $0 + size($1) } + env.reduce(0) { $0 + $1.key.utf8.count + size($1.value) } + 64
+            let expanded = perTask * chunks.count
+            guard expanded <= Limits.expandedJobBytes else {
+                throw PaddockError.tooLarge("frames/chunk make \(chunks.count) tasks of \(ByteSize.format(Int64(perTask))) each: "
+                    + "\(ByteSize.format(Int64(expanded))) in all, over the \(ByteSize.format(Int64(Limits.expandedJobBytes))) a job may expand to")
+            }
             tasks = chunks.map { chunk in
                 let substitute = { (arg: String) in
                     arg.replacingOccurrences(of: "{start}", with: String(chunk.lowerBound))

@@ -52,6 +52,9 @@ public enum Limits {
     public static let tagCount = 64
     public static let tagLength = 64
     public static let tasksPerJob = 100_000
+    /// What a frame-range template may expand to: its tasks' commands and env, all together (a 1 MiB
+    /// body of `{start}` over 100 000 frames would otherwise be ~100 GB in the master's memory).
+    public static let expandedJobBytes = 64 << 20
     public static let labelCount = 64
     public static let maxCPUs: Double = 65_536
     public static let maxGPUs: Int64 = 1024

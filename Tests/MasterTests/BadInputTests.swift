@@ -60,6 +60,25 @@ import Testing
         }
     }
 
+    @Test func aFrameTemplateThatWouldExpandPastItsBoundIsRefusedBeforeExpanding() async throws {
+        try await TestMaster().test { client in
+            // 4000 arguments of 18 `{start}` each (~0.5 MiB) over 100 000 frames: ~50 GB if it were expanded.
+            let argument = "\"" + String(repeating: "{start}", count: 18) + "\""
+            let body = #"{"name": "x", "frames": "1-100000", "command": ["echo", "#
+                + Array(repeating: argument, count: 4000).joined(separator: ", ") + "]}"
+            let started = ContinuousClock.now
+            let reply = try await client.sendText(.post, "/v1/jobs", body)
+            #expect(reply.status == 413)
+            #expect(reply.error?.code == "too_large")
+            #expect(reply.error?.message.contains("100000 tasks") == true, "\(reply.error?.message ?? "")")
+            #expect(ContinuousClock.now - started < .seconds(30))
+            #expect(try await client.jobCount() == 0)
+            // A template within the bound expands as before.
+            let small = try await client.sendText(.post, "/v1/jobs", #"{"name": "y", "frames": "1-1000", "command": ["echo", "{start}"]}"#)
+            #expect(small.status == 201)
+        }
+    }
+
     @Test func tokensAreRequired() async throws {
         try await TestMaster().test { client in
             let job = try WireJSON.encoder().encode(echoJob())
