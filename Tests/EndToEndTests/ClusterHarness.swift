@@ -23,7 +23,7 @@ final class Cluster: @unchecked Sendable {
         guard HAProxyServer.isAvailable else { throw FarmError(HAProxyServer.unavailableReason) }
         farm = try Farm(leaseTimeout: leaseTimeout)
         postgres = try await PostgresServer.start()
-        storeURL = try postgres.createDatabase("paddock")
+        storeURL = try await offThePool { [postgres] in try postgres.createDatabase("paddock") }
     }
 
     deinit {

@@ -87,7 +87,7 @@ extension EndToEnd { @Suite struct ConfigTests {
         let job = try await farm.submit(JobSubmission(name: "drained", tasks: [shell("sleep 1.5; echo finished")]))
         let taskID = try #require(job.taskIDs?.first)
         try await eventually("it runs", timeout: 20) { try await farm.task(taskID).state == .running }
-        farm.terminate("careful")  // SIGTERM, waits for the agent to exit
+        try await farm.terminate("careful")  // SIGTERM, waits for the agent to exit
         let task = try await farm.task(taskID)
         #expect(task.state == .succeeded)
         #expect(try await farm.logs(taskID) == "finished\n")

@@ -92,7 +92,7 @@ extension EndToEnd { @Suite struct ControlTests {
         try farm.startAgent("sleeper", ["--cpus", "1", "--ram", "1GiB"])
         try await eventually("sleeper online", timeout: 20) { try await farm.agent(named: "sleeper")?.state == .online }
         let agent = try #require(try await farm.agent(named: "sleeper"))
-        farm.terminate("sleeper")
+        try await farm.terminate("sleeper")
         try await eventually("sleeper offline", timeout: 20) { try await farm.agent(named: "sleeper")?.state == .offline }
 
         // Sent straight to the agent's queue while it is away: drain.
@@ -109,7 +109,7 @@ extension EndToEnd { @Suite struct ControlTests {
         // Undrain, restart again: the old drain is not applied a second time.
         _ = try cli(farm, ["undrain", agent.id.description])
         #expect(try await farm.waitForJob(job.id, timeout: 20).map(\.state) == [.succeeded])
-        farm.terminate("sleeper")
+        try await farm.terminate("sleeper")
         try farm.startAgent("sleeper", ["--cpus", "1", "--ram", "1GiB"])
         let again = try await farm.submit(JobSubmission(name: "again", tasks: [shell("echo again")]))
         #expect(try await farm.waitForJob(again.id, timeout: 20).map(\.state) == [.succeeded])

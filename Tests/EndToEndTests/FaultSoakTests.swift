@@ -39,7 +39,7 @@ extension EndToEnd { @Suite struct FaultSoakTests {
                     farm.kill9("victim")  // its running tasks' processes are orphans until it starts again
                     try farm.startAgent("victim", ["--cpus", "2", "--slots", "2"])
                 } else if round == 5 {
-                    farm.terminate("leaver")  // gives its tasks back, no attempt used
+                    try await farm.terminate("leaver")  // gives its tasks back, no attempt used
                     try farm.startAgent("leaver", ["--cpus", "2", "--slots", "2"])
                 }
             }

@@ -4,6 +4,7 @@ import FoundationNetworking
 #endif
 import PaddockClient
 import PaddockProtocol
+import PaddockTestSupport
 import Testing
 
 /// Real processes on loopback: the `paddock` binary built next to this test bundle,
@@ -79,10 +80,11 @@ final class Farm: @unchecked Sendable {
         process.waitUntilExit()
     }
 
-    func terminate(_ name: String) {
+    /// SIGTERM, and waits for the exit off the shared threads (a graceful stop takes seconds).
+    func terminate(_ name: String) async throws {
         guard let process = processes[name] else { return }
         process.terminate()
-        process.waitUntilExit()
+        try await offThePool { process.waitUntilExit() }
     }
 
     /// Sends SIGTERM and returns how long the process took to exit, or nil when it still ran after `timeout`.

@@ -30,7 +30,7 @@ import Testing
         let server = try await PostgresServer.start(tls: (Self.fixtures.appendingPathComponent("server.pem").path,
                                                           Self.fixtures.appendingPathComponent("server-key.pem").path))
         defer { server.terminate() }
-        let url = try server.createDatabase("tls_store")
+        let url = try await offThePool { try server.createDatabase("tls_store") }
 
         let verified = try await Self.open(url + "?sslmode=verify-full&sslrootcert=\(Self.ca)")
         #expect(try await Self.encrypted(verified))

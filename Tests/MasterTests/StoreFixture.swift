@@ -35,7 +35,8 @@ final class StoreFixture: Sendable {
             return StoreFixture(backend: backend, store: try SQLStore.sqlite(path: path), location: path)
         case .postgres:
             let server = try await SharedPostgres.shared.server()
-            let url = try server.createDatabase("t_" + UUID().uuidString.prefix(12).lowercased().filter { $0 != "-" })
+            let name = "t_" + UUID().uuidString.prefix(12).lowercased().filter { $0 != "-" }
+            let url = try await offThePool { try server.createDatabase(name) }
             return StoreFixture(backend: backend, store: try await open(url), location: url)
         }
     }

@@ -62,7 +62,7 @@ import Testing
             expectUnavailable(reply, "hung healthz")
             // The deadline is 2 s and the hung call would take 60: the bound is loose because the
             // suites run in parallel on few cores, which delays timers.
-            #expect(took >= .seconds(1.9) && took < .seconds(20), "answered after \(took)")
+            #expect(took >= .seconds(1.9) && took < .seconds(40), "answered after \(took)")
             db.hang = false
             #expect(try await client.send(.get, "/healthz", token: nil).status == 200)
         }

@@ -103,7 +103,7 @@ public final class PostgresServer: @unchecked Sendable {
         for _ in 0..<3 {
             let dir = base + (base.hasSuffix("/") ? "" : "/") + "paddock-pg-\(UUID().uuidString.prefix(8))"
             let server = PostgresServer(port: try freeLoopbackPort(), dir: dir, binDir: binDir, tls: tls)
-            try server.initialize()
+            try await offThePool { try server.initialize() }
             do {
                 try await server.launchAndWait()
                 return server
