@@ -51,7 +51,7 @@ let package = Package(
             ],
             path: "Sources/Master",
             resources: [
-                .embedInCode("install-agent.sh"),
+                .embedInCode("HTTP/install-agent.sh"),
                 // The web dashboard (issue 17), served at / (Dashboard/DashboardRoutes.swift).
                 .embedInCode("Dashboard/index.html"),
                 .embedInCode("Dashboard/app.js"),
