@@ -1,1 +1,1 @@
-../Sources/Master/install-agent.sh
+../Sources/Master/HTTP/install-agent.sh
