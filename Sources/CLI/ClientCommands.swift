@@ -42,7 +42,14 @@ func cli<T>(_ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
     } catch let error as ClientError {
-        FileHandle.standardError.write(Data("paddock: \(error)\n".utf8))
+        var message = "paddock: \(error)\n"
+        if case .transport = error, ProcessInfo.processInfo.environment["PADDOCK_MASTER"] == nil,
+           !CommandLine.arguments.contains(where: { $0 == "--master" || $0.hasPrefix("--master=") }) {
+            // Nobody said where the master is: say how to, rather than only that 127.0.0.1:8420 is silent.
+            message += "paddock: no master was given, so the default http://127.0.0.1:8420 was tried: "
+                + "pass --master URL or set PADDOCK_MASTER (and --token or PADDOCK_TOKEN)\n"
+        }
+        FileHandle.standardError.write(Data(message.utf8))
         throw ExitCode.failure
     }
 }

@@ -80,6 +80,17 @@ extension EndToEnd { @Suite struct ConfigTests {
         #expect(good == 0 && said.contains("valid master config"), "\(said)")
     }
 
+    @Test func aClientWithNoMasterGivenSaysHowToGiveOne() throws {
+        // Only meaningful where nothing listens on the default port (no `paddock dev` running here).
+        guard (try? run(["jobs", "--master", "http://127.0.0.1:8420"]).1.contains("connection refused")) == true else { return }
+        let (status, output) = try run(["jobs"])
+        #expect(status == 1)
+        #expect(output.contains("pass --master URL or set PADDOCK_MASTER"), "\(output)")
+        #expect(!output.contains("USAGE"), "no usage banner for an unreachable master")
+        let (_, explicit) = try run(["jobs", "--master", "http://127.0.0.1:8420"])
+        #expect(!explicit.contains("pass --master URL"), "a master given on the command line needs no hint")
+    }
+
     @Test func drainOnStopLetsTheRunningTaskFinish() async throws {
         let farm = try Farm()
         try await farm.startMaster()
