@@ -30,7 +30,7 @@ struct ExchangeService: Service {
     /// at least until this long after it began to leave (a master restarting just then is back in
     /// time to hear how its runs ended), with the last heartbeat's 2 s within `Agent.stopDeadline`.
     static let flushGrace: Duration = .seconds(2)
-    static let flushWindow: Duration = .seconds(5)
+    static let flushWindow: Duration = .seconds(4)
 
     var nudge: Nudge { workload.nudge }
 
