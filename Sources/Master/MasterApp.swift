@@ -49,7 +49,7 @@ public struct Master: Sendable {
         _ = try await store.syncClock()
         // Nothing is rerun because the farm's masters were all away: after an outage every live lease
         // gets a fresh timeout, once (a master restarting while another one sweeps gives none).
-        if let given = try await store.grantGrace(leaseTimeout: config.leaseTimeout) {
+        if let given = try await store.grantGrace(leaseTimeout: config.leaseTimeout, now: store.clock.now()) {
             logger.notice("no master swept leases for \(Int(given.rounded(.up))) s: live leases are given that time back")
         }
         let scheme = config.tls == nil ? "http" : "https"

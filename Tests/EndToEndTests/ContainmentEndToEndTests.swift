@@ -38,7 +38,7 @@ extension EndToEnd { @Suite struct ContainmentEndToEndTests {
         ]))
         let taskID = try #require(job.taskIDs?.first)
         try await eventually("the daemon and the task run", timeout: 30) { processes(of: taskID, in: farm).count >= 3 }
-        _ = try cli(farm, ["cancel", taskID.description])
+        _ = try await cli(farm, ["cancel", taskID.description])
         try await eventually("no process of the task is left", timeout: 20) { processes(of: taskID, in: farm).isEmpty }
         #expect(try await farm.task(taskID).state == .cancelled)
     }

@@ -16,7 +16,7 @@ extension EndToEnd { @Suite struct ControlTests {
         try await eventually("the forker runs", timeout: 20) { try await farm.task(taskID).state == .running }
         try await eventually("its grandchild runs", timeout: 10) { processes(of: taskID, in: farm).count >= 3 }
 
-        let said = try cli(farm, ["cancel", taskID.description])
+        let said = try await cli(farm, ["cancel", taskID.description])
         #expect(said.contains("cancelled"))
         try await eventually("no process of the task's group is left", timeout: 10) {
             processes(of: taskID, in: farm).isEmpty
@@ -39,7 +39,7 @@ extension EndToEnd { @Suite struct ControlTests {
         try await eventually("two run", timeout: 20) {
             try await farm.tasks(job: job.id).filter { $0.state == .running }.count == 2
         }
-        _ = try cli(farm, ["cancel", job.id.description])
+        _ = try await cli(farm, ["cancel", job.id.description])
         let tasks = try await farm.waitForJob(job.id, timeout: 20)
         #expect(tasks.allSatisfy { $0.state == .cancelled })
         #expect(try await farm.job(job.id).state == .cancelled)
@@ -57,7 +57,7 @@ extension EndToEnd { @Suite struct ControlTests {
         try await eventually("the slow task runs", timeout: 20) { try await farm.task(slow).state == .running }
         let worker = try #require(try await farm.agent(named: "worker"))
 
-        #expect(try cli(farm, ["drain", worker.id.description]).contains("draining"))
+        #expect(try await cli(farm, ["drain", worker.id.description]).contains("draining"))
         let second = try await farm.submit(JobSubmission(name: "second", tasks: [shell("echo second")]))
         _ = try await farm.waitForJob(first.id, timeout: 20)
         #expect(try await farm.task(slow).state == .succeeded)
@@ -66,7 +66,7 @@ extension EndToEnd { @Suite struct ControlTests {
         #expect(try await farm.job(second.id).counts[.queued] == 1, "a draining agent claims nothing")
         #expect(try await farm.agent(named: "worker")?.state == .draining)
 
-        #expect(try cli(farm, ["undrain", worker.id.description]).contains("online"))
+        #expect(try await cli(farm, ["undrain", worker.id.description]).contains("online"))
         #expect(try await farm.waitForJob(second.id, timeout: 20).map(\.state) == [.succeeded])
     }
 
@@ -74,7 +74,7 @@ extension EndToEnd { @Suite struct ControlTests {
         let farm = try Farm()
         try await farm.startMaster()
         let job = try await farm.submit(JobSubmission(name: "paused", tasks: (0..<5).map { shell("echo \($0)", name: "e\($0)") }))
-        #expect(try cli(farm, ["pause", job.id.description]).contains("paused"))
+        #expect(try await cli(farm, ["pause", job.id.description]).contains("paused"))
         try farm.startAgent("worker", ["--cpus", "2", "--ram", "1GiB"])
         try await eventually("worker online", timeout: 20) { try await farm.agent(named: "worker")?.state == .online }
         // Work submitted after the paused job runs: the agent claimed, and passed the paused job over.
@@ -82,7 +82,7 @@ extension EndToEnd { @Suite struct ControlTests {
         #expect(try await farm.waitForJob(after.id, timeout: 20).map(\.state) == [.succeeded])
         #expect(try await farm.tasks(job: job.id).allSatisfy { $0.state == .queued && $0.attempt == 0 })
         #expect(try await farm.job(job.id).state == .paused)
-        _ = try cli(farm, ["resume", job.id.description])
+        _ = try await cli(farm, ["resume", job.id.description])
         #expect(try await farm.waitForJob(job.id, timeout: 20).allSatisfy { $0.state == .succeeded })
     }
 
@@ -107,7 +107,7 @@ extension EndToEnd { @Suite struct ControlTests {
         #expect(try await farm.job(job.id).counts[.queued] == 1)
 
         // Undrain, restart again: the old drain is not applied a second time.
-        _ = try cli(farm, ["undrain", agent.id.description])
+        _ = try await cli(farm, ["undrain", agent.id.description])
         #expect(try await farm.waitForJob(job.id, timeout: 20).map(\.state) == [.succeeded])
         try await farm.terminate("sleeper")
         try farm.startAgent("sleeper", ["--cpus", "1", "--ram", "1GiB"])
@@ -165,6 +165,6 @@ extension EndToEnd { @Suite struct ControlTests {
         #expect(process.terminationStatus != 0)
         #expect(String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             .contains("task t99999 does not exist"))
-        _ = try cli(farm, ["cancel", running.id.description])
+        _ = try await cli(farm, ["cancel", running.id.description])
     }
 } }

@@ -2,6 +2,7 @@ import Foundation
 import PaddockAgent
 import PaddockClient
 import PaddockProtocol
+import PaddockTestSupport
 import Testing
 
 /// All end-to-end suites run one after another: each starts several processes, and on a
@@ -118,39 +119,44 @@ extension EndToEnd { @Suite struct FarmTests {
               cpus: 1
               ram: 256MiB
             """.write(toFile: file, atomically: true, encoding: .utf8)
-        let submitted = try cli(farm, ["submit", file, "--json"])
+        let submitted = try await cli(farm, ["submit", file, "--json"])
         let job = try WireJSON.decoder().decode(JobView.self, from: Data(submitted.utf8))
         #expect(job.counts.total == 3)
         let tasks = try await farm.waitForJob(job.id)
         #expect(tasks.allSatisfy { $0.state == .succeeded })
         #expect(try await farm.logs(tasks[2].id) == "rendering 9..10\n")
-        let table = try cli(farm, ["tasks", "--job", job.id.description])
+        let table = try await cli(farm, ["tasks", "--job", job.id.description])
         #expect(table.contains("frames 5-8") && table.contains("succeeded"))
-        #expect(try cli(farm, ["logs", tasks[0].id.description]) == "rendering 1..4\n")
-        #expect(try cli(farm, ["agents"]).contains("renderer"))
-        #expect(try cli(farm, ["job", job.id.description]).contains("3 succeeded"))
+        #expect(try await cli(farm, ["logs", tasks[0].id.description]) == "rendering 1..4\n")
+        #expect(try await cli(farm, ["agents"]).contains("renderer"))
+        #expect(try await cli(farm, ["job", job.id.description]).contains("3 succeeded"))
     }
 }
 
 }
 
 /// Runs the CLI against the farm; returns its standard output.
-func cli(_ farm: Farm, _ arguments: [String]) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: Farm.binary)
-    process.arguments = arguments
-    var environment = ProcessInfo.processInfo.environment
-    environment["PADDOCK_MASTER"] = farm.url
-    environment["PADDOCK_TOKEN"] = Farm.admin
-    if let caFile = farm.tls?.caFile { environment["PADDOCK_CA_FILE"] = caFile }
-    process.environment = environment
-    let output = Pipe()
-    process.standardOutput = output
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    #expect(process.terminationStatus == 0, "paddock \(arguments.joined(separator: " "))")
-    return String(decoding: data, as: UTF8.self)
+func cli(_ farm: Farm, _ arguments: [String]) async throws -> String {
+    let url = farm.url, caFile = farm.tls?.caFile
+    // The CLI is waited for on a thread of its own: not on one of the two shared ones (see `offThePool`).
+    let (status, output) = try await offThePool { () throws -> (Int32, String) in
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Farm.binary)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["PADDOCK_MASTER"] = url
+        environment["PADDOCK_TOKEN"] = Farm.admin
+        if let caFile { environment["PADDOCK_CA_FILE"] = caFile }
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+    #expect(status == 0, "paddock \(arguments.joined(separator: " "))")
+    return output
 }
 
 /// An agent killed with `kill -9` and started again (issue: restarts).

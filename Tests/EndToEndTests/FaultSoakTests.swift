@@ -88,18 +88,26 @@ extension EndToEnd { @Suite struct FaultSoakTests {
         // Twice only with a run on the agent killed with SIGKILL, or one the SIGTERM stopped mid-way
         // (its history has the release), and never more than twice.
         var unexplained: [String] = []
+        var undelivered = 0
         for (name, places) in twice {
             if places.count > 2 { unexplained.append("\(name) ran \(places.count) times: \(places)"); continue }
             if places.contains("victim") { continue }
             guard let task = tasks.first(where: { $0.name == name }) else { continue }
             let view: TaskView = try await farm.admin.call("GET", APIPath.task(task.id), query: ["history": "true"])
             if view.history?.contains(where: { $0.transition == .release }) == true { continue }
+            // The SIGTERM'd agent finished it but could not deliver the finish within its stop
+            // deadline (the master was being killed and restarted meanwhile): its lease ran out.
+            if places.contains("leaver"), view.history?.contains(where: { $0.transition == .expireLease }) == true {
+                undelivered += 1
+                continue
+            }
             unexplained.append("\(name) ran on \(places)")
         }
         #expect(unexplained.isEmpty, "ran twice without an agent killed under it: \(unexplained.prefix(10))")
         print("fault soak: \(tasks.count) tasks of \(acknowledged.count) acknowledged jobs (\(refused) submissions refused "
               + "while the master was down) in \(elapsed); master killed with SIGKILL \(kills) times, one agent SIGKILLed, "
-              + "one SIGTERMed; tasks run twice: \(twice.count) (all explained)")
+              + "one SIGTERMed; tasks run twice: \(twice.count) (all explained; \(undelivered) finished on the SIGTERMed agent "
+              + "whose finish it could not deliver before its deadline)")
     }
 } }
 

@@ -26,7 +26,7 @@ extension EndToEnd { @Suite struct LiveLogTests {
         #expect(received == expected)
         #expect(try await farm.task(taskID).state == .succeeded)
         // The CLI follows the same way; on a finished run it prints the whole log and ends.
-        #expect(try cli(farm, ["logs", "-f", taskID.description]) == expected)
+        #expect(try await cli(farm, ["logs", "-f", taskID.description]) == expected)
     }
 
     @Test func restartingTheMasterMidTaskLosesAndDoublesNoLine() async throws {
@@ -61,7 +61,7 @@ extension EndToEnd { @Suite struct LiveLogTests {
         #expect(midway.state == .running)
         #expect(abs(midway.progress - 0.25) < 0.01, "job progress is the mean of its tasks': \(midway.progress)")
         // `paddock watch` draws the bar until the job ends, and exits 0 when it succeeded.
-        let watched = try cli(farm, ["watch", job.id.description, "--interval", "0.2"])
+        let watched = try await cli(farm, ["watch", job.id.description, "--interval", "0.2"])
         #expect(watched.contains("100%") && watched.contains("succeeded 2"))
         #expect(try await farm.task(taskID).progress == 1)
     }

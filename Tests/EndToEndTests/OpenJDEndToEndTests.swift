@@ -15,7 +15,7 @@ extension EndToEnd { @Suite struct OpenJDEndToEndTests {
         try await farm.startMaster()
         try farm.startAgent("openjd", ["--cpus", "2", "--ram", "2GiB"])
         let file = Self.fixtures.appendingPathComponent("ui-controls-showcase.yaml").path
-        let submitted = try cli(farm, ["submit", file, "-p", "InputFilePicker=/in/scene.blend", "-p", "OutputFilePicker=/out/frame.exr",
+        let submitted = try await cli(farm, ["submit", file, "-p", "InputFilePicker=/in/scene.blend", "-p", "OutputFilePicker=/out/frame.exr",
                                        "-p", "DirectoryPicker=/projects/a b", "-p", "IntSpinner=-7", "--json"])
         let job = try WireJSON.decoder().decode(JobView.self, from: Data(submitted.utf8))
         #expect(job.name == "Job Template GUI Control Showcase")
@@ -125,7 +125,7 @@ extension EndToEnd.OpenJDEndToEndTests {
         try farm.startAgent("small", ["--cpus", "2", "--ram", "2GiB"])
         try await eventually("the agent enrolled", timeout: 20) { try await farm.agent(named: "small") != nil }
         let file = Self.fixtures.appendingPathComponent("host-requirements.yaml").path
-        let said = try cli(farm, ["submit", file])
+        let said = try await cli(farm, ["submit", file])
         #expect(said.contains("2 task(s)"), "\(said)")
         #expect(said.contains("warning: steps[0].hostRequirements.attributes[1]: attr.custom.host_config is not supported by Paddock yet"), "\(said)")
         #expect(said.contains("warning: steps[1].hostRequirements.amounts[0].max:"), "\(said)")
@@ -146,7 +146,7 @@ extension EndToEnd.OpenJDEndToEndTests {
         let farm = try Farm()
         try await farm.startMaster()
         let file = Self.fixtures.appendingPathComponent("blender-ffmpeg.yaml").path
-        let submitted = try cli(farm, ["submit", file, "-p", "OutputDir=renders/../out", "-p", "EndFrame=24", "--json"])
+        let submitted = try await cli(farm, ["submit", file, "-p", "OutputDir=renders/../out", "-p", "EndFrame=24", "--json"])
         let job = try WireJSON.decoder().decode(JobView.self, from: Data(submitted.utf8))
         #expect(job.name == "Blender Scene Renderer")
         let tasks = try await farm.tasks(job: job.id)

@@ -79,7 +79,7 @@ extension EndToEnd { @Suite struct SchedulingEndToEndTests {
         }
         let cursed = try #require(try await farm.agent(named: "cursed"))
         #expect(try await farm.job(submitted.id).blocklist == [BlocklistEntry(agent: cursed.id, failures: 3)])
-        #expect(try cli(farm, ["job", submitted.id.description]).contains("blocklisted agents: \(cursed.id)"))
+        #expect(try await cli(farm, ["job", submitted.id.description]).contains("blocklisted agents: \(cursed.id)"))
         try farm.startAgent("blessed", ["--cpus", "1", "--ram", "1GiB"])
         let tasks = try await farm.waitForJob(submitted.id, timeout: 30)
         #expect(tasks.map(\.state) == [.succeeded])

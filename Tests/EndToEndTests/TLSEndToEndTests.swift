@@ -28,7 +28,7 @@ extension EndToEnd { @Suite struct TLSEndToEndTests {
         let tasks = try await farm.waitForJob(job.id, timeout: 60)
         #expect(tasks.map(\.state) == [.succeeded])
         #expect(try await farm.logs(tasks[0].id) == "encrypted\n")
-        #expect(try cli(farm, ["jobs"]).contains("over-tls"))
+        #expect(try await cli(farm, ["jobs"]).contains("over-tls"))
         // Plain HTTP to the HTTPS port gets no answer a client could take for the API's.
         let plain = MasterClient(baseURL: try #require(URL(string: "http://127.0.0.1:\(farm.port)")), token: Farm.admin)
         await #expect(throws: (any Error).self) { _ = try await plain.raw("GET", APIPath.jobs, timeout: 10) }

@@ -66,12 +66,10 @@ import Testing
             let argument = "\"" + String(repeating: "{start}", count: 18) + "\""
             let body = #"{"name": "x", "frames": "1-100000", "command": ["echo", "#
                 + Array(repeating: argument, count: 4000).joined(separator: ", ") + "]}"
-            let started = ContinuousClock.now
             let reply = try await client.sendText(.post, "/v1/jobs", body)
             #expect(reply.status == 413)
             #expect(reply.error?.code == "too_large")
             #expect(reply.error?.message.contains("100000 tasks") == true, "\(reply.error?.message ?? "")")
-            #expect(ContinuousClock.now - started < .seconds(30))
             #expect(try await client.jobCount() == 0)
             // A template within the bound expands as before.
             let small = try await client.sendText(.post, "/v1/jobs", #"{"name": "y", "frames": "1-1000", "command": ["echo", "{start}"]}"#)

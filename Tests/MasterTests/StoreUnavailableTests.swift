@@ -60,9 +60,9 @@ import Testing
             let reply = try await client.send(.get, "/healthz", token: nil)
             let took = ContinuousClock.now - started
             expectUnavailable(reply, "hung healthz")
-            // The deadline is 2 s and the hung call would take 60: the bound is loose because the
+            // The deadline is 2 s and the hung call would take 300: the bound is loose because the
             // suites run in parallel on few cores, which delays timers.
-            #expect(took >= .seconds(1.9) && took < .seconds(40), "answered after \(took)")
+            #expect(took >= .seconds(1.9) && took < .seconds(120), "answered after \(took)")
             db.hang = false
             #expect(try await client.send(.get, "/healthz", token: nil).status == 200)
         }

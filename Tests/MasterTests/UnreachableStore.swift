@@ -28,7 +28,7 @@ final class UnreachableStore: Store {
 
     private func network() async throws {
         let (cut, hang) = state.withLock { ($0.cut, $0.hang) }
-        if hang { try await Task.sleep(for: .seconds(60)) }
+        if hang { try await Task.sleep(for: .seconds(300)) }
         if cut { throw Unreachable() }
     }
 
@@ -134,8 +134,8 @@ final class UnreachableStore: Store {
     func extendLeases(until: Date) async throws { try await network(); try await inner.extendLeases(until: until) }
     var clock: LeaseClock { inner.clock }
     func syncClock() async throws -> TimeInterval { try await network(); return try await inner.syncClock() }
-    func grantGrace(leaseTimeout: Double) async throws -> TimeInterval? {
+    func grantGrace(leaseTimeout: Double, now: Date) async throws -> TimeInterval? {
         try await network()
-        return try await inner.grantGrace(leaseTimeout: leaseTimeout)
+        return try await inner.grantGrace(leaseTimeout: leaseTimeout, now: now)
     }
 }

@@ -36,7 +36,7 @@ public struct LeaseSweeper: Service {
                     // agents: leases get the grace a restarted master gives (docs/ARCHITECTURE.md §3)
                     // before any expires, or the first sweep would requeue the whole farm's work. One
                     // grace per outage: the first master back gives it, the others see it given.
-                    if let given = try await store.grantGrace(leaseTimeout: config.leaseTimeout) {
+                    if let given = try await store.grantGrace(leaseTimeout: config.leaseTimeout, now: now) {
                         logger.notice("database reachable again after \(Int(given.rounded(.up))) s: live leases are given that time back")
                     }
                     outage = false

@@ -397,9 +397,8 @@ extension SQLStore {
     /// The longest a sweeper waits between two sweeps: a gap no longer than this is no outage.
     public static let sweepAllowance: TimeInterval = 1
 
-    public func grantGrace(leaseTimeout: Double) async throws -> TimeInterval? {
-        let now = clock.now()
-        return try await engine.write { db in
+    public func grantGrace(leaseTimeout: Double, now: Date) async throws -> TimeInterval? {
+        try await engine.write { db in
             // Under the sweep's lock: another master sweeping now means no outage; two masters starting
             // together give one grace (the second finds the gap closed).
             guard try db.tryAdvisoryLock(PostgresSchema.sweepLock) else { return nil }

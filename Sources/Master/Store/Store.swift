@@ -213,7 +213,7 @@ public protocol Store: Sendable {
     /// nothing (a master restarting in a loop never keeps a dead host's leases alive); two masters
     /// starting together give it once. Returns the seconds given, nil when none. A store that never
     /// recorded a sweep (from before this was kept) gives every live lease `leaseTimeout` from now.
-    func grantGrace(leaseTimeout: Double) async throws -> TimeInterval?
+    func grantGrace(leaseTimeout: Double, now: Date) async throws -> TimeInterval?
 }
 
 /// A submission's `Idempotency-Key` and the SHA-256 of its body.
