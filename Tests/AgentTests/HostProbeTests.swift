@@ -121,10 +121,13 @@ import Glibc
 
     @Test func usageOfATaskCountsItsWholeProcessGroup() async throws {
         let child = try ChildProcess.launch(
-            argv: ["/bin/sh", "-c", "sleep 20 & x=0; while [ $x -lt 200000 ]; do x=$((x+1)); done; wait"],
+            argv: ["/bin/sh", "-c", "sleep 300 & x=0; while [ $x -lt 200000 ]; do x=$((x+1)); done; wait"],
             environment: ["PATH": "/usr/bin:/bin"], cwd: workDir)
         var usage = TaskUsage.zero
-        for _ in 0..<150 {
+        // The group lives (sleep 300) until the test kills it: a loaded machine that stalls this loop
+        // for a long time does not see it end first (it once did, with a 20 s sleep).
+        let deadline = ContinuousClock.now + .seconds(120)
+        while ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(100))
             usage = HostProbe.usage(ofProcessGroup: child.pid)
             if usage.processes >= 2 && usage.cpuSeconds > 0 { break }
