@@ -13,17 +13,25 @@ public struct ProcessLedger: Sendable {
 
     init(workDir: String) {
         dir = workDir + "/running"
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // One mkdir per run on the hot path: the work directory exists, this one usually does too.
+        if mkdir(dir, 0o755) != 0 && errno == ENOENT {
+            try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        }
     }
 
-    /// The task's process group, then its cgroup directories, a line each.
+    /// The task's process group, then its cgroup directories, a line each. Written plainly, not
+    /// synced: the record serves an agent killed while its host stays up (after a reboot nothing it
+    /// names runs any more), and an fsync per run would cost more than the run of a short task.
     func record(task: TaskID, processGroup: pid_t, cgroup: [String] = []) {
-        let lines = ["\(processGroup)"] + cgroup
-        _ = FileManager.default.createFile(atPath: dir + "/\(task)", contents: Data((lines.joined(separator: "\n") + "\n").utf8))
+        let text = (["\(processGroup)"] + cgroup).joined(separator: "\n") + "\n"
+        let fd = open(dir + "/\(task)", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        _ = text.withCString { write(fd, $0, strlen($0)) }
     }
 
     func forget(task: TaskID) {
-        try? FileManager.default.removeItem(atPath: dir + "/\(task)")
+        unlink(dir + "/\(task)")
     }
 
     /// Kills every process of a recorded group that still carries its task's id in its environment
@@ -62,7 +70,7 @@ public struct ProcessLedger: Sendable {
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var data = Data()
-        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n > 0 { data.append(contentsOf: buffer[0..<n]) } else if n < 0 && errno == EINTR { continue } else { break }

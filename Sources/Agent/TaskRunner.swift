@@ -34,8 +34,8 @@ struct TaskRunner: Sendable {
         await outbox.open(task, epoch: lease.epoch)
 
         let dir = config.workDir + "/tasks/\(task)-e\(lease.epoch)"
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
+        WorkDirectory.make(dir)
+        defer { WorkDirectory.remove(dir) }
 
         let process: ChildProcess
         do throws(LaunchError) {

@@ -50,7 +50,7 @@ extension SQLStore {
             if let epoch = starts[task] {
                 // A refused start fences the whole run: its log, progress and finish no longer count.
                 guard try attempt(task, epoch, .start, {
-                    _ = try Self.start(db, task: task, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now)
+                    try Self.startRun(db, task: task, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now)
                 }) else { continue }
             }
             for report in logs[task] ?? [] {
@@ -70,7 +70,7 @@ extension SQLStore {
             }
             if let report = finishes[task] {
                 if try attempt(task, report.epoch, .finish, {
-                    _ = try Self.finish(db, task: task, agent: agent, report: report, now: now)
+                    try Self.finishRun(db, task: task, agent: agent, report: report, now: now)
                 }) {
                     finished = true
                 }

@@ -263,20 +263,27 @@ extension SQLStore {
 
     static func start(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date,
                       now: Date) throws -> TaskView {
+        try startRun(db, task: task, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now)
+        return try Self.taskView(db, task)
+    }
+
+    /// Records the run of a leased task started (a resent start changes nothing). The exchange calls
+    /// this directly: it answers with no view, so the row is not read back.
+    static func startRun(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date,
+                         now: Date) throws {
         // One lock order everywhere (claims, heartbeats, exchanges, starts): the agent's row, then
         // task rows. A start that took the task first could deadlock with a claim of the same agent.
-        guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?\(db.lockRows)",
+        guard let row = try SQLRow.fetchOne(db, sql: "SELECT cpu_millis, ram, disk, gpus FROM agents WHERE id = ?\(db.lockRows)",
                                             arguments: [agent.rawValue]) else {
             throw PaddockError.notFound("agent \(agent)")
         }
-        let current = try Self.leasedTask(db, task, agent: agent, epoch: epoch)
-        if current.state == .running { return current }  // a resent start
+        let current = try Self.fenced(try Self.leaseState(db, task), agent: agent, epoch: epoch)
+        if current.state == .running { return }  // a resent start
         let to = try Self.legal(current, .start)
         // A prefetched task starts only into room the agent really has: what runs never exceeds its totals.
-        let prefetched = try Bool.fetchOne(db, sql: "SELECT prefetched FROM tasks WHERE id = ?", arguments: [task.rawValue]) ?? false
-        if prefetched {
+        if current.prefetched {
             let total = ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"])
-            guard (try Self.committed(db, agent: agent) + current.requirements.resources).fits(in: total) else {
+            guard (try Self.committed(db, agent: agent) + current.resources).fits(in: total) else {
                 throw PaddockError.conflict("task \(task) does not fit agent \(agent) yet: start it when room frees up")
             }
         }
@@ -286,9 +293,8 @@ extension SQLStore {
             WHERE id = ? AND epoch = ? AND state = ?
             """, arguments: [to.rawValue, now.timeIntervalSince1970, leaseUntil.timeIntervalSince1970,
                              task.rawValue, epoch.rawValue, current.state.rawValue])
-        try Self.record(db, task: task, .start, from: current.state, to: to, agent: agent, epoch: epoch,
+        try Self.record(db, task: task, job: current.jobID, .start, from: current.state, to: to, agent: agent, epoch: epoch,
                         reason: nil, now: now)
-        return try Self.taskView(db, task)
     }
 
     public func progress(task: TaskID, agent: AgentID, epoch: LeaseEpoch, progress: Double, leaseUntil: Date,
@@ -300,7 +306,7 @@ extension SQLStore {
 
     static func progress(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, progress: Double,
                          leaseUntil: Date) throws {
-        let current = try Self.leasedTask(db, task, agent: agent, epoch: epoch)
+        let current = try Self.fenced(try Self.leaseState(db, task), agent: agent, epoch: epoch)
         guard current.state == .running else {
             throw PaddockError.conflict("task \(task) is \(current.state.rawValue), not running")
         }
@@ -313,16 +319,27 @@ extension SQLStore {
     }
 
     static func finish(_ db: any SQLDatabase, task: TaskID, agent: AgentID, report: FinishReport, now: Date) throws -> TaskView {
-        // Read (and in PostgreSQL, lock) the row first: a resent finish waits for the first one.
-        let locked = try Self.taskView(db, task)
-        // Finishing is idempotent: a finish already recorded under this epoch answers the same again.
-        let recorded = try Bool.fetchOne(db, sql: """
-            SELECT EXISTS (SELECT 1 FROM task_events WHERE task_id = ? AND epoch = ? AND agent_id = ?
-                           AND transition IN ('succeed','fail','retry_after_failure','release'))
-            """, arguments: [task.rawValue, report.epoch.rawValue, agent.rawValue]) ?? false
-        if recorded { return locked }
+        try finishRun(db, task: task, agent: agent, report: report, now: now)
+        return try Self.taskView(db, task)
+    }
 
-        let current = try Self.fenced(locked, agent: agent, epoch: report.epoch)
+    /// Records how a run ended. The exchange calls this directly: it answers with no view.
+    static func finishRun(_ db: any SQLDatabase, task: TaskID, agent: AgentID, report: FinishReport, now: Date) throws {
+        // Read (and in PostgreSQL, lock) the row first: a resent finish waits for the first one.
+        let locked = try Self.leaseState(db, task)
+        let current: LeaseState
+        do {
+            current = try Self.fenced(locked, agent: agent, epoch: report.epoch)
+        } catch {
+            // Finishing is idempotent: a finish already recorded under this epoch (the run is no longer
+            // leased, so it is fenced) answers the same again.
+            let recorded = try Bool.fetchOne(db, sql: """
+                SELECT EXISTS (SELECT 1 FROM task_events WHERE task_id = ? AND epoch = ? AND agent_id = ?
+                               AND transition IN ('succeed','fail','retry_after_failure','release'))
+                """, arguments: [task.rawValue, report.epoch.rawValue, agent.rawValue]) ?? false
+            if recorded { return }
+            throw error
+        }
         let transition: TaskTransition
         switch report.outcome {
         case .succeeded: transition = .succeed
@@ -333,17 +350,21 @@ extension SQLStore {
         // A released run was not the task's fault: it does not use an attempt.
         let attemptChange = transition == .release && current.state == .running ? -1 : 0
         let finishedAt: Double? = to.isTerminal ? now.timeIntervalSince1970 : nil
+        // The usage the run reported rides the same UPDATE: the most of what any run of it used.
+        let reported = report.usage == nil ? 0 : 1
         try db.execute(sql: """
             UPDATE tasks SET state = ?, exit_code = ?, reason = ?, finished_at = ?, lease_expires_at = NULL,
-                attempt = attempt + ?, progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END
+                attempt = attempt + ?, progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END,
+                cpu_seconds = CASE WHEN ? = 1 THEN \(db.dialect.greatest)(COALESCE(cpu_seconds, 0), ?) ELSE cpu_seconds END,
+                peak_rss = CASE WHEN ? = 1 THEN \(db.dialect.greatest)(COALESCE(peak_rss, 0), ?, ?) ELSE peak_rss END
             WHERE id = ? AND epoch = ? AND state = ?
             """, arguments: [to.rawValue, report.exitCode, report.reason, finishedAt, attemptChange, to.rawValue,
+                             reported, report.usage?.cpuSeconds ?? 0,
+                             reported, report.usage?.peakRSS ?? 0, report.usage?.rss ?? 0,
                              task.rawValue, report.epoch.rawValue, current.state.rawValue])
-        try Self.record(db, task: task, transition, from: current.state, to: to, agent: agent,
+        try Self.record(db, task: task, job: current.jobID, transition, from: current.state, to: to, agent: agent,
                         epoch: report.epoch, reason: report.reason, now: now)
         if report.outcome == .failed { try Self.countFailure(db, job: current.jobID, agent: agent) }
-        if let usage = report.usage { try Self.store(db, usage: usage, task: task, agent: agent, epoch: report.epoch) }
-        return try Self.taskView(db, task)
     }
 
     public func sweep(now: Date, silentSince: Date) async throws -> SweepResult {
@@ -431,24 +452,56 @@ extension SQLStore {
 
     // MARK: helpers
 
-    /// The task, if `agent` holds it under `epoch`; otherwise the 409 that fences a stale report.
-    static func leasedTask(_ db: any SQLDatabase, _ task: TaskID, agent: AgentID, epoch: LeaseEpoch) throws -> TaskView {
-        try fenced(try taskView(db, task), agent: agent, epoch: epoch)
+    /// The columns of a task row that reports are fenced and moved by: the hot path reads these, not
+    /// the whole row with its command and environment.
+    struct LeaseState {
+        var id: TaskID
+        var jobID: JobID
+        var state: TaskState
+        var agent: AgentID?
+        var epoch: LeaseEpoch
+        var attempt: Int
+        var maxAttempts: Int
+        var prefetched: Bool
+        var resources: ResourceVector
     }
 
-    /// `view` if `agent` holds it under `epoch`; otherwise the 409 that fences a stale report.
-    static func fenced(_ view: TaskView, agent: AgentID, epoch: LeaseEpoch) throws -> TaskView {
-        guard view.agent == agent, view.epoch == epoch, view.state.isLeased else {
-            throw PaddockError.staleEpoch(task: view.id, sent: epoch, current: view.epoch)
+    static func leaseState(_ db: any SQLDatabase, _ id: TaskID) throws -> LeaseState {
+        // In a write transaction the row stays locked until commit (PostgreSQL), as `taskView` does.
+        guard let row = try SQLRow.fetchOne(db, sql: """
+            SELECT job_id, state, agent_id, epoch, attempt, max_attempts, prefetched, cpu_millis, ram, disk, gpus
+            FROM tasks WHERE id = ?\(db.lockRows)
+            """, arguments: [id.rawValue]) else {
+            throw PaddockError.notFound("task \(id)")
         }
-        return view
+        return LeaseState(id: id, jobID: JobID(rawValue: row["job_id"]), state: TaskState(rawValue: row["state"]) ?? .queued,
+                          agent: (row["agent_id"] as Int64?).map(AgentID.init(rawValue:)), epoch: LeaseEpoch(row["epoch"]),
+                          attempt: row["attempt"], maxAttempts: row["max_attempts"], prefetched: row["prefetched"],
+                          resources: ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"],
+                                                    gpus: row["gpus"]))
+    }
+
+    /// `task` if `agent` holds it under `epoch`; otherwise the 409 that fences a stale report.
+    static func fenced(_ task: LeaseState, agent: AgentID, epoch: LeaseEpoch) throws -> LeaseState {
+        guard task.agent == agent, task.epoch == epoch, task.state.isLeased else {
+            throw PaddockError.staleEpoch(task: task.id, sent: epoch, current: task.epoch)
+        }
+        return task
     }
 
     static func legal(_ task: TaskView, _ transition: TaskTransition) throws -> TaskState {
+        try legal(task.id, task.state, transition)
+    }
+
+    static func legal(_ task: LeaseState, _ transition: TaskTransition) throws -> TaskState {
+        try legal(task.id, task.state, transition)
+    }
+
+    static func legal(_ id: TaskID, _ state: TaskState, _ transition: TaskTransition) throws -> TaskState {
         do {
-            return try task.state.applying(transition)
+            return try state.applying(transition)
         } catch {
-            throw PaddockError.illegalTransition(task.id, from: task.state, via: transition)
+            throw PaddockError.illegalTransition(id, from: state, via: transition)
         }
     }
 
@@ -463,10 +516,11 @@ extension SQLStore {
     }
 
     /// Records a move in the task's history and sets off what it implies for its dependents.
-    static func record(_ db: any SQLDatabase, task: TaskID, _ transition: TaskTransition, from: TaskState, to: TaskState,
-                       agent: AgentID?, epoch: LeaseEpoch, reason: String?, now: Date) throws {
+    /// `job`: the task's job where the caller knows it (spares the dependents' lookup a read).
+    static func record(_ db: any SQLDatabase, task: TaskID, job: JobID? = nil, _ transition: TaskTransition, from: TaskState,
+                       to: TaskState, agent: AgentID?, epoch: LeaseEpoch, reason: String?, now: Date) throws {
         try insertEvent(db, task: task, transition, from: from, to: to, agent: agent, epoch: epoch, reason: reason, now: now)
-        if from != to { try afterMove(db, task: task, to: to, now: now) }
+        if from != to { try afterMove(db, task: task, job: job, to: to, now: now) }
     }
 
     static func insertEvent(_ db: any SQLDatabase, task: TaskID, _ transition: TaskTransition, from: TaskState, to: TaskState,

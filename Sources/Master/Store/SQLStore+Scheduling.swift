@@ -6,9 +6,9 @@ import PaddockProtocol
 extension SQLStore {
     /// After a task's move: a success may unblock its dependents; a task that fails for good (or is
     /// cancelled) cancels the tasks and jobs that wait for it, with that reason.
-    static func afterMove(_ db: any SQLDatabase, task: TaskID, to: TaskState, now: Date) throws {
+    static func afterMove(_ db: any SQLDatabase, task: TaskID, job: JobID? = nil, to: TaskState, now: Date) throws {
         switch to {
-        case .succeeded: try unblockDependents(db, of: task, now: now)
+        case .succeeded: try unblockDependents(db, of: task, job: job, now: now)
         case .failed, .cancelled: try cancelDependents(db, of: task, reason: "dependency \(task) \(to.rawValue)", now: now)
         default: break
         }
@@ -25,8 +25,9 @@ extension SQLStore {
         return waiting == 0
     }
 
-    static func unblockDependents(_ db: any SQLDatabase, of task: TaskID, now: Date) throws {
-        guard let job = try Int64.fetchOne(db, sql: "SELECT job_id FROM tasks WHERE id = ?", arguments: [task.rawValue])
+    static func unblockDependents(_ db: any SQLDatabase, of task: TaskID, job known: JobID? = nil, now: Date) throws {
+        guard let job = try known?.rawValue
+                ?? Int64.fetchOne(db, sql: "SELECT job_id FROM tasks WHERE id = ?", arguments: [task.rawValue])
         else { return }
         var candidates = try SQLRow.fetchAll(db, sql: """
             SELECT t.id, t.job_id FROM task_deps d JOIN tasks t ON t.id = d.task_id
