@@ -132,7 +132,7 @@ public final class ChildProcess: Sendable {
                             spent = TaskUsage(cpuSeconds: max(counted.cpuSeconds, cpu), rss: 0,
                                               peakRSS: counted.peakRSS > 0 ? counted.peakRSS : peak, processes: 0)
                         }
-                        cgroup.remove(waiting: .seconds(2))
+                        cgroup.recycle(waiting: .seconds(2))
                     }
                     let signal = status & 0x7f
                     done.resume(returning: Ending(status: signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal),

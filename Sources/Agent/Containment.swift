@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PaddockProtocol
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -68,6 +69,8 @@ public struct Containment: Sendable {
 
     let hierarchies: [Hierarchy]
     let policy: ContainmentPolicy
+    /// Emptied cgroups of runs that ended, kept for the next runs.
+    let pool = CgroupPool()
     /// What works and what does not, said once in the agent's log.
     public let summary: String
 
@@ -139,11 +142,28 @@ public struct Containment: Sendable {
 
     /// The cgroup of a run, with its limits set, or nil where containment is off (or its directories
     /// cannot be made: the task then runs as a process group, and the reason is logged).
+    ///
+    /// An emptied cgroup of an earlier run is used again where one is idle: making and removing a
+    /// cgroup in each hierarchy costs more than a short task's whole run. Its counters are read as
+    /// baselines (CPU time, OOM kills) and its peak reset, so what it reports is this run's own.
     func makeCgroup(task: TaskID, epoch: LeaseEpoch, resources: ResourceVector) throws(LaunchError) -> TaskCgroup? {
         guard isActive else { return nil }
+        while var reused = pool.take() {
+            do {
+                try reused.prepare(limits: limits(for: resources))
+                return reused
+            } catch {
+                reused.remove()  // a cgroup that cannot be set up again is not used again
+            }
+        }
         var cgroup = TaskCgroup()
+        // Reused across runs where the memory peak can be reset (v1, or no memory controller): a v2
+        // `memory.peak` resets only per open file, so those cgroups serve one run each.
+        let reusable = !hierarchies.contains { $0.v2 && $0.kinds.contains(.memory) }
+        cgroup.pool = reusable ? pool : nil
+        let name = reusable ? "run-\(pool.nextNumber())" : "\(task)-e\(epoch)"
         for hierarchy in hierarchies {
-            let dir = hierarchy.base + "/\(task)-e\(epoch)"
+            let dir = hierarchy.base + "/" + name
             guard mkdir(dir, 0o755) == 0 || errno == EEXIST else {
                 let reason = String(cString: strerror(errno))
                 cgroup.remove()
@@ -157,28 +177,10 @@ public struct Containment: Sendable {
             if hierarchy.kinds.contains(.cpuacct) { cgroup.cpuacct = (dir, hierarchy.v2) }
         }
         do {
-            if let (dir, v2) = cgroup.memory, let limit = policy.memory.bytes(forRequirement: resources.ram) {
-                cgroup.memoryLimit = limit
-                if v2 {
-                    try Self.write("\(limit)", to: dir + "/memory.max")
-                    // The limit bounds what the task holds, not what it holds in RAM: no swap beyond it.
-                    try? Self.write("0", to: dir + "/memory.swap.max")
-                } else {
-                    try Self.write("\(limit)", to: dir + "/memory.limit_in_bytes")
-                    try? Self.write("\(limit)", to: dir + "/memory.memsw.limit_in_bytes")
-                }
-            }
             if let dir = cgroup.pids, policy.pidsMax > 0 {
                 try Self.write("\(policy.pidsMax)", to: dir + "/pids.max")
             }
-            if let (dir, v2) = cgroup.cpu, resources.milliCPUs > 0 {
-                // Shares in proportion to the CPUs asked for (v2's default weight 100 is one CPU; v1's 1024).
-                if v2 {
-                    try Self.write("\(min(10_000, max(1, resources.milliCPUs / 10)))", to: dir + "/cpu.weight")
-                } else {
-                    try Self.write("\(min(262_144, max(2, resources.milliCPUs * 1024 / 1000)))", to: dir + "/cpu.shares")
-                }
-            }
+            try cgroup.prepare(limits: limits(for: resources), fresh: true)
         } catch {
             cgroup.remove()
             throw error
@@ -186,8 +188,15 @@ public struct Containment: Sendable {
         return cgroup
     }
 
-    /// Removes the agent's own directories (empty once its tasks are gone).
+    /// The memory limit and the CPU weight a run with these requirements gets.
+    func limits(for resources: ResourceVector) -> TaskCgroup.Limits {
+        TaskCgroup.Limits(memory: policy.memory.bytes(forRequirement: resources.ram),
+                          cpuMillis: resources.milliCPUs > 0 ? resources.milliCPUs : nil)
+    }
+
+    /// Removes the agent's own directories (empty once its tasks are gone), the idle cgroups first.
     public func close() {
+        for cgroup in pool.drain() { cgroup.remove(waiting: .seconds(2)) }
         for hierarchy in hierarchies { rmdir(hierarchy.base) }
     }
 
@@ -337,6 +346,65 @@ struct TaskCgroup: Sendable {
     var cpu: (path: String, v2: Bool)?
     var cpuacct: (path: String, v2: Bool)?
     var memoryLimit: Int64?
+    /// Where it goes when its run ends (emptied, for the next run); nil: it is removed.
+    var pool: CgroupPool?
+    /// What the counters said when this run began (a reused cgroup's count from earlier runs).
+    var baselineCPUSeconds: Double = 0
+    var baselineOOMKills = 0
+    /// The limits now written in its files (a new cgroup's: no memory limit, the default weight).
+    var applied = Limits(memory: nil, cpuMillis: nil)
+
+    struct Limits: Sendable, Equatable {
+        /// nil: no limit.
+        var memory: Int64?
+        /// nil: the default weight (one CPU's).
+        var cpuMillis: Int64?
+    }
+
+    /// Sets this run's limits (only those that differ from what is written) and, for a reused
+    /// cgroup, reads the baselines of its counters and resets its memory peak.
+    mutating func prepare(limits: Limits, fresh: Bool = false) throws(LaunchError) {
+        if let (dir, v2) = memory, limits.memory != applied.memory {
+            memoryLimit = limits.memory
+            if v2 {
+                try Containment.write(limits.memory.map(String.init) ?? "max", to: dir + "/memory.max")
+                // The limit bounds what the task holds, not what it holds in RAM: no swap beyond it.
+                if fresh { try? Containment.write("0", to: dir + "/memory.swap.max") }
+            } else {
+                // v1 keeps limit <= memsw.limit at every moment: raise memsw first, lower it last.
+                let value = limits.memory.map(String.init) ?? "-1"
+                let raising = limits.memory.map { new in applied.memory.map { new > $0 } ?? false } ?? true
+                if raising { try? Containment.write(value, to: dir + "/memory.memsw.limit_in_bytes") }
+                try Containment.write(value, to: dir + "/memory.limit_in_bytes")
+                if !raising { try? Containment.write(value, to: dir + "/memory.memsw.limit_in_bytes") }
+            }
+        } else if memory != nil {
+            memoryLimit = limits.memory
+        }
+        if let (dir, v2) = cpu, limits.cpuMillis != applied.cpuMillis {
+            // Shares in proportion to the CPUs asked for (v2's default weight 100 is one CPU; v1's 1024).
+            let millis = limits.cpuMillis ?? 1000
+            if v2 {
+                try Containment.write("\(min(10_000, max(1, millis / 10)))", to: dir + "/cpu.weight")
+            } else {
+                try Containment.write("\(min(262_144, max(2, millis * 1024 / 1000)))", to: dir + "/cpu.shares")
+            }
+        }
+        applied = limits
+        guard !fresh else { return }
+        baselineCPUSeconds = cpuSecondsCounted() ?? 0
+        baselineOOMKills = oomKillsCounted()
+        if let (dir, v2) = memory, !v2 {
+            try Containment.write("0", to: dir + "/memory.max_usage_in_bytes")
+        }
+    }
+
+    /// Back to the pool once the run is over and nothing of it is left; otherwise removed (waiting
+    /// up to `waiting` for what was killed to leave).
+    func recycle(waiting: Duration) {
+        if let pool, members().isEmpty, pool.put(self) { return }
+        remove(waiting: waiting)
+    }
 
     /// The `cgroup.procs` files to join, opened for the launch (the caller closes them).
     func openProcsFiles() throws(LaunchError) -> [Int32] {
@@ -364,6 +432,7 @@ struct TaskCgroup: Sendable {
     @discardableResult
     func killAll() -> Int {
         let before = members().count
+        if before == 0 { return 0 }  // nothing in it can fork: nobody is left to
         if let dir = unified, (try? Containment.write("1", to: dir + "/cgroup.kill")) != nil { return before }
         // v1 only: kill what is listed until nothing is (a process forking meanwhile is listed next round;
         // pids.max bounds how many it can make).
@@ -380,30 +449,37 @@ struct TaskCgroup: Sendable {
         members().forEach { kill($0, signal) }
     }
 
-    /// True when the kernel's OOM killer killed a process of this cgroup.
-    func oomKilled() -> Bool {
-        guard let (dir, v2) = memory else { return false }
+    /// True when the kernel's OOM killer killed a process of this cgroup during this run.
+    func oomKilled() -> Bool { oomKillsCounted() > baselineOOMKills }
+
+    /// OOM kills the cgroup has counted since it was made.
+    func oomKillsCounted() -> Int {
+        guard let (dir, v2) = memory else { return 0 }
         let text = Containment.read(dir + (v2 ? "/memory.events" : "/memory.oom_control")) ?? ""
         for line in text.split(separator: "\n") where line.hasPrefix("oom_kill ") {
-            return (Int(line.dropFirst("oom_kill ".count)) ?? 0) > 0
+            return Int(line.dropFirst("oom_kill ".count)) ?? 0
         }
-        return false
+        return 0
+    }
+
+    /// CPU seconds of every process that ever ran in the cgroup.
+    func cpuSecondsCounted() -> Double? {
+        guard let (dir, v2) = cpuacct else { return nil }
+        if v2 {
+            let stat = Containment.read(dir + "/cpu.stat") ?? ""
+            for line in stat.split(separator: "\n") where line.hasPrefix("usage_usec ") {
+                return Double(line.dropFirst("usage_usec ".count)).map { $0 / 1e6 }
+            }
+            return nil
+        }
+        return Containment.read(dir + "/cpuacct.usage").flatMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            .map { $0 / 1e9 }
     }
 
     /// What the cgroup's own counters say: CPU time of every process that ever ran in it, memory now
     /// and at its peak (page cache charged to the task included: what counts against its limit).
     func usage() -> TaskUsage? {
-        var cpuSeconds: Double?
-        if let (dir, v2) = cpuacct {
-            if v2 {
-                let stat = Containment.read(dir + "/cpu.stat") ?? ""
-                for line in stat.split(separator: "\n") where line.hasPrefix("usage_usec ") {
-                    cpuSeconds = Double(line.dropFirst("usage_usec ".count)).map { $0 / 1e6 }
-                }
-            } else if let text = Containment.read(dir + "/cpuacct.usage") {
-                cpuSeconds = Double(text.trimmingCharacters(in: .whitespacesAndNewlines)).map { $0 / 1e9 }
-            }
-        }
+        let cpuSeconds = cpuSecondsCounted().map { max(0, $0 - baselineCPUSeconds) }
         var rss: Int64?, peak: Int64?
         if let (dir, v2) = memory {
             rss = Self.number(dir + (v2 ? "/memory.current" : "/memory.usage_in_bytes"))
@@ -428,4 +504,28 @@ struct TaskCgroup: Sendable {
             }
         }
     }
+}
+
+/// Emptied cgroups of ended runs, kept for the next runs (see `Containment.makeCgroup`).
+final class CgroupPool: Sendable {
+    private let idle = Mutex<[TaskCgroup]>([])
+    private let numbers = Atomic<Int>(0)
+    /// More idle than this are removed: a host's slots rarely exceed it.
+    static let capacity = 256
+
+    func take() -> TaskCgroup? { idle.withLock { $0.popLast() } }
+
+    /// False when the pool is full (the caller removes the cgroup).
+    func put(_ cgroup: TaskCgroup) -> Bool {
+        idle.withLock { idle in
+            guard idle.count < Self.capacity else { return false }
+            idle.append(cgroup)
+            return true
+        }
+    }
+
+    func drain() -> [TaskCgroup] { idle.withLock { idle in defer { idle = [] }; return idle } }
+
+    /// Names new cgroups `run-N`: a reused cgroup serves many tasks, so it is not named after one.
+    func nextNumber() -> Int { numbers.add(1, ordering: .relaxed).newValue }
 }

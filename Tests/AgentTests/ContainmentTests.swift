@@ -57,8 +57,52 @@ import Glibc
         let ending = await child.ending()
         #expect(ending.status == .exited(0))
         #expect(try await Self.eventually { Self.processes(marked: marker).isEmpty }, "the setsid'd sleep outlived its task")
-        #expect(!FileManager.default.fileExists(atPath: cgroup.dirs[0]), "the run's cgroup is removed")
+        // Emptied, the run's cgroup waits in the pool for the next run; closing removes it.
+        #expect(cgroup.members().isEmpty)
         containment.close()
+        #expect(!FileManager.default.fileExists(atPath: cgroup.dirs[0]), "the run's cgroup is removed at close")
+    }
+
+    /// A cgroup used again counts only its new run: no OOM kill, CPU time or memory peak of the run
+    /// before it, and the new run's own limit.
+    @Test func aReusedCgroupReportsOnlyItsNewRun() async throws {
+        let containment = try Self.containment()
+        let first = try #require(try containment.makeCgroup(task: TaskID(rawValue: 9010), epoch: LeaseEpoch(1),
+                                                           resources: ResourceVector(cpus: 1, ram: 64 << 20)))
+        let hog = try ChildProcess.launch(
+            argv: ["sh", "-c", "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; head -c 400000000 /dev/zero | tail >/dev/null"],
+            environment: Self.environment("reuse-1"), cwd: "/tmp", cgroup: first)
+        for await _ in hog.output {}
+        let hogEnding = await hog.ending()
+        #expect(hogEnding.oomKilled)
+        #expect(hogEnding.usage.cpuSeconds > 0.02, "cpu \(hogEnding.usage.cpuSeconds)")
+
+        let second = try #require(try containment.makeCgroup(task: TaskID(rawValue: 9011), epoch: LeaseEpoch(1),
+                                                            resources: ResourceVector(cpus: 2, ram: 256 << 20)))
+        #expect(second.dirs == first.dirs, "the emptied cgroup is used again")
+        #expect(second.memoryLimit == 256 << 20)
+        if let (dir, v2) = second.memory, !v2 {
+            #expect(TaskCgroup.number(dir + "/memory.limit_in_bytes") == 256 << 20)
+        }
+        let quiet = try ChildProcess.launch(argv: ["/bin/true"], environment: Self.environment("reuse-2"), cwd: "/tmp",
+                                            cgroup: second)
+        for await _ in quiet.output {}
+        let quietEnding = await quiet.ending()
+        #expect(quietEnding.status == .exited(0))
+        #expect(!quietEnding.oomKilled, "the OOM kill was the first run's")
+        #expect(quietEnding.usage.cpuSeconds < hogEnding.usage.cpuSeconds, "cpu \(quietEnding.usage.cpuSeconds)")
+        #expect(quietEnding.usage.peakRSS < 32 << 20, "peak \(quietEnding.usage.peakRSS)")
+
+        // Back to no limit: the limit goes too.
+        let third = try #require(try containment.makeCgroup(task: TaskID(rawValue: 9012), epoch: LeaseEpoch(1),
+                                                           resources: ResourceVector(cpus: 1)))
+        #expect(third.memoryLimit == nil)
+        if let (dir, v2) = third.memory, !v2 {
+            #expect((TaskCgroup.number(dir + "/memory.limit_in_bytes") ?? 0) > 1 << 40)
+        }
+        third.recycle(waiting: .seconds(2))
+        containment.close()
+        #expect(!FileManager.default.fileExists(atPath: first.dirs[0]))
     }
 
     @Test func terminateStopsEveryProcessOfTheRunWhateverItsSession() async throws {
