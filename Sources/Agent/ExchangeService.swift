@@ -66,6 +66,8 @@ struct ExchangeService: Service {
         }
         // Whatever is still leased to this agent (an answer lost while it left) goes back at once.
         await announce(leaving: true, authoritative: true)
+        // Every run has ended: the idle cgroups and the agent's own directories go.
+        containment.close()
         logger.info("agent \(config.name) stopped")
     }
 
