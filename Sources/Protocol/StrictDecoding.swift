@@ -11,9 +11,10 @@ struct AnyCodingKey: CodingKey {
 
 extension Decoder {
     func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ keys: Keys.Type) throws {
-        let known = Set(Keys.allCases.map(\.stringValue))
+        // `Keys(stringValue:)` is the enum's own switch over its names: no set built per object
+        // decoded (every report of every exchange goes through here).
         let container = try container(keyedBy: AnyCodingKey.self)
-        if let unknown = container.allKeys.first(where: { !known.contains($0.stringValue) }) {
+        if let unknown = container.allKeys.first(where: { Keys(stringValue: $0.stringValue) == nil }) {
             throw DecodingError.dataCorrupted(.init(
                 codingPath: codingPath + [unknown],
                 debugDescription: "unknown field '\(unknown.stringValue.prefix(64))'"))

@@ -1,6 +1,7 @@
 import Foundation
 import PaddockClient
 import PaddockProtocol
+import PaddockTestSupport
 import Testing
 
 /// The fault soak (issue: faults): thousands of short tasks while the master (SQLite) is killed
@@ -111,15 +112,3 @@ extension EndToEnd { @Suite struct FaultSoakTests {
     }
 } }
 
-/// A small seeded generator: a failing soak run prints its seed, and the same kills can be replayed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

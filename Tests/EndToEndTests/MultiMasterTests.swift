@@ -1,6 +1,7 @@
 import Foundation
 import PaddockClient
 import PaddockProtocol
+import PaddockTestSupport
 import Testing
 
 extension EndToEnd {

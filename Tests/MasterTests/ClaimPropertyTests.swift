@@ -1,28 +1,20 @@
 import Foundation
 import PaddockMaster
 import PaddockProtocol
+import PaddockTestSupport
 import Testing
 
 /// A property test of the store's claims: random agents, random requirements, claims racing in
 /// random order. What runs on an agent never exceeds its totals, and every task that fits some
 /// agent is eventually placed and finished exactly once.
 @Suite struct ClaimPropertyTests {
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    typealias Generator = SplitMix64
 
     /// Part of the store contract: on both engines, with the claims racing through two stores
     /// on one database (two masters).
     @Test(arguments: Backend.allCases, [1, 2, 3] as [UInt64])
     func noAgentIsOverCommittedAndEveryFittingTaskIsPlaced(backend: Backend, seed: UInt64) async throws {
-        var random = Generator(state: seed)
+        var random = Generator(seed: seed)
         let fixture = try await StoreFixture.make(backend)
         let store = fixture.store
         let masters = [store, try await fixture.second()]
