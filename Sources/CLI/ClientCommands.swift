@@ -38,11 +38,11 @@ struct ClientOptions: ParsableArguments {
 }
 
 /// Runs a client call, turning its failure into a one-line message and exit code 1.
-func cli<T>(_ body: () async throws -> T) async throws -> T {
+func cli<T>(reporting describe: (ClientError) -> String? = { _ in nil }, _ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
     } catch let error as ClientError {
-        var message = "paddock: \(error)\n"
+        var message = "paddock: \(describe(error) ?? error.description)\n"
         if case .transport = error, ProcessInfo.processInfo.environment["PADDOCK_MASTER"] == nil,
            !CommandLine.arguments.contains(where: { $0 == "--master" || $0.hasPrefix("--master=") }) {
             // Nobody said where the master is: say how to, rather than only that 127.0.0.1:8420 is silent.
@@ -52,6 +52,19 @@ func cli<T>(_ body: () async throws -> T) async throws -> T {
         FileHandle.standardError.write(Data(message.utf8))
         throw ExitCode.failure
     }
+}
+
+/// A job file that cannot be read or parsed: said with its name (and line and column where known).
+struct JobFileError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Says what is wrong with a file and exits 1: a file's fault is no misuse of the command, so no
+/// usage banner follows (that is for wrong arguments).
+func fileError(_ message: String) throws -> Never {
+    FileHandle.standardError.write(Data("paddock: \(message)\n".utf8))
+    throw ExitCode.failure
 }
 
 /// A plain text table, columns padded to their widest cell.
@@ -91,7 +104,7 @@ struct SubmitCommand: AsyncParsableCommand {
             text = FileHandle.standardInput.readDataToEndOfFile()
         } else {
             guard let data = FileManager.default.contents(atPath: file) else {
-                throw ValidationError("cannot read \(file)")
+                try fileError("cannot read \(file)")
             }
             text = data
         }
@@ -107,9 +120,16 @@ struct SubmitCommand: AsyncParsableCommand {
                 body = try Self.jsonBody(text, name: file)
             }
         } catch let error as OpenJDError {
-            throw ValidationError("\(file): \(error)")
+            try fileError("\(file): \(error)")
+        } catch let error as JobFileError {
+            try fileError(error.description)
         }
-        let data = try await cli { try await Self.post(body, with: try client.client()) }
+        let data: Data
+        do {
+            data = try await cli(reporting: { error in Self.locate(error, in: text, file: file) }) {
+                try await Self.post(body, with: try client.client())
+            }
+        }
         if client.json { say(String(decoding: data, as: UTF8.self)); return }
         let job = try WireJSON.decoder().decode(JobView.self, from: data)
         say("submitted job \(job.id) \"\(job.name)\": \(job.counts.total) task(s)")
@@ -143,17 +163,30 @@ struct SubmitCommand: AsyncParsableCommand {
     }
 
     /// A job file is JSON, or YAML turned into the same JSON.
-    static func jsonBody(_ data: Data, name: String) throws -> Data {
+    static func jsonBody(_ data: Data, name: String) throws(JobFileError) -> Data {
         if (try? JSONSerialization.jsonObject(with: data)) != nil { return data }
         do {
             guard let object = try Yams.load(yaml: String(decoding: data, as: UTF8.self)),
                   JSONSerialization.isValidJSONObject(object) else {
-                throw ValidationError("\(name) is neither a JSON nor a YAML mapping")
+                throw JobFileError("\(name) is neither a JSON nor a YAML mapping")
             }
             return try JSONSerialization.data(withJSONObject: object)
+        } catch let error as JobFileError {
+            throw error
         } catch let error as YamlError {
-            throw ValidationError("\(name): \(error)")
+            // Yams says "LINE:COLUMN: error: ..." and shows the line: after the file's name, as a compiler would.
+            throw JobFileError("\(name):\(error)")
+        } catch {
+            throw JobFileError("\(name): \(error)")
         }
+    }
+
+    /// The master's refusal of a field, with where that field stands in the file (YAML or JSON text
+    /// that YAML reads too): `job.yaml:4:5: tasks[0]: unknown field 'comand' (did you mean 'command'?)`.
+    static func locate(_ error: ClientError, in text: Data, file: String) -> String? {
+        guard case .api(let refusal) = error, refusal.status == 400, let field = refusal.field,
+              let mark = JobFileLocation.mark(of: field, in: String(decoding: text, as: UTF8.self)) else { return nil }
+        return "\(file == "-" ? "<stdin>" : file):\(mark.line):\(mark.column): \(refusal.message)"
     }
 }
 

@@ -15,10 +15,46 @@ extension Decoder {
         // decoded (every report of every exchange goes through here).
         let container = try container(keyedBy: AnyCodingKey.self)
         if let unknown = container.allKeys.first(where: { Keys(stringValue: $0.stringValue) == nil }) {
+            let name = unknown.stringValue
+            let suggestion = FieldSuggestion.nearest(to: name, among: Keys.allCases.map(\.stringValue))
             throw DecodingError.dataCorrupted(.init(
                 codingPath: codingPath + [unknown],
-                debugDescription: "unknown field '\(unknown.stringValue.prefix(64))'"))
+                debugDescription: "unknown field '\(name.prefix(64))'" + (suggestion.map { " (did you mean '\($0)'?)" } ?? "")))
         }
+    }
+}
+
+/// The known name a misspelt one most likely meant: `comand` → `command`.
+enum FieldSuggestion {
+    /// The closest of `known` by edit distance, when it is close enough to be a typo (at most a third
+    /// of the name's letters differ, and at least one may).
+    static func nearest(to name: String, among known: [String]) -> String? {
+        guard name.count <= 64 else { return nil }
+        let lowered = name.lowercased()
+        let scored = known.map { ($0, distance(lowered, $0.lowercased())) }
+        guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
+        return best.1 <= max(1, name.count / 3) ? best.0 : nil
+    }
+
+    /// Levenshtein distance (substitutions, insertions, deletions), with a transposition of
+    /// neighbours (`cmomand`) counted as one edit.
+    static func distance(_ a: String, _ b: String) -> Int {
+        let x = Array(a), y = Array(b)
+        guard !x.isEmpty else { return y.count }
+        guard !y.isEmpty else { return x.count }
+        var rows = [[Int]](repeating: [Int](repeating: 0, count: y.count + 1), count: x.count + 1)
+        for i in 0...x.count { rows[i][0] = i }
+        for j in 0...y.count { rows[0][j] = j }
+        for i in 1...x.count {
+            for j in 1...y.count {
+                let cost = x[i - 1] == y[j - 1] ? 0 : 1
+                rows[i][j] = min(rows[i - 1][j] + 1, rows[i][j - 1] + 1, rows[i - 1][j - 1] + cost)
+                if i > 1, j > 1, x[i - 1] == y[j - 2], x[i - 2] == y[j - 1] {
+                    rows[i][j] = min(rows[i][j], rows[i - 2][j - 2] + 1)
+                }
+            }
+        }
+        return rows[x.count][y.count]
     }
 }
 
