@@ -92,7 +92,8 @@ extension EndToEnd { @Suite struct TokenEndToEndTests {
         let agent = try #require(try await farm.agent(named: "worker"))
         let drain = try await cliAs(farm, alice, ["drain", agent.id.description])
         #expect(drain.status != 0 && drain.error.contains("this call needs the admin role; this token has role submit"))
-        #expect(try await farm.job(theirs.id).state == .running && (try await farm.agent(named: "worker"))?.state == .online)
+        let workerNow = try await farm.agent(named: "worker")
+        #expect(try await farm.job(theirs.id).state == .running && workerNow?.state == .online)
         #expect(try await cliAs(farm, alice, ["cancel", mine.id.description]).status == 0)
 
         let list = try await cli(farm, ["token", "list"])

@@ -98,7 +98,8 @@ extension StoreContractTests {
         #expect(await status { _ = try await enroll("host", proof: "new", credential: "back") } == 409)
         #expect(try await store.resetAgent(name: "host", now: now).outcome == .allowed)
         let back = try await enroll("host", proof: nil, credential: "back")
-        #expect(back != id && (try await store.authenticate(credential: "back"))?.id == back)
+        let found = try await store.authenticate(credential: "back")
+        #expect(back != id && found?.id == back)
         #expect(await status { _ = try await store.resetAgent(name: "nobody", now: now) } == 404)
     }
 
@@ -113,5 +114,31 @@ extension StoreContractTests {
         #expect(owners.count == 3)
         #expect(owners[ids[0]] == "alice" && owners[ids[1]] == "alice" && owners[ids[2]] == "bob")
         #expect(try await store.owners(of: []).isEmpty)
+    }
+
+    /// A store from before tokens (its credentials in clear) is migrated: the credentials are
+    /// hashed in place, and the agents go on authenticating with them.
+    @Test(arguments: Backend.allCases)
+    func theMigrationHashesClearCredentialsInPlace(_ backend: Backend) async throws {
+        let fixture = try await StoreFixture.make(backend)
+        let id = try await agent(fixture.store, "old")
+        // Back to the schema before the migration, with the credential as it was stored then.
+        let forget = backend == .sqlite
+            ? "DELETE FROM grdb_migrations WHERE identifier = 'v9-tokens-and-enrollment'"
+            : "DELETE FROM paddock_migrations WHERE version = '4'"
+        try await fixture.store.engine.write { db in
+            for sql in ["DROP TABLE tokens", "DROP TABLE deleted_agents", "ALTER TABLE agents DROP COLUMN reset_at",
+                        "ALTER TABLE agents RENAME COLUMN credential_hash TO credential", forget] {
+                try db.execute(sql: sql)
+            }
+            try db.execute(sql: "UPDATE agents SET credential = ? WHERE id = ?", arguments: ["pa_clear-old", id.rawValue])
+        }
+        let migrated = try await fixture.second()
+        #expect(try await migrated.authenticate(credential: "pa_clear-old")?.id == id)
+        let stored = try await migrated.engine.read { db in
+            try SQLRow.fetchAll(db, sql: "SELECT credential_hash FROM agents").map { $0["credential_hash"] as String }
+        }
+        #expect(stored == [SecretHash.hex("pa_clear-old")])
+        #expect(try await migrated.tokens(now: now).isEmpty)
     }
 }
