@@ -103,7 +103,10 @@ extension MasterContext {
         guard case .agent(let agent) = caller else {
             throw PaddockError.forbidden("this call needs an agent's credential; this token has role \(roleName)")
         }
-        if let id, id != agent.id { throw PaddockError.forbidden("an agent may act only on itself") }
+        if let id, id != agent.id {
+            throw PaddockError.forbidden("this call needs the credential of agent \(id) (an agent may act only on itself); "
+                                         + "this is agent \(agent.id)'s")
+        }
         return agent
     }
 }
