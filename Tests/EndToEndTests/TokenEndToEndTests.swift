@@ -50,6 +50,11 @@ extension EndToEnd { @Suite struct TokenEndToEndTests {
                                    "--work-dir", farm.dir + "/second", "--cpus", "1", "--ram", "1GiB"])
         _ = try await farm.waitForLine(in: farm.dir + "/second.log", containing: "has been used 1 times")
         #expect(try await farm.agent(named: "second") == nil)
+        // The enrolled agent needs its join token no more: it runs work with the token used up.
+        let job = try await farm.submit(JobSubmission(name: "after", tasks: [shell("echo ran")]))
+        let ran = try await farm.waitForJob(job.id, timeout: 60)
+        let first = try await farm.agent(named: "first")
+        #expect(ran.map(\.state) == [.succeeded] && ran.first?.agent == first?.id)
 
         let brief = try await cli(farm, ["token", "create", "--name", "brief", "--role", "join", "--ttl", "1s"])
         let briefSecret = try #require(brief.split(separator: "\n").first.map(String.init))
