@@ -163,7 +163,7 @@ Install an agent on a new host from a master that serves the package:
 .PP
 .nf
 .RS
-curl \-fsSL http://MASTER:8420/install\-agent.sh | sudo sh \-s \-\- \-\-join\-token TOKEN
+curl \-fsSL http://MASTER:8420/install\-agent.sh | sudo sh \-s \-\- \-\-join\-token\-file FILE
 .RE
 .fi
 .SH SEE ALSO

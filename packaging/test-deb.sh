@@ -323,11 +323,15 @@ check "the served script is packaging/install-agent.sh with those three written 
 check "the master serves the package it names" bash -c "
     curl -fsS -o '$work/fetched.deb' '$url2/packages/$deb_name' && cmp '$work/fetched.deb' '$deb'"
 : >"$log"
-curl -fsSL "$url2/install-agent.sh" | sh -s -- --join-token "$join" --tags pkgtest,gpu --name pkg-agent >"$work/install.out" 2>&1
+printf '%s\n' "$join" >"$work/join-token"
+chmod 0600 "$work/join-token"
+check "the install script refuses a join token on the command line" bash -c "
+    curl -fsSL '$url2/install-agent.sh' | sh -s -- --join-token '$join' 2>&1 | grep -q 'not taken from the command line'"
+curl -fsSL "$url2/install-agent.sh" | sh -s -- --join-token-file "$work/join-token" --tags pkgtest,gpu --name pkg-agent >"$work/install.out" 2>&1
 rc=$?
 cp "$work/install.out" "$log"
-if [ $rc -eq 0 ] && installed; then ok "curl .../install-agent.sh | sh -s -- --join-token T --tags ... installs the package"
-else bad "curl .../install-agent.sh | sh -s -- --join-token T --tags ... installs the package (exit $rc)"; fi
+if [ $rc -eq 0 ] && installed; then ok "curl .../install-agent.sh | sh -s -- --join-token-file F --tags ... installs the package"
+else bad "curl .../install-agent.sh | sh -s -- --join-token-file F --tags ... installs the package (exit $rc)"; fi
 check "it wrote /etc/paddock/agent.yaml (master URL, name, tags) and the join token" bash -c "
     cat /etc/paddock/agent.yaml
     grep -qx 'master: \"$url2\"' /etc/paddock/agent.yaml && grep -qx 'name: \"pkg-agent\"' /etc/paddock/agent.yaml &&
@@ -364,7 +368,7 @@ dpkg --purge paddock >/dev/null 2>&1
 # A package that is not the one the master vouches for is refused.
 printf 'x' >>"$work/served/$deb_name"
 : >"$log"
-curl -fsSL "$url2/install-agent.sh" | sh -s -- --join-token "$join" --tags pkgtest >"$work/tampered.out" 2>&1
+curl -fsSL "$url2/install-agent.sh" | sh -s -- --join-token-file "$work/join-token" --tags pkgtest >"$work/tampered.out" 2>&1
 rc=$?
 cp "$work/tampered.out" "$log"
 if [ $rc -ne 0 ] && grep -qi 'checksum mismatch' "$work/tampered.out" && not_installed && [ ! -e /etc/paddock/agent.yaml ]; then

@@ -52,18 +52,23 @@ actor AgentSession {
     }
 
     /// Uses the saved credential when there is one for this master, else enrolls with the join token.
-    /// Retries with back-off until it works or the task is cancelled.
+    /// Retries with back-off until it works or the task is cancelled. The saved credential under
+    /// this name, if any, goes with the enrollment: the master lets only the agent that holds it
+    /// (or one an admin reset) enroll under a name already enrolled. Refused so (409), the agent
+    /// says why and tries again every 30 s or so, until an admin resets the name.
     func enroll(forget: Bool = false) async throws {
         let master = config.masterURL.absoluteString
-        if !forget, let saved = EnrollmentFile.load(workDir: config.workDir), saved.master == master, saved.name == config.name {
+        let saved = EnrollmentFile.load(workDir: config.workDir).flatMap { $0.name == config.name ? $0 : nil }
+        if !forget, let saved, saved.master == master {
             set(Enrolled(id: saved.id, client: try client(token: saved.credential)))
             logger.info("agent \(config.name) resumes as \(saved.id)")
             return
         }
         let joiner = try client(token: config.joinToken)
         let request = EnrollRequest(name: config.name, resources: config.resources, tags: config.tags,
-                                    version: PaddockVersion.current)
+                                    version: PaddockVersion.current, credential: saved?.credential)
         var backoff = Backoff()
+        var refusals = Backoff(base: 2, cap: 30)
         while true {
             try Task.checkCancellation()
             do {
@@ -77,6 +82,10 @@ actor AgentSession {
             } catch let error as ClientError where error.isRetryable {
                 logger.warning("enrolling: \(error); retrying")
                 try await backoff.sleep()
+            } catch let error as ClientError where error.status == 409 {
+                // The name is held (or was deleted): an admin decides; until then, ask again now and then.
+                logger.error("enrolling refused: \(error)")
+                try await refusals.sleep()
             } catch {
                 logger.error("enrolling refused: \(error)")
                 throw error

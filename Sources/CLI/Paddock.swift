@@ -16,6 +16,7 @@ struct Paddock: AsyncParsableCommand {
             SubmitCommand.self, JobsCommand.self, JobCommand.self, TasksCommand.self, LogsCommand.self,
             AgentsCommand.self, CancelCommand.self, PauseCommand.self, ResumeCommand.self, RetryCommand.self,
             PriorityCommand.self, DrainCommand.self, UndrainCommand.self, WatchCommand.self, ConfigCommand.self,
+            TokenCommand.self, WhoAmICommand.self,
         ])
 
     /// The roles also read `--config FILE` and `PADDOCK_*` variables: they are turned into flags
@@ -23,7 +24,8 @@ struct Paddock: AsyncParsableCommand {
     static func main() async {
         var arguments = Array(CommandLine.arguments.dropFirst())
         do {
-            if let first = arguments.first, let role = Role(rawValue: first) {
+            // `paddock agent reset NAME` is a client command under the agent role's name: no config layering.
+            if let first = arguments.first, let role = Role(rawValue: first), !Self.isClientSubcommand(arguments) {
                 arguments = [first] + (try ConfigFile.layer(Array(arguments.dropFirst()), role: role,
                                                             environment: ProcessInfo.processInfo.environment))
             }
@@ -36,5 +38,9 @@ struct Paddock: AsyncParsableCommand {
         } catch {
             exit(withError: error)
         }
+    }
+
+    static func isClientSubcommand(_ arguments: [String]) -> Bool {
+        arguments.count >= 2 && arguments[0] == "agent" && arguments[1] == AgentResetCommand.configuration.commandName
     }
 }

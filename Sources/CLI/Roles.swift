@@ -242,7 +242,8 @@ struct MasterCommand: AsyncParsableCommand {
 extension StopPolicy: ExpressibleByArgument {}
 
 struct AgentCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "agent", abstract: "Run an agent on this host.")
+    static let configuration = CommandConfiguration(commandName: "agent", abstract: "Run an agent on this host.",
+                                                    subcommands: [AgentResetCommand.self])
     @Option(help: "URL of the master (or its frontend).")
     var master: String = ProcessInfo.processInfo.environment["PADDOCK_MASTER"] ?? "http://127.0.0.1:8420"
     @Option(help: "Join token, to enroll the first time.")

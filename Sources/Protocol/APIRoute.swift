@@ -18,6 +18,8 @@ public enum APIRoute: String, CaseIterable, Sendable {
     case installAgentScript, agentPackage
     // the web dashboard (issue 17)
     case jobGraph, throughput
+    // named tokens and enrollment (issue 16)
+    case createToken, listTokens, revokeToken, whoami, resetAgent
 
     public enum Method: String, Sendable { case get = "GET", post = "POST", put = "PUT", patch = "PATCH", delete = "DELETE" }
 
@@ -34,6 +36,9 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .listExceptions, .masterInfo, .prometheus, .agentMetrics: .get
         case .installAgentScript, .agentPackage: .get
         case .jobGraph, .throughput: .get
+        case .createToken, .resetAgent: .post
+        case .listTokens, .whoami: .get
+        case .revokeToken: .delete
         }
     }
 
@@ -73,6 +78,10 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .openapi: "/openapi.yaml"
         case .jobGraph: "/v1/jobs/{id}/graph"
         case .throughput: "/v1/throughput"
+        case .createToken, .listTokens: "/v1/tokens"
+        case .revokeToken: "/v1/tokens/{id}"
+        case .whoami: "/v1/whoami"
+        case .resetAgent: "/v1/agents/reset"
         }
     }
 }
@@ -95,6 +104,10 @@ public enum APIPath {
     public static func commands(_ id: AgentID) -> String { "/v1/agents/\(id)/commands" }
     public static func exceptions(_ id: AgentID) -> String { "/v1/agents/\(id)/exceptions" }
     public static let master = "/v1/master"
+    public static let tokens = "/v1/tokens"
+    public static func token(_ id: TokenID) -> String { "/v1/tokens/\(id)" }
+    public static let whoami = "/v1/whoami"
+    public static let agentReset = "/v1/agents/reset"
     public static func metrics(_ id: AgentID) -> String { "/v1/agents/\(id)/metrics" }
     /// `/v1/jobs/{id}/cancel`, `/pause`, `/resume`, `/retry`.
     public static func job(_ id: JobID, _ action: String) -> String { "/v1/jobs/\(id)/\(action)" }

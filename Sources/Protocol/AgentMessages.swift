@@ -1,20 +1,24 @@
 import Foundation
 
-/// `POST /v1/agents` with the join token.
+/// `POST /v1/agents` with a join token.
 public struct EnrollRequest: Codable, Sendable {
     public var name: String
     public var resources: ResourceVector
     public var tags: [String]
     public var version: String
+    /// The credential the agent holds under this name, if any: enrolling under a name an enrolled
+    /// agent holds needs it (or an admin's `paddock agent reset NAME`).
+    public var credential: String?
 
-    public init(name: String, resources: ResourceVector, tags: [String], version: String) {
+    public init(name: String, resources: ResourceVector, tags: [String], version: String, credential: String? = nil) {
         self.name = name
         self.resources = resources
         self.tags = tags
         self.version = version
+        self.credential = credential
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, resources, tags, version }
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, resources, tags, version, credential }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -27,6 +31,10 @@ public struct EnrollRequest: Codable, Sendable {
         resources = try c.decode(ResourceVector.self, forKey: .resources)
         tags = try TaskRequirements.decodeTags(c, .tags)
         version = String(try c.decodeIfPresent(String.self, forKey: .version)?.prefix(64) ?? "unknown")
+        credential = try c.decodeIfPresent(String.self, forKey: .credential)
+        if let credential, credential.utf8.count > 512 {
+            throw DecodingError.dataCorruptedError(forKey: .credential, in: c, debugDescription: "a credential is at most 512 bytes")
+        }
     }
 }
 

@@ -75,9 +75,10 @@ import Testing
         #expect(try await store.authenticate(credential: "nope") == nil)
         _ = try await job(store, 1)
         let lease = try #require(try await store.claim(ClaimOrder(agent: id, slots: 1, leaseUntil: later, now: now)).leases.first)
-        // The same name enrolling again is a new process: a new credential, and what it held is requeued.
+        // The same name enrolling again (with its current credential) is a new process: a new
+        // credential, and what it held is requeued.
         let again = try await store.enroll(EnrollRequest(name: "host1", resources: ResourceVector(cpus: 2), tags: [],
-                                                         version: "t2"), credential: "fresh", now: now)
+                                                         version: "t2", credential: "cred-host1"), credential: "fresh", now: now)
         #expect(again == id)
         #expect(try await store.authenticate(credential: "cred-host1") == nil)
         #expect(try await store.authenticate(credential: "fresh")?.id == id)

@@ -56,8 +56,24 @@ final class UnreachableStore: Store {
     func queuedRequirements(job: JobID) async throws -> [(TaskRequirements, Int)] {
         try await network(); return try await inner.queuedRequirements(job: job)
     }
-    func enroll(_ request: EnrollRequest, credential: String, now: Date) async throws -> AgentID {
-        try await network(); return try await inner.enroll(request, credential: credential, now: now)
+    func enroll(_ request: EnrollRequest, credential: String, joinToken: TokenID?, now: Date) async throws -> AgentID {
+        try await network(); return try await inner.enroll(request, credential: credential, joinToken: joinToken, now: now)
+    }
+    func resetAgent(name: String, now: Date) async throws -> AgentResetResult {
+        try await network(); return try await inner.resetAgent(name: name, now: now)
+    }
+    func createToken(_ request: TokenRequest, secret: String, now: Date) async throws -> TokenView {
+        try await network(); return try await inner.createToken(request, secret: secret, now: now)
+    }
+    func tokens(now: Date) async throws -> [TokenView] { try await network(); return try await inner.tokens(now: now) }
+    func revokeToken(_ id: TokenID, now: Date) async throws -> TokenView {
+        try await network(); return try await inner.revokeToken(id, now: now)
+    }
+    func token(secret: String, now: Date) async throws -> TokenView? {
+        try await network(); return try await inner.token(secret: secret, now: now)
+    }
+    func owners(of tasks: [TaskID]) async throws -> [TaskID: String] {
+        try await network(); return try await inner.owners(of: tasks)
     }
     func authenticate(credential: String) async throws -> AgentIdentity? {
         try await network(); return try await inner.authenticate(credential: credential)

@@ -174,7 +174,7 @@ struct OpenAPITests {
     func statusCodesAndAuth(_ route: APIRoute) throws {
         let op = try operation(route)
         switch route {
-        case .submitJob, .enrollAgent, .sendCommand, .reportException:
+        case .submitJob, .enrollAgent, .sendCommand, .reportException, .createToken:
             #expect(op.statuses.contains("201") && !op.statuses.contains("200"))
         case .progressTask, .deleteAgent:
             #expect(op.statuses.contains("204") && !op.statuses.contains("200"))
@@ -224,7 +224,7 @@ struct OpenAPITests {
     /// Routes that read a JSON body (and so answer 400 and 413).
     static let routesWithBodies: Set<APIRoute> = [
         .submitJob, .enrollAgent, .heartbeat, .claim, .exchange, .startTask, .progressTask, .finishTask, .uploadTaskLogs,
-        .patchJob, .pauseJob, .patchTasks, .patchAgent, .sendCommand, .reportException,
+        .patchJob, .pauseJob, .patchTasks, .patchAgent, .sendCommand, .reportException, .createToken, .resetAgent,
     ]
 
     /// Routes that need no token (the master's AuthMiddleware lets exactly these paths through).
@@ -384,7 +384,8 @@ struct OpenAPITests {
                                  "ProgressReport", "FinishReport", "JobPatch", "PauseRequest", "TaskBulkPatch",
                                  "AgentPatch", "CommandRequest", "ExceptionReport", "HostMetrics", "HostCPU",
                                  "ExchangeRequest", "ExchangeLog", "ExchangeProgress", "ExchangeFinish",
-                                 "HostLoad", "HostMemory", "HostDisk", "GPU", "TaskUsage"]
+                                 "HostLoad", "HostMemory", "HostDisk", "GPU", "TaskUsage", "TokenRequest",
+                                 "AgentResetRequest"]
 
     @Test(arguments: requestSchemas)
     func requestSchemasRefuseUnknownFields(_ schema: String) {
@@ -406,7 +407,9 @@ struct OpenAPITests {
         expectSchema("RequirementsInput", describes: try Self.keys(TaskRequirements.default))
         expectSchema("ResourcesInput", describes: try Self.keys(ResourceVector(cpus: 1)))
         expectSchema("EnrollRequest", describes: try Self.keys(
-            EnrollRequest(name: "a", resources: ResourceVector(cpus: 1), tags: [], version: "1")))
+            EnrollRequest(name: "a", resources: ResourceVector(cpus: 1), tags: [], version: "1", credential: "pa_1")))
+        expectSchema("TokenRequest", describes: try Self.keys(TokenRequest(name: "a", role: .join, ttl: 60, uses: 2)))
+        expectSchema("AgentResetRequest", describes: try Self.keys(AgentResetRequest(name: "a")))
         let usage = TaskUsageReport(task: TaskID(rawValue: 1), epoch: LeaseEpoch(1), usage: Samples.usage)
         expectSchema("HeartbeatRequest", describes: try Self.keys(
             HeartbeatRequest(held: [], authoritative: true, leaving: true, metrics: Samples.hostMetrics, usage: [usage])))

@@ -401,6 +401,44 @@ def test_exceptions_and_forgetting_an_agent(page: Page, results):
     expect(page.locator("#agents tbody tr")).to_have_count(1)
 
 
+def test_a_read_token_sees_every_action_disabled(browser, results):
+    # Signed in with a read token (named tokens, issue 16): every action is disabled and says why.
+    reader = call("POST", "/v1/tokens", {"name": "browser-viewer", "role": "read"})["secret"]
+    job = submit("browser-read-only", [{"name": "huge", "command": ["true"], "requirements": {"cpus": 64}}])
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    try:
+        sign_in(page, reader)
+        expect(page.locator("#who")).to_have_text("browser-viewer (read)")
+        page.goto(URL + f"/#/jobs/{job['id']}")
+        expect(page.locator("#read-only")).to_contain_text("read token")
+        for name in ["Cancel job", "Pause", "Pause and kill", "Resume", "Retry", "Priority…", "Clear blocklist"]:
+            button = page.get_by_role("button", name=name, exact=True)
+            expect(button).to_be_disabled()
+            expect(button).to_have_attribute("title", "your token has role read: this needs the submit or admin role")
+        task = job["task_ids"][0]
+        page.goto(URL + f"/#/tasks/{task}")
+        expect(page.get_by_role("button", name="Cancel task", exact=True)).to_be_disabled()
+        agent = call("GET", "/v1/agents")["items"][0]["id"]
+        page.goto(URL + f"/#/agents/{agent}")
+        for name in ["Drain", "Undrain", "Forget"]:
+            button = page.get_by_role("button", name=name, exact=True)
+            expect(button).to_be_disabled()
+            expect(button).to_have_attribute("title", "your token has role read: this needs the admin role")
+        shot(page, "read-only-agent")
+        # A submit token: another owner's job is not its own to control.
+        submitter = call("POST", "/v1/tokens", {"name": "browser-alice", "role": "submit"})["secret"]
+        page.get_by_role("button", name="Sign out").click()
+        sign_in(page, submitter)
+        expect(page.locator("#who")).to_have_text("browser-alice (submit)")
+        page.goto(URL + f"/#/jobs/{job['id']}")
+        expect(page.get_by_role("button", name="Cancel job", exact=True)).to_have_attribute(
+            "title", "this job belongs to admin: your submit token (browser-alice) controls only its own jobs")
+    finally:
+        context.close()
+        call("POST", f"/v1/jobs/{job['id']}/cancel")
+
+
 def test_phone_and_dark_theme(browser, results):
     # A viewer in Tokyo with a British locale: times show in their zone.
     context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark", device_scale_factor=2,
@@ -467,7 +505,7 @@ def main():
             (test_agent_cpu_graph_gains_points, page),
             (test_overview_and_jobs_screens, page), (test_keyboard_reaches_the_pages, page),
             (test_job_actions_and_agent_drain, page), (test_exceptions_and_forgetting_an_agent, page),
-            (test_phone_and_dark_theme, browser), (test_banner_while_the_master_is_away, page),
+            (test_a_read_token_sees_every_action_disabled, browser), (test_phone_and_dark_theme, browser), (test_banner_while_the_master_is_away, page),
         ]
         for test, subject in tests:
             started = time.monotonic()

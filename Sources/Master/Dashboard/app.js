@@ -263,9 +263,39 @@ async function act(description, call) {
   kick();
 }
 
-function actionButton(label, { disabled = null, danger = false, onclick }) {
-  return h('button', { type: 'button', class: danger ? 'danger' : 'secondary', disabled: Boolean(disabled),
-    title: disabled || null, 'aria-disabled': disabled ? 'true' : null, onclick }, label);
+// Who the signed-in token is (`GET /v1/whoami`: name and role), learnt at sign-in.
+let who = null;
+
+/**
+ * Why the signed-in token may not take an action that needs `needs` ('submit': a job's or a task's,
+ * 'admin': an agent's) on a job of `owner`, or null. The master refuses such calls (403) anyway:
+ * this only says so before the click.
+ */
+function roleBlock(needs, owner) {
+  const role = who?.role;
+  if (!role || role === 'admin') return null;
+  if (role === 'read') return `your token has role read: this needs the ${needs === 'admin' ? 'admin' : 'submit or admin'} role`;
+  if (needs === 'admin') return `your token has role ${role}: this needs the admin role`;
+  if (owner != null && owner !== who.name) return `this job belongs to ${owner}: your submit token (${who.name}) controls only its own jobs`;
+  return null;
+}
+
+function actionButton(label, { disabled = null, danger = false, needs = 'submit', owner = null, onclick }) {
+  const reason = roleBlock(needs, owner) ?? disabled;
+  return h('button', { type: 'button', class: danger ? 'danger' : 'secondary', disabled: Boolean(reason),
+    title: reason || null, 'aria-disabled': reason ? 'true' : null, onclick }, label);
+}
+
+/** Says, next to "Sign out", who is signed in; on a read token, that actions are disabled. */
+function showWho() {
+  let badge = $('#who');
+  if (!badge) {
+    badge = h('span', { id: 'who', class: 'muted' });
+    $('#signout').before(badge);
+  }
+  badge.hidden = !who;
+  badge.textContent = who?.name ? `${who.name} (${who.role})` : '';
+  badge.title = who?.role === 'read' ? 'A read token: every action is disabled.' : '';
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,6 +303,8 @@ function actionButton(label, { disabled = null, danger = false, onclick }) {
 
 function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
+  who = null;
+  showWho();
   live.controller?.abort();
   setAway(false);
   renderSignIn(message);
@@ -289,7 +321,7 @@ function renderSignIn(message = '') {
   const button = h('button', { type: 'submit' }, 'Sign in');
   // No name on the input and a script-only submit: the token can never end up in a URL.
   const form = h('form', { id: 'signin', novalidate: true },
-    h('label', { for: 'token' }, 'Token (the admin token of this master)'), input, button, status);
+    h('label', { for: 'token' }, 'Token (an admin, submit or read token of this master)'), input, button, status);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const typed = input.value.trim();
@@ -299,14 +331,16 @@ function renderSignIn(message = '') {
     status.textContent = 'Checking…';
     try {
       await api('/v1/master', { tokenOverride: typed });
+      who = await api('/v1/whoami', { tokenOverride: typed });
       sessionStorage.setItem(TOKEN_KEY, typed);
+      showWho();
       route();
     } catch (error) {
       status.className = 'error';
       if (error instanceof ApiError && error.status === 401) {
         status.textContent = 'Wrong token: the master refused it (401 unauthorized).';
       } else if (error instanceof ApiError && error.status === 403) {
-        status.textContent = 'This token may not read the farm (403 forbidden): use the admin token.';
+        status.textContent = 'This token may not read the farm (403 forbidden): use an admin, submit or read token.';
       } else {
         status.textContent = `Could not sign in: ${error.message}`;
       }
@@ -326,7 +360,10 @@ function renderSignIn(message = '') {
 function pageShell(title, ...children) {
   document.title = `${title} · Paddock`;
   const heading = h('h1', { id: 'page-title' }, title);
-  $('#main').replaceChildren(heading, h('p', { id: 'page-error', class: 'error', role: 'alert' }),
+  const readOnly = who?.role === 'read'
+    ? h('p', { id: 'read-only', class: 'muted' }, `Signed in as ${who.name} with a read token: every action is disabled (they need the submit or admin role).`)
+    : '';
+  $('#main').replaceChildren(heading, readOnly, h('p', { id: 'page-error', class: 'error', role: 'alert' }),
     h('p', { id: 'flash', role: 'status', class: 'muted' }), ...children);
   return heading;
 }
@@ -633,32 +670,32 @@ function jobPage(id) {
     const done = DONE_JOB.has(job.state);
     const failedOrCancelled = (job.counts.failed || 0) + (job.counts.cancelled || 0);
     actions.replaceChildren(
-      actionButton('Cancel job', { danger: true, disabled: done ? `the job is ${job.state}` : null, onclick: async () => {
+      actionButton('Cancel job', { danger: true, owner: job.owner, disabled: done ? `the job is ${job.state}` : null, onclick: async () => {
         if (await confirmAction({ title: `Cancel ${job.id}?`, text: `Every task of “${job.name}” that has not ended is cancelled; running ones are stopped on their agents.`, ok: 'Cancel the job', danger: true })) {
           await act(`Cancel ${job.id}`, () => api(`/v1/jobs/${job.id}/cancel`, { method: 'POST' }));
         }
       } }),
-      actionButton('Pause', { disabled: done ? `the job is ${job.state}` : job.paused ? 'the job is paused' : null, onclick: async () => {
+      actionButton('Pause', { owner: job.owner, disabled: done ? `the job is ${job.state}` : job.paused ? 'the job is paused' : null, onclick: async () => {
         if (await confirmAction({ title: `Pause ${job.id}?`, text: 'No new task of this job starts; running ones finish.', ok: 'Pause' })) {
           await act(`Pause ${job.id}`, () => api(`/v1/jobs/${job.id}/pause`, { method: 'POST' }));
         }
       } }),
-      actionButton('Pause and kill', { disabled: done ? `the job is ${job.state}` : job.paused ? 'the job is paused' : null, onclick: async () => {
+      actionButton('Pause and kill', { owner: job.owner, disabled: done ? `the job is ${job.state}` : job.paused ? 'the job is paused' : null, onclick: async () => {
         if (await confirmAction({ title: `Pause ${job.id} and stop its running tasks?`, text: 'Running tasks are stopped and go back to the queue; nothing starts until you resume.', ok: 'Pause and kill', danger: true })) {
           await act(`Pause ${job.id}`, () => api(`/v1/jobs/${job.id}/pause?kill=true`, { method: 'POST' }));
         }
       } }),
-      actionButton('Resume', { disabled: job.paused ? null : 'the job is not paused', onclick: async () => {
+      actionButton('Resume', { owner: job.owner, disabled: job.paused ? null : 'the job is not paused', onclick: async () => {
         if (await confirmAction({ title: `Resume ${job.id}?`, text: 'Its queued tasks may start again.', ok: 'Resume' })) {
           await act(`Resume ${job.id}`, () => api(`/v1/jobs/${job.id}/resume`, { method: 'POST' }));
         }
       } }),
-      actionButton('Retry', { disabled: failedOrCancelled ? null : 'no task failed or was cancelled', onclick: async () => {
+      actionButton('Retry', { owner: job.owner, disabled: failedOrCancelled ? null : 'no task failed or was cancelled', onclick: async () => {
         if (await confirmAction({ title: `Retry ${job.id}?`, text: `${failedOrCancelled} failed or cancelled task(s) go back to the queue.`, ok: 'Retry' })) {
           await act(`Retry ${job.id}`, () => api(`/v1/jobs/${job.id}/retry`, { method: 'POST' }));
         }
       } }),
-      actionButton('Priority…', { disabled: done ? `the job is ${job.state}` : null, onclick: async () => {
+      actionButton('Priority…', { owner: job.owner, disabled: done ? `the job is ${job.state}` : null, onclick: async () => {
         const input = h('input', { id: 'priority-input', type: 'number', step: 1, value: job.priority });
         if (await confirmAction({ title: `Priority of ${job.id}`, text: 'Higher runs first (now ' + job.priority + ').', ok: 'Set priority',
           extra: h('label', { for: 'priority-input' }, 'Priority', input) })) {
@@ -667,7 +704,7 @@ function jobPage(id) {
           await act(`Priority of ${job.id}`, () => api(`/v1/jobs/${job.id}`, { method: 'PATCH', body: { priority: value } }));
         }
       } }),
-      actionButton('Clear blocklist', { disabled: job.blocklist?.length ? null : 'no agent is blocklisted', onclick: async () => {
+      actionButton('Clear blocklist', { owner: job.owner, disabled: job.blocklist?.length ? null : 'no agent is blocklisted', onclick: async () => {
         if (await confirmAction({ title: `Clear the blocklist of ${job.id}?`, text: 'Every agent may run its tasks again.', ok: 'Clear' })) {
           await act(`Clear the blocklist of ${job.id}`, () => api(`/v1/jobs/${job.id}`, { method: 'PATCH', body: { clear_blocklist: true } }));
         }
@@ -998,17 +1035,17 @@ function agentPage(id) {
       heading.replaceChildren(`Agent ${agent.name} `, h('span', { class: 'muted' }, agent.id), ' ', stateBadge(agent.state));
       document.title = `${agent.name} · Paddock`;
       const drawActions = () => actions.replaceChildren(
-        actionButton('Drain', { disabled: agent.state === 'draining' ? 'it is draining' : agent.state === 'disabled' ? 'it is disabled' : null, onclick: async () => {
+        actionButton('Drain', { needs: 'admin', disabled: agent.state === 'draining' ? 'it is draining' : agent.state === 'disabled' ? 'it is disabled' : null, onclick: async () => {
           if (await confirmAction({ title: `Drain ${agent.name}?`, text: 'It finishes what it runs and claims nothing new.', ok: 'Drain' })) {
             await act(`Drain ${agent.name}`, () => api(`/v1/agents/${id}`, { method: 'PATCH', body: { drain: true } }));
           }
         } }),
-        actionButton('Undrain', { disabled: agent.state === 'draining' ? null : 'it is not draining', onclick: async () => {
+        actionButton('Undrain', { needs: 'admin', disabled: agent.state === 'draining' ? null : 'it is not draining', onclick: async () => {
           if (await confirmAction({ title: `Undrain ${agent.name}?`, text: 'It claims work again.', ok: 'Undrain' })) {
             await act(`Undrain ${agent.name}`, () => api(`/v1/agents/${id}`, { method: 'PATCH', body: { drain: false } }));
           }
         } }),
-        actionButton('Forget', { danger: true, onclick: async () => {
+        actionButton('Forget', { needs: 'admin', danger: true, onclick: async () => {
           if (await confirmAction({ title: `Forget ${agent.name}?`, text: 'Its leases are released and its credential stops working; it must enroll again.', ok: 'Forget', danger: true })) {
             await act(`Forget ${agent.name}`, () => api(`/v1/agents/${id}`, { method: 'DELETE' }));
             location.hash = '#/agents';
@@ -1058,6 +1095,15 @@ function agentPage(id) {
 
 function route() {
   if (!token()) { live.controller?.abort(); renderSignIn(); return; }
+  if (!who) {
+    // A tab that kept its token: learn the role before drawing any action.
+    api('/v1/whoami').then((answer) => { who = answer; showWho(); route(); }, (error) => {
+      if (error instanceof ApiError && error.status === 401) return;  // api() signed out
+      who = { name: '', role: '' };  // unknown: the master still refuses what the token may not do
+      route();
+    });
+    return;
+  }
   $('#nav').hidden = false;
   $('#signout').hidden = false;
   const path = location.hash.replace(/^#/, '').split('?')[0] || '/';

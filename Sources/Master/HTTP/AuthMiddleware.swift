@@ -2,9 +2,9 @@ import Foundation
 import Hummingbird
 import PaddockProtocol
 
-/// Establishes the caller from `Authorization: Bearer T`: the admin token,
-/// the join token (enrolling only) or an agent's own credential. Everything
-/// but `/healthz` and `/openapi.yaml` needs one.
+/// Establishes the caller from `Authorization: Bearer T`: the bootstrap admin token, the
+/// bootstrap join token, a named token (its role), or an agent's own credential. Everything but
+/// the open paths needs one. A named token that expired, was revoked or is used up is 401.
 struct AuthMiddleware: RouterMiddleware {
     typealias Context = MasterContext
     let config: MasterConfig
@@ -16,6 +16,9 @@ struct AuthMiddleware: RouterMiddleware {
     static let open: Set<String> = [APIRoute.healthz.path, APIRoute.openapi.path, APIRoute.prometheus.path,
                                     APIRoute.installAgentScript.path]
 
+    /// Agents' credentials start so (`MasterAPI.newCredential`); named tokens' secrets with `pt_`.
+    static let credentialPrefix = "pa_"
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if Self.open.contains(request.uri.path) || request.uri.path.hasPrefix("/packages/") {
             return try await next(request, context)
@@ -26,37 +29,84 @@ struct AuthMiddleware: RouterMiddleware {
         let token = String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
         guard !token.isEmpty, token.utf8.count <= 512 else { throw PaddockError.unauthorized }
         var context = context
-        if constantTimeEqual(token, config.adminToken) {
-            context.caller = .admin
-        } else if constantTimeEqual(token, config.joinToken) {
-            context.caller = .joiner
-        } else if let agent = try await store.authenticate(credential: token) {
-            context.caller = .agent(agent)
-        } else {
-            throw PaddockError.unauthorized
-        }
+        context.caller = try await caller(token)
         return try await next(request, context)
+    }
+
+    func caller(_ token: String) async throws -> Caller {
+        // Both bootstrap tokens are always compared, whatever the first answer, in constant time.
+        let isAdmin = constantTimeEqual(token, config.adminToken)
+        let isJoin = constantTimeEqual(token, config.joinToken)
+        if isAdmin { return .bootstrapAdmin }
+        if isJoin { return .joiner(nil) }
+        if token.hasPrefix(Self.credentialPrefix) {
+            guard let agent = try await store.authenticate(credential: token) else { throw PaddockError.unauthorized }
+            return .agent(agent)
+        }
+        guard let named = try await store.token(secret: token, now: store.clock.now()) else { throw PaddockError.unauthorized }
+        switch named.state {
+        case .active: break
+        case .expired:
+            throw PaddockError.tokenNotValid("token \(named.id) (\(named.name)) expired at \(Self.time(named.expiresAt))")
+        case .revoked:
+            throw PaddockError.tokenNotValid("token \(named.id) (\(named.name)) was revoked at \(Self.time(named.revokedAt))")
+        case .usedUp:
+            throw PaddockError.tokenNotValid("join token \(named.id) (\(named.name)) has been used \(named.uses) times, its limit: "
+                                             + "an admin makes a new one (paddock token create --role join)")
+        }
+        if named.role == .join { return .joiner(named.id) }
+        return .user(User(name: named.name, role: named.role, token: named.id, expiresAt: named.expiresAt))
+    }
+
+    static func time(_ date: Date?) -> String {
+        date.map { ISO8601DateFormatter().string(from: $0) } ?? "?"
     }
 }
 
-/// Compares secrets in time that does not depend on where they differ.
+/// Compares secrets in time that does not depend on where they differ (nor, through the
+/// hashes compared, on their lengths).
 func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-    let x = Array(a.utf8), y = Array(b.utf8)
-    guard x.count == y.count else { return false }
-    var difference: UInt8 = 0
-    for i in x.indices { difference |= x[i] ^ y[i] }
-    return difference == 0
+    SecretHash.equal(SecretHash.hex(a), SecretHash.hex(b))
 }
 
 extension MasterContext {
-    func requireAdmin() throws {
-        guard caller == .admin else { throw PaddockError.forbidden("this call needs the admin token") }
+    /// The caller's role, as 403 messages name it.
+    var roleName: String {
+        switch caller {
+        case .anonymous: "none"
+        case .joiner: "join"
+        case .user(let user): user.role.rawValue
+        case .agent: "agent"
+        }
+    }
+
+    /// The calling user, whose role must allow `role` (admin allows everything, submit allows read).
+    @discardableResult
+    func require(_ role: TokenRole) throws -> User {
+        guard case .user(let user) = caller, user.role.allows(role) else { throw PaddockError.needsRole(role, has: roleName) }
+        return user
+    }
+
+    func requireAdmin() throws { try require(.admin) }
+
+    /// A user who may control a job of `owner`: an admin, or a submit token of that name.
+    func requireControl(of what: String, ownedBy owner: String) throws {
+        let user = try require(.submit)
+        guard user.role == .admin || user.name == owner else {
+            throw PaddockError.forbidden("this call needs the admin role, or the submit role as the owner of \(what) "
+                                         + "(owned by \(owner.prefix(80))); this token has role submit as \(user.name)")
+        }
     }
 
     /// The calling agent, which must be `id` when one is named in the path.
     func requireAgent(_ id: AgentID? = nil) throws -> AgentIdentity {
-        guard case .agent(let agent) = caller else { throw PaddockError.forbidden("this call needs an agent credential") }
-        if let id, id != agent.id { throw PaddockError.forbidden("an agent may act only on itself") }
+        guard case .agent(let agent) = caller else {
+            throw PaddockError.forbidden("this call needs an agent's credential; this token has role \(roleName)")
+        }
+        if let id, id != agent.id {
+            throw PaddockError.forbidden("this call needs the credential of agent \(id) (an agent may act only on itself); "
+                                         + "this is agent \(agent.id)'s")
+        }
         return agent
     }
 }

@@ -4,12 +4,21 @@ import PaddockProtocol
 
 extension MasterAPI {
     func enrollAgent(_ request: Request, _ context: MasterContext) async throws -> Response {
-        guard context.caller == .joiner || context.caller == .admin else {
-            throw PaddockError.forbidden("enrolling needs the join token")
+        let joinToken: TokenID?
+        switch context.caller {
+        case .joiner(let token): joinToken = token
+        case .user(let user) where user.role == .admin: joinToken = nil
+        default: throw PaddockError.needsRole(.join, has: context.roleName)
         }
         let enroll = try await Self.decode(EnrollRequest.self, from: request, limit: BodyLimit.small)
         let credential = Self.newCredential()
-        let id = try await store.enroll(enroll, credential: credential, now: store.clock.now())
+        let id: AgentID
+        do {
+            id = try await store.enroll(enroll, credential: credential, joinToken: joinToken, now: store.clock.now())
+        } catch let error as PaddockError where error.status == 409 || error.status == 401 {
+            context.logger.warning("enrollment as \(enroll.name.prefix(80)) from \(context.clientName) refused: \(error.code)")
+            throw error
+        }
         addresses.record(id, context.client)
         context.logger.info("agent \(enroll.name.prefix(80)) enrolled as \(id) from \(context.clientName)")
         await wake.notifyAll()
@@ -18,24 +27,17 @@ extension MasterAPI {
     }
 
     /// 256 random bits from the system's CSPRNG (getrandom on Linux).
-    static func newCredential() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return "pa_" + (0..<4).map { _ in
-            let word = generator.next() as UInt64
-            let hex = String(word, radix: 16)
-            return String(repeating: "0", count: 16 - hex.count) + hex
-        }.joined()
-    }
+    static func newCredential() -> String { SecretHash.newSecret(prefix: AuthMiddleware.credentialPrefix) }
 
     func listAgents(_ request: Request, _ context: MasterContext) async throws -> Response {
-        try context.requireAdmin()
+        try context.require(.read)
         let agents = try await store.agents().map(addresses.annotate)
         return try Self.json(Page(items: agents, next: nil))
     }
 
     func getAgent(_ request: Request, _ context: MasterContext) async throws -> Response {
         let id = try Self.id(AgentID.self, context, what: "agent")
-        if case .agent = context.caller { _ = try context.requireAgent(id) } else { try context.requireAdmin() }
+        if case .agent = context.caller { _ = try context.requireAgent(id) } else { try context.require(.read) }
         return try Self.json(addresses.annotate(try await store.agent(id)))
     }
 

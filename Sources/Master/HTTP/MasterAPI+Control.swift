@@ -5,9 +5,8 @@ import PaddockProtocol
 /// Users' control of jobs, tasks and agents, and the talkback channel.
 extension MasterAPI {
     func patchJob(_ request: Request, _ context: MasterContext) async throws -> Response {
-        try context.requireAdmin()
+        let id = try await requireControl(job: context)
         let patch = try await Self.decode(JobPatch.self, from: request, limit: BodyLimit.small)
-        let id = try Self.id(JobID.self, context, what: "job")
         if patch.clearBlocklist == true {
             try await store.clearBlocklist(job: id)
             await wake.notifyAll()
@@ -18,22 +17,19 @@ extension MasterAPI {
     }
 
     func deleteJob(_ request: Request, _ context: MasterContext) async throws -> Response {
-        try context.requireAdmin()
-        let job = try await store.cancelJob(try Self.id(JobID.self, context, what: "job"), archive: true, now: store.clock.now())
+        let job = try await store.cancelJob(try await requireControl(job: context), archive: true, now: store.clock.now())
         await stoppedTasks()
         return try Self.json(job)
     }
 
     func cancelJob(_ request: Request, _ context: MasterContext) async throws -> Response {
-        try context.requireAdmin()
-        let job = try await store.cancelJob(try Self.id(JobID.self, context, what: "job"), archive: false, now: store.clock.now())
+        let job = try await store.cancelJob(try await requireControl(job: context), archive: false, now: store.clock.now())
         await stoppedTasks()
         return try Self.json(job)
     }
 
     func pauseJob(_ request: Request, _ context: MasterContext) async throws -> Response {
-        try context.requireAdmin()
-        let id = try Self.id(JobID.self, context, what: "job")
+        let id = try await requireControl(job: context)
         let body = try await Self.body(of: request, limit: BodyLimit.small)
         var pause = PauseRequest()
         if body.readableBytes > 0 {
@@ -47,37 +43,40 @@ extension MasterAPI {
     }
 
     func resumeJob(_ request: Request, _ context: MasterContext) async throws -> Response {
-        try context.requireAdmin()
-        let job = try await store.resumeJob(try Self.id(JobID.self, context, what: "job"))
+        let job = try await store.resumeJob(try await requireControl(job: context))
         await wake.notifyAll()
         return try Self.json(job)
     }
 
     func retryJob(_ request: Request, _ context: MasterContext) async throws -> Response {
-        try context.requireAdmin()
-        let job = try await store.retryJob(try Self.id(JobID.self, context, what: "job"), now: store.clock.now())
+        let job = try await store.retryJob(try await requireControl(job: context), now: store.clock.now())
         await wake.notifyAll()
         return try Self.json(job)
     }
 
     func patchTasks(_ request: Request, _ context: MasterContext) async throws -> Response {
-        try context.requireAdmin()
+        try context.require(.submit)
         let patch = try await Self.decode(TaskBulkPatch.self, from: request, limit: BodyLimit.jobSpec)
+        if case .user(let user) = context.caller, user.role != .admin {
+            let owners = try await store.owners(of: patch.ids)
+            for id in patch.ids {
+                // A task that does not exist is the store's 404 below.
+                if let owner = owners[id] { try context.requireControl(of: "task \(id)", ownedBy: owner) }
+            }
+        }
         let updated = try await store.patchTasks(patch, now: store.clock.now())
         await stoppedTasks()
         return try Self.json(BulkResult(updated: updated))
     }
 
     func cancelTask(_ request: Request, _ context: MasterContext) async throws -> Response {
-        try context.requireAdmin()
-        let task = try await store.cancelTask(try Self.id(TaskID.self, context, what: "task"), now: store.clock.now())
+        let task = try await store.cancelTask(try await requireControl(task: context), now: store.clock.now())
         await stoppedTasks()
         return try Self.json(task)
     }
 
     func retryTask(_ request: Request, _ context: MasterContext) async throws -> Response {
-        try context.requireAdmin()
-        let task = try await store.retryTask(try Self.id(TaskID.self, context, what: "task"), now: store.clock.now())
+        let task = try await store.retryTask(try await requireControl(task: context), now: store.clock.now())
         await wake.notifyAll()
         return try Self.json(task)
     }
@@ -110,7 +109,7 @@ extension MasterAPI {
     /// The talkback long-poll: answers at once when a command above `after` waits, else after `wait` seconds.
     func listCommands(_ request: Request, _ context: MasterContext) async throws -> Response {
         let id = try Self.id(AgentID.self, context, what: "agent")
-        if case .agent = context.caller { _ = try context.requireAgent(id) } else { try context.requireAdmin() }
+        if case .agent = context.caller { _ = try context.requireAgent(id) } else { try context.require(.read) }
         let after: Int64 = try Self.query(request, "after").map { text -> Int64 in
             guard let value = Int64(text), value >= 0 else { throw PaddockError.invalid("after is a sequence number ≥ 0", field: "after") }
             return value
@@ -133,6 +132,27 @@ extension MasterAPI {
             // A little jitter spreads the reconnections of many agents (Consul's blocking queries do the same).
             await commandWake.wait(since: generation, timeout: left + .milliseconds(Int.random(in: 0...(wait > 1 ? 250 : 0))))
         }
+    }
+
+    /// The job in the path, which the caller must be allowed to control (an admin, or its owner's submit token).
+    func requireControl(job context: MasterContext) async throws -> JobID {
+        try context.require(.submit)
+        let id = try Self.id(JobID.self, context, what: "job")
+        if case .user(let user) = context.caller, user.role != .admin {
+            try context.requireControl(of: "job \(id)", ownedBy: try await store.job(id).owner)
+        }
+        return id
+    }
+
+    /// The task in the path, whose job the caller must be allowed to control.
+    func requireControl(task context: MasterContext) async throws -> TaskID {
+        try context.require(.submit)
+        let id = try Self.id(TaskID.self, context, what: "task")
+        if case .user(let user) = context.caller, user.role != .admin {
+            guard let owner = try await store.owners(of: [id])[id] else { throw PaddockError.notFound("task \(id)") }
+            try context.requireControl(of: "task \(id)", ownedBy: owner)
+        }
+        return id
     }
 
     /// After a change that may have stopped tasks or queued commands: wake talkback long-polls

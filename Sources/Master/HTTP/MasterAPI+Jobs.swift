@@ -4,20 +4,31 @@ import PaddockProtocol
 
 extension MasterAPI {
     func submitJob(_ request: Request, _ context: MasterContext) async throws -> Response {
-        try context.requireAdmin()
+        let user = try context.require(.submit)
         // A Paddock job, or an OpenJD template converted into one (MasterAPI+OpenJD.swift).
         let key = try Self.idempotencyKey(request)
         let (submission, conversionWarnings, bodyHash) = try await Self.jobSubmission(from: request)
-        let outcome = try await store.submit(submission, owner: submission.owner ?? "admin", now: store.clock.now(),
+        let (owner, ownerWarnings) = Self.owner(of: submission, by: user)
+        let outcome = try await store.submit(submission, owner: owner, now: store.clock.now(),
                                              idempotency: key.map { SubmissionKey(key: $0, bodyHash: bodyHash) })
         var job = outcome.job
         if !outcome.replayed { await wake.notifyAll() }
-        job.warnings = conversionWarnings + (try await placementWarnings(job.id))
+        job.warnings = conversionWarnings + ownerWarnings + (try await placementWarnings(job.id))
         var response = try Self.json(job, status: .created)
         // The same answer as the first time, said to be a replay.
         // A literal, valid header name: the failable init cannot fail here.
         if outcome.replayed { response.headers[.init("Idempotent-Replayed")!] = "true" }
         return response
+    }
+
+    /// Whose job this is. A submit token's jobs are its name's, whatever the submission says; an
+    /// admin may submit for anyone (the bootstrap admin token's default owner is `admin`, a named
+    /// admin token's its name).
+    static func owner(of submission: JobSubmission, by user: User) -> (String, [String]) {
+        if user.role == .admin { return (submission.owner ?? user.name, []) }
+        guard let asked = submission.owner, asked != user.name else { return (user.name, []) }
+        return (user.name, ["owner '\(asked.prefix(80))' was ignored: jobs submitted with a submit token belong to "
+                            + "the token's name (\(user.name))"])
     }
 
     /// `Idempotency-Key`: at most 255 visible ASCII characters (a UUID is the usual choice).
@@ -30,7 +41,7 @@ extension MasterAPI {
     }
 
     func listJobs(_ request: Request, _ context: MasterContext) async throws -> Response {
-        try context.requireAdmin()
+        try context.require(.read)
         var filter = JobFilter()
         if let state = Self.query(request, "state") {
             guard let value = JobState(rawValue: state) else {
@@ -48,7 +59,7 @@ extension MasterAPI {
     }
 
     func getJob(_ request: Request, _ context: MasterContext) async throws -> Response {
-        try context.requireAdmin()
+        try context.require(.read)
         var job = try await store.job(try Self.id(JobID.self, context, what: "job"))
         job.blocklist = try await store.blocklist(job: job.id, threshold: config.blocklistAfter)
         job.warnings = try await placementWarnings(job.id)

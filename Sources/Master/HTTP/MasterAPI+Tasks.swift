@@ -5,7 +5,7 @@ import PaddockProtocol
 
 extension MasterAPI {
     func listTasks(_ request: Request, _ context: MasterContext) async throws -> Response {
-        try context.requireAdmin()
+        try context.require(.read)
         var filter = TaskFilter()
         if let job = Self.query(request, "job") {
             guard let id = JobID(job) else { throw PaddockError.invalid("job is a job id such as j12", field: "job") }
@@ -27,7 +27,7 @@ extension MasterAPI {
     }
 
     func getTask(_ request: Request, _ context: MasterContext) async throws -> Response {
-        try context.requireAdmin()
+        try context.require(.read)
         let task = try await store.task(try Self.id(TaskID.self, context, what: "task"), history: true)
         return try Self.json(try await markUnplaceable([task])[0])
     }
@@ -46,7 +46,7 @@ extension MasterAPI {
     }
 
     func getTaskLogs(_ request: Request, _ context: MasterContext) async throws -> Response {
-        try context.requireAdmin()
+        try context.require(.read)
         let id = try Self.id(TaskID.self, context, what: "task")
         var attempt: Int?
         if let text = Self.query(request, "attempt") {

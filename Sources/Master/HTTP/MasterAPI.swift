@@ -87,6 +87,11 @@ public struct MasterAPI: Sendable {
         case .agentPackage: agentPackage
         case .jobGraph: jobGraph
         case .throughput: throughput
+        case .createToken: createToken
+        case .listTokens: listTokens
+        case .revokeToken: revokeToken
+        case .whoami: whoami
+        case .resetAgent: resetAgent
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import NIOCore
 import PaddockProtocol
@@ -5,10 +6,29 @@ import PaddockProtocol
 /// Who is calling, as established by `AuthMiddleware`.
 public enum Caller: Sendable, Equatable {
     case anonymous
-    /// Holds the join token: may only enroll.
-    case joiner
-    case admin
+    /// Holds a join token (nil: the bootstrap `--join-token`): may only enroll.
+    case joiner(TokenID?)
+    /// A user: the bootstrap admin token or a named token of role admin, submit or read.
+    case user(User)
     case agent(AgentIdentity)
+
+    /// The bootstrap `--admin-token`.
+    public static let bootstrapAdmin = Caller.user(User(name: "admin", role: .admin, token: nil))
+}
+
+/// A user's token as the routes need it: its name (the owner of the jobs it submits), role and id.
+public struct User: Sendable, Equatable {
+    public var name: String
+    public var role: TokenRole
+    /// The named token (nil: the bootstrap admin token).
+    public var token: TokenID?
+    public var expiresAt: Date?
+    public init(name: String, role: TokenRole, token: TokenID?, expiresAt: Date? = nil) {
+        self.name = name
+        self.role = role
+        self.token = token
+        self.expiresAt = expiresAt
+    }
 }
 
 /// The request context of every master route: the TCP peer, the client address (set by

@@ -1,7 +1,15 @@
 #!/bin/sh
 # Installs a Paddock agent on this host from the master that served this script:
 #
-#   curl -fsSL http://MASTER:8420/install-agent.sh | sudo sh -s -- --join-token TOKEN [--tags gpu,blender] [--name NAME]
+#   curl -fsSL http://MASTER:8420/install-agent.sh | sudo sh -s -- --join-token-file FILE [--tags gpu,blender] [--name NAME]
+#
+# or, with the token on standard input (the script downloaded first):
+#
+#   curl -fsSLO http://MASTER:8420/install-agent.sh
+#   paddock token create --name rack-4 --role join --ttl 1h --uses 20 | head -n 1 | sudo sh install-agent.sh --join-token-file -
+#
+# The join token is never taken from the command line: every user of the host sees
+# the command lines of its processes (ps, /proc).
 #
 # It downloads the paddock package from that master, checks its SHA-256 against
 # the one the master wrote in here (and refuses anything else), installs it,
@@ -10,7 +18,8 @@
 # where systemd does not run, says how to start the agent).
 #
 # Options:
-#   --join-token T   the master's join token (required; or PADDOCK_JOIN_TOKEN)
+#   --join-token-file F  a file whose first line is a join token (required); - for
+#                    standard input (when the script is not itself read from it)
 #   --tags a,b       tags of this agent, comma-separated
 #   --name N         name of this agent (default: the host name)
 #   --master URL     reach the master at URL instead of the one below
@@ -27,8 +36,9 @@ die() { printf 'install-agent: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
     cat <<EOF
-usage: curl -fsSL $MASTER_URL/install-agent.sh | sudo sh -s -- --join-token TOKEN [options]
-  --join-token T   the master's join token (required; or PADDOCK_JOIN_TOKEN)
+usage: curl -fsSL $MASTER_URL/install-agent.sh | sudo sh -s -- --join-token-file FILE [options]
+   or: sudo sh install-agent.sh --join-token-file - [options] <FILE
+  --join-token-file F  a file whose first line is a join token (required); - for standard input
   --tags a,b       tags of this agent, comma-separated
   --name N         name of this agent (default: the host name)
   --master URL     reach the master at URL instead of $MASTER_URL
@@ -36,14 +46,17 @@ usage: curl -fsSL $MASTER_URL/install-agent.sh | sudo sh -s -- --join-token TOKE
 EOF
 }
 
-join_token=${PADDOCK_JOIN_TOKEN:-}
+join_token=""
+token_file=""
 tags=""
 name=""
 start=1
 while [ $# -gt 0 ]; do
     case "$1" in
-        --join-token) [ $# -ge 2 ] || die "--join-token needs a value"; join_token=$2; shift 2 ;;
-        --join-token=*) join_token=${1#*=}; shift ;;
+        --join-token|--join-token=*)
+            die "the join token is not taken from the command line (every user of this host sees it there): put it in a file and give --join-token-file FILE, or - to read it from standard input" ;;
+        --join-token-file) [ $# -ge 2 ] || die "--join-token-file needs a value"; token_file=$2; shift 2 ;;
+        --join-token-file=*) token_file=${1#*=}; shift ;;
         --tags) [ $# -ge 2 ] || die "--tags needs a value"; tags=$2; shift 2 ;;
         --tags=*) tags=${1#*=}; shift ;;
         --name) [ $# -ge 2 ] || die "--name needs a value"; name=$2; shift 2 ;;
@@ -70,12 +83,22 @@ case "$PACKAGE_SHA256" in
     *[!0-9a-f]*|'') die "the master did not give the package's SHA-256" ;;
 esac
 [ ${#PACKAGE_SHA256} -eq 64 ] || die "the master did not give the package's SHA-256"
-[ -n "$join_token" ] || die "--join-token is required (the master's join token)"
+[ -n "$token_file" ] || die "--join-token-file FILE is required (a file holding a join token; - for standard input)"
+if [ "$token_file" = - ]; then
+    # Piped into sh, the script itself is standard input: the token cannot come from there too.
+    [ -f "$0" ] || die "this script is read from standard input, so the token cannot be: give --join-token-file FILE, or download the script and run sh install-agent.sh --join-token-file - <FILE"
+    IFS= read -r join_token || [ -n "$join_token" ] || die "no join token on standard input"
+else
+    [ -r "$token_file" ] || die "cannot read the join token file $token_file"
+    IFS= read -r join_token <"$token_file" || [ -n "$join_token" ] || die "the join token file $token_file is empty"
+fi
+join_token=$(printf '%s' "$join_token" | tr -d ' \t\r')
+[ -n "$join_token" ] || die "the join token is empty"
 case "$join_token" in *[!A-Za-z0-9._~+/=-]*) die "the join token has characters a token does not have" ;; esac
 case "$tags" in *[!A-Za-z0-9._,-]*) die "--tags is a comma-separated list of names (letters, digits, . _ -)" ;; esac
 case "$name" in *[!A-Za-z0-9._-]*) die "--name has letters, digits, . _ - only" ;; esac
 
-[ "$(id -u)" -eq 0 ] || die "run as root (… | sudo sh -s -- --join-token T)"
+[ "$(id -u)" -eq 0 ] || die "run as root (… | sudo sh -s -- --join-token-file FILE)"
 command -v dpkg >/dev/null 2>&1 || die "this host has no dpkg: the agent package is for Debian and Ubuntu"
 command -v sha256sum >/dev/null 2>&1 || die "sha256sum is needed (coreutils)"
 arch=$(dpkg --print-architecture)

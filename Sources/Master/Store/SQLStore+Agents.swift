@@ -2,25 +2,35 @@ import Foundation
 import PaddockProtocol
 
 extension SQLStore {
-    public func enroll(_ request: EnrollRequest, credential: String, now: Date) async throws -> AgentID {
-        try await engine.write { db in
+    public func enroll(_ request: EnrollRequest, credential: String, joinToken: TokenID?, now: Date) async throws -> AgentID {
+        let credentialHash = SecretHash.hex(credential)
+        let proofHash = request.credential.map(SecretHash.hex)
+        return try await engine.write { db in
+            if let joinToken { try Self.useJoinToken(db, joinToken, now: now) }
+            if try SQLRow.fetchOne(db, sql: "SELECT name FROM deleted_agents WHERE name = ?", arguments: [request.name]) != nil {
+                throw PaddockError.agentDeleted(request.name)
+            }
             let r = request.resources
-            if let existing = try Int64.fetchOne(db, sql: "SELECT id FROM agents WHERE name = ?\(db.lockRows)", arguments: [request.name]) {
-                let id = AgentID(rawValue: existing)
+            if let row = try SQLRow.fetchOne(db, sql: "SELECT id, credential_hash, reset_at FROM agents WHERE name = ?\(db.lockRows)",
+                                             arguments: [request.name]) {
+                let id = AgentID(rawValue: row["id"])
+                // Only the agent itself (its current credential) or an admin's reset may take a name over.
+                let proven = proofHash.map { SecretHash.equal($0, row["credential_hash"]) } ?? false
+                guard proven || (row["reset_at"] as Double?) != nil else { throw PaddockError.agentNameTaken(request.name, agent: id) }
                 try db.execute(sql: """
-                    UPDATE agents SET credential = ?, tags = ?, cpu_millis = ?, ram = ?, disk = ?, gpus = ?, version = ?,
-                        last_seen = ?, state = 'online'
+                    UPDATE agents SET credential_hash = ?, reset_at = NULL, tags = ?, cpu_millis = ?, ram = ?, disk = ?, gpus = ?,
+                        version = ?, last_seen = ?, state = 'online'
                     WHERE id = ?
-                    """, arguments: [credential, try Self.json(request.tags), r.milliCPUs, r.ram, r.disk, r.gpus,
-                                     request.version, now.timeIntervalSince1970, existing])
+                    """, arguments: [credentialHash, try Self.json(request.tags), r.milliCPUs, r.ram, r.disk, r.gpus,
+                                     request.version, now.timeIntervalSince1970, id.rawValue])
                 // A re-enrolling agent is a new process: whatever the old one held is gone.
                 try Self.requeueHeld(db, agent: id, except: [], reason: "agent re-enrolled", now: now)
                 return id
             }
             guard let id = try Int64.fetchOne(db, sql: """
-                INSERT INTO agents (name, credential, state, tags, cpu_millis, ram, disk, gpus, version, enrolled_at, last_seen)
+                INSERT INTO agents (name, credential_hash, state, tags, cpu_millis, ram, disk, gpus, version, enrolled_at, last_seen)
                 VALUES (?, ?, 'online', ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
-                """, arguments: [request.name, credential, try Self.json(request.tags), r.milliCPUs, r.ram, r.disk, r.gpus,
+                """, arguments: [request.name, credentialHash, try Self.json(request.tags), r.milliCPUs, r.ram, r.disk, r.gpus,
                                  request.version, now.timeIntervalSince1970, now.timeIntervalSince1970]) else {
                 throw PaddockError.conflict("agent \(request.name) was not stored")
             }
@@ -29,10 +39,27 @@ extension SQLStore {
     }
 
     public func authenticate(credential: String) async throws -> AgentIdentity? {
-        try await engine.read { db in
-            guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM agents WHERE credential = ?",
-                                             arguments: [credential]) else { return nil }
+        let hash = SecretHash.hex(credential)
+        return try await engine.read { db in
+            guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM agents WHERE credential_hash = ?",
+                                                arguments: [hash]),
+                  SecretHash.equal(row["credential_hash"], hash) else { return nil }
             return AgentIdentity(id: AgentID(rawValue: row["id"]), name: row["name"], state: Self.agentState(row))
+        }
+    }
+
+    public func resetAgent(name: String, now: Date) async throws -> AgentResetResult {
+        // What replaces the credential is no SHA-256 in hex: no secret can match it.
+        let unusable = "reset:" + SecretHash.newSecret(prefix: "")
+        return try await engine.write { db in
+            let wasDeleted = try db.execute(sql: "DELETE FROM deleted_agents WHERE name = ?", arguments: [name]) > 0
+            if let id = try Int64.fetchOne(db, sql: "SELECT id FROM agents WHERE name = ?\(db.lockRows)", arguments: [name]) {
+                try db.execute(sql: "UPDATE agents SET credential_hash = ?, reset_at = ? WHERE id = ?",
+                               arguments: [unusable, now.timeIntervalSince1970, id])
+                return AgentResetResult(name: name, outcome: .reset, agent: AgentID(rawValue: id))
+            }
+            guard wasDeleted else { throw PaddockError.notFound("an agent named \(name.prefix(80))") }
+            return AgentResetResult(name: name, outcome: .allowed)
         }
     }
 

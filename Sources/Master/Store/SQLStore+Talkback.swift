@@ -28,12 +28,17 @@ extension SQLStore {
 
     public func forgetAgent(_ id: AgentID, now: Date) async throws {
         try await engine.write { db in
-            guard try SQLRow.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?", arguments: [id.rawValue]) != nil else {
+            guard let row = try SQLRow.fetchOne(db, sql: "SELECT id, name FROM agents WHERE id = ?", arguments: [id.rawValue]) else {
                 throw PaddockError.notFound("agent \(id)")
             }
             try Self.requeueHeld(db, agent: id, except: [], reason: "agent forgotten", now: now)
             try db.execute(sql: "DELETE FROM agent_commands WHERE agent_id = ?", arguments: [id.rawValue])
             try db.execute(sql: "DELETE FROM agents WHERE id = ?", arguments: [id.rawValue])
+            // A deleted agent does not come back by itself: its name stays out until an admin resets it.
+            let name: String = row["name"]
+            try db.execute(sql: "DELETE FROM deleted_agents WHERE name = ?", arguments: [name])
+            try db.execute(sql: "INSERT INTO deleted_agents (name, deleted_at) VALUES (?, ?)",
+                           arguments: [name, now.timeIntervalSince1970])
         }
     }
 

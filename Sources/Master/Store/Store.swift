@@ -138,11 +138,29 @@ public protocol Store: Sendable {
     func tasks(_ filter: TaskFilter, page: PageRequest) async throws -> Page<TaskView>
     /// Distinct requirements of a job's queued tasks, with how many tasks have each.
     func queuedRequirements(job: JobID) async throws -> [(TaskRequirements, Int)]
+    /// The owner of each task's job (tasks that do not exist are left out).
+    func owners(of tasks: [TaskID]) async throws -> [TaskID: String]
 
-    /// Enrolls a new agent, or re-enrolls one of the same name with a fresh
-    /// credential (the old process is gone: the tasks it held go back to the queue).
-    func enroll(_ request: EnrollRequest, credential: String, now: Date) async throws -> AgentID
+    /// Enrolls a new agent under `credential` (kept hashed), or re-enrolls one of the same name
+    /// with a fresh credential (the old process is gone: the tasks it held go back to the queue).
+    /// Re-enrolling needs the agent's current credential in `request.credential`, or an admin's
+    /// `resetAgent` since: else 409 `agent_name_taken`. A deleted agent's name is 409
+    /// `agent_deleted` until `resetAgent`. With `joinToken`, one use of that token is counted in
+    /// the same transaction; an expired, revoked or used-up one is 401 and nothing is enrolled.
+    func enroll(_ request: EnrollRequest, credential: String, joinToken: TokenID?, now: Date) async throws -> AgentID
+    /// The agent whose credential this is (looked up by its hash).
     func authenticate(credential: String) async throws -> AgentIdentity?
+    /// Lets a host enroll under `name` without the enrolled agent's credential (which stops
+    /// working), or lets a deleted agent's name back; 404 when neither.
+    func resetAgent(name: String, now: Date) async throws -> AgentResetResult
+
+    // MARK: named tokens (only the SHA-256 of each secret is kept)
+
+    func createToken(_ request: TokenRequest, secret: String, now: Date) async throws -> TokenView
+    func tokens(now: Date) async throws -> [TokenView]
+    func revokeToken(_ id: TokenID, now: Date) async throws -> TokenView
+    /// The token whose secret this is (looked up by its hash), in whatever state it is.
+    func token(secret: String, now: Date) async throws -> TokenView?
     func agent(_ id: AgentID) async throws -> AgentView
     func agents() async throws -> [AgentView]
     /// Renews the leases in `beat.held`; see `HeartbeatRequest` for `authoritative` and `leaving`.
@@ -214,6 +232,13 @@ public protocol Store: Sendable {
     /// starting together give it once. Returns the seconds given, nil when none. A store that never
     /// recorded a sweep (from before this was kept) gives every live lease `leaseTimeout` from now.
     func grantGrace(leaseTimeout: Double, now: Date) async throws -> TimeInterval?
+}
+
+extension Store {
+    /// Enrolls with no join token to count (the bootstrap join token, or the admin's).
+    public func enroll(_ request: EnrollRequest, credential: String, now: Date) async throws -> AgentID {
+        try await enroll(request, credential: credential, joinToken: nil, now: now)
+    }
 }
 
 /// A submission's `Idempotency-Key` and the SHA-256 of its body.

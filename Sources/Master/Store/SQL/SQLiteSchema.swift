@@ -213,6 +213,35 @@ enum SQLiteSchema {
                 CREATE INDEX submissions_age ON submissions(created_at);
                 """)
         }
+        migrator.registerMigration("v9-tokens-and-enrollment") { db in
+            // Named tokens with roles (only a SHA-256 of each secret is kept); agents' credentials
+            // kept hashed too (the clear ones are hashed in place below); the names of deleted
+            // agents, which stay out until an admin lets them back; an admin's reset of an agent.
+            try db.execute(sql: """
+                ALTER TABLE agents RENAME COLUMN credential TO credential_hash;
+                ALTER TABLE agents ADD COLUMN reset_at REAL;
+                CREATE TABLE tokens (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    name TEXT NOT NULL,
+                    role TEXT NOT NULL,
+                    secret_hash TEXT NOT NULL UNIQUE,
+                    created_at REAL NOT NULL,
+                    expires_at REAL,
+                    revoked_at REAL,
+                    uses INTEGER NOT NULL DEFAULT 0,
+                    max_uses INTEGER
+                );
+                CREATE TABLE deleted_agents (
+                    name TEXT PRIMARY KEY,
+                    deleted_at REAL NOT NULL
+                );
+                """)
+            for row in try Row.fetchAll(db, sql: "SELECT id, credential_hash FROM agents") {
+                let clear: String = row["credential_hash"]
+                try db.execute(sql: "UPDATE agents SET credential_hash = ? WHERE id = ?",
+                               arguments: [SecretHash.hex(clear), row["id"] as Int64])
+            }
+        }
         return migrator
     }
 }
