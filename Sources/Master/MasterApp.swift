@@ -53,6 +53,8 @@ public struct Master: Sendable {
         if let given = try await store.grantGrace(leaseTimeout: config.leaseTimeout, now: store.clock.now()) {
             logger.notice("no master swept leases for \(Int(given.rounded(.up))) s: live leases are given that time back")
         }
+        // `/metrics` reads task counts kept as rows change: counted once here, before any request.
+        try await (store as? SQLStore)?.countTasks()
         let scheme = config.tls == nil ? "http" : "https"
         let app = Application(
             router: router(),
