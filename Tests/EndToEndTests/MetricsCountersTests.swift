@@ -73,15 +73,15 @@ extension EndToEnd { @Suite struct MetricsCountersTests {
                               sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let wanted = Dictionary(uniqueKeysWithValues: TaskState.allCases.map { ($0, expected[$0] ?? 0) })
         try? await eventually("the gauges read \(wanted)", timeout: 10) {
-            let read = try await gauges(farm).gauges
+            let read = try await self.gauges(farm).gauges
             return TaskState.allCases.allSatisfy { (read[$0] ?? 0) == wanted[$0] }
         }
-        let (gauges, text) = try await gauges(farm)
-        let listed = try await listed(farm)
+        let (gauges, text) = try await self.gauges(farm)
+        let counted = try await listed(farm)
         for state in TaskState.allCases {
             #expect(gauges[state] == expected[state] ?? 0, "\(state.rawValue): /metrics says \(gauges[state] ?? -1)\n\(text)",
                     sourceLocation: sourceLocation)
-            #expect(listed[state] ?? 0 == expected[state] ?? 0, "\(state.rawValue): listed \(listed[state] ?? 0)",
+            #expect(counted[state] ?? 0 == expected[state] ?? 0, "\(state.rawValue): listed \(counted[state] ?? 0)",
                     sourceLocation: sourceLocation)
         }
     }

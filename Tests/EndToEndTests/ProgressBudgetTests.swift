@@ -33,7 +33,7 @@ extension EndToEnd { @Suite struct ProgressBudgetTests {
         try await farm.heartbeats(of: "worker", count: 3, timeout: 60)
         #expect(try await farm.task(task.id).state == .running)
         #expect(try await farm.agent(named: "worker")?.state == .online)
-        FileManager.default.createFile(atPath: marker, contents: nil)
+        _ = FileManager.default.createFile(atPath: marker, contents: nil)
         #expect(try await farm.waitForJob(submitted.id, timeout: 60).map(\.state) == [.succeeded])
         #expect(farm.log("worker").contains("progress_regex"))
     }

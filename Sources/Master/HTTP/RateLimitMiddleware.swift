@@ -9,14 +9,14 @@ import PaddockProtocol
 /// which one host may hold whole).
 enum RateLimitKey: Hashable, Sendable {
     case agent(Int64)
-    case token(SHA256Digest)
+    case token([UInt8])
     case address([UInt8])
 
     init(caller: Caller, authorization: String?, client: IPAddress?) {
         if case .agent(let agent) = caller {
             self = .agent(agent.id.rawValue)
         } else if caller != .anonymous, let authorization {
-            self = .token(SHA256.hash(data: Data(authorization.utf8)))
+            self = .token(Array(SHA256.hash(data: Data(authorization.utf8))))
         } else {
             let bytes = client?.bytes ?? []
             self = .address(bytes.count == 16 ? Array(bytes.prefix(8)) : bytes)
