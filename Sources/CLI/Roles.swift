@@ -59,7 +59,9 @@ struct MasterOptions: ParsableArguments {
     @Option(help: "Requests per second and burst of each agent, RATE/BURST or off (agents are not limited by default).")
     var agentRateLimit: String = "off"
     @Option(help: "Close a connection that has not sent a whole request for this long (e.g. 30s); long-polls are not affected.")
-    var idleTimeout: String = "30s"
+    var idleTimeout: String = "75s"
+    @Option(help: "Delete the logs of tasks that ended this long ago (e.g. 30d); kept forever by default.")
+    var logRetention: String?
 
     func config(joinToken: String, adminToken: String) throws -> MasterConfig {
         guard (1...1000).contains(blocklistAfter) else { throw ValidationError("--blocklist-after is between 1 and 1000") }
@@ -84,7 +86,9 @@ struct MasterOptions: ParsableArguments {
         return config
     }
 
-    /// `--rate-limit`, `--agent-rate-limit` and `--idle-timeout`.
+    static let longestRetention: Double = 10 * 365 * 86400
+
+    /// `--rate-limit`, `--agent-rate-limit`, `--idle-timeout` and `--log-retention`.
     func applyLimits(to config: inout MasterConfig) throws {
         guard let clients = RateLimit.parse(rateLimit) else { throw ValidationError("--rate-limit is RATE/BURST (e.g. 1000/2000) or off") }
         guard let agents = RateLimit.parse(agentRateLimit) else { throw ValidationError("--agent-rate-limit is RATE/BURST or off") }
@@ -94,6 +98,12 @@ struct MasterOptions: ParsableArguments {
         config.rateLimit = clients
         config.agentRateLimit = agents
         config.idleTimeout = idle
+        if let logRetention {
+            guard let retention = DurationText.parse(logRetention, maximum: Self.longestRetention), retention >= 1 else {
+                throw ValidationError("--log-retention is a duration of at least 1s, e.g. 30d")
+            }
+            config.logRetention = retention
+        }
     }
 
     /// `--trusted-proxy` values; each may hold several, comma-separated (as the config file and

@@ -34,7 +34,9 @@ public struct MasterConfig: Sendable {
     public var agentRateLimit: RateLimit?
     /// A connection that has not sent a whole request for this long is closed (a request half
     /// read, or a connection left open between requests); a long-poll, read whole, is no such thing.
-    public var idleTimeout: Double? = 30
+    public var idleTimeout: Double? = 75
+    /// The logs of tasks that ended this many seconds ago are deleted; nil (the default): kept.
+    public var logRetention: Double?
 
     public init(host: String = "127.0.0.1", port: Int = 8420, joinToken: String, adminToken: String,
                 leaseTimeout: Double = 30, blocklistAfter: Int = 3) {
