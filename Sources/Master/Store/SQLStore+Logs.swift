@@ -35,10 +35,11 @@ extension SQLStore {
         var fresh = data.dropFirst(skip)
         let newReceived = received + Int64(fresh.count)
         let room = Limits.logBytesPerTask - stored
+        let marker = Data("\n[paddock: log reached its \(ByteSize.format(Limits.logBytesPerTask)) cap; the rest is dropped]\n".utf8)
         if room <= 0 {
-            fresh = Data()
+            // Full: the line saying so goes in once (after the cap, stored is past it), the rest nowhere.
+            fresh = room == 0 ? marker : Data()
         } else if Int64(fresh.count) > room {
-            let marker = Data("\n[paddock: log reached its \(ByteSize.format(Limits.logBytesPerTask)) cap; the rest is dropped]\n".utf8)
             fresh = fresh.prefix(Int(room)) + marker
         }
         if !fresh.isEmpty {
