@@ -234,6 +234,9 @@ struct ExchangeService: Service {
                 logger.debug("\(refusal.kind.rawValue) of \(refusal.task) refused: \(refusal.message)")
             }
         }
+        for ack in response.logs where ack.capped == true && sent.logs.contains(where: { $0.task == ack.task }) {
+            logger.info("task \(ack.task): its log reached the master's cap; the rest of its output is not sent")
+        }
         for lease in response.leases {
             if await workload.leaving {
                 // Handed out while the agent left: back at once, no attempt used.

@@ -14,6 +14,8 @@ actor Outbox {
         var dropped: Int64 = 0
         /// The master refused this run's reports: its output no longer counts.
         var fenced = false
+        /// The master's copy of this run's log reached its cap: the rest of the output is not sent.
+        var capped = false
     }
 
     struct Finish {
@@ -64,7 +66,7 @@ actor Outbox {
     }
 
     func append(_ task: TaskID, _ data: Data) {
-        guard var log = logs[task], !log.fenced else { return }
+        guard var log = logs[task], !log.fenced, !log.capped else { return }
         if log.pending.count + data.count <= Self.bufferCap {
             log.pending.append(data)
         } else {
@@ -189,6 +191,10 @@ actor Outbox {
             let accepted = Int(max(0, min(Int64(log.pending.count), ack.size - log.base)))
             log.pending.removeFirst(accepted)
             log.base += Int64(accepted)
+            if ack.capped == true {
+                log.capped = true
+                log.pending = Data()
+            }
             logs[ack.task] = log
         }
         for report in sent.progress where progress[report.task] == report { progress[report.task] = nil }

@@ -65,12 +65,17 @@ struct TaskRunner: Sendable {
             await process.terminate(grace: config.killGrace)  // stopped before it was even launched
         }
 
-        let reader = Task { [outbox, lease] in
-            let frames = lease.frames.flatMap(FrameRange.init)?.ranges.first
-            var scanner = ProgressLine.Scanner(pattern: lease.progressRegex.flatMap(ProgressLine.Pattern.init), frames: frames)
+        let reader = Task { [outbox, lease, logger] in
+            var progress = ProgressReader(progressRegex: lease.progressRegex,
+                                          frames: lease.frames.flatMap(FrameRange.init)?.ranges.first)
             for await chunk in process.output {
                 await outbox.append(lease.task, chunk)
-                if let value = scanner.feed(chunk) { await outbox.progress(lease.task, epoch: lease.epoch, value) }
+                let read = await progress.feed(chunk)
+                if let warning = read.warning {
+                    logger.warning("task \(lease.task): \(warning.dropLast())")
+                    await outbox.append(lease.task, Data(warning.utf8))
+                }
+                if let value = read.progress { await outbox.progress(lease.task, epoch: lease.epoch, value) }
             }
         }
         let timer = lease.timeout.map { seconds in

@@ -8,6 +8,10 @@ import Yams
 /// its flags. Precedence: flag > environment > file > default. Keys are the long flag names.
 enum ConfigKey: Sendable, Equatable {
     case text, size, duration, number, count, list, url, listen, choice([String])
+    /// `RATE/BURST` or `off`.
+    case rateLimit
+    /// A duration of up to ten years (`90d`).
+    case retention
     /// IP addresses or CIDR ranges, as a YAML list or comma-separated.
     case networks
     /// `sqlite`, or a postgres:// URL.
@@ -26,7 +30,8 @@ enum Role: String, CaseIterable, ExpressibleByArgument {
         case .master:
             ["listen": .listen, "data": .text, "store": .store, "store-password-file": .text, "join-token": .text, "join-token-file": .text, "admin-token": .text,
              "admin-token-file": .text, "lease-timeout": .duration, "blocklist-after": .count, "public-url": .url,
-             "agent-package": .text, "trusted-proxy": .networks, "tls-cert": .text, "tls-key": .text, "log-level": .choice(["trace", "debug", "info", "notice", "warning", "error"])]
+             "agent-package": .text, "trusted-proxy": .networks, "tls-cert": .text, "tls-key": .text,
+             "rate-limit": .rateLimit, "agent-rate-limit": .rateLimit, "idle-timeout": .duration, "log-retention": .retention, "log-level": .choice(["trace", "debug", "info", "notice", "warning", "error"])]
         case .agent:
             ["master": .url, "join-token": .text, "join-token-file": .text, "name": .text, "work-dir": .text,
              "cpus": .number, "ram": .size, "disk": .size, "gpus": .count, "tags": .list, "slots": .count,
@@ -128,6 +133,11 @@ enum ConfigFile {
             let parts = value.split(separator: ":")
             return parts.count >= 2 && Int(parts[parts.count - 1]).map { (0...65535).contains($0) } == true
                 ? nil : "'\(key)' is HOST:PORT: '\(value)'"
+        case .retention:
+            return DurationText.parse(value, maximum: MasterOptions.longestRetention).map { $0 >= 1 } == true
+                ? nil : "'\(key)' is a duration of at least 1s such as 30d: '\(value)'"
+        case .rateLimit:
+            return RateLimit.parse(value) == nil ? "'\(key)' is RATE/BURST (e.g. 1000/2000) or off: '\(value)'" : nil
         case .choice(let choices):
             return choices.contains(value) ? nil : "'\(key)' is one of \(choices.joined(separator: ", ")): '\(value)'"
         }

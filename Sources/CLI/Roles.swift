@@ -53,12 +53,22 @@ struct MasterOptions: ParsableArguments {
     var tlsCert: String?
     @Option(help: "The private key (PEM) of --tls-cert.")
     var tlsKey: String?
+    @Option(help: ArgumentHelp("Requests per second and burst of each token and each address without one, RATE/BURST or off.",
+                               discussion: "Past it the master answers 429 with Retry-After."))
+    var rateLimit: String = RateLimit.clientDefault.description
+    @Option(help: "Requests per second and burst of each agent, RATE/BURST or off (agents are not limited by default).")
+    var agentRateLimit: String = "off"
+    @Option(help: "Close a connection that has not sent a whole request for this long (e.g. 30s); long-polls are not affected.")
+    var idleTimeout: String = "75s"
+    @Option(help: "Delete the logs of tasks that ended this long ago (e.g. 30d); kept forever by default.")
+    var logRetention: String?
 
     func config(joinToken: String, adminToken: String) throws -> MasterConfig {
         guard (1...1000).contains(blocklistAfter) else { throw ValidationError("--blocklist-after is between 1 and 1000") }
         var config = try Self.config(listen: listen, leaseTimeout: leaseTimeout, joinToken: joinToken, adminToken: adminToken)
         config.blocklistAfter = blocklistAfter
         config.trustedProxies = try Self.trustedProxies(trustedProxy)
+        try applyLimits(to: &config)
         switch (tlsCert, tlsKey) {
         case let (cert?, key?):
             for file in [cert, key] where !FileManager.default.isReadableFile(atPath: file) {
@@ -74,6 +84,26 @@ struct MasterOptions: ParsableArguments {
             config.publicURL = publicURL
         }
         return config
+    }
+
+    static let longestRetention: Double = 10 * 365 * 86400
+
+    /// `--rate-limit`, `--agent-rate-limit`, `--idle-timeout` and `--log-retention`.
+    func applyLimits(to config: inout MasterConfig) throws {
+        guard let clients = RateLimit.parse(rateLimit) else { throw ValidationError("--rate-limit is RATE/BURST (e.g. 1000/2000) or off") }
+        guard let agents = RateLimit.parse(agentRateLimit) else { throw ValidationError("--agent-rate-limit is RATE/BURST or off") }
+        guard let idle = DurationText.parse(idleTimeout), idle >= 0.1 else {
+            throw ValidationError("--idle-timeout is a duration of at least 0.1s, e.g. 30s")
+        }
+        config.rateLimit = clients
+        config.agentRateLimit = agents
+        config.idleTimeout = idle
+        if let logRetention {
+            guard let retention = DurationText.parse(logRetention, maximum: Self.longestRetention), retention >= 1 else {
+                throw ValidationError("--log-retention is a duration of at least 1s, e.g. 30d")
+            }
+            config.logRetention = retention
+        }
     }
 
     /// `--trusted-proxy` values; each may hold several, comma-separated (as the config file and

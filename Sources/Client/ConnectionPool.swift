@@ -5,7 +5,8 @@ import Synchronization
 
 /// Connections to masters: one AsyncHTTPClient `HTTPClient` on the process's shared event loops
 /// (`MultiThreadedEventLoopGroup.singleton`, one thread per core). Connections are HTTP/1.1,
-/// kept alive and reused (closed after 60 s idle); a request in flight has a connection to
+/// kept alive and reused (closed after 20 s idle: well before the master's own idle timeout, 75 s by
+/// default, closes them, so that a request is never sent on a connection the master is closing); a request in flight has a connection to
 /// itself, so each long-poll holds one while it waits and gives it back when it ends. NIO sets
 /// TCP_NODELAY on every client socket (ClientBootstrap's default), so small requests go out at once.
 ///
@@ -61,7 +62,7 @@ public final class ConnectionPool: Sendable {
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls,
                                                      timeout: .init(connect: .seconds(10), read: nil))
         configuration.httpVersion = .http1Only
-        configuration.connectionPool = .init(idleTimeout: .seconds(60),
+        configuration.connectionPool = .init(idleTimeout: .seconds(20),
                                              concurrentHTTP1ConnectionsPerHostSoftLimit: max(1, connectionsPerHost))
         // A refused connection fails the request at once: callers (the agent's `Backoff`, the CLI's
         // user) decide about retrying, not a hidden loop that would hold the call until its deadline.

@@ -35,6 +35,7 @@ public struct Master: Sendable {
         // The dashboard's files need no token (they hold no secret): served before authentication.
         router.add(middleware: DashboardMiddleware())
         router.add(middleware: AuthMiddleware(config: config, store: store))
+        router.add(middleware: RateLimitMiddleware(clients: config.rateLimit, agents: config.agentRateLimit, stats: stats))
         MasterAPI(store: store, config: config, wake: wake, commandWake: commandWake, logWake: logWake, stats: stats,
                   addresses: agentAddresses)
             .register(on: router)
@@ -52,10 +53,12 @@ public struct Master: Sendable {
         if let given = try await store.grantGrace(leaseTimeout: config.leaseTimeout, now: store.clock.now()) {
             logger.notice("no master swept leases for \(Int(given.rounded(.up))) s: live leases are given that time back")
         }
+        // `/metrics` reads task counts kept as rows change: counted once here, before any request.
+        try await (store as? SQLStore)?.countTasks()
         let scheme = config.tls == nil ? "http" : "https"
         let app = Application(
             router: router(),
-            server: try Self.server(tls: config.tls),
+            server: try Self.server(tls: config.tls, idleTimeout: config.idleTimeout),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "paddock"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
@@ -68,12 +71,17 @@ public struct Master: Sendable {
             services.append(WakeListener(relay: relay, wakes: [wake, commandWake, logWake], logger: logger))
         }
         services.append(LeaseSweeper(store: store, config: config, wakes: [wake, commandWake, logWake], logger: logger))
+        if let retention = config.logRetention, let store = store as? SQLStore {
+            services.append(LogPruner(store: store, retention: retention, logger: logger))
+        }
         return services
     }
 
-    /// HTTP/1.1, in TLS when the config names a certificate and key.
-    static func server(tls: TLSFiles?) throws -> HTTPServerBuilder {
-        guard let tls else { return .http1() }
+    /// HTTP/1.1, in TLS when the config names a certificate and key. Hummingbird closes a connection
+    /// idle past `idleTimeout` unless a request read whole is being answered (a long-poll).
+    static func server(tls: TLSFiles?, idleTimeout: Double?) throws -> HTTPServerBuilder {
+        let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: idleTimeout.map { .milliseconds(Int64($0 * 1000)) }))
+        guard let tls else { return http1 }
         let chain: [NIOSSLCertificate]
         let key: NIOSSLPrivateKey
         do {
@@ -86,7 +94,7 @@ public struct Master: Sendable {
         var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
                                                                      privateKey: .privateKey(key))
         configuration.minimumTLSVersion = .tlsv12
-        return try .tls(.http1(), tlsConfiguration: configuration)
+        return try .tls(http1, tlsConfiguration: configuration)
     }
 }
 

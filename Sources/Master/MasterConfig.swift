@@ -28,6 +28,15 @@ public struct MasterConfig: Sendable {
     public var trustedProxies: TrustedProxies = .none
     /// Serve HTTPS with this certificate chain and key (PEM files); plain HTTP when nil.
     public var tls: TLSFiles?
+    /// Each token's and each tokenless address's request rate (`RateLimitMiddleware`); nil: none.
+    public var rateLimit: RateLimit? = .clientDefault
+    /// Each agent's request rate; nil (the default): agents are not limited.
+    public var agentRateLimit: RateLimit?
+    /// A connection that has not sent a whole request for this long is closed (a request half
+    /// read, or a connection left open between requests); a long-poll, read whole, is no such thing.
+    public var idleTimeout: Double? = 75
+    /// The logs of tasks that ended this many seconds ago are deleted; nil (the default): kept.
+    public var logRetention: Double?
 
     public init(host: String = "127.0.0.1", port: Int = 8420, joinToken: String, adminToken: String,
                 leaseTimeout: Double = 30, blocklistAfter: Int = 3) {

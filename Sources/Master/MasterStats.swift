@@ -12,6 +12,7 @@ public final class MasterStats: Sendable {
     private let unhandled: Counter
     private let claims: Counter
     private let steals: Counter
+    private let rateLimited: Counter
     private let durations: DurationHistogram
     private let recent = Mutex<(samples: [Double], next: Int, requests: Int, unhandled: Int, claims: Int, steals: Int)>(
         ([], 0, 0, 0, 0, 0))
@@ -22,6 +23,7 @@ public final class MasterStats: Sendable {
         unhandled = registry.makeCounter(descriptor: .paddock("paddock_unhandled_errors_total", help: "Requests that failed with an unexpected error (500)"))
         claims = registry.makeCounter(descriptor: .paddock("paddock_claims_total", help: "Claims answered"))
         steals = registry.makeCounter(descriptor: .paddock("paddock_tasks_stolen_total", help: "Tasks re-leased from a backlogged agent to an idle one"))
+        rateLimited = registry.makeCounter(descriptor: .paddock("paddock_rate_limited_total", help: "Requests answered 429 by the rate limit"))
         durations = registry.makeDurationHistogram(
             descriptor: .paddock("paddock_http_request_duration_seconds", help: "Time to answer a request (long-polls excluded)"),
             buckets: [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
@@ -54,6 +56,8 @@ public final class MasterStats: Sendable {
         steals.increment(by: Int64(count))
         recent.withLock { $0.steals += count }
     }
+
+    func recordRateLimited() { rateLimited.increment() }
 
     public var unhandledErrors: Int { recent.withLock { $0.unhandled } }
     public var claimsAnswered: Int { recent.withLock { $0.claims } }

@@ -54,7 +54,10 @@ public enum ByteSize {
 public enum DurationText {
     public static let maximumSeconds: Double = 30 * 24 * 3600
 
-    public static func parse(_ text: String) -> Double? {
+    public static func parse(_ text: String) -> Double? { parse(text, maximum: maximumSeconds) }
+
+    /// For settings that may run longer than a task (a log retention of a year).
+    public static func parse(_ text: String, maximum: Double) -> Double? {
         let trimmed = text.trimmingCharacters(in: .whitespaces).lowercased()
         guard !trimmed.isEmpty, trimmed.count <= 32 else { return nil }
         let numberPart = trimmed.prefix { $0.isNumber || $0 == "." }
@@ -69,6 +72,6 @@ public enum DurationText {
         case "d": seconds = value * 86400
         default: return nil
         }
-        return seconds <= maximumSeconds ? seconds : nil
+        return seconds <= maximum ? seconds : nil
     }
 }

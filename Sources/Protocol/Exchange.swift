@@ -175,9 +175,13 @@ public struct ExchangeLogAck: Codable, Sendable, Equatable {
     public var task: TaskID
     public var epoch: LeaseEpoch
     public var size: Int64
-    public init(task: TaskID, epoch: LeaseEpoch, size: Int64) {
+    /// True once the run's log has reached the master's cap: the master drops what follows, so the
+    /// agent stops sending it. Absent otherwise.
+    public var capped: Bool?
+    public init(task: TaskID, epoch: LeaseEpoch, size: Int64, capped: Bool? = nil) {
         self.task = task
         self.epoch = epoch
         self.size = size
+        self.capped = capped
     }
 }

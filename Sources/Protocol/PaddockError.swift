@@ -69,6 +69,10 @@ public struct PaddockError: Error, Codable, Sendable, Equatable, CustomStringCon
     public static func tooLarge(_ message: String) -> PaddockError {
         PaddockError(status: 413, code: "too_large", message: message)
     }
+    /// A client past its request rate (the master sends `Retry-After` with it).
+    public static func rateLimited(_ message: String) -> PaddockError {
+        PaddockError(status: 429, code: "rate_limited", message: message)
+    }
     public static func unavailable(_ message: String) -> PaddockError {
         PaddockError(status: 503, code: "unavailable", message: message)
     }

@@ -17,7 +17,7 @@ public enum ProgressLine {
 
     /// A job's progress expression: its first capture group is a frame number when the task has a
     /// frame range (progress = frames done / frames), otherwise a percentage.
-    public struct Pattern {
+    public struct Pattern: Sendable {
         let regex: NSRegularExpression
 
         public init?(_ pattern: String) {
@@ -28,8 +28,13 @@ public enum ProgressLine {
 
         public func progress(of line: String, frames: ClosedRange<Int>?) -> Double? {
             let range = NSRange(line.startIndex..., in: line)
-            guard let match = regex.firstMatch(in: line, range: range),
-                  let group = Range(match.range(at: 1), in: line), let number = Double(line[group]), number.isFinite
+            guard let match = regex.firstMatch(in: line, range: range) else { return nil }
+            return fraction(of: match, in: line, frames: frames)
+        }
+
+        /// The progress a match's first group says.
+        func fraction(of match: NSTextCheckingResult, in line: String, frames: ClosedRange<Int>?) -> Double? {
+            guard let group = Range(match.range(at: 1), in: line), let number = Double(line[group]), number.isFinite
             else { return nil }
             if let frames {
                 let done = number - Double(frames.lowerBound) + 1
@@ -54,16 +59,24 @@ public enum ProgressLine {
 
         public mutating func feed(_ bytes: some Sequence<UInt8>) -> Double? {
             var found: Double?
+            for line in lines(bytes) {
+                if let value = ProgressLine.parse(line) ?? pattern?.progress(of: line, frames: frames) { found = value }
+            }
+            return found
+        }
+
+        /// The lines `bytes` completes (the rest waits for the next chunk), each cut at `lineLimit`.
+        public mutating func lines(_ bytes: some Sequence<UInt8>) -> [String] {
+            var lines: [String] = []
             for byte in bytes {
                 if byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") {
-                    let line = String(decoding: partial, as: UTF8.self)
-                    if let value = ProgressLine.parse(line) ?? pattern?.progress(of: line, frames: frames) { found = value }
+                    lines.append(String(decoding: partial, as: UTF8.self))
                     partial.removeAll(keepingCapacity: true)
                 } else if partial.count < Self.lineLimit {
                     partial.append(byte)
                 }
             }
-            return found
+            return lines
         }
     }
 }

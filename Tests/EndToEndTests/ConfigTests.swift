@@ -80,6 +80,17 @@ extension EndToEnd { @Suite struct ConfigTests {
         #expect(good == 0 && said.contains("valid master config"), "\(said)")
     }
 
+    @Test func configCheckKnowsTheLimits() throws {
+        let farm = try Farm()
+        let file = farm.dir + "/master.yaml"
+        try "rate-limit: 50/200\nagent-rate-limit: off\nidle-timeout: 10s\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let (good, said) = try run(["config", "check", file])
+        #expect(good == 0 && said.contains("valid master config"), "\(said)")
+        try "rate-limit: fast\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let (status, output) = try run(["config", "check", file])
+        #expect(status != 0 && output.contains("master.yaml:1:") && output.contains("'rate-limit' is RATE/BURST"), "\(output)")
+    }
+
     @Test func aClientWithNoMasterGivenSaysHowToGiveOne() throws {
         // Only meaningful where nothing listens on the default port (no `paddock dev` running here).
         guard (try? run(["jobs", "--master", "http://127.0.0.1:8420"]).1.contains("connection refused")) == true else { return }

@@ -51,12 +51,12 @@ final class Farm: @unchecked Sendable {
     }
 
     /// Starts the master (on a free port the first time, on the same one after) and waits for /healthz.
-    func startMaster() async throws {
+    func startMaster(_ extra: [String] = []) async throws {
         let listen = "127.0.0.1:\(port)"
         let log = try launch("master", ["master", "--listen", listen, "--data", dir + "/master",
                                         "--join-token", Self.join, "--admin-token", Self.admin,
                                         "--lease-timeout", leaseTimeout]
-                                       + (tls.map { ["--tls-cert", $0.certificate, "--tls-key", $0.key] } ?? []))
+                                       + (tls.map { ["--tls-cert", $0.certificate, "--tls-key", $0.key] } ?? []) + extra)
         if port == 0 {
             let line = try await waitForLine(in: log, containing: "listening on http")
             guard let value = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) else {

@@ -211,6 +211,17 @@ struct OpenAPITests {
             #expect(op.statuses.contains("503"), "a master whose database does not answer is not healthy")
             #expect(op.text.contains("#/components/responses/Unavailable"))
         }
+        // Every route is behind the rate limit (issue 16).
+        #expect(op.statuses.contains("429") && op.text.contains("#/components/responses/RateLimited"))
+    }
+
+    @Test func rateLimitedIsDocumentedWithRetryAfter() throws {
+        let limited = try #require(doc.component("responses", "RateLimited")).joined(separator: "\n")
+        #expect(limited.contains("Retry-After:"))
+        #expect(limited.contains("#/components/schemas/Error"))
+        #expect(limited.contains("rate_limited"))
+        #expect(doc.section("info").joined(separator: " ").contains("429"))
+        #expect(PaddockError.rateLimited("x").status == 429 && PaddockError.rateLimited("x").code == "rate_limited")
     }
 
     @Test func unavailableIsDocumentedWithRetryAfter() throws {
@@ -340,7 +351,8 @@ struct OpenAPITests {
         let refusal = ExchangeRefusal(task: task, epoch: LeaseEpoch(1), kind: .finish,
                                       error: .staleEpoch(task: task, sent: LeaseEpoch(1), current: LeaseEpoch(2)))
         expectSchema("ExchangeRefusal", describes: try Self.keys(refusal))
-        expectSchema("ExchangeLogAck", describes: try Self.keys(ExchangeLogAck(task: task, epoch: LeaseEpoch(1), size: 3)))
+        expectSchema("ExchangeLogAck", describes: try Self.keys(ExchangeLogAck(task: task, epoch: LeaseEpoch(1), size: 3, capped: true)))
+        #expect(try Self.keys(ExchangeLogAck(task: task, epoch: LeaseEpoch(1), size: 3)) == ["task", "epoch", "size"])
         expectSchema("EnrollResponse", describes: try Self.keys(
             EnrollResponse(id: AgentID(rawValue: 1), credential: "pa_x", leaseTimeout: 30, heartbeatInterval: 5)))
         expectSchema("HeartbeatResponse", describes: try Self.keys(

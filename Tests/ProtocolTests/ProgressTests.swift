@@ -31,4 +31,21 @@ struct ProgressTests {
         #expect(scanner.feed(Array("ESS 0.3\n".utf8)) == 0.3)
         #expect(scanner.feed(Array("Fra:2\rFra:3\n".utf8)) == 0.75)
     }
+
+    @Test func aMatchUnderABudgetStopsAtItsDeadline() throws {
+        let catastrophic = try #require(ProgressLine.Pattern("^(a+)+$"))
+        let line = String(repeating: "a", count: 3000) + "b"
+        let started = ContinuousClock.now
+        #expect(catastrophic.evaluate(line, frames: nil, until: .now + .milliseconds(100)) == .outOfTime)
+        #expect(ContinuousClock.now - started < .seconds(10))
+        let blender = try #require(ProgressLine.Pattern(#"Fra:(\d+)"#))
+        #expect(blender.evaluate("Fra:15 Mem:12M", frames: 11...20, until: .now + .seconds(5)) == .progress(0.5))
+        #expect(blender.evaluate("Saved", frames: 11...20, until: .now + .seconds(5)) == .nothing)
+    }
+
+    @Test func scannerLinesKeepTheUnfinishedLineForLater() {
+        var scanner = ProgressLine.Scanner()
+        #expect(scanner.lines(Array("one\ntw".utf8)) == ["one"])
+        #expect(scanner.lines(Array("o\r\n".utf8)) == ["two", ""])
+    }
 }

@@ -59,8 +59,15 @@ extension MasterAPI {
         _ = try context.requireAgent(id)
         let claim = try await Self.decode(ClaimRequest.self, from: request, limit: BodyLimit.small)
         addresses.record(id, context.client)
+        // One held claim long-poll per agent, as with the exchange: a newer claim or exchange ends it.
+        let mine = await wake.supersede(id.rawValue)
         let deadline = ContinuousClock.now + .milliseconds(Int(claim.wait * 1000))
         while true {
+            // Superseded: answers without claiming (its connection may be the dead one).
+            if await wake.supersessions(id.rawValue) != mine {
+                stats.recordClaim()
+                return try Self.json(ClaimResponse(leases: []))
+            }
             let generation = await wake.generation
             let now = store.clock.now()
             let outcome = try await store.claim(ClaimOrder(
@@ -76,7 +83,7 @@ extension MasterAPI {
                 stats.recordClaim()
                 return try Self.json(ClaimResponse(leases: outcome.leases))
             }
-            await wake.wait(since: generation, timeout: left)
+            await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine)
         }
     }
 

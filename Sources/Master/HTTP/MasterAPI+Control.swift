@@ -121,16 +121,24 @@ extension MasterAPI {
             return value
         } ?? 0
         let deadline = ContinuousClock.now + .milliseconds(Int(wait * 1000))
+        // One held poll per agent (issue 16): the agent's newer poll ends its older one, which answers
+        // at once with what it has. Not 429: the older one is most often a poll whose connection died
+        // unseen (the agent restarted, a frontend dropped it), and refusing the new one would leave the
+        // agent deaf to its commands until the dead one timed out.
+        let key: Int64? = if case .agent = context.caller { id.rawValue } else { nil }
+        let mine = if let key { await commandWake.supersede(key) } else { UInt64(0) }
         while true {
             let generation = await commandWake.generation
             let commands = try await store.commands(for: id, after: after, now: store.clock.now())
             let left = deadline - ContinuousClock.now
             let closing = await commandWake.isClosed
-            if !commands.isEmpty || left <= .zero || closing {
+            let superseded = if let key { await commandWake.supersessions(key) != mine } else { false }
+            if !commands.isEmpty || left <= .zero || closing || superseded {
                 return try Self.json(CommandBatch(commands: commands, last: commands.last?.seq ?? after))
             }
             // A little jitter spreads the reconnections of many agents (Consul's blocking queries do the same).
-            await commandWake.wait(since: generation, timeout: left + .milliseconds(Int.random(in: 0...(wait > 1 ? 250 : 0))))
+            await commandWake.wait(since: generation, timeout: left + .milliseconds(Int.random(in: 0...(wait > 1 ? 250 : 0))),
+                                   key: key, keySeen: mine)
         }
     }
 

@@ -54,12 +54,13 @@ extension SQLStore {
                 }) else { continue }
             }
             for report in logs[task] ?? [] {
-                var size: Int64 = 0
+                var appended: (received: Int64, capped: Bool) = (0, false)
                 if try attempt(task, report.epoch, .log, {
-                    size = try Self.appendLog(db, task: task, agent: agent, epoch: report.epoch, offset: report.offset,
-                                              data: report.data)
+                    appended = try Self.appendLogTellingCap(db, task: task, agent: agent, epoch: report.epoch,
+                                                            offset: report.offset, data: report.data)
                 }) {
-                    response.logs.append(ExchangeLogAck(task: task, epoch: report.epoch, size: size))
+                    response.logs.append(ExchangeLogAck(task: task, epoch: report.epoch, size: appended.received,
+                                                        capped: appended.capped ? true : nil))
                 }
             }
             if let report = progress[task], finishes[task] == nil {

@@ -525,6 +525,7 @@ extension SQLStore {
 
     static func insertEvent(_ db: any SQLDatabase, task: TaskID, _ transition: TaskTransition, from: TaskState, to: TaskState,
                             agent: AgentID?, epoch: LeaseEpoch, reason: String?, now: Date) throws {
+        db.tallyMoved(from: from, to: to)
         try db.execute(sql: """
             INSERT INTO task_events (task_id, at, transition, from_state, to_state, agent_id, epoch, reason)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)

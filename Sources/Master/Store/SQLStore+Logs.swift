@@ -13,6 +13,12 @@ extension SQLStore {
 
     static func appendLog(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, offset: Int64,
                           data: Data) throws -> Int64 {
+        try appendLogTellingCap(db, task: task, agent: agent, epoch: epoch, offset: offset, data: data).received
+    }
+
+    /// As `appendLog`, and whether the run's log has reached its cap (what follows is dropped).
+    static func appendLogTellingCap(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, offset: Int64,
+                                    data: Data) throws -> (received: Int64, capped: Bool) {
         let view = try Self.taskView(db, task)
         guard view.agent == agent, view.epoch == epoch, view.state != .assigned, view.runs > 0 else {
             throw PaddockError.staleEpoch(task: task, sent: epoch, current: view.epoch)
@@ -25,14 +31,15 @@ extension SQLStore {
             throw PaddockError.conflict("log gap: the master holds \(received) bytes of this run, not \(offset)")
         }
         let skip = Int(received - offset)
-        guard skip < data.count else { return received }  // all of it was already here (a resend)
+        guard skip < data.count else { return (received, stored >= Limits.logBytesPerTask) }  // all of it was already here (a resend)
         var fresh = data.dropFirst(skip)
         let newReceived = received + Int64(fresh.count)
         let room = Limits.logBytesPerTask - stored
+        let marker = Data("\n[paddock: log reached its \(ByteSize.format(Limits.logBytesPerTask)) cap; the rest is dropped]\n".utf8)
         if room <= 0 {
-            fresh = Data()
+            // Full: the line saying so goes in once (after the cap, stored is past it), the rest nowhere.
+            fresh = room == 0 ? marker : Data()
         } else if Int64(fresh.count) > room {
-            let marker = Data("\n[paddock: log reached its \(ByteSize.format(Limits.logBytesPerTask)) cap; the rest is dropped]\n".utf8)
             fresh = fresh.prefix(Int(room)) + marker
         }
         if !fresh.isEmpty {
@@ -44,7 +51,7 @@ extension SQLStore {
             INSERT INTO task_logs (task_id, attempt, received, stored) VALUES (?, ?, ?, ?)
             ON CONFLICT (task_id, attempt) DO UPDATE SET received = excluded.received, stored = excluded.stored
             """, arguments: [task.rawValue, view.runs, newReceived, stored])
-        return newReceived
+        return (newReceived, stored >= Limits.logBytesPerTask)
     }
 
     public func readLog(task: TaskID, attempt: Int?, after: Int64, limit: Int) async throws -> LogPage {

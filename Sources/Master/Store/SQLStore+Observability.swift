@@ -75,16 +75,34 @@ extension SQLStore {
         }
     }
 
+    /// Tasks by state from the tally once the master has counted them (`countTasks`), else counted
+    /// here; agents and jobs are counted here (a farm has far fewer of them than of tasks).
     public func summary() async throws -> FarmSummary {
-        try await engine.read { db in
-            var tasks: [TaskState: Int] = [:]
-            for row in try SQLRow.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM tasks GROUP BY state") {
-                if let state = TaskState(rawValue: row["state"]) { tasks[state] = row["n"] }
-            }
+        // Other masters' writes are not in this master's tally: on PostgreSQL it is taken again now and then.
+        if engine.dialect.engine == .postgres, tally.counts != nil, tally.isOlder(than: TaskTally.recountEvery) {
+            try await countTasks()
+        }
+        let tallied = tally.counts
+        return try await engine.read { db in
+            let tasks = try tallied ?? Self.countTasks(db)
             var agents: [AgentState: Int] = [:]
             for row in try SQLRow.fetchAll(db, sql: "SELECT * FROM agents") { agents[Self.agentState(row), default: 0] += 1 }
             let jobs = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM jobs WHERE archived = 0") ?? 0
             return FarmSummary(jobs: jobs, tasks: tasks, agents: agents)
         }
+    }
+
+    /// Counts the tasks by state, once, for the tally to keep from then on (at a master's start).
+    public func countTasks() async throws {
+        let started = ContinuousClock.now
+        tally.set(try await engine.read { db in try Self.countTasks(db) }, at: started)
+    }
+
+    static func countTasks(_ db: any SQLDatabase) throws -> [TaskState: Int] {
+        var tasks: [TaskState: Int] = [:]
+        for row in try SQLRow.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM tasks GROUP BY state") {
+            if let state = TaskState(rawValue: row["state"]) { tasks[state] = row["n"] }
+        }
+        return tasks
     }
 }

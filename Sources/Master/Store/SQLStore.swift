@@ -9,9 +9,11 @@ public final class SQLStore: Store {
     public var backend: String { engine.dialect.engine.rawValue }
     public let engine: any SQLEngine
     public let clock = LeaseClock()
+    /// Tasks by state, kept as writes commit (`TaskTally`).
+    public let tally = TaskTally()
 
     public init(engine: any SQLEngine) {
-        self.engine = engine
+        self.engine = TallyingEngine(inner: engine, tally: tally)
     }
 
     /// The embedded default: one SQLite file.
@@ -134,6 +136,8 @@ public final class SQLStore: Store {
         try flush()
         // Inserted rows bypass the counting trigger (it watches updates): count them here.
         try db.execute(sql: "UPDATE jobs SET queued = ? WHERE id = ?", arguments: [queued, jobID.rawValue])
+        db.tallyAdded(queued, .queued)
+        db.tallyAdded(job.tasks.count - queued, .blocked)
         var edges: [any SQLBindable] = []
         func flushEdges() throws {
             guard !edges.isEmpty else { return }

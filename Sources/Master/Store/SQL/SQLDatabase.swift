@@ -67,6 +67,7 @@ extension SQLDatabase {
     /// Runs `body` inside a savepoint: when it throws, what it wrote is rolled back and the rest of
     /// the transaction stands (one refused report of an exchange must not undo the others).
     public func savepoint<T>(_ body: () throws -> T) throws -> T {
+        let tallied = (self as? TallyingDatabase)?.changes  // task counts roll back with the rows
         try execute(sql: "SAVEPOINT part")
         do {
             let value = try body()
@@ -75,6 +76,7 @@ extension SQLDatabase {
         } catch {
             try execute(sql: "ROLLBACK TO SAVEPOINT part")
             try execute(sql: "RELEASE SAVEPOINT part")
+            if let tallied { (self as? TallyingDatabase)?.restore(tallied) }
             throw error
         }
     }

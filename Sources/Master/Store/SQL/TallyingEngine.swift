@@ -1,0 +1,72 @@
+import Foundation
+import PaddockProtocol
+import Synchronization
+
+/// An engine whose write transactions note how they change the tasks' states (on the
+/// `TallyingDatabase` they are given) and apply that to a `TaskTally` once committed.
+struct TallyingEngine: SQLEngine {
+    let inner: any SQLEngine
+    let tally: TaskTally
+
+    var dialect: SQLDialect { inner.dialect }
+    var relay: (any WakeRelay)? { inner.relay }
+
+    func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
+        try await inner.read(body)
+    }
+
+    func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
+        // A body may run more than once (PostgreSQL retries a transaction after a conflict): the last
+        // run is the one that committed.
+        let committed = Mutex<[TaskState: Int]>([:])
+        let value = try await inner.write { db in
+            let tallying = TallyingDatabase(db)
+            let value = try body(tallying)
+            let changes = tallying.changes
+            committed.withLock { $0 = changes }
+            return value
+        }
+        tally.apply(committed.withLock { $0 })
+        return value
+    }
+
+    func ping() async throws { try await inner.ping() }
+    func databaseTime() async throws -> Date { try await inner.databaseTime() }
+    func close() async { await inner.close() }
+}
+
+/// One write transaction, as a `TallyingEngine` gives it to the store: the database's own, and
+/// the change in task counts by state that it makes.
+final class TallyingDatabase: SQLDatabase {
+    private let inner: any SQLDatabase
+    private(set) var changes: [TaskState: Int] = [:]
+
+    init(_ inner: any SQLDatabase) { self.inner = inner }
+
+    var dialect: SQLDialect { inner.dialect }
+    var writable: Bool { inner.writable }
+    func fetchAll(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow] { try inner.fetchAll(sql, arguments) }
+    @discardableResult
+    func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int { try inner.execute(sql, arguments) }
+
+    func added(_ count: Int, _ state: TaskState) {
+        guard count != 0 else { return }
+        changes[state, default: 0] += count
+    }
+
+    func moved(from: TaskState, to: TaskState) {
+        guard from != to else { return }
+        added(-1, from)
+        added(1, to)
+    }
+
+    /// For a savepoint rolled back: the changes as they stood when it began.
+    func restore(_ changes: [TaskState: Int]) { self.changes = changes }
+}
+
+extension SQLDatabase {
+    /// Notes on the transaction that `count` tasks were created in `state` (no-op outside a `TallyingEngine`).
+    func tallyAdded(_ count: Int, _ state: TaskState) { (self as? TallyingDatabase)?.added(count, state) }
+    /// Notes on the transaction that a task moved (no-op outside a `TallyingEngine`).
+    func tallyMoved(from: TaskState, to: TaskState) { (self as? TallyingDatabase)?.moved(from: from, to: to) }
+}
