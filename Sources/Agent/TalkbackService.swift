@@ -52,7 +52,8 @@ struct TalkbackService: Service {
         case .cancel, .drop:
             guard let task = command.task else { return }
             let reason: StopReason = command.kind == .cancel ? .cancelled : .dropped
-            await workload.markStopped(task, epoch: command.epoch, reason: reason)?.terminate(grace: config.killGrace)
+            let grace = await workload.stopGrace(of: task, agentGrace: config.killGrace)
+            await workload.markStopped(task, epoch: command.epoch, reason: reason)?.terminate(grace: grace)
         case .drain:
             await workload.setDraining(true)
         case .undrain:

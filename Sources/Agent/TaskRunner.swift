@@ -41,8 +41,9 @@ struct TaskRunner: Sendable {
         do throws(LaunchError) {
             let cgroup = try containment.makeCgroup(task: task, epoch: lease.epoch, resources: lease.requirements.resources)
             do throws(LaunchError) {
-                process = try ChildProcess.launch(argv: lease.command, environment: environment(workDir: dir),
-                                                  cwd: lease.cwd ?? dir, cgroup: cgroup)
+                let launch = mappedLaunch(workDir: dir)
+                process = try ChildProcess.launch(argv: launch.argv, environment: launch.environment,
+                                                  cwd: launch.cwd ?? dir, cgroup: cgroup)
             } catch {
                 cgroup?.remove()
                 throw error
@@ -68,21 +69,24 @@ struct TaskRunner: Sendable {
         let reader = Task { [outbox, lease] in
             let frames = lease.frames.flatMap(FrameRange.init)?.ranges.first
             var scanner = ProgressLine.Scanner(pattern: lease.progressRegex.flatMap(ProgressLine.Pattern.init), frames: frames)
+            var messages = StdoutMessageRelay(outbox: outbox, task: lease.task, epoch: lease.epoch)
             for await chunk in process.output {
                 await outbox.append(lease.task, chunk)
                 if let value = scanner.feed(chunk) { await outbox.progress(lease.task, epoch: lease.epoch, value) }
+                await messages.feed(chunk)
             }
+            return messages.failure
         }
         let timer = lease.timeout.map { seconds in
             Task { [workload, config, lease] in
                 try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
                 await workload.markStopped(lease.task, epoch: lease.epoch, reason: .timeout)?
-                    .terminate(grace: config.killGrace)
+                    .terminate(grace: StopGrace.requested(by: lease.env) ?? config.killGrace)
             }
         }
         let status = await process.waitForExit()
         timer?.cancel()
-        await reader.value
+        let failure = await reader.value
 
         let stopped = await workload.stopReason(task)
         let ending = await process.ending()
@@ -103,6 +107,9 @@ struct TaskRunner: Sendable {
             ExceptionReporter(session: session, logger: logger).report(
                 "oom", message, task: task, context: ["limit": process.cgroup?.memoryLimit.map(String.init) ?? "none"])
             report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: "oom")
+        case nil where failure != nil:
+            // The run said why it failed (`openjd_fail: TEXT`): it fails with that reason, whatever its exit.
+            report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: failure)
         case nil where status.succeeded:
             report = FinishReport(epoch: lease.epoch, outcome: .succeeded, exitCode: 0)
         case nil:

@@ -159,6 +159,11 @@ actor Workload {
         return entry.process.map(StoppedRun.running) ?? .notLaunched
     }
 
+    /// How long a cancel gives the task between SIGTERM and SIGKILL: what its lease asks (`StopGrace`), else the agent's.
+    func stopGrace(of task: TaskID, agentGrace: Duration) -> Duration {
+        held[task].flatMap { StopGrace.requested(by: $0.lease.env) } ?? agentGrace
+    }
+
     func allTasks() -> [TaskID] { Array(held.keys) }
 
     /// Prefetched leases still waiting for room: what a drain gives back. A lease claimed into free
