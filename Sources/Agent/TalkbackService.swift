@@ -52,8 +52,7 @@ struct TalkbackService: Service {
         case .cancel, .drop:
             guard let task = command.task else { return }
             let reason: StopReason = command.kind == .cancel ? .cancelled : .dropped
-            let grace = await workload.stopGrace(of: task, agentGrace: config.killGrace)
-            await workload.markStopped(task, epoch: command.epoch, reason: reason)?.terminate(grace: grace)
+            await workload.markStopped(task, epoch: command.epoch, reason: reason)?.terminate(grace: config.killGrace)
         case .drain:
             await workload.setDraining(true)
         case .undrain:

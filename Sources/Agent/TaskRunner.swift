@@ -81,7 +81,7 @@ struct TaskRunner: Sendable {
             Task { [workload, config, lease] in
                 try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
                 await workload.markStopped(lease.task, epoch: lease.epoch, reason: .timeout)?
-                    .terminate(grace: StopGrace.requested(by: lease.env) ?? config.killGrace)
+                    .terminate(grace: config.killGrace)
             }
         }
         let status = await process.waitForExit()

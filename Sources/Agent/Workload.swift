@@ -26,11 +26,12 @@ enum StopReason: String, Sendable {
 /// What `Workload.markStopped` found: a run to stop, or a lease whose process was never launched.
 enum StoppedRun: Sendable {
     case notLaunched
-    case running(ChildProcess)
+    /// `grace`: what the task asks between SIGTERM and SIGKILL (`StopGrace`), if it asks.
+    case running(ChildProcess, grace: Duration?)
 
-    /// Stops the run's process group (SIGTERM, SIGKILL after `grace`), if it runs.
+    /// Stops the run's process group (SIGTERM, SIGKILL after the task's own grace, else `grace`), if it runs.
     func terminate(grace: Duration) async {
-        if case .running(let process) = self { await process.terminate(grace: grace) }
+        if case .running(let process, let own) = self { await process.terminate(grace: own ?? grace) }
     }
 }
 
@@ -150,18 +151,19 @@ actor Workload {
 
     func stopReason(_ task: TaskID) -> StopReason? { held[task]?.stopReason }
 
-    /// Marks the task as stopped by the agent; nil when the agent does not hold it (under `epoch`).
+    /// Marks the task as stopped by the agent; nil when the agent does not hold it (under `epoch`),
+    /// or already stops it (a lost lease said again by every heartbeat until the run's end is told
+    /// must not SIGTERM it again and again through its grace), unless the agent now leaves.
     /// The first reason stands: a run cancelled and then caught by the shutdown stays cancelled.
     func markStopped(_ task: TaskID, epoch: LeaseEpoch? = nil, reason: StopReason) -> StoppedRun? {
         guard let entry = held[task], epoch == nil || entry.lease.epoch == epoch else { return nil }
         if entry.stopReason == nil { held[task]?.stopReason = reason }
         if entry.waiting { wakeRoomWaiters() }  // a waiting runner must see it was stopped
-        return entry.process.map(StoppedRun.running) ?? .notLaunched
-    }
-
-    /// How long a cancel gives the task between SIGTERM and SIGKILL: what its lease asks (`StopGrace`), else the agent's.
-    func stopGrace(of task: TaskID, agentGrace: Duration) -> Duration {
-        held[task].flatMap { StopGrace.requested(by: $0.lease.env) } ?? agentGrace
+        if entry.stopReason != nil, entry.process != nil, reason != .shutdown { return nil }
+        // A cancel, a timeout or a lost lease gives the task the grace it asks for; the agent's own
+        // shutdown keeps the agent's (it must end within its deadline).
+        let own = reason == .shutdown ? nil : StopGrace.requested(by: entry.lease.env)
+        return entry.process.map { StoppedRun.running($0, grace: own) } ?? .notLaunched
     }
 
     func allTasks() -> [TaskID] { Array(held.keys) }

@@ -39,6 +39,7 @@ extension EndToEnd { @Suite struct OpenJDEndToEndTests {
         let farm = try Farm()
         try await farm.startMaster()
         try farm.startAgent("openjd", ["--cpus", "4", "--ram", "2GiB", "--attr", "farm=main"])
+        try await eventually("the agent enrolled", timeout: 20) { try await farm.agent(named: "openjd") != nil }
         let template = #"""
             {"specificationVersion": "jobtemplate-2023-09", "name": "Shot {{Param.Shot}}",
              "parameterDefinitions": [{"name": "Shot", "type": "STRING", "allowedValues": ["sh010", "sh020"]},

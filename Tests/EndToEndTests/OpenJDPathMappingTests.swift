@@ -37,6 +37,12 @@ extension EndToEnd.OpenJDEndToEndTests {
         let again = try WireJSON.decoder().decode(JobView.self, from: Data(try await cli(farm, ["submit", file, "--json"]).utf8))
         tasks = try await farm.waitForJob(again.id)
         #expect(try await farm.logs(try #require(tasks.first).id) == "No path mapping rules defined for this Session\n")
+        // Rules the job carries (`paddock submit --path-mapping-rules`) apply on any agent.
+        let withRules = try WireJSON.decoder().decode(JobView.self, from: Data(
+            try await cli(farm, ["submit", file, "--path-mapping-rules", path, "--json"]).utf8))
+        tasks = try await farm.waitForJob(withRules.id)
+        let carried = try await farm.logs(try #require(tasks.first).id)
+        #expect(try WireJSON.decoder().decode(PathMappingRules.self, from: Data(carried.utf8)) == rules, "\(carried)")
     }
 
     /// PATH parameters are mapped by the agent's rules and the job's own (given through the API);

@@ -16,7 +16,9 @@ import Testing
     @Test func theLatestStatusOfTheRunIsShown() async throws {
         try await TestMaster().test { client in
             let (agent, credential) = try await client.enroll("a", cpus: 2)
-            let job = try await client.submit(echoJob(tasks: 2))
+            var submission = echoJob(tasks: 2)
+            submission.maxAttempts = 1
+            let job = try await client.submit(submission)
             let leases = try await exchange(client, agent, credential,
                                             ExchangeRequest(claim: ClaimRequest(slots: 2, wait: 0))).leases
             #expect(leases.count == 2)
