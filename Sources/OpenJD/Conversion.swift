@@ -181,6 +181,9 @@ public struct OpenJDConversion: Sendable {
         var variables: [(name: String, value: ResolvedString)] = []
         var onEnter: [ResolvedString]?
         var onExit: [ResolvedString]?
+        /// `timeout ...` words before an action with a `timeout` of its own (coreutils' timeout(1)).
+        var onEnterLimit = ""
+        var onExitLimit = ""
 
         init(_ environment: Environment, symbols base: SymbolTable, taken: inout Set<String>,
              at path: FieldPath) throws(OpenJDError) {
@@ -210,6 +213,8 @@ public struct OpenJDConversion: Sendable {
             }
             onEnter = try argv(environment.onEnter, "onEnter")
             onExit = try argv(environment.onExit, "onExit")
+            onEnterLimit = OpenJDConversion.timeLimit(environment.onEnter)
+            onExitLimit = OpenJDConversion.timeLimit(environment.onExit)
         }
     }
 
@@ -291,7 +296,7 @@ public struct OpenJDConversion: Sendable {
                 let set = #""$D/.openjd-env-\#(k)""#
                 let unset = #""$D/.openjd-unset-\#(k)""#
                 lines.append("rm -f \(set) \(unset) \"$D/.openjd-rc\"")
-                lines.append("{ \(onEnter.map(shellWord).joined(separator: " ")); echo $? > \"$D/.openjd-rc\"; } | "
+                lines.append("{ \(environment.onEnterLimit)\(onEnter.map(shellWord).joined(separator: " ")); echo $? > \"$D/.openjd-rc\"; } | "
                     + #"while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; case "$l" in "#
                     + #"'openjd_env: '*) printf '%s\n' "${l#openjd_env: }" >> \#(set);; "#
                     + #"'openjd_unset_env: '*) printf '%s\n' "${l#openjd_unset_env: }" >> \#(unset);; esac; done"#)
@@ -309,13 +314,29 @@ public struct OpenJDConversion: Sendable {
             let label = shellWord(ResolvedString([.text("'" + environment.name + "'")]))
             lines.append("rc=$?")
             if let onExit = environment.onExit {
-                lines.append(onExit.map(shellWord).joined(separator: " "))
+                lines.append(environment.onExitLimit + onExit.map(shellWord).joined(separator: " "))
                 lines.append(#"x=$?; if [ "$rc" = 0 ] && [ "$x" != 0 ]; then echo "openjd: environment "\#(label)": onExit failed (exit code $x)" >&2; rc=$x; fi"#)
             }
             lines.append(#"exit "$rc""#)
             lines.append(")")
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// An environment action's own `timeout`, as words before its command: coreutils' `timeout`
+    /// stops it as its `cancelation` says (`TERMINATE`: SIGKILL; `NOTIFY_THEN_TERMINATE`: SIGTERM, then
+    /// SIGKILL after its notify period, 30 s when not given, as the specification says for environment
+    /// actions; none given: SIGTERM, then SIGKILL after 5 s), and the action fails (exit code 124, or
+    /// 137 when killed). `--foreground` keeps it in the task's process group, which a cancel stops; what
+    /// the action itself started is stopped with the task's process group when the task ends.
+    static func timeLimit(_ action: Action?) -> String {
+        guard let action, let seconds = action.timeout else { return "" }
+        let signals = switch action.cancelation {
+        case .terminate?: "-s KILL"
+        case .notifyThenTerminate(let notify)?: "-s TERM -k \(notify ?? 30)"
+        case nil: "-s TERM -k 5"
+        }
+        return "timeout --foreground \(signals) \(seconds) "
     }
 
     /// The stop grace an action's `cancelation` asks for (`StopGrace`): none said, the agent's own;

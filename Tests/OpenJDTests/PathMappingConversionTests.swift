@@ -99,6 +99,43 @@ import Testing
         return converted.submission.tasks[0].env[StopGrace.variable]
     }
 
+    /// An environment action's own timeout stops it (coreutils' timeout) and fails the task.
+    @Test func anEnvironmentActionTimesOut() throws {
+        let text = """
+            specificationVersion: jobtemplate-2023-09
+            name: Slow
+            jobEnvironments:
+            - name: Slow
+              script:
+                actions:
+                  onEnter: {command: sleep, args: ["30"], timeout: 1, cancelation: {mode: TERMINATE}}
+                  onExit: {command: echo, args: ["left"], timeout: 5}
+            steps:
+            - name: S
+              script:
+                actions:
+                  onRun: {command: echo, args: ["ran"]}
+            """
+        let task = try OpenJDConversion(try job(text)).submission.tasks[0]
+        #expect(task.command[2].contains("timeout --foreground -s KILL 1 'sleep' '30'"), "\(task.command[2])")
+        #expect(task.command[2].contains("timeout --foreground -s TERM -k 5 5 'echo' 'left'"), "\(task.command[2])")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: task.command[0])
+        process.arguments = Array(task.command.dropFirst())
+        process.environment = ["PADDOCK_WORK_DIR": FileManager.default.temporaryDirectory.path, "PATH": "/usr/bin:/bin"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        let start = ContinuousClock.now
+        try process.run()
+        let text2 = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(ContinuousClock.now - start < .seconds(20))
+        #expect(process.terminationStatus == 137)
+        #expect(text2.contains("openjd: environment 'Slow': onEnter failed (exit code 137)"), "\(text2)")
+        #expect(!text2.contains("ran"), "\(text2)")
+    }
+
     @Test func eachModeSetsTheGrace() throws {
         #expect(try grace(nil) == nil)
         #expect(try grace("{mode: TERMINATE}") == "0")
