@@ -145,13 +145,17 @@ extension EndToEnd.OpenJDEndToEndTests {
         let two = try #require(tasks.first { $0.name == "StepTwo" })
         #expect(two.requirements.resources == ResourceVector(cpus: 4, ram: 8 << 30))
         #expect(two.requirements.tags == ["custom.host_config:HostConfigB", "os.family:linux"])
-        // An agent with HostConfigC (one of StepOne's anyOf) runs StepOne; StepTwo still fits none.
-        try farm.startAgent("configc", ["--cpus", "2", "--ram", "2GiB", "--attr", "host_config=HostConfigC"], environment: ["PATH": path])
+        // An agent with HostConfigC (one of StepOne's anyOf, declared in its config file) runs StepOne;
+        // StepTwo still fits none.
+        let config = farm.dir + "/configc.yaml"
+        try "attr: [host_config=HostConfigC, site=paris]\n".write(toFile: config, atomically: true, encoding: .utf8)
+        try farm.startAgent("configc", ["--cpus", "2", "--ram", "2GiB", "--config", config], environment: ["PATH": path])
         try await eventually("StepOne ran", timeout: 60) {
             try await farm.task(one.id).state == .succeeded
         }
         tasks = try await farm.tasks(job: job)
         let configc = try #require(try await farm.agent(named: "configc"))
+        #expect(configc.tags.contains("custom.host_config:HostConfigC") && configc.tags.contains("custom.site:paris"), "\(configc.tags)")
         #expect(tasks.first { $0.name == "StepOne" }?.agent == configc.id)
         #expect(try await farm.logs(one.id) == "This is StepOne - it is light on resources\n")
         #expect(tasks.first { $0.name == "StepTwo" }?.fitsNoAgent == true)

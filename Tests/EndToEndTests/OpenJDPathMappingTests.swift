@@ -66,12 +66,15 @@ extension EndToEnd.OpenJDEndToEndTests {
                 == "/mnt/destination_directory/shot.blend /mnt/source_directory/shot.blend /farm/renders/sh010 true\n")
     }
 
-    /// A Paddock task with `path_mapping: true`: its cwd, arguments and environment are mapped.
+    /// A Paddock task with `path_mapping: true`: its cwd, arguments and environment are mapped (by
+    /// rules the agent's config file names).
     @Test func aPaddockTaskOptsIntoPathMapping() async throws {
         let farm = try Farm()
         try await farm.startMaster()
         let (path, _) = try rulesFile(farm)
-        try farm.startAgent("mapped", ["--cpus", "2", "--ram", "2GiB", "--path-mapping", path])
+        let config = farm.dir + "/agent.yaml"
+        try "path-mapping: \(path)\n".write(toFile: config, atomically: true, encoding: .utf8)
+        try farm.startAgent("mapped", ["--cpus", "2", "--ram", "2GiB", "--config", config])
         let body = #"""
             {"name": "mapped", "tasks": [
               {"name": "on", "path_mapping": true, "cwd": "/nonexistent-src", "env": {"SCENE": "/mnt/source_directory/a.blend"},
