@@ -62,7 +62,7 @@ struct TaskRunner: Sendable {
         let ledger = ProcessLedger(workDir: config.workDir)
         ledger.record(task: task, processGroup: process.pid, cgroup: process.cgroup?.dirs ?? [])
         defer { ledger.forget(task: task) }
-        if !(await workload.attach(process, to: task)) {
+        if !(await workload.attach(process, to: task, workDir: dir)) {
             await process.terminate(grace: config.killGrace)  // stopped before it was even launched
         }
 

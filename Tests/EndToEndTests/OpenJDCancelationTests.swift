@@ -7,10 +7,10 @@ import Testing
 /// task its notify period between SIGTERM and SIGKILL (longer than the agent's own 5 s here);
 /// TERMINATE kills it at once.
 extension EndToEnd.OpenJDEndToEndTests {
-    func cancelled(_ cancelation: String, farm: Farm) async throws -> (done: Bool, pid: Int32) {
+    func cancelled(_ cancelation: String, farm: Farm, info: inout String?) async throws -> (done: Bool, pid: Int32) {
         let marks = farm.dir + "/marks-\(UUID().uuidString.prefix(6))"
         try FileManager.default.createDirectory(atPath: marks, withIntermediateDirectories: true)
-        let script = "trap 'sleep 6.5; touch \(marks)/done; exit 3' TERM; echo $$ > \(marks)/pid; while :; do sleep 0.1; done"
+        let script = "trap 'cp cancel_info.json \(marks)/info 2>/dev/null; sleep 6.5; touch \(marks)/done; exit 3' TERM; echo $$ > \(marks)/pid; while :; do sleep 0.1; done"
         let template = #"""
             {"specificationVersion": "jobtemplate-2023-09", "name": "Stop",
              "steps": [{"name": "S", "script": {"actions": {"onRun": {"command": "sh", "args": ["-c", "\#(script)"],
@@ -26,6 +26,7 @@ extension EndToEnd.OpenJDEndToEndTests {
         }
         let _: TaskView = try await farm.admin.call("POST", APIPath.task(id) + "/cancel")
         try await eventually("the task's process ended", timeout: 60) { kill(pid, 0) != 0 }
+        info = try? String(contentsOfFile: marks + "/info", encoding: .utf8)
         return (FileManager.default.fileExists(atPath: marks + "/done"), pid)
     }
 
@@ -33,9 +34,18 @@ extension EndToEnd.OpenJDEndToEndTests {
         let farm = try Farm()
         try await farm.startMaster()
         try farm.startAgent("openjd", ["--cpus", "2", "--ram", "2GiB"])
-        let notified = try await cancelled(#"{"mode": "NOTIFY_THEN_TERMINATE", "notifyPeriodInSeconds": 30}"#, farm: farm)
+        var info: String?
+        let before = Date()
+        let notified = try await cancelled(#"{"mode": "NOTIFY_THEN_TERMINATE", "notifyPeriodInSeconds": 30}"#, farm: farm, info: &info)
         #expect(notified.done, "the task's SIGTERM handler finished within its notify period")
-        let terminated = try await cancelled(#"{"mode": "TERMINATE"}"#, farm: farm)
+        // It found when its notify period ends in cancel_info.json, in its working directory.
+        let text = try #require(info)
+        let end = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: String])["NotifyEnd"]
+        let when = try #require(ISO8601DateFormatter().date(from: end ?? ""))
+        #expect(when > before.addingTimeInterval(29) && when < Date().addingTimeInterval(31), "\(text)")
+        info = nil
+        let terminated = try await cancelled(#"{"mode": "TERMINATE"}"#, farm: farm, info: &info)
         #expect(!terminated.done, "TERMINATE killed the task at once")
+        #expect(info == nil, "no notify period, no cancel_info.json")
     }
 }
