@@ -21,6 +21,8 @@ public struct AgentConfig: Sendable {
     public var onStop: StopPolicy = .requeue
     /// For an https:// master: trust only the CA certificates in this PEM file (else the system's).
     public var caFile: String?
+    /// Path mapping rules (`pathmapping-1.0`) for the tasks this agent runs.
+    public var pathMapping = PathMappingRules([])
     /// The cgroup each task runs in: its memory and process limits.
     public var containment = ContainmentPolicy()
 

@@ -4,6 +4,7 @@ import Glibc
 #endif
 import CSpawn
 import PaddockProtocol
+import Synchronization
 
 /// How a child process ended.
 public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
@@ -36,6 +37,9 @@ public final class ChildProcess: Sendable {
     /// The run's cgroup, where the agent contains its tasks: nil where it cannot.
     let cgroup: TaskCgroup?
     private let exit: Task<Ending, Never>
+    /// Whether the leader has been reaped: its pid (its process group's id) may then be another
+    /// process's, so the group is no longer signalled (a stop repeated late must not hit a stranger).
+    private let reaped: Reaped
 
     /// How the run ended, with what it used (from its cgroup's counters when it had one).
     struct Ending: Sendable {
@@ -88,6 +92,8 @@ public final class ChildProcess: Sendable {
     }
 
     private init(pid: pid_t, readFD: Int32, cgroup: TaskCgroup?) {
+        let reaped = Reaped()
+        self.reaped = reaped
         self.pid = pid
         self.cgroup = cgroup
         let (stream, continuation) = AsyncStream.makeStream(of: Data.self)
@@ -112,8 +118,11 @@ public final class ChildProcess: Sendable {
                 Thread.detachNewThread {
                     var status: Int32 = 0
                     var usage = rusage()
+                    // Waited for without reaping first; reaped under the lock that signals take.
+                    var info = siginfo_t()
+                    while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
                     // wait4 also tells what the process and the children it waited for used.
-                    while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+                    reaped.reap { while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {} }
                     let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
                         + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
                     let peak = Int64(usage.ru_maxrss) * 1024  // kilobytes on Linux
@@ -150,7 +159,7 @@ public final class ChildProcess: Sendable {
     /// Sends `signal` to the whole process group, and to every process of the cgroup (those that made
     /// a process group or session of their own included).
     public func signalGroup(_ signal: Int32) {
-        kill(-pid, signal)
+        reaped.whileAlive { _ = kill(-pid, signal) }
         cgroup?.signalAll(signal)
     }
 
@@ -158,12 +167,30 @@ public final class ChildProcess: Sendable {
     public func terminate(grace: Duration) async {
         signalGroup(SIGTERM)
         let exit = self.exit
-        let killer = Task {
+        let killer = Task { [reaped, pid, cgroup] in
             try await Task.sleep(for: grace)
-            kill(-pid, SIGKILL)
+            reaped.whileAlive { _ = kill(-pid, SIGKILL) }
             cgroup?.killAll()
         }
         _ = await exit.value
         killer.cancel()
+    }
+}
+
+/// Whether a child has been reaped, and a lock that keeps a signal to its group from crossing the reaping.
+final class Reaped: Sendable {
+    private let state = Mutex(false)
+
+    /// Runs `body` (a signal to the group) only while the leader is not reaped.
+    func whileAlive(_ body: () -> Void) {
+        state.withLock { gone in if !gone { body() } }
+    }
+
+    /// Reaps the leader (`body`, its wait4) and marks it reaped, under the lock.
+    func reap(_ body: () -> Void) {
+        state.withLock { gone in
+            body()
+            gone = true
+        }
     }
 }

@@ -47,6 +47,8 @@ actor Outbox {
     private var logs: [TaskID: RunLog] = [:]
     private var starts: [TaskID: LeaseEpoch] = [:]
     private var progress: [TaskID: ExchangeProgress] = [:]
+    /// Each running task's latest progress, sent again with a status that changes alone.
+    private var latestProgress: [TaskID: Double] = [:]
     private var finishes: [TaskID: Finish] = [:]
     /// When output or progress first waited unsent (the tick counts from there).
     private var waitingSince: ContinuousClock.Instant?
@@ -77,13 +79,26 @@ actor Outbox {
     }
 
     func progress(_ task: TaskID, epoch: LeaseEpoch, _ value: Double) {
+        latestProgress[task] = value
         guard progress[task]?.progress != value else { return }
-        progress[task] = ExchangeProgress(task: task, epoch: epoch, progress: value)
+        var report = progress[task] ?? ExchangeProgress(task: task, epoch: epoch, progress: value)
+        report.progress = value
+        progress[task] = report
+        markWaiting(eager: false)
+    }
+
+    /// The run printed a new status (`openjd_status:`): it goes with its latest progress.
+    func status(_ task: TaskID, epoch: LeaseEpoch, _ text: String) {
+        var report = progress[task] ?? ExchangeProgress(task: task, epoch: epoch, progress: latestProgress[task] ?? 0)
+        guard report.status != text else { return }
+        report.status = text
+        progress[task] = report
         markWaiting(eager: false)
     }
 
     /// The run ended: its finish goes with (or after) the last of its output.
     func finish(_ task: TaskID, _ report: FinishReport, expectRefusal: Bool) {
+        latestProgress[task] = nil
         var report = report
         if let refused = refusedStarts.removeValue(forKey: task), refused.epoch == report.epoch {
             guard !refused.stolen else { return }

@@ -41,8 +41,9 @@ struct TaskRunner: Sendable {
         do throws(LaunchError) {
             let cgroup = try containment.makeCgroup(task: task, epoch: lease.epoch, resources: lease.requirements.resources)
             do throws(LaunchError) {
-                process = try ChildProcess.launch(argv: lease.command, environment: environment(workDir: dir),
-                                                  cwd: lease.cwd ?? dir, cgroup: cgroup)
+                let launch = mappedLaunch(workDir: dir)
+                process = try ChildProcess.launch(argv: launch.argv, environment: launch.environment,
+                                                  cwd: launch.cwd ?? dir, cgroup: cgroup)
             } catch {
                 cgroup?.remove()
                 throw error
@@ -61,13 +62,14 @@ struct TaskRunner: Sendable {
         let ledger = ProcessLedger(workDir: config.workDir)
         ledger.record(task: task, processGroup: process.pid, cgroup: process.cgroup?.dirs ?? [])
         defer { ledger.forget(task: task) }
-        if !(await workload.attach(process, to: task)) {
+        if !(await workload.attach(process, to: task, workDir: dir)) {
             await process.terminate(grace: config.killGrace)  // stopped before it was even launched
         }
 
         let reader = Task { [outbox, lease, logger] in
             var progress = ProgressReader(progressRegex: lease.progressRegex,
                                           frames: lease.frames.flatMap(FrameRange.init)?.ranges.first)
+            var messages = StdoutMessageRelay(outbox: outbox, task: lease.task, epoch: lease.epoch)
             for await chunk in process.output {
                 await outbox.append(lease.task, chunk)
                 let read = await progress.feed(chunk)
@@ -76,7 +78,9 @@ struct TaskRunner: Sendable {
                     await outbox.append(lease.task, Data(warning.utf8))
                 }
                 if let value = read.progress { await outbox.progress(lease.task, epoch: lease.epoch, value) }
+                await messages.feed(chunk)
             }
+            return messages.failure
         }
         let timer = lease.timeout.map { seconds in
             Task { [workload, config, lease] in
@@ -87,7 +91,7 @@ struct TaskRunner: Sendable {
         }
         let status = await process.waitForExit()
         timer?.cancel()
-        await reader.value
+        let failure = await reader.value
 
         let stopped = await workload.stopReason(task)
         let ending = await process.ending()
@@ -108,6 +112,9 @@ struct TaskRunner: Sendable {
             ExceptionReporter(session: session, logger: logger).report(
                 "oom", message, task: task, context: ["limit": process.cgroup?.memoryLimit.map(String.init) ?? "none"])
             report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: "oom")
+        case nil where failure != nil:
+            // The run said why it failed (`openjd_fail: TEXT`): it fails with that reason, whatever its exit.
+            report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: failure)
         case nil where status.succeeded:
             report = FinishReport(epoch: lease.epoch, outcome: .succeeded, exitCode: 0)
         case nil:

@@ -26,11 +26,21 @@ enum StopReason: String, Sendable {
 /// What `Workload.markStopped` found: a run to stop, or a lease whose process was never launched.
 enum StoppedRun: Sendable {
     case notLaunched
-    case running(ChildProcess)
+    /// `grace`: what the task asks between SIGTERM and SIGKILL (`StopGrace`), if it asks; `notify`:
+    /// where to tell it when that ends (a grace above zero: OpenJD's NOTIFY_THEN_TERMINATE).
+    case running(ChildProcess, grace: Duration?, notify: String?)
 
-    /// Stops the run's process group (SIGTERM, SIGKILL after `grace`), if it runs.
+    /// Stops the run's process group (SIGTERM, SIGKILL after the task's own grace, else `grace`), if it
+    /// runs. A notified run first finds `cancel_info.json` in its working directory, `{"NotifyEnd": TIME}`
+    /// (UTC), as OpenJD's runtime writes it.
     func terminate(grace: Duration) async {
-        if case .running(let process) = self { await process.terminate(grace: grace) }
+        guard case .running(let process, let own, let notify) = self else { return }
+        if let own, let notify {
+            let end = Date().addingTimeInterval(Double(own.components.seconds))
+            let text = #"{"NotifyEnd": "\#(ISO8601DateFormatter().string(from: end))"}"#
+            _ = FileManager.default.createFile(atPath: notify + "/cancel_info.json", contents: Data(text.utf8))
+        }
+        await process.terminate(grace: own ?? grace)
     }
 }
 
@@ -46,6 +56,8 @@ actor Workload {
         var waiting: Bool
         /// What its process group used, as last sampled.
         var usage: TaskUsage?
+        /// The run's working directory (where a notified stop writes `cancel_info.json`).
+        var workDir: String?
     }
 
     private(set) var total: ResourceVector
@@ -137,9 +149,10 @@ actor Workload {
         return held[task].map { $0.stopReason == nil } ?? false
     }
 
-    func attach(_ process: ChildProcess, to task: TaskID) -> Bool {
+    func attach(_ process: ChildProcess, to task: TaskID, workDir: String? = nil) -> Bool {
         guard held[task] != nil, held[task]?.stopReason == nil else { return false }
         held[task]?.process = process
+        held[task]?.workDir = workDir
         return true
     }
 
@@ -150,13 +163,20 @@ actor Workload {
 
     func stopReason(_ task: TaskID) -> StopReason? { held[task]?.stopReason }
 
-    /// Marks the task as stopped by the agent; nil when the agent does not hold it (under `epoch`).
+    /// Marks the task as stopped by the agent; nil when the agent does not hold it (under `epoch`),
+    /// or already stops it (a lost lease said again by every heartbeat until the run's end is told
+    /// must not SIGTERM it again and again through its grace), unless the agent now leaves.
     /// The first reason stands: a run cancelled and then caught by the shutdown stays cancelled.
     func markStopped(_ task: TaskID, epoch: LeaseEpoch? = nil, reason: StopReason) -> StoppedRun? {
         guard let entry = held[task], epoch == nil || entry.lease.epoch == epoch else { return nil }
         if entry.stopReason == nil { held[task]?.stopReason = reason }
         if entry.waiting { wakeRoomWaiters() }  // a waiting runner must see it was stopped
-        return entry.process.map(StoppedRun.running) ?? .notLaunched
+        if entry.stopReason != nil, entry.process != nil, reason != .shutdown { return nil }
+        // A cancel, a timeout or a lost lease gives the task the grace it asks for; the agent's own
+        // shutdown keeps the agent's (it must end within its deadline).
+        let own = reason == .shutdown ? nil : StopGrace.requested(by: entry.lease.env)
+        let notify = own.flatMap { $0 > .zero ? entry.workDir : nil }
+        return entry.process.map { StoppedRun.running($0, grace: own, notify: notify) } ?? .notLaunched
     }
 
     func allTasks() -> [TaskID] { Array(held.keys) }

@@ -96,6 +96,9 @@ struct SubmitCommand: AsyncParsableCommand {
     var file: String
     @Option(name: .customShort("p"), help: ArgumentHelp("A job parameter of an OpenJD template.", valueName: "NAME=VALUE"))
     var parameters: [String] = []
+    @Option(help: ArgumentHelp("Path mapping rules of an OpenJD template's job (pathmapping-1.0 JSON), applied on the agents before their own.",
+                               valueName: "FILE"))
+    var pathMappingRules: String?
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
@@ -113,9 +116,18 @@ struct SubmitCommand: AsyncParsableCommand {
             if let template = try OpenJDTemplateFile.template(text) {
                 let directory = file == "-" ? FileManager.default.currentDirectoryPath
                     : URL(fileURLWithPath: file).deletingLastPathComponent().path
-                body = try OpenJDTemplateFile.body(template: template, parameters: parameters, templateDirectory: directory)
-            } else if !parameters.isEmpty {
-                throw ValidationError("-p sets parameters of an OpenJD template; \(file) is not one")
+                var rules: TemplateValue?
+                if let pathMappingRules {
+                    guard let data = FileManager.default.contents(atPath: pathMappingRules) else {
+                        throw ValidationError("cannot read \(pathMappingRules)")
+                    }
+                    guard let value = try? TemplateValue(json: data) else { throw ValidationError("\(pathMappingRules) is not JSON") }
+                    rules = value
+                }
+                body = try OpenJDTemplateFile.body(template: template, parameters: parameters, templateDirectory: directory,
+                                                   pathMappingRules: rules)
+            } else if !parameters.isEmpty || pathMappingRules != nil {
+                throw ValidationError("-p and --path-mapping-rules are for an OpenJD template; \(file) is not one")
             } else {
                 body = try Self.jsonBody(text, name: file)
             }
@@ -257,11 +269,11 @@ struct TasksCommand: AsyncParsableCommand {
         query["state"] = state
         query["agent"] = agent
         try await client.show(APIPath.tasks, query: query, as: Page<TaskView>.self) { page in
-            table(["ID", "JOB", "NAME", "STATE", "AGENT", "TRY", "EXIT", "PROGRESS", "NOTE"], page.items.map { task in
+            table(["ID", "JOB", "NAME", "STATE", "AGENT", "TRY", "EXIT", "PROGRESS", "STATUS", "NOTE"], page.items.map { task in
                 [task.id.description, task.jobID.description, task.name, task.state.rawValue,
                  task.agent?.description ?? "-", "\(task.attempt)/\(task.maxAttempts)",
                  task.exitCode.map(String.init) ?? "-", String(format: "%.0f%%", task.progress * 100),
-                 task.fitsNoAgent == true ? "fits no agent" : (task.reason ?? "")]
+                 task.status ?? "-", task.fitsNoAgent == true ? "fits no agent" : (task.reason ?? "")]
             })
         }
     }

@@ -28,7 +28,8 @@ enum OpenJDTemplateFile {
     /// PATH parameters are made absolute here, on the submitter's side, as the reference
     /// implementation's client does: a relative default against the template's directory, a
     /// relative value given with -p against the current directory (the master has neither).
-    static func body(template: TemplateValue, parameters: [String], templateDirectory: String) throws -> Data {
+    static func body(template: TemplateValue, parameters: [String], templateDirectory: String,
+                     pathMappingRules: TemplateValue? = nil) throws -> Data {
         let definitions = try JobTemplate(template).parameterDefinitions
         let cwd = FileManager.default.currentDirectoryPath
         var values = TemplateObject()
@@ -49,9 +50,9 @@ enum OpenJDTemplateFile {
                 values[definition.name] = .string(absolute(relative, against: templateDirectory))
             }
         }
-        let request = TemplateValue.object(TemplateObject([
-            ("openjd", .object(TemplateObject([("template", template), ("parameters", .object(values))]))),
-        ]))
+        var openjd = TemplateObject([("template", template), ("parameters", .object(values))])
+        if let pathMappingRules { openjd["path_mapping_rules"] = pathMappingRules }
+        let request = TemplateValue.object(TemplateObject([("openjd", .object(openjd))]))
         return Data(request.json.utf8)
     }
 

@@ -161,6 +161,10 @@ struct AgentOptions: ParsableArguments {
     var gpus: Int?
     @Option(help: "Comma-separated tags, e.g. gpu,linux.")
     var tags: String = ""
+    @Option(help: "A host attribute, NAME=VALUE (custom, e.g. host_config=HostConfigA: the tag custom.host_config:HostConfigA; comma-separated or repeated; os.family and cpu.arch are detected).")
+    var attr: [String] = []
+    @Option(help: "A JSON file of path mapping rules for the tasks (OpenJD pathmapping-1.0: {\"version\": \"pathmapping-1.0\", \"path_mapping_rules\": [{\"source_path_format\": \"POSIX\", \"source_path\": ..., \"destination_path\": ...}]}).")
+    var pathMapping: String?
     @Option(help: "At most this many tasks at once (default: the CPU count).")
     var slots: Int?
     @Option(help: "Assigned tasks to hold beyond what runs, to start at once when room frees (others may steal them).")
@@ -183,7 +187,13 @@ struct AgentOptions: ParsableArguments {
         let disk = try disk.map(Self.size) ?? Self.freeDisk(workDir)
         let gpus = self.gpus ?? ResourceDetection.gpus()
         guard (0...Limits.maxGPUs).contains(Int64(gpus)) else { throw ValidationError("--gpus must be ≥ 0") }
-        let tagList = tags.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        var tagList = tags.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let declared = attr.flatMap { $0.split(separator: ",") }.map(String.init).filter { !$0.isEmpty }
+        do throws(HostAttributes.Problem) {
+            tagList += try HostAttributeDetection.tags(declared: declared)
+        } catch {
+            throw ValidationError("--attr: \(error)")
+        }
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "agent"
         let name = self.name ?? String(host.filter { $0.isLetter || $0.isNumber || "-_.".contains($0) })
         guard !name.isEmpty else { throw ValidationError("--name is required on this host") }
@@ -193,6 +203,14 @@ struct AgentOptions: ParsableArguments {
                                  resources: ResourceVector(cpus: cpus, ram: ram, disk: disk, gpus: Int64(gpus)),
                                  tags: tagList, slots: slots)
         config.prefetch = prefetch
+        if let pathMapping {
+            guard let data = FileManager.default.contents(atPath: pathMapping) else { throw ValidationError("--path-mapping: cannot read \(pathMapping)") }
+            do {
+                config.pathMapping = try WireJSON.decoder().decode(PathMappingRules.self, from: data)
+            } catch {
+                throw ValidationError("--path-mapping \(pathMapping): \(WireJSON.describe(error).field.map { $0 + ": " } ?? "")\(WireJSON.describe(error).message)")
+            }
+        }
         guard let memory = TaskMemoryLimit(taskMemoryLimit) else {
             throw ValidationError("--task-memory-limit is ram, ram+N% (a margin, e.g. ram+25%) or none")
         }

@@ -9,13 +9,15 @@ public struct OpenJDConversion: Sendable {
 
     /// A template's JSON text and its job parameter values, converted in one call (what the
     /// master does for `POST /v1/jobs` with an `openjd` body).
-    public init(template document: TemplateValue, values: [String: TemplateValue]) throws(OpenJDError) {
+    public init(template document: TemplateValue, values: [String: TemplateValue],
+                pathMappingRules: PathMappingRules? = nil) throws(OpenJDError) {
         let template = try JobTemplate(document)
         let job = try OpenJDJob(template: template, values: values, taskLimit: Limits.tasksPerJob)
-        try self.init(job)
+        try self.init(job, pathMappingRules: pathMappingRules)
     }
 
-    public init(_ job: OpenJDJob) throws(OpenJDError) {
+    /// `pathMappingRules`: the job's own rules, applied on the agent before the agent's.
+    public init(_ job: OpenJDJob, pathMappingRules: PathMappingRules? = nil) throws(OpenJDError) {
         var warnings: [String] = []
         var tasks: [TaskSpec] = []
         // Every step's task names first: a step may depend on one written after it.
@@ -66,16 +68,15 @@ public struct OpenJDConversion: Sendable {
                 prerequisites = level
             }
             let onRun = step.template.script.onRun
-            if case .notifyThenTerminate = onRun.cancelation {
-                warnings.append("\(at.key("script.actions.onRun.cancelation")): NOTIFY_THEN_TERMINATE is not honoured yet; "
-                    + "a cancelled task is stopped the Paddock way")
-            }
+            let grace = Self.stopGrace(onRun.cancelation)
             let names = taskNames[step.template.name] ?? []
-            let plan = try ScriptPlan(job, step: step, at: at)
+            var plan = try ScriptPlan(job, step: step, at: at)
+            if let rules = pathMappingRules, !rules.rules.isEmpty { plan.pathEnv[PathMappingEnvironment.jobRules] = rules.json }
             for (index, parameters) in step.tasks.enumerated() {
                 var task = try Self.task(plan, name: names[index], parameters: parameters)
                 task.requirements = requirements
                 task.timeout = onRun.timeout.map(Double.init)
+                if let grace { task.env[StopGrace.variable] = grace }
                 task.dependsOn = prerequisites
                 bytes += task.command.reduce(0) { $0 + $1.utf8.count } + task.env.reduce(0) { $0 + $1.value.utf8.count }
                 guard bytes <= Self.byteLimit else {
@@ -111,6 +112,9 @@ public struct OpenJDConversion: Sendable {
         var args: [[FormatString.Part]]
         var files: [(filename: String, data: [FormatString.Part], runnable: Bool)] = []
         var usesRules: Bool
+        /// What every task of the step gets in its environment for path mapping: the raw values of
+        /// the job's PATH parameters (`PADDOCK_RAW_PATH_J<i>`), the job's rules.
+        var pathEnv: [String: String] = [:]
         /// The job's environments then the step's, resolved (they do not depend on the task).
         var environments: [EnvironmentPlan] = []
         let actionPath: FieldPath
@@ -120,13 +124,19 @@ public struct OpenJDConversion: Sendable {
         init(_ job: OpenJDJob, step: OpenJDJob.Step, at path: FieldPath) throws(OpenJDError) {
             let script = step.template.script
             symbols.scopeNote = " (a step script has Param.*, RawParam.*, Task.Param.*, Task.RawParam.*, Task.File.* and Session.*)"
-            for (name, parameter) in job.parameters {
-                // No path mapping rules yet: a PATH parameter's mapped value is its raw value.
-                symbols["Param.\(name)"] = ResolvedString([.text(parameter.value)])
+            for (i, (name, parameter)) in job.parameters.sorted(by: { $0.key < $1.key }).enumerated() {
+                // A PATH parameter's value is mapped on the host that runs the task: the agent sets
+                // PADDOCK_PATH_J<i> from PADDOCK_RAW_PATH_J<i>.
+                if parameter.type == .path {
+                    symbols["Param.\(name)"] = ResolvedString([.variable(PathMappingEnvironment.mappedPrefix + "J\(i)")])
+                    pathEnv[PathMappingEnvironment.rawPrefix + "J\(i)"] = parameter.value
+                } else {
+                    symbols["Param.\(name)"] = ResolvedString([.text(parameter.value)])
+                }
                 symbols["RawParam.\(name)"] = ResolvedString([.text(parameter.value)])
             }
             symbols["Session.WorkingDirectory"] = ResolvedString([.sessionDirectory])
-            symbols["Session.HasPathMappingRules"] = ResolvedString([.text("false")])
+            symbols["Session.HasPathMappingRules"] = ResolvedString([.variable(PathMappingEnvironment.hasRules)])
             symbols["Session.PathMappingRulesFile"] = ResolvedString([.sessionDirectory, .text("/" + OpenJDConversion.rulesFile)])
             let actionPath = path.key("script").key("actions").key("onRun")
             self.actionPath = actionPath
@@ -171,6 +181,9 @@ public struct OpenJDConversion: Sendable {
         var variables: [(name: String, value: ResolvedString)] = []
         var onEnter: [ResolvedString]?
         var onExit: [ResolvedString]?
+        /// `timeout ...` words before an action with a `timeout` of its own (coreutils' timeout(1)).
+        var onEnterLimit = ""
+        var onExitLimit = ""
 
         init(_ environment: Environment, symbols base: SymbolTable, taken: inout Set<String>,
              at path: FieldPath) throws(OpenJDError) {
@@ -200,6 +213,8 @@ public struct OpenJDConversion: Sendable {
             }
             onEnter = try argv(environment.onEnter, "onEnter")
             onExit = try argv(environment.onExit, "onExit")
+            onEnterLimit = OpenJDConversion.timeLimit(environment.onEnter)
+            onExitLimit = OpenJDConversion.timeLimit(environment.onExit)
         }
     }
 
@@ -207,8 +222,14 @@ public struct OpenJDConversion: Sendable {
     /// the session directory), and its parameters in the environment as `PADDOCK_PARAM_<NAME>`.
     static func task(_ plan: ScriptPlan, name: String, parameters: [OpenJDJob.TaskParameter]) throws(OpenJDError) -> TaskSpec {
         var symbols = plan.symbols
-        for parameter in parameters {
-            symbols["Task.Param.\(parameter.name)"] = ResolvedString([.text(parameter.value)])
+        var env = plan.pathEnv
+        for (k, parameter) in parameters.enumerated() {
+            if parameter.type == .path {
+                symbols["Task.Param.\(parameter.name)"] = ResolvedString([.variable(PathMappingEnvironment.mappedPrefix + "T\(k)")])
+                env[PathMappingEnvironment.rawPrefix + "T\(k)"] = parameter.value
+            } else {
+                symbols["Task.Param.\(parameter.name)"] = ResolvedString([.text(parameter.value)])
+            }
             symbols["Task.RawParam.\(parameter.name)"] = ResolvedString([.text(parameter.value)])
         }
         var argv = [try symbols.resolve(plan.command, at: plan.actionPath.key("command"))]
@@ -232,7 +253,6 @@ public struct OpenJDConversion: Sendable {
             throw plan.actionPath.error("the command and its embedded files take more than Paddock's \(Limits.argLength) bytes "
                 + "per argument (embedded files travel in the task's command), or contain NUL")
         }
-        var env: [String: String] = [:]
         for parameter in parameters {
             env["PADDOCK_PARAM_\(parameter.name.uppercased())"] = parameter.value
         }
@@ -257,7 +277,7 @@ public struct OpenJDConversion: Sendable {
                         argv: [ResolvedString], environments: [EnvironmentPlan] = []) -> String {
         var lines = [#"D="${PADDOCK_WORK_DIR:-$PWD}""#]
         if rules {
-            lines.append("printf '%s' '{\"version\":\"pathmapping-1.0\",\"path_mapping_rules\":[]}' > \"$D/\(rulesFile)\" || exit 1")
+            lines.append("printf '%s' \"$\(PathMappingEnvironment.rules)\" > \"$D/\(rulesFile)\" || exit 1")
         }
         func write(_ files: [(filename: String, data: ResolvedString, runnable: Bool)]) {
             for file in files {
@@ -276,7 +296,7 @@ public struct OpenJDConversion: Sendable {
                 let set = #""$D/.openjd-env-\#(k)""#
                 let unset = #""$D/.openjd-unset-\#(k)""#
                 lines.append("rm -f \(set) \(unset) \"$D/.openjd-rc\"")
-                lines.append("{ \(onEnter.map(shellWord).joined(separator: " ")); echo $? > \"$D/.openjd-rc\"; } | "
+                lines.append("{ \(environment.onEnterLimit)\(onEnter.map(shellWord).joined(separator: " ")); echo $? > \"$D/.openjd-rc\"; } | "
                     + #"while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; case "$l" in "#
                     + #"'openjd_env: '*) printf '%s\n' "${l#openjd_env: }" >> \#(set);; "#
                     + #"'openjd_unset_env: '*) printf '%s\n' "${l#openjd_unset_env: }" >> \#(unset);; esac; done"#)
@@ -294,7 +314,7 @@ public struct OpenJDConversion: Sendable {
             let label = shellWord(ResolvedString([.text("'" + environment.name + "'")]))
             lines.append("rc=$?")
             if let onExit = environment.onExit {
-                lines.append(onExit.map(shellWord).joined(separator: " "))
+                lines.append(environment.onExitLimit + onExit.map(shellWord).joined(separator: " "))
                 lines.append(#"x=$?; if [ "$rc" = 0 ] && [ "$x" != 0 ]; then echo "openjd: environment "\#(label)": onExit failed (exit code $x)" >&2; rc=$x; fi"#)
             }
             lines.append(#"exit "$rc""#)
@@ -303,19 +323,48 @@ public struct OpenJDConversion: Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// An environment action's own `timeout`, as words before its command: coreutils' `timeout`
+    /// stops it as its `cancelation` says (`TERMINATE`: SIGKILL; `NOTIFY_THEN_TERMINATE`: SIGTERM, then
+    /// SIGKILL after its notify period, 30 s when not given, as the specification says for environment
+    /// actions; none given: SIGTERM, then SIGKILL after 5 s), and the action fails (exit code 124, or
+    /// 137 when killed). `--foreground` keeps it in the task's process group, which a cancel stops; what
+    /// the action itself started is stopped with the task's process group when the task ends.
+    static func timeLimit(_ action: Action?) -> String {
+        guard let action, let seconds = action.timeout else { return "" }
+        let signals = switch action.cancelation {
+        case .terminate?: "-s KILL"
+        case .notifyThenTerminate(let notify)?: "-s TERM -k \(notify ?? 30)"
+        case nil: "-s TERM -k 5"
+        }
+        return "timeout --foreground \(signals) \(seconds) "
+    }
+
+    /// The stop grace an action's `cancelation` asks for (`StopGrace`): none said, the agent's own;
+    /// `TERMINATE`, none (SIGKILL at once after the SIGTERM); `NOTIFY_THEN_TERMINATE`, its
+    /// `notifyPeriodInSeconds` (120 when not given, as the specification says for a step's action).
+    static func stopGrace(_ cancelation: Action.Cancelation?) -> String? {
+        switch cancelation {
+        case nil: nil
+        case .terminate: "0"
+        case .notifyThenTerminate(let seconds): String(seconds ?? 120)
+        }
+    }
+
     /// One shell word: text single-quoted, the session directory as `"$D"`.
     static func shellWord(_ value: ResolvedString) -> String {
         if value.pieces.isEmpty { return "''" }
         return value.pieces.map { piece in
             switch piece {
             case .sessionDirectory: #""$D""#
+            case .variable(let name): "\"$" + name + "\""
             case .text(let text): "'" + text.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
             }
         }.joined()
     }
 
-    /// `amount.worker.*` onto cpus, ram, gpus and disk; `attr.worker.os.family` checked against
-    /// Linux (Paddock's agents run on Linux); any other requirement is a warning (not enforced).
+    /// `amount.worker.*` onto cpus, ram, gpus and disk; attributes onto tags (`HostAttributes`: what
+    /// no agent has leaves the task fitting no agent, which the job's warnings say); any other amount
+    /// is a warning (not enforced).
     static func requirements(_ step: OpenJDJob.Step, at path: FieldPath,
                              warnings: inout [String]) throws(OpenJDError) -> TaskRequirements? {
         guard let host = step.template.hostRequirements else { return nil }
@@ -348,21 +397,18 @@ public struct OpenJDConversion: Sendable {
                 warnings.append("\(at.key("max")): Paddock reserves the minimum and does not bound \(amount.name) from above")
             }
         }
+        var tags: [String] = []
         for (i, attribute) in step.attributes.enumerated() {
             let at = path.key("attributes").index(i)
-            switch attribute.name.lowercased() {
-            case "attr.worker.os.family":
-                let anyOf = attribute.anyOf.map { $0.map { $0.lowercased() } }
-                let allOf = attribute.allOf.map { $0.map { $0.lowercased() } }
-                let linux = (anyOf?.contains("linux") ?? true) && (allOf.map { $0.allSatisfy { $0 == "linux" } } ?? true)
-                guard linux else {
-                    throw at.error("Paddock's agents run Linux; this step asks for \(((anyOf ?? []) + (allOf ?? [])).joined(separator: ", "))")
-                }
-            default:
-                warnings.append("\(at): \(attribute.name) is not supported by Paddock yet: not enforced")
+            do throws(HostAttributes.Problem) {
+                tags += try HostAttributes.requirement(attribute.name, anyOf: attribute.anyOf, allOf: attribute.allOf)
+            } catch {
+                throw at.error(error.description)
             }
         }
-        return TaskRequirements(resources: ResourceVector(cpus: cpus, ram: ram, disk: disk, gpus: gpus))
+        tags = Array(Set(tags)).sorted()
+        guard tags.count <= Limits.tagCount else { throw path.key("attributes").error("at most \(Limits.tagCount) attribute values") }
+        return TaskRequirements(resources: ResourceVector(cpus: cpus, ram: ram, disk: disk, gpus: gpus), tags: tags)
     }
 }
 

@@ -49,6 +49,8 @@ public struct ResolvedString: Sendable, Equatable {
     public enum Piece: Sendable, Equatable {
         case text(String)
         case sessionDirectory
+        /// The value of an environment variable the agent sets on the host (a path-mapped value).
+        case variable(String)
     }
     public var pieces: [Piece]
 

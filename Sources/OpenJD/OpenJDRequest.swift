@@ -11,7 +11,7 @@ import PaddockProtocol
 /// as any other job.
 public enum OpenJDRequest {
     public static let keys: Set<String> = ["openjd", "owner", "priority", "labels", "max_attempts", "after"]
-    public static let openjdKeys: Set<String> = ["template", "parameters"]
+    public static let openjdKeys: Set<String> = ["template", "parameters", "path_mapping_rules"]
 
     /// Cheap test before parsing: a body without the word cannot be an OpenJD submission.
     public static func mayBe(_ bytes: some Collection<UInt8>) -> Bool {
@@ -52,7 +52,8 @@ public enum OpenJDRequest {
             throw Refusal(field: "openjd", message: "openjd: must be an object with 'template' and 'parameters'")
         }
         if let extra = request.keys.first(where: { !openjdKeys.contains($0) }) {
-            throw Refusal(field: "openjd.\(extra)", message: "openjd.\(extra.prefix(64)): unknown field (openjd has 'template' and 'parameters')")
+            throw Refusal(field: "openjd.\(extra)",
+                          message: "openjd.\(extra.prefix(64)): unknown field (openjd has 'template', 'parameters' and 'path_mapping_rules')")
         }
         guard let template = request["template"] else {
             throw Refusal(field: "openjd.template", message: "openjd.template: field required (the job template, as JSON)")
@@ -65,9 +66,10 @@ public enum OpenJDRequest {
         case let other?:
             throw Refusal(field: "openjd.parameters", message: "openjd.parameters: must be an object of job parameter values, not \(other.kind)")
         }
+        let rules = try Self.rules(request["path_mapping_rules"])
         let conversion: OpenJDConversion
         do {
-            conversion = try OpenJDConversion(template: template, values: values)
+            conversion = try OpenJDConversion(template: template, values: values, pathMappingRules: rules)
         } catch {
             let values = error.field == "parameters" || error.field.hasPrefix("parameters.")
             let field = values ? "openjd.\(error.field)" : (error.field.isEmpty ? "openjd.template" : "openjd.template.\(error.field)")
@@ -99,6 +101,18 @@ public enum OpenJDRequest {
             return (try WireJSON.encoder().encode(submission), conversion.warnings)
         } catch {
             throw Refusal(field: nil, message: "the converted job could not be encoded: \(error)")
+        }
+    }
+
+    /// The job's path mapping rules: `{"version": "pathmapping-1.0", "path_mapping_rules": [...]}`.
+    static func rules(_ value: TemplateValue?) throws(Refusal) -> PathMappingRules? {
+        guard let value, value != .null else { return nil }
+        do {
+            return try WireJSON.decoder().decode(PathMappingRules.self, from: Data(value.json.utf8))
+        } catch {
+            let refusal = WireJSON.describe(error)
+            let field = "openjd.path_mapping_rules" + (refusal.field.map { "." + $0 } ?? "")
+            throw Refusal(field: field, message: "\(field): \(refusal.message)")
         }
     }
 }

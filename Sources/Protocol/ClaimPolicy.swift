@@ -36,7 +36,13 @@ public struct ClaimPolicy: Sendable {
 
     /// True when an agent with `capacity` and `tags` could ever run a task with `requirements`.
     public static func canEverRun(_ requirements: TaskRequirements, capacity: ResourceVector, tags: Set<String>) -> Bool {
-        requirements.resources.fits(in: capacity) && Set(requirements.tags).isSubset(of: tags)
+        requirements.resources.fits(in: capacity) && hasTags(requirements, tags)
+    }
+
+    /// True when an agent with `tags` has every tag the task needs (an `any:NAME:V1:V2` tag is met by
+    /// any one of `NAME:V1`, `NAME:V2`: see `HostAttributes`).
+    public static func hasTags(_ requirements: TaskRequirements, _ tags: Set<String>) -> Bool {
+        requirements.tags.allSatisfy { HostAttributes.satisfies(tags, $0) }
     }
 
     /// Greedy: take the best candidate that still fits what is left, again and again until

@@ -87,19 +87,22 @@ public struct ExchangeLog: Codable, Sendable, Equatable {
     }
 }
 
-/// A running task's progress, between 0 and 1.
+/// A running task's progress, between 0 and 1, and the status it last printed (`openjd_status:`), if
+/// that changed since the last report.
 public struct ExchangeProgress: Codable, Sendable, Equatable {
     public var task: TaskID
     public var epoch: LeaseEpoch
     public var progress: Double
+    public var status: String?
 
-    public init(task: TaskID, epoch: LeaseEpoch, progress: Double) {
+    public init(task: TaskID, epoch: LeaseEpoch, progress: Double, status: String? = nil) {
         self.task = task
         self.epoch = epoch
         self.progress = progress
+        self.status = status
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case task, epoch, progress }
+    enum CodingKeys: String, CodingKey, CaseIterable { case task, epoch, progress, status }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -109,6 +112,11 @@ public struct ExchangeProgress: Codable, Sendable, Equatable {
         progress = try c.decode(Double.self, forKey: .progress)
         guard progress.isFinite, progress >= 0, progress <= 1 else {
             throw DecodingError.dataCorruptedError(forKey: .progress, in: c, debugDescription: "progress is between 0 and 1")
+        }
+        status = try c.decodeIfPresent(String.self, forKey: .status)
+        if let status, status.isEmpty || status.count > StdoutMessage.textLimit {
+            throw DecodingError.dataCorruptedError(forKey: .status, in: c,
+                debugDescription: "status is 1 to \(StdoutMessage.textLimit) characters")
         }
     }
 }

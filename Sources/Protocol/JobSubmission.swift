@@ -37,6 +37,7 @@ extension TaskSpec: Codable {
         case maxAttempts = "max_attempts"
         case dependsOn = "depends_on"
         case frames
+        case pathMapping = "path_mapping"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -45,6 +46,8 @@ extension TaskSpec: Codable {
         name = try JobSubmission.decodeName(c, .name)
         command = try JobSubmission.decodeCommand(c, .command)
         env = try JobSubmission.decodeEnv(c, .env)
+        // `path_mapping: true`: the agent maps the task's cwd, command and env (kept in its env: no field of its own).
+        if try c.decodeIfPresent(Bool.self, forKey: .pathMapping) == true { env[PathMappingEnvironment.optIn] = "true" }
         cwd = try JobSubmission.decodePath(c, .cwd)
         requirements = try c.decodeIfPresent(TaskRequirements.self, forKey: .requirements)
         maxAttempts = try JobSubmission.decodeAttempts(c, .maxAttempts)

@@ -124,7 +124,7 @@ public struct TaskRequirements: Hashable, Sendable {
 }
 
 extension TaskRequirements: Codable {
-    enum CodingKeys: String, CodingKey, CaseIterable { case cpus, ram, disk, gpus, tags }
+    enum CodingKeys: String, CodingKey, CaseIterable { case cpus, ram, disk, gpus, tags, attributes }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -139,6 +139,9 @@ extension TaskRequirements: Codable {
                                    disk: try ResourceVector.decodeSize(c, .disk),
                                    gpus: try ResourceVector.decodeGPUs(c, .gpus))
         tags = try Self.decodeTags(c, .tags)
+        if let attributes = try c.decodeIfPresent([String: AttributeWish].self, forKey: .attributes) {
+            tags = try Self.merge(tags, attributes: attributes, c)
+        }
     }
 
     public func encode(to encoder: any Encoder) throws {

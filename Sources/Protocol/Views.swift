@@ -151,6 +151,8 @@ public struct TaskView: Codable, Sendable {
     public var usage: TaskUsage?
     /// The frames it renders (`1-10`), when a frame-range template made it.
     public var frames: String?
+    /// What its latest run last said it was doing (an `openjd_status: TEXT` line).
+    public var status: String?
     public var history: [TaskEventView]?
     public var href: String
 
@@ -191,7 +193,7 @@ public struct TaskView: Codable, Sendable {
         case startedAt = "started_at"
         case finishedAt = "finished_at"
         case fitsNoAgent = "fits_no_agent"
-        case usage, frames
+        case usage, frames, status
     }
 
     /// Every field of the task is present, `null` when unset (`agent` and `exit_code` are part of
@@ -223,6 +225,7 @@ public struct TaskView: Codable, Sendable {
         try c.encodeIfPresent(fitsNoAgent, forKey: .fitsNoAgent)
         try c.encodeIfPresent(usage, forKey: .usage)
         try c.encodeIfPresent(frames, forKey: .frames)
+        try c.encodeIfPresent(status, forKey: .status)
         try c.encodeIfPresent(history, forKey: .history)
         try c.encode(href, forKey: .href)
     }

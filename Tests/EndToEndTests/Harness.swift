@@ -69,9 +69,10 @@ final class Farm: @unchecked Sendable {
         }
     }
 
-    func startAgent(_ name: String, _ extra: [String]) throws {
+    /// `environment` is added to the agent's own (its tasks see PATH and a few more of it).
+    func startAgent(_ name: String, _ extra: [String], environment: [String: String] = [:]) throws {
         _ = try launch(name, ["agent", "--master", url, "--join-token", Self.join, "--name", name,
-                              "--work-dir", dir + "/" + name] + extra)
+                              "--work-dir", dir + "/" + name] + extra, environment: environment)
     }
 
     func kill9(_ name: String) {
@@ -104,7 +105,7 @@ final class Farm: @unchecked Sendable {
     }
 
     @discardableResult
-    func launch(_ name: String, _ arguments: [String]) throws -> String {
+    func launch(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
         let logPath = dir + "/\(name).log"
         if !FileManager.default.fileExists(atPath: logPath) {
             _ = FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -114,6 +115,9 @@ final class Farm: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binary)
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, given in given }
+        }
         process.standardOutput = handle
         process.standardError = handle
         try process.run()

@@ -38,7 +38,8 @@ extension EndToEnd { @Suite struct OpenJDEndToEndTests {
     @Test func aParameterSpaceWithDependenciesRunsThroughTheAPI() async throws {
         let farm = try Farm()
         try await farm.startMaster()
-        try farm.startAgent("openjd", ["--cpus", "4", "--ram", "2GiB"])
+        try farm.startAgent("openjd", ["--cpus", "4", "--ram", "2GiB", "--attr", "farm=main"])
+        try await eventually("the agent enrolled", timeout: 20) { try await farm.agent(named: "openjd") != nil }
         let template = #"""
             {"specificationVersion": "jobtemplate-2023-09", "name": "Shot {{Param.Shot}}",
              "parameterDefinitions": [{"name": "Shot", "type": "STRING", "allowedValues": ["sh010", "sh020"]},
@@ -61,10 +62,11 @@ extension EndToEnd { @Suite struct OpenJDEndToEndTests {
         #expect(job.name == "Shot sh020")
         #expect(job.priority == 5)
         #expect(job.counts.total == 7)
-        #expect(job.warnings.contains { $0.contains("attr.custom.farm is not supported by Paddock yet") })
+        #expect(job.warnings.isEmpty, "\(job.warnings)")
         let tasks = try await farm.waitForJob(job.id)
         #expect(tasks.allSatisfy { $0.state == .succeeded }, "\(tasks.map { "\($0.name): \($0.state)" })")
         let render = tasks.filter { $0.name.hasPrefix("Render[") }
+        #expect(render.allSatisfy { $0.requirements.tags == ["custom.farm:main"] })
         #expect(render.map(\.name).sorted() == ["Render[0] Frame=1 Layer=bg", "Render[1] Frame=1 Layer=fg",
                                                 "Render[2] Frame=2 Layer=bg", "Render[3] Frame=2 Layer=fg",
                                                 "Render[4] Frame=3 Layer=bg", "Render[5] Frame=3 Layer=fg"])
@@ -117,25 +119,46 @@ extension EndToEnd { @Suite struct OpenJDEndToEndTests {
 } }
 
 extension EndToEnd.OpenJDEndToEndTests {
-    /// The specification's host-requirements sample: its amounts become the tasks' requirements,
-    /// what Paddock does not enforce is said, and a step no agent fits says so too.
-    @Test func theHostRequirementsSampleSaysWhatIsNotEnforced() async throws {
+    /// The specification's host-requirements sample: its amounts become the tasks' requirements and
+    /// its attributes their tags; a step runs only on an agent with the attributes it asks for
+    /// (`anyOf` honoured), and a step no agent fits says so.
+    @Test func theHostRequirementsSampleRunsWhereItsAttributesAre() async throws {
         let farm = try Farm()
         try await farm.startMaster()
-        try farm.startAgent("small", ["--cpus", "2", "--ram", "2GiB"])
-        try await eventually("the agent enrolled", timeout: 20) { try await farm.agent(named: "small") != nil }
+        let path = try pythonPath(farm)
+        try farm.startAgent("plain", ["--cpus", "2", "--ram", "2GiB"], environment: ["PATH": path])
+        try await eventually("the agent enrolled", timeout: 20) { try await farm.agent(named: "plain") != nil }
+        let plain = try #require(try await farm.agent(named: "plain"))
+        #expect(plain.tags.contains("os.family:linux") && plain.tags.contains { $0.hasPrefix("cpu.arch:") }, "\(plain.tags)")
         let file = Self.fixtures.appendingPathComponent("host-requirements.yaml").path
         let said = try await cli(farm, ["submit", file])
         #expect(said.contains("2 task(s)"), "\(said)")
-        #expect(said.contains("warning: steps[0].hostRequirements.attributes[1]: attr.custom.host_config is not supported by Paddock yet"), "\(said)")
+        #expect(!said.contains("attr.custom.host_config is not supported"), "\(said)")
         #expect(said.contains("warning: steps[1].hostRequirements.amounts[0].max:"), "\(said)")
-        #expect(said.contains("1 queued task(s) fit no agent"), "\(said)")
+        #expect(said.components(separatedBy: "1 queued task(s) fit no agent").count == 3, "\(said)")
         let page: Page<JobView> = try await farm.admin.call("GET", APIPath.jobs)
         let job = try #require(page.items.first).id
-        let tasks = try await farm.tasks(job: job)
+        var tasks = try await farm.tasks(job: job)
         #expect(tasks.map(\.name).sorted() == ["StepOne", "StepTwo"])
+        let one = try #require(tasks.first { $0.name == "StepOne" })
+        #expect(one.requirements.tags == ["any:custom.host_config:HostConfigA:HostConfigC", "any:os.family:linux:macos"])
         let two = try #require(tasks.first { $0.name == "StepTwo" })
         #expect(two.requirements.resources == ResourceVector(cpus: 4, ram: 8 << 30))
+        #expect(two.requirements.tags == ["custom.host_config:HostConfigB", "os.family:linux"])
+        // An agent with HostConfigC (one of StepOne's anyOf, declared in its config file) runs StepOne;
+        // StepTwo still fits none.
+        let config = farm.dir + "/configc.yaml"
+        try "attr: [host_config=HostConfigC, site=paris]\n".write(toFile: config, atomically: true, encoding: .utf8)
+        try farm.startAgent("configc", ["--cpus", "2", "--ram", "2GiB", "--config", config], environment: ["PATH": path])
+        try await eventually("StepOne ran", timeout: 60) {
+            try await farm.task(one.id).state == .succeeded
+        }
+        tasks = try await farm.tasks(job: job)
+        let configc = try #require(try await farm.agent(named: "configc"))
+        #expect(configc.tags.contains("custom.host_config:HostConfigC") && configc.tags.contains("custom.site:paris"), "\(configc.tags)")
+        #expect(tasks.first { $0.name == "StepOne" }?.agent == configc.id)
+        #expect(try await farm.logs(one.id) == "This is StepOne - it is light on resources\n")
+        #expect(tasks.first { $0.name == "StepTwo" }?.fitsNoAgent == true)
     }
 }
 
@@ -152,8 +175,10 @@ extension EndToEnd.OpenJDEndToEndTests {
         let tasks = try await farm.tasks(job: job.id)
         let render = try #require(tasks.first { $0.name == "RenderScene" })
         let script = render.command.joined(separator: " ")
-        #expect(script.contains(Self.fixtures.path + "/scene/blender_scene.blend"), "\(script)")
-        #expect(script.contains("mkdir -p \(FileManager.default.currentDirectoryPath)/out"), "\(script)")
+        // PATH values travel raw in the task's environment; the agent maps them into PADDOCK_PATH_*.
+        #expect(render.env.values.contains(Self.fixtures.path + "/scene/blender_scene.blend"), "\(render.env)")
+        #expect(render.env.values.contains(FileManager.default.currentDirectoryPath + "/out"), "\(render.env)")
+        #expect(script.contains(#"mkdir -p '"$PADDOCK_PATH_J"#), "\(script)")
         #expect(script.contains("--render-frame \"1..24\""), "\(script)")
         let encode = try #require(tasks.first { $0.name == "CreateVideoFromRender" })
         #expect(encode.state == .blocked)

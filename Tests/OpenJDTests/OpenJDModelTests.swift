@@ -360,12 +360,12 @@ struct ConversionTests {
         #expect(tasks[1].command == ["render", "--frame", "2"])
         #expect(tasks[1].env == ["PADDOCK_PARAM_FRAME": "2"])
         #expect(tasks[1].timeout == 600)
+        // Attributes become tags: one value needed as is, several as an `any:` alternative.
         #expect(tasks[1].requirements == TaskRequirements(resources: ResourceVector(
-            cpus: 2, ram: 512 << 20, disk: 2 << 30, gpus: 1)))
+            cpus: 2, ram: 512 << 20, disk: 2 << 30, gpus: 1), tags: ["any:os.family:linux:macos", "custom.host_config:HostConfigA"]))
         #expect(tasks[3].dependsOn == ["Render[0] Frame=1", "Render[1] Frame=2", "Render[2] Frame=3"])
         #expect(tasks[3].requirements == nil)
-        #expect(converted.warnings.count == 2)
-        #expect(converted.warnings.contains { $0.hasPrefix("steps[0].hostRequirements.attributes[1]: attr.custom.host_config is not supported") })
+        #expect(converted.warnings.count == 1)
         #expect(converted.warnings.contains { $0.hasPrefix("steps[0].hostRequirements.amounts[1].max:") })
         // Paddock's own checks accept what the conversion makes (names, dependencies, bounds).
         let wire = try JSONEncoder().encode(converted.submission)
@@ -536,10 +536,13 @@ struct ConversionTests {
             == "jobEnvironments[0].variables.JOB_VAR: variable Task.Param.X does not exist at this location")
     }
 
-    @Test func refusesWhatPaddockCannotHonour() {
-        let windows = pipeline.replacingOccurrences(of: "anyOf: [linux, macos]", with: "anyOf: [windows]")
-        #expect(openJDError { _ = try OpenJDConversion(try job(windows)) }
-            == "steps[0].hostRequirements.attributes[0]: Paddock's agents run Linux; this step asks for windows")
+    @Test func refusesWhatPaddockCannotHonour() throws {
+        // A Windows step is accepted: it fits no (Linux) agent, which the job's warnings say.
+        let windows = pipeline.replacingOccurrences(of: "anyOf: [linux, macos]", with: "anyOf: [Windows]")
+        #expect(try OpenJDConversion(try job(windows)).submission.tasks[0].requirements?.tags.contains("os.family:windows") == true)
+        let long = pipeline.replacingOccurrences(of: "anyOf: [HostConfigA]", with: "anyOf: [HostConfigA, \(String(repeating: "B", count: 60))]")
+        #expect(openJDError { _ = try OpenJDConversion(try job(long)) }?.hasPrefix(
+            "steps[0].hostRequirements.attributes[1]: 'any:custom.host_config:HostConfigA:BBB") == true)
         let cased = pipeline.replacingOccurrences(of: "- {name: Frame, type: INT, range: \"{{Param.Frames}}\"}",
                                                   with: "- {name: Frame, type: INT, range: \"{{Param.Frames}}\"}\n    - {name: FRAME, type: INT, range: [1]}")
         #expect(openJDError { _ = try OpenJDConversion(try job(cased)) }

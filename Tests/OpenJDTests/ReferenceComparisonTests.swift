@@ -39,6 +39,11 @@ struct ReferenceComparisonTests {
         Case(file: "Fixtures/algorithmic-art.yaml",
              values: ["RenderScript": "/s/art.py", "OutputDirectory": "/out", "NumAnimationFrames": "4"]),
         Case(file: "Fixtures/ffmpeg.yaml", values: ["InputFile": "/in/seq.%04d.exr", "OutputDir": "/out", "EndFrame": "48"]),
+        Case(file: "Fixtures/path-mapping.yaml"),
+        Case(file: "Fixtures/task-parameter-definition-showcase.yaml", values: ["PathValue": "/mnt/drive/dir/path_file"]),
+        Case(file: "Fixtures/task-parameter-definition-showcase.yaml",
+             values: ["PathValue": "/p", "IntRange": "5-1:-2", "IntValue": "-3", "FloatValue": "2.50", "PathValueAsString": "rel/x"]),
+        Case(file: "Fixtures/task-parameter-definition-showcase.yaml"),  // refused: no value for PathValue
         Case(file: "Templates/parameter-spaces.yaml"),
         Case(file: "Templates/parameter-spaces.yaml",
              values: ["First": "-7", "Last": "12", "Step": "8", "Scale": "0.125", "Shot": "sh020", "Scene": "/s/b.ma"]),

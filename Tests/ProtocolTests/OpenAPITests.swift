@@ -409,14 +409,15 @@ struct OpenAPITests {
         var spec = TaskSpec(name: "t", command: ["x"], env: ["A": "b"], cwd: "/tmp", requirements: .default,
                             maxAttempts: 2, timeout: 5, priority: 1, dependsOn: ["u"])
         spec.frames = 1...10
-        expectSchema("TaskSpec", describes: try Self.keys(spec))
+        // `path_mapping` and `attributes` are read only: they become the task's env and tags.
+        expectSchema("TaskSpec", describes: try Self.keys(spec).union(["path_mapping"]))
         var job = JobSubmission(
             name: "j", owner: "ana", priority: 1, labels: ["a": "b"], requirements: .default, maxAttempts: 2, timeout: 5,
             tasks: [spec, TaskSpec(name: "u", command: ["y"])])
         job.after = [JobID(rawValue: 1)]
         job.progressRegex = #"Fra:(\d+)"#
         expectSchema("JobWithTasks", describes: try Self.keys(job))
-        expectSchema("RequirementsInput", describes: try Self.keys(TaskRequirements.default))
+        expectSchema("RequirementsInput", describes: try Self.keys(TaskRequirements.default).union(["attributes"]))
         expectSchema("ResourcesInput", describes: try Self.keys(ResourceVector(cpus: 1)))
         expectSchema("EnrollRequest", describes: try Self.keys(
             EnrollRequest(name: "a", resources: ResourceVector(cpus: 1), tags: [], version: "1", credential: "pa_1")))
@@ -434,7 +435,7 @@ struct OpenAPITests {
         let exchange = ExchangeRequest(
             started: [HeldLease(task: task, epoch: LeaseEpoch(1))],
             logs: [ExchangeLog(task: task, epoch: LeaseEpoch(1), offset: 0, data: Data("hi".utf8))],
-            progress: [ExchangeProgress(task: task, epoch: LeaseEpoch(1), progress: 0.5)],
+            progress: [ExchangeProgress(task: task, epoch: LeaseEpoch(1), progress: 0.5, status: "Loading")],
             finished: [ExchangeFinish(task: task, report: FinishReport(epoch: LeaseEpoch(1), outcome: .succeeded, exitCode: 0))],
             claim: ClaimRequest(slots: 1, wait: 0))
         expectSchema("ExchangeRequest", describes: try Self.keys(exchange))

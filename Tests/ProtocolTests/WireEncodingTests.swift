@@ -29,6 +29,7 @@ enum Samples {
             task.fitsNoAgent = false
             task.usage = usage
             task.frames = "1-10"
+            task.status = "Processing the things"
             task.history = [event]
         }
         return task

@@ -754,13 +754,14 @@ function jobPage(id) {
         }
       }
       tasksTable.replaceChildren(h('table', { id: 'tasks' },
-        h('thead', null, h('tr', null, ['Task', 'Name', 'State', 'Agent', 'Attempt', 'Exit', 'Duration', 'Progress'].map((t) => h('th', null, t)))),
+        h('thead', null, h('tr', null, ['Task', 'Name', 'State', 'Agent', 'Attempt', 'Exit', 'Duration', 'Progress', 'Status'].map((t) => h('th', null, t)))),
         h('tbody', null, tasks.map((t) => h('tr', { 'data-task': t.id, 'data-state': t.state },
           h('td', null, h('a', { href: `#/tasks/${t.id}` }, t.id)), h('td', { class: 'wrap' }, t.name, t.frames ? ` (frames ${t.frames})` : ''),
           h('td', null, stateBadge(t.state), t.fits_no_agent ? h('span', { class: 'error', title: 'no agent could ever run it' }, ' fits no agent') : ''),
           h('td', null, t.agent ? h('a', { href: `#/agents/${t.agent}` }, t.agent) : '—'),
           h('td', null, `${t.attempt}/${t.max_attempts}`), h('td', null, t.exit_code ?? '—'),
-          h('td', null, fmtDuration(taskDuration(t))), h('td', null, progressBar(t.progress, `${t.id} progress`)))))));
+          h('td', null, fmtDuration(taskDuration(t))), h('td', null, progressBar(t.progress, `${t.id} progress`)),
+          h('td', { class: 'wrap task-status' }, t.status || '—'))))));
       more.replaceChildren(
         h('button', { type: 'button', class: 'secondary', disabled: cursors.length <= 1, onclick: () => { cursors.pop(); kick(); } }, '← Previous tasks'),
         h('button', { type: 'button', class: 'secondary', disabled: !page.next, onclick: () => { cursors.push(page.next); kick(); } }, 'Next tasks →'));
@@ -882,7 +883,8 @@ function taskPage(id) {
           h('dt', null, 'Started'), h('dd', null, fmtTime(task.started_at)),
           h('dt', null, 'Finished'), h('dd', null, fmtTime(task.finished_at)),
           h('dt', null, 'Duration'), h('dd', null, fmtDuration(taskDuration(task))),
-          h('dt', null, 'Progress'), h('dd', null, progressBar(task.progress, 'task progress')))),
+          h('dt', null, 'Progress'), h('dd', null, progressBar(task.progress, 'task progress')),
+          h('dt', null, 'Status'), h('dd', { id: 'task-status', class: 'wrap' }, task.status || '—'))),
         card('Command and usage', h('dl', { class: 'kv' },
           h('dt', null, 'Command'), h('dd', null, h('code', null, task.command.map((a) => (/[\s"'\\$]/.test(a) ? JSON.stringify(a) : a)).join(' '))),
           h('dt', null, 'Needs'), h('dd', null, `${fmtCPUs(req.cpus)} CPU, ${fmtBytes(req.ram)} RAM${req.gpus ? `, ${req.gpus} GPU` : ''}${req.tags?.length ? `, tags ${req.tags.join(',')}` : ''}`),

@@ -63,10 +63,16 @@ extension SQLStore {
                                                         capped: appended.capped ? true : nil))
                 }
             }
-            if let report = progress[task], finishes[task] == nil {
+            if let report = progress[task] {
+                // A run's last status counts even when its finish comes in the same exchange.
                 _ = try attempt(task, report.epoch, .progress, {
-                    try Self.progress(db, task: task, agent: agent, epoch: report.epoch, progress: report.progress,
-                                      leaseUntil: leaseUntil)
+                    if finishes[task] == nil {
+                        try Self.progress(db, task: task, agent: agent, epoch: report.epoch, progress: report.progress,
+                                          leaseUntil: leaseUntil)
+                    }
+                    if let status = report.status {
+                        try Self.recordStatus(db, task: task, agent: agent, epoch: report.epoch, status: status, now: now)
+                    }
                 })
             }
             if let report = finishes[task] {

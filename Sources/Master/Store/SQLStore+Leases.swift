@@ -68,7 +68,7 @@ extension SQLStore {
         // head of each job too before settling for less.
         if !complete && chosen.count < slots + max(0, prefetchWanted) {
             // Per-job windows too when tags kept the agent from the head of the queue.
-            let tagged = candidates.contains(where: { !Set($0.requirements.tags).isSubset(of: tags) })
+            let tagged = candidates.contains(where: { !ClaimPolicy.hasTags($0.requirements, tags) })
             (candidates, complete) = try Self.candidates(db, fitting: total, agent: order.agent,
                                                          blocklistAfter: order.blocklistAfter, perJob: tagged)
             chosen = choose()

@@ -236,7 +236,8 @@ public final class SQLStore: Store {
 
     public func task(_ id: TaskID, history: Bool) async throws -> TaskView {
         try await engine.read { db in
-            guard let row = try SQLRow.fetchOne(db, sql: "SELECT * FROM tasks WHERE id = ?", arguments: [id.rawValue]) else {
+            guard let row = try SQLRow.fetchOne(db, sql: "SELECT tasks.*, \(Self.statusColumn) FROM tasks WHERE id = ?",
+                                                arguments: [id.rawValue]) else {
                 throw PaddockError.notFound("task \(id)")
             }
             var view = try Self.taskView(row)
@@ -250,7 +251,7 @@ public final class SQLStore: Store {
 
     public func tasks(_ filter: TaskFilter, page: PageRequest) async throws -> Page<TaskView> {
         try await engine.read { db in
-            var sql = "SELECT * FROM tasks WHERE id > ?"
+            var sql = "SELECT tasks.*, \(Self.statusColumn) FROM tasks WHERE id > ?"
             var arguments: [any SQLBindable] = [page.after]
             if let job = filter.job { sql += " AND job_id = ?"; arguments.append(job.rawValue) }
             if let state = filter.state { sql += " AND state = ?"; arguments.append(state.rawValue) }
@@ -285,6 +286,7 @@ public final class SQLStore: Store {
             startedAt: (row["started_at"] as Double?).map(Date.init(timeIntervalSince1970:)),
             finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
         view.runs = row["runs"]
+        view.status = Self.status(row)
         if let start = row["frame_start"] as Int?, let end = row["frame_end"] as Int?, start <= end {
             view.frames = "\(start)-\(end)"
         }
