@@ -64,7 +64,7 @@ let package = Package(
         // into a JobSubmission: pure, shared by the CLI and the master (docs/OPENJD.md).
         .target(
             name: "PaddockOpenJD",
-            dependencies: ["PaddockProtocol"],
+            dependencies: ["PaddockProtocol", .product(name: "Yams", package: "Yams")],
             path: "Sources/OpenJD",
             swiftSettings: strict
         ),

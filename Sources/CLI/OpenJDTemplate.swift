@@ -1,6 +1,5 @@
 import Foundation
 import PaddockOpenJD
-import Yams
 
 /// `paddock submit TEMPLATE -p NAME=VALUE`: an Open Job Description template is sent to the master
 /// as it is, with its parameter values; the master converts it (docs/OPENJD.md).
@@ -11,8 +10,8 @@ enum OpenJDTemplateFile {
         if let json = try? TemplateValue(json: data) {
             document = json
         } else {
-            guard let text = String(data: data, encoding: .utf8), let parsed = try? Yams.compose(yaml: text),
-                  let value = try? value(of: parsed) else { return nil }
+            guard let text = String(data: data, encoding: .utf8), let value = try? TemplateValue(yaml: text)
+            else { return nil }
             document = value
         }
         guard case .string(let version)? = document["specificationVersion"] else { return nil }
@@ -60,31 +59,5 @@ enum OpenJDTemplateFile {
         guard !path.isEmpty, !path.hasPrefix("/") else { return path }
         return URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: directory, isDirectory: true))
             .standardizedFileURL.path
-    }
-
-    /// A YAML node as the template tree; numbers keep their text. YAML 1.1 (PyYAML, which the
-    /// reference implementation reads templates with) writes floats with a '.': `1e2` is a string.
-    static func value(of node: Node) throws -> TemplateValue {
-        switch node {
-        case .scalar(let scalar):
-            switch Tag.Name(rawValue: node.tag.rawValue) {
-            case .null: return .null
-            case .bool: return node.bool.map(TemplateValue.bool) ?? .string(scalar.string)
-            case .int: return node.int.map { .number(String($0)) } ?? .string(scalar.string)
-            case .float: return scalar.string.contains(".") ? .number(scalar.string) : .string(scalar.string)
-            default: return .string(scalar.string)
-            }
-        case .sequence(let sequence):
-            return .array(try sequence.map(value(of:)))
-        case .mapping(let mapping):
-            var object = TemplateObject()
-            for (key, item) in mapping {
-                guard case .scalar(let name) = key else { throw OpenJDError("", "mapping keys must be strings") }
-                object[name.string] = try value(of: item)
-            }
-            return .object(object)
-        case .alias:
-            throw OpenJDError("", "YAML aliases are not supported in templates")
-        }
     }
 }

@@ -23,11 +23,7 @@ public struct EnrollRequest: Codable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        name = try c.decode(String.self, forKey: .name)
-        guard name.count <= Limits.nameLength, name.isSafeToken else {
-            throw DecodingError.dataCorruptedError(forKey: .name, in: c,
-                debugDescription: "an agent name is letters, digits and -_.: (≤ \(Limits.nameLength) chars)")
-        }
+        name = try c.decodeAgentName(forKey: .name)
         resources = try c.decode(ResourceVector.self, forKey: .resources)
         tags = try TaskRequirements.decodeTags(c, .tags)
         version = String(try c.decodeIfPresent(String.self, forKey: .version)?.prefix(64) ?? "unknown")
@@ -314,4 +310,16 @@ public struct FinishReport: Codable, Sendable, Equatable {
 public struct LogAck: Codable, Sendable {
     public var size: Int64
     public init(size: Int64) { self.size = size }
+}
+
+extension KeyedDecodingContainer {
+    /// An agent's name: letters, digits and -_.:, bounded (enrollment, reset).
+    func decodeAgentName(forKey key: Key) throws -> String {
+        let name = try decode(String.self, forKey: key)
+        guard name.count <= Limits.nameLength, name.isSafeToken else {
+            throw DecodingError.dataCorruptedError(forKey: key, in: self,
+                debugDescription: "an agent name is letters, digits and -_.: (≤ \(Limits.nameLength) chars)")
+        }
+        return name
+    }
 }

@@ -166,11 +166,7 @@ public struct AgentResetRequest: Codable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        name = try c.decode(String.self, forKey: .name)
-        guard name.count <= Limits.nameLength, name.isSafeToken else {
-            throw DecodingError.dataCorruptedError(forKey: .name, in: c,
-                debugDescription: "an agent name is letters, digits and -_.: (≤ \(Limits.nameLength) chars)")
-        }
+        name = try c.decodeAgentName(forKey: .name)
     }
 }
 

@@ -32,15 +32,14 @@ public func freeLoopbackPort() throws -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-/// Whether something accepts a TCP connection on 127.0.0.1:`port` right now.
-public func acceptsConnections(port: Int) -> Bool {
+/// A socket connected to 127.0.0.1:`port`, or the errno of what failed (the caller closes it).
+public func connectLoopback(port: Int) -> Result<Int32, SupportError> {
     #if canImport(Glibc)
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     #else
     let fd = socket(AF_INET, SOCK_STREAM, 0)
     #endif
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
+    guard fd >= 0 else { return .failure(SupportError("socket(): errno \(errno)")) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = UInt16(port).bigEndian
@@ -48,7 +47,19 @@ public func acceptsConnections(port: Int) -> Bool {
     let connected = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    return connected == 0
+    guard connected == 0 else {
+        let reason = errno
+        close(fd)
+        return .failure(SupportError("connect(127.0.0.1:\(port)): errno \(reason)"))
+    }
+    return .success(fd)
+}
+
+/// Whether something accepts a TCP connection on 127.0.0.1:`port` right now.
+public func acceptsConnections(port: Int) -> Bool {
+    guard case .success(let fd) = connectLoopback(port: port) else { return false }
+    close(fd)
+    return true
 }
 
 /// What the support types throw: a sentence saying what failed, with the log's tail where there is one.
