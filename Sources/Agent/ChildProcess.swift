@@ -158,9 +158,15 @@ public final class ChildProcess: Sendable {
 
     /// Sends `signal` to the whole process group, and to every process of the cgroup (those that made
     /// a process group or session of their own included).
+    ///
+    /// Only while the leader is not reaped: after that its pid may be a stranger's, and its cgroup
+    /// may already serve the next run (emptied cgroups are reused); what the run left behind is
+    /// killed by the reaper itself.
     public func signalGroup(_ signal: Int32) {
-        reaped.whileAlive { _ = kill(-pid, signal) }
-        cgroup?.signalAll(signal)
+        reaped.whileAlive {
+            _ = kill(-pid, signal)
+            cgroup?.signalAll(signal)
+        }
     }
 
     /// SIGTERM to the group, SIGKILL after `grace` if the leader still runs.
@@ -169,8 +175,10 @@ public final class ChildProcess: Sendable {
         let exit = self.exit
         let killer = Task { [reaped, pid, cgroup] in
             try await Task.sleep(for: grace)
-            reaped.whileAlive { _ = kill(-pid, SIGKILL) }
-            cgroup?.killAll()
+            reaped.whileAlive {
+                _ = kill(-pid, SIGKILL)
+                cgroup?.killAll()
+            }
         }
         _ = await exit.value
         killer.cancel()

@@ -63,6 +63,34 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: cgroup.dirs[0]), "the run's cgroup is removed at close")
     }
 
+    /// A stop of a run that has ended (a cancel arriving just after its end) reaches nothing: not
+    /// the run that now uses its emptied cgroup, nor whatever took its pid.
+    @Test func aLateStopOfAnEndedRunDoesNotReachTheRunThatReusesItsCgroup() async throws {
+        let containment = try Self.containment()
+        let first = try #require(try containment.makeCgroup(task: TaskID(rawValue: 9020), epoch: LeaseEpoch(1),
+                                                           resources: ResourceVector(cpus: 1)))
+        let ended = try ChildProcess.launch(argv: ["/bin/true"], environment: Self.environment("late-1"), cwd: "/tmp",
+                                            cgroup: first)
+        for await _ in ended.output {}
+        _ = await ended.ending()
+        let second = try #require(try containment.makeCgroup(task: TaskID(rawValue: 9021), epoch: LeaseEpoch(1),
+                                                            resources: ResourceVector(cpus: 1)))
+        #expect(second.dirs == first.dirs, "the emptied cgroup is used again")
+        let marker = "late-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let running = try ChildProcess.launch(argv: ["sleep", "300"], environment: Self.environment(marker), cwd: "/tmp",
+                                              cgroup: second)
+        #expect(try await Self.eventually { Self.processes(marked: marker).count == 1 })
+        ended.signalGroup(SIGKILL)
+        await ended.terminate(grace: .milliseconds(50))
+        // kill(2) is delivered before it returns: a process it reached is dying now, not later.
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(Self.processes(marked: marker).count == 1, "the late stop of the ended run killed the next run")
+        await running.terminate(grace: .seconds(2))
+        for await _ in running.output {}
+        #expect(try await Self.eventually { Self.processes(marked: marker).isEmpty })
+        containment.close()
+    }
+
     /// A cgroup used again counts only its new run: no OOM kill, CPU time or memory peak of the run
     /// before it, and the new run's own limit.
     @Test func aReusedCgroupReportsOnlyItsNewRun() async throws {
