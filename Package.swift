@@ -141,7 +141,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentTests",
-            dependencies: ["PaddockAgent", "PaddockProtocol"],
+            dependencies: ["PaddockAgent", "PaddockProtocol", "PaddockTestSupport"],
             path: "Tests/AgentTests"
         ),
         .testTarget(

@@ -50,22 +50,14 @@ public final class ChildProcess: Sendable {
     }
 
     /// Launches `argv` (looked up in the agent's PATH) in `cgroup` when one is given: the child joins
-    /// it before it execs, so nothing the task starts can be outside it.
+    /// it before it execs, so nothing the task starts can be outside it. With `warm`, a child already
+    /// waiting in `cgroup` runs it (see `WarmChild`).
     static func launch(argv: [String], environment: [String: String], cwd: String,
-                       cgroup: TaskCgroup? = nil) throws(LaunchError) -> ChildProcess {
-        guard let program = argv.first, !program.isEmpty else { throw LaunchError(description: "empty command") }
-        var fds: [Int32] = [-1, -1]
-        guard paddock_pipe_cloexec(&fds) == 0 else { throw LaunchError(description: "pipe: \(String(cString: strerror(errno)))") }
-        let cgroupFDs: [Int32]
-        do {
-            cgroupFDs = try cgroup?.openProcsFiles() ?? []
-        } catch {
-            close(fds[0])
-            close(fds[1])
-            throw error
+                       cgroup: TaskCgroup? = nil, warm: WarmChild? = nil) throws(LaunchError) -> ChildProcess {
+        guard let program = argv.first, !program.isEmpty else {
+            warm?.dismiss()
+            throw LaunchError(description: "empty command")
         }
-        defer { cgroupFDs.forEach { _ = close($0) } }
-
         let cArgs = argv.map { strdup($0) } + [nil]
         let cEnv = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
@@ -74,12 +66,31 @@ public final class ChildProcess: Sendable {
         }
         var pid: pid_t = 0
         var stage: Int32 = 0
-        let rc = cgroupFDs.withUnsafeBufferPointer { cgroupBuffer in
-            paddock_spawn(&pid, program, cArgs, cEnv, cwd, fds[1], cgroupBuffer.baseAddress, Int32(cgroupBuffer.count), &stage)
+        let rc: Int32
+        let readFD: Int32
+        if let handle = warm?.take() {
+            readFD = paddock_warm_output_fd(handle)
+            rc = paddock_warm_launch(handle, program, cArgs, cEnv, cwd, &pid, &stage)
+        } else {
+            var fds: [Int32] = [-1, -1]
+            guard paddock_pipe_cloexec(&fds) == 0 else { throw LaunchError(description: "pipe: \(String(cString: strerror(errno)))") }
+            let cgroupFDs: [Int32]
+            do {
+                cgroupFDs = try cgroup?.openProcsFiles() ?? []
+            } catch {
+                close(fds[0])
+                close(fds[1])
+                throw error
+            }
+            defer { cgroupFDs.forEach { _ = close($0) } }
+            rc = cgroupFDs.withUnsafeBufferPointer { cgroupBuffer in
+                paddock_spawn(&pid, program, cArgs, cEnv, cwd, fds[1], cgroupBuffer.baseAddress, Int32(cgroupBuffer.count), &stage)
+            }
+            close(fds[1])
+            if rc != 0 { close(fds[0]) }
+            readFD = fds[0]
         }
-        close(fds[1])
         guard rc == 0 else {
-            close(fds[0])
             let reason = switch stage {
             case 1: "cannot join the task's cgroup: \(String(cString: strerror(rc)))"
             case 4: "cannot change to the task's directory \(cwd): \(String(cString: strerror(rc)))"
@@ -88,7 +99,7 @@ public final class ChildProcess: Sendable {
             }
             throw LaunchError(description: reason)
         }
-        return ChildProcess(pid: pid, readFD: fds[0], cgroup: cgroup)
+        return ChildProcess(pid: pid, readFD: readFD, cgroup: cgroup)
     }
 
     private init(pid: pid_t, readFD: Int32, cgroup: TaskCgroup?) {

@@ -45,6 +45,11 @@ public struct ContainmentPolicy: Sendable, Equatable {
     public var pidsMax: Int = 16_384
     /// Off: tasks run in process groups only, as where cgroups are not writable.
     public var enabled = true
+    /// Children kept waiting in cgroups of their own for the next runs (`WarmChild`), at most one per
+    /// slot; nil (`auto`): up to 4, where joining a cgroup is slow on this host.
+    public var warmChildren: Int? = nil
+    /// How many `auto` keeps where joining is slow.
+    public static let autoWarmChildren = 4
 
     public init() {}
 }
@@ -71,6 +76,8 @@ public struct Containment: Sendable {
     let policy: ContainmentPolicy
     /// Emptied cgroups of runs that ended, kept for the next runs.
     let pool = CgroupPool()
+    /// Children waiting in cgroups of their own for the next runs.
+    let warm = WarmPool()
     /// What works and what does not, said once in the agent's log.
     public let summary: String
 
@@ -156,12 +163,87 @@ public struct Containment: Sendable {
                 reused.remove()  // a cgroup that cannot be set up again is not used again
             }
         }
+        return try freshCgroup(limits: limits(for: resources))
+    }
+
+    /// The cgroup of a run and, where one waits in it, a warm child to run the task in (see
+    /// `WarmChild`); otherwise as `makeCgroup`. The caller calls `replenish()` once it has launched.
+    func prepareRun(task: TaskID, epoch: LeaseEpoch, resources: ResourceVector) throws(LaunchError) -> (cgroup: TaskCgroup?, warm: WarmChild?) {
+        while let child = warm.take() {
+            var cgroup = child.cgroup
+            do {
+                try cgroup.prepare(limits: limits(for: resources))
+                return (cgroup, child)
+            } catch {
+                child.dismiss()
+                cgroup.remove(waiting: .seconds(2))
+            }
+        }
+        return (try makeCgroup(task: task, epoch: epoch, resources: resources), nil)
+    }
+
+    /// Keeps up to `count` warm children waiting, one per slot: a launch then finds its child already
+    /// in its cgroup. With `onlyIfJoiningIsSlow` (`--warm-children auto`), only where joining a
+    /// cgroup is slow on this host: the kernel makes the first join after a quiet spell wait out an
+    /// RCU grace period (~14 ms) unless cgroup2 is mounted `favordynmods`, and where it does not, a
+    /// warm child only costs CPU. Measured once, with the first child. Returns what was decided, for
+    /// the agent's log.
+    @discardableResult
+    public func keepWarm(_ count: Int, onlyIfJoiningIsSlow: Bool = false) -> String? {
+        guard isActive, count > 0 else { return nil }
+        if onlyIfJoiningIsSlow {
+            guard let probe = (pool.take() ?? (try? freshCgroup(limits: TaskCgroup.Limits(memory: nil, cpuMillis: nil)))) else { return nil }
+            let started = ContinuousClock.now
+            guard let child = WarmChild(cgroup: probe) else {
+                probe.remove()
+                return nil
+            }
+            let joined = child.waitReady()
+            let took = ContinuousClock.now - started
+            let milliseconds = String(format: "%.2f", Double(took.components.attoseconds) / 1e15 + Double(took.components.seconds) * 1000)
+            guard joined, took >= Self.slowJoin else {
+                child.dismiss()
+                child.cgroup.recycle(waiting: .seconds(2))
+                return "joining a task cgroup took \(milliseconds) ms here: tasks are launched straight into theirs"
+            }
+            warm.setTarget(count)
+            _ = warm.reserveStarts()
+            _ = warm.add(child)
+            replenish()
+            return "joining a task cgroup took \(milliseconds) ms here (an RCU grace period: cgroup2 is not mounted favordynmods): \(count) child(ren) wait in their cgroups for the next tasks"
+        }
+        warm.setTarget(count)
+        replenish()
+        return nil
+    }
+
+    /// A join slower than this is the kernel's grace period, not the work of the join (~50 µs).
+    static let slowJoin: Duration = .milliseconds(2)
+
+    /// Starts warm children until as many wait as `keepWarm` asked for, each in an idle cgroup (or a
+    /// new one), with no limits until a run takes it.
+    func replenish() {
+        for _ in 0..<warm.reserveStarts() {
+            var child: WarmChild?
+            if let cgroup = pool.take() ?? (try? freshCgroup(limits: TaskCgroup.Limits(memory: nil, cpuMillis: nil))) {
+                child = WarmChild(cgroup: cgroup)
+                if child == nil { cgroup.remove() }
+            }
+            if !warm.add(child), let child {  // closed meanwhile
+                child.dismiss()
+                child.cgroup.remove(waiting: .seconds(2))
+            }
+        }
+    }
+
+    /// A new cgroup, `run-N` in each hierarchy, with `limits` written.
+    private func freshCgroup(limits: TaskCgroup.Limits) throws(LaunchError) -> TaskCgroup {
         var cgroup = TaskCgroup()
         // Reused across runs where the memory peak can be reset (v1, or no memory controller): a v2
         // `memory.peak` resets only per open file, so those cgroups serve one run each.
         let reusable = !hierarchies.contains { $0.v2 && $0.kinds.contains(.memory) }
         cgroup.pool = reusable ? pool : nil
-        let name = reusable ? "run-\(pool.nextNumber())" : "\(task)-e\(epoch)"
+        let name = "run-\(pool.nextNumber())"
         for hierarchy in hierarchies {
             let dir = hierarchy.base + "/" + name
             guard mkdir(dir, 0o755) == 0 || errno == EEXIST else {
@@ -180,7 +262,7 @@ public struct Containment: Sendable {
             if let dir = cgroup.pids, policy.pidsMax > 0 {
                 try Self.write("\(policy.pidsMax)", to: dir + "/pids.max")
             }
-            try cgroup.prepare(limits: limits(for: resources), fresh: true)
+            try cgroup.prepare(limits: limits, fresh: true)
         } catch {
             cgroup.remove()
             throw error
@@ -194,8 +276,13 @@ public struct Containment: Sendable {
                           cpuMillis: resources.milliCPUs > 0 ? resources.milliCPUs : nil)
     }
 
-    /// Removes the agent's own directories (empty once its tasks are gone), the idle cgroups first.
+    /// Removes the agent's own directories (empty once its tasks are gone), the warm children and the
+    /// idle cgroups first.
     public func close() {
+        for child in warm.close() {
+            child.dismiss()
+            child.cgroup.remove(waiting: .seconds(2))
+        }
         for cgroup in pool.drain() { cgroup.remove(waiting: .seconds(2)) }
         for hierarchy in hierarchies { rmdir(hierarchy.base) }
     }
@@ -369,7 +456,7 @@ struct TaskCgroup: Sendable {
             if v2 {
                 try Containment.write(limits.memory.map(String.init) ?? "max", to: dir + "/memory.max")
                 // The limit bounds what the task holds, not what it holds in RAM: no swap beyond it.
-                if fresh { try? Containment.write("0", to: dir + "/memory.swap.max") }
+                try? Containment.write(limits.memory == nil ? "max" : "0", to: dir + "/memory.swap.max")
             } else {
                 // v1 keeps limit <= memsw.limit at every moment: raise memsw first, lower it last.
                 let value = limits.memory.map(String.init) ?? "-1"

@@ -35,6 +35,9 @@ struct ExchangeService: Service {
     var nudge: Nudge { workload.nudge }
 
     func run() async throws {
+        // Every run has ended (or none began): the warm children, the idle cgroups and the agent's own
+        // directories go.
+        defer { containment.close() }
         // A refused enrollment (a wrong join token) ends the agent with that error; a shutdown
         // while the master is unreachable ends it at once.
         do {
@@ -43,6 +46,10 @@ struct ExchangeService: Service {
             return
         }
         let enrolled = await session.ready()
+        let warmChildren = config.containment.warmChildren ?? ContainmentPolicy.autoWarmChildren
+        if let decided = containment.keepWarm(min(config.slots, warmChildren), onlyIfJoiningIsSlow: config.containment.warmChildren == nil) {
+            logger.info("\(decided)")
+        }
         let pumpBusy = BusyFlag()
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
@@ -66,8 +73,6 @@ struct ExchangeService: Service {
         }
         // Whatever is still leased to this agent (an answer lost while it left) goes back at once.
         await announce(leaving: true, authoritative: true)
-        // Every run has ended: the idle cgroups and the agent's own directories go.
-        containment.close()
         logger.info("agent \(config.name) stopped")
     }
 

@@ -39,13 +39,15 @@ struct TaskRunner: Sendable {
 
         let process: ChildProcess
         do throws(LaunchError) {
-            let cgroup = try containment.makeCgroup(task: task, epoch: lease.epoch, resources: lease.requirements.resources)
+            let run = try containment.prepareRun(task: task, epoch: lease.epoch, resources: lease.requirements.resources)
+            // The child that waited in this run's cgroup is used: another starts waiting for the next.
+            defer { containment.replenish() }
             do throws(LaunchError) {
                 let launch = mappedLaunch(workDir: dir)
                 process = try ChildProcess.launch(argv: launch.argv, environment: launch.environment,
-                                                  cwd: launch.cwd ?? dir, cgroup: cgroup)
+                                                  cwd: launch.cwd ?? dir, cgroup: run.cgroup, warm: run.warm)
             } catch {
-                cgroup?.remove()
+                run.cgroup?.remove(waiting: .seconds(2))
                 throw error
             }
         } catch {

@@ -177,6 +177,8 @@ struct AgentOptions: ParsableArguments {
     var taskPidsMax: Int = 16_384
     @Option(help: "Run each task in its own cgroup where the agent may (auto), or never (off).")
     var taskCgroups: String = "auto"
+    @Option(help: "Children kept waiting in their cgroups for the next tasks, at most one per slot: auto (up to 4 where joining a cgroup waits out an RCU grace period on this host), or a number (0: none).")
+    var warmChildren: String = "auto"
 
     func config(master: URL, joinToken: String, defaultWorkDir: String) throws -> AgentConfig {
         let cpus = self.cpus ?? Double(ResourceDetection.cpus())
@@ -216,6 +218,12 @@ struct AgentOptions: ParsableArguments {
         }
         guard taskPidsMax >= 0 else { throw ValidationError("--task-pids-max must be ≥ 0 (0: no limit)") }
         guard ["auto", "off"].contains(taskCgroups) else { throw ValidationError("--task-cgroups is auto or off") }
+        if warmChildren != "auto" {
+            guard let count = Int(warmChildren), (0...64).contains(count) else {
+                throw ValidationError("--warm-children is auto or a number between 0 and 64")
+            }
+            config.containment.warmChildren = count
+        }
         config.containment.memory = memory
         config.containment.pidsMax = taskPidsMax
         config.containment.enabled = taskCgroups == "auto"

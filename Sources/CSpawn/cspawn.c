@@ -91,3 +91,239 @@ int paddock_spawn(pid_t *pid, const char *file, char *const argv[], char *const 
     *pid = child_pid;
     return 0;
 }
+
+/* ---- Warm launches ------------------------------------------------------------------------------
+
+   Moving a process into a cgroup takes the kernel's global migration lock for writing, and the
+   first writer after a quiet spell waits for an RCU grace period (~14 ms here): on a farm of short
+   tasks that wait was most of a launch. A warm child pays it before its task is known: vforked on
+   a thread of its own, it joins its cgroups, sets up its descriptors and process group, says it is
+   ready, and waits on a pipe. The launch writes the task (argv, environment, cwd) into memory the
+   child shares until its exec, and one byte into the pipe. */
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+
+struct paddock_warm {
+    int go_write, report_read, out_read;   /* the agent's ends */
+    int go_read, report_write, out_write;  /* the child's ends: the agent closes its copies once it has read the first report */
+    char **procs_paths;
+    int n_paths;
+    /* Written by the launch before "go"; read by the child, which shares this memory until its exec. */
+    const char *file;
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;
+    atomic_int launched;
+    atomic_int refs;
+    /* The first report (read once by the launch or the dismissal): stage 0 and the child's pid when ready. */
+    int first_read, first_stage, first_value;
+};
+
+static void warm_release(struct paddock_warm *w) {
+    if (atomic_fetch_sub(&w->refs, 1) != 1) return;
+    for (int i = 0; i < w->n_paths; i++) free(w->procs_paths[i]);
+    free(w->procs_paths);
+    free(w);
+}
+
+/* Below this, the child's descriptors: 0 /dev/null, 1 and 2 the output, 3 "go", 4 the report. */
+enum { WARM_GO = 3, WARM_REPORT = 4 };
+
+static void warm_child(struct paddock_warm *w) {
+    int stage = 3, err = 0;
+    int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    /* Out of the way of the targets first, so no dup2 overwrites a descriptor still to be moved. */
+    int out = fcntl(w->out_write, F_DUPFD_CLOEXEC, 100);
+    int go = fcntl(w->go_read, F_DUPFD_CLOEXEC, 100);
+    int report = fcntl(w->report_write, F_DUPFD_CLOEXEC, 100);
+    if (null_fd < 0 || out < 0 || go < 0 || report < 0) goto early;
+    null_fd = fcntl(null_fd, F_DUPFD_CLOEXEC, 100);
+    if (null_fd < 0) goto early;
+    if (dup2(null_fd, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0) goto early;
+    if (dup3(go, WARM_GO, O_CLOEXEC) < 0 || dup3(report, WARM_REPORT, O_CLOEXEC) < 0) goto early;
+    /* Nothing else of the agent's stays open here (other launches' pipes above all: a launch sees
+       its task's exec as end-of-file on its report pipe, which a copy held here would delay). */
+    syscall(SYS_close_range, WARM_REPORT + 1, ~0U, 0);
+    prctl(PR_SET_NAME, "paddock-warm", 0, 0, 0);
+    if (setpgid(0, 0) != 0) { stage = 2; goto fail; }
+    for (int i = 0; i < w->n_paths; i++) {
+        int fd = open(w->procs_paths[i], O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "0", 1) != 1) { stage = 1; goto fail; }
+        close(fd);
+    }
+    int ready[2] = {0, (int)syscall(SYS_getpid)};
+    if (write(WARM_REPORT, ready, sizeof ready) != (ssize_t)sizeof ready) _exit(127);
+    char go_byte;
+    ssize_t n;
+    do { n = read(WARM_GO, &go_byte, 1); } while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(0);  /* dismissed, or the agent is gone */
+    if (chdir(w->cwd) != 0) { stage = 4; goto fail; }
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < NSIG; s++) {
+        if (s == SIGKILL || s == SIGSTOP) continue;
+        sigaction(s, &dfl, NULL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execvpe(w->file, w->argv, w->envp);
+    stage = 5;
+fail:
+    err = errno;
+    int message[2] = {stage, err};
+    (void)!write(WARM_REPORT, message, sizeof message);
+    _exit(127);
+early:
+    /* The descriptors are not in place: report through the original end. */
+    err = errno;
+    int early_message[2] = {stage, err};
+    (void)!write(w->report_write, early_message, sizeof early_message);
+    _exit(127);
+}
+
+static void *warm_thread(void *arg) {
+    struct paddock_warm *w = arg;
+    /* All signals blocked across vfork: no handler of the agent's may run in the child while it
+       shares the agent's memory. The child resets dispositions before it unblocks. */
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, NULL);
+    pid_t pid = vfork();
+    if (pid == 0) warm_child(w);
+    if (pid < 0) {
+        int message[2] = {6, errno};
+        (void)!write(w->report_write, message, sizeof message);
+    } else if (!atomic_load(&w->launched)) {
+        /* Never launched: it exited (dismissed, or it failed before it was ready). */
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    }
+    warm_release(w);
+    return NULL;
+}
+
+paddock_warm *paddock_warm_start(const char *const *procs_paths, int n_paths, int *error) {
+    struct paddock_warm *w = calloc(1, sizeof *w);
+    if (!w) { *error = ENOMEM; return NULL; }
+    int go[2] = {-1, -1}, report[2] = {-1, -1}, out[2] = {-1, -1};
+    if (pipe2(go, O_CLOEXEC) != 0 || pipe2(report, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) goto fail;
+    w->go_write = go[1]; w->go_read = go[0];
+    w->report_read = report[0]; w->report_write = report[1];
+    w->out_read = out[0]; w->out_write = out[1];
+    w->procs_paths = calloc(n_paths > 0 ? n_paths : 1, sizeof(char *));
+    if (!w->procs_paths) { errno = ENOMEM; goto fail; }
+    for (int i = 0; i < n_paths; i++) {
+        w->procs_paths[i] = strdup(procs_paths[i]);
+        if (!w->procs_paths[i]) { errno = ENOMEM; goto fail; }
+        w->n_paths = i + 1;
+    }
+    atomic_init(&w->launched, 0);
+    atomic_init(&w->refs, 2);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);  /* the child's stack too, until its exec */
+    pthread_t thread;
+    int rc = pthread_create(&thread, &attr, warm_thread, w);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) { errno = rc; goto fail; }
+    return w;
+fail:
+    *error = errno;
+    for (int i = 0; i < 2; i++) {
+        if (go[i] >= 0) close(go[i]);
+        if (report[i] >= 0) close(report[i]);
+        if (out[i] >= 0) close(out[i]);
+    }
+    if (w->procs_paths) for (int i = 0; i < w->n_paths; i++) free(w->procs_paths[i]);
+    free(w->procs_paths);
+    free(w);
+    return NULL;
+}
+
+/* The first report: ready (stage 0, the pid) or why the child could not get ready. The child's ends
+   are closed afterwards: the child holds its own copies (or is gone), and the thread writes into
+   them only before that report. The read end of "go" stays open until the byte is written: a
+   child killed meanwhile then costs no SIGPIPE (its launch sees it end like any task). */
+static void warm_first_report(struct paddock_warm *w) {
+    if (w->first_read) return;
+    w->first_read = 1;
+    int message[2] = {0, 0};
+    ssize_t n;
+    do { n = read(w->report_read, message, sizeof message); } while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)sizeof message) {
+        w->first_stage = message[0];
+        w->first_value = message[1];
+    } else {
+        w->first_stage = 6;
+        w->first_value = EIO;
+    }
+    close(w->report_write);
+    close(w->out_write);
+}
+
+int paddock_warm_output_fd(const paddock_warm *w) { return w->out_read; }
+
+int paddock_warm_wait_ready(paddock_warm *w) {
+    warm_first_report(w);
+    return w->first_stage;
+}
+
+int paddock_warm_launch(paddock_warm *w, const char *file, char *const argv[], char *const envp[], const char *cwd,
+                        pid_t *pid, int *failed_stage) {
+    *failed_stage = 0;
+    warm_first_report(w);
+    if (w->first_stage != 0) {
+        *failed_stage = w->first_stage;
+        int err = w->first_value != 0 ? w->first_value : EIO;
+        close(w->go_write);
+        close(w->go_read);
+        close(w->report_read);
+        close(w->out_read);
+        warm_release(w);
+        return err;
+    }
+    pid_t child = (pid_t)w->first_value;
+    w->file = file;
+    w->argv = argv;
+    w->envp = envp;
+    w->cwd = cwd;
+    atomic_store(&w->launched, 1);
+    int rc = 0;
+    if (write(w->go_write, "x", 1) != 1) rc = errno;
+    close(w->go_write);
+    close(w->go_read);
+    int message[2] = {0, 0};
+    ssize_t n = 0;
+    if (rc == 0) {
+        do { n = read(w->report_read, message, sizeof message); } while (n < 0 && errno == EINTR);
+    }
+    close(w->report_read);
+    if (rc != 0 || n == (ssize_t)sizeof message) {
+        /* It failed before or at exec and exited (or never got the byte, then it exits on end-of-file):
+           reaped here, it never ran the task. */
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR) {}
+        close(w->out_read);
+        *failed_stage = rc != 0 ? 6 : message[0];
+        if (rc == 0) rc = message[1] != 0 ? message[1] : EIO;
+        warm_release(w);
+        return rc;
+    }
+    *pid = child;
+    warm_release(w);
+    return 0;
+}
+
+void paddock_warm_dismiss(paddock_warm *w) {
+    /* Closing "go" first: a child still joining its cgroups exits as soon as it reads end-of-file. */
+    close(w->go_write);
+    warm_first_report(w);
+    close(w->go_read);
+    close(w->report_read);
+    close(w->out_read);
+    warm_release(w);
+}

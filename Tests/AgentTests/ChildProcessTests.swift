@@ -1,5 +1,6 @@
 import Foundation
 @testable import PaddockAgent
+import PaddockTestSupport
 import Testing
 
 /// The process launcher, with real child processes.
@@ -30,11 +31,6 @@ import Testing
         #expect(ProcessLedger.processes(inGroup: child.pid).count >= 2)
         await child.terminate(grace: .seconds(2))
         for await _ in child.output {}  // closes only when every holder of the pipe is gone
-        #expect(ProcessLedger.processes(inGroup: child.pid).filter { !isZombie($0) }.isEmpty)
+        #expect(ProcessLedger.processes(inGroup: child.pid).filter { !ProcessTable.isZombie($0) }.isEmpty)
     }
-}
-
-func isZombie(_ pid: Int32) -> Bool {
-    guard let stat = ProcessLedger.readProcFile("/proc/\(pid)/stat") else { return true }
-    return String(decoding: stat, as: UTF8.self).contains(") Z ")
 }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 @testable import PaddockAgent
 import PaddockProtocol
+import PaddockTestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -27,7 +28,7 @@ import Glibc
         let needle = Data("PADDOCK_TEST_MARK=\(marker)\0".utf8)
         return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid_t($0) }.filter { pid in
             guard let environ = ProcessLedger.readProcFile("/proc/\(pid)/environ"), environ.range(of: needle) != nil else { return false }
-            return !isZombie(pid)
+            return !ProcessTable.isZombie(pid)
         }
     }
 

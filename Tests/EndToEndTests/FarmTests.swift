@@ -50,8 +50,10 @@ extension EndToEnd { @Suite struct FarmTests {
     @Test func killedAgentsTaskIsRequeuedAndFinishedByAnother() async throws {
         let farm = try Farm(leaseTimeout: "2s")
         try await farm.startMaster()
-        try farm.startAgent("doomed", ["--cpus", "1", "--ram", "1GiB"])
+        // With a child waiting in its cgroup for the next task, whatever this host's joins cost: it ends with the agent.
+        try farm.startAgent("doomed", ["--cpus", "1", "--ram", "1GiB", "--warm-children", "1"])
         try await eventually("doomed online", timeout: 20) { try await farm.agent(named: "doomed")?.state == .online }
+        let doomedPID = try #require(farm.pid("doomed"))
         let job = try await farm.submit(JobSubmission(name: "survive", tasks: [
             shell("echo ran on $PADDOCK_AGENT_NAME; sleep 2", name: "sleeper"),
         ]))
@@ -59,8 +61,16 @@ extension EndToEnd { @Suite struct FarmTests {
         try await eventually("the task runs on doomed", timeout: 20) { try await farm.task(taskID).state == .running }
         try farm.startAgent("rescuer", ["--cpus", "1", "--ram", "1GiB"])
         try await eventually("rescuer online", timeout: 20) { try await farm.agent(named: "rescuer")?.state == .online }
+        var warm: [pid_t] = []
+        try await eventually("doomed keeps a warm child", timeout: 20) {
+            warm = ProcessTable.children(of: doomedPID, named: "paddock-warm")
+            return !warm.isEmpty
+        }
         let killedAt = Date()
         farm.kill9("doomed")
+        try await eventually("the warm child ends with its agent", timeout: 20) {
+            warm.allSatisfy(ProcessTable.isGone)
+        }
 
         let tasks = try await farm.waitForJob(job.id, timeout: 30)
         let requeuedWithin = Date().timeIntervalSince(killedAt)

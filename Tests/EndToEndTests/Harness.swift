@@ -75,6 +75,9 @@ final class Farm: @unchecked Sendable {
                               "--work-dir", dir + "/" + name] + extra, environment: environment)
     }
 
+    /// The pid of a process the farm started.
+    func pid(_ name: String) -> pid_t? { processes[name]?.processIdentifier }
+
     func kill9(_ name: String) {
         guard let process = processes[name] else { return }
         kill(process.processIdentifier, SIGKILL)

@@ -69,12 +69,17 @@ final class Farm {
     /// From now on the farm's URL (agents, admin calls) is 127.0.0.1:`port`, e.g. a frontend's.
     func route(through port: Int) { self.port = port }
 
+    /// More arguments for every real agent, from `PADDOCK_BENCH_AGENT_ARGS` (split on spaces): a
+    /// figure with and without an agent option in one sitting (e.g. `--warm-children 0`).
+    static let extraAgentArguments: [String] = (ProcessInfo.processInfo.environment["PADDOCK_BENCH_AGENT_ARGS"] ?? "")
+        .split(separator: " ").map(String.init)
+
     /// Starts a real agent offering `slots` CPUs and slots, and waits until the master lists it online.
     @discardableResult
     func startAgent(_ name: String, slots: Int, prefetch: Int = 0) async throws -> AgentID {
         try launch(name, ["agent", "--master", url.absoluteString, "--join-token", Self.joinToken, "--name", name,
                           "--work-dir", dir + "/" + name, "--cpus", String(slots), "--slots", String(slots),
-                          "--ram", "1GiB", "--disk", "1GiB", "--prefetch", String(prefetch)])
+                          "--ram", "1GiB", "--disk", "1GiB", "--prefetch", String(prefetch)] + Self.extraAgentArguments)
         var found: AgentID?
         try await until("agent \(name) online", timeout: 60) {
             let page: Page<AgentView>? = try? await admin.call("GET", APIPath.agents)

@@ -23,4 +23,28 @@ int paddock_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 int paddock_spawn(pid_t *pid, const char *file, char *const argv[], char *const envp[], const char *cwd,
                   int out_fd, const int *cgroup_fds, int n_cgroup_fds, int *failed_stage);
 
+/// A child waiting in its cgroups for a task (see cspawn.c): its join, the slow part of a launch on a
+/// cgroup host, is paid before the task is known.
+typedef struct paddock_warm paddock_warm;
+
+/// Starts a warm child on a thread of its own: it joins the cgroups whose `cgroup.procs` files are
+/// `procs_paths`, takes stdin from /dev/null and stdout+stderr from its output pipe, leads its own
+/// process group, and waits. Returns NULL with `*error` set if it cannot be started.
+paddock_warm *paddock_warm_start(const char *const *procs_paths, int n_paths, int *error);
+
+/// The read end of the child's output pipe (the caller's after a successful launch; closed otherwise).
+int paddock_warm_output_fd(const paddock_warm *w);
+
+/// Waits until the child has joined its cgroups: 0 when it has, else the stage that failed.
+int paddock_warm_wait_ready(paddock_warm *w);
+
+/// Runs a task in the warm child: `file` looked up in the agent's PATH, in `cwd`. Waits until the
+/// child is ready, then until its exec. Returns 0 with `*pid` set, or an errno with `*failed_stage`
+/// (as `paddock_spawn`'s, 6: the child could not be started). Consumes `w` either way.
+int paddock_warm_launch(paddock_warm *w, const char *file, char *const argv[], char *const envp[], const char *cwd,
+                        pid_t *pid, int *failed_stage);
+
+/// Ends a warm child that will not be used (it exits; it is reaped) and consumes `w`.
+void paddock_warm_dismiss(paddock_warm *w);
+
 #endif
