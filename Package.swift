@@ -119,7 +119,7 @@ let package = Package(
         .target(name: "PaddockTestSupport", dependencies: [], path: "Tests/Support", swiftSettings: strict),
         .testTarget(
             name: "ProtocolTests",
-            dependencies: ["PaddockProtocol", "PaddockTestSupport"],
+            dependencies: ["PaddockProtocol", "PaddockTestSupport", .product(name: "Yams", package: "Yams")],
             path: "Tests/ProtocolTests"
         ),
         .testTarget(

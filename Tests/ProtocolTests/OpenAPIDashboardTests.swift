@@ -21,7 +21,7 @@ struct OpenAPIDashboardTests {
     }
 
     @Test func theDescriptionNamesTheDashboard() {
-        let intro = doc.section("info").joined(separator: " ")
+        let intro = doc.info
         #expect(intro.contains("`/`") && intro.contains("`GET /v1/jobs/{id}/graph`") && intro.contains("`GET /v1/throughput`"))
     }
 }
