@@ -56,9 +56,10 @@ public struct Master: Sendable {
         // `/metrics` reads task counts kept as rows change: counted once here, before any request.
         try await (store as? SQLStore)?.countTasks()
         let scheme = config.tls == nil ? "http" : "https"
+        let certificate = try config.tls.map { files throws(MasterStartError) in try ServerCertificate(files: files) }
         let app = Application(
             router: router(),
-            server: try Self.server(tls: config.tls, idleTimeout: config.idleTimeout),
+            server: try Self.server(tls: certificate, idleTimeout: config.idleTimeout),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "paddock"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
@@ -67,6 +68,7 @@ public struct Master: Sendable {
             logger: logger)
         // The group stops services in reverse order: the sweeper (which then ends the long-polls) before the server.
         var services: [any Service] = [app]
+        if let certificate { services.append(CertificateReloader(certificate: certificate, logger: logger)) }
         if let relay = store.relay {
             services.append(WakeListener(relay: relay, wakes: [wake, commandWake, logWake], logger: logger))
         }
@@ -79,22 +81,10 @@ public struct Master: Sendable {
 
     /// HTTP/1.1, in TLS when the config names a certificate and key. Hummingbird closes a connection
     /// idle past `idleTimeout` unless a request read whole is being answered (a long-poll).
-    static func server(tls: TLSFiles?, idleTimeout: Double?) throws -> HTTPServerBuilder {
+    static func server(tls: ServerCertificate?, idleTimeout: Double?) throws -> HTTPServerBuilder {
         let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: idleTimeout.map { .milliseconds(Int64($0 * 1000)) }))
         guard let tls else { return http1 }
-        let chain: [NIOSSLCertificate]
-        let key: NIOSSLPrivateKey
-        do {
-            chain = try NIOSSLCertificate.fromPEMFile(tls.certificateChain)
-            key = try NIOSSLPrivateKey(file: tls.privateKey, format: .pem)
-        } catch {
-            throw MasterStartError("cannot read the TLS certificate \(tls.certificateChain) or key \(tls.privateKey): \(error)")
-        }
-        guard !chain.isEmpty else { throw MasterStartError("no certificate in \(tls.certificateChain)") }
-        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
-                                                                     privateKey: .privateKey(key))
-        configuration.minimumTLSVersion = .tlsv12
-        return try .tls(http1, tlsConfiguration: configuration)
+        return try .tls(http1, tlsConfiguration: tls.configuration())
     }
 }
 

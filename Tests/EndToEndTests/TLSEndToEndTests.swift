@@ -50,4 +50,44 @@ extension EndToEnd { @Suite struct TLSEndToEndTests {
         try farm.startAgent("confused", ["--cpus", "1", "--ca-file", bogus])
         _ = try await farm.waitForLine(in: farm.dir + "/confused.log", containing: "--ca-file")
     }
+
+    /// `systemctl reload` (SIGHUP) serves a renewed certificate to new connections without a restart;
+    /// a pair that cannot be read is refused and the one in use kept.
+    @Test func sighupServesARenewedCertificateToNewConnections() async throws {
+        let farm = try Farm()
+        let certificate = farm.dir + "/tls.pem", key = farm.dir + "/tls-key.pem"
+        func install(_ certificateName: String, _ keyName: String) throws {
+            for (name, path) in [(certificateName, certificate), (keyName, key)] {
+                try? FileManager.default.removeItem(atPath: path)
+                try FileManager.default.copyItem(atPath: Self.fixtures.appendingPathComponent(name).path, toPath: path)
+            }
+        }
+        try install("server.pem", "server-key.pem")
+        let firstCA = Self.fixtures.appendingPathComponent("ca.pem").path
+        let renewedCA = Self.fixtures.appendingPathComponent("ca-rotated.pem").path
+        farm.tls = (certificate: certificate, key: key, caFile: firstCA)
+        try await farm.startMaster()
+        let master = try #require(farm.pid("master"))
+        let url = try #require(URL(string: farm.url))
+        _ = try await MasterClient(baseURL: url, token: Farm.admin, caFile: firstCA).raw("GET", APIPath.jobs, timeout: 10)
+
+        try "not a certificate".write(toFile: certificate, atomically: true, encoding: .utf8)
+        kill(master, SIGHUP)
+        _ = try await farm.waitForLine(in: farm.dir + "/master.log", containing: "the certificate read before stays in use")
+        _ = try await MasterClient(baseURL: url, token: Farm.admin, caFile: firstCA).raw("GET", APIPath.jobs, timeout: 10)
+
+        try install("server-rotated.pem", "server-rotated-key.pem")
+        kill(master, SIGHUP)
+        _ = try await farm.waitForLine(in: farm.dir + "/master.log", containing: "read again; new connections use it")
+        // A pool of its own for each client below: a new connection and a new handshake (the pools
+        // by CA file keep their connections, which keep the certificate they were opened with).
+        func fresh(_ caFile: String) throws -> MasterClient {
+            MasterClient(baseURL: url, token: Farm.admin, pool: try ConnectionPool(connectionsPerHost: 1, caFile: caFile))
+        }
+        _ = try await fresh(renewedCA).raw("GET", APIPath.jobs, timeout: 10)
+        await #expect(throws: (any Error).self, "a client trusting only the old CA still accepted the master") {
+            _ = try await fresh(firstCA).raw("GET", APIPath.jobs, timeout: 10)
+        }
+        #expect(kill(master, 0) == 0, "the master still runs")
+    }
 } }
