@@ -26,6 +26,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         // Already under postgres-nio: SHA-256 of submissions (idempotency keys).
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        // Already built for swift-nio-ssl: `--tls-self-signed` makes its CA and certificate with it.
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
     ],
     targets: [
         .target(
@@ -43,6 +46,8 @@ let package = Package(
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -137,6 +142,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             path: "Tests/MasterTests"
         ),
@@ -162,7 +169,7 @@ let package = Package(
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["PaddockProtocol", "PaddockClient", "PaddockAgent", "PaddockCLI", "PaddockTestSupport"],
+            dependencies: ["PaddockProtocol", "PaddockClient", "PaddockAgent", "PaddockCLI", "PaddockMaster", "PaddockTestSupport"],
             path: "Tests/EndToEndTests"
         ),
     ],

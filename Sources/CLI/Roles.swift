@@ -53,6 +53,9 @@ struct MasterOptions: ParsableArguments {
     var tlsCert: String?
     @Option(help: "The private key (PEM) of --tls-cert.")
     var tlsKey: String?
+    @Option(help: ArgumentHelp("Serve HTTPS with a certificate of a CA of its own, made in this directory on the first start.",
+                               discussion: "Prints the CA's fingerprint; agents and the CLI trust DIR/ca.pem with --ca-file."))
+    var tlsSelfSigned: String?
     @Option(help: ArgumentHelp("Requests per second and burst of each token and each address without one, RATE/BURST or off.",
                                discussion: "Past it the master answers 429 with Retry-After."))
     var rateLimit: String = RateLimit.clientDefault.description
@@ -78,6 +81,7 @@ struct MasterOptions: ParsableArguments {
         case (nil, nil): break
         default: throw ValidationError("--tls-cert and --tls-key go together")
         }
+        if tlsSelfSigned != nil, config.tls != nil { throw ValidationError("--tls-self-signed replaces --tls-cert and --tls-key") }
         if let publicURL {
             // It is written into the install script that new hosts run as root: an http(s) URL and nothing else.
             if let problem = ConfigFile.check("public-url", publicURL, .url) { throw ValidationError(problem) }
@@ -87,6 +91,14 @@ struct MasterOptions: ParsableArguments {
     }
 
     static let longestRetention: Double = 10 * 365 * 86400
+
+    /// Names a self-signed certificate carries beside this host's own: the listen address when it is
+    /// a specific one, and the public URL's host.
+    func certificateNames(_ config: MasterConfig) -> [String] {
+        var names = [config.host]
+        if let host = config.publicURL.flatMap({ URL(string: $0)?.host }) { names.append(host) }
+        return names.filter { !$0.isEmpty }
+    }
 
     /// `--rate-limit`, `--agent-rate-limit`, `--idle-timeout` and `--log-retention`.
     func applyLimits(to config: inout MasterConfig) throws {
@@ -289,6 +301,13 @@ struct MasterCommand: AsyncParsableCommand {
             logger.notice("behind trusted proxies without --public-url: the install script names the master by the Host header")
         }
         if let path = options.agentPackage { config.agentPackage = try AgentPackage.load(path) }
+        if let directory = options.tlsSelfSigned {
+            let prepared = try SelfSignedTLS.prepare(directory: directory, names: options.certificateNames(config))
+            config.tls = prepared.files
+            let made = prepared.made.isEmpty ? "" : " (made now: \(prepared.made.joined(separator: ", ")))"
+            say("TLS: certificate of the farm's own CA \(prepared.caFile)\(made), SHA-256 fingerprint \(prepared.caFingerprint): "
+                + "copy it to agents and users (--ca-file, PADDOCK_CA_FILE) and check the fingerprint there")
+        }
         let master = Master(config: config, store: try await options.openStore(logger: logger))
         let services = try await master.services(logger: logger) { url in say("paddock master listening on \(url)") }
         try await runServices(services, logger: logger)

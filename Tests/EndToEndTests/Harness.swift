@@ -20,6 +20,8 @@ final class Farm: @unchecked Sendable {
     /// The port clients use: the master's, or the frontend's in front of several.
     var port = 0
     /// An HTTPS master: its certificate and key (PEM); clients then trust `caFile`.
+    /// HTTPS: the master's certificate and key (none: the master makes its own, `--tls-self-signed`
+    /// among the extra arguments), and the CA file its clients trust.
     var tls: (certificate: String, key: String, caFile: String)?
     private var processes: [String: Process] = [:]
 
@@ -56,7 +58,8 @@ final class Farm: @unchecked Sendable {
         let log = try launch("master", ["master", "--listen", listen, "--data", dir + "/master",
                                         "--join-token", Self.join, "--admin-token", Self.admin,
                                         "--lease-timeout", leaseTimeout]
-                                       + (tls.map { ["--tls-cert", $0.certificate, "--tls-key", $0.key] } ?? []) + extra)
+                                       + (tls.map { $0.certificate.isEmpty ? [] : ["--tls-cert", $0.certificate, "--tls-key", $0.key] } ?? [])
+                                       + extra)
         if port == 0 {
             let line = try await waitForLine(in: log, containing: "listening on http")
             guard let value = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) }) else {

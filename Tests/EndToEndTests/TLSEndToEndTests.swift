@@ -1,5 +1,6 @@
 import Foundation
 import PaddockClient
+import PaddockMaster
 import PaddockProtocol
 import Testing
 
@@ -89,5 +90,36 @@ extension EndToEnd { @Suite struct TLSEndToEndTests {
             _ = try await fresh(firstCA).raw("GET", APIPath.jobs, timeout: 10)
         }
         #expect(kill(master, 0) == 0, "the master still runs")
+    }
+
+    /// `--tls-self-signed DIR`: a first install encrypted without a PKI. The master makes a CA and
+    /// its certificate, prints the CA's fingerprint, and keeps both across restarts; an agent and the
+    /// CLI that trust DIR/ca.pem run a job through it.
+    @Test func aSelfSignedMasterIsTrustedThroughItsOwnCA() async throws {
+        let farm = try Farm()
+        let directory = farm.dir + "/tls"
+        farm.tls = (certificate: "", key: "", caFile: directory + "/ca.pem")
+        try await farm.startMaster(["--tls-self-signed", directory])
+        let printed = try await farm.waitForLine(in: farm.dir + "/master.log", containing: "SHA-256 fingerprint")
+        let fingerprint = try SelfSignedTLS.fingerprint(pemFile: directory + "/ca.pem")
+        #expect(printed.contains(fingerprint) && printed.contains("made now: CA, server certificate"), "\(printed)")
+        for key in ["ca-key.pem", "key.pem"] {
+            let mode = try #require(try FileManager.default.attributesOfItem(atPath: directory + "/" + key)[.posixPermissions] as? Int)
+            #expect(mode == 0o600, "\(key) is readable by others: \(String(mode, radix: 8))")
+        }
+        try farm.startAgent("trusting", ["--cpus", "1", "--ca-file", directory + "/ca.pem"])
+        let job = try await farm.submit(JobSubmission(name: "self-signed", tasks: [shell("echo private")]))
+        #expect(try await farm.waitForJob(job.id, timeout: 60).map(\.state) == [.succeeded])
+        #expect(try await cli(farm, ["jobs"]).contains("self-signed"))
+
+        // Restarted on the same directory: the same CA and certificate, nothing made again.
+        try await farm.terminate("trusting")
+        try await farm.terminate("master")
+        let certificate = try String(contentsOfFile: directory + "/cert.pem", encoding: .utf8)
+        try await farm.startMaster(["--tls-self-signed", directory])
+        #expect(try String(contentsOfFile: directory + "/cert.pem", encoding: .utf8) == certificate)
+        #expect(try SelfSignedTLS.fingerprint(pemFile: directory + "/ca.pem") == fingerprint)
+        #expect(farm.log("master").components(separatedBy: "made now").count == 2, "made again on restart")
+        #expect(try await cli(farm, ["jobs"]).contains("self-signed"))
     }
 } }
