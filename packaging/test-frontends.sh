@@ -50,10 +50,21 @@ http {
 EOF
 }
 
-echo "haproxy -c -f packaging/haproxy.cfg"
-haproxy -c -f "$here/haproxy.cfg"
-echo "nginx -t: packaging/nginx.conf in a minimal main config"
-nginx_main "$here/nginx.conf" >"$work/nginx-shipped.conf"
+# Both frontends terminate TLS as shipped: the test certificate (127.0.0.1 and localhost, signed by
+# the test CA) stands in for /etc/haproxy/paddock.pem and /etc/nginx/paddock{,-key}.pem.
+fixtures="$here/../Tests/ClientTests/Fixtures"
+cat "$fixtures/server.pem" "$fixtures/server-key.pem" >"$work/frontend.pem"
+with_test_certificate() {
+    sed -e "s#/etc/haproxy/paddock.pem#$work/frontend.pem#" \
+        -e "s#/etc/nginx/paddock.pem#$fixtures/server.pem#" \
+        -e "s#/etc/nginx/paddock-key.pem#$fixtures/server-key.pem#" "$1"
+}
+with_test_certificate "$here/haproxy.cfg" >"$work/haproxy-shipped.cfg"
+with_test_certificate "$here/nginx.conf" >"$work/nginx-shipped-site.conf"
+echo "haproxy -c -f packaging/haproxy.cfg (its certificate path replaced)"
+haproxy -c -f "$work/haproxy-shipped.cfg"
+echo "nginx -t: packaging/nginx.conf in a minimal main config (its certificate paths replaced)"
+nginx_main "$work/nginx-shipped-site.conf" >"$work/nginx-shipped.conf"
 nginx -t -q -e "$work/nginx-error.log" -c "$work/nginx-shipped.conf"
 [ "$live" = 1 ] || { echo "test-frontends: both files are valid"; exit 0; }
 
@@ -84,7 +95,7 @@ for port in "${backends[@]}"; do wait_port "$port"; done
 fetch_both() {
     local seen=""
     for _ in $(seq 1 40); do
-        body=$(curl -fsS --max-time 5 "$1/id") || { echo "GET $1/id failed" >&2; return 1; }
+        body=$(curl -fsS --max-time 5 --cacert "$fixtures/ca.pem" "$1/id") || { echo "GET $1/id failed" >&2; return 1; }
         case " $seen " in *" $body "*) ;; *) seen="$seen $body" ;; esac
         [[ "$seen" == *backend-a* && "$seen" == *backend-b* ]] && { echo "  both backends answered through $1"; return 0; }
     done
@@ -98,7 +109,7 @@ awk -v bind="127.0.0.1:$hport" -v servers="${backends[*]}" '
     section == "global" && $1 ~ /^(user|group|chroot|daemon|pidfile)$/ { next }
     section == "global" && $1 == "log" { if (!logged) print "    log stdout format raw local0"; logged = 1; next }
     section == "global" && $1 == "stats" && $2 == "socket" { next }
-    section == "frontend" && $1 == "bind" { print "    bind " bind; next }
+    section == "frontend" && $1 == "bind" { $2 = bind; print "    " $0; next }
     section == "backend" && $1 == "server" {
         if (!done) {
             options = ""; for (i = 4; i <= NF; i++) options = options " " $i
@@ -108,14 +119,14 @@ awk -v bind="127.0.0.1:$hport" -v servers="${backends[*]}" '
         }
         next
     }
-    { print }' "$here/haproxy.cfg" >"$work/haproxy.cfg"
+    { print }' "$work/haproxy-shipped.cfg" >"$work/haproxy.cfg"
 haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
 pids+=($!)
 wait_port "$hport"
 sleep 2.5   # two health checks (inter 1s) before both backends are surely up
 echo "haproxy (packaging/haproxy.cfg, rewritten for loopback) on 127.0.0.1:$hport"
-fetch_both "http://127.0.0.1:$hport"
-curl -fsS -o /dev/null -w '  /healthz through haproxy: %{http_code}\n' "http://127.0.0.1:$hport/healthz"
+fetch_both "https://127.0.0.1:$hport"
+curl -fsS --cacert "$fixtures/ca.pem" -o /dev/null -w '  /healthz through haproxy: %{http_code}\n' "https://127.0.0.1:$hport/healthz"
 
 # nginx: the shipped site file with its listen and upstream servers rewritten.
 nport=$(free_port)
@@ -131,12 +142,12 @@ awk -v listen="127.0.0.1:$nport" -v servers="${backends[*]}" '
         next
     }
     inside && $1 == "}" { inside = 0 }
-    $1 == "listen" { print "    listen " listen ";"; next }
-    { print }' "$here/nginx.conf" >"$work/nginx-site.conf"
+    $1 == "listen" { print "    listen " listen " ssl;"; next }
+    { print }' "$work/nginx-shipped-site.conf" >"$work/nginx-site.conf"
 nginx_main "$work/nginx-site.conf" >"$work/nginx-live.conf"
 nginx -e "$work/nginx-error.log" -c "$work/nginx-live.conf" -g 'daemon off; master_process off;' &
 pids+=($!)
 wait_port "$nport"
 echo "nginx (packaging/nginx.conf, rewritten for loopback) on 127.0.0.1:$nport"
-fetch_both "http://127.0.0.1:$nport"
+fetch_both "https://127.0.0.1:$nport"
 echo "test-frontends: both files are valid and proxy"

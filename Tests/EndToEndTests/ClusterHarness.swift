@@ -8,7 +8,7 @@ import PaddockTestSupport
 
 /// Several real masters on one real PostgreSQL behind a real HAProxy (from the
 /// shipped packaging/haproxy.cfg), with the `Farm` harness's processes and logs:
-/// the farm's `url` is HAProxy's, as agents and users are given in production.
+/// the farm's `url` is HAProxy's (https: it terminates TLS), as agents and users are given in production.
 final class Cluster: @unchecked Sendable {
     // @unchecked: `masterPorts` is set once in `start` before anything else reads it; the
     // rest is immutable or Sendable. The test's own task drives the cluster sequentially.
@@ -38,6 +38,8 @@ final class Cluster: @unchecked Sendable {
         let proxy = try await HAProxyServer.start(masters: masterPorts)
         frontend = proxy
         farm.port = proxy.port
+        // Through TLS, as shipped: HAProxy terminates it, the masters behind it speak plain HTTP.
+        if proxy.tls { farm.tls = (certificate: "", key: "", caFile: HAProxyServer.caFile) }
         try await eventually("HAProxy answers /healthz", timeout: 20) {
             (try? await farm.admin.raw("GET", "/healthz")) != nil
         }

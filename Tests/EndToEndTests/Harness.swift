@@ -78,6 +78,9 @@ final class Farm: @unchecked Sendable {
                               "--work-dir", dir + "/" + name] + extra, environment: environment)
     }
 
+    /// `--ca-file` of the CA the farm's master or frontend is trusted by (none over plain HTTP).
+    var caArguments: [String] { tls.map { ["--ca-file", $0.caFile] } ?? [] }
+
     /// The pid of a process the farm started.
     func pid(_ name: String) -> pid_t? { processes[name]?.processIdentifier }
 

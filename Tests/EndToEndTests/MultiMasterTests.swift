@@ -51,7 +51,7 @@ extension EndToEnd {
             let cluster = try await Cluster(leaseTimeout: "10s")
             let farm = cluster.farm
             try await cluster.start(masters: 3)
-            for index in 1...4 { try farm.startAgent("agent\(index)", ["--cpus", "2", "--slots", "2"]) }
+            for index in 1...4 { try farm.startAgent("agent\(index)", ["--cpus", "2", "--slots", "2"] + farm.caArguments) }
             try await eventually("4 agents online", timeout: 30) { (try? await farm.agents().count) == 4 }
 
             let file = farm.dir + "/ran.txt"
@@ -96,7 +96,7 @@ extension EndToEnd {
             let cluster = try await Cluster(leaseTimeout: "10s")
             let farm = cluster.farm
             try await cluster.start(masters: 3)
-            for name in ["steady1", "steady2", "victim"] { try farm.startAgent(name, ["--cpus", "2", "--slots", "2"]) }
+            for name in ["steady1", "steady2", "victim"] { try farm.startAgent(name, ["--cpus", "2", "--slots", "2"] + farm.caArguments) }
             try await eventually("3 agents online", timeout: 30) { (try? await farm.agents().count) == 3 }
             let seed = UInt64.random(in: 0...UInt64.max)
             print("multi-master soak: seed \(seed)")
@@ -113,7 +113,7 @@ extension EndToEnd {
                     try await cluster.startMaster(index)
                     if round == 2 {
                         farm.kill9("victim")
-                        try farm.startAgent("victim", ["--cpus", "2", "--slots", "2"])
+                        try farm.startAgent("victim", ["--cpus", "2", "--slots", "2"] + farm.caArguments)
                     }
                 }
                 return 6
@@ -194,7 +194,7 @@ extension EndToEnd {
             let cluster = try await Cluster(leaseTimeout: "30s")
             let farm = cluster.farm
             try await cluster.start(masters: 2)
-            for index in 1...2 { try farm.startAgent("agent\(index)", ["--cpus", "2", "--slots", "2"]) }
+            for index in 1...2 { try farm.startAgent("agent\(index)", ["--cpus", "2", "--slots", "2"] + farm.caArguments) }
             try await eventually("2 agents online", timeout: 30) { (try? await farm.agents().count) == 2 }
             let file = farm.dir + "/ran.txt"
             let count = 300

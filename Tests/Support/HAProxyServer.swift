@@ -10,7 +10,8 @@ import Darwin
 /// output (and its request log) goes to `haproxy.log` in its directory.
 ///
 /// The generated copy of the shipped file differs only in:
-///   - the frontend's `bind` line: `bind 127.0.0.1:PORT` (a free port);
+///   - the frontend's `bind` line: `bind 127.0.0.1:PORT` (a free port), its TLS options kept with the
+///     test certificate as `crt` (or dropped, `tls: false`);
 ///   - the backend's `server` lines: one `server masterN 127.0.0.1:PORT OPTIONS` per given
 ///     master, OPTIONS being those of the shipped file's first `server` line (its health check);
 ///   - in `global`, the lines a test cannot run with are dropped: `user`, `group`, `chroot`,
@@ -35,8 +36,14 @@ public final class HAProxyServer: @unchecked Sendable {
     public let dir: String
     public var configPath: String { dir + "/haproxy.cfg" }
     public var logPath: String { dir + "/haproxy.log" }
-    /// `http://127.0.0.1:PORT`
-    public var url: String { "http://127.0.0.1:\(port)" }
+    /// Whether its frontend terminates TLS (as shipped), with the test certificate of
+    /// Tests/ClientTests/Fixtures (127.0.0.1 and localhost, signed by `caFile`).
+    public let tls: Bool
+    /// `https://127.0.0.1:PORT` (`http://` without TLS)
+    public var url: String { (tls ? "https" : "http") + "://127.0.0.1:\(port)" }
+    /// The CA that signed the frontend's test certificate.
+    public static var caFile: String { fixtures + "/ca.pem" }
+    static var fixtures: String { repositoryRoot + "/Tests/ClientTests/Fixtures" }
 
     private let lock = NSLock()
     private var process: Process?
@@ -55,7 +62,8 @@ public final class HAProxyServer: @unchecked Sendable {
     /// packaging/haproxy.cfg in the repository.
     public static var shippedConfigPath: String { repositoryRoot + "/packaging/haproxy.cfg" }
 
-    private init(port: Int, masters: [Int], dir: String) {
+    private init(port: Int, masters: [Int], dir: String, tls: Bool) {
+        self.tls = tls
         self.port = port
         self.masters = masters
         self.dir = dir
@@ -71,7 +79,10 @@ public final class HAProxyServer: @unchecked Sendable {
     /// Starts HAProxy on a free port with the shipped config rewritten for `masters` (ports on
     /// 127.0.0.1), and waits until its port accepts TCP connections. The masters need not be up:
     /// HAProxy's health checks take them in (2 good checks, 1 s apart, as shipped) and out.
-    public static func start(masters: [Int]) async throws -> HAProxyServer {
+    ///
+    /// With `tls` (as shipped) the frontend serves the test certificate; without, plain HTTP (the
+    /// bind line's TLS options dropped), e.g. for a benchmark comparable with earlier ones.
+    public static func start(masters: [Int], tls: Bool = true) async throws -> HAProxyServer {
         guard isAvailable else { throw SupportError(unavailableReason) }
         guard !masters.isEmpty else { throw SupportError("HAProxyServer needs at least one master") }
         let shipped = try String(contentsOfFile: shippedConfigPath, encoding: .utf8)
@@ -81,9 +92,17 @@ public final class HAProxyServer: @unchecked Sendable {
             let dir = NSTemporaryDirectory() + (NSTemporaryDirectory().hasSuffix("/") ? "" : "/")
                 + "paddock-haproxy-\(UUID().uuidString.prefix(8))"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            let server = HAProxyServer(port: try freeLoopbackPort(), masters: masters, dir: dir)
+            let server = HAProxyServer(port: try freeLoopbackPort(), masters: masters, dir: dir, tls: tls)
             do {
-                try config(from: shipped, port: server.port, masters: masters)
+                var certificate: String?
+                if tls {
+                    // HAProxy reads the certificate and its key from one file.
+                    let pem = try String(contentsOfFile: fixtures + "/server.pem", encoding: .utf8)
+                        + String(contentsOfFile: fixtures + "/server-key.pem", encoding: .utf8)
+                    certificate = dir + "/frontend.pem"
+                    try pem.write(toFile: dir + "/frontend.pem", atomically: true, encoding: .utf8)
+                }
+                try config(from: shipped, port: server.port, masters: masters, certificate: certificate)
                     .write(toFile: server.configPath, atomically: true, encoding: .utf8)
                 try await server.launchAndWait()
                 return server
@@ -97,7 +116,8 @@ public final class HAProxyServer: @unchecked Sendable {
     }
 
     /// The shipped config rewritten for a test (see the type's comment for what changes).
-    public static func config(from shipped: String, port: Int, masters: [Int]) throws -> String {
+    /// `certificate`: the PEM file for the shipped bind line's `crt`; nil drops its TLS options.
+    public static func config(from shipped: String, port: Int, masters: [Int], certificate: String? = nil) throws -> String {
         var output: [String] = []
         var section = ""
         var serversWritten = false
@@ -122,7 +142,18 @@ public final class HAProxyServer: @unchecked Sendable {
                     output.append("    log stdout format raw local0")
                 }
             case ("frontend", "bind"):
-                if !frontendBound { output.append("    bind 127.0.0.1:\(port)") }
+                if !frontendBound {
+                    var options = words.dropFirst(2).map(String.init)
+                    if let certificate {
+                        guard let crt = options.firstIndex(of: "crt"), crt + 1 < options.count else {
+                            throw SupportError("haproxy.cfg: the frontend's bind line has no crt FILE: \(line)")
+                        }
+                        options[crt + 1] = certificate
+                    } else {
+                        options = []
+                    }
+                    output.append((["    bind 127.0.0.1:\(port)"] + options).joined(separator: " "))
+                }
                 frontendBound = true
             case (_, "bind"):
                 continue
