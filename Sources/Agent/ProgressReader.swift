@@ -13,7 +13,7 @@ struct ProgressReader {
     static let lineBudget: Duration = .milliseconds(250)
     static let chunkBudget: Duration = .seconds(1)
     /// How long the reader waits for a chunk's evaluation at most, whatever ICU does.
-    static let watchdog: DispatchTimeInterval = .seconds(3)
+    static let watchdog: Duration = .seconds(3)
 
     private var scanner = ProgressLine.Scanner()
     private var pattern: ProgressLine.Pattern?
@@ -35,9 +35,11 @@ struct ProgressReader {
         let read = await Self.evaluate(lines, pattern, frames: frames, on: queue)
         guard read.outOfTime else { return (read.progress, nil) }
         self.pattern = nil
+        // The watchdog answered for an evaluation ICU did not stop: the chunk's PROGRESS lines still count.
+        let progress = read.progress ?? lines.compactMap(ProgressLine.parse).last
         let warning = "paddock: progress_regex '\(source.prefix(80))' took over \(Self.lineBudget) on one line "
             + "(or \(Self.chunkBudget) on one chunk of output): it is not read for the rest of this task\n"
-        return (read.progress, warning)
+        return (progress, warning)
     }
 
     /// Runs on `queue`; should ICU fail to stop at the deadline, the reader stops waiting anyway
@@ -46,26 +48,34 @@ struct ProgressReader {
                                  on queue: DispatchQueue) async -> (progress: Double?, outOfTime: Bool) {
         let answered = Once()
         return await withCheckedContinuation { continuation in
+            // One timer per evaluation, cancelled once it has answered: chunks come by the thousand.
+            let watchdogTimer = Task {
+                try? await Task.sleep(for: watchdog)
+                if !Task.isCancelled, answered.first() { continuation.resume(returning: (nil, true)) }
+            }
             let answer: @Sendable ((progress: Double?, outOfTime: Bool)) -> Void = { result in
+                watchdogTimer.cancel()
                 if answered.first() { continuation.resume(returning: result) }
             }
             queue.async {
                 let chunkDeadline = ContinuousClock.now + chunkBudget
                 var found: Double?
+                var outOfTime = false
                 for line in lines {
                     if let value = ProgressLine.parse(line) {
                         found = value
                         continue
                     }
+                    // Past the budget the pattern is not run again, but the chunk's PROGRESS lines still count.
+                    guard !outOfTime else { continue }
                     switch pattern.evaluate(line, frames: frames, until: min(ContinuousClock.now + lineBudget, chunkDeadline)) {
                     case .progress(let value): found = value
                     case .nothing: break
-                    case .outOfTime: return answer((found, true))
+                    case .outOfTime: outOfTime = true
                     }
                 }
-                answer((found, false))
+                answer((found, outOfTime))
             }
-            DispatchQueue.global().asyncAfter(deadline: .now() + watchdog) { answer((nil, true)) }
         }
     }
 }
