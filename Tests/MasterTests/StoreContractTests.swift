@@ -314,6 +314,15 @@ import Testing
                                            idempotency: key)
         #expect(!later.replayed && later.job.id != first.job.id)
         #expect(try await store.jobs(JobFilter(), page: PageRequest()).items.count == 3)
+        // Keys are each owner's: another token's "k-1", with another body, is a job of its own, and
+        // neither finds nor blocks alice's.
+        let other = JobSubmission(name: "bob's", tasks: [TaskSpec(name: "b", command: ["true"])])
+        let bobs = try await store.submit(other, owner: "bob", now: now.addingTimeInterval(SubmissionKey.lifetime + 70),
+                                          idempotency: SubmissionKey(key: "k-1", bodyHash: "cccc"))
+        #expect(!bobs.replayed && bobs.job.id != later.job.id && bobs.job.owner == "bob")
+        let alicesAgain = try await store.submit(job, owner: "alice", now: now.addingTimeInterval(SubmissionKey.lifetime + 80),
+                                                 idempotency: key)
+        #expect(alicesAgain.replayed && alicesAgain.job.id == later.job.id)
     }
 
     @Test(arguments: Backend.allCases)

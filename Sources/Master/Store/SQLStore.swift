@@ -40,9 +40,12 @@ public final class SQLStore: Store {
 
     /// With an idempotency key: the first submission under it is stored with its body's hash; the same
     /// key again with the same body answers the job stored then (a client retrying a submission whose
-    /// answer it lost makes no second job), with another body 422. Keys are kept 24 hours.
+    /// answer it lost makes no second job), with another body 422. Keys are kept 24 hours, and are
+    /// each owner's own: one token's key neither finds nor blocks another's job.
     public func submit(_ job: JobSubmission, owner: String, now: Date,
                        idempotency: SubmissionKey?) async throws -> SubmitOutcome {
+        // Stored under the owner: a key is visible ASCII, so the newline cannot be forged into it.
+        let storedKey = idempotency.map { owner + "\n" + $0.key }
         let graph: DependencyGraph
         do { graph = try DependencyGraph(tasks: job.tasks) } catch {
             throw PaddockError.invalid(error.description, field: "tasks")
@@ -52,7 +55,7 @@ public final class SQLStore: Store {
                 try db.execute(sql: "DELETE FROM submissions WHERE created_at < ?",
                                arguments: [now.timeIntervalSince1970 - SubmissionKey.lifetime])
                 if let row = try SQLRow.fetchOne(db, sql: "SELECT body_hash, job_id FROM submissions WHERE key = ?\(db.lockRows)",
-                                                 arguments: [idempotency.key]) {
+                                                 arguments: [storedKey]) {
                     guard (row["body_hash"] as String) == idempotency.bodyHash else {
                         throw PaddockError.idempotencyKeyReused(idempotency.key)
                     }
@@ -69,7 +72,7 @@ public final class SQLStore: Store {
                 // Two masters storing one key at once: the second insert collides and its transaction runs
                 // again, finding the first one's job above.
                 try db.execute(sql: "INSERT INTO submissions (key, body_hash, job_id, created_at) VALUES (?, ?, ?, ?)",
-                               arguments: [idempotency.key, idempotency.bodyHash, view.id.rawValue, now.timeIntervalSince1970])
+                               arguments: [storedKey, idempotency.bodyHash, view.id.rawValue, now.timeIntervalSince1970])
             }
             return SubmitOutcome(job: view, replayed: false)
         }
