@@ -219,7 +219,8 @@ public struct OpenJDConversion: Sendable {
     }
 
     /// One task: its argv (through a small `sh` prelude when it has embedded files or refers to
-    /// the session directory), and its parameters in the environment as `PADDOCK_PARAM_<NAME>`.
+    /// the session directory), its parameters in the environment as `PADDOCK_PARAM_<NAME>` and in
+    /// its `parameters` (raw values, as the template's author wrote them).
     static func task(_ plan: ScriptPlan, name: String, parameters: [OpenJDJob.TaskParameter]) throws(OpenJDError) -> TaskSpec {
         var symbols = plan.symbols
         var env = plan.pathEnv
@@ -253,10 +254,14 @@ public struct OpenJDConversion: Sendable {
             throw plan.actionPath.error("the command and its embedded files take more than Paddock's \(Limits.argLength) bytes "
                 + "per argument (embedded files travel in the task's command), or contain NUL")
         }
+        var values: [String: String] = [:]
         for parameter in parameters {
             env["PADDOCK_PARAM_\(parameter.name.uppercased())"] = parameter.value
+            values[parameter.name] = parameter.value
         }
-        return TaskSpec(name: name, command: command, env: env)
+        var spec = TaskSpec(name: name, command: command, env: env)
+        spec.parameters = values  // shown in the task's view (`parameters`) and by `paddock tasks`
+        return spec
     }
 
     static let rulesFile = "openjd-path-mapping.json"

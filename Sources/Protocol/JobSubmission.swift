@@ -15,6 +15,9 @@ public struct TaskSpec: Sendable, Equatable {
     /// The frames this task renders (set by a frame-range template): a job's `progress_regex`
     /// capturing a frame number turns into progress against them.
     public var frames: ClosedRange<Int>?
+    /// The task's parameter values (an Open Job Description task's, one element of its step's
+    /// parameter space), shown in its view; they change nothing in how it runs.
+    public var parameters: [String: String] = [:]
 
     public init(name: String, command: [String], env: [String: String] = [:], cwd: String? = nil,
                 requirements: TaskRequirements? = nil, maxAttempts: Int? = nil, timeout: Double? = nil,
@@ -38,6 +41,7 @@ extension TaskSpec: Codable {
         case dependsOn = "depends_on"
         case frames
         case pathMapping = "path_mapping"
+        case parameters
     }
 
     public init(from decoder: any Decoder) throws {
@@ -63,6 +67,21 @@ extension TaskSpec: Codable {
         guard dependsOn.count <= 1000 else {
             throw DecodingError.dataCorruptedError(forKey: .dependsOn, in: c, debugDescription: "at most 1000 dependencies")
         }
+        parameters = try Self.decodeParameters(c, .parameters)
+    }
+
+    /// At most `Limits.taskParameters` names of 1 to 64 characters, each value at most
+    /// `Limits.taskParameterValue` bytes.
+    static func decodeParameters<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> [String: String] {
+        let parameters = try c.decodeIfPresent([String: String].self, forKey: key) ?? [:]
+        guard parameters.count <= Limits.taskParameters,
+              parameters.allSatisfy({ (1...64).contains($0.key.count) && $0.value.utf8.count <= Limits.taskParameterValue
+                  && !$0.key.contains("\0") && !$0.value.contains("\0") })
+        else {
+            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription:
+                "parameters maps at most \(Limits.taskParameters) names (1 to 64 characters) to values of at most \(Limits.taskParameterValue) bytes")
+        }
+        return parameters
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -77,6 +96,7 @@ extension TaskSpec: Codable {
         try c.encodeIfPresent(priority, forKey: .priority)
         if !dependsOn.isEmpty { try c.encode(dependsOn, forKey: .dependsOn) }
         if let frames { try c.encode("\(frames.lowerBound)-\(frames.upperBound)", forKey: .frames) }
+        if !parameters.isEmpty { try c.encode(parameters, forKey: .parameters) }
     }
 }
 

@@ -85,6 +85,9 @@ public enum Limits {
     public static let argLength = 64 * 1024
     public static let envCount = 1024
     public static let envValueLength = 64 * 1024
+    /// A task's parameter values (`TaskSpec.parameters`): how many, and each value's bytes.
+    public static let taskParameters = 64
+    public static let taskParameterValue = 4096
     public static let pathLength = 4096
     public static let tagCount = 64
     public static let tagLength = 64

@@ -153,6 +153,8 @@ public struct TaskView: Codable, Sendable {
     public var frames: String?
     /// What its latest run last said it was doing (an `openjd_status: TEXT` line).
     public var status: String?
+    /// Its parameter values (an Open Job Description task's), when it has any.
+    public var parameters: [String: String]?
     public var history: [TaskEventView]?
     public var href: String
 
@@ -193,7 +195,7 @@ public struct TaskView: Codable, Sendable {
         case startedAt = "started_at"
         case finishedAt = "finished_at"
         case fitsNoAgent = "fits_no_agent"
-        case usage, frames, status
+        case usage, frames, status, parameters
     }
 
     /// Every field of the task is present, `null` when unset (`agent` and `exit_code` are part of
@@ -226,6 +228,7 @@ public struct TaskView: Codable, Sendable {
         try c.encodeIfPresent(usage, forKey: .usage)
         try c.encodeIfPresent(frames, forKey: .frames)
         try c.encodeIfPresent(status, forKey: .status)
+        try c.encodeIfPresent(parameters, forKey: .parameters)
         try c.encodeIfPresent(history, forKey: .history)
         try c.encode(href, forKey: .href)
     }

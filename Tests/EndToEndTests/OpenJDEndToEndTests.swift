@@ -72,9 +72,11 @@ extension EndToEnd { @Suite struct OpenJDEndToEndTests {
                                                 "Render[4] Frame=3 Layer=bg", "Render[5] Frame=3 Layer=fg"])
         let third = try #require(render.first { $0.name.hasPrefix("Render[3]") })
         #expect(third.env["PADDOCK_PARAM_FRAME"] == "2")
+        #expect(third.parameters == ["Frame": "2", "Layer": "fg"], "the task view carries its parameter values")
         #expect(try await farm.logs(third.id) == "frame 2 layer fg of sh020\n")
         let encode = try #require(tasks.first { $0.name == "Encode" })
         #expect(encode.timeout == 60)
+        #expect(encode.parameters == nil, "a step without a parameter space has none")
         let log = try await farm.logs(encode.id)
         // Every Render task had finished (6 files) when Encode ran in its own session directory.
         #expect(log.hasPrefix("encoding sh020 in \(farm.dir)/openjd/tasks/\(encode.id)-e"), "\(log)")

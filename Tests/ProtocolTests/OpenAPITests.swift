@@ -379,6 +379,7 @@ struct OpenAPITests {
         var spec = TaskSpec(name: "t", command: ["x"], env: ["A": "b"], cwd: "/tmp", requirements: .default,
                             maxAttempts: 2, timeout: 5, priority: 1, dependsOn: ["u"])
         spec.frames = 1...10
+        spec.parameters = ["Frame": "7"]
         // `path_mapping` and `attributes` are read only: they become the task's env and tags.
         expectSchema("TaskSpec", describes: try Self.keys(spec).union(["path_mapping"]))
         var job = JobSubmission(

@@ -30,6 +30,7 @@ enum Samples {
             task.usage = usage
             task.frames = "1-10"
             task.status = "Processing the things"
+            task.parameters = ["Frame": "7", "Layer": "beauty"]
             task.history = [event]
         }
         return task

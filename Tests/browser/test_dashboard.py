@@ -212,6 +212,20 @@ def test_a_running_tasks_log_follows(page: Page, results):
     assert text.startswith(f"line 0 {marker}\n") and f"line 5 {marker}" in text, text[:200]
 
 
+def test_a_tasks_status_and_parameters_show(page: Page, results):
+    """What a running task last said (`openjd_status:`) and its parameter values, on its page."""
+    job = submit("browser-status", [{"name": "Render[0] Frame=7", "parameters": {"Frame": "7", "Layer": "beauty"},
+        "command": ["sh", "-c", "echo 'openjd_status: Rendering frame 7 of 10'; sleep 60"]}])
+    task = job["task_ids"][0]
+    try:
+        page.goto(URL + f"/#/tasks/{task}")
+        expect(page.locator("#task-status")).to_have_text("Rendering frame 7 of 10")
+        expect(page.locator("#task-parameters")).to_have_text("Frame=7 Layer=beauty")
+        shot(page, "task-status")
+    finally:
+        call("POST", f"/v1/jobs/{job['id']}/cancel")
+
+
 def test_cancel_a_job_from_the_page(page: Page, results):
     marker, job, task = results["marker"], results["cancel_job"], results["cancel_task"]
     pids = wait_until("the task's process on the host", lambda: pids_of(marker))
@@ -503,7 +517,8 @@ def main():
             (test_a_running_tasks_log_follows, page), (test_cancel_a_job_from_the_page, page),
             (test_dependency_graph_is_drawn, page), (test_an_earlier_attempts_log, page),
             (test_agent_cpu_graph_gains_points, page),
-            (test_overview_and_jobs_screens, page), (test_keyboard_reaches_the_pages, page),
+            (test_overview_and_jobs_screens, page), (test_a_tasks_status_and_parameters_show, page),
+            (test_keyboard_reaches_the_pages, page),
             (test_job_actions_and_agent_drain, page), (test_exceptions_and_forgetting_an_agent, page),
             (test_a_read_token_sees_every_action_disabled, browser), (test_phone_and_dark_theme, browser), (test_banner_while_the_master_is_away, page),
         ]

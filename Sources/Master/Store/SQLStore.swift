@@ -108,9 +108,9 @@ public final class SQLStore: Store {
         let ids = try db.allocateIDs("tasks", count: job.tasks.count)
         let columns = """
             INSERT INTO tasks (id, job_id, name, command, env, cwd, cpu_millis, ram, disk, gpus, tags, priority,
-                               timeout, max_attempts, state, created_at, frame_start, frame_end) VALUES
+                               timeout, max_attempts, state, created_at, frame_start, frame_end, parameters) VALUES
             """
-        let rowPlaceholders = "(" + Array(repeating: "?", count: 18).joined(separator: ", ") + ")"
+        let rowPlaceholders = "(" + Array(repeating: "?", count: 19).joined(separator: ", ") + ")"
         var queued = 0
         var batch: [any SQLBindable] = []
         var batchRows = 0
@@ -132,6 +132,7 @@ public final class SQLStore: Store {
                 spec.maxAttempts ?? job.maxAttempts ?? JobSubmission.defaultMaxAttempts,
                 (ready ? TaskState.queued : .blocked).rawValue, now.timeIntervalSince1970,
                 spec.frames?.lowerBound, spec.frames?.upperBound,
+                spec.parameters.isEmpty ? nil : try Self.json(spec.parameters),
             ] as [any SQLBindable]
             batchRows += 1
             if batchRows == 200 { try flush() }
@@ -290,6 +291,7 @@ public final class SQLStore: Store {
             finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
         view.runs = row["runs"]
         view.status = Self.status(row)
+        if let parameters = row["parameters"] as String? { view.parameters = try decode([String: String].self, parameters) }
         if let start = row["frame_start"] as Int?, let end = row["frame_end"] as Int?, start <= end {
             view.frames = "\(start)-\(end)"
         }

@@ -214,6 +214,10 @@ enum PostgresSchema {
                 deleted_at DOUBLE PRECISION NOT NULL
             );
             """),
+        // As SQLite's v10: a task's parameter values, as JSON; NULL for none.
+        ("5", """
+            ALTER TABLE tasks ADD COLUMN parameters TEXT;
+            """),
     ]
 
     static func migrate(location: PostgresLocation, logger: Logger) async throws {

@@ -242,6 +242,10 @@ enum SQLiteSchema {
                                arguments: [SecretHash.hex(clear), row["id"] as Int64])
             }
         }
+        migrator.registerMigration("v10-task-parameters") { db in
+            // A task's parameter values (an OpenJD task's), as JSON; NULL for none.
+            try db.execute(sql: "ALTER TABLE tasks ADD COLUMN parameters TEXT")
+        }
         return migrator
     }
 }
