@@ -31,7 +31,7 @@ enum Role: String, CaseIterable, ExpressibleByArgument {
             ["listen": .listen, "data": .text, "store": .store, "store-password-file": .text, "join-token": .text, "join-token-file": .text, "admin-token": .text,
              "admin-token-file": .text, "lease-timeout": .duration, "blocklist-after": .count, "public-url": .url,
              "agent-package": .text, "trusted-proxy": .networks, "tls-cert": .text, "tls-key": .text, "tls-self-signed": .text,
-             "rate-limit": .rateLimit, "agent-rate-limit": .rateLimit, "idle-timeout": .duration, "log-retention": .retention, "log-level": .choice(["trace", "debug", "info", "notice", "warning", "error"])]
+             "rate-limit": .rateLimit, "agent-rate-limit": .rateLimit, "idle-timeout": .duration, "log-retention": .retention, "log-retention-bytes": .size, "log-level": .choice(["trace", "debug", "info", "notice", "warning", "error"])]
         case .agent:
             ["master": .url, "join-token": .text, "join-token-file": .text, "name": .text, "work-dir": .text,
              "cpus": .number, "ram": .size, "disk": .size, "gpus": .count, "tags": .list, "attr": .list, "path-mapping": .text, "slots": .count,

@@ -65,6 +65,8 @@ struct MasterOptions: ParsableArguments {
     var idleTimeout: String = "75s"
     @Option(help: "Delete the logs of tasks that ended this long ago (e.g. 30d); kept forever by default.")
     var logRetention: String?
+    @Option(help: "Keep each job's logs within this size (e.g. 10GiB): the logs of its tasks that ended first go; no bound by default.")
+    var logRetentionBytes: String?
 
     func config(joinToken: String, adminToken: String) throws -> MasterConfig {
         guard (1...1000).contains(blocklistAfter) else { throw ValidationError("--blocklist-after is between 1 and 1000") }
@@ -115,6 +117,12 @@ struct MasterOptions: ParsableArguments {
                 throw ValidationError("--log-retention is a duration of at least 1s, e.g. 30d")
             }
             config.logRetention = retention
+        }
+        if let logRetentionBytes {
+            guard let bytes = ByteSize.parse(logRetentionBytes), bytes >= 1 << 20 else {
+                throw ValidationError("--log-retention-bytes is a size of at least 1MiB, e.g. 10GiB")
+            }
+            config.logRetentionBytes = bytes
         }
     }
 

@@ -73,8 +73,9 @@ public struct Master: Sendable {
             services.append(WakeListener(relay: relay, wakes: [wake, commandWake, logWake], logger: logger))
         }
         services.append(LeaseSweeper(store: store, config: config, wakes: [wake, commandWake, logWake], logger: logger))
-        if let retention = config.logRetention, let store = store as? SQLStore {
-            services.append(LogPruner(store: store, retention: retention, logger: logger))
+        if config.logRetention != nil || config.logRetentionBytes != nil, let store = store as? SQLStore {
+            services.append(LogPruner(store: store, retention: config.logRetention, bytesPerJob: config.logRetentionBytes,
+                                      logger: logger))
         }
         return services
     }

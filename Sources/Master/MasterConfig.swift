@@ -37,6 +37,9 @@ public struct MasterConfig: Sendable {
     public var idleTimeout: Double? = 75
     /// The logs of tasks that ended this many seconds ago are deleted; nil (the default): kept.
     public var logRetention: Double?
+    /// Each job's stored logs are kept within this many bytes (the logs of its tasks that ended
+    /// longest ago go first); nil (the default): no bound but each run's cap.
+    public var logRetentionBytes: Int64?
 
     public init(host: String = "127.0.0.1", port: Int = 8420, joinToken: String, adminToken: String,
                 leaseTimeout: Double = 30, blocklistAfter: Int = 3) {
