@@ -20,6 +20,21 @@ int paddock_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path
     return posix_spawn_file_actions_addchdir_np(actions, path);
 }
 
+/* Default dispositions and an empty mask in a child about to exec, whatever the agent handles,
+   ignores or blocks. */
+static void reset_signals(void) {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int s = 1; s < NSIG; s++) {
+        if (s == SIGKILL || s == SIGSTOP) continue;
+        sigaction(s, &dfl, NULL);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 /* The child between vfork and exec: it shares the parent's memory, so it only makes system calls
    on what the parent prepared, and reports a failure through `report` (close-on-exec: a successful
    exec closes it, and the parent reads end-of-file). */
@@ -40,17 +55,7 @@ static void child(const char *file, char *const argv[], char *const envp[], cons
        cgroup files), except `report` itself until the exec closes it. */
     if (report > 3) syscall(SYS_close_range, 3, report - 1, 0);
     syscall(SYS_close_range, report + 1, ~0U, 0);
-    /* Default dispositions and an empty mask, whatever the agent handles, ignores or blocks. */
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int s = 1; s < NSIG; s++) {
-        if (s == SIGKILL || s == SIGSTOP) continue;
-        sigaction(s, &dfl, NULL);
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    reset_signals();
     execvpe(file, argv, envp);
     stage = 5;
 fail:
@@ -161,16 +166,7 @@ static void warm_child(struct paddock_warm *w) {
     do { n = read(WARM_GO, &go_byte, 1); } while (n < 0 && errno == EINTR);
     if (n != 1) _exit(0);  /* dismissed, or the agent is gone */
     if (chdir(w->cwd) != 0) { stage = 4; goto fail; }
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int s = 1; s < NSIG; s++) {
-        if (s == SIGKILL || s == SIGSTOP) continue;
-        sigaction(s, &dfl, NULL);
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    reset_signals();
     execvpe(w->file, w->argv, w->envp);
     stage = 5;
 fail:
