@@ -379,17 +379,9 @@ struct ConversionTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("openjd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: encode.command[0])
-        process.arguments = Array(encode.command.dropFirst())
-        process.environment = ["PADDOCK_WORK_DIR": directory.path, "PATH": "/usr/bin:/bin"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        #expect(output == "it's 1-3 in \(directory.path)\n")
+        let ran = try runCommand(encode.command, environment: ["PADDOCK_WORK_DIR": directory.path, "PATH": "/usr/bin:/bin"])
+        #expect(ran.status == 0)
+        #expect(ran.output == "it's 1-3 in \(directory.path)\n")
         let attributes = try FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent("Encode").path)
         #expect((attributes[.posixPermissions] as? Int) == 0o500)
     }
@@ -458,20 +450,10 @@ struct ConversionTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("openjd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: task.command[0])
-        process.arguments = Array(task.command.dropFirst())
-        process.environment = task.env.merging(["PADDOCK_WORK_DIR": directory.path, "PATH": "/usr/bin:/bin"]) { a, _ in a }
-        process.currentDirectoryURL = directory
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, out, err, directory.path)
+        let ran = try runCommand(task.command, environment: task.env.merging(["PADDOCK_WORK_DIR": directory.path,
+                                                                              "PATH": "/usr/bin:/bin"]) { a, _ in a },
+                                 cwd: directory)
+        return (ran.status, ran.output, ran.errors, directory.path)
     }
 
     let environments = """

@@ -29,17 +29,9 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         let base = task.env.merging(["PADDOCK_WORK_DIR": directory.path, "PATH": "/usr/bin:/bin"]) { _, fact in fact }
         let launch = PathMappingEnvironment.prepare(argv: task.command, environment: base, taskEnv: task.env, cwd: nil, agent: rules)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = launch.argv
-        process.environment = launch.environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
-        return output
+        let ran = try runCommand(["/usr/bin/env"] + launch.argv, environment: launch.environment)
+        #expect(ran.status == 0)
+        return ran.output
     }
 
     @Test func pathValuesAreMappedOnTheHost() throws {
@@ -119,19 +111,12 @@ import Testing
         let task = try OpenJDConversion(try job(text)).submission.tasks[0]
         #expect(task.command[2].contains("timeout --foreground -s KILL 1 'sleep' '30'"), "\(task.command[2])")
         #expect(task.command[2].contains("timeout --foreground -s TERM -k 5 5 'echo' 'left'"), "\(task.command[2])")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: task.command[0])
-        process.arguments = Array(task.command.dropFirst())
-        process.environment = ["PADDOCK_WORK_DIR": FileManager.default.temporaryDirectory.path, "PATH": "/usr/bin:/bin"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
         let start = ContinuousClock.now
-        try process.run()
-        let text2 = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let ran = try runCommand(task.command, environment: ["PADDOCK_WORK_DIR": FileManager.default.temporaryDirectory.path,
+                                                             "PATH": "/usr/bin:/bin"], mergingErrors: true)
+        let text2 = ran.output
         #expect(ContinuousClock.now - start < .seconds(20))
-        #expect(process.terminationStatus == 137)
+        #expect(ran.status == 137)
         #expect(text2.contains("openjd: environment 'Slow': onEnter failed (exit code 137)"), "\(text2)")
         #expect(!text2.contains("ran"), "\(text2)")
     }
