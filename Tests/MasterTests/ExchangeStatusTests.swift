@@ -6,26 +6,19 @@ import Testing
 /// A task's status (`openjd_status:`, issue 18 item 7) through the exchange: kept per run, shown in
 /// the task view and the task list, not in the history, and counted with a finish in the same exchange.
 @Suite struct ExchangeStatusTests {
-    func exchange(_ client: TestMaster.Client, _ agent: AgentID, _ credential: String,
-                  _ request: ExchangeRequest) async throws -> ExchangeResponse {
-        let reply = try await client.send(.post, "/v1/agents/\(agent)/exchange", token: credential, json: request)
-        #expect(reply.status == 200, "\(String(decoding: reply.body, as: UTF8.self))")
-        return try reply.decode(ExchangeResponse.self)
-    }
-
     @Test func theLatestStatusOfTheRunIsShown() async throws {
         try await TestMaster().test { client in
             let (agent, credential) = try await client.enroll("a", cpus: 2)
             var submission = echoJob(tasks: 2)
             submission.maxAttempts = 1
             let job = try await client.submit(submission)
-            let leases = try await exchange(client, agent, credential,
+            let leases = try await client.exchange(agent, credential,
                                             ExchangeRequest(claim: ClaimRequest(slots: 2, wait: 0))).leases
             #expect(leases.count == 2)
             let (one, two) = (leases[0], leases[1])
             #expect(try await client.task(one.task).status == nil)
             for status in ["Loading the things", "Loading the things", "Processing the things"] {
-                let answer = try await exchange(client, agent, credential, ExchangeRequest(
+                let answer = try await client.exchange(agent, credential, ExchangeRequest(
                     progress: [ExchangeProgress(task: one.task, epoch: one.epoch, progress: 0.5, status: status)]))
                 #expect(answer.refused.isEmpty)
             }
@@ -36,7 +29,7 @@ import Testing
             #expect(list.items.first { $0.id == one.task }?.status == "Processing the things")
             #expect(list.items.first { $0.id == two.task }?.status == nil)
             // The last status rides with the finish; a stale one is refused.
-            let answer = try await exchange(client, agent, credential, ExchangeRequest(
+            let answer = try await client.exchange(agent, credential, ExchangeRequest(
                 progress: [ExchangeProgress(task: two.task, epoch: two.epoch, progress: 1, status: "Done"),
                            ExchangeProgress(task: one.task, epoch: LeaseEpoch(one.epoch.rawValue + 7), progress: 1, status: "stale")],
                 finished: [ExchangeFinish(task: two.task, report: FinishReport(epoch: two.epoch, outcome: .failed, exitCode: 0,

@@ -6,13 +6,6 @@ import Testing
 /// The agent exchange (`POST /v1/agents/{id}/exchange`) through the HTTP API: batched reports, each
 /// fenced on its own; leases that run from the claim's commit; prefetched starts confirmed later.
 @Suite struct ExchangeTests {
-    func exchange(_ client: TestMaster.Client, _ agent: AgentID, _ credential: String,
-                  _ request: ExchangeRequest) async throws -> ExchangeResponse {
-        let reply = try await client.send(.post, "/v1/agents/\(agent)/exchange", token: credential, json: request)
-        #expect(reply.status == 200, "\(String(decoding: reply.body, as: UTF8.self))")
-        return try reply.decode(ExchangeResponse.self)
-    }
-
     func claim(slots: Int, prefetch: Int = 0, capacity: Int? = nil) -> ClaimRequest {
         ClaimRequest(slots: slots, wait: 0, prefetch: prefetch, capacity: capacity)
     }
@@ -25,7 +18,7 @@ import Testing
         try await TestMaster().test { client in
             let (agent, credential) = try await client.enroll("a", cpus: 4)
             let job = try await client.submit(echoJob(tasks: 6))
-            let first = try await exchange(client, agent, credential, ExchangeRequest(claim: claim(slots: 4)))
+            let first = try await client.exchange(agent, credential, ExchangeRequest(claim: claim(slots: 4)))
             #expect(first.leases.count == 4)
             #expect(first.leases.allSatisfy { !$0.prefetched && $0.attempt == 1 })
             for lease in first.leases {
@@ -36,7 +29,7 @@ import Testing
             }
             // Four runs end: their output and their ends in one exchange, which also claims the rest.
             let logs = first.leases.map { ExchangeLog(task: $0.task, epoch: $0.epoch, offset: 0, data: Data("out \($0.task)\n".utf8)) }
-            let second = try await exchange(client, agent, credential, ExchangeRequest(
+            let second = try await client.exchange(agent, credential, ExchangeRequest(
                 logs: logs, finished: first.leases.map { done($0) }, claim: claim(slots: 4)))
             #expect(second.refused.isEmpty)
             #expect(Set(second.logs.map(\.task)) == Set(first.leases.map(\.task)))
@@ -47,7 +40,7 @@ import Testing
                 let text = try await client.send(.get, "/v1/tasks/\(lease.task)/logs")
                 #expect(String(decoding: text.body, as: UTF8.self) == "out \(lease.task)\n")
             }
-            let third = try await exchange(client, agent, credential, ExchangeRequest(finished: second.leases.map { done($0) }))
+            let third = try await client.exchange(agent, credential, ExchangeRequest(finished: second.leases.map { done($0) }))
             #expect(third.refused.isEmpty && third.leases.isEmpty)
             #expect(try await client.job(job.id).state == .succeeded)
         }
@@ -57,11 +50,11 @@ import Testing
         try await TestMaster().test { client in
             let (agent, credential) = try await client.enroll("a", cpus: 2)
             _ = try await client.submit(echoJob(tasks: 2))
-            let leases = try await exchange(client, agent, credential, ExchangeRequest(claim: claim(slots: 2))).leases
+            let leases = try await client.exchange(agent, credential, ExchangeRequest(claim: claim(slots: 2))).leases
             #expect(leases.count == 2)
             // The first task is cancelled meanwhile: its finish no longer counts, the other's does.
             #expect(try await client.send(.post, "/v1/tasks/\(leases[0].task)/cancel").status == 200)
-            let answer = try await exchange(client, agent, credential, ExchangeRequest(
+            let answer = try await client.exchange(agent, credential, ExchangeRequest(
                 progress: [ExchangeProgress(task: leases[1].task, epoch: leases[1].epoch, progress: 0.5)],
                 finished: [done(leases[0])]))
             #expect(answer.refused.count == 1)
@@ -77,13 +70,13 @@ import Testing
         try await TestMaster().test { client in
             let (agent, credential) = try await client.enroll("a", cpus: 1)
             _ = try await client.submit(echoJob(tasks: 1))
-            let lease = try #require(try await exchange(client, agent, credential,
+            let lease = try #require(try await client.exchange(agent, credential,
                                                         ExchangeRequest(claim: claim(slots: 1))).leases.first)
             let log = ExchangeLog(task: lease.task, epoch: lease.epoch, offset: 0, data: Data("hello\n".utf8))
             let report = ExchangeRequest(logs: [log], finished: [done(lease)])
             // The same exchange twice, as an agent resends one whose answer it never got.
-            let first = try await exchange(client, agent, credential, report)
-            let again = try await exchange(client, agent, credential, report)
+            let first = try await client.exchange(agent, credential, report)
+            let again = try await client.exchange(agent, credential, report)
             #expect(first.refused.isEmpty && again.refused.isEmpty)
             #expect(again.logs.first?.size == 6, "the resent bytes were already there: skipped")
             let task = try await client.task(lease.task)
@@ -99,8 +92,8 @@ import Testing
             let (agent, credential) = try await client.enroll("a", cpus: 8)
             _ = try await client.submit(echoJob(tasks: 10, cpus: 0.5))
             // Two claims that each think both slots are free (a long-poll and a pump exchange at once).
-            let one = try await exchange(client, agent, credential, ExchangeRequest(claim: claim(slots: 2, capacity: 2)))
-            let two = try await exchange(client, agent, credential, ExchangeRequest(claim: claim(slots: 2, capacity: 2)))
+            let one = try await client.exchange(agent, credential, ExchangeRequest(claim: claim(slots: 2, capacity: 2)))
+            let two = try await client.exchange(agent, credential, ExchangeRequest(claim: claim(slots: 2, capacity: 2)))
             #expect(one.leases.count == 2)
             #expect(two.leases.isEmpty, "the master counted the two busy slots itself")
         }
@@ -112,13 +105,13 @@ import Testing
             let (y, yCredential) = try await client.enroll("y", cpus: 1)
             _ = try await client.submit(echoJob(tasks: 3))
             // x runs one and prefetches two.
-            let held = try await exchange(client, x, xCredential, ExchangeRequest(claim: claim(slots: 1, prefetch: 2)))
+            let held = try await client.exchange(x, xCredential, ExchangeRequest(claim: claim(slots: 1, prefetch: 2)))
             let running = try #require(held.leases.first { !$0.prefetched })
             let prefetched = held.leases.filter(\.prefetched)
             #expect(prefetched.count == 2)
             for lease in prefetched { #expect(try await client.task(lease.task).state == .assigned) }
             // y finds nothing queued and steals from x's backlog (the newest first).
-            let loot = try await exchange(client, y, yCredential, ExchangeRequest(claim: claim(slots: 1)))
+            let loot = try await client.exchange(y, yCredential, ExchangeRequest(claim: claim(slots: 1)))
             let stolen = try #require(loot.leases.first)
             #expect(Set(prefetched.map(\.task)).contains(stolen.task))
             #expect(try await client.task(stolen.task).state == .running)
@@ -126,7 +119,7 @@ import Testing
             // finish) is refused; the start of the one still x's is confirmed.
             let mine = try #require(prefetched.first { $0.task != stolen.task })
             let victim = try #require(prefetched.first { $0.task == stolen.task })
-            let answer = try await exchange(client, x, xCredential, ExchangeRequest(
+            let answer = try await client.exchange(x, xCredential, ExchangeRequest(
                 started: [victim.held, mine.held],
                 logs: [ExchangeLog(task: victim.task, epoch: victim.epoch, offset: 0, data: Data("x\n".utf8))],
                 finished: [done(running), done(victim)]))
@@ -149,13 +142,13 @@ import Testing
             // one (with no lease). Reports are sent until it does (the first may arrive before it waits).
             let answer = try await withThrowingTaskGroup(of: ExchangeResponse?.self) { group in
                 group.addTask {
-                    try await exchange(client, agent, credential,
+                    try await client.exchange(agent, credential,
                                        ExchangeRequest(claim: ClaimRequest(slots: 1, wait: 30, capacity: 1)))
                 }
                 group.addTask {
                     while !Task.isCancelled {
                         try await Task.sleep(for: .milliseconds(200))
-                        _ = try await exchange(client, agent, credential, ExchangeRequest(claim: claim(slots: 1, capacity: 1)))
+                        _ = try await client.exchange(agent, credential, ExchangeRequest(claim: claim(slots: 1, capacity: 1)))
                     }
                     return nil
                 }

@@ -109,3 +109,12 @@ func echoJob(_ name: String = "job", tasks: Int = 1, cpus: Double = 1) -> JobSub
                  requirements: TaskRequirements(resources: ResourceVector(cpus: cpus)))
     })
 }
+
+extension TestMaster.Client {
+    /// `POST /v1/agents/{id}/exchange` as the agent (its credential), expecting 200.
+    func exchange(_ agent: AgentID, _ credential: String, _ request: ExchangeRequest) async throws -> ExchangeResponse {
+        let reply = try await send(.post, "/v1/agents/\(agent)/exchange", token: credential, json: request)
+        #expect(reply.status == 200, "\(String(decoding: reply.body, as: UTF8.self))")
+        return try reply.decode(ExchangeResponse.self)
+    }
+}
