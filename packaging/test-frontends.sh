@@ -104,22 +104,7 @@ fetch_both() {
 
 # HAProxy: the shipped file with the same rewrites as Tests/Support/HAProxyServer.swift.
 hport=$(free_port)
-awk -v bind="127.0.0.1:$hport" -v servers="${backends[*]}" '
-    /^[a-z]/ { section = $1 }
-    section == "global" && $1 ~ /^(user|group|chroot|daemon|pidfile)$/ { next }
-    section == "global" && $1 == "log" { if (!logged) print "    log stdout format raw local0"; logged = 1; next }
-    section == "global" && $1 == "stats" && $2 == "socket" { next }
-    section == "frontend" && $1 == "bind" { $2 = bind; print "    " $0; next }
-    section == "backend" && $1 == "server" {
-        if (!done) {
-            options = ""; for (i = 4; i <= NF; i++) options = options " " $i
-            n = split(servers, ports, " ")
-            for (i = 1; i <= n; i++) print "    server master" i " 127.0.0.1:" ports[i] options
-            done = 1
-        }
-        next
-    }
-    { print }' "$work/haproxy-shipped.cfg" >"$work/haproxy.cfg"
+"$here/haproxy-loopback.sh" "$here/haproxy.cfg" "$hport" "$work/frontend.pem" "${backends[@]}" >"$work/haproxy.cfg"
 haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
 pids+=($!)
 wait_port "$hport"

@@ -4,8 +4,19 @@
 # chromium driven by Playwright for Python (Tests/browser/test_dashboard.py).
 # Screenshots land in Tests/browser/artifacts/ (git-ignored; kept as CI artifacts).
 # Needs: `swift build`, and `PADDOCK_TEST_DEPS=1 source scripts/setup-debian.sh` (chromium, .venv-browser).
+#
+# `run.sh --frontend`: the same tests through HAProxy (the shipped packaging/haproxy.cfg) terminating
+# TLS with the test certificate in front of the master, as a studio deploys it; the agent and the
+# tests' own calls trust the test CA, the browser is told to accept the certificate. Screenshots
+# then go to Tests/browser/artifacts/frontend/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+frontend=0
+case "${1:-}" in
+    --frontend) frontend=1 ;;
+    "") ;;
+    *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+esac
 bin="${PADDOCK_BIN:-.build/debug/paddock}"
 python="${PADDOCK_BROWSER_PYTHON:-.venv-browser/bin/python}"
 [ -x "$bin" ] || { echo "run.sh: $bin is missing: swift build first" >&2; exit 1; }
@@ -14,12 +25,15 @@ python="${PADDOCK_BROWSER_PYTHON:-.venv-browser/bin/python}"
 
 work="$(mktemp -d -t paddock-browser.XXXXXX)"
 artifacts="Tests/browser/artifacts"
+[ "$frontend" = 0 ] || artifacts="Tests/browser/artifacts/frontend"
 mkdir -p "$artifacts"
 (umask 077
  head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/admin-token"
  head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/join-token")
 port="$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 url="http://127.0.0.1:$port"
+fixtures="Tests/ClientTests/Fixtures"
+ca_file=""
 
 pids=()
 cleanup() {
@@ -42,14 +56,15 @@ trap cleanup EXIT
 # when $3 is given, its body contains $3.
 wait_for() {
     "$python" - "$1" "$2" "${3:-}" "$work/admin-token" <<'PY'
-import sys, time, urllib.request
+import os, ssl, sys, time, urllib.request
 url, bound, needle, token_file = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
 token = open(token_file).read().strip()
+tls = ssl.create_default_context(cafile=os.environ["PADDOCK_CA_FILE"]) if os.environ.get("PADDOCK_CA_FILE") else None
 deadline = time.monotonic() + bound
 while time.monotonic() < deadline:
     try:
         request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-        with urllib.request.urlopen(request, timeout=2) as response:
+        with urllib.request.urlopen(request, timeout=2, context=tls) as response:
             if response.status == 200 and needle.encode() in response.read():
                 sys.exit(0)
     except Exception:
@@ -65,8 +80,23 @@ master=("$bin" master --listen "127.0.0.1:$port" --data "$work/master" --lease-t
 echo $! > "$work/master.pid"
 wait_for "$url/healthz" 30 || { cat "$work/master.log" >&2; exit 1; }
 
+if [ "$frontend" = 1 ]; then
+    haproxy=/usr/sbin/haproxy
+    [ -x "$haproxy" ] || { echo "run.sh --frontend: $haproxy is missing: apt-get install haproxy" >&2; exit 1; }
+    cat "$fixtures/server.pem" "$fixtures/server-key.pem" > "$work/frontend.pem"
+    hport="$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    bash packaging/haproxy-loopback.sh packaging/haproxy.cfg "$hport" "$work/frontend.pem" "$port" > "$work/haproxy.cfg"
+    "$haproxy" -db -f "$work/haproxy.cfg" > "$work/haproxy.log" 2>&1 &
+    pids+=($!)
+    url="https://127.0.0.1:$hport"
+    ca_file="$fixtures/ca.pem"
+    export PADDOCK_CA_FILE="$ca_file"
+    wait_for "$url/healthz" 30 || { cat "$work/haproxy.log" >&2; exit 1; }
+    echo "run.sh: through HAProxy (packaging/haproxy.cfg, TLS) at $url"
+fi
+
 "$bin" agent --master "$url" --join-token-file "$work/join-token" --work-dir "$work/agent" \
-    --name browser-agent --cpus 4 --ram 2GiB --disk 10GiB > "$work/agent.log" 2>&1 &
+    ${ca_file:+--ca-file "$ca_file"} --name browser-agent --cpus 4 --ram 2GiB --disk 10GiB > "$work/agent.log" 2>&1 &
 pids+=($!)
 wait_for "$url/v1/agents" 30 '"state":"online"' || { cat "$work/agent.log" >&2; exit 1; }
 

@@ -10,6 +10,7 @@ Environment: PADDOCK_URL, PADDOCK_ADMIN_TOKEN_FILE, PADDOCK_ARTIFACTS (screensho
 import datetime
 import json
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -24,6 +25,11 @@ URL = os.environ["PADDOCK_URL"]
 with open(os.environ["PADDOCK_ADMIN_TOKEN_FILE"]) as token_file:
     TOKEN = token_file.read().strip()
 ARTIFACTS = os.environ.get("PADDOCK_ARTIFACTS", "Tests/browser/artifacts")
+# Through the TLS frontend (run.sh --frontend): the tests' own calls trust the test CA, and the
+# browser accepts the test certificate.
+CA_FILE = os.environ.get("PADDOCK_CA_FILE")
+TLS = ssl.create_default_context(cafile=CA_FILE) if CA_FILE else None
+CONTEXT = {"ignore_https_errors": True} if URL.startswith("https://") else {}
 BOUND_MS = 30_000
 expect.set_options(timeout=BOUND_MS)
 
@@ -35,7 +41,7 @@ def call(method, path, body=None, token=None):
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(URL + path, data=data, method=method, headers={
         "Authorization": f"Bearer {token or TOKEN}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=10, context=TLS) as response:
         text = response.read()
         return json.loads(text) if text else None
 
@@ -113,7 +119,7 @@ def test_first_page_load_time(browser, results):
     """Navigation timing of a first visit (a new context: empty cache), five times; the median is reported."""
     loads = []
     for attempt in range(5):
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context = browser.new_context(**CONTEXT, viewport={"width": 1280, "height": 800})
         page = context.new_page()
         page.goto(URL + "/")
         expect(page.locator("#token")).to_be_visible()
@@ -144,7 +150,7 @@ def test_first_page_load_time(browser, results):
 
 
 def test_wrong_token_is_refused(browser, results):
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = browser.new_context(**CONTEXT, viewport={"width": 1280, "height": 800})
     page = context.new_page()
     sign_in(page, "not-the-token")
     expect(page.locator("#signin-message")).to_contain_text("Wrong token")
@@ -419,7 +425,7 @@ def test_a_read_token_sees_every_action_disabled(browser, results):
     # Signed in with a read token (named tokens, issue 16): every action is disabled and says why.
     reader = call("POST", "/v1/tokens", {"name": "browser-viewer", "role": "read"})["secret"]
     job = submit("browser-read-only", [{"name": "huge", "command": ["true"], "requirements": {"cpus": 64}}])
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context = browser.new_context(**CONTEXT, viewport={"width": 1280, "height": 800})
     page = context.new_page()
     try:
         sign_in(page, reader)
@@ -455,7 +461,7 @@ def test_a_read_token_sees_every_action_disabled(browser, results):
 
 def test_phone_and_dark_theme(browser, results):
     # A viewer in Tokyo with a British locale: times show in their zone.
-    context = browser.new_context(viewport={"width": 390, "height": 844}, color_scheme="dark", device_scale_factor=2,
+    context = browser.new_context(**CONTEXT, viewport={"width": 390, "height": 844}, color_scheme="dark", device_scale_factor=2,
                                   timezone_id="Asia/Tokyo", locale="en-GB")
     page = context.new_page()
     sign_in(page)
@@ -506,7 +512,7 @@ def main():
     headless_args = ["--no-sandbox"] if os.geteuid() == 0 else []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=headless_args)
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context = browser.new_context(**CONTEXT, viewport={"width": 1280, "height": 800})
         page = context.new_page()
         console = []
         page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
