@@ -14,6 +14,8 @@ public struct Master: Sendable {
     public let wake: WakeSignal
     public let commandWake: WakeSignal
     public let logWake: WakeSignal
+    /// Dashboards' change feed (`GET /v1/changes`).
+    public let changeWake: WakeSignal
     public let stats = MasterStats()
     public let agentAddresses = AgentAddresses()
 
@@ -23,6 +25,7 @@ public struct Master: Sendable {
         wake = WakeSignal(.claims, relay: store.relay)
         commandWake = WakeSignal(.commands, relay: store.relay)
         logWake = WakeSignal(.logs, relay: store.relay)
+        changeWake = WakeSignal(.changes, relay: store.relay)
     }
 
     /// The router alone: what the in-process tests drive.
@@ -36,8 +39,9 @@ public struct Master: Sendable {
         router.add(middleware: DashboardMiddleware())
         router.add(middleware: AuthMiddleware(config: config, store: store))
         router.add(middleware: RateLimitMiddleware(clients: config.rateLimit, agents: config.agentRateLimit, stats: stats))
+        router.add(middleware: ChangeNoticeMiddleware(changes: changeWake))
         MasterAPI(store: store, config: config, wake: wake, commandWake: commandWake, logWake: logWake, stats: stats,
-                  addresses: agentAddresses)
+                  addresses: agentAddresses, changes: changeWake)
             .register(on: router)
         return router
     }
@@ -70,9 +74,9 @@ public struct Master: Sendable {
         var services: [any Service] = [app]
         if let certificate { services.append(CertificateReloader(certificate: certificate, logger: logger)) }
         if let relay = store.relay {
-            services.append(WakeListener(relay: relay, wakes: [wake, commandWake, logWake], logger: logger))
+            services.append(WakeListener(relay: relay, wakes: [wake, commandWake, logWake, changeWake], logger: logger))
         }
-        services.append(LeaseSweeper(store: store, config: config, wakes: [wake, commandWake, logWake], logger: logger))
+        services.append(LeaseSweeper(store: store, config: config, wakes: [wake, commandWake, logWake, changeWake], logger: logger))
         if config.logRetention != nil || config.logRetentionBytes != nil, let store = store as? SQLStore {
             services.append(LogPruner(store: store, retention: config.logRetention, bytesPerJob: config.logRetentionBytes,
                                       logger: logger))

@@ -17,7 +17,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
     // installing agents (packaging issue)
     case installAgentScript, agentPackage
     // the web dashboard (issue 17)
-    case jobGraph, throughput
+    case jobGraph, throughput, changes
     // named tokens and enrollment (issue 16)
     case createToken, listTokens, revokeToken, whoami, resetAgent
 
@@ -35,7 +35,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .reportException: .post
         case .listExceptions, .masterInfo, .prometheus, .agentMetrics: .get
         case .installAgentScript, .agentPackage: .get
-        case .jobGraph, .throughput: .get
+        case .jobGraph, .throughput, .changes: .get
         case .createToken, .resetAgent: .post
         case .listTokens, .whoami: .get
         case .revokeToken: .delete
@@ -78,6 +78,7 @@ public enum APIRoute: String, CaseIterable, Sendable {
         case .openapi: "/openapi.yaml"
         case .jobGraph: "/v1/jobs/{id}/graph"
         case .throughput: "/v1/throughput"
+        case .changes: "/v1/changes"
         case .createToken, .listTokens: "/v1/tokens"
         case .revokeToken: "/v1/tokens/{id}"
         case .whoami: "/v1/whoami"
@@ -104,6 +105,7 @@ public enum APIPath {
     public static func commands(_ id: AgentID) -> String { "/v1/agents/\(id)/commands" }
     public static func exceptions(_ id: AgentID) -> String { "/v1/agents/\(id)/exceptions" }
     public static let master = "/v1/master"
+    public static let changes = "/v1/changes"
     public static let tokens = "/v1/tokens"
     public static func token(_ id: TokenID) -> String { "/v1/tokens/\(id)" }
     public static let whoami = "/v1/whoami"

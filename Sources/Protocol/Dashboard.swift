@@ -41,3 +41,9 @@ public struct Throughput: Codable, Sendable, Equatable {
         case bucketSeconds = "bucket_seconds"
     }
 }
+
+/// `GET /v1/changes`: where the farm's visible state stands (opaque; equal versions, nothing new).
+public struct ChangesView: Codable, Sendable, Equatable {
+    public var version: String
+    public init(version: String) { self.version = version }
+}

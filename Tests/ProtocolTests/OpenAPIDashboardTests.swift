@@ -18,6 +18,11 @@ struct OpenAPIDashboardTests {
         let throughputKeys = Set(try Wire.object(throughput).keys)
         #expect(doc.properties("Throughput") == throughputKeys)
         #expect(Set(try #require(doc.list("required", of: "Throughput"))) == throughputKeys)
+
+        let changesKeys = Set(try Wire.object(ChangesView(version: "a.1")).keys)
+        #expect(doc.properties("Changes") == changesKeys)
+        #expect(Set(try #require(doc.list("required", of: "Changes"))) == changesKeys)
+        #expect(try Wire.decode(ChangesView.self, #"{"version": "a.1"}"#).version == "a.1")
     }
 
     @Test func theDescriptionNamesTheDashboard() {

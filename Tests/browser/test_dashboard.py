@@ -218,6 +218,20 @@ def test_a_running_tasks_log_follows(page: Page, results):
     assert text.startswith(f"line 0 {marker}\n") and f"line 5 {marker}" in text, text[:200]
 
 
+def test_a_page_waits_for_the_farm_to_move(page: Page, results):
+    """Live without a timer: the page holds one long-poll on the change feed and refreshes when it answers."""
+    held = lambda request: "/v1/changes?" in request.url and "after=" in request.url
+    with page.expect_request(held, timeout=BOUND_MS):
+        page.goto(URL + "/#/jobs")
+        expect(page.locator("#page-title")).to_have_text("Jobs")
+    no_reload_marker(page)
+    job = submit("browser-feed", [{"name": "quick", "command": ["true"]}])
+    row = page.locator(f"tr[data-job='{job['id']}']")
+    expect(row).to_be_visible()
+    expect(row).to_have_attribute("data-state", "succeeded")
+    expect_not_reloaded(page)
+
+
 def test_a_tasks_status_and_parameters_show(page: Page, results):
     """What a running task last said (`openjd_status:`) and its parameter values, on its page."""
     job = submit("browser-status", [{"name": "Render[0] Frame=7", "parameters": {"Frame": "7", "Layer": "beauty"},
@@ -524,6 +538,7 @@ def main():
             (test_dependency_graph_is_drawn, page), (test_an_earlier_attempts_log, page),
             (test_agent_cpu_graph_gains_points, page),
             (test_overview_and_jobs_screens, page), (test_a_tasks_status_and_parameters_show, page),
+            (test_a_page_waits_for_the_farm_to_move, page),
             (test_keyboard_reaches_the_pages, page),
             (test_job_actions_and_agent_drain, page), (test_exceptions_and_forgetting_an_agent, page),
             (test_a_read_token_sees_every_action_disabled, browser), (test_phone_and_dark_theme, browser), (test_banner_while_the_master_is_away, page),

@@ -1,12 +1,16 @@
 // Paddock dashboard (issue 17). Vanilla JavaScript, no library: it speaks only the public API
 // (`/v1/...`) with the token the viewer typed, kept in this tab's sessionStorage and nowhere else.
-// Live updates: one loop per tab polls what the shown page needs, one request at a time, and backs
-// off (with a banner) while the master does not answer.
+// Live updates: one loop per tab refreshes what the shown page needs when the farm moves (one
+// long-poll, `GET /v1/changes`; pages of host samples and running logs on their own clocks), one
+// request at a time, and backs off (with a banner) while the master does not answer.
 
 const TOKEN_KEY = 'paddock.token';
 const POLL_MS = 2000;
 const HIDDEN_POLL_MS = 15000;
 const MAX_BACKOFF_MS = 30000;
+/** How long the change feed's long-poll is held (seconds), and the least time between two refreshes. */
+const CHANGES_WAIT_S = 25;
+const MIN_REFRESH_MS = 1000;
 const LOG_KEEP_CHARS = 2_000_000;
 const SERIES_KEEP = 4000;
 /** A job's tasks per page (and so the most its graph draws at once). */
@@ -155,7 +159,7 @@ async function api(path, options = {}) {
 // ---------------------------------------------------------------------------------------------
 // The live loop: one per tab, one request in flight, back-off with a banner.
 
-const live = { controller: null, wake: null, failures: 0, kicked: false };
+const live = { controller: null, wake: null, failures: 0, kicked: false, version: null, noChangeFeed: false };
 
 function sleep(ms, signal) {
   return new Promise((resolve) => {
@@ -164,6 +168,29 @@ function sleep(ms, signal) {
     live.wake = done;
     signal.addEventListener('abort', done, { once: true });
   });
+}
+
+/** Waits until the farm has moved since the last answer (one long-poll, `GET /v1/changes`), or kick().
+ * A master without the feed (404) is polled every POLL_MS instead. */
+async function waitForChange(signal) {
+  if (live.noChangeFeed) { await sleep(POLL_MS, signal); return; }
+  const own = new AbortController();
+  const stop = () => own.abort();
+  signal.addEventListener('abort', stop, { once: true });
+  live.wake = stop;
+  try {
+    const params = new URLSearchParams({ wait: String(CHANGES_WAIT_S) });
+    if (live.version) params.set('after', live.version);
+    const answer = await api(`/v1/changes?${params}`, { signal: own.signal, timeoutMs: (CHANGES_WAIT_S + 15) * 1000 });
+    live.version = answer.version;
+  } catch (error) {
+    if (error.name === 'AbortError') return;
+    if (error instanceof ApiError && error.status === 404) { live.noChangeFeed = true; return; }
+    throw error;
+  } finally {
+    signal.removeEventListener('abort', stop);
+    if (live.wake === stop) live.wake = null;
+  }
 }
 
 /** Refresh now (after an action, or when the tab comes back): at once if the loop waits, else
@@ -195,6 +222,12 @@ function runPage(page) {
         if (typeof asked === 'number') delay = asked;
         if (live.failures > 0) { live.failures = 0; setAway(false); }
         showPageError(null);
+        if (typeof asked !== 'number' && !document.hidden) {
+          // Refreshed again when the farm moves, at most once a MIN_REFRESH_MS.
+          if (!live.kicked) await sleep(MIN_REFRESH_MS, signal);
+          if (!live.kicked && !signal.aborted) await waitForChange(signal);
+          continue;
+        }
       } catch (error) {
         if (signal.aborted || error.name === 'AbortError') return;
         // Any answer (an error included) means the master is back.

@@ -47,7 +47,10 @@ extension MasterAPI {
         let beat = try await Self.decode(HeartbeatRequest.self, from: request, limit: BodyLimit.small)
         let (state, lost, released) = try await store.heartbeat(agent: id, beat: beat, leaseUntil: leaseUntil, now: store.clock.now())
         addresses.record(id, context.client)
-        if beat.authoritative || released > 0 { await wake.notifyAll() }
+        if beat.authoritative || released > 0 {
+            await wake.notifyAll()
+            await changes.notifyAll()
+        }
         return try Self.json(HeartbeatResponse(state: state, lost: lost, leaseTimeout: config.leaseTimeout,
                                                heartbeatInterval: config.heartbeatInterval))
     }
@@ -102,6 +105,7 @@ extension MasterAPI {
         let deadline = ContinuousClock.now + .milliseconds(Int((exchange.claim?.wait ?? 0) * 1000))
         var reports = exchange
         reports.claim = nil
+        var visible = !(exchange.started.isEmpty && exchange.progress.isEmpty)
         var response = ExchangeResponse()
         while true {
             let generation = await wake.generation
@@ -127,6 +131,9 @@ extension MasterAPI {
             // Room freed or a task requeued: other claimers may proceed; followers learn a run ended.
             if outcome.finished { await wake.notifyAll() }
             if outcome.finished || outcome.logged { await logWake.notifyAll() }
+            // What a dashboard shows moved: runs started, ended, progressed or said something.
+            if outcome.finished || !outcome.response.leases.isEmpty || visible { await changes.notifyAll() }
+            visible = false
             let left = deadline - ContinuousClock.now
             let closing = await wake.isClosed
             if order == nil || !response.leases.isEmpty || left <= .zero || closing { break }

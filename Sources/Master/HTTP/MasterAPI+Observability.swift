@@ -9,6 +9,7 @@ extension MasterAPI {
         _ = try context.requireAgent(id)
         let report = try await Self.decode(ExceptionReport.self, from: request, limit: ExceptionReport.maxBytes)
         let view = try await store.addException(agent: id, report, now: store.clock.now())
+        await changes.notifyAll()  // the dashboard lists recent exceptions
         return try Self.json(view, status: .created)
     }
 

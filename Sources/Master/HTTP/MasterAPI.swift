@@ -17,10 +17,13 @@ public struct MasterAPI: Sendable {
     let stats: MasterStats
     /// Where each agent last called from, as this master saw it.
     let addresses: AgentAddresses
+    /// Wakes dashboards' `GET /v1/changes`: what they show changed.
+    let changes: WakeSignal
 
     public init(store: any Store, config: MasterConfig, wake: WakeSignal, commandWake: WakeSignal, logWake: WakeSignal,
-                stats: MasterStats, addresses: AgentAddresses = AgentAddresses()) {
+                stats: MasterStats, addresses: AgentAddresses = AgentAddresses(), changes: WakeSignal = WakeSignal(.changes)) {
         self.addresses = addresses
+        self.changes = changes
         self.store = store
         self.config = config
         self.wake = wake
@@ -87,6 +90,7 @@ public struct MasterAPI: Sendable {
         case .agentPackage: agentPackage
         case .jobGraph: jobGraph
         case .throughput: throughput
+        case .changes: changesSince
         case .createToken: createToken
         case .listTokens: listTokens
         case .revokeToken: revokeToken

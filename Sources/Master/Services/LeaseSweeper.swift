@@ -53,6 +53,7 @@ public struct LeaseSweeper: Service {
                     logger.info("lease sweep: \(result.agentsMarkedOffline) agent(s) offline, \(result.tasksRequeued) task(s) requeued, \(result.tasksFailed) failed")
                 }
                 if result.tasksRequeued > 0 { await wakes.first?.notifyAll() }
+                if result != SweepResult() { await wakes.first { $0.channel == .changes }?.notifyAll() }
             } catch where StoreFailure.isUnavailable(error) {
                 if !outage { logger.warning("lease sweep: the database is unreachable: \(error)") }
                 outage = true

@@ -6,6 +6,9 @@ public enum WakeChannel: String, Sendable, CaseIterable {
     case commands
     /// Log bytes arrived (for `logs -f` followers).
     case logs
+    /// What a dashboard shows changed: a task's state, progress or status, a job, an agent's state
+    /// (`GET /v1/changes`).
+    case changes
 }
 
 /// Carries wake-ups to the other masters sharing the database (none with SQLite).
