@@ -101,9 +101,11 @@ struct TaskRunner: Sendable {
         var report: FinishReport
         switch stopped {
         case let reason? where reason.releases && !status.succeeded:
-            // A run that ended well on its own as the agent began to stop is a success, not a release:
-            // given back, it would run a second time.
             report = FinishReport(epoch: lease.epoch, outcome: .released, exitCode: nil, reason: reason.rawValue)
+        case .shutdown? where failure == nil && !ending.oomKilled:
+            // It ended well as the agent began to stop (on its own, or on the SIGTERM it was sent): a
+            // success. Given back or failed, it would run a second time.
+            report = FinishReport(epoch: lease.epoch, outcome: .succeeded, exitCode: 0)
         case let reason?:
             report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: reason.rawValue)
         case nil where ending.oomKilled:
