@@ -25,6 +25,8 @@ public struct AgentConfig: Sendable {
     public var pathMapping = PathMappingRules([])
     /// The cgroup each task runs in: its memory and process limits.
     public var containment = ContainmentPolicy()
+    /// The user tasks run as (`--task-user`); nil: the agent's own.
+    public var taskUser: TaskUser?
 
     public init(masterURL: URL, joinToken: String, name: String, workDir: String, resources: ResourceVector,
                 tags: [String], slots: Int? = nil) {

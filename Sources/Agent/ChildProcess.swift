@@ -53,7 +53,7 @@ public final class ChildProcess: Sendable {
     /// it before it execs, so nothing the task starts can be outside it. With `warm`, a child already
     /// waiting in `cgroup` runs it (see `WarmChild`).
     static func launch(argv: [String], environment: [String: String], cwd: String,
-                       cgroup: TaskCgroup? = nil, warm: WarmChild? = nil) throws(LaunchError) -> ChildProcess {
+                       cgroup: TaskCgroup? = nil, warm: WarmChild? = nil, user: TaskUser? = nil) throws(LaunchError) -> ChildProcess {
         guard let program = argv.first, !program.isEmpty else {
             warm?.dismiss()
             throw LaunchError(description: "empty command")
@@ -68,9 +68,17 @@ public final class ChildProcess: Sendable {
         var stage: Int32 = 0
         let rc: Int32
         let readFD: Int32
-        if let handle = warm?.take() {
-            readFD = paddock_warm_output_fd(handle)
-            rc = paddock_warm_launch(handle, program, cArgs, cEnv, cwd, &pid, &stage)
+        let groups = user?.groups ?? []
+        let spawned: (rc: Int32, readFD: Int32)? = groups.withUnsafeBufferPointer { groupBuffer in
+            var identity = paddock_user(uid: user.map { Int32(bitPattern: $0.uid) } ?? -1, gid: user.map { Int32(bitPattern: $0.gid) } ?? -1,
+                                        groups: groupBuffer.baseAddress, ngroups: Int32(groupBuffer.count))
+            guard let handle = warm?.take() else { return nil }
+            let fd = paddock_warm_output_fd(handle)
+            return (paddock_warm_launch(handle, program, cArgs, cEnv, cwd, &identity, &pid, &stage), fd)
+        }
+        if let spawned {
+            rc = spawned.rc
+            readFD = spawned.readFD
         } else {
             var fds: [Int32] = [-1, -1]
             guard paddock_pipe_cloexec(&fds) == 0 else { throw LaunchError(description: "pipe: \(String(cString: strerror(errno)))") }
@@ -84,7 +92,13 @@ public final class ChildProcess: Sendable {
             }
             defer { cgroupFDs.forEach { _ = close($0) } }
             rc = cgroupFDs.withUnsafeBufferPointer { cgroupBuffer in
-                paddock_spawn(&pid, program, cArgs, cEnv, cwd, fds[1], cgroupBuffer.baseAddress, Int32(cgroupBuffer.count), &stage)
+                groups.withUnsafeBufferPointer { groupBuffer in
+                    var identity = paddock_user(uid: user.map { Int32(bitPattern: $0.uid) } ?? -1,
+                                                gid: user.map { Int32(bitPattern: $0.gid) } ?? -1,
+                                                groups: groupBuffer.baseAddress, ngroups: Int32(groupBuffer.count))
+                    return paddock_spawn(&pid, program, cArgs, cEnv, cwd, fds[1], cgroupBuffer.baseAddress, Int32(cgroupBuffer.count),
+                                         &identity, &stage)
+                }
             }
             close(fds[1])
             if rc != 0 { close(fds[0]) }
@@ -95,6 +109,7 @@ public final class ChildProcess: Sendable {
             case 1: "cannot join the task's cgroup: \(String(cString: strerror(rc)))"
             case 4: "cannot change to the task's directory \(cwd): \(String(cString: strerror(rc)))"
             case 5 where rc == ENOENT: "no such executable: \(program)"
+            case 7: "cannot run as user \(user?.name ?? "?"): \(String(cString: strerror(rc)))"
             default: "cannot launch \(program): \(String(cString: strerror(rc)))"
             }
             throw LaunchError(description: reason)

@@ -36,6 +36,8 @@ struct TaskRunner: Sendable {
         let dir = config.workDir + "/tasks/\(task)-e\(lease.epoch)"
         WorkDirectory.make(dir)
         defer { WorkDirectory.remove(dir) }
+        // The task's own directory is the task user's: the rest of the agent's work dir is not.
+        if let user = config.taskUser { _ = chown(dir, user.uid, user.gid) }
 
         let process: ChildProcess
         do throws(LaunchError) {
@@ -45,7 +47,8 @@ struct TaskRunner: Sendable {
             do throws(LaunchError) {
                 let launch = mappedLaunch(workDir: dir)
                 process = try ChildProcess.launch(argv: launch.argv, environment: launch.environment,
-                                                  cwd: launch.cwd ?? dir, cgroup: run.cgroup, warm: run.warm)
+                                                  cwd: launch.cwd ?? dir, cgroup: run.cgroup, warm: run.warm,
+                                                  user: config.taskUser)
             } catch {
                 run.cgroup?.remove(waiting: .seconds(2))
                 throw error
@@ -134,6 +137,11 @@ struct TaskRunner: Sendable {
         let own = ProcessInfo.processInfo.environment
         var env: [String: String] = ["PATH": own["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"]
         for key in ["HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "TMPDIR"] { env[key] = own[key] }
+        if let user = config.taskUser {
+            env["HOME"] = user.home
+            env["USER"] = user.name
+            env["LOGNAME"] = user.name
+        }
         env["PADDOCK_TASK_ID"] = lease.task.description
         env["PADDOCK_JOB_ID"] = lease.job.description
         env["PADDOCK_TASK_NAME"] = lease.name

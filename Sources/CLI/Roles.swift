@@ -197,6 +197,8 @@ struct AgentOptions: ParsableArguments {
     var taskPidsMax: Int = 16_384
     @Option(help: "Run each task in its own cgroup where the agent may (auto), or never (off).")
     var taskCgroups: String = "auto"
+    @Option(help: "Run tasks as this user (a name or a uid), not as the agent's: they then cannot read its secrets. Needs root.")
+    var taskUser: String?
     @Option(help: "Children kept waiting in their cgroups for the next tasks, at most one per slot: auto (up to 4 where joining a cgroup waits out an RCU grace period on this host), or a number (0: none).")
     var warmChildren: String = "auto"
 
@@ -238,6 +240,13 @@ struct AgentOptions: ParsableArguments {
         }
         guard taskPidsMax >= 0 else { throw ValidationError("--task-pids-max must be ≥ 0 (0: no limit)") }
         guard ["auto", "off"].contains(taskCgroups) else { throw ValidationError("--task-cgroups is auto or off") }
+        if let taskUser {
+            guard let user = TaskUser.lookUp(taskUser) else { throw ValidationError("--task-user: no user \(taskUser) on this host") }
+            guard getuid() == 0 || user.uid == getuid() else {
+                throw ValidationError("--task-user \(taskUser): the agent runs as uid \(getuid()) and cannot switch users (run it as root)")
+            }
+            config.taskUser = user
+        }
         if warmChildren != "auto" {
             guard let count = Int(warmChildren), (0...64).contains(count) else {
                 throw ValidationError("--warm-children is auto or a number between 0 and 64")

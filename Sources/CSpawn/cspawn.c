@@ -35,11 +35,21 @@ static void reset_signals(void) {
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* Becomes the task's user (`uid` < 0: stays the agent's). Raw system calls: glibc's setuid would
+   try to change the credentials of every thread of the agent, whose memory this child shares. */
+static int become(int uid, int gid, const gid_t *groups, int ngroups) {
+    if (uid < 0) return 0;
+    if (syscall(SYS_setgroups, ngroups, groups) != 0) return -1;
+    if (syscall(SYS_setresgid, gid, gid, gid) != 0) return -1;
+    if (syscall(SYS_setresuid, uid, uid, uid) != 0) return -1;
+    return 0;
+}
+
 /* The child between vfork and exec: it shares the parent's memory, so it only makes system calls
    on what the parent prepared, and reports a failure through `report` (close-on-exec: a successful
    exec closes it, and the parent reads end-of-file). */
 static void child(const char *file, char *const argv[], char *const envp[], const char *cwd, int out_fd,
-                  const int *cgroup_fds, int n_cgroup_fds, int report) {
+                  const int *cgroup_fds, int n_cgroup_fds, int report, const paddock_user *user) {
     int stage = 0, err = 0;
     /* Into the task's cgroups first, before anything runs that could fork: "0" moves the writer. */
     for (int i = 0; i < n_cgroup_fds; i++) {
@@ -50,6 +60,7 @@ static void child(const char *file, char *const argv[], char *const envp[], cons
     if (null_fd < 0) { stage = 3; goto fail; }
     if (null_fd != 0) { if (dup2(null_fd, 0) < 0) { stage = 3; goto fail; } close(null_fd); }
     if (dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0) { stage = 3; goto fail; }
+    if (user && become(user->uid, user->gid, user->groups, user->ngroups) != 0) { stage = 7; goto fail; }
     if (chdir(cwd) != 0) { stage = 4; goto fail; }
     /* No descriptor of the agent's beyond 0-2 reaches the task (sockets, other tasks' pipes, the
        cgroup files), except `report` itself until the exec closes it. */
@@ -66,7 +77,7 @@ fail:
 }
 
 int paddock_spawn(pid_t *pid, const char *file, char *const argv[], char *const envp[], const char *cwd,
-                  int out_fd, const int *cgroup_fds, int n_cgroup_fds, int *failed_stage) {
+                  int out_fd, const int *cgroup_fds, int n_cgroup_fds, const paddock_user *user, int *failed_stage) {
     *failed_stage = 0;
     int report[2];
     if (pipe2(report, O_CLOEXEC) != 0) return errno;
@@ -77,7 +88,7 @@ int paddock_spawn(pid_t *pid, const char *file, char *const argv[], char *const 
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_t child_pid = vfork();
     if (child_pid == 0) {
-        child(file, argv, envp, cwd, out_fd, cgroup_fds, n_cgroup_fds, report[1]);
+        child(file, argv, envp, cwd, out_fd, cgroup_fds, n_cgroup_fds, report[1], user);
     }
     int spawn_errno = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -121,6 +132,7 @@ struct paddock_warm {
     char *const *argv;
     char *const *envp;
     const char *cwd;
+    const paddock_user *user;
     atomic_int launched;
     atomic_int refs;
     /* The first report (read once by the launch or the dismissal): stage 0 and the child's pid when ready. */
@@ -165,6 +177,7 @@ static void warm_child(struct paddock_warm *w) {
     ssize_t n;
     do { n = read(WARM_GO, &go_byte, 1); } while (n < 0 && errno == EINTR);
     if (n != 1) _exit(0);  /* dismissed, or the agent is gone */
+    if (w->user && become(w->user->uid, w->user->gid, w->user->groups, w->user->ngroups) != 0) { stage = 7; goto fail; }
     if (chdir(w->cwd) != 0) { stage = 4; goto fail; }
     reset_signals();
     execvpe(w->file, w->argv, w->envp);
@@ -270,7 +283,7 @@ int paddock_warm_wait_ready(paddock_warm *w) {
 }
 
 int paddock_warm_launch(paddock_warm *w, const char *file, char *const argv[], char *const envp[], const char *cwd,
-                        pid_t *pid, int *failed_stage) {
+                        const paddock_user *user, pid_t *pid, int *failed_stage) {
     *failed_stage = 0;
     warm_first_report(w);
     if (w->first_stage != 0) {
@@ -288,6 +301,7 @@ int paddock_warm_launch(paddock_warm *w, const char *file, char *const argv[], c
     w->argv = argv;
     w->envp = envp;
     w->cwd = cwd;
+    w->user = user;
     atomic_store(&w->launched, 1);
     int rc = 0;
     if (write(w->go_write, "x", 1) != 1) rc = errno;

@@ -5,6 +5,20 @@ import Testing
 
 /// The process launcher, with real child processes.
 @Suite struct ChildProcessTests {
+    /// `--task-user`: the child becomes the user (groups, gid, uid) before it runs the task.
+    @Test func aTaskUserRunsTheChildAsThatUser() async throws {
+        let nobody = try #require(TaskUser.lookUp("nobody"))
+        #expect(TaskUser.lookUp(String(nobody.uid)) == nobody, "a uid names the same user")
+        let child = try ChildProcess.launch(argv: ["sh", "-c", "echo $(id -u) $(id -g) $(id -G)"], environment: ["PATH": "/usr/bin:/bin"],
+                                            cwd: "/tmp", user: nobody)
+        var output = Data()
+        for await chunk in child.output { output.append(chunk) }
+        #expect(await child.waitForExit() == .exited(0))
+        let expected = "\(nobody.uid) \(nobody.gid) " + nobody.groups.map(String.init).joined(separator: " ") + "\n"
+        #expect(String(decoding: output, as: UTF8.self) == expected)
+        #expect(TaskUser.lookUp("paddock-no-such-user") == nil)
+    }
+
     @Test func runsArgvWithItsEnvironmentAndCwdAndMergesOutput() async throws {
         let child = try ChildProcess.launch(
             argv: ["sh", "-c", "echo out; echo err >&2; echo $GREETING; pwd; exit 3"],

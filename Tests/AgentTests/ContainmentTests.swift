@@ -258,5 +258,5 @@ import Glibc
 func paddock_spawn_for_tests(_ pid: UnsafeMutablePointer<pid_t>, _ argv: [UnsafeMutablePointer<CChar>?],
                              _ env: [UnsafeMutablePointer<CChar>?], _ out: Int32, _ cgroups: UnsafeBufferPointer<Int32>,
                              _ stage: UnsafeMutablePointer<Int32>) -> Int32 {
-    paddock_spawn(pid, "sh", argv, env, "/tmp", out, cgroups.baseAddress, Int32(cgroups.count), stage)
+    paddock_spawn(pid, "sh", argv, env, "/tmp", out, cgroups.baseAddress, Int32(cgroups.count), nil, stage)
 }

@@ -3,6 +3,15 @@
 #include <spawn.h>
 #include <sys/types.h>
 
+/// The user a task runs as (`--task-user`), instead of the agent's own: its uid, gid and
+/// supplementary groups. NULL (or `uid` < 0) keeps the agent's.
+typedef struct paddock_user {
+    int uid;
+    int gid;
+    const gid_t *groups;
+    int ngroups;
+} paddock_user;
+
 /// pipe2(O_CLOEXEC): both ends close on exec, atomically, so a task launched
 /// concurrently on another thread never inherits another task's pipe.
 int paddock_pipe_cloexec(int fds[2]);
@@ -18,10 +27,11 @@ int paddock_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 /// takes stdin from /dev/null and stdout+stderr from `out_fd`, changes to `cwd`, closes every other
 /// descriptor, resets signals, and execs `file` looked up in the agent's PATH. posix_spawn cannot
 /// join a cgroup before exec, and a task that forks a daemon at once must not escape its cgroup.
+/// With `user`, it becomes that user (groups, gid, uid) before it changes to `cwd`.
 /// Returns 0 with `*pid` set, or an errno with `*failed_stage` saying which step failed:
-/// 1 joining a cgroup, 2 the process group, 3 the standard descriptors, 4 cwd, 5 exec.
+/// 1 joining a cgroup, 2 the process group, 3 the standard descriptors, 4 cwd, 5 exec, 7 the user.
 int paddock_spawn(pid_t *pid, const char *file, char *const argv[], char *const envp[], const char *cwd,
-                  int out_fd, const int *cgroup_fds, int n_cgroup_fds, int *failed_stage);
+                  int out_fd, const int *cgroup_fds, int n_cgroup_fds, const paddock_user *user, int *failed_stage);
 
 /// A child waiting in its cgroups for a task (see cspawn.c): its join, the slow part of a launch on a
 /// cgroup host, is paid before the task is known.
@@ -42,7 +52,7 @@ int paddock_warm_wait_ready(paddock_warm *w);
 /// child is ready, then until its exec. Returns 0 with `*pid` set, or an errno with `*failed_stage`
 /// (as `paddock_spawn`'s, 6: the child could not be started). Consumes `w` either way.
 int paddock_warm_launch(paddock_warm *w, const char *file, char *const argv[], char *const envp[], const char *cwd,
-                        pid_t *pid, int *failed_stage);
+                        const paddock_user *user, pid_t *pid, int *failed_stage);
 
 /// Ends a warm child that will not be used (it exits; it is reaped) and consumes `w`.
 void paddock_warm_dismiss(paddock_warm *w);
