@@ -207,8 +207,10 @@ public struct Containment: Sendable {
                 return "joining a task cgroup took \(milliseconds) ms here: tasks are launched straight into theirs"
             }
             warm.setTarget(count)
-            _ = warm.reserveStarts()
-            _ = warm.add(child)
+            if !warm.adopt(child) {
+                child.dismiss()
+                child.cgroup.remove(waiting: .seconds(2))
+            }
             replenish()
             return "joining a task cgroup took \(milliseconds) ms here (an RCU grace period: cgroup2 is not mounted favordynmods): \(count) child(ren) wait in their cgroups for the next tasks"
         }

@@ -95,6 +95,16 @@ final class WarmPool: Sendable {
         }
     }
 
+    /// Takes in a child started outside `reserveStarts` (the one that measured the join); false once
+    /// closed (the caller dismisses it).
+    func adopt(_ child: WarmChild) -> Bool {
+        state.withLock { state in
+            guard !state.closed else { return false }
+            state.waiting.append(child)
+            return true
+        }
+    }
+
     /// No more children: those waiting are handed back to be dismissed.
     func close() -> [WarmChild] {
         state.withLock { state in

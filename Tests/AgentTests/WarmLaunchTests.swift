@@ -120,7 +120,7 @@ extension ContainmentTests {
         let took = try #require(Double(figure), "\(decided)")
         let waiting = containment.warm.waitingCgroups().count
         if took >= 2 {
-            #expect(waiting >= 1 && waiting <= 2, "\(decided): \(waiting) waiting")
+            #expect(waiting == 2, "\(decided): \(waiting) waiting (the measuring child and one more)")
             #expect(decided.contains("wait in their cgroups"), "\(decided)")
         } else {
             #expect(waiting == 0, "\(decided): \(waiting) waiting")
@@ -132,6 +132,25 @@ extension ContainmentTests {
         containment.replenish()
         for await _ in child.output {}
         #expect(await child.ending().status == .exited(0))
+        containment.close()
+    }
+
+    /// The child that measured the join is kept beside those started for the target: as many wait
+    /// as asked, and a used one is replaced.
+    @Test func anAdoptedChildCountsTowardsTheTarget() async throws {
+        let containment = try Self.containment()
+        let cgroup = try #require(try containment.makeCgroup(task: TaskID(rawValue: 9034), epoch: LeaseEpoch(1),
+                                                            resources: ResourceVector(cpus: 1)))
+        let probe = try #require(WarmChild(cgroup: cgroup))
+        containment.warm.setTarget(3)
+        #expect(containment.warm.adopt(probe))
+        containment.replenish()
+        #expect(containment.warm.waitingCgroups().count == 3)
+        let taken = try #require(containment.warm.take())
+        taken.dismiss()
+        taken.cgroup.remove(waiting: .seconds(5))
+        containment.replenish()
+        #expect(containment.warm.waitingCgroups().count == 3, "the used child is replaced")
         containment.close()
     }
 }
