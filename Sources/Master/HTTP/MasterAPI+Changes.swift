@@ -13,12 +13,7 @@ extension MasterAPI {
 
     func changesSince(_ request: Request, _ context: MasterContext) async throws -> Response {
         try context.require(.read)
-        let wait: Double = try Self.query(request, "wait").map { text -> Double in
-            guard let value = Double(text), value.isFinite, value >= 0, value <= Limits.longPollSeconds else {
-                throw PaddockError.invalid("wait is between 0 and \(Int(Limits.longPollSeconds)) seconds", field: "wait")
-            }
-            return value
-        } ?? 0
+        let wait = try Self.longPollWait(request)
         let current = await changes.generation
         if let after = Self.query(request, "after") {
             let parts = after.split(separator: ".", omittingEmptySubsequences: false)

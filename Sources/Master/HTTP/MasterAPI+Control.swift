@@ -114,12 +114,7 @@ extension MasterAPI {
             guard let value = Int64(text), value >= 0 else { throw PaddockError.invalid("after is a sequence number ≥ 0", field: "after") }
             return value
         } ?? 0
-        let wait: Double = try Self.query(request, "wait").map { text -> Double in
-            guard let value = Double(text), value.isFinite, value >= 0, value <= Limits.longPollSeconds else {
-                throw PaddockError.invalid("wait is between 0 and \(Int(Limits.longPollSeconds)) seconds", field: "wait")
-            }
-            return value
-        } ?? 0
+        let wait = try Self.longPollWait(request)
         let deadline = ContinuousClock.now + .milliseconds(Int(wait * 1000))
         // One held poll per agent (issue 16): the agent's newer poll ends its older one, which answers
         // at once with what it has. Not 429: the older one is most often a poll whose connection died

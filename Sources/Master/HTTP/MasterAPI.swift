@@ -144,6 +144,15 @@ public struct MasterAPI: Sendable {
         request.uri.queryParameters[Substring(name)].map(String.init)
     }
 
+    /// A long-poll's `wait` (seconds, 0 to `Limits.longPollSeconds`; 0 when not given).
+    static func longPollWait(_ request: Request) throws -> Double {
+        guard let text = query(request, "wait") else { return 0 }
+        guard let value = Double(text), value.isFinite, value >= 0, value <= Limits.longPollSeconds else {
+            throw PaddockError.invalid("wait is between 0 and \(Int(Limits.longPollSeconds)) seconds", field: "wait")
+        }
+        return value
+    }
+
     static func page(_ request: Request) throws -> PageRequest {
         var page = PageRequest()
         if let limit = query(request, "limit") {

@@ -14,10 +14,7 @@ extension SQLStore {
                 WHERE t.finished_at IS NOT NULL AND t.finished_at < ? AND t.state IN ('succeeded', 'failed', 'cancelled')
                 LIMIT ?
                 """, arguments: [finishedBefore.timeIntervalSince1970, limit])
-            guard !ids.isEmpty else { return 0 }
-            let placeholders = Array(repeating: "?", count: ids.count).joined(separator: ", ")
-            try db.execute(sql: "DELETE FROM log_chunks WHERE task_id IN (\(placeholders))", arguments: ids)
-            try db.execute(sql: "DELETE FROM task_logs WHERE task_id IN (\(placeholders))", arguments: ids)
+            try Self.deleteLogs(db, tasks: ids)
             return ids.count
         }
     }
@@ -45,12 +42,18 @@ extension SQLStore {
                     over -= task["bytes"] as Int64
                 }
             }
-            for batch in stride(from: 0, to: pruned.count, by: 500).map({ Array(pruned[$0..<min($0 + 500, pruned.count)]) }) {
-                let placeholders = Array(repeating: "?", count: batch.count).joined(separator: ", ")
-                try db.execute(sql: "DELETE FROM log_chunks WHERE task_id IN (\(placeholders))", arguments: batch)
-                try db.execute(sql: "DELETE FROM task_logs WHERE task_id IN (\(placeholders))", arguments: batch)
+            for start in stride(from: 0, to: pruned.count, by: 500) {
+                try Self.deleteLogs(db, tasks: Array(pruned[start..<min(start + 500, pruned.count)]))
             }
             return pruned.count
         }
+    }
+
+    /// Every run's log of these tasks (at most a few hundred: one statement each).
+    static func deleteLogs(_ db: any SQLDatabase, tasks ids: [Int64]) throws {
+        guard !ids.isEmpty else { return }
+        let placeholders = Array(repeating: "?", count: ids.count).joined(separator: ", ")
+        try db.execute(sql: "DELETE FROM log_chunks WHERE task_id IN (\(placeholders))", arguments: ids)
+        try db.execute(sql: "DELETE FROM task_logs WHERE task_id IN (\(placeholders))", arguments: ids)
     }
 }
