@@ -57,6 +57,8 @@ finish() {
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
     sleep 0.5
     for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+    # The cgroup handed to the agent (emptied by now), deepest first.
+    [ -z "${delegated:-}" ] || find "$delegated" -depth -type d -exec rmdir {} + 2>/dev/null
     if [ "${installed_by_us:-0}" = 1 ] && dpkg-query -W -f='${Status}' paddock 2>/dev/null | grep -qv not-installed; then
         dpkg --purge paddock >/dev/null 2>&1
     fi
@@ -183,12 +185,16 @@ else bad "lintian reports no error (exit $rc)"; fi
 # --- install ---------------------------------------------------------------------------
 check "dpkg -i installs it" dpkg -i "$deb"
 check "/usr/bin/paddock --version prints $version" bash -c "/usr/bin/paddock --version | grep -qx '$version'"
-check "a paddock system user and group, no login shell" bash -c "
-    getent passwd paddock && uid=\$(id -u paddock) && [ \"\$uid\" -lt 1000 ] && getent group paddock &&
-    getent passwd paddock | grep -q ':/usr/sbin/nologin$'"
-check "/var/lib/paddock and /var/lib/paddock/master belong to paddock" bash -c "
-    stat -c '%U:%G %a %n' /var/lib/paddock /var/lib/paddock/master /var/lib/paddock/agent
-    [ \"\$(stat -c %U /var/lib/paddock)\" = paddock ] && [ \"\$(stat -c %U:%a /var/lib/paddock/master)\" = paddock:750 ]"
+check "paddock, paddock-agent and paddock-task system users and groups, no login shell" bash -c "
+    for u in paddock paddock-agent paddock-task; do
+        getent passwd \$u && uid=\$(id -u \$u) && [ \"\$uid\" -lt 1000 ] && getent group \$u &&
+        getent passwd \$u | grep -q ':/usr/sbin/nologin$' || exit 1
+    done"
+check "/var/lib/paddock and its master/ belong to paddock, agent/ to paddock-agent, task/ to paddock-task" bash -c "
+    stat -c '%U:%G %a %n' /var/lib/paddock /var/lib/paddock/master /var/lib/paddock/agent /var/lib/paddock/task
+    [ \"\$(stat -c %U /var/lib/paddock)\" = paddock ] && [ \"\$(stat -c %U:%a /var/lib/paddock/master)\" = paddock:750 ] &&
+    [ \"\$(stat -c %U:%a /var/lib/paddock/agent)\" = paddock-agent:755 ] &&
+    [ \"\$(stat -c %U:%a /var/lib/paddock/task)\" = paddock-task:700 ]"
 check "join and admin tokens generated: mode 0640, root:paddock, 64 hex digits, different" bash -c "
     for t in /etc/paddock/join-token /etc/paddock/admin-token; do
         stat -c '%a %U:%G %n' \$t; [ \"\$(stat -c '%a %U:%G' \$t)\" = '640 root:paddock' ] || exit 1
@@ -206,12 +212,16 @@ check "the bash completion loads and completes paddock" bash -c "
     source /usr/share/bash-completion/completions/paddock && complete -p paddock"
 check "the zsh completion is a #compdef paddock file" bash -c "head -n 1 /usr/share/zsh/vendor-completions/_paddock | grep -q '^#compdef paddock'"
 check "the services were not started by the install" bash -c "! pgrep -f '^/usr/bin/paddock (master|agent)'"
-check "units: restart on failure, paddock user for the master, KillMode=mixed for the agent, journal" bash -c "
+check "units: restart on failure, paddock and paddock-agent users, the agent's capabilities and credential, KillMode=mixed, journal" bash -c "
     m=/lib/systemd/system/paddock-master.service a=/lib/systemd/system/paddock-agent.service
     grep -qx 'Restart=on-failure' \$m && grep -qx 'Restart=on-failure' \$a &&
-    grep -qx 'User=paddock' \$m && ! grep -q '^User=' \$a && grep -qx 'KillMode=mixed' \$a &&
+    grep -qx 'User=paddock' \$m && grep -qx 'User=paddock-agent' \$a && grep -qx 'KillMode=mixed' \$a &&
+    grep -qx 'Delegate=yes' \$a && grep -qx 'NoNewPrivileges=yes' \$a &&
+    grep -qx 'AmbientCapabilities=CAP_SETUID CAP_SETGID CAP_CHOWN CAP_KILL CAP_DAC_OVERRIDE CAP_FOWNER' \$a &&
+    grep -qx 'LoadCredential=join-token:/etc/paddock/join-token' \$a &&
     grep -qx 'StandardOutput=journal' \$m && grep -qx 'StandardOutput=journal' \$a &&
-    ! grep -Eq '^(ProtectSystem|ProtectHome|PrivateTmp|NoNewPrivileges)=' \$a &&
+    ! grep -Eq '^(ProtectSystem|ProtectHome|PrivateTmp)=' \$a &&
+    grep -qx 'task-user: paddock-task' /etc/paddock/agent.yaml &&
     grep -qx 'ExecStart=/usr/bin/paddock master --config /etc/paddock/master.yaml' \$m &&
     grep -qx 'ExecStart=/usr/bin/paddock agent --config /etc/paddock/agent.yaml' \$a"
 if command -v systemd-analyze >/dev/null; then
@@ -246,12 +256,27 @@ else
 fi
 sed -i "s|^master: .*|master: $url|" /etc/paddock/agent.yaml
 printf 'name: deb-test-agent\n' >>/etc/paddock/agent.yaml
-start agent /usr/bin/paddock agent --config /etc/paddock/agent.yaml
+# As paddock-agent.service runs it, without systemd: as paddock-agent with the unit's ambient
+# capabilities, in a cgroup handed to that user (Delegate=yes), with the join token as a credential
+# only it reads (LoadCredential=, PADDOCK_JOIN_TOKEN_FILE).
+caps=$(sed -n 's/^AmbientCapabilities=//p' /lib/systemd/system/paddock-agent.service | tr 'A-Z' 'a-z' | sed 's/cap_/+/g; s/ /,/g')
+mkdir -p "$work/credentials"
+install -o paddock-agent -g paddock-agent -m 0400 /etc/paddock/join-token "$work/credentials/join-token"
+chown paddock-agent:paddock-agent "$work/credentials"; chmod 0500 "$work/credentials"
+cgroup2=$(findmnt -n -t cgroup2 -o TARGET | head -n 1)
+delegated=""
+if [ -n "$cgroup2" ] && mkdir "$cgroup2/paddock-test-deb-$$" 2>/dev/null; then
+    delegated="$cgroup2/paddock-test-deb-$$"
+    chown paddock-agent:paddock-agent "$delegated" "$delegated/cgroup.procs" "$delegated/cgroup.subtree_control" "$delegated/cgroup.threads"
+fi
+start agent sh -c 'if [ -n "$0" ]; then echo $$ >"$0/cgroup.procs"; fi; exec "$@"' "$delegated" \
+    setpriv --reuid=paddock-agent --regid=paddock-agent --init-groups --inh-caps="$caps" --ambient-caps="$caps" \
+    env PADDOCK_JOIN_TOKEN_FILE="$work/credentials/join-token" /usr/bin/paddock agent --config /etc/paddock/agent.yaml
 cat >"$work/job.yaml" <<'EOF'
 name: deb-test
 tasks:
   - name: marker
-    command: ["sh", "-c", "echo paddock-deb-ok from $PADDOCK_AGENT_NAME"]
+    command: ["sh", "-c", "echo paddock-deb-ok from $PADDOCK_AGENT_NAME as $(id -un); grep -E '^Cap(Prm|Eff|Amb)' /proc/self/status; cat /var/lib/paddock/agent/agent-enrollment.json || echo credential refused"]
 EOF
 job=""
 : >"$log"
@@ -265,7 +290,13 @@ check "the agent enrolled from agent.yaml (paddock agents lists deb-test-agent)"
     "/usr/bin/paddock agents --master '$url' --token '$admin' | tee /dev/stderr | grep -q deb-test-agent"
 check "the task printed its output (paddock logs)" bash -c "
     t=\$(/usr/bin/paddock tasks --job '$job' --master '$url' --token '$admin' --json | grep -Eo '\"id\" *: *\"t[0-9]+\"' | head -n 1 | grep -Eo 't[0-9]+')
-    /usr/bin/paddock logs \"\$t\" --master '$url' --token '$admin' | tee /dev/stderr | grep -q 'paddock-deb-ok from deb-test-agent'"
+    /usr/bin/paddock logs \"\$t\" --master '$url' --token '$admin' | tee '$work/marker.log' >&2
+    grep -q 'paddock-deb-ok from deb-test-agent as paddock-task' '$work/marker.log'"
+check "the agent ran as paddock-agent and its task as paddock-task, with no capability, refused the credential" bash -c "
+    [ \"\$(ps -o uid= -p $pid_agent | tr -d ' ')\" = \"\$(id -u paddock-agent)\" ] &&
+    [ \"\$(stat -c %U:%a /var/lib/paddock/agent/agent-enrollment.json)\" = paddock-agent:600 ] &&
+    [ \"\$(grep -c '^Cap...:[[:space:]]*0000000000000000\$' '$work/marker.log')\" = 3 ] &&
+    grep -q 'credential refused' '$work/marker.log'"
 check "the agent stops on SIGTERM" stop agent
 check "the master stops on SIGTERM" stop master
 check "the master's store is in /var/lib/paddock/master, owned by paddock" bash -c "
@@ -300,8 +331,9 @@ fi
 check "the master stops on SIGTERM" stop master
 
 check "dpkg --purge paddock" dpkg --purge paddock
-check "after --purge: /etc/paddock, /var/lib/paddock and the paddock user are gone" bash -c "
+check "after --purge: /etc/paddock, /var/lib/paddock and the paddock users are gone" bash -c "
     [ ! -e /etc/paddock ] && [ ! -e /var/lib/paddock ] && ! getent passwd paddock && ! getent group paddock &&
+    ! getent passwd paddock-agent && ! getent passwd paddock-task &&
     [ ! -e /usr/bin/paddock ]"
 
 # --- install an agent from a master: curl MASTER/install-agent.sh | sh -------------------

@@ -63,13 +63,22 @@ struct EnrollmentFile: Codable {
         return try? JSONDecoder().decode(EnrollmentFile.self, from: data)
     }
 
+    /// Written to disk before the agent uses it: the master holds this name for this credential only,
+    /// and an agent that lost it (a power cut after enrolling) could not enroll again without an admin.
     func save(workDir: String) throws {
         let data = try JSONEncoder().encode(self)
         let path = Self.path(in: workDir)
-        _ = FileManager.default.createFile(atPath: path + ".tmp", contents: data, attributes: [.posixPermissions: 0o600])
-        // rename(2) replaces atomically: a crash leaves the old file or the new one, never half of one.
-        guard rename(path + ".tmp", path) == 0 else {
-            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
-        }
+        let failed = { CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path]) }
+        let fd = open(path + ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw failed() }
+        let written = data.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        let synced = fsync(fd) == 0
+        close(fd)
+        guard written == data.count, synced else { throw failed() }
+        // rename(2) replaces atomically: a crash leaves the old file or the new one, never half of one;
+        // the directory's fsync makes the rename itself durable.
+        guard rename(path + ".tmp", path) == 0 else { throw failed() }
+        let dir = open(workDir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dir >= 0 { _ = fsync(dir); close(dir) }
     }
 }

@@ -242,9 +242,7 @@ struct AgentOptions: ParsableArguments {
         guard ["auto", "off"].contains(taskCgroups) else { throw ValidationError("--task-cgroups is auto or off") }
         if let taskUser {
             guard let user = TaskUser.lookUp(taskUser) else { throw ValidationError("--task-user: no user \(taskUser) on this host") }
-            guard getuid() == 0 || user.uid == getuid() else {
-                throw ValidationError("--task-user \(taskUser): the agent runs as uid \(getuid()) and cannot switch users (run it as root)")
-            }
+            if let reason = user.cannotSwitchReason() { throw ValidationError("--task-user \(taskUser): \(reason)") }
             config.taskUser = user
         }
         if warmChildren != "auto" {

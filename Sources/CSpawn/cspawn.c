@@ -4,11 +4,21 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "cspawn.h"
+
+int paddock_has_capability(int capability) {
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2];
+    memset(data, 0, sizeof data);
+    if (capability < 0 || capability >= 64 || syscall(SYS_capget, &header, data) != 0) return 0;
+    return (data[capability / 32].effective >> (capability % 32)) & 1;
+}
 
 int paddock_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
@@ -36,12 +46,24 @@ static void reset_signals(void) {
 }
 
 /* Becomes the task's user (`uid` < 0: stays the agent's). Raw system calls: glibc's setuid would
-   try to change the credentials of every thread of the agent, whose memory this child shares. */
+   try to change the credentials of every thread of the agent, whose memory this child shares.
+   A task keeps none of the agent's capabilities. An agent running as root that switches to another
+   user loses them in the kernel's own uid change; an agent under its own user was given some as
+   ambient capabilities (CAP_SETUID, CAP_KILL...: the unit's AmbientCapabilities), which a change
+   between two non-root users keeps and an exec passes on. So the child drops every one before the
+   exec, unless it stays root (an agent run as root without --task-user runs its tasks as root). */
 static int become(int uid, int gid, const gid_t *groups, int ngroups) {
-    if (uid < 0) return 0;
-    if (syscall(SYS_setgroups, ngroups, groups) != 0) return -1;
-    if (syscall(SYS_setresgid, gid, gid, gid) != 0) return -1;
-    if (syscall(SYS_setresuid, uid, uid, uid) != 0) return -1;
+    if (uid >= 0) {
+        if (syscall(SYS_setgroups, ngroups, groups) != 0) return -1;
+        if (syscall(SYS_setresgid, gid, gid, gid) != 0) return -1;
+        if (syscall(SYS_setresuid, uid, uid, uid) != 0) return -1;
+    }
+    if (syscall(SYS_getuid) == 0) return 0;
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) return -1;
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct none[2];
+    memset(none, 0, sizeof none);
+    if (syscall(SYS_capset, &header, none) != 0) return -1;
     return 0;
 }
 
@@ -60,7 +82,9 @@ static void child(const char *file, char *const argv[], char *const envp[], cons
     if (null_fd < 0) { stage = 3; goto fail; }
     if (null_fd != 0) { if (dup2(null_fd, 0) < 0) { stage = 3; goto fail; } close(null_fd); }
     if (dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0) { stage = 3; goto fail; }
-    if (user && become(user->uid, user->gid, user->groups, user->ngroups) != 0) { stage = 7; goto fail; }
+    if (become(user ? user->uid : -1, user ? user->gid : -1, user ? user->groups : NULL, user ? user->ngroups : 0) != 0) {
+        stage = 7; goto fail;
+    }
     if (chdir(cwd) != 0) { stage = 4; goto fail; }
     /* No descriptor of the agent's beyond 0-2 reaches the task (sockets, other tasks' pipes, the
        cgroup files), except `report` itself until the exec closes it. */
@@ -177,7 +201,10 @@ static void warm_child(struct paddock_warm *w) {
     ssize_t n;
     do { n = read(WARM_GO, &go_byte, 1); } while (n < 0 && errno == EINTR);
     if (n != 1) _exit(0);  /* dismissed, or the agent is gone */
-    if (w->user && become(w->user->uid, w->user->gid, w->user->groups, w->user->ngroups) != 0) { stage = 7; goto fail; }
+    const paddock_user *user = w->user;
+    if (become(user ? user->uid : -1, user ? user->gid : -1, user ? user->groups : NULL, user ? user->ngroups : 0) != 0) {
+        stage = 7; goto fail;
+    }
     if (chdir(w->cwd) != 0) { stage = 4; goto fail; }
     reset_signals();
     execvpe(w->file, w->argv, w->envp);

@@ -73,9 +73,10 @@ final class Farm: @unchecked Sendable {
     }
 
     /// `environment` is added to the agent's own (its tasks see PATH and a few more of it).
-    func startAgent(_ name: String, _ extra: [String], environment: [String: String] = [:]) throws {
+    /// `prefix` runs the agent through another program (`setpriv ...` to start it under another user).
+    func startAgent(_ name: String, _ extra: [String], environment: [String: String] = [:], prefix: [String] = []) throws {
         _ = try launch(name, ["agent", "--master", url, "--join-token", Self.join, "--name", name,
-                              "--work-dir", dir + "/" + name] + extra, environment: environment)
+                              "--work-dir", dir + "/" + name] + extra, environment: environment, prefix: prefix)
     }
 
     /// `--ca-file` of the CA the farm's master or frontend is trusted by (none over plain HTTP).
@@ -114,7 +115,7 @@ final class Farm: @unchecked Sendable {
     }
 
     @discardableResult
-    func launch(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> String {
+    func launch(_ name: String, _ arguments: [String], environment: [String: String] = [:], prefix: [String] = []) throws -> String {
         let logPath = dir + "/\(name).log"
         if !FileManager.default.fileExists(atPath: logPath) {
             _ = FileManager.default.createFile(atPath: logPath, contents: nil)
@@ -122,8 +123,9 @@ final class Farm: @unchecked Sendable {
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         handle.seekToEndOfFile()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
+        let command = prefix + [Self.binary] + arguments
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, given in given }
         }

@@ -12,6 +12,11 @@ typedef struct paddock_user {
     int ngroups;
 } paddock_user;
 
+/// 1 when this process has `capability` (CAP_SETUID...) in its effective set: an agent under its own
+/// user switches its tasks to another one with CAP_SETUID, CAP_SETGID and CAP_CHOWN, given as the
+/// unit's ambient capabilities.
+int paddock_has_capability(int capability);
+
 /// pipe2(O_CLOEXEC): both ends close on exec, atomically, so a task launched
 /// concurrently on another thread never inherits another task's pipe.
 int paddock_pipe_cloexec(int fds[2]);

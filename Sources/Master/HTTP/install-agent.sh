@@ -164,6 +164,7 @@ fi
     echo "master: \"$MASTER_URL\""
     echo "join-token-file: $tokenfile"
     echo "work-dir: /var/lib/paddock/agent"
+    echo "task-user: paddock-task"
     [ -z "$name" ] || echo "name: \"$name\""
     if [ -n "$tags" ]; then
         list=""
