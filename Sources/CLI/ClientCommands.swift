@@ -99,7 +99,21 @@ struct SubmitCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Path mapping rules of an OpenJD template's job (pathmapping-1.0 JSON), applied on the agents before their own.",
                                valueName: "FILE"))
     var pathMappingRules: String?
+    @Option(name: .customLong("env"), help: ArgumentHelp("An OpenJD environment template (environment-2023-09) applied around an OpenJD job; repeat for several, entered in order.",
+                                                         valueName: "FILE"))
+    var environments: [String] = []
     @OptionGroup var client: ClientOptions
+
+    /// An OpenJD error said of the file it is in: `environments[1].environment.name` is the second
+    /// `--env` file's `environment.name`.
+    static func locate(_ error: OpenJDError, file: String, environments: [String]) -> String {
+        let prefix = "environments["
+        guard error.field.hasPrefix(prefix), let close = error.field.firstIndex(of: "]"),
+              let index = Int(error.field[error.field.index(error.field.startIndex, offsetBy: prefix.count)..<close]),
+              environments.indices.contains(index) else { return "\(file): \(error)" }
+        let rest = error.field[error.field.index(after: close)...].drop { $0 == "." }
+        return "\(environments[index]): " + (rest.isEmpty ? error.message : "\(rest): \(error.message)")
+    }
 
     func run() async throws {
         let text: Data
@@ -124,15 +138,24 @@ struct SubmitCommand: AsyncParsableCommand {
                     guard let value = try? TemplateValue(json: data) else { throw ValidationError("\(pathMappingRules) is not JSON") }
                     rules = value
                 }
+                var environmentTemplates: [TemplateValue] = []
+                for path in environments {
+                    guard let data = FileManager.default.contents(atPath: path) else { try fileError("cannot read \(path)") }
+                    do {
+                        environmentTemplates.append(try OpenJDTemplateFile.environment(data, file: path))
+                    } catch let error as OpenJDError {
+                        try fileError("\(path): \(error)")
+                    }
+                }
                 body = try OpenJDTemplateFile.body(template: template, parameters: parameters, templateDirectory: directory,
-                                                   pathMappingRules: rules)
-            } else if !parameters.isEmpty || pathMappingRules != nil {
-                throw ValidationError("-p and --path-mapping-rules are for an OpenJD template; \(file) is not one")
+                                                   pathMappingRules: rules, environments: environmentTemplates)
+            } else if !parameters.isEmpty || pathMappingRules != nil || !environments.isEmpty {
+                throw ValidationError("-p, --env and --path-mapping-rules are for an OpenJD template; \(file) is not one")
             } else {
                 body = try Self.jsonBody(text, name: file)
             }
         } catch let error as OpenJDError {
-            try fileError("\(file): \(error)")
+            try fileError(Self.locate(error, file: file, environments: environments))
         } catch let error as JobFileError {
             try fileError(error.description)
         }

@@ -6,6 +6,19 @@ import PaddockOpenJD
 enum OpenJDTemplateFile {
     /// The document, when it is an OpenJD job template (`specificationVersion: jobtemplate-2023-09`).
     static func template(_ data: Data) throws -> TemplateValue? {
+        try document(data, version: JobTemplate.specificationVersion, kind: "job templates")
+    }
+
+    /// An environment template (`--env FILE`, `specificationVersion: environment-2023-09`).
+    static func environment(_ data: Data, file: String) throws -> TemplateValue {
+        guard let document = try document(data, version: EnvironmentTemplate.specificationVersion, kind: "environment templates") else {
+            throw OpenJDError("", "\(file) is not an OpenJD environment template (specificationVersion: \(EnvironmentTemplate.specificationVersion))")
+        }
+        return document
+    }
+
+    /// A JSON or YAML document whose `specificationVersion` is `version`; nil when it has none.
+    static func document(_ data: Data, version expected: String, kind: String) throws -> TemplateValue? {
         let document: TemplateValue
         if let json = try? TemplateValue(json: data) {
             document = json
@@ -15,9 +28,8 @@ enum OpenJDTemplateFile {
             document = value
         }
         guard case .string(let version)? = document["specificationVersion"] else { return nil }
-        guard version == JobTemplate.specificationVersion else {
-            throw OpenJDError("specificationVersion",
-                              "this Paddock reads '\(JobTemplate.specificationVersion)' job templates, not '\(version.prefix(64))'")
+        guard version == expected else {
+            throw OpenJDError("specificationVersion", "this Paddock reads '\(expected)' \(kind), not '\(version.prefix(64))'")
         }
         return document
     }
@@ -28,8 +40,9 @@ enum OpenJDTemplateFile {
     /// implementation's client does: a relative default against the template's directory, a
     /// relative value given with -p against the current directory (the master has neither).
     static func body(template: TemplateValue, parameters: [String], templateDirectory: String,
-                     pathMappingRules: TemplateValue? = nil) throws -> Data {
-        let definitions = try JobTemplate(template).parameterDefinitions
+                     pathMappingRules: TemplateValue? = nil, environments: [TemplateValue] = []) throws -> Data {
+        // The job's parameters and those of the environments (merged as the master merges them).
+        let definitions = try JobTemplate(EnvironmentTemplate.apply(environments, to: template)).parameterDefinitions
         let cwd = FileManager.default.currentDirectoryPath
         var values = TemplateObject()
         for assignment in parameters {
@@ -51,6 +64,7 @@ enum OpenJDTemplateFile {
         }
         var openjd = TemplateObject([("template", template), ("parameters", .object(values))])
         if let pathMappingRules { openjd["path_mapping_rules"] = pathMappingRules }
+        if !environments.isEmpty { openjd["environments"] = .array(environments) }
         let request = TemplateValue.object(TemplateObject([("openjd", .object(openjd))]))
         return Data(request.json.utf8)
     }

@@ -3,7 +3,7 @@ import PaddockProtocol
 
 /// `POST /v1/jobs` with an Open Job Description template:
 ///
-///     {"openjd": {"template": {...}, "parameters": {"Frames": "1-100"}},
+///     {"openjd": {"template": {...}, "parameters": {"Frames": "1-100"}, "environments"?: [{...}]},
 ///      "owner"?: ..., "priority"?: ..., "labels"?: ..., "max_attempts"?: ..., "after"?: [...]}
 ///
 /// The template is converted here into the JSON of an ordinary job (a task list), with the
@@ -11,7 +11,7 @@ import PaddockProtocol
 /// as any other job.
 public enum OpenJDRequest {
     public static let keys: Set<String> = ["openjd", "owner", "priority", "labels", "max_attempts", "after"]
-    public static let openjdKeys: Set<String> = ["template", "parameters", "path_mapping_rules"]
+    public static let openjdKeys: Set<String> = ["template", "parameters", "path_mapping_rules", "environments"]
 
     /// Cheap test before parsing: a body without the word cannot be an OpenJD submission.
     public static func mayBe(_ bytes: some Collection<UInt8>) -> Bool {
@@ -53,9 +53,9 @@ public enum OpenJDRequest {
         }
         if let extra = request.keys.first(where: { !openjdKeys.contains($0) }) {
             throw Refusal(field: "openjd.\(extra)",
-                          message: "openjd.\(extra.prefix(64)): unknown field (openjd has 'template', 'parameters' and 'path_mapping_rules')")
+                          message: "openjd.\(extra.prefix(64)): unknown field (openjd has 'template', 'parameters', 'environments' and 'path_mapping_rules')")
         }
-        guard let template = request["template"] else {
+        guard let given = request["template"] else {
             throw Refusal(field: "openjd.template", message: "openjd.template: field required (the job template, as JSON)")
         }
         var values: [String: TemplateValue] = [:]
@@ -67,6 +67,21 @@ public enum OpenJDRequest {
             throw Refusal(field: "openjd.parameters", message: "openjd.parameters: must be an object of job parameter values, not \(other.kind)")
         }
         let rules = try Self.rules(request["path_mapping_rules"])
+        // Environment templates (environment-2023-09) applied around the job: entered before its own environments.
+        let template: TemplateValue
+        switch request["environments"] {
+        case nil, .null?:
+            template = given
+        case .array(let environments)?:
+            do {
+                template = try EnvironmentTemplate.apply(environments, to: given)
+            } catch {
+                let field = error.field.hasPrefix("environments") ? "openjd.\(error.field)" : "openjd.template.\(error.field)"
+                throw Refusal(field: field, message: "\(field): \(error.message)")
+            }
+        case let other?:
+            throw Refusal(field: "openjd.environments", message: "openjd.environments: must be a list of environment templates, not \(other.kind)")
+        }
         let conversion: OpenJDConversion
         do {
             conversion = try OpenJDConversion(template: template, values: values, pathMappingRules: rules)

@@ -7,13 +7,13 @@ import Testing
 /// the line and column, the field's path and what to do; the exit status is 1 and no usage banner
 /// follows (issue 19: errors written for people).
 extension EndToEnd { @Suite struct JobFileErrorTests {
-    /// Runs `paddock submit FILE`; returns its exit status and standard error.
-    static func submit(_ farm: Farm, _ file: String) async throws -> (status: Int32, stderr: String) {
+    /// Runs `paddock submit FILE [EXTRA...]`; returns its exit status and standard error.
+    static func submit(_ farm: Farm, _ file: String, _ extra: [String] = []) async throws -> (status: Int32, stderr: String) {
         let url = farm.url
         return try await offThePool { () throws -> (Int32, String) in
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Farm.binary)
-            process.arguments = ["submit", file]
+            process.arguments = ["submit", file] + extra
             var environment = ProcessInfo.processInfo.environment
             environment["PADDOCK_MASTER"] = url
             environment["PADDOCK_TOKEN"] = Farm.admin

@@ -242,3 +242,54 @@ extension EndToEnd.OpenJDEndToEndTests {
         }
     }
 }
+
+extension EndToEnd.OpenJDEndToEndTests {
+    /// `paddock submit JOB --env ENV -p ...`: an environment template's environment is entered
+    /// before the job's own and exited after it, with its own parameter; a mistake in an environment
+    /// template is said of its file.
+    @Test func environmentTemplatesWrapTheJobsEnvironments() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("openjd", ["--cpus", "2", "--ram", "2GiB"])
+        let dir = farm.dir + "/templates"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try """
+            specificationVersion: jobtemplate-2023-09
+            name: Wrapped
+            jobEnvironments:
+              - name: Job
+                script: {actions: {onEnter: {command: sh, args: ["-c", "echo enter job"]}, onExit: {command: sh, args: ["-c", "echo exit job"]}}}
+            steps:
+              - name: S
+                script: {actions: {onRun: {command: sh, args: ["-c", "echo run at $SITE"]}}}
+            """.write(toFile: dir + "/job.yaml", atomically: true, encoding: .utf8)
+        try """
+            specificationVersion: environment-2023-09
+            parameterDefinitions:
+              - {name: Site, type: STRING, allowedValues: [paris, lyon]}
+            environment:
+              name: Studio
+              variables: {SITE: "{{Param.Site}}"}
+              script: {actions: {onEnter: {command: sh, args: ["-c", "echo enter studio"]}, onExit: {command: sh, args: ["-c", "echo exit studio"]}}}
+            """.write(toFile: dir + "/studio.yaml", atomically: true, encoding: .utf8)
+        let submitted = try await cli(farm, ["submit", dir + "/job.yaml", "--env", dir + "/studio.yaml", "-p", "Site=lyon", "--json"])
+        let job = try WireJSON.decoder().decode(JobView.self, from: Data(submitted.utf8))
+        let tasks = try await farm.waitForJob(job.id)
+        #expect(tasks.map(\.state) == [.succeeded])
+        #expect(try await farm.logs(tasks[0].id) == "enter studio\nenter job\nrun at lyon\nexit job\nexit studio\n")
+
+        // A value the environment template does not allow, and a mistake in its file.
+        let refused = try await EndToEnd.JobFileErrorTests.submit(farm, dir + "/job.yaml", ["--env", dir + "/studio.yaml", "-p", "Site=rome"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("Site"), "\(refused.stderr)")
+        try """
+            specificationVersion: environment-2023-09
+            environment:
+              name: Studio
+              script: {actions: {onEnter: {comand: sh}}}
+            """.write(toFile: dir + "/broken.yaml", atomically: true, encoding: .utf8)
+        let broken = try await EndToEnd.JobFileErrorTests.submit(farm, dir + "/job.yaml", ["--env", dir + "/broken.yaml"])
+        #expect(broken.status == 1)
+        #expect(broken.stderr.contains(dir + "/broken.yaml: environment.script.actions.onEnter"), "\(broken.stderr)")
+    }
+}
