@@ -278,9 +278,21 @@ public struct OpenJDConversion: Sendable {
     /// `openjd_unset_env:` lines change the environment of what follows), the inner level, then
     /// its `onExit` whatever the inner level's outcome. A failed `onEnter` fails the task with
     /// that reason; the environments entered before it are still exited.
+    ///
+    /// A cancel or a timeout stops a task with SIGTERM to its whole process group (SIGKILL after
+    /// the grace its action's `cancelation` gives). Where an environment has an `onExit`, the shells
+    /// around the action catch SIGTERM (`trap : TERM`, which the action's own process does not
+    /// inherit): the action ends, and each `onExit` still runs on the way out, as the specification
+    /// exits a cancelled session's environments, within what is left of the grace (an `onExit`
+    /// ignores SIGTERM: only the grace's SIGKILL stops it).
     static func prelude(files: [(filename: String, data: ResolvedString, runnable: Bool)], rules: Bool,
                         argv: [ResolvedString], environments: [EnvironmentPlan] = []) -> String {
         var lines = [#"D="${PADDOCK_WORK_DIR:-$PWD}""#]
+        // Every shell level that has an onExit to run outlives the SIGTERM of a stop (a subshell does
+        // not inherit a caught trap: each level sets its own).
+        let exitsOnStop = environments.contains { $0.onExit != nil }
+        let keepOnStop = "trap : TERM"
+        if exitsOnStop { lines.append(keepOnStop) }
         if rules {
             lines.append("printf '%s' \"$\(PathMappingEnvironment.rules)\" > \"$D/\(rulesFile)\" || exit 1")
         }
@@ -293,6 +305,7 @@ public struct OpenJDConversion: Sendable {
         for (k, environment) in environments.enumerated() {
             let label = shellWord(ResolvedString([.text("'" + environment.name + "'")]))
             lines.append("(")
+            if exitsOnStop { lines.append(keepOnStop) }
             write(environment.files)
             for variable in environment.variables {
                 lines.append("export \(variable.name)=\(shellWord(variable.value))")
@@ -319,6 +332,10 @@ public struct OpenJDConversion: Sendable {
             let label = shellWord(ResolvedString([.text("'" + environment.name + "'")]))
             lines.append("rc=$?")
             if let onExit = environment.onExit {
+                // A stop signals every process of the task, the group and the cgroup each once: an
+                // onExit started between the two would die of the second. It ignores SIGTERM (and so
+                // runs until the grace's SIGKILL at worst).
+                lines.append("trap '' TERM")
                 lines.append(environment.onExitLimit + onExit.map(shellWord).joined(separator: " "))
                 lines.append(#"x=$?; if [ "$rc" = 0 ] && [ "$x" != 0 ]; then echo "openjd: environment "\#(label)": onExit failed (exit code $x)" >&2; rc=$x; fi"#)
             }

@@ -180,8 +180,7 @@ extension EndToEnd { @Suite struct AgentRestartTests {
         ]))
         let taskID = try #require(job.taskIDs?.first)
         try await eventually("the forker runs", timeout: 20) { try await farm.task(taskID).state == .running }
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(processes(of: taskID, in: farm).count >= 2, "\(processes(of: taskID, in: farm))")
+        try await eventually("the forker's two sleeps run", timeout: 20) { processes(of: taskID, in: farm).count >= 2 }
 
         farm.kill9("phoenix")
         #expect(processes(of: taskID, in: farm).count >= 2, "the task's processes outlive the agent's kill -9")

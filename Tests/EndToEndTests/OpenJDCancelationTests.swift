@@ -49,3 +49,39 @@ extension EndToEnd.OpenJDEndToEndTests {
         #expect(info == nil, "no notify period, no cancel_info.json")
     }
 }
+
+extension EndToEnd.OpenJDEndToEndTests {
+    /// A cancelled or timed-out task still exits its environments (2023-09: a cancelled session's
+    /// environments are exited): each `onExit` runs after the action is stopped, innermost first.
+    @Test func environmentsAreExitedWhenATaskIsCancelledOrTimesOut() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("openjd", ["--cpus", "2", "--ram", "2GiB"])
+        let marks = farm.dir + "/exits"
+        try FileManager.default.createDirectory(atPath: marks, withIntermediateDirectories: true)
+        func template(_ name: String, timeout: String) -> String {
+            #"""
+            {"specificationVersion": "jobtemplate-2023-09", "name": "\#(name)",
+             "jobEnvironments": [{"name": "Outer", "script": {"actions": {"onExit": {"command": "sh", "args": ["-c", "echo outer >> \#(marks)/\#(name)"]}}}},
+                                 {"name": "Inner", "script": {"actions": {"onExit": {"command": "sh", "args": ["-c", "echo inner >> \#(marks)/\#(name)"]}}}}],
+             "steps": [{"name": "S", "script": {"actions": {"onRun": {"command": "sh",
+               "args": ["-c", "echo $$ > \#(marks)/\#(name).pid; sleep 300"]\#(timeout)}}}}]}
+            """#
+        }
+        let cancelled = try await farm.submitRaw(#"{"openjd": {"template": \#(template("cancelled", timeout: ""))}}"#)
+        let timedOut = try await farm.submitRaw(#"{"openjd": {"template": \#(template("timedout", timeout: #", "timeout": 2"#))}}"#)
+        let cancelledTask = try #require(cancelled.taskIDs?.first)
+        try await eventually("the action runs", timeout: 60) { FileManager.default.fileExists(atPath: marks + "/cancelled.pid") }
+        let _: TaskView = try await farm.admin.call("POST", APIPath.task(cancelledTask) + "/cancel")
+
+        #expect(try await farm.waitForJob(cancelled.id, timeout: 60).map(\.state) == [.cancelled])
+        try await eventually("both environments were exited", timeout: 30) {
+            (try? String(contentsOfFile: marks + "/cancelled", encoding: .utf8)) == "inner\nouter\n"
+        }
+        let timedOutTasks = try await farm.waitForJob(timedOut.id, timeout: 60)
+        #expect(timedOutTasks.map(\.state) == [.failed])
+        try await eventually("both environments were exited after the timeout", timeout: 30) {
+            (try? String(contentsOfFile: marks + "/timedout", encoding: .utf8)) == "inner\nouter\n"
+        }
+    }
+}
