@@ -18,18 +18,29 @@ public enum ResourceDetection {
     }
 
     public static func gpus() -> Int {
-        guard HostProbe.executable(named: "nvidia-smi") != nil else { return 0 }
+        nvidiaSMI(query: "index")?.count ?? 0
+    }
+
+    /// MiB of memory on each GPU, the least of them (OpenJD's `amount.worker.gpu.memory`: what a task
+    /// may count on whichever GPU it gets); nil without GPUs.
+    public static func gpuMemoryMiB() -> Double? {
+        nvidiaSMI(query: "memory.total")?.compactMap { Double($0.trimmingCharacters(in: .whitespaces)) }.min()
+    }
+
+    /// One line per GPU of `nvidia-smi --query-gpu=QUERY` (plain numbers), or nil where it does not run.
+    static func nvidiaSMI(query: String) -> [String]? {
+        guard HostProbe.executable(named: "nvidia-smi") != nil else { return nil }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"]
+        process.arguments = ["nvidia-smi", "--query-gpu=\(query)", "--format=csv,noheader,nounits"]
         let output = Pipe()
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return 0 }
+        guard (try? process.run()) != nil else { return nil }
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        guard process.terminationStatus == 0 else { return 0 }
-        return String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).count
+        guard process.terminationStatus == 0 else { return nil }
+        return String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).map(String.init)
     }
 
     /// CPUs in this process's affinity mask (`Cpus_allowed_list` of /proc/self/status).

@@ -183,6 +183,8 @@ struct AgentOptions: ParsableArguments {
     var tags: String = ""
     @Option(help: "A host attribute, NAME=VALUE (custom, e.g. host_config=HostConfigA: the tag custom.host_config:HostConfigA; comma-separated or repeated; os.family and cpu.arch are detected).")
     var attr: [String] = []
+    @Option(help: "A host amount, NAME=NUMBER, that tasks may require a range of (custom, e.g. licenses=4: OpenJD's amount.custom.licenses; comma-separated or repeated; gpu.memory, the MiB of the smallest GPU, is detected).")
+    var amount: [String] = []
     @Option(help: "A JSON file of path mapping rules for the tasks (OpenJD pathmapping-1.0: {\"version\": \"pathmapping-1.0\", \"path_mapping_rules\": [{\"source_path_format\": \"POSIX\", \"source_path\": ..., \"destination_path\": ...}]}).")
     var pathMapping: String?
     @Option(help: "At most this many tasks at once (default: the CPU count).")
@@ -217,6 +219,17 @@ struct AgentOptions: ParsableArguments {
             tagList += try HostAttributeDetection.tags(declared: declared)
         } catch {
             throw ValidationError("--attr: \(error)")
+        }
+        let amounts = amount.flatMap { $0.split(separator: ",") }.map(String.init).filter { !$0.isEmpty }
+        do throws(HostAmounts.Problem) {
+            let declaredAmounts = try amounts.map(HostAmounts.declared)
+            tagList += declaredAmounts
+            let gpuMemoryTag = HostAmounts.agentPrefix + HostAmounts.gpuMemory + ":"
+            if gpus > 0, !declaredAmounts.contains(where: { $0.hasPrefix(gpuMemoryTag) }), let memory = ResourceDetection.gpuMemoryMiB() {
+                tagList.append(try HostAmounts.tag(HostAmounts.gpuMemory, memory))
+            }
+        } catch {
+            throw ValidationError("--amount: \(error)")
         }
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "agent"
         let name = self.name ?? String(host.filter { $0.isLetter || $0.isNumber || "-_.".contains($0) })

@@ -384,9 +384,10 @@ public struct OpenJDConversion: Sendable {
         }.joined()
     }
 
-    /// `amount.worker.*` onto cpus, ram, gpus and disk; attributes onto tags (`HostAttributes`: what
-    /// no agent has leaves the task fitting no agent, which the job's warnings say); any other amount
-    /// is a warning (not enforced).
+    /// `amount.worker.*` onto cpus, ram, gpus and disk (reserved: the minimum); `amount.worker.gpu.memory`
+    /// and `amount.custom.*` onto range tags (`HostAmounts`: the host must have an amount in the range);
+    /// attributes onto tags (`HostAttributes`). What no agent has leaves the task fitting no agent,
+    /// which the job's warnings say.
     static func requirements(_ step: OpenJDJob.Step, at path: FieldPath,
                              warnings: inout [String]) throws(OpenJDError) -> TaskRequirements? {
         guard let host = step.template.hostRequirements else { return nil }
@@ -394,6 +395,7 @@ public struct OpenJDConversion: Sendable {
         var ram: Int64 = 0
         var gpus: Int64 = 0
         var disk: Int64 = 0
+        var tags: [String] = []
         let mib: Double = 1_048_576
         for (i, amount) in host.amounts.enumerated() {
             let at = path.key("amounts").index(i)
@@ -412,14 +414,18 @@ public struct OpenJDConversion: Sendable {
                 guard minimum * 1024 * mib < Double(Int64.max / 2) else { throw at.key("min").error("too large") }
                 disk = Int64((minimum * 1024 * mib).rounded(.up))
             default:
-                warnings.append("\(at): \(amount.name) is not supported by Paddock yet: not enforced")
+                // Matched, not reserved: the bounds hold as written (gpu.memory, custom amounts).
+                do throws(HostAmounts.Problem) {
+                    tags.append(try HostAmounts.requirement(amount.name, min: amount.min, max: amount.max))
+                } catch {
+                    throw at.error(error.description)
+                }
                 continue
             }
             if amount.max != nil {
                 warnings.append("\(at.key("max")): Paddock reserves the minimum and does not bound \(amount.name) from above")
             }
         }
-        var tags: [String] = []
         for (i, attribute) in step.attributes.enumerated() {
             let at = path.key("attributes").index(i)
             do throws(HostAttributes.Problem) {
@@ -429,7 +435,7 @@ public struct OpenJDConversion: Sendable {
             }
         }
         tags = Array(Set(tags)).sorted()
-        guard tags.count <= Limits.tagCount else { throw path.key("attributes").error("at most \(Limits.tagCount) attribute values") }
+        guard tags.count <= Limits.tagCount else { throw path.error("at most \(Limits.tagCount) attribute values and amounts") }
         return TaskRequirements(resources: ResourceVector(cpus: cpus, ram: ram, disk: disk, gpus: gpus), tags: tags)
     }
 }

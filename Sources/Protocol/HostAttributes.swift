@@ -99,6 +99,7 @@ public enum HostAttributes {
     /// True when an agent with `tags` satisfies the required tag `required`.
     public static func satisfies(_ tags: Set<String>, _ required: String) -> Bool {
         if tags.contains(required) { return true }
+        if required.hasPrefix(HostAmounts.requirementPrefix) { return HostAmounts.satisfies(tags, required) }
         guard required.hasPrefix(anyPrefix) else { return false }
         let parts = required.dropFirst(anyPrefix.count).split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count >= 3, let name = parts.first, !name.isEmpty else { return false }

@@ -40,7 +40,51 @@ extension TaskRequirements {
     }
 }
 
-/// A key of the `attributes` mapping, for an error's path.
+/// The `amounts` of a task's requirements, `{custom.licenses: 2, gpu.memory: {min: 8192, max: 49152}}`:
+/// an amount the agent must have, at least a number or within a range. They become tags (see
+/// `HostAmounts`).
+struct AmountWish: Decodable {
+    var min: Double?
+    var max: Double?
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case min, max }
+
+    init(from decoder: any Decoder) throws {
+        if let single = try? decoder.singleValueContainer(), let minimum = try? single.decode(Double.self) {
+            min = minimum
+            return
+        }
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        min = try c.decodeIfPresent(Double.self, forKey: .min)
+        max = try c.decodeIfPresent(Double.self, forKey: .max)
+        guard min != nil || max != nil else {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath, debugDescription: "an amount is a number (its minimum) or {min, max}"))
+        }
+    }
+}
+
+extension TaskRequirements {
+    static func merge<K: CodingKey>(_ tags: [String], amounts: [String: AmountWish],
+                                    _ c: KeyedDecodingContainer<K>) throws -> [String] {
+        var merged = Set(tags)
+        for (name, wish) in amounts.sorted(by: { $0.key < $1.key }) {
+            do throws(HostAmounts.Problem) {
+                merged.insert(try HostAmounts.requirement(HostAmounts.written(name), min: wish.min, max: wish.max))
+            } catch {
+                throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [AttributeKey("amounts") as any CodingKey, AttributeKey(name)],
+                                                        debugDescription: error.description))
+            }
+        }
+        guard merged.count <= Limits.tagCount else {
+            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath,
+                debugDescription: "at most \(Limits.tagCount) tags, attributes and amounts included"))
+        }
+        return merged.sorted()
+    }
+}
+
+/// A key of the `attributes` or `amounts` mapping, for an error's path.
 struct AttributeKey: CodingKey {
     let stringValue: String
     var intValue: Int? { nil }

@@ -124,7 +124,7 @@ public struct TaskRequirements: Hashable, Sendable {
 }
 
 extension TaskRequirements: Codable {
-    enum CodingKeys: String, CodingKey, CaseIterable { case cpus, ram, disk, gpus, tags, attributes }
+    enum CodingKeys: String, CodingKey, CaseIterable { case cpus, ram, disk, gpus, tags, attributes, amounts }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -141,6 +141,9 @@ extension TaskRequirements: Codable {
         tags = try Self.decodeTags(c, .tags)
         if let attributes = try c.decodeIfPresent([String: AttributeWish].self, forKey: .attributes) {
             tags = try Self.merge(tags, attributes: attributes, c)
+        }
+        if let amounts = try c.decodeIfPresent([String: AmountWish].self, forKey: .amounts) {
+            tags = try Self.merge(tags, amounts: amounts, c)
         }
     }
 

@@ -293,3 +293,40 @@ extension EndToEnd.OpenJDEndToEndTests {
         #expect(broken.stderr.contains(dir + "/broken.yaml: environment.script.actions.onEnter"), "\(broken.stderr)")
     }
 }
+
+extension EndToEnd.OpenJDEndToEndTests {
+    /// `amount.custom.*` and `amount.worker.gpu.memory` (and a Paddock task's `amounts`): a task
+    /// runs on an agent whose declared amount lies in its range; one no agent has in range is said
+    /// to fit no agent.
+    @Test func customAmountsPlaceTasksOnAgentsThatHaveThem() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("plain", ["--cpus", "2", "--ram", "2GiB"])
+        try farm.startAgent("licensed", ["--cpus", "2", "--ram", "2GiB", "--amount", "licenses=4", "--amount", "gpu.memory=16384"])
+        try await eventually("both agents enrolled", timeout: 30) { try await farm.agents().count == 2 }
+        let licensed = try #require(try await farm.agent(named: "licensed"))
+        #expect(licensed.tags.contains("amount:custom.licenses:4") && licensed.tags.contains("amount:gpu.memory:16384"), "\(licensed.tags)")
+        let template = #"""
+            {"specificationVersion": "jobtemplate-2023-09", "name": "Amounts",
+             "steps": [{"name": "Fits", "hostRequirements": {"amounts": [{"name": "amount.custom.licenses", "min": 2, "max": 4},
+                                                                          {"name": "amount.worker.gpu.memory", "min": 8192}]},
+                        "script": {"actions": {"onRun": {"command": "sh", "args": ["-c", "echo on $PADDOCK_AGENT_NAME"]}}}},
+                       {"name": "TooMany", "hostRequirements": {"amounts": [{"name": "amount.custom.licenses", "min": 8}]},
+                        "script": {"actions": {"onRun": {"command": "true"}}}}]}
+            """#
+        let job = try await farm.submitRaw(#"{"openjd": {"template": \#(template)}}"#)
+        let tasks = try await farm.tasks(job: job.id)
+        let fits = try #require(tasks.first { $0.name == "Fits" })
+        #expect(fits.requirements.tags == ["range:custom.licenses:2:4", "range:gpu.memory:8192:"])
+        try await eventually("Fits ran", timeout: 60) { try await farm.task(fits.id).state == .succeeded }
+        #expect(try await farm.logs(fits.id) == "on licensed\n")
+        let warnings = try await farm.job(job.id).warnings
+        #expect(warnings.contains { $0.contains("1 queued task(s) fit no agent") && $0.contains("range:custom.licenses:8:") }, "\(warnings)")
+
+        // Paddock's own requirements take the same amounts.
+        let own = try await farm.submitRaw(#"{"name": "own", "tasks": [{"name": "t", "command": ["sh", "-c", "echo on $PADDOCK_AGENT_NAME"], "requirements": {"amounts": {"licenses": 3}}}]}"#)
+        let ran = try await farm.waitForJob(own.id, timeout: 60)
+        #expect(ran.map(\.state) == [.succeeded])
+        #expect(try await farm.logs(ran[0].id) == "on licensed\n")
+    }
+}
