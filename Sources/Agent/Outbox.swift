@@ -56,6 +56,7 @@ actor Outbox {
     /// run counts) or refused for want of room (the lease is still ours: the run is given back).
     private var refusedStarts: [TaskID: (epoch: LeaseEpoch, stolen: Bool)] = [:]
 
+    /// The log tick is measured on the nudge's clock.
     init(nudge: Nudge) { self.nudge = nudge }
 
     func open(_ task: TaskID, epoch: LeaseEpoch) {
@@ -120,8 +121,8 @@ actor Outbox {
     }
 
     private func markWaiting(eager: Bool) {
-        if waitingSince == nil { waitingSince = .now }
-        if eager { waitingSince = .now - Self.logTick }
+        if waitingSince == nil { waitingSince = nudge.clock.now }
+        if eager { waitingSince = nudge.clock.now - Self.logTick }
         nudge.poke()
     }
 
@@ -140,7 +141,7 @@ actor Outbox {
         if !starts.isEmpty || !finishes.isEmpty { return .zero }
         guard let since = waitingSince else { return nil }
         let due = since + Self.logTick
-        return max(.zero, due - .now)
+        return max(.zero, due - nudge.clock.now)
     }
 
     /// The reports to send now. A run's finish goes only with the last of its output (logs are
