@@ -217,10 +217,9 @@ struct ExchangeService: Service {
             case .start:
                 // Stolen meanwhile (a stale epoch): another agent runs it. Otherwise the master saw no room
                 // for it yet: the run stops and the lease goes back to the queue, no attempt used.
-                let stolen = refusal.code == "stale_epoch"
                 logger.info("task \(refusal.task)'s start was refused (\(refusal.message)): stopping it")
                 if let run = await workload.markStopped(refusal.task, epoch: refusal.epoch,
-                                                        reason: stolen ? .dropped : .startRefused) {
+                                                        reason: refusal.stolen ? .dropped : .startRefused) {
                     Task { await run.terminate(grace: config.killGrace, clock: clock) }
                 }
             case .finish where refusal.expected:
