@@ -35,11 +35,42 @@ extension MasterClient: MasterLink {
     }
 
     func commands(agent: AgentID, after: Int64, wait: Double, timeout: Double) async throws(ClientError) -> CommandBatch {
-        try await longPoll("GET", APIPath.commands(agent), query: ["after": String(after), "wait": String(Int(wait))],
-                           timeout: timeout)
+        let reply: ReadableCommands = try await longPoll("GET", APIPath.commands(agent),
+                                                         query: ["after": String(after), "wait": String(Int(wait))],
+                                                         timeout: timeout)
+        return reply.batch
     }
 
     func report(_ exception: ExceptionReport, agent: AgentID) async throws(ClientError) {
         let _: ExceptionView = try await call("POST", APIPath.exceptions(agent), json: exception)
+    }
+}
+
+/// A command batch as the agent reads it: a command it cannot read (a kind a newer master added) is
+/// left out instead of failing the whole batch, and the batch's `last` still takes the agent's cursor
+/// past it, so the channel never sticks on a command this agent does not know (docs/ARCHITECTURE.md §6).
+struct ReadableCommands: Decodable {
+    var batch: CommandBatch
+
+    private enum CodingKeys: String, CodingKey { case commands, last }
+
+    /// One command, or only its sequence number when the agent cannot read the rest.
+    private struct Entry: Decodable {
+        var seq: Int64
+        var command: AgentCommand?
+
+        private enum CodingKeys: String, CodingKey { case seq }
+
+        init(from decoder: any Decoder) throws {
+            seq = try decoder.container(keyedBy: CodingKeys.self).decode(Int64.self, forKey: .seq)
+            command = try? AgentCommand(from: decoder)
+        }
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let entries = try container.decode([Entry].self, forKey: .commands)
+        let last = try container.decode(Int64.self, forKey: .last)
+        batch = CommandBatch(commands: entries.compactMap(\.command), last: max(last, entries.map(\.seq).max() ?? last))
     }
 }

@@ -38,6 +38,12 @@ struct TalkbackService: Service {
                         cursor.seq = command.seq
                         cursor.save(workDir: config.workDir)
                     }
+                    // Commands of kinds this agent does not know (a newer master's) are acknowledged unapplied.
+                    if batch.last > cursor.seq {
+                        logger.warning("talkback: command(s) up to \(batch.last) are of kinds this agent does not know: ignored")
+                        cursor.seq = batch.last
+                        cursor.save(workDir: config.workDir)
+                    }
                 } catch is CancellationError {
                     return
                 } catch {

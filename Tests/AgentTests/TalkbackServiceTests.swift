@@ -104,6 +104,27 @@ import Glibc
         #expect(stops.withLock { $0 } == 1)
     }
 
+    /// A command of a kind this agent does not know (a newer master's) is left out of its batch,
+    /// not a failure of the whole batch; the batch's `last` takes the cursor past it.
+    @Test func aCommandOfAnUnknownKindIsAcknowledgedAndIgnored() async throws {
+        let known = CommandBatch(commands: [Self.command(1, .drain), Self.command(2, .ping), Self.command(3, .undrain)], last: 3)
+        let wire = String(decoding: try WireJSON.encoder().encode(known), as: UTF8.self)
+            .replacingOccurrences(of: #""kind":"ping""#, with: #""kind":"reboot""#)
+        #expect(wire.contains("reboot"))
+        let read = try WireJSON.decoder().decode(ReadableCommands.self, from: Data(wire.utf8)).batch
+        #expect(read.commands.map(\.seq) == [1, 3])
+        #expect(read.last == 3)
+
+        let fixture = AgentFixture()
+        defer { fixture.close() }
+        try await withTalkback(fixture) { poll in
+            poll.answer(CommandBatch(commands: [Self.command(1, .drain)], last: 2))  // 2: one this agent cannot read
+            let next = await fixture.master.commandPolls.next()
+            #expect(next.request.after == 2)
+            #expect(await fixture.workload.draining)
+        }
+    }
+
     /// A poll that fails is asked again after a back-off on the agent's clock, from the same cursor.
     @Test func aFailedPollIsAskedAgainFromTheSameCursor() async throws {
         let fixture = AgentFixture()
