@@ -36,6 +36,10 @@ struct AgentFixture {
                         clock: clock, logger: logger)
     }
 
+    var heartbeatService: HeartbeatService {
+        HeartbeatService(session: session, workload: workload, outbox: outbox, config: config, clock: clock, logger: logger)
+    }
+
     func talkbackService(shutdown: @escaping @Sendable () -> Void = {}) -> TalkbackService {
         TalkbackService(session: session, workload: workload, config: config, clock: clock, logger: logger, shutdown: shutdown)
     }

@@ -23,6 +23,8 @@ final class FakeMaster: MasterLink {
         var tokens: [String] = []
         var acknowledgeReports = false
         var beats: [HeartbeatRequest] = []
+        /// What the next heartbeats' answers say is lost, in turn; a failure instead, when one is queued.
+        var beatAnswers: [Result<[HeldLease], ClientError>] = []
     }
     private let state = Mutex(State())
 
@@ -31,6 +33,10 @@ final class FakeMaster: MasterLink {
     func acknowledgeReports() { state.withLock { $0.acknowledgeReports = true } }
 
     var tokens: [String] { state.withLock { $0.tokens } }
+
+    /// The next heartbeat is answered with `lost`, or fails with `error`.
+    func answerNextHeartbeat(lost: [HeldLease]) { state.withLock { $0.beatAnswers.append(.success(lost)) } }
+    func failNextHeartbeat(_ error: ClientError) { state.withLock { $0.beatAnswers.append(.failure(error)) } }
     var beats: [HeartbeatRequest] { state.withLock { $0.beats } }
 
     /// Every report of `request` acknowledged, output included.
@@ -56,9 +62,13 @@ final class FakeMaster: MasterLink {
     }
 
     func heartbeat(_ beat: HeartbeatRequest, agent: AgentID, timeout: Double) async throws(ClientError) -> HeartbeatResponse {
-        state.withLock { $0.beats.append(beat) }
+        let answer = state.withLock { state in
+            state.beats.append(beat)
+            return state.beatAnswers.isEmpty ? .success([]) : state.beatAnswers.removeFirst()
+        }
         heartbeats.put(beat)
-        return HeartbeatResponse(state: beat.leaving ? .offline : .online, lost: [], leaseTimeout: 30, heartbeatInterval: 10)
+        return HeartbeatResponse(state: beat.leaving ? .offline : .online, lost: try answer.get(), leaseTimeout: 30,
+                                 heartbeatInterval: 10)
     }
 
     func commands(agent: AgentID, after: Int64, wait: Double, timeout: Double) async throws(ClientError) -> CommandBatch {
