@@ -149,7 +149,13 @@ let package = Package(
         ),
         .testTarget(
             name: "AgentTests",
-            dependencies: ["PaddockAgent", "PaddockProtocol", "PaddockTestSupport"],
+            dependencies: [
+                "PaddockAgent", "PaddockProtocol", "PaddockClient", "PaddockTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                // `testGracefulShutdown`: the exchange loop's tests stop it as SIGTERM would.
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
             path: "Tests/AgentTests"
         ),
         .testTarget(

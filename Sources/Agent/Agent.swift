@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PaddockClient
 import PaddockProtocol
 import ServiceLifecycle
 
@@ -20,14 +21,22 @@ public struct Agent: Sendable {
         if orphans > 0 { logger.warning("killed \(orphans) process(es) left running by an earlier run of this agent") }
         let containment = Containment.detect(policy: config.containment, logger: logger)
         logger.notice("\(containment.summary)")
-        let session = AgentSession(config: config, logger: logger)
-        let workload = Workload(total: config.resources, slots: config.slots, prefetch: config.prefetch)
+        // The master, trusting the configured CA file for https://, with the join token until enrolled.
+        let master = try config.caFile.map { caFile throws(ClientTLSError) in
+            try MasterClient(baseURL: config.masterURL, token: config.joinToken, caFile: caFile)
+        } ?? MasterClient(baseURL: config.masterURL, token: config.joinToken)
+        let clock = ContinuousClock()
+        let launcher = ContainedLauncher(containment: containment, ledger: ProcessLedger(workDir: config.workDir))
+        let session = AgentSession(config: config, master: master, clock: clock, logger: logger)
+        let workload = Workload(total: config.resources, slots: config.slots, prefetch: config.prefetch,
+                                nudge: Nudge(clock: clock))
         let outbox = Outbox(nudge: workload.nudge)
         return [
-            HeartbeatService(session: session, workload: workload, outbox: outbox, config: config, logger: logger),
-            TalkbackService(session: session, workload: workload, config: config, logger: logger),
-            ExchangeService(session: session, workload: workload, outbox: outbox, config: config, containment: containment,
-                            logger: logger),
+            HeartbeatService(session: session, workload: workload, outbox: outbox, config: config, clock: clock,
+                             logger: logger),
+            TalkbackService(session: session, workload: workload, config: config, clock: clock, logger: logger),
+            ExchangeService(session: session, workload: workload, outbox: outbox, config: config, launcher: launcher,
+                            clock: clock, logger: logger),
         ]
     }
 }

@@ -3,23 +3,28 @@ import Logging
 import PaddockClient
 import PaddockProtocol
 
-/// The agent's standing with the master: its id and a client carrying its own
+/// The agent's standing with the master: its id and a link carrying its own
 /// credential, once enrolled. Services that need it wait for it.
 actor AgentSession {
     struct Enrolled: Sendable {
         var id: AgentID
-        var client: MasterClient
+        var master: any MasterLink
     }
 
     let config: AgentConfig
+    /// The master, with the join token.
+    let master: any MasterLink
+    let clock: any AgentClock
     let logger: Logger
     private var enrolled: Enrolled?
     private var waiters: [CheckedContinuation<Enrolled, Never>] = []
     private var cancellableWaiters: [UUID: CheckedContinuation<Enrolled, any Error>] = [:]
     var heartbeatInterval: Double = 5
 
-    init(config: AgentConfig, logger: Logger) {
+    init(config: AgentConfig, master: any MasterLink, clock: any AgentClock, logger: Logger) {
         self.config = config
+        self.master = master
+        self.clock = clock
         self.logger = logger
     }
 
@@ -57,14 +62,13 @@ actor AgentSession {
     /// (or one an admin reset) enroll under a name already enrolled. Refused so (409), the agent
     /// says why and tries again every 30 s or so, until an admin resets the name.
     func enroll(forget: Bool = false) async throws {
-        let master = config.masterURL.absoluteString
+        let masterURL = config.masterURL.absoluteString
         let saved = EnrollmentFile.load(workDir: config.workDir).flatMap { $0.name == config.name ? $0 : nil }
-        if !forget, let saved, saved.master == master {
-            set(Enrolled(id: saved.id, client: try client(token: saved.credential)))
+        if !forget, let saved, saved.master == masterURL {
+            set(Enrolled(id: saved.id, master: master.with(token: saved.credential)))
             logger.info("agent \(config.name) resumes as \(saved.id)")
             return
         }
-        let joiner = try client(token: config.joinToken)
         let request = EnrollRequest(name: config.name, resources: config.resources, tags: config.tags,
                                     version: PaddockVersion.current, credential: saved?.credential)
         var backoff = Backoff()
@@ -72,31 +76,25 @@ actor AgentSession {
         while true {
             try Task.checkCancellation()
             do {
-                let reply: EnrollResponse = try await joiner.call("POST", APIPath.agents, json: request)
-                try EnrollmentFile(master: master, name: config.name, id: reply.id, credential: reply.credential)
+                let reply = try await master.enroll(request)
+                try EnrollmentFile(master: masterURL, name: config.name, id: reply.id, credential: reply.credential)
                     .save(workDir: config.workDir)
                 heartbeatInterval = reply.heartbeatInterval
-                set(Enrolled(id: reply.id, client: joiner.with(token: reply.credential)))
+                set(Enrolled(id: reply.id, master: master.with(token: reply.credential)))
                 logger.info("agent \(config.name) enrolled as \(reply.id)")
                 return
             } catch let error as ClientError where error.isRetryable {
                 logger.warning("enrolling: \(error); retrying")
-                try await backoff.sleep()
+                try await backoff.sleep(on: clock)
             } catch let error as ClientError where error.status == 409 {
                 // The name is held (or was deleted): an admin decides; until then, ask again now and then.
                 logger.error("enrolling refused: \(error)")
-                try await refusals.sleep()
+                try await refusals.sleep(on: clock)
             } catch {
                 logger.error("enrolling refused: \(error)")
                 throw error
             }
         }
-    }
-
-    /// A client of the master, trusting the configured CA file for https://.
-    private func client(token: String) throws -> MasterClient {
-        guard let caFile = config.caFile else { return MasterClient(baseURL: config.masterURL, token: token) }
-        return try MasterClient(baseURL: config.masterURL, token: token, caFile: caFile)
     }
 
     private func set(_ value: Enrolled) {
@@ -108,20 +106,4 @@ actor AgentSession {
         cancellableWaiters.removeAll()
         cancellable.forEach { $0.resume(returning: value) }
     }
-}
-
-/// Exponential back-off with full jitter (AWS's recipe), capped.
-struct Backoff {
-    var attempt = 0
-    var base = 0.1
-    var cap = 5.0
-
-    mutating func next() -> Duration {
-        let ceiling = min(cap, base * pow(2, Double(attempt)))
-        attempt += 1
-        return .milliseconds(Int(Double.random(in: ceiling / 2...ceiling) * 1000))
-    }
-
-    mutating func sleep() async throws { try await Task.sleep(for: next()) }
-    mutating func reset() { attempt = 0 }
 }

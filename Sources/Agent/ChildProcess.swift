@@ -30,24 +30,16 @@ public struct LaunchError: Error, CustomStringConvertible, Sendable {
 /// its own process group (so a cancel reaches its grandchildren too), with an explicit
 /// argv, environment and cwd, stdin from /dev/null, stdout and stderr merged
 /// into one pipe as a terminal would show them. Never through a shell.
-public final class ChildProcess: Sendable {
+public final class ChildProcess: Sendable, RunningProcess {
     public let pid: pid_t
     /// The merged output, chunk by chunk, until every holder of the pipe has closed it.
     public let output: AsyncStream<Data>
     /// The run's cgroup, where the agent contains its tasks: nil where it cannot.
     let cgroup: TaskCgroup?
-    private let exit: Task<Ending, Never>
+    private let exit: Task<ProcessEnding, Never>
     /// Whether the leader has been reaped: its pid (its process group's id) may then be another
     /// process's, so the group is no longer signalled (a stop repeated late must not hit a stranger).
     private let reaped: Reaped
-
-    /// How the run ended, with what it used (from its cgroup's counters when it had one).
-    struct Ending: Sendable {
-        var status: ExitStatus
-        var usage: TaskUsage
-        /// The kernel's OOM killer killed a process of the run (it went past its memory limit).
-        var oomKilled: Bool
-    }
 
     /// Launches `argv` (looked up in the agent's PATH) in `cgroup` when one is given: the child joins
     /// it before it execs, so nothing the task starts can be outside it. With `warm`, a child already
@@ -140,7 +132,7 @@ public final class ChildProcess: Sendable {
             continuation.finish()
         }
         exit = Task {
-            await withCheckedContinuation { (done: CheckedContinuation<Ending, Never>) in
+            await withCheckedContinuation { (done: CheckedContinuation<ProcessEnding, Never>) in
                 Thread.detachNewThread {
                     var status: Int32 = 0
                     var usage = rusage()
@@ -170,7 +162,7 @@ public final class ChildProcess: Sendable {
                         cgroup.recycle(waiting: .seconds(2))
                     }
                     let signal = status & 0x7f
-                    done.resume(returning: Ending(status: signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal),
+                    done.resume(returning: ProcessEnding(status: signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal),
                                                   usage: spent, oomKilled: oom))
                 }
             }
@@ -179,8 +171,13 @@ public final class ChildProcess: Sendable {
 
     public func waitForExit() async -> ExitStatus { await exit.value.status }
 
-    /// How the run ended and what it used, once its process has exited and its cgroup is emptied.
-    func ending() async -> Ending { await exit.value }
+    /// How the run ended and what it used (from its cgroup's counters when it had one), once its
+    /// process has exited and its cgroup is emptied.
+    func ending() async -> ProcessEnding { await exit.value }
+
+    var measuredGroup: pid_t? { cgroup == nil ? pid : nil }
+    func cgroupUsage() -> TaskUsage? { cgroup?.usage() }
+    var memoryLimit: Int64? { cgroup?.memoryLimit }
 
     /// Sends `signal` to the whole process group, and to every process of the cgroup (those that made
     /// a process group or session of their own included).
@@ -195,20 +192,17 @@ public final class ChildProcess: Sendable {
         }
     }
 
-    /// SIGTERM to the group, SIGKILL after `grace` if the leader still runs.
-    public func terminate(grace: Duration) async {
-        signalGroup(SIGTERM)
-        let exit = self.exit
-        let killer = Task { [reaped, pid, cgroup] in
-            try await Task.sleep(for: grace)
-            reaped.whileAlive {
-                _ = kill(-pid, SIGKILL)
-                cgroup?.killAll()
-            }
+    /// SIGKILL to the group and everything in the cgroup (`cgroup.kill` where there is one), while
+    /// the leader is not reaped.
+    func killGroup() {
+        reaped.whileAlive {
+            _ = kill(-pid, SIGKILL)
+            cgroup?.killAll()
         }
-        _ = await exit.value
-        killer.cancel()
     }
+
+    /// SIGTERM to the group, SIGKILL after `grace` if the leader still runs.
+    public func terminate(grace: Duration) async { await terminate(grace: grace, clock: ContinuousClock()) }
 }
 
 /// Whether a child has been reaped, and a lock that keeps a signal to its group from crossing the reaping.

@@ -23,7 +23,8 @@ struct ExchangeService: Service {
     let workload: Workload
     let outbox: Outbox
     let config: AgentConfig
-    let containment: Containment
+    let launcher: any ProcessLauncher
+    let clock: any AgentClock
     let logger: Logger
 
     /// How long the agent still tries to deliver its last reports once nothing runs any more; and
@@ -37,7 +38,7 @@ struct ExchangeService: Service {
     func run() async throws {
         // Every run has ended (or none began): the warm children, the idle cgroups and the agent's own
         // directories go.
-        defer { containment.close() }
+        defer { launcher.close() }
         // A refused enrollment (a wrong join token) ends the agent with that error; a shutdown
         // while the master is unreachable ends it at once.
         do {
@@ -46,10 +47,7 @@ struct ExchangeService: Service {
             return
         }
         let enrolled = await session.ready()
-        let warmChildren = config.containment.warmChildren ?? ContainmentPolicy.autoWarmChildren
-        if let decided = containment.keepWarm(min(config.slots, warmChildren), onlyIfJoiningIsSlow: config.containment.warmChildren == nil) {
-            logger.info("\(decided)")
-        }
+        if let decided = launcher.open(slots: config.slots) { logger.info("\(decided)") }
         let pumpBusy = BusyFlag()
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
@@ -64,7 +62,7 @@ struct ExchangeService: Service {
                 group.addTask { await poller(sink, pumpBusy: pumpBusy) }
                 for await lease in leases {
                     let runner = TaskRunner(lease: lease, session: enrolled, workload: workload, outbox: outbox,
-                                            config: config, containment: containment, logger: logger)
+                                            config: config, launcher: launcher, clock: clock, logger: logger)
                     group.addTask { await runner.run() }
                 }
             }
@@ -86,7 +84,7 @@ struct ExchangeService: Service {
             case .requeue:
                 for task in await workload.allTasks() {
                     if let run = await workload.markStopped(task, reason: .shutdown) {
-                        group.addTask { await run.terminate(grace: config.killGrace) }
+                        group.addTask { await run.terminate(grace: config.killGrace, clock: clock) }
                     }
                 }
             case .drain:
@@ -103,8 +101,7 @@ struct ExchangeService: Service {
         let held = await workload.leases + outbox.unacknowledged
         let beat = HeartbeatRequest(held: held, authoritative: authoritative, leaving: leaving)
         do {
-            let _: HeartbeatResponse = try await enrolled.client.call("PUT", APIPath.heartbeat(enrolled.id), json: beat,
-                                                                      timeout: 2)
+            _ = try await enrolled.master.heartbeat(beat, agent: enrolled.id, timeout: 2)
         } catch {
             logger.warning("telling the master we \(leaving ? "leave" : "are back") failed: \(error)")
         }
@@ -119,15 +116,15 @@ struct ExchangeService: Service {
         while true {
             let generation = nudge.generation
             if await workload.leaving {
-                let since = leavingSince ?? .now
+                let since = leavingSince ?? clock.now
                 leavingSince = since
                 backoff.cap = 0.5  // the last reports are tried often: the window is short
             }
             if let leftAt = leavingSince, await workload.isEmpty {
                 if await outbox.isEmpty { return }
-                let since = idleSince ?? .now
+                let since = idleSince ?? clock.now
                 idleSince = since
-                if ContinuousClock.now - since > Self.flushGrace && ContinuousClock.now - leftAt > Self.flushWindow {
+                if clock.now - since > Self.flushGrace && clock.now - leftAt > Self.flushWindow {
                     logger.warning("giving up on delivering the last reports: the master does not answer")
                     return
                 }
@@ -148,7 +145,7 @@ struct ExchangeService: Service {
             if delivered {
                 backoff.reset()
             } else {
-                try? await backoff.sleep()
+                try? await backoff.sleep(on: clock)
             }
         }
     }
@@ -165,22 +162,24 @@ struct ExchangeService: Service {
                 continue
             }
             // The long-poll ends at once when the agent starts leaving.
-            let delivered = await withTaskGroup(of: Bool?.self) { group in
+            let ended = await withTaskGroup(of: LongPollEnd.self) { group in
                 let current = await session.ready()
-                group.addTask { await send(ExchangeRequest(claim: claim), current, sink, timeout: config.claimWait + 30) }
+                group.addTask {
+                    await send(ExchangeRequest(claim: claim), current, sink, timeout: config.claimWait + 30) ? .answered : .failed
+                }
                 group.addTask {
                     while !Task.isCancelled {
                         let seen = nudge.generation  // read before the check: a poke in between is not missed
                         if await workload.leaving { break }
                         await nudge.wait(since: seen, timeout: .seconds(5))
                     }
-                    return nil
+                    return .leaving
                 }
-                let first = await group.next() ?? nil
+                let first = await group.next() ?? .leaving
                 group.cancelAll()
                 return first
             }
-            if delivered == false { try? await backoff.sleep() } else { backoff.reset() }
+            if ended == .failed { try? await backoff.sleep(on: clock) } else { backoff.reset() }
         }
     }
 
@@ -188,14 +187,7 @@ struct ExchangeService: Service {
     private func send(_ request: ExchangeRequest, _ enrolled: AgentSession.Enrolled,
                       _ sink: AsyncStream<TaskLease>.Continuation, timeout: Double) async -> Bool {
         do {
-            let response: ExchangeResponse
-            if (request.claim?.wait ?? 0) > 0 {
-                response = try await enrolled.client.longPoll("POST", APIPath.exchange(enrolled.id), json: request,
-                                                              timeout: timeout)
-            } else {
-                response = try await enrolled.client.call("POST", APIPath.exchange(enrolled.id), json: request,
-                                                          timeout: timeout)
-            }
+            let response = try await enrolled.master.exchange(request, agent: enrolled.id, timeout: timeout)
             await apply(request, response, sink)
             return true
         } catch let error where error.status == 401 {
@@ -209,7 +201,7 @@ struct ExchangeService: Service {
             } else {
                 // A refusal of the whole exchange (not of one report) would be refused again: drop it.
                 logger.error("the master refused an exchange: \(error)")
-                ExceptionReporter(session: enrolled, logger: logger).report("exchange_refused", error.description)
+                ExceptionReporter(session: enrolled, clock: clock, logger: logger).report("exchange_refused", error.description)
                 await outbox.discard(request)
             }
             return false
@@ -225,11 +217,10 @@ struct ExchangeService: Service {
             case .start:
                 // Stolen meanwhile (a stale epoch): another agent runs it. Otherwise the master saw no room
                 // for it yet: the run stops and the lease goes back to the queue, no attempt used.
-                let stolen = refusal.code == "stale_epoch"
                 logger.info("task \(refusal.task)'s start was refused (\(refusal.message)): stopping it")
                 if let run = await workload.markStopped(refusal.task, epoch: refusal.epoch,
-                                                        reason: stolen ? .dropped : .startRefused) {
-                    Task { await run.terminate(grace: config.killGrace) }
+                                                        reason: refusal.stolen ? .dropped : .startRefused) {
+                    Task { await run.terminate(grace: config.killGrace, clock: clock) }
                 }
             case .finish where refusal.expected:
                 logger.info("task \(refusal.task) was stopped by the master; its end is already recorded")
@@ -263,6 +254,10 @@ extension ExchangeRequest {
         return request
     }
 }
+
+/// How the poller's long-poll ended: the master answered it, it failed (to be tried again after a
+/// back-off), or the agent began to leave.
+private enum LongPollEnd: Sendable { case answered, failed, leaving }
 
 /// Whether the pump has an exchange in flight (the poller holds no long-poll meanwhile).
 final class BusyFlag: Sendable {

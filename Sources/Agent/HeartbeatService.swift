@@ -11,6 +11,7 @@ struct HeartbeatService: Service {
     let workload: Workload
     let outbox: Outbox
     let config: AgentConfig
+    let clock: any AgentClock
     let logger: Logger
 
     func run() async throws {
@@ -25,11 +26,11 @@ struct HeartbeatService: Service {
                     let running = await workload.processes
                     // A run in a cgroup is measured by the kernel's counters for it; others by /proc, one
                     // pass over it for every process group.
-                    let sampled = HostProbe.usage(ofProcessGroups: Set(running.values.filter { $0.process.cgroup == nil }
-                        .map(\.process.pid)))
+                    let sampled = HostProbe.usage(ofProcessGroups: Set(running.values.compactMap(\.process.measuredGroup)))
                     var usage: [TaskUsageReport] = []
                     for (task, running) in running {
-                        guard let sample = running.process.cgroup?.usage() ?? sampled[running.process.pid] else { continue }
+                        guard let sample = running.process.cgroupUsage() ?? running.process.measuredGroup.flatMap({ sampled[$0] })
+                        else { continue }
                         await workload.recordUsage(sample, for: task)
                         if let total = await workload.usage(of: task) {
                             usage.append(TaskUsageReport(task: task, epoch: running.epoch, usage: total))
@@ -40,22 +41,21 @@ struct HeartbeatService: Service {
                     let beat = HeartbeatRequest(held: held, leaving: await workload.leaving,
                                                 metrics: await probe.sample(), usage: usage)
                     let enrolled = try await session.enrolledSession()  // as it is now (enrolled again after a 401)
-                    let reply: HeartbeatResponse = try await enrolled.client.call(
-                        "PUT", APIPath.heartbeat(enrolled.id), json: beat)
+                    let reply = try await enrolled.master.heartbeat(beat, agent: enrolled.id, timeout: 30)
                     backoff.reset()
                     backoff.cap = max(0.2, min(5, reply.heartbeatInterval))
                     for lost in reply.lost {
                         if let run = await workload.markStopped(lost.task, epoch: lost.epoch, reason: .leaseLost) {
                             logger.warning("lease of \(lost.task) lost: stopping it")
-                            Task { await run.terminate(grace: config.killGrace) }
+                            Task { await run.terminate(grace: config.killGrace, clock: clock) }
                         }
                     }
-                    try await Task.sleep(for: .milliseconds(Int(reply.heartbeatInterval * 1000)))
+                    try await clock.sleep(for: .milliseconds(Int(reply.heartbeatInterval * 1000)))
                 } catch is CancellationError {
                     return
                 } catch {
                     logger.warning("heartbeat failed: \(error)")
-                    try await backoff.sleep()
+                    try await backoff.sleep(on: clock)
                 }
             }
         }

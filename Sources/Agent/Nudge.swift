@@ -9,6 +9,10 @@ final class Nudge: Sendable {
         var next: UInt64 = 0
     }
     private let state = Mutex(State())
+    /// What `wait`'s timeouts are measured on.
+    let clock: any AgentClock
+
+    init(clock: any AgentClock) { self.clock = clock }
 
     var generation: UInt64 { state.withLock { $0.generation } }
 
@@ -27,8 +31,8 @@ final class Nudge: Sendable {
             state.next &+= 1
             return state.next
         }
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
+        let timer = Task { [weak self, clock] in
+            try? await clock.sleep(for: timeout)
             self?.resume(id)
         }
         await withTaskCancellationHandler {

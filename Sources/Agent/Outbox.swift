@@ -30,7 +30,8 @@ actor Outbox {
         var task: TaskID
         var epoch: LeaseEpoch
         var kind: ExchangeRefusal.Kind
-        var code: String
+        /// The run's lease moved to another agent (`stale_epoch`): nothing of this run counts any more.
+        var stolen: Bool
         var message: String
         var expected: Bool
     }
@@ -56,6 +57,7 @@ actor Outbox {
     /// run counts) or refused for want of room (the lease is still ours: the run is given back).
     private var refusedStarts: [TaskID: (epoch: LeaseEpoch, stolen: Bool)] = [:]
 
+    /// The log tick is measured on the nudge's clock.
     init(nudge: Nudge) { self.nudge = nudge }
 
     func open(_ task: TaskID, epoch: LeaseEpoch) {
@@ -120,8 +122,8 @@ actor Outbox {
     }
 
     private func markWaiting(eager: Bool) {
-        if waitingSince == nil { waitingSince = .now }
-        if eager { waitingSince = .now - Self.logTick }
+        if waitingSince == nil { waitingSince = nudge.clock.now }
+        if eager { waitingSince = nudge.clock.now - Self.logTick }
         nudge.poke()
     }
 
@@ -140,7 +142,7 @@ actor Outbox {
         if !starts.isEmpty || !finishes.isEmpty { return .zero }
         guard let since = waitingSince else { return nil }
         let due = since + Self.logTick
-        return max(.zero, due - .now)
+        return max(.zero, due - nudge.clock.now)
     }
 
     /// The reports to send now. A run's finish goes only with the last of its output (logs are
@@ -174,10 +176,10 @@ actor Outbox {
         var refused: Set<TaskID> = []
         for refusal in response.refused {
             refused.insert(refusal.task)
+            let stolen = refusal.code == "stale_epoch"
             if refusal.kind == .start {
                 // The master skipped the rest of this run's reports. Its end, if already here, is
                 // dropped (stolen) or becomes a release (no room), sent next time; else it will be.
-                let stolen = refusal.code == "stale_epoch"
                 if var finish = finishes[refusal.task], finish.report.epoch == refusal.epoch {
                     if stolen {
                         finishes[refusal.task] = nil
@@ -191,7 +193,7 @@ actor Outbox {
             }
             let expected = refusal.kind == .finish && refusal.status == 409
                 && finishes[refusal.task].map { $0.expectRefusal && $0.report.epoch == refusal.epoch } == true
-            refusals.append(Refusal(task: refusal.task, epoch: refusal.epoch, kind: refusal.kind, code: refusal.code,
+            refusals.append(Refusal(task: refusal.task, epoch: refusal.epoch, kind: refusal.kind, stolen: stolen,
                                     message: refusal.message, expected: expected))
             // A refused run's reports no longer count: drop all of them (a start refused for want of
             // room keeps its lease: the run's release is still to be told).

@@ -15,9 +15,13 @@ struct TalkbackService: Service {
     let session: AgentSession
     let workload: Workload
     let config: AgentConfig
+    let clock: any AgentClock
     let logger: Logger
     /// How long each long-poll waits at the master.
     var wait: Double = 30
+    /// What the `shutdown` command does: the same as SIGTERM, so the service group winds the agent
+    /// down gracefully.
+    var shutdown: @Sendable () -> Void = { kill(getpid(), SIGTERM) }
 
     func run() async throws {
         try await cancelWhenGracefulShutdown {
@@ -26,13 +30,18 @@ struct TalkbackService: Service {
             while !Task.isCancelled {
                 do {
                     let enrolled = try await session.enrolledSession()  // as it is now (enrolled again after a 401)
-                    let batch: CommandBatch = try await enrolled.client.longPoll(
-                        "GET", APIPath.commands(enrolled.id),
-                        query: ["after": String(cursor.seq), "wait": String(Int(wait))], timeout: wait + 30)
+                    let batch = try await enrolled.master.commands(agent: enrolled.id, after: cursor.seq, wait: wait,
+                                                                   timeout: wait + 30)
                     backoff.reset()
                     for command in batch.commands where command.seq > cursor.seq {
                         await apply(command)
                         cursor.seq = command.seq
+                        cursor.save(workDir: config.workDir)
+                    }
+                    // Commands of kinds this agent does not know (a newer master's) are acknowledged unapplied.
+                    if batch.last > cursor.seq {
+                        logger.warning("talkback: command(s) up to \(batch.last) are of kinds this agent does not know: ignored")
+                        cursor.seq = batch.last
                         cursor.save(workDir: config.workDir)
                     }
                 } catch is CancellationError {
@@ -40,7 +49,7 @@ struct TalkbackService: Service {
                 } catch {
                     if Task.isCancelled { return }
                     logger.warning("talkback: \(error); reconnecting")
-                    try await backoff.sleep()
+                    try await backoff.sleep(on: clock)
                 }
             }
         }
@@ -52,7 +61,7 @@ struct TalkbackService: Service {
         case .cancel, .drop:
             guard let task = command.task else { return }
             let reason: StopReason = command.kind == .cancel ? .cancelled : .dropped
-            await workload.markStopped(task, epoch: command.epoch, reason: reason)?.terminate(grace: config.killGrace)
+            await workload.markStopped(task, epoch: command.epoch, reason: reason)?.terminate(grace: config.killGrace, clock: clock)
         case .drain:
             await workload.setDraining(true)
         case .undrain:
@@ -60,8 +69,7 @@ struct TalkbackService: Service {
         case .update:
             if let resources = command.resources { await workload.setTotal(resources) }
         case .shutdown:
-            // The same path as SIGTERM: the service group winds the agent down gracefully.
-            kill(getpid(), SIGTERM)
+            shutdown()
         case .ping:
             break
         }

@@ -13,7 +13,8 @@ struct TaskRunner: Sendable {
     let workload: Workload
     let outbox: Outbox
     let config: AgentConfig
-    let containment: Containment
+    let launcher: any ProcessLauncher
+    let clock: any AgentClock
     let logger: Logger
 
     func run() async {
@@ -39,23 +40,15 @@ struct TaskRunner: Sendable {
         // The task's own directory is the task user's: the rest of the agent's work dir is not.
         if let user = config.taskUser { _ = chown(dir, user.uid, user.gid) }
 
-        let process: ChildProcess
+        let process: any RunningProcess
         do throws(LaunchError) {
-            let run = try containment.prepareRun(task: task, epoch: lease.epoch, resources: lease.requirements.resources)
-            // The child that waited in this run's cgroup is used: another starts waiting for the next.
-            defer { containment.replenish() }
-            do throws(LaunchError) {
-                let launch = mappedLaunch(workDir: dir)
-                process = try ChildProcess.launch(argv: launch.argv, environment: launch.environment,
-                                                  cwd: launch.cwd ?? dir, cgroup: run.cgroup, warm: run.warm,
-                                                  user: config.taskUser)
-            } catch {
-                run.cgroup?.remove(waiting: .seconds(2))
-                throw error
-            }
+            let launch = mappedLaunch(workDir: dir)
+            process = try launcher.launch(LaunchSpec(task: task, epoch: lease.epoch, resources: lease.requirements.resources,
+                                                     argv: launch.argv, environment: launch.environment,
+                                                     cwd: launch.cwd ?? dir, user: config.taskUser))
         } catch {
             logger.warning("task \(task) cannot be launched: \(error)")
-            ExceptionReporter(session: session, logger: logger).report(
+            ExceptionReporter(session: session, clock: clock, logger: logger).report(
                 "launch_failed", error.description, task: task,
                 context: ["command": lease.command.joined(separator: " ").prefix(512).description, "cwd": lease.cwd ?? dir])
             await outbox.append(task, Data("paddock: \(error.description)\n".utf8))
@@ -64,11 +57,9 @@ struct TaskRunner: Sendable {
             return
         }
         logger.debug("task \(task) started (pid \(process.pid)): \(lease.command.joined(separator: " ").prefix(200))")
-        let ledger = ProcessLedger(workDir: config.workDir)
-        ledger.record(task: task, processGroup: process.pid, cgroup: process.cgroup?.dirs ?? [])
-        defer { ledger.forget(task: task) }
+        defer { launcher.ended(task) }
         if !(await workload.attach(process, to: task, workDir: dir)) {
-            await process.terminate(grace: config.killGrace)  // stopped before it was even launched
+            await process.terminate(grace: config.killGrace, clock: clock)  // stopped before it was even launched
         }
 
         let reader = Task { [outbox, lease, logger] in
@@ -88,18 +79,18 @@ struct TaskRunner: Sendable {
             return messages.failure
         }
         let timer = lease.timeout.map { seconds in
-            Task { [workload, config, lease] in
-                try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
+            Task { [workload, config, lease, clock] in
+                try await clock.sleep(for: .milliseconds(Int(seconds * 1000)))
                 await workload.markStopped(lease.task, epoch: lease.epoch, reason: .timeout)?
-                    .terminate(grace: config.killGrace)
+                    .terminate(grace: config.killGrace, clock: clock)
             }
         }
-        let status = await process.waitForExit()
+        let ending = await process.ending()
+        let status = ending.status
         timer?.cancel()
         let failure = await reader.value
 
         let stopped = await workload.stopReason(task)
-        let ending = await process.ending()
         await workload.recordUsage(ending.usage, for: task)
         var report: FinishReport
         switch stopped {
@@ -113,11 +104,11 @@ struct TaskRunner: Sendable {
             report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: reason.rawValue)
         case nil where ending.oomKilled:
             // The kernel ended it for going past its memory limit: a failure of the task, not of the host.
-            let limit = process.cgroup?.memoryLimit.map { " of \(ByteSize.format($0))" } ?? ""
+            let limit = process.memoryLimit.map { " of \(ByteSize.format($0))" } ?? ""
             let message = "paddock: the task went past its memory limit\(limit) and the kernel's OOM killer ended it (\(status))"
             await outbox.append(task, Data((message + "\n").utf8))
-            ExceptionReporter(session: session, logger: logger).report(
-                "oom", message, task: task, context: ["limit": process.cgroup?.memoryLimit.map(String.init) ?? "none"])
+            ExceptionReporter(session: session, clock: clock, logger: logger).report(
+                "oom", message, task: task, context: ["limit": process.memoryLimit.map(String.init) ?? "none"])
             report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: "oom")
         case nil where failure != nil:
             // The run said why it failed (`openjd_fail: TEXT`): it fails with that reason, whatever its exit.

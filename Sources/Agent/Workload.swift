@@ -28,19 +28,19 @@ enum StoppedRun: Sendable {
     case notLaunched
     /// `grace`: what the task asks between SIGTERM and SIGKILL (`StopGrace`), if it asks; `notify`:
     /// where to tell it when that ends (a grace above zero: OpenJD's NOTIFY_THEN_TERMINATE).
-    case running(ChildProcess, grace: Duration?, notify: String?)
+    case running(any RunningProcess, grace: Duration?, notify: String?)
 
-    /// Stops the run's process group (SIGTERM, SIGKILL after the task's own grace, else `grace`), if it
-    /// runs. A notified run first finds `cancel_info.json` in its working directory, `{"NotifyEnd": TIME}`
-    /// (UTC), as OpenJD's runtime writes it.
-    func terminate(grace: Duration) async {
+    /// Stops the run's process group (SIGTERM, SIGKILL after the task's own grace, else `grace`, on
+    /// `clock`), if it runs. A notified run first finds `cancel_info.json` in its working directory,
+    /// `{"NotifyEnd": TIME}` (UTC), as OpenJD's runtime writes it.
+    func terminate(grace: Duration, clock: any AgentClock) async {
         guard case .running(let process, let own, let notify) = self else { return }
         if let own, let notify {
             let end = Date().addingTimeInterval(Double(own.components.seconds))
             let text = #"{"NotifyEnd": "\#(ISO8601DateFormatter().string(from: end))"}"#
             _ = FileManager.default.createFile(atPath: notify + "/cancel_info.json", contents: Data(text.utf8))
         }
-        await process.terminate(grace: own ?? grace)
+        await process.terminate(grace: own ?? grace, clock: clock)
     }
 }
 
@@ -49,7 +49,7 @@ enum StoppedRun: Sendable {
 actor Workload {
     struct Held {
         var lease: TaskLease
-        var process: ChildProcess?
+        var process: (any RunningProcess)?
         /// Set when the agent itself stopped the task (cancel, lost lease, shutdown).
         var stopReason: StopReason?
         /// A prefetched lease that has no room reserved yet: it waits for a running task to end.
@@ -73,7 +73,7 @@ actor Workload {
     /// Told when room frees up or the agent starts leaving (the exchange loop claims or stops).
     nonisolated let nudge: Nudge
 
-    init(total: ResourceVector, slots: Int, prefetch: Int = 0, nudge: Nudge = Nudge()) {
+    init(total: ResourceVector, slots: Int, prefetch: Int = 0, nudge: Nudge) {
         self.total = total
         self.slots = slots
         self.prefetch = prefetch
@@ -149,7 +149,7 @@ actor Workload {
         return held[task].map { $0.stopReason == nil } ?? false
     }
 
-    func attach(_ process: ChildProcess, to task: TaskID, workDir: String? = nil) -> Bool {
+    func attach(_ process: any RunningProcess, to task: TaskID, workDir: String? = nil) -> Bool {
         guard held[task] != nil, held[task]?.stopReason == nil else { return false }
         held[task]?.process = process
         held[task]?.workDir = workDir
@@ -187,7 +187,7 @@ actor Workload {
     func waitingForRoom() -> [TaskID] { held.filter { $0.value.waiting }.map(\.key) }
 
     /// The running tasks' processes, to sample what they use.
-    var processes: [TaskID: (epoch: LeaseEpoch, process: ChildProcess)] {
+    var processes: [TaskID: (epoch: LeaseEpoch, process: any RunningProcess)] {
         held.compactMapValues { entry in entry.process.map { (entry.lease.epoch, $0) } }
     }
 

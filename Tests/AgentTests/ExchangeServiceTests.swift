@@ -1,0 +1,180 @@
+import Foundation
+@testable import PaddockAgent
+import PaddockProtocol
+import ServiceLifecycleTestKit
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The exchange loop (`ExchangeService`: the pump, the poller, the leases they bring) in-process,
+/// against a fake master that answers each exchange when the test says, a fake launcher and a fake
+/// clock. Nothing sleeps: the tests wait for the calls the agent makes.
+@Suite(.timeLimit(.minutes(1))) struct ExchangeServiceTests {
+    /// Runs the fixture's exchange service during `body`, then stops it as SIGTERM would (every
+    /// report acknowledged from then on) and waits until it has returned.
+    private func withExchangeService(_ fixture: AgentFixture, _ body: () async throws -> Void) async throws {
+        try await testGracefulShutdown { trigger in
+            let service = fixture.exchangeService
+            let running = Task { try await service.run() }
+            try await body()
+            fixture.master.acknowledgeReports()
+            trigger.triggerGracefulShutdown()
+            try await running.value
+        }
+        #expect(fixture.launcher.closed)
+    }
+
+    private static func isLongPoll(_ request: ExchangeRequest) -> Bool { (request.claim?.wait ?? 0) > 0 }
+    private static func finishes(_ request: ExchangeRequest) -> Bool { !request.finished.isEmpty }
+
+    @Test func aClaimedTaskIsLaunchedAndItsFinishGoesInTheNextExchange() async throws {
+        let fixture = AgentFixture(slots: 1)
+        defer { fixture.close() }
+        try await withExchangeService(fixture) {
+            let poll = await fixture.master.exchanges.next(where: Self.isLongPoll)
+            #expect(poll.request.claim?.slots == 1)
+            #expect(!poll.request.hasReports)
+            let lease = AgentFixture.lease(1, command: ["render", "1"])
+            poll.answer(ExchangeResponse(leases: [lease]))
+
+            let process = await fixture.launcher.launched.take()
+            #expect(process.spec.task == lease.task)
+            #expect(process.spec.argv == ["render", "1"])
+            process.exit(.exited(0))
+
+            let report = await fixture.master.exchanges.next(where: Self.finishes)
+            #expect(report.request.finished.map(\.task) == [lease.task])
+            #expect(report.request.finished.first?.report.outcome == .succeeded)
+            // The ended run's room is claimed again in the same round trip.
+            #expect(report.request.claim?.slots == 1)
+            #expect(report.request.claim?.wait == 0)
+            report.answer(ExchangeResponse())
+        }
+        let beats = fixture.master.beats
+        #expect(beats.first.map { $0.authoritative && !$0.leaving } == true, "a fresh agent first says it holds nothing")
+        #expect(beats.last.map { $0.authoritative && $0.leaving } == true, "and last that it leaves")
+        #expect(fixture.master.tokens.last == "credential-of-a1", "it talks with its own credential once enrolled")
+    }
+
+    @Test func finishesThatEndWhileAnExchangeIsInFlightGoTogetherInTheNext() async throws {
+        let fixture = AgentFixture(slots: 3)
+        defer { fixture.close() }
+        let tasks = (1...3).map { TaskID(rawValue: $0) }
+        try await withExchangeService(fixture) {
+            let poll = await fixture.master.exchanges.next(where: Self.isLongPoll)
+            #expect(poll.request.claim?.slots == 3)
+            poll.answer(ExchangeResponse(leases: (1...3).map { AgentFixture.lease($0) }))
+            var processes: [TaskID: FakeProcess] = [:]
+            for _ in tasks {
+                let process = await fixture.launcher.launched.take()
+                processes[process.spec.task] = process
+            }
+            processes[tasks[0]]?.exit(.exited(0))
+            let first = await fixture.master.exchanges.next(where: Self.finishes)
+            #expect(first.request.finished.map(\.task) == [tasks[0]])
+
+            // Two more end while the first exchange waits for its answer.
+            processes[tasks[1]]?.exit(.exited(0))
+            processes[tasks[2]]?.exit(.exited(2))
+            await fixture.until { await fixture.outbox.unacknowledged.count == 3 }
+            first.answer(ExchangeResponse())
+
+            let second = await fixture.master.exchanges.next(where: Self.finishes)
+            #expect(Set(second.request.finished.map(\.task)) == Set(tasks[1...]))
+            #expect(second.request.finished.first { $0.task == tasks[2] }?.report.outcome == .failed)
+            #expect(second.request.claim?.slots == 3)
+            second.answer(ExchangeResponse())
+        }
+        #expect(fixture.master.exchanges.requests.filter(Self.finishes).count == 2)
+    }
+
+    /// A transport error loses nothing: the same finish goes again after a back-off (on the agent's
+    /// clock), and once the master has acknowledged it, never again.
+    @Test func aFinishWhoseExchangeFailedIsSentAgainUntilAcknowledgedAndNotAfter() async throws {
+        let fixture = AgentFixture()
+        defer { fixture.close() }
+        let task = TaskID(rawValue: 1)
+        try await withExchangeService(fixture) {
+            let poll = await fixture.master.exchanges.next(where: Self.isLongPoll)
+            poll.answer(ExchangeResponse(leases: [AgentFixture.lease(1)]))
+            await fixture.launcher.launched.take().exit(.exited(0))
+
+            let first = await fixture.master.exchanges.next(where: Self.finishes)
+            first.fail(.transport("POST /v1/agents/a7/exchange: connection reset by peer"))
+            #expect(await fixture.outbox.unacknowledged == [HeldLease(task: task, epoch: LeaseEpoch(1))],
+                    "kept, and still held in heartbeats")
+
+            await fixture.clock.sleeping { $0 <= .milliseconds(100) }  // the back-off's first step
+            fixture.clock.advance(by: .milliseconds(100))
+            let again = await fixture.master.exchanges.next(where: Self.finishes)
+            #expect(again.request.finished == first.request.finished)
+            again.answer(ExchangeResponse())
+
+            // Acknowledged: the next exchange is the poller's claim alone.
+            let next = await fixture.master.exchanges.next()
+            #expect(!next.request.hasReports)
+            #expect(Self.isLongPoll(next.request))
+            #expect(await fixture.outbox.unacknowledged.isEmpty)
+        }
+        #expect(fixture.master.exchanges.requests.filter { $0.finished.contains { $0.task == task } }.count == 2)
+    }
+
+    /// A refused start in an exchange's answer stops the run: stolen (`stale_epoch`), its end is
+    /// dropped (another agent runs the task); refused for want of room, it is given back.
+    @Test(arguments: [true, false])
+    func aStartRefusedInTheAnswerStopsTheRun(stolen: Bool) async throws {
+        let fixture = AgentFixture(slots: 1, prefetch: 1)
+        defer { fixture.close() }
+        let lease = AgentFixture.lease(1, epoch: 3, prefetched: true)
+        try await withExchangeService(fixture) {
+            let poll = await fixture.master.exchanges.next(where: Self.isLongPoll)
+            #expect(poll.request.claim?.prefetch == 1)
+            poll.answer(ExchangeResponse(leases: [lease]))
+
+            // It fits beside what runs (nothing): it starts, and says so in the next exchange.
+            let process = await fixture.launcher.launched.take()
+            let start = await fixture.master.exchanges.next { !$0.started.isEmpty }
+            #expect(start.request.started == [lease.held])
+            let error: PaddockError = stolen ? .staleEpoch(task: lease.task, sent: lease.epoch, current: LeaseEpoch(4))
+                : .conflict("no room for it on this agent yet")
+            start.answer(ExchangeResponse(refused: [ExchangeRefusal(task: lease.task, epoch: lease.epoch, kind: .start, error: error)]))
+            #expect(await process.signals.take() == SIGTERM)
+
+            if stolen {
+                await fixture.until { await fixture.workload.isEmpty }
+            } else {
+                let end = await fixture.master.exchanges.next(where: Self.finishes)
+                #expect(end.request.finished.map(\.report.outcome) == [.released])
+                #expect(end.request.finished.first?.report.reason == StopReason.startRefused.rawValue)
+                end.answer(ExchangeResponse())
+            }
+        }
+        #expect(fixture.master.exchanges.requests.filter(Self.finishes).count == (stolen ? 0 : 1))
+    }
+
+    /// SIGTERM with `--on-stop requeue`: the agent stops claiming, says it leaves, stops its runs and
+    /// gives them back.
+    @Test func aGracefulStopGivesTheRunningTasksBack() async throws {
+        let fixture = AgentFixture()
+        defer { fixture.close() }
+        try await testGracefulShutdown { trigger in
+            let service = fixture.exchangeService
+            let running = Task { try await service.run() }
+            let poll = await fixture.master.exchanges.next(where: Self.isLongPoll)
+            poll.answer(ExchangeResponse(leases: [AgentFixture.lease(1)]))
+            let process = await fixture.launcher.launched.take()
+
+            trigger.triggerGracefulShutdown()
+            #expect(await process.signals.take() == SIGTERM)
+            let end = await fixture.master.exchanges.next(where: Self.finishes)
+            #expect(end.request.finished.map(\.report.outcome) == [.released])
+            #expect(end.request.finished.first?.report.reason == StopReason.shutdown.rawValue)
+            #expect(end.request.claim == nil, "a leaving agent claims nothing")
+            end.answer(ExchangeResponse())
+            try await running.value
+        }
+        #expect(fixture.master.beats.contains { $0.leaving && !$0.authoritative })
+        #expect(fixture.master.beats.last.map { $0.leaving && $0.authoritative } == true)
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+@testable import PaddockAgent
+import PaddockClient
+import PaddockProtocol
+import Synchronization
+
+/// The master as the agent's services see it (`MasterLink`): enrollment and heartbeats answered at
+/// once; exchanges and talkback polls wait for the test's answer (`exchanges.next`, `commandPolls.next`).
+final class FakeMaster: MasterLink {
+    struct CommandPoll: Sendable {
+        var after: Int64
+        var wait: Double
+    }
+
+    typealias CommandPolls = CallQueue<CommandPoll, CommandBatch>
+
+    static let agent = AgentID(rawValue: 7)
+    let exchanges = CallQueue<ExchangeRequest, ExchangeResponse>()
+    let commandPolls = CommandPolls()
+    let heartbeats = Mailbox<HeartbeatRequest>()
+    let exceptions = Mailbox<ExceptionReport>()
+    private struct State {
+        var tokens: [String] = []
+        var acknowledgeReports = false
+        var beats: [HeartbeatRequest] = []
+        /// What the next heartbeats' answers say is lost, in turn; a failure instead, when one is queued.
+        var beatAnswers: [Result<[HeldLease], ClientError>] = []
+    }
+    private let state = Mutex(State())
+
+    /// From now on exchanges with no long-poll are answered at once, every report acknowledged
+    /// (long-polls still wait for the test, or for their cancellation).
+    func acknowledgeReports() { state.withLock { $0.acknowledgeReports = true } }
+
+    var tokens: [String] { state.withLock { $0.tokens } }
+
+    /// The next heartbeat is answered with `lost`, or fails with `error`.
+    func answerNextHeartbeat(lost: [HeldLease]) { state.withLock { $0.beatAnswers.append(.success(lost)) } }
+    func failNextHeartbeat(_ error: ClientError) { state.withLock { $0.beatAnswers.append(.failure(error)) } }
+    var beats: [HeartbeatRequest] { state.withLock { $0.beats } }
+
+    /// Every report of `request` acknowledged, output included.
+    static func acknowledging(_ request: ExchangeRequest) -> ExchangeResponse {
+        ExchangeResponse(logs: request.logs.map { ExchangeLogAck(task: $0.task, epoch: $0.epoch, size: $0.offset + Int64($0.data.count)) })
+    }
+
+    func with(token: String) -> FakeMaster {
+        state.withLock { $0.tokens.append(token) }
+        return self
+    }
+
+    func enroll(_ request: EnrollRequest) async throws(ClientError) -> EnrollResponse {
+        EnrollResponse(id: Self.agent, credential: "credential-of-\(request.name)", leaseTimeout: 30, heartbeatInterval: 10)
+    }
+
+    func exchange(_ request: ExchangeRequest, agent: AgentID, timeout: Double) async throws(ClientError) -> ExchangeResponse {
+        if (request.claim?.wait ?? 0) == 0, state.withLock({ $0.acknowledgeReports }) {
+            exchanges.record(request)
+            return Self.acknowledging(request)
+        }
+        return try await exchanges.call(request)
+    }
+
+    func heartbeat(_ beat: HeartbeatRequest, agent: AgentID, timeout: Double) async throws(ClientError) -> HeartbeatResponse {
+        let answer = state.withLock { state in
+            state.beats.append(beat)
+            return state.beatAnswers.isEmpty ? .success([]) : state.beatAnswers.removeFirst()
+        }
+        heartbeats.put(beat)
+        return HeartbeatResponse(state: beat.leaving ? .offline : .online, lost: try answer.get(), leaseTimeout: 30,
+                                 heartbeatInterval: 10)
+    }
+
+    func commands(agent: AgentID, after: Int64, wait: Double, timeout: Double) async throws(ClientError) -> CommandBatch {
+        try await commandPolls.call(CommandPoll(after: after, wait: wait))
+    }
+
+    func report(_ exception: ExceptionReport, agent: AgentID) async throws(ClientError) {
+        exceptions.put(exception)
+    }
+}

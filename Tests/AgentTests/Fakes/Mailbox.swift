@@ -1,0 +1,126 @@
+import PaddockClient
+import Synchronization
+
+/// Items handed from the code under test to the test, in order: `take` returns the first that
+/// matches, at once or when it arrives. What tests wait on instead of sleeping.
+final class Mailbox<Item: Sendable>: Sendable {
+    private struct Waiter {
+        var matches: @Sendable (Item) -> Bool
+        var continuation: CheckedContinuation<Item, Never>
+    }
+    private struct State {
+        var items: [Item] = []
+        var waiters: [Waiter] = []
+    }
+    private let state = Mutex(State())
+
+    func put(_ item: Item) {
+        let waiter = state.withLock { state -> CheckedContinuation<Item, Never>? in
+            if let index = state.waiters.firstIndex(where: { $0.matches(item) }) {
+                return state.waiters.remove(at: index).continuation
+            }
+            state.items.append(item)
+            return nil
+        }
+        waiter?.resume(returning: item)
+    }
+
+    func take(where matches: @escaping @Sendable (Item) -> Bool = { _ in true }) async -> Item {
+        await withCheckedContinuation { continuation in
+            let found = state.withLock { state -> Item? in
+                if let index = state.items.firstIndex(where: matches) { return state.items.remove(at: index) }
+                state.waiters.append(Waiter(matches: matches, continuation: continuation))
+                return nil
+            }
+            if let found { continuation.resume(returning: found) }
+        }
+    }
+
+    /// What arrived and was not taken.
+    var waiting: [Item] { state.withLock { $0.items } }
+}
+
+/// A call the code under test made and waits on until the test answers it (or it is cancelled).
+final class PendingCall<Request: Sendable, Response: Sendable>: Sendable {
+    let request: Request
+    private enum State {
+        case unanswered
+        case waiting(CheckedContinuation<Result<Response, ClientError>, Never>)
+        case answered(Result<Response, ClientError>)
+        case done
+    }
+    private let state = Mutex(State.unanswered)
+
+    init(_ request: Request) { self.request = request }
+
+    var isLive: Bool {
+        state.withLock { state in
+            switch state {
+            case .unanswered, .waiting: true
+            case .answered, .done: false
+            }
+        }
+    }
+
+    func answer(_ response: Response) { resolve(.success(response)) }
+    func fail(_ error: ClientError) { resolve(.failure(error)) }
+
+    fileprivate func resolve(_ result: Result<Response, ClientError>) {
+        let continuation = state.withLock { state -> CheckedContinuation<Result<Response, ClientError>, Never>? in
+            switch state {
+            case .unanswered:
+                state = .answered(result)
+                return nil
+            case .waiting(let continuation):
+                state = .done
+                return continuation
+            case .answered, .done:
+                return nil
+            }
+        }
+        continuation?.resume(returning: result)
+    }
+
+    fileprivate func wait() async -> Result<Response, ClientError> {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let ready = state.withLock { state -> Result<Response, ClientError>? in
+                    if case .answered(let result) = state {
+                        state = .done
+                        return result
+                    }
+                    state = .waiting(continuation)
+                    return nil
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        } onCancel: {
+            resolve(.failure(.transport("cancelled")))
+        }
+    }
+}
+
+/// The calls of one kind the code under test made: each waits for the test's answer.
+final class CallQueue<Request: Sendable, Response: Sendable>: Sendable {
+    typealias Call = PendingCall<Request, Response>
+    private let pending = Mailbox<Call>()
+    private let made = Mutex<[Request]>([])
+
+    /// Every request made, answered or not, in order.
+    var requests: [Request] { made.withLock { $0 } }
+
+    func record(_ request: Request) { made.withLock { $0.append(request) } }
+
+    /// Waits for the test's answer to `request`.
+    func call(_ request: Request) async throws(ClientError) -> Response {
+        record(request)
+        let call = Call(request)
+        pending.put(call)
+        return try await call.wait().get()
+    }
+
+    /// The next call still waiting for an answer that `matches`.
+    func next(where matches: @escaping @Sendable (Request) -> Bool = { _ in true }) async -> Call {
+        await pending.take { $0.isLive && matches($0.request) }
+    }
+}

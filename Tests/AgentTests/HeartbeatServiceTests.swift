@@ -1,0 +1,59 @@
+import Foundation
+@testable import PaddockAgent
+import PaddockProtocol
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `HeartbeatService` in-process: what a beat holds, the runs it stops, when it beats again.
+@Suite(.timeLimit(.minutes(1))) struct HeartbeatServiceTests {
+    /// A lease the master says is lost stops its run (once, however often it is said); an
+    /// unacknowledged end is still held; the next beat comes after the master's interval.
+    @Test func aLeaseTheMasterSaysIsLostStopsItsRun() async throws {
+        let fixture = AgentFixture(slots: 2, killGrace: .seconds(60), exitOnTerm: false)  // no SIGKILL within the test
+        defer { fixture.close() }
+        let lease = AgentFixture.lease(1, epoch: 2)
+        let process = try await fixture.running(lease)
+        let ended = FinishReport(epoch: LeaseEpoch(1), outcome: .succeeded, exitCode: 0)
+        await fixture.outbox.finish(TaskID(rawValue: 9), ended, expectRefusal: false)
+        try await fixture.session.enroll()
+        fixture.master.answerNextHeartbeat(lost: [lease.held])
+        fixture.master.answerNextHeartbeat(lost: [lease.held])
+        let service = fixture.heartbeatService
+        let running = Task { try await service.run() }
+
+        let beat = await fixture.master.heartbeats.take()
+        #expect(Set(beat.held) == [lease.held, HeldLease(task: TaskID(rawValue: 9), epoch: LeaseEpoch(1))])
+        #expect(!beat.leaving && !beat.authoritative)
+        #expect(await process.signals.take() == SIGTERM)
+        #expect(await fixture.workload.stopReason(lease.task) == .leaseLost)
+
+        await fixture.clock.sleeping { $0 == .seconds(10) }  // the interval the master gave
+        #expect(fixture.master.beats.count == 1)
+        fixture.clock.advance(by: .seconds(10))
+        _ = await fixture.master.heartbeats.take()
+        await fixture.clock.sleeping { $0 == .seconds(10) }
+        #expect(process.received == [SIGTERM], "stopped once, though said lost twice")
+        process.exit(.signaled(SIGTERM))
+        running.cancel()
+        try await running.value
+    }
+
+    /// A beat that fails is tried again sooner than the interval (a lease must not lapse for one lost beat).
+    @Test func aFailedBeatIsTriedAgainAfterABackOff() async throws {
+        let fixture = AgentFixture()
+        defer { fixture.close() }
+        try await fixture.session.enroll()
+        fixture.master.failNextHeartbeat(.transport("PUT /v1/agents/a7/heartbeat: connection refused"))
+        let service = fixture.heartbeatService
+        let running = Task { try await service.run() }
+        _ = await fixture.master.heartbeats.take()
+        await fixture.clock.sleeping { $0 <= .milliseconds(200) }
+        fixture.clock.advance(by: .milliseconds(200))
+        _ = await fixture.master.heartbeats.take()
+        #expect(fixture.master.beats.count == 2)
+        running.cancel()
+        try await running.value
+    }
+}

@@ -1,0 +1,141 @@
+import Foundation
+@testable import PaddockAgent
+import PaddockProtocol
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `TalkbackService` in-process: a fake master whose command long-poll the test answers, fake
+/// processes, a fake clock. A poll's `after` is the agent's acknowledgement (docs/ARCHITECTURE.md §6).
+@Suite(.timeLimit(.minutes(1))) struct TalkbackServiceTests {
+    private static func command(_ seq: Int64, _ kind: CommandKind, task: Int64? = nil, epoch: Int64? = nil,
+                                resources: ResourceVector? = nil) -> AgentCommand {
+        AgentCommand(seq: seq, kind: kind, task: task.map { TaskID(rawValue: $0) }, epoch: epoch.map { LeaseEpoch($0) },
+                     resources: resources, createdAt: Date(), expiresAt: Date().addingTimeInterval(3600))
+    }
+
+    /// Runs the talkback service while `body` answers its polls; `body` gets the first one.
+    private func withTalkback(_ fixture: AgentFixture, shutdown: @escaping @Sendable () -> Void = {},
+                              _ body: (FakeMaster.CommandPolls.Call) async throws -> Void) async throws {
+        try await fixture.session.enroll()
+        let service = fixture.talkbackService(shutdown: shutdown)
+        let running = Task { try await service.run() }
+        try await body(await fixture.master.commandPolls.next())
+        running.cancel()
+        try await running.value
+    }
+
+    /// Answers `poll` with `commands`; returns the next poll (which acknowledges them).
+    private func deliver(_ commands: [AgentCommand], to poll: FakeMaster.CommandPolls.Call,
+                         _ fixture: AgentFixture) async -> FakeMaster.CommandPolls.Call {
+        poll.answer(CommandBatch(commands: commands, last: commands.map(\.seq).max() ?? poll.request.after))
+        return await fixture.master.commandPolls.next()
+    }
+
+    @Test func aCancelStopsTheNamedRunWithTheCancelReasonAndADropWithItsOwn() async throws {
+        let fixture = AgentFixture(slots: 3)
+        defer { fixture.close() }
+        let cancelled = try await fixture.running(AgentFixture.lease(1, epoch: 3))
+        let dropped = try await fixture.running(AgentFixture.lease(2, epoch: 1))
+        let untouched = try await fixture.running(AgentFixture.lease(3, epoch: 1))
+        try await withTalkback(fixture) { poll in
+            #expect(poll.request.after == 0)
+            let next = await deliver([Self.command(1, .cancel, task: 1, epoch: 2),  // an earlier lease of task 1: not this run
+                                      Self.command(2, .cancel, task: 1, epoch: 3),
+                                      Self.command(3, .drop, task: 2, epoch: 1)], to: poll, fixture)
+            #expect(next.request.after == 3)
+        }
+        #expect(cancelled.received == [SIGTERM])
+        #expect(await fixture.workload.stopReason(TaskID(rawValue: 1)) == .cancelled)
+        #expect(dropped.received == [SIGTERM])
+        #expect(await fixture.workload.stopReason(TaskID(rawValue: 2)) == .dropped)
+        #expect(untouched.received.isEmpty)
+        #expect(await fixture.workload.stopReason(TaskID(rawValue: 3)) == nil)
+    }
+
+    /// Drain stops claiming, undrain resumes it; a command delivered again (at-least-once) is not
+    /// applied again.
+    @Test func drainStopsClaimingAndUndrainResumesItOncePerCommand() async throws {
+        let fixture = AgentFixture(slots: 2)
+        defer { fixture.close() }
+        #expect(await fixture.workload.claimRequest(wait: 0) != nil)
+        try await withTalkback(fixture) { poll in
+            var poll = await deliver([Self.command(1, .drain)], to: poll, fixture)
+            #expect(poll.request.after == 1)
+            #expect(await fixture.workload.claimRequest(wait: 0) == nil)
+            poll = await deliver([Self.command(2, .undrain)], to: poll, fixture)
+            #expect(await fixture.workload.claimRequest(wait: 0)?.slots == 2)
+            poll = await deliver([Self.command(1, .drain)], to: poll, fixture)  // delivered again
+            #expect(poll.request.after == 2)
+            #expect(await fixture.workload.claimRequest(wait: 0) != nil)
+        }
+    }
+
+    /// Commands that ask nothing of this agent (a ping, a cancel of a task it does not hold, an
+    /// update with nothing in it) are acknowledged and change nothing; the cursor survives a restart.
+    @Test func commandsForNothingHereAreAcknowledgedAndIgnored() async throws {
+        let fixture = AgentFixture(slots: 2)
+        defer { fixture.close() }
+        let process = try await fixture.running(AgentFixture.lease(1))
+        try await withTalkback(fixture) { poll in
+            let next = await deliver([Self.command(1, .ping), Self.command(2, .cancel, task: 99, epoch: 1),
+                                      Self.command(3, .cancel), Self.command(4, .update)], to: poll, fixture)
+            #expect(next.request.after == 4)
+        }
+        #expect(process.received.isEmpty)
+        #expect(await fixture.workload.stopReason(TaskID(rawValue: 1)) == nil)
+        #expect(await fixture.workload.total == fixture.config.resources)
+        // A restarted agent asks from where it was.
+        try await withTalkback(fixture) { poll in #expect(poll.request.after == 4) }
+    }
+
+    @Test func updateSetsTheTotalsAndShutdownStopsTheAgent() async throws {
+        let fixture = AgentFixture(slots: 2)
+        defer { fixture.close() }
+        let stops = Mutex(0)
+        let smaller = ResourceVector(milliCPUs: 500, ram: 1 << 20)
+        try await withTalkback(fixture, shutdown: { stops.withLock { $0 += 1 } }) { poll in
+            let next = await deliver([Self.command(1, .update, resources: smaller), Self.command(2, .shutdown)], to: poll, fixture)
+            #expect(next.request.after == 2)
+        }
+        #expect(await fixture.workload.total == smaller)
+        #expect(stops.withLock { $0 } == 1)
+    }
+
+    /// A command of a kind this agent does not know (a newer master's) is left out of its batch,
+    /// not a failure of the whole batch; the batch's `last` takes the cursor past it.
+    @Test func aCommandOfAnUnknownKindIsAcknowledgedAndIgnored() async throws {
+        let known = CommandBatch(commands: [Self.command(1, .drain), Self.command(2, .ping), Self.command(3, .undrain)], last: 3)
+        let wire = String(decoding: try WireJSON.encoder().encode(known), as: UTF8.self)
+            .replacingOccurrences(of: #""kind":"ping""#, with: #""kind":"reboot""#)
+        #expect(wire.contains("reboot"))
+        let read = try WireJSON.decoder().decode(ReadableCommands.self, from: Data(wire.utf8)).batch
+        #expect(read.commands.map(\.seq) == [1, 3])
+        #expect(read.last == 3)
+
+        let fixture = AgentFixture()
+        defer { fixture.close() }
+        try await withTalkback(fixture) { poll in
+            poll.answer(CommandBatch(commands: [Self.command(1, .drain)], last: 2))  // 2: one this agent cannot read
+            let next = await fixture.master.commandPolls.next()
+            #expect(next.request.after == 2)
+            #expect(await fixture.workload.draining)
+        }
+    }
+
+    /// A poll that fails is asked again after a back-off on the agent's clock, from the same cursor.
+    @Test func aFailedPollIsAskedAgainFromTheSameCursor() async throws {
+        let fixture = AgentFixture()
+        defer { fixture.close() }
+        try await withTalkback(fixture) { poll in
+            let next = await deliver([Self.command(5, .ping)], to: poll, fixture)
+            next.fail(.transport("GET /v1/agents/a7/commands: connection refused"))
+            await fixture.clock.sleeping { $0 <= .milliseconds(200) }
+            fixture.clock.advance(by: .milliseconds(200))
+            let again = await fixture.master.commandPolls.next()
+            #expect(again.request.after == 5)
+        }
+    }
+}
