@@ -69,7 +69,8 @@ extension EndToEnd.OpenJDEndToEndTests {
             """#
         }
         let cancelled = try await farm.submitRaw(#"{"openjd": {"template": \#(template("cancelled", timeout: ""))}}"#)
-        let timedOut = try await farm.submitRaw(#"{"openjd": {"template": \#(template("timedout", timeout: #", "timeout": 2"#))}}"#)
+        // One attempt: a timed-out run is a failure, which with attempts left would run (and exit) again.
+        let timedOut = try await farm.submitRaw(#"{"openjd": {"template": \#(template("timedout", timeout: #", "timeout": 2"#))}, "max_attempts": 1}"#)
         let cancelledTask = try #require(cancelled.taskIDs?.first)
         try await eventually("the action runs", timeout: 60) { FileManager.default.fileExists(atPath: marks + "/cancelled.pid") }
         let _: TaskView = try await farm.admin.call("POST", APIPath.task(cancelledTask) + "/cancel")
@@ -80,6 +81,7 @@ extension EndToEnd.OpenJDEndToEndTests {
         }
         let timedOutTasks = try await farm.waitForJob(timedOut.id, timeout: 60)
         #expect(timedOutTasks.map(\.state) == [.failed])
+        #expect(timedOutTasks.map(\.reason) == ["timeout"])
         try await eventually("both environments were exited after the timeout", timeout: 30) {
             (try? String(contentsOfFile: marks + "/timedout", encoding: .utf8)) == "inner\nouter\n"
         }
