@@ -61,9 +61,13 @@ public final class ChildProcess: Sendable, RunningProcess {
         let rc: Int32
         let readFD: Int32
         let groups = user?.groups ?? []
+        /// The task's user for the launch child (uid -1: the agent's own), valid while `groups` is.
+        func identity(_ groupBuffer: UnsafeBufferPointer<gid_t>) -> paddock_user {
+            paddock_user(uid: user.map { Int32(bitPattern: $0.uid) } ?? -1, gid: user.map { Int32(bitPattern: $0.gid) } ?? -1,
+                         groups: groupBuffer.baseAddress, ngroups: Int32(groupBuffer.count))
+        }
         let spawned: (rc: Int32, readFD: Int32)? = groups.withUnsafeBufferPointer { groupBuffer in
-            var identity = paddock_user(uid: user.map { Int32(bitPattern: $0.uid) } ?? -1, gid: user.map { Int32(bitPattern: $0.gid) } ?? -1,
-                                        groups: groupBuffer.baseAddress, ngroups: Int32(groupBuffer.count))
+            var identity = identity(groupBuffer)
             guard let handle = warm?.take() else { return nil }
             let fd = paddock_warm_output_fd(handle)
             return (paddock_warm_launch(handle, program, cArgs, cEnv, cwd, &identity, &pid, &stage), fd)
@@ -85,9 +89,7 @@ public final class ChildProcess: Sendable, RunningProcess {
             defer { cgroupFDs.forEach { _ = close($0) } }
             rc = cgroupFDs.withUnsafeBufferPointer { cgroupBuffer in
                 groups.withUnsafeBufferPointer { groupBuffer in
-                    var identity = paddock_user(uid: user.map { Int32(bitPattern: $0.uid) } ?? -1,
-                                                gid: user.map { Int32(bitPattern: $0.gid) } ?? -1,
-                                                groups: groupBuffer.baseAddress, ngroups: Int32(groupBuffer.count))
+                    var identity = identity(groupBuffer)
                     return paddock_spawn(&pid, program, cArgs, cEnv, cwd, fds[1], cgroupBuffer.baseAddress, Int32(cgroupBuffer.count),
                                          &identity, &stage)
                 }

@@ -192,7 +192,7 @@ public struct Containment: Sendable {
     public func keepWarm(_ count: Int, onlyIfJoiningIsSlow: Bool = false) -> String? {
         guard isActive, count > 0 else { return nil }
         if onlyIfJoiningIsSlow {
-            guard let probe = (pool.take() ?? (try? freshCgroup(limits: TaskCgroup.Limits(memory: nil, cpuMillis: nil)))) else { return nil }
+            guard let probe = idleCgroup() else { return nil }
             let started = ContinuousClock.now
             guard let child = WarmChild(cgroup: probe) else {
                 probe.remove()
@@ -227,7 +227,7 @@ public struct Containment: Sendable {
     func replenish() {
         for _ in 0..<warm.reserveStarts() {
             var child: WarmChild?
-            if let cgroup = pool.take() ?? (try? freshCgroup(limits: TaskCgroup.Limits(memory: nil, cpuMillis: nil))) {
+            if let cgroup = idleCgroup() {
                 child = WarmChild(cgroup: cgroup)
                 if child == nil { cgroup.remove() }
             }
@@ -239,6 +239,12 @@ public struct Containment: Sendable {
     }
 
     /// A new cgroup, `run-N` in each hierarchy, with `limits` written.
+    /// A cgroup for a warm child to wait in (its limits are set when a task takes it): an emptied one
+    /// kept from an earlier run, else a new one; nil when none can be made.
+    private func idleCgroup() -> TaskCgroup? {
+        pool.take() ?? (try? freshCgroup(limits: TaskCgroup.Limits(memory: nil, cpuMillis: nil)))
+    }
+
     private func freshCgroup(limits: TaskCgroup.Limits) throws(LaunchError) -> TaskCgroup {
         var cgroup = TaskCgroup()
         // Reused across runs where the memory peak can be reset (v1, or no memory controller): a v2

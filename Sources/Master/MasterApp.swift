@@ -76,7 +76,8 @@ public struct Master: Sendable {
         if let relay = store.relay {
             services.append(WakeListener(relay: relay, wakes: [wake, commandWake, logWake, changeWake], logger: logger))
         }
-        services.append(LeaseSweeper(store: store, config: config, wakes: [wake, commandWake, logWake, changeWake], logger: logger))
+        services.append(LeaseSweeper(store: store, config: config, claims: wake, changes: changeWake,
+                                     closing: [wake, commandWake, logWake, changeWake], logger: logger))
         if config.logRetention != nil || config.logRetentionBytes != nil, let store = store as? SQLStore {
             services.append(LogPruner(store: store, retention: config.logRetention, bytesPerJob: config.logRetentionBytes,
                                       logger: logger))

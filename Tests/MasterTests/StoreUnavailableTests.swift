@@ -74,7 +74,7 @@ import Testing
 @Suite struct OutageGraceTests {
     @Test func leasesOutliveAnOutageLongerThanTheirTimeout() async throws {
         let (master, db) = try StoreUnavailableTests.masterBehindANetwork(leaseTimeout: 1.5)
-        let sweeper = LeaseSweeper(store: master.master.store, config: master.master.config, wakes: [WakeSignal()],
+        let sweeper = LeaseSweeper(store: master.master.store, config: master.master.config, claims: WakeSignal(), changes: WakeSignal(.changes), closing: [],
                                    logger: Logger(label: "test"))
         try await master.test { client in
             let (agent, credential) = try await client.enroll("render-01")

@@ -7,14 +7,21 @@ import ServiceLifecycle
 public struct LeaseSweeper: Service {
     let store: any Store
     let config: MasterConfig
-    /// The first wakes claimers; all are closed on shutdown so that long-polls answer at once.
-    let wakes: [WakeSignal]
+    /// Woken when a sweep requeues tasks: waiting claims may take them.
+    let claims: WakeSignal
+    /// Woken when a sweep changed anything: the dashboard's feed.
+    let changes: WakeSignal
+    /// Every long-poll's signal, closed on shutdown so that long-polls answer at once.
+    let closing: [WakeSignal]
     let logger: Logger
 
-    public init(store: any Store, config: MasterConfig, wakes: [WakeSignal], logger: Logger) {
+    public init(store: any Store, config: MasterConfig, claims: WakeSignal, changes: WakeSignal,
+                closing: [WakeSignal], logger: Logger) {
         self.store = store
         self.config = config
-        self.wakes = wakes
+        self.claims = claims
+        self.changes = changes
+        self.closing = closing
         self.logger = logger
     }
 
@@ -52,8 +59,8 @@ public struct LeaseSweeper: Service {
                 if result != SweepResult() {
                     logger.info("lease sweep: \(result.agentsMarkedOffline) agent(s) offline, \(result.tasksRequeued) task(s) requeued, \(result.tasksFailed) failed")
                 }
-                if result.tasksRequeued > 0 { await wakes.first?.notifyAll() }
-                if result != SweepResult() { await wakes.first { $0.channel == .changes }?.notifyAll() }
+                if result.tasksRequeued > 0 { await claims.notifyAll() }
+                if result != SweepResult() { await changes.notifyAll() }
             } catch where StoreFailure.isUnavailable(error) {
                 if !outage { logger.warning("lease sweep: the database is unreachable: \(error)") }
                 outage = true
@@ -63,6 +70,6 @@ public struct LeaseSweeper: Service {
             try? await Task.sleep(for: period)
         }
         // The HTTP server stops after this service: let its long-polls answer now.
-        for wake in wakes { await wake.close() }
+        for wake in closing { await wake.close() }
     }
 }
