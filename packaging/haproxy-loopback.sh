@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Prints packaging/haproxy.cfg rewritten to run unprivileged in the foreground on loopback, for
-# tests (packaging/test-frontends.sh, Tests/browser/run.sh):
+# tests (packaging/test-frontends.sh, Tests/browser/run.sh, Tests/Support/HAProxyServer.swift):
 #   haproxy-loopback.sh CFG LISTEN_PORT CERT_PEM BACKEND_PORT...
 # The frontend binds 127.0.0.1:LISTEN_PORT with the shipped TLS options and CERT_PEM (certificate
-# and key in one file) as its crt; one `server` line per backend on 127.0.0.1 with the shipped
-# line's options; `global` loses what needs root (user, group, chroot, daemon, pidfile, the stats
-# socket) and logs to stdout. Everything else is as shipped.
+# and key in one file) as its crt, or in plain HTTP with no option when CERT_PEM is -; one `server`
+# line per backend on 127.0.0.1 with the shipped line's options; `global` loses what needs root
+# (user, group, chroot, daemon, pidfile, the stats socket) and logs to stdout. Everything else is
+# as shipped. A config without a frontend bind line (with a crt, for TLS) or a backend server line
+# is refused (exit 1).
 set -euo pipefail
 cfg=$1 listen=$2 crt=$3
 shift 3
@@ -15,10 +17,13 @@ awk -v bind="127.0.0.1:$listen" -v crt="$crt" -v servers="$*" '
     section == "global" && $1 == "log" { if (!logged) print "    log stdout format raw local0"; logged = 1; next }
     section == "global" && $1 == "stats" && $2 == "socket" { next }
     section == "frontend" && $1 == "bind" {
+        if (bound++) next
+        if (crt == "-") { print "    bind " bind; next }
         $2 = bind
-        for (i = 3; i < NF; i++) if ($i == "crt") $(i + 1) = crt
+        for (i = 3; i < NF; i++) if ($i == "crt") { $(i + 1) = crt; hascrt = 1 }
         print "    " $0; next
     }
+    $1 == "bind" { next }
     section == "backend" && $1 == "server" {
         if (!done) {
             options = ""; for (i = 4; i <= NF; i++) options = options " " $i
@@ -28,4 +33,10 @@ awk -v bind="127.0.0.1:$listen" -v crt="$crt" -v servers="$*" '
         }
         next
     }
-    { print }' "$cfg"
+    { print }
+    END {
+        if (!bound || (crt != "-" && !hascrt) || !done) {
+            print "haproxy-loopback.sh: " FILENAME ": expected a frontend bind line (with crt FILE) and a backend server line" > "/dev/stderr"
+            exit 1
+        }
+    }' "$cfg"

@@ -85,7 +85,6 @@ public final class HAProxyServer: @unchecked Sendable {
     public static func start(masters: [Int], tls: Bool = true) async throws -> HAProxyServer {
         guard isAvailable else { throw SupportError(unavailableReason) }
         guard !masters.isEmpty else { throw SupportError("HAProxyServer needs at least one master") }
-        let shipped = try String(contentsOfFile: shippedConfigPath, encoding: .utf8)
         var lastError: (any Error)?
         // A free port can be taken before HAProxy binds it: try a few.
         for _ in 0..<3 {
@@ -102,7 +101,7 @@ public final class HAProxyServer: @unchecked Sendable {
                     certificate = dir + "/frontend.pem"
                     try pem.write(toFile: dir + "/frontend.pem", atomically: true, encoding: .utf8)
                 }
-                try config(from: shipped, port: server.port, masters: masters, certificate: certificate)
+                try config(port: server.port, masters: masters, certificate: certificate)
                     .write(toFile: server.configPath, atomically: true, encoding: .utf8)
                 try await server.launchAndWait()
                 return server
@@ -115,64 +114,25 @@ public final class HAProxyServer: @unchecked Sendable {
         throw lastError ?? SupportError("HAProxy did not start")
     }
 
-    /// The shipped config rewritten for a test (see the type's comment for what changes).
-    /// `certificate`: the PEM file for the shipped bind line's `crt`; nil drops its TLS options.
-    public static func config(from shipped: String, port: Int, masters: [Int], certificate: String? = nil) throws -> String {
-        var output: [String] = []
-        var section = ""
-        var serversWritten = false
-        var frontendBound = false
-        for line in shipped.split(separator: "\n", omittingEmptySubsequences: false) {
-            let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            let first = words.first.map(String.init) ?? ""
-            let indented = line.first == " " || line.first == "\t"
-            if !indented, !first.isEmpty, !first.hasPrefix("#") {
-                section = first
-                output.append(String(line))
-                continue
-            }
-            switch (section, first) {
-            case ("global", "user"), ("global", "group"), ("global", "chroot"), ("global", "daemon"),
-                 ("global", "pidfile"):
-                continue
-            case ("global", "stats") where words.count > 1 && words[1] == "socket":
-                continue
-            case ("global", "log"):
-                if !output.contains("    log stdout format raw local0") {
-                    output.append("    log stdout format raw local0")
-                }
-            case ("frontend", "bind"):
-                if !frontendBound {
-                    var options = words.dropFirst(2).map(String.init)
-                    if let certificate {
-                        guard let crt = options.firstIndex(of: "crt"), crt + 1 < options.count else {
-                            throw SupportError("haproxy.cfg: the frontend's bind line has no crt FILE: \(line)")
-                        }
-                        options[crt + 1] = certificate
-                    } else {
-                        options = []
-                    }
-                    output.append((["    bind 127.0.0.1:\(port)"] + options).joined(separator: " "))
-                }
-                frontendBound = true
-            case (_, "bind"):
-                continue
-            case ("backend", "server"):
-                guard !serversWritten else { continue }
-                guard words.count >= 3 else { throw SupportError("haproxy.cfg: a server line without an address: \(line)") }
-                let options = words.dropFirst(3).joined(separator: " ")
-                for (index, master) in masters.enumerated() {
-                    output.append("    server master\(index + 1) 127.0.0.1:\(master)" + (options.isEmpty ? "" : " " + options))
-                }
-                serversWritten = true
-            default:
-                output.append(String(line))
-            }
+    /// The shipped config rewritten for a test by packaging/haproxy-loopback.sh, the rewrite the shell
+    /// tests use too (see the type's comment for what changes): TLS with `certificate` (certificate
+    /// and key in one PEM file), plain HTTP without.
+    public static func config(port: Int, masters: [Int], certificate: String? = nil) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [repositoryRoot + "/packaging/haproxy-loopback.sh", shippedConfigPath, String(port), certificate ?? "-"]
+            + masters.map(String.init)
+        let output = Pipe(), errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let text = output.fileHandleForReading.readDataToEndOfFile()
+        let problem = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw SupportError("haproxy-loopback.sh failed (\(process.terminationStatus)): \(String(decoding: problem, as: UTF8.self))")
         }
-        guard frontendBound, serversWritten else {
-            throw SupportError("haproxy.cfg: expected a frontend with a bind line and a backend with server lines")
-        }
-        return output.joined(separator: "\n")
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// Stops HAProxy (SIGTERM, then SIGKILL after 5 s) and waits for its exit.
