@@ -1,0 +1,73 @@
+import Foundation
+import PaddockMaster
+import PaddockProtocol
+import Testing
+
+/// What the API's fuzzing (Tests/fuzz/run.sh, Schemathesis) found wrong in the master, each kept fixed here.
+@Suite struct FuzzFindingsTests {
+    /// `GET /v1/jobs?label=KEY=` (a label whose value is empty, which a job may carry) was a 400 "label is KEY=VALUE".
+    @Test func aLabelFilterMayAskForAnEmptyValue() async throws {
+        try await TestMaster().test { client in
+            for (name, value) in [("empty", ""), ("full", "v")] {
+                let reply = try await client.sendText(.post, "/v1/jobs",
+                    #"{"name": "\#(name)", "labels": {"k": "\#(value)"}, "tasks": [{"name": "a", "command": ["true"]}]}"#)
+                #expect(reply.status == 201, "\(String(decoding: reply.body, as: UTF8.self))")
+            }
+            let empty = try await client.send(.get, "/v1/jobs?label=k=")
+            #expect(empty.status == 200, "\(String(decoding: empty.body, as: UTF8.self))")
+            #expect(try empty.decode(Page<JobView>.self).items.map(\.name) == ["empty"])
+            let full = try await client.send(.get, "/v1/jobs?label=k=v")
+            #expect(try full.decode(Page<JobView>.self).items.map(\.name) == ["full"])
+            // A key is still needed.
+            for bad in ["=v", "=", "k"] {
+                let reply = try await client.send(.get, "/v1/jobs?label=\(bad)")
+                #expect(reply.status == 400, "label=\(bad)")
+                #expect(reply.error?.field == "label")
+            }
+        }
+    }
+
+    /// A report about a task the agent does not hold said "task t5 is leased under epoch 0, not 0" (a queued task,
+    /// leased to no one): the 409 now says why the report does not count.
+    @Test func aStaleReportSaysWhyItDoesNotCount() async throws {
+        try await TestMaster().test { client in
+            let (first, firstCredential) = try await client.enroll("first")
+            let (_, secondCredential) = try await client.enroll("second")
+            let job = try await client.submit(echoJob(tasks: 2))
+            let leases = try await client.claim(first, firstCredential, slots: 1)
+            let lease = try #require(leases.first)
+            let queued = try #require(job.taskIDs?.first { $0 != lease.task })
+
+            // A task leased to no agent.
+            var reply = try await client.send(.post, "/v1/tasks/\(queued)/start", token: firstCredential,
+                                              json: TaskReport(epoch: LeaseEpoch(0)))
+            #expect(reply.status == 409)
+            #expect(reply.error?.code == "stale_epoch")
+            #expect(reply.error?.message == "task \(queued) is queued, leased to no agent: this report (epoch 0) no longer counts")
+
+            // A task leased to another agent (not named to this one).
+            reply = try await client.send(.post, "/v1/tasks/\(lease.task)/start", token: secondCredential,
+                                          json: TaskReport(epoch: lease.epoch))
+            #expect(reply.status == 409)
+            #expect(reply.error?.code == "stale_epoch")
+            #expect(reply.error?.message == "task \(lease.task) is leased to another agent: this report (epoch \(lease.epoch)) no longer counts")
+
+            // Its own task under another epoch: as before.
+            let other = LeaseEpoch(lease.epoch.rawValue + 7)
+            reply = try await client.send(.post, "/v1/tasks/\(lease.task)/start", token: firstCredential,
+                                          json: TaskReport(epoch: other))
+            #expect(reply.error?.message == "task \(lease.task) is leased under epoch \(lease.epoch), not \(other): this report no longer counts")
+
+            // A log before the start.
+            reply = try await client.send(.post, "/v1/tasks/\(lease.task)/logs?epoch=\(lease.epoch)&offset=0",
+                                          token: firstCredential, body: Data("x".utf8))
+            #expect(reply.status == 409)
+            #expect(reply.error?.code == "stale_epoch")
+            #expect(reply.error?.message == "task \(lease.task) has not started under epoch \(lease.epoch): its log follows its start")
+            // Another agent's log.
+            reply = try await client.send(.post, "/v1/tasks/\(lease.task)/logs?epoch=\(lease.epoch)&offset=0",
+                                          token: secondCredential, body: Data("x".utf8))
+            #expect(reply.error?.message == "task \(lease.task) is leased to another agent: this report (epoch \(lease.epoch)) no longer counts")
+        }
+    }
+}
