@@ -8,8 +8,8 @@
 # schema given for that status (response_schema_conformance).
 #
 # The master is .build/debug/paddock on loopback (temp SQLite data dir, admin and join tokens in
-# files, the default rate limits: a 429 is a status it may answer, and the document lists it on
-# every operation). Tests/fuzz/seed.py first puts it in a state worth fuzzing through the API
+# files, an agent package to serve, the default rate limits: a 429 is a status it may answer, and
+# the document lists it on every operation). Tests/fuzz/seed.py first puts it in a state worth fuzzing through the API
 # (agents, jobs with tasks in every state, a log, a token) and writes the two passes' configs:
 #   1. the agent-only routes (heartbeat, claim, exchange, task start/progress/finish/logs upload,
 #      exception reports) with an enrolled agent's credential;
@@ -55,7 +55,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$bin" master --listen "127.0.0.1:$port" --data "$work/master" \
+# An agent package to serve, so that /install-agent.sh and /packages/{name} answer more than 404
+# (a few bytes: the master checks its name and its .sha256, never its content).
+mkdir -p "$work/package"
+package="$work/package/paddock_0.0.0-fuzz_amd64.deb"
+head -c 4096 /dev/urandom > "$package"
+(cd "$work/package" && sha256sum "$(basename "$package")" > "$(basename "$package").sha256")
+"$bin" master --listen "127.0.0.1:$port" --data "$work/master" --agent-package "$package" \
     --admin-token-file "$work/admin-token" --join-token-file "$work/join-token" > "$work/master.log" 2>&1 &
 master_pid=$!
 "$python" - "$url/healthz" <<'PY' || { cat "$work/master.log" >&2; exit 1; }

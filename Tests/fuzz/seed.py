@@ -102,6 +102,8 @@ def toml_list(values):
 # The ids exist; their bare numbers are accepted too (`12` for `j12`). Half of the generated ids
 # come from these, the other half is generated (404s, malformed ids).
 dictionaries = f"""
+[cache]
+enabled = false
 [dictionaries.jobs]
 values = {toml_list(jobs + [j[1:] for j in jobs])}
 [dictionaries.tasks]
@@ -112,6 +114,8 @@ values = {toml_list(agents + [a[1:] for a in agents])}
 values = {toml_list(tokens)}
 [dictionaries.epochs]
 values = {toml_list(epochs)}
+[dictionaries.packages]
+values = ["paddock_0.0.0-fuzz_amd64.deb"]
 """
 
 
@@ -144,6 +148,19 @@ with open(f"{out}/admin.toml", "w") as f:
     f.write(by_path("^/v1/tasks/", "tasks"))
     f.write(by_path("^/v1/agents/", "agents"))
     f.write(by_path("^/v1/tokens/", "tokens"))
+    # Most generated submissions are refused (a program that is empty, which the document cannot
+    # forbid: OpenAPI 3.0 has no tuples; unknown attributes, jobs to run after that do not exist):
+    # more random ones get some through to the store.
+    f.write("""
+[[operations]]
+include-operation-id = "submitJob"
+generation = { max-examples = 60 }
+""")
+    f.write("""
+[[operations]]
+include-operation-id = "agentPackage"
+parameters = { "path.name" = { dictionary = "packages", probability = 0.5 } }
+""")
 with open(f"{out}/agent-only", "w") as f:
     f.write("\n".join(agent_only) + "\n")
 print(f"seed.py: jobs {jobs}, {len(tasks)} tasks, agents {agents} (fuzz agent {agent_id}), token {tokens}")
