@@ -70,4 +70,24 @@ import Testing
             #expect(reply.error?.message == "task \(lease.task) is leased to another agent: this report (epoch \(lease.epoch)) no longer counts")
         }
     }
+
+    /// A method a path of the API is not served with was a 404 "no route" (the path exists): now 405 with `Allow`.
+    @Test func aMethodThePathIsNotServedWithIs405WithAllow() async throws {
+        try await TestMaster().test { client in
+            var reply = try await client.send(.put, "/v1/tasks/t1/finish")
+            #expect(reply.status == 405)
+            #expect(reply.error?.code == "method_not_allowed")
+            #expect(reply.headers[.allow] == "POST")
+            #expect(reply.headers[.contentType] == "application/json")
+            reply = try await client.send(.delete, "/v1/jobs")
+            #expect(reply.status == 405)
+            #expect(reply.headers[.allow] == "GET, POST")
+            reply = try await client.send(.put, "/v1/agents/a1")
+            #expect(reply.headers[.allow] == "DELETE, GET, PATCH")
+            // A path that is no route's is still a 404.
+            reply = try await client.send(.get, "/v1/nothing")
+            #expect(reply.status == 404)
+            #expect(reply.error?.code == "not_found")
+        }
+    }
 }

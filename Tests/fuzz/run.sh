@@ -5,12 +5,14 @@
 # (not_a_server_error), whose status the document does not list for the operation
 # (status_code_conformance), whose content type or headers it does not describe
 # (content_type_conformance, response_headers_conformance), or whose body does not match the
-# schema given for that status (response_schema_conformance).
+# schema given for that status (response_schema_conformance); and on a method a path is not served
+# with that is answered otherwise than 405 (unsupported_method).
 #
 # The master is .build/debug/paddock on loopback (temp SQLite data dir, admin and join tokens in
 # files, an agent package to serve, the default rate limits: a 429 is a status it may answer, and
-# the document lists it on every operation). Tests/fuzz/seed.py first puts it in a state worth fuzzing through the API
-# (agents, jobs with tasks in every state, a log, a token) and writes the two passes' configs:
+# the document lists it on every operation). Tests/fuzz/seed.py first puts it in a state worth
+# fuzzing through the API (agents, jobs with tasks in every state, a log, a token) and writes the
+# two passes' configs:
 #   1. the agent-only routes (heartbeat, claim, exchange, task start/progress/finish/logs upload,
 #      exception reports) with an enrolled agent's credential;
 #   2. every other route with the admin token (the agent is deleted first, so that no run stays
@@ -80,7 +82,7 @@ PY
 
 "$python" Tests/fuzz/seed.py "$url" "$work/admin-token" "$work/join-token" "$work"
 
-checks="${PADDOCK_FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}"
+checks="${PADDOCK_FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,unsupported_method}"
 # st run's options shared by both passes: every phase that generates from the document
 # (its examples, the coverage of its boundaries and of what it forbids, then random cases),
 # a fixed seed and no example database, so that a run is repeatable.
