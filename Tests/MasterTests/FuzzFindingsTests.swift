@@ -84,10 +84,36 @@ import Testing
             #expect(reply.headers[.allow] == "GET, POST")
             reply = try await client.send(.put, "/v1/agents/a1")
             #expect(reply.headers[.allow] == "DELETE, GET, PATCH")
+            // A route written out wins over the template it also fits (`/v1/agents/{id}`).
+            reply = try await client.send(.put, "/v1/agents/reset")
+            #expect(reply.status == 405)
+            #expect(reply.headers[.allow] == "POST")
             // A path that is no route's is still a 404.
             reply = try await client.send(.get, "/v1/nothing")
             #expect(reply.status == 404)
             #expect(reply.error?.code == "not_found")
+        }
+    }
+
+    /// An exception report whose `at` is no time the master reads was a 400 `malformed_json` "body is not valid
+    /// JSON" with no field: now `invalid_request` naming `at`.
+    @Test func anExceptionsTimeThatCannotBeReadIsNamed() async throws {
+        try await TestMaster().test { client in
+            let (agent, credential) = try await client.enroll("host")
+            for at in ["yesterday", "2000-13-01T00:00:00Z", "2000-01-01"] {
+                let reply = try await client.sendText(.post, "/v1/agents/\(agent)/exceptions", token: credential,
+                                                      #"{"type": "t", "message": "m", "at": "\#(at)"}"#)
+                #expect(reply.status == 400, "\(at)")
+                #expect(reply.error?.code == "invalid_request", "\(at)")
+                #expect(reply.error?.field == "at", "\(at)")
+                #expect(reply.error?.message == "at: at is an ISO 8601 time such as 2025-01-31T12:00:00Z", "\(at)")
+            }
+            for at in ["2000-01-01T00:22:23Z", "2000-01-01T00:22:23.5Z", "2000-01-01T02:22:23+02:00"] {
+                let reply = try await client.sendText(.post, "/v1/agents/\(agent)/exceptions", token: credential,
+                                                      #"{"type": "t", "message": "m", "at": "\#(at)"}"#)
+                #expect(reply.status == 201, "\(at): \(String(decoding: reply.body, as: UTF8.self))")
+                #expect(reply.json?["at"] as? String == "2000-01-01T00:22:23Z", "\(at)")
+            }
         }
     }
 }

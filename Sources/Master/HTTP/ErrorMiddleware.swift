@@ -52,9 +52,11 @@ struct ErrorMiddleware: RouterMiddleware {
         }
     }
 
-    /// The methods the API serves `path` with (its routes' templates, `{id}` matching one segment); none for
-    /// a path that is no route's.
+    /// The methods the API serves `path` with (its routes' templates, `{id}` matching one segment; a route
+    /// written out, such as `/v1/agents/reset`, before the templates it also fits); none for a path that is no route's.
     static func methods(serving path: String) -> [String] {
+        let exact = APIRoute.allCases.filter { $0.path == path }.map(\.method.rawValue)
+        if !exact.isEmpty { return Array(Set(exact)).sorted() }
         let segments = path.split(separator: "/", omittingEmptySubsequences: false)
         let methods = APIRoute.allCases.filter { route in
             let template = route.path.split(separator: "/", omittingEmptySubsequences: false)
