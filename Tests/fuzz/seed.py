@@ -137,8 +137,11 @@ with open(f"{out}/agent.toml", "w") as f:
     f.write(by_path("^/v1/agents/", "agents"))
     f.write("""
 [[operations]]
-include-operation-id = ["startTask", "progressTask", "finishTask", "uploadTaskLogs"]
+include-operation-id = "uploadTaskLogs"
 parameters = { "query.epoch" = { dictionary = "epochs", probability = 0.5 } }
+[[operations]]
+include-operation-id = ["startTask", "progressTask", "finishTask"]
+parameters = { "body.epoch" = { dictionary = "epochs", probability = 0.5 } }
 """)
 # Pass 2: every other route, with the admin token.
 with open(f"{out}/admin.toml", "w") as f:
