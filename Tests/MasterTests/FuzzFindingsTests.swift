@@ -116,4 +116,24 @@ import Testing
             }
         }
     }
+
+    /// `follow=` and `kill=` that are neither true nor false were read as false: now a 400 naming them.
+    @Test func aBooleanQueryParameterIsTrueOrFalse() async throws {
+        try await TestMaster().test { client in
+            let job = try await client.submit(echoJob())
+            let task = try #require(job.taskIDs?.first)
+            for bad in ["yes", "1", "null", "TRUE", ""] {
+                var reply = try await client.send(.get, "/v1/tasks/\(task)/logs?follow=\(bad)")
+                #expect(reply.status == 400, "follow=\(bad)")
+                #expect(reply.error?.field == "follow")
+                reply = try await client.send(.post, "/v1/jobs/\(job.id)/pause?kill=\(bad)")
+                #expect(reply.status == 400, "kill=\(bad)")
+                #expect(reply.error?.field == "kill")
+            }
+            #expect(try await client.job(job.id).state != .paused, "nothing changed")
+            #expect(try await client.send(.get, "/v1/tasks/\(task)/logs?follow=false").status == 200)
+            #expect(try await client.send(.post, "/v1/jobs/\(job.id)/pause?kill=false").status == 200)
+            #expect(try await client.send(.post, "/v1/jobs/\(job.id)/pause?kill=true").status == 200)
+        }
+    }
 }
