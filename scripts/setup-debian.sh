@@ -41,4 +41,14 @@ if [ "${PADDOCK_TEST_DEPS:-0}" = 1 ]; then
     fi
     export PADDOCK_OPENJD_PYTHON="$openjd_venv/bin/python"
 fi
+# The API's fuzzing suite (Tests/fuzz/run.sh) runs Schemathesis (pinned) from a venv of the checkout's
+# own (.venv-fuzz, git-ignored).
+if [ "${PADDOCK_TEST_DEPS:-0}" = 1 ]; then
+    schemathesis_version=4.32.5
+    fuzz_venv="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv-fuzz"
+    if ! "$fuzz_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('schemathesis') != '$schemathesis_version')" 2>/dev/null; then
+        python3 -m venv "$fuzz_venv"
+        "$fuzz_venv/bin/python" -m pip install --quiet "schemathesis==$schemathesis_version"
+    fi
+fi
 command -v swift >/dev/null || { echo "Swift 6 is needed: see https://www.swift.org/install/linux/" >&2; exit 1; }

@@ -37,7 +37,26 @@ public struct ExceptionReport: Codable, Sendable {
             throw DecodingError.dataCorruptedError(forKey: .context, in: c, debugDescription: "at most 64 context entries")
         }
         task = try c.decodeIfPresent(TaskID.self, forKey: .task)
-        at = try c.decodeIfPresent(Date.self, forKey: .at)
+        // Read here, not by the decoder's date strategy: its failure carries no field, and came out as
+        // "body is not valid JSON" (found by the fuzzing, Tests/fuzz).
+        if let text = try c.decodeIfPresent(String.self, forKey: .at) {
+            guard let date = Self.time(text) else {
+                throw DecodingError.dataCorruptedError(forKey: .at, in: c,
+                    debugDescription: "at is an ISO 8601 time such as 2025-01-31T12:00:00Z")
+            }
+            at = date
+        } else {
+            at = nil
+        }
+    }
+
+    /// An ISO 8601 internet time, with or without fractional seconds.
+    static func time(_ text: String) -> Date? {
+        guard text.utf8.count <= 64 else { return nil }
+        let formatter = ISO8601DateFormatter()
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text)
     }
 }
 

@@ -54,6 +54,20 @@ public struct PaddockError: Error, Codable, Sendable, Equatable, CustomStringCon
         PaddockError(status: 409, code: "stale_epoch",
                      message: "task \(task) is leased under epoch \(current), not \(sent): this report no longer counts")
     }
+    /// A report about a task the caller does not hold under `sent` (409 `stale_epoch`), saying why: the task is
+    /// leased to no agent (`state`), to another agent, or under another epoch (`current`). The other agent is not named.
+    public static func staleLease(task: TaskID, sent: LeaseEpoch, current: LeaseEpoch, state: TaskState,
+                                  heldByCaller: Bool) -> PaddockError {
+        if !state.isLeased {
+            return PaddockError(status: 409, code: "stale_epoch",
+                                message: "task \(task) is \(state.rawValue), leased to no agent: this report (epoch \(sent)) no longer counts")
+        }
+        if !heldByCaller {
+            return PaddockError(status: 409, code: "stale_epoch",
+                                message: "task \(task) is leased to another agent: this report (epoch \(sent)) no longer counts")
+        }
+        return staleEpoch(task: task, sent: sent, current: current)
+    }
     public static func illegalTransition(_ task: TaskID, from: TaskState, via: TaskTransition) -> PaddockError {
         PaddockError(status: 409, code: "illegal_transition",
                      message: "task \(task) is \(from.rawValue): cannot \(via.verb)")

@@ -180,7 +180,12 @@ struct OpenAPITests {
         }
         if route == .healthz {
             #expect(op.statuses.contains("503"), "a master whose database does not answer is not healthy")
-            #expect(op.mentions("#/components/responses/Unavailable"))
+        }
+        // Every route that reads the database answers 503 when it does not answer (StoreUnavailableTests).
+        if [.openapi, .installAgentScript, .agentPackage].contains(route) {
+            #expect(!op.statuses.contains("503"), "\(route) reads no database")
+        } else {
+            #expect(op.statuses.contains("503") && op.mentions("#/components/responses/Unavailable"), "\(route)")
         }
         // Every route is behind the rate limit (issue 16).
         #expect(op.statuses.contains("429") && op.mentions("#/components/responses/RateLimited"))
@@ -596,5 +601,47 @@ struct OpenAPITests {
         #expect(finish.usage == nil && finish.outcome == .failed)
         // Strict fields of the same bodies are still refused.
         #expect(Wire.rejection(HeartbeatRequest.self, #"{"metrics": {}, "leaving": "yes"}"#)?.field == "leaving")
+    }
+}
+
+/// The document's patterns for ids and durations accept what the master accepts (the fuzzing suite,
+/// Tests/fuzz, generates from them: a value they allow and the master refuses was a 400 to valid data).
+@Suite("OpenAPI patterns")
+struct OpenAPIPatternTests {
+    let doc = OpenAPIOutline(OpenAPIDocument.yaml)
+
+    func matches(_ pattern: String, _ text: String) throws -> Bool {
+        let regex = try NSRegularExpression(pattern: pattern)
+        return regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+    }
+
+    @Test func idInputsAreThePositiveIDsTheMasterReads() throws {
+        let cases: [(String, String, (String) -> Bool)] = [
+            ("JobIDInput", "j", { JobID($0) != nil }),
+            ("TaskIDInput", "t", { TaskID($0) != nil }),
+            ("AgentIDInput", "a", { AgentID($0) != nil }),
+        ]
+        for (schema, prefix, reads) in cases {
+            let pattern = try #require(doc.component("schemas", schema)?["pattern"]?.string)
+            for good in ["1", "12", "\(prefix)1", "\(prefix)345", "\(prefix)" + String(repeating: "9", count: 18)] {
+                #expect(try matches(pattern, good) && reads(good), "\(schema) \(good)")
+            }
+            for bad in ["0", "\(prefix)0", "", prefix, "-1", "\(prefix)" + String(repeating: "9", count: 19), "x1"] {
+                #expect(try !matches(pattern, bad), "\(schema) allows \(bad)")
+                #expect(!reads(bad), "\(schema): the master reads \(bad)")
+            }
+        }
+    }
+
+    @Test func durationsArePositive() throws {
+        let pattern = try #require(doc.component("schemas", "Duration")?["oneOf"]?.sequence.map(Array.init)?.last?["pattern"]?.string)
+        for good in ["90", "1.", ".5", "0.5", "30s", "500ms", "5m", "5min", "2h", "1d", " 2h "] {
+            #expect(try matches(pattern, good), "Duration refuses \(good)")
+            #expect((DurationText.parse(good) ?? 0) > 0, "the master refuses \(good)")
+        }
+        for bad in ["0", "0s", "0.0", "00", ".", "", "1.2.3", "-1", "5 parsecs"] {
+            #expect(try !matches(pattern, bad), "Duration allows \(bad)")
+            #expect((DurationText.parse(bad) ?? 0) <= 0, "the master reads \(bad) as positive")
+        }
     }
 }

@@ -17,6 +17,14 @@ struct ErrorMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch let error as PaddockError {
             return Self.response(error)
+        } catch let error as HTTPError where error.status == .notFound && !Self.methods(serving: request.uri.path).isEmpty {
+            // The path is the API's, the method is not one it is served with: 405 and what is (RFC 9110 §15.5.6).
+            let allowed = Self.methods(serving: request.uri.path)
+            var response = Self.response(PaddockError(
+                status: 405, code: "method_not_allowed",
+                message: "\(request.method.rawValue.prefix(16)) is not served on \(request.uri.path.prefix(200)): \(allowed.joined(separator: ", ")) is"))
+            response.headers[.allow] = allowed.joined(separator: ", ")
+            return response
         } catch let error as HTTPError {
             let code: String
             switch error.status.code {
@@ -42,6 +50,21 @@ struct ErrorMiddleware: RouterMiddleware {
                 "unhandled error on \(request.method.rawValue) \(request.uri.path) from \(context.clientName): \(error)")
             return Self.response(PaddockError(status: 500, code: "internal", message: "internal error; see the master's log"))
         }
+    }
+
+    /// The methods the API serves `path` with (its routes' templates, `{id}` matching one segment; a route
+    /// written out, such as `/v1/agents/reset`, before the templates it also fits); none for a path that is no route's.
+    static func methods(serving path: String) -> [String] {
+        let exact = APIRoute.allCases.filter { $0.path == path }.map(\.method.rawValue)
+        if !exact.isEmpty { return Array(Set(exact)).sorted() }
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        let methods = APIRoute.allCases.filter { route in
+            let template = route.path.split(separator: "/", omittingEmptySubsequences: false)
+            return template.count == segments.count && zip(template, segments).allSatisfy { part, segment in
+                part.hasPrefix("{") && part.hasSuffix("}") ? !segment.isEmpty : part == segment
+            }
+        }.map(\.method.rawValue)
+        return Array(Set(methods)).sorted()
     }
 
     static func response(_ error: PaddockError) -> Response {

@@ -36,7 +36,7 @@ extension MasterAPI {
             pause = try await Self.decode(PauseRequest.self, from: Request(head: request.head, body: .init(buffer: body)),
                                           limit: BodyLimit.small)
         }
-        if Self.query(request, "kill") == "true" { pause.kill = true }
+        if try Self.flag(request, "kill") == true { pause.kill = true }
         let job = try await store.pauseJob(id, kill: pause.kill, now: store.clock.now())
         await stoppedTasks()
         return try Self.json(job)

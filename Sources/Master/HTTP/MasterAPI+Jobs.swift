@@ -51,8 +51,9 @@ extension MasterAPI {
         }
         filter.owner = Self.query(request, "owner")
         if let label = Self.query(request, "label") {
-            let parts = label.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2 else { throw PaddockError.invalid("label is KEY=VALUE", field: "label") }
+            // `KEY=` filters on an empty value (a label's value may be empty); the key may not be.
+            let parts = label.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else { throw PaddockError.invalid("label is KEY=VALUE", field: "label") }
             filter.label = (parts[0], parts[1])
         }
         return try Self.json(try await store.jobs(filter, page: try Self.page(request)))

@@ -53,7 +53,7 @@ extension MasterAPI {
             guard let value = Int(text), value >= 1 else { throw PaddockError.invalid("attempt is ≥ 1", field: "attempt") }
             attempt = value
         }
-        let follow = Self.query(request, "follow") == "true"
+        let follow = try Self.flag(request, "follow") ?? false
         var from: Int64 = 0
         if let text = Self.query(request, "from") {
             guard let value = Int64(text), value >= 0 else { throw PaddockError.invalid("from is a byte offset ≥ 0", field: "from") }

@@ -144,6 +144,17 @@ public struct MasterAPI: Sendable {
         request.uri.queryParameters[Substring(name)].map(String.init)
     }
 
+    /// A boolean query parameter: `true` or `false`, nil when absent; anything else is a 400 naming it
+    /// (a `follow=yes` read as false would be a silent surprise).
+    static func flag(_ request: Request, _ name: String) throws -> Bool? {
+        guard let text = query(request, name) else { return nil }
+        switch text {
+        case "true": return true
+        case "false": return false
+        default: throw PaddockError.invalid("\(name) is true or false", field: name)
+        }
+    }
+
     /// A long-poll's `wait` (seconds, 0 to `Limits.longPollSeconds`; 0 when not given).
     static func longPollWait(_ request: Request) throws -> Double {
         guard let text = query(request, "wait") else { return 0 }

@@ -484,7 +484,8 @@ extension SQLStore {
     /// `task` if `agent` holds it under `epoch`; otherwise the 409 that fences a stale report.
     static func fenced(_ task: LeaseState, agent: AgentID, epoch: LeaseEpoch) throws -> LeaseState {
         guard task.agent == agent, task.epoch == epoch, task.state.isLeased else {
-            throw PaddockError.staleEpoch(task: task.id, sent: epoch, current: task.epoch)
+            throw PaddockError.staleLease(task: task.id, sent: epoch, current: task.epoch, state: task.state,
+                                          heldByCaller: task.agent == agent)
         }
         return task
     }

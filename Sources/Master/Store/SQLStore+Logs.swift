@@ -21,7 +21,12 @@ extension SQLStore {
                                     data: Data) throws -> (received: Int64, capped: Bool) {
         let view = try Self.taskView(db, task)
         guard view.agent == agent, view.epoch == epoch, view.state != .assigned, view.runs > 0 else {
-            throw PaddockError.staleEpoch(task: task, sent: epoch, current: view.epoch)
+            if view.agent == agent, view.epoch == epoch {
+                throw PaddockError(status: 409, code: "stale_epoch",
+                                   message: "task \(task) has not started under epoch \(epoch): its log follows its start")
+            }
+            throw PaddockError.staleLease(task: task, sent: epoch, current: view.epoch, state: view.state,
+                                          heldByCaller: view.agent == agent)
         }
         let row = try SQLRow.fetchOne(db, sql: "SELECT received, stored FROM task_logs WHERE task_id = ? AND attempt = ?",
                                    arguments: [task.rawValue, view.runs])
