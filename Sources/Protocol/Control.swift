@@ -21,13 +21,10 @@ public struct JobPatch: Codable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        priority = try JobSubmission.decodePriority(c, .priority)
+        priority = try c.decodeWholeNumberIfPresent(Int.self, forKey: .priority)
+        if let priority { try c.require(FieldRules.priority(priority), forKey: .priority) }
         labels = try c.decodeIfPresent([String: String].self, forKey: .labels)
-        if let labels, labels.count > Limits.labelCount
-            || !labels.allSatisfy({ $0.key.count <= Limits.tagLength && $0.key.isSafeToken && $0.value.count <= Limits.nameLength }) {
-            throw DecodingError.dataCorruptedError(forKey: .labels, in: c,
-                debugDescription: "at most \(Limits.labelCount) labels; keys of letters, digits and -_.:")
-        }
+        if let labels { try c.require(FieldRules.labels(labels), forKey: .labels) }
         clearBlocklist = try c.decodeIfPresent(Bool.self, forKey: .clearBlocklist)
         if priority == nil && labels == nil && clearBlocklist == nil {
             throw DecodingError.dataCorruptedError(forKey: .priority, in: c, debugDescription: "nothing to change")
@@ -76,7 +73,8 @@ public struct TaskBulkPatch: Codable, Sendable {
         guard !ids.isEmpty, ids.count <= Self.maxIDs else {
             throw DecodingError.dataCorruptedError(forKey: .ids, in: c, debugDescription: "ids holds 1 to \(Self.maxIDs) task ids")
         }
-        priority = try JobSubmission.decodePriority(c, .priority)
+        priority = try c.decodeWholeNumberIfPresent(Int.self, forKey: .priority)
+        if let priority { try c.require(FieldRules.priority(priority), forKey: .priority) }
         state = try c.decodeIfPresent(StateChange.self, forKey: .state)
         if priority == nil && state == nil {
             throw DecodingError.dataCorruptedError(forKey: .priority, in: c, debugDescription: "give a priority or a state")
