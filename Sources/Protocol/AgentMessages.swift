@@ -23,14 +23,21 @@ public struct EnrollRequest: Codable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        name = try c.decodeAgentName(forKey: .name)
+        name = try c.decode(String.self, forKey: .name)
         resources = try c.decode(ResourceVector.self, forKey: .resources)
-        tags = try TaskRequirements.decodeTags(c, .tags)
+        tags = try c.decodeIfPresent([String].self, forKey: .tags) ?? []
         version = String(try c.decodeIfPresent(String.self, forKey: .version)?.prefix(64) ?? "unknown")
         credential = try c.decodeIfPresent(String.self, forKey: .credential)
-        if let credential, credential.utf8.count > 512 {
-            throw DecodingError.dataCorruptedError(forKey: .credential, in: c, debugDescription: "a credential is at most 512 bytes")
-        }
+        try decoder.validate(self)
+        tags = TaskRequirements.tagSet(tags)
+    }
+}
+
+extension EnrollRequest: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        try require(FieldRules.agentName(name), at: "name")
+        try require(FieldRules.tags(tags), at: "tags")
+        if let credential { try require(credential.utf8.count <= 512 ? nil : "a credential is at most 512 bytes", at: "credential") }
     }
 }
 
@@ -310,16 +317,4 @@ public struct FinishReport: Codable, Sendable, Equatable {
 public struct LogAck: Codable, Sendable {
     public var size: Int64
     public init(size: Int64) { self.size = size }
-}
-
-extension KeyedDecodingContainer {
-    /// An agent's name: letters, digits and -_.:, bounded (enrollment, reset).
-    func decodeAgentName(forKey key: Key) throws -> String {
-        let name = try decode(String.self, forKey: key)
-        guard name.count <= Limits.nameLength, name.isSafeToken else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: self,
-                debugDescription: "an agent name is letters, digits and -_.: (≤ \(Limits.nameLength) chars)")
-        }
-        return name
-    }
 }

@@ -48,7 +48,7 @@ extension TaskSpec: Codable {
     /// list a task is decoded as written (`init(writtenFrom:)`) and checked with the job.
     public init(from decoder: any Decoder) throws {
         try self.init(writtenFrom: decoder)
-        do { try validate() } catch { throw error.decodingError(at: decoder.codingPath) }
+        try decoder.validate(self)
     }
 
     /// The task as written: strict keys and kinds, no rule checked.

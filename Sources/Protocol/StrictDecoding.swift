@@ -86,12 +86,6 @@ extension KeyedDecodingContainer {
         }
         throw DecodingError.dataCorruptedError(forKey: key, in: self, debugDescription: FieldRules.timeoutRule)
     }
-
-    /// A rule checked where a body with no validation step of its own decodes the field: `broken`
-    /// (what `FieldRules` found wrong) thrown at the field's path.
-    func require(_ broken: String?, forKey key: Key) throws {
-        if let broken { throw DecodingError.dataCorruptedError(forKey: key, in: self, debugDescription: broken) }
-    }
 }
 
 /// Bounds shared by the master's validation and the agent's own checks.
