@@ -139,6 +139,11 @@ enum FieldRules {
         size >= 1 && size <= 1_000_000 ? nil : "chunk must be ≥ 1"
     }
 
+    /// A task's progress, a fraction.
+    static func progress(_ value: Double) -> String? {
+        value.isFinite && value >= 0 && value <= 1 ? nil : "progress is between 0 and 1"
+    }
+
     static func cpus(_ cpus: Double) -> String? {
         cpus.isFinite && cpus >= 0 && cpus <= Limits.maxCPUs ? nil : "cpus must be a number between 0 and \(Int(Limits.maxCPUs))"
     }
