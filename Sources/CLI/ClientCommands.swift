@@ -153,6 +153,10 @@ struct SubmitCommand: AsyncParsableCommand {
                 throw ValidationError("-p, --env and --path-mapping-rules are for an OpenJD template; \(file) is not one")
             } else {
                 body = try Self.jsonBody(text, name: file)
+                // Checked here by the master's own validation: a mistake is said before anything is sent.
+                if let refusal = Self.refusal(of: body) {
+                    try fileError(Self.locate(refusal, in: text, file: file) ?? "\(file): \(refusal.message)")
+                }
             }
         } catch let error as OpenJDError {
             try fileError(Self.locate(error, file: file, environments: environments))
@@ -216,12 +220,29 @@ struct SubmitCommand: AsyncParsableCommand {
         }
     }
 
-    /// The master's refusal of a field, with where that field stands in the file (YAML or JSON text
-    /// that YAML reads too): `job.yaml:4:5: tasks[0]: unknown field 'comand' (did you mean 'command'?)`.
-    static func locate(_ error: ClientError, in text: Data, file: String) -> String? {
-        guard case .api(let refusal) = error, refusal.status == 400, let field = refusal.field,
+    /// What the master would answer for this job body, decoded and validated as it does; nil when
+    /// it would take it.
+    static func refusal(of body: Data) -> PaddockError? {
+        do {
+            _ = try WireJSON.decoder().decode(WrittenJob.self, from: body).validated()
+            return nil
+        } catch {
+            return WireJSON.describe(error)
+        }
+    }
+
+    /// A refusal of a field, with where that field stands in the file (YAML or JSON text that YAML
+    /// reads too): `job.yaml:4:5: tasks[0]: unknown field 'comand' (did you mean 'command'?)`.
+    static func locate(_ refusal: PaddockError, in text: Data, file: String) -> String? {
+        guard refusal.status == 400, let field = refusal.field,
               let mark = JobFileLocation.mark(of: field, in: String(decoding: text, as: UTF8.self)) else { return nil }
         return "\(file == "-" ? "<stdin>" : file):\(mark.line):\(mark.column): \(refusal.message)"
+    }
+
+    /// The master's refusal of a field, located in the file.
+    static func locate(_ error: ClientError, in text: Data, file: String) -> String? {
+        guard case .api(let refusal) = error else { return nil }
+        return locate(refusal, in: text, file: file)
     }
 }
 

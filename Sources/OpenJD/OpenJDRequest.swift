@@ -6,9 +6,9 @@ import PaddockProtocol
 ///     {"openjd": {"template": {...}, "parameters": {"Frames": "1-100"}, "environments"?: [{...}]},
 ///      "owner"?: ..., "priority"?: ..., "labels"?: ..., "max_attempts"?: ..., "after"?: [...]}
 ///
-/// The template is converted here into the JSON of an ordinary job (a task list), with the
-/// Paddock fields beside `openjd` carried over, so that the master checks and stores it exactly
-/// as any other job.
+/// The template is converted here into an ordinary job (a task list), with the Paddock fields
+/// beside `openjd` carried over, and checked by the validation step every job goes through
+/// (`JobSubmission.validated()`), so that the master stores it exactly as any other job.
 public enum OpenJDRequest {
     public static let keys: Set<String> = ["openjd", "owner", "priority", "labels", "max_attempts", "after"]
     public static let openjdKeys: Set<String> = ["template", "parameters", "path_mapping_rules", "environments"]
@@ -34,9 +34,10 @@ public enum OpenJDRequest {
         public var description: String { message }
     }
 
-    /// The job JSON a body converts to, and warnings about what Paddock does not enforce; nil when
-    /// the body is JSON but not an OpenJD submission (no top-level `openjd`).
-    public static func convert(json bytes: some Collection<UInt8>) throws(Refusal) -> (job: Data, warnings: [String])? {
+    /// The job a body converts to, validated as any submitted job is, and warnings about what
+    /// Paddock does not enforce; nil when the body is JSON but not an OpenJD submission (no
+    /// top-level `openjd`).
+    public static func convert(json bytes: some Collection<UInt8>) throws(Refusal) -> (job: ValidatedJob, warnings: [String])? {
         let body: TemplateValue
         do {
             body = try TemplateValue(json: bytes)
@@ -90,7 +91,8 @@ public enum OpenJDRequest {
             let field = values ? "openjd.\(error.field)" : (error.field.isEmpty ? "openjd.template" : "openjd.template.\(error.field)")
             throw Refusal(field: field, message: "\(field): \(error.message)")
         }
-        // The Paddock fields beside `openjd`, checked by the same decoding as any job's (on a stand-in task).
+        // The Paddock fields beside `openjd`, decoded as any job's (on a stand-in task), then checked
+        // with the converted job by the one validation step.
         var submission = conversion.submission
         var extras = TemplateObject()
         for key in keys where key != "openjd" {
@@ -99,23 +101,23 @@ public enum OpenJDRequest {
         if !extras.entries.isEmpty {
             extras["name"] = .string("openjd")
             extras["tasks"] = .array([.object(TemplateObject([("name", .string("t")), ("command", .array([.string("true")]))]))])
-            let given: JobSubmission
+            let fields: WrittenJob
             do {
-                given = try WireJSON.decoder().decode(JobSubmission.self, from: Data(TemplateValue.object(extras).json.utf8))
+                fields = try WireJSON.decoder().decode(WrittenJob.self, from: Data(TemplateValue.object(extras).json.utf8))
             } catch {
                 let refusal = WireJSON.describe(error)
-                throw Refusal(field: refusal.field, message: refusal.field.map { "\($0): \(refusal.message)" } ?? refusal.message)
+                throw Refusal(field: refusal.field, message: refusal.message)  // said with its path already
             }
-            submission.owner = given.owner
-            submission.priority = given.priority
-            submission.maxAttempts = given.maxAttempts
-            submission.after = given.after
-            submission.labels.merge(given.labels) { _, theirs in theirs }
+            submission.owner = fields.owner
+            submission.priority = fields.priority ?? submission.priority
+            submission.maxAttempts = fields.maxAttempts
+            submission.after = fields.after
+            submission.labels.merge(fields.labels) { _, theirs in theirs }
         }
         do {
-            return (try WireJSON.encoder().encode(submission), conversion.warnings)
+            return (try submission.validated(), conversion.warnings)
         } catch {
-            throw Refusal(field: nil, message: "the converted job could not be encoded: \(error)")
+            throw Refusal(field: error.field, message: error.description)
         }
     }
 

@@ -23,14 +23,21 @@ public struct EnrollRequest: Codable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        name = try c.decodeAgentName(forKey: .name)
+        name = try c.decode(String.self, forKey: .name)
         resources = try c.decode(ResourceVector.self, forKey: .resources)
-        tags = try TaskRequirements.decodeTags(c, .tags)
+        tags = try c.decodeIfPresent([String].self, forKey: .tags) ?? []
         version = String(try c.decodeIfPresent(String.self, forKey: .version)?.prefix(64) ?? "unknown")
         credential = try c.decodeIfPresent(String.self, forKey: .credential)
-        if let credential, credential.utf8.count > 512 {
-            throw DecodingError.dataCorruptedError(forKey: .credential, in: c, debugDescription: "a credential is at most 512 bytes")
-        }
+        try decoder.validate(self)
+        tags = TaskRequirements.tagSet(tags)
+    }
+}
+
+extension EnrollRequest: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        try require(FieldRules.agentName(name), at: "name")
+        try require(FieldRules.tags(tags), at: "tags")
+        if let credential { try require(credential.utf8.count <= 512 ? nil : "a credential is at most 512 bytes", at: "credential") }
     }
 }
 
@@ -106,9 +113,13 @@ public struct HeartbeatRequest: Codable, Sendable {
         metrics = (try? c.decodeIfPresent(HostMetrics.self, forKey: .metrics)) ?? nil
         usage = ((try? c.decodeIfPresent([TaskUsageReport].self, forKey: .usage)) ?? nil).map { Array($0.prefix(4 * Limits.claimSlots)) } ?? []
         held = try c.decodeIfPresent([HeldLease].self, forKey: .held) ?? []
-        guard held.count <= 4 * Limits.claimSlots else {
-            throw DecodingError.dataCorruptedError(forKey: .held, in: c, debugDescription: "too many held leases")
-        }
+        try decoder.validate(self)
+    }
+}
+
+extension HeartbeatRequest: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        try require(held.count <= 4 * Limits.claimSlots ? nil : "too many held leases", at: "held")
     }
 }
 
@@ -181,21 +192,21 @@ public struct ClaimRequest: Codable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         slots = try c.decodeWholeNumberIfPresent(Int.self, forKey: .slots) ?? 1
         prefetch = try c.decodeWholeNumberIfPresent(Int.self, forKey: .prefetch) ?? 0
-        guard (0...Limits.claimSlots).contains(slots), (0...Limits.claimSlots).contains(prefetch), slots + prefetch >= 1 else {
-            throw DecodingError.dataCorruptedError(forKey: .slots, in: c,
-                debugDescription: "slots and prefetch are between 0 and \(Limits.claimSlots), together at least 1")
-        }
         wait = try c.decodeIfPresent(Double.self, forKey: .wait) ?? 0
-        guard wait.isFinite, wait >= 0, wait <= Limits.longPollSeconds else {
-            throw DecodingError.dataCorruptedError(forKey: .wait, in: c,
-                debugDescription: "wait must be between 0 and \(Int(Limits.longPollSeconds)) seconds")
-        }
         free = try c.decodeIfPresent(ResourceVector.self, forKey: .free)
         capacity = try c.decodeWholeNumberIfPresent(Int.self, forKey: .capacity)
-        if let capacity, !(0...Limits.claimSlots).contains(capacity) {
-            throw DecodingError.dataCorruptedError(forKey: .capacity, in: c,
-                debugDescription: "capacity is between 0 and \(Limits.claimSlots)")
-        }
+        try decoder.validate(self)
+    }
+}
+
+extension ClaimRequest: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        let room = 0...Limits.claimSlots
+        try require(room.contains(slots) && room.contains(prefetch) && slots + prefetch >= 1 ? nil
+                    : "slots and prefetch are between 0 and \(Limits.claimSlots), together at least 1", at: "slots")
+        try require(wait.isFinite && wait >= 0 && wait <= Limits.longPollSeconds ? nil
+                    : "wait must be between 0 and \(Int(Limits.longPollSeconds)) seconds", at: "wait")
+        if let capacity { try require(room.contains(capacity) ? nil : "capacity is between 0 and \(Limits.claimSlots)", at: "capacity") }
     }
 }
 
@@ -259,9 +270,13 @@ public struct TaskReport: Codable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         epoch = try c.decode(LeaseEpoch.self, forKey: .epoch)
         progress = try c.decodeIfPresent(Double.self, forKey: .progress)
-        if let progress, !(progress.isFinite && progress >= 0 && progress <= 1) {
-            throw DecodingError.dataCorruptedError(forKey: .progress, in: c, debugDescription: "progress is between 0 and 1")
-        }
+        try decoder.validate(self)
+    }
+}
+
+extension TaskReport: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        if let progress { try require(FieldRules.progress(progress), at: "progress") }
     }
 }
 
@@ -310,16 +325,4 @@ public struct FinishReport: Codable, Sendable, Equatable {
 public struct LogAck: Codable, Sendable {
     public var size: Int64
     public init(size: Int64) { self.size = size }
-}
-
-extension KeyedDecodingContainer {
-    /// An agent's name: letters, digits and -_.:, bounded (enrollment, reset).
-    func decodeAgentName(forKey key: Key) throws -> String {
-        let name = try decode(String.self, forKey: key)
-        guard name.count <= Limits.nameLength, name.isSafeToken else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: self,
-                debugDescription: "an agent name is letters, digits and -_.: (≤ \(Limits.nameLength) chars)")
-        }
-        return name
-    }
 }

@@ -21,17 +21,18 @@ public struct JobPatch: Codable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        priority = try JobSubmission.decodePriority(c, .priority)
+        priority = try c.decodeWholeNumberIfPresent(Int.self, forKey: .priority)
         labels = try c.decodeIfPresent([String: String].self, forKey: .labels)
-        if let labels, labels.count > Limits.labelCount
-            || !labels.allSatisfy({ $0.key.count <= Limits.tagLength && $0.key.isSafeToken && $0.value.count <= Limits.nameLength }) {
-            throw DecodingError.dataCorruptedError(forKey: .labels, in: c,
-                debugDescription: "at most \(Limits.labelCount) labels; keys of letters, digits and -_.:")
-        }
         clearBlocklist = try c.decodeIfPresent(Bool.self, forKey: .clearBlocklist)
-        if priority == nil && labels == nil && clearBlocklist == nil {
-            throw DecodingError.dataCorruptedError(forKey: .priority, in: c, debugDescription: "nothing to change")
-        }
+        try decoder.validate(self)
+    }
+}
+
+extension JobPatch: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        if let priority { try require(FieldRules.priority(priority), at: "priority") }
+        if let labels { try require(FieldRules.labels(labels), at: "labels") }
+        try require(priority == nil && labels == nil && clearBlocklist == nil ? "nothing to change" : nil, at: "priority")
     }
 }
 
@@ -73,14 +74,17 @@ public struct TaskBulkPatch: Codable, Sendable {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         ids = try c.decode([TaskID].self, forKey: .ids)
-        guard !ids.isEmpty, ids.count <= Self.maxIDs else {
-            throw DecodingError.dataCorruptedError(forKey: .ids, in: c, debugDescription: "ids holds 1 to \(Self.maxIDs) task ids")
-        }
-        priority = try JobSubmission.decodePriority(c, .priority)
+        priority = try c.decodeWholeNumberIfPresent(Int.self, forKey: .priority)
         state = try c.decodeIfPresent(StateChange.self, forKey: .state)
-        if priority == nil && state == nil {
-            throw DecodingError.dataCorruptedError(forKey: .priority, in: c, debugDescription: "give a priority or a state")
-        }
+        try decoder.validate(self)
+    }
+}
+
+extension TaskBulkPatch: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        try require(!ids.isEmpty && ids.count <= Self.maxIDs ? nil : "ids holds 1 to \(Self.maxIDs) task ids", at: "ids")
+        if let priority { try require(FieldRules.priority(priority), at: "priority") }
+        try require(priority == nil && state == nil ? "give a priority or a state" : nil, at: "priority")
     }
 }
 
@@ -110,10 +114,16 @@ public struct AgentPatch: Codable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         drain = try c.decodeIfPresent(Bool.self, forKey: .drain)
         disabled = try c.decodeIfPresent(Bool.self, forKey: .disabled)
-        tags = c.contains(.tags) ? try TaskRequirements.decodeTags(c, .tags) : nil
+        tags = c.contains(.tags) ? try c.decodeIfPresent([String].self, forKey: .tags) ?? [] : nil
         resources = try c.decodeIfPresent(ResourceVector.self, forKey: .resources)
-        if drain == nil && disabled == nil && tags == nil && resources == nil {
-            throw DecodingError.dataCorruptedError(forKey: .drain, in: c, debugDescription: "nothing to change")
-        }
+        try decoder.validate(self)
+        tags = tags.map(TaskRequirements.tagSet)
+    }
+}
+
+extension AgentPatch: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        if let tags { try require(FieldRules.tags(tags), at: "tags") }
+        try require(drain == nil && disabled == nil && tags == nil && resources == nil ? "nothing to change" : nil, at: "drain")
     }
 }

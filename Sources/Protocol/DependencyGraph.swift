@@ -1,6 +1,6 @@
-/// The dependencies among a job's tasks (`depends_on` by name), checked when
-/// the job is submitted: every name exists and means one task, and there is no
-/// cycle. A pure value: the store only stores the edges it yields.
+/// The dependencies among a job's tasks (`depends_on` by name), resolved once, when the
+/// job is validated (`ValidatedJob.graph`): every name exists and means one task, and there
+/// is no cycle. A pure value: the store only stores the edges it yields.
 public struct DependencyGraph: Sendable {
     /// For each task (by index in the submission), the indices of the tasks it waits for.
     public let prerequisites: [[Int]]

@@ -46,15 +46,18 @@ public struct ExchangeRequest: Codable, Sendable {
         progress = try c.decodeIfPresent([ExchangeProgress].self, forKey: .progress) ?? []
         finished = try c.decodeIfPresent([ExchangeFinish].self, forKey: .finished) ?? []
         claim = try c.decodeIfPresent(ClaimRequest.self, forKey: .claim)
+        try decoder.validate(self)
+    }
+}
+
+extension ExchangeRequest: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
         for (key, count) in [(CodingKeys.started, started.count), (.logs, logs.count), (.progress, progress.count),
                              (.finished, finished.count)] where count > Self.maxReports {
-            throw DecodingError.dataCorruptedError(forKey: key, in: c,
-                debugDescription: "at most \(Self.maxReports) \(key.stringValue) reports in one exchange")
+            throw BrokenRule(field: key.stringValue, rule: "at most \(Self.maxReports) \(key.stringValue) reports in one exchange")
         }
-        guard logs.reduce(0, { $0 + $1.data.count }) <= Self.logBytes else {
-            throw DecodingError.dataCorruptedError(forKey: .logs, in: c,
-                debugDescription: "at most \(Self.logBytes) bytes of log in one exchange")
-        }
+        try require(logs.reduce(0, { $0 + $1.data.count }) <= Self.logBytes ? nil
+                    : "at most \(Self.logBytes) bytes of log in one exchange", at: "logs")
     }
 }
 
@@ -80,10 +83,14 @@ public struct ExchangeLog: Codable, Sendable, Equatable {
         task = try c.decode(TaskID.self, forKey: .task)
         epoch = try c.decode(LeaseEpoch.self, forKey: .epoch)
         offset = try c.decodeWholeNumber(Int64.self, forKey: .offset)
-        guard offset >= 0 else {
-            throw DecodingError.dataCorruptedError(forKey: .offset, in: c, debugDescription: "offset is ≥ 0")
-        }
         data = try c.decode(Data.self, forKey: .data)
+        try decoder.validate(self)
+    }
+}
+
+extension ExchangeLog: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        try require(offset >= 0 ? nil : "offset is ≥ 0", at: "offset")
     }
 }
 
@@ -110,13 +117,17 @@ public struct ExchangeProgress: Codable, Sendable, Equatable {
         task = try c.decode(TaskID.self, forKey: .task)
         epoch = try c.decode(LeaseEpoch.self, forKey: .epoch)
         progress = try c.decode(Double.self, forKey: .progress)
-        guard progress.isFinite, progress >= 0, progress <= 1 else {
-            throw DecodingError.dataCorruptedError(forKey: .progress, in: c, debugDescription: "progress is between 0 and 1")
-        }
         status = try c.decodeIfPresent(String.self, forKey: .status)
-        if let status, status.isEmpty || status.count > StdoutMessage.textLimit {
-            throw DecodingError.dataCorruptedError(forKey: .status, in: c,
-                debugDescription: "status is 1 to \(StdoutMessage.textLimit) characters")
+        try decoder.validate(self)
+    }
+}
+
+extension ExchangeProgress: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        try require(FieldRules.progress(progress), at: "progress")
+        if let status {
+            try require(status.isEmpty || status.count > StdoutMessage.textLimit
+                        ? "status is 1 to \(StdoutMessage.textLimit) characters" : nil, at: "status")
         }
     }
 }

@@ -20,6 +20,7 @@ public enum WireJSON {
     /// type names: people write these files, not programs.
     public static func describe(_ error: any Error) -> PaddockError {
         if let refusal = error as? PaddockError { return refusal }  // a decoder's own answer (413 for a template too big)
+        if let broken = error as? BrokenRule { return broken.refusal }  // the validation step's
         guard let error = error as? DecodingError else { return .malformed("body is not valid JSON") }
         func path(_ keys: [any CodingKey]) -> String? {
             let parts = keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }

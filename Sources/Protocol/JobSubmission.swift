@@ -44,19 +44,27 @@ extension TaskSpec: Codable {
         case parameters
     }
 
+    /// A task decoded on its own and checked (its fields' paths start at the task). In a job's
+    /// list a task is decoded as written (`init(writtenFrom:)`) and checked with the job.
     public init(from decoder: any Decoder) throws {
+        try self.init(writtenFrom: decoder)
+        try decoder.validate(self)
+    }
+
+    /// The task as written: strict keys and kinds, no rule checked.
+    init(writtenFrom decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        name = try JobSubmission.decodeName(c, .name)
-        command = try JobSubmission.decodeCommand(c, .command)
-        env = try JobSubmission.decodeEnv(c, .env)
+        name = try c.decode(String.self, forKey: .name)
+        command = try c.decode([String].self, forKey: .command)
+        env = try c.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
         // `path_mapping: true`: the agent maps the task's cwd, command and env (kept in its env: no field of its own).
         if try c.decodeIfPresent(Bool.self, forKey: .pathMapping) == true { env[PathMappingEnvironment.optIn] = "true" }
-        cwd = try JobSubmission.decodePath(c, .cwd)
+        cwd = try c.decodeIfPresent(String.self, forKey: .cwd)
         requirements = try c.decodeIfPresent(TaskRequirements.self, forKey: .requirements)
-        maxAttempts = try JobSubmission.decodeAttempts(c, .maxAttempts)
-        timeout = try JobSubmission.decodeTimeout(c, .timeout)
-        priority = try JobSubmission.decodePriority(c, .priority)
+        maxAttempts = try c.decodeWholeNumberIfPresent(Int.self, forKey: .maxAttempts)
+        timeout = try c.decodeDurationIfPresent(forKey: .timeout)
+        priority = try c.decodeWholeNumberIfPresent(Int.self, forKey: .priority)
         dependsOn = try c.decodeIfPresent([String].self, forKey: .dependsOn) ?? []
         if let text = try c.decodeIfPresent(String.self, forKey: .frames) {
             guard let range = FrameRange(text), range.ranges.count == 1, let only = range.ranges.first else {
@@ -64,24 +72,7 @@ extension TaskSpec: Codable {
             }
             frames = only
         }
-        guard dependsOn.count <= 1000 else {
-            throw DecodingError.dataCorruptedError(forKey: .dependsOn, in: c, debugDescription: "at most 1000 dependencies")
-        }
-        parameters = try Self.decodeParameters(c, .parameters)
-    }
-
-    /// At most `Limits.taskParameters` names of 1 to 64 characters, each value at most
-    /// `Limits.taskParameterValue` bytes.
-    static func decodeParameters<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> [String: String] {
-        let parameters = try c.decodeIfPresent([String: String].self, forKey: key) ?? [:]
-        guard parameters.count <= Limits.taskParameters,
-              parameters.allSatisfy({ (1...64).contains($0.key.count) && $0.value.utf8.count <= Limits.taskParameterValue
-                  && !$0.key.contains("\0") && !$0.value.contains("\0") })
-        else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription:
-                "parameters maps at most \(Limits.taskParameters) names (1 to 64 characters) to values of at most \(Limits.taskParameterValue) bytes")
-        }
-        return parameters
+        parameters = try c.decodeIfPresent([String: String].self, forKey: .parameters) ?? [:]
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -140,111 +131,19 @@ public struct JobSubmission: Sendable, Equatable {
 }
 
 extension JobSubmission: Codable {
-    enum CodingKeys: String, CodingKey, CaseIterable {
+    enum CodingKeys: String, CodingKey {
         case name, owner, priority, labels, requirements, timeout, tasks
         case maxAttempts = "max_attempts"
         case after
         case progressRegex = "progress_regex"
-        // the frame-range template
-        case frames, chunk, command, env, cwd
     }
 
+    /// The job as the master would store it: decoded as written (`WrittenJob`), then validated and
+    /// expanded. The master itself keeps the two steps apart, to keep the dependency graph the
+    /// validation built (`ValidatedJob`).
     public init(from decoder: any Decoder) throws {
-        try decoder.rejectUnknownKeys(CodingKeys.self)
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        name = try Self.decodeName(c, .name)
-        owner = try c.decodeIfPresent(String.self, forKey: .owner)
-        if let owner, owner.count > Limits.nameLength || !owner.isSafeToken {
-            throw DecodingError.dataCorruptedError(forKey: .owner, in: c,
-                debugDescription: "owner must be letters, digits and -_.: (≤ \(Limits.nameLength) chars)")
-        }
-        priority = try Self.decodePriority(c, .priority) ?? 0
-        labels = try c.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
-        guard labels.count <= Limits.labelCount,
-              labels.allSatisfy({ $0.key.count <= Limits.tagLength && $0.key.isSafeToken && $0.value.count <= Limits.nameLength })
-        else {
-            throw DecodingError.dataCorruptedError(forKey: .labels, in: c,
-                debugDescription: "at most \(Limits.labelCount) labels; keys of letters, digits and -_.:")
-        }
-        requirements = try c.decodeIfPresent(TaskRequirements.self, forKey: .requirements)
-        maxAttempts = try Self.decodeAttempts(c, .maxAttempts)
-        timeout = try Self.decodeTimeout(c, .timeout)
-        after = try c.decodeIfPresent([JobID].self, forKey: .after) ?? []
-        progressRegex = try c.decodeIfPresent(String.self, forKey: .progressRegex)
-        if let pattern = progressRegex, ProgressLine.Pattern(pattern) == nil {
-            throw DecodingError.dataCorruptedError(forKey: .progressRegex, in: c,
-                debugDescription: "progress_regex is a regular expression (≤ 256 characters) with one capture group")
-        }
-        guard after.count <= 1000 else {
-            throw DecodingError.dataCorruptedError(forKey: .after, in: c, debugDescription: "at most 1000 jobs in 'after'")
-        }
-
-        let hasTasks = c.contains(.tasks)
-        let hasFrames = c.contains(.frames)
-        switch (hasTasks, hasFrames) {
-        case (true, false):
-            for key in [CodingKeys.chunk, .command, .env, .cwd] where c.contains(key) {
-                throw DecodingError.dataCorruptedError(forKey: key, in: c,
-                    debugDescription: "'\(key.stringValue)' belongs to a frame-range template, not to a job with a task list")
-            }
-            tasks = try c.decode([TaskSpec].self, forKey: .tasks)
-        case (false, true):
-            let frames = try c.decode(String.self, forKey: .frames)
-            guard let range = FrameRange(frames) else {
-                throw DecodingError.dataCorruptedError(forKey: .frames, in: c,
-                    debugDescription: "frames must look like \"1-250\" (or \"1-10,20-30\")")
-            }
-            let chunk = try c.decodeWholeNumberIfPresent(Int.self, forKey: .chunk) ?? 1
-            guard chunk >= 1, chunk <= 1_000_000 else {
-                throw DecodingError.dataCorruptedError(forKey: .chunk, in: c, debugDescription: "chunk must be ≥ 1")
-            }
-            let command = try Self.decodeCommand(c, .command)
-            let env = try Self.decodeEnv(c, .env)
-            let cwd = try Self.decodePath(c, .cwd)
-            let chunks = range.chunks(of: chunk)
-            guard chunks.count <= Limits.tasksPerJob else {
-                throw DecodingError.dataCorruptedError(forKey: .frames, in: c,
-                    debugDescription: "frames/chunk make \(chunks.count) tasks; at most \(Limits.tasksPerJob) per job")
-            }
-            // Bounded before it is expanded: what each task carries, the frame numbers counted at their widest.
-            let widest = max(String(range.ranges.map(\.lowerBound).min() ?? 0).count,
-                             String(range.ranges.map(\.upperBound).max() ?? 0).count)
-            func size(_ text: String) -> Int {
-                let marks = text.components(separatedBy: "{start}").count + text.components(separatedBy: "{end}").count - 2
-                return text.utf8.count + marks * max(0, widest - 5)
-            }
-            let perTask = command.reduce(0) { $0 + size($1) } + env.reduce(0) { $0 + $1.key.utf8.count + size($1.value) } + 64
-            let expanded = perTask * chunks.count
-            guard expanded <= Limits.expandedJobBytes else {
-                throw PaddockError.tooLarge("frames/chunk make \(chunks.count) tasks of \(ByteSize.format(Int64(perTask))) each: "
-                    + "\(ByteSize.format(Int64(expanded))) in all, over the \(ByteSize.format(Int64(Limits.expandedJobBytes))) a job may expand to")
-            }
-            tasks = chunks.map { chunk in
-                let substitute = { (arg: String) in
-                    arg.replacingOccurrences(of: "{start}", with: String(chunk.lowerBound))
-                        .replacingOccurrences(of: "{end}", with: String(chunk.upperBound))
-                }
-                let name = chunk.count == 1 ? "frame \(chunk.lowerBound)" : "frames \(chunk.lowerBound)-\(chunk.upperBound)"
-                var task = TaskSpec(name: name, command: command.map(substitute), env: env.mapValues(substitute), cwd: cwd)
-                task.frames = chunk
-                return task
-            }
-        case (true, true):
-            throw DecodingError.dataCorruptedError(forKey: .frames, in: c,
-                debugDescription: "give either 'tasks' or a 'frames' template, not both")
-        case (false, false):
-            throw DecodingError.keyNotFound(CodingKeys.tasks, .init(codingPath: c.codingPath,
-                debugDescription: "a job needs 'tasks' (a list) or 'frames' with a 'command'"))
-        }
-        guard !tasks.isEmpty, tasks.count <= Limits.tasksPerJob else {
-            throw DecodingError.dataCorruptedError(forKey: .tasks, in: c,
-                debugDescription: "a job has between 1 and \(Limits.tasksPerJob) tasks")
-        }
-        do {
-            _ = try DependencyGraph(tasks: tasks)
-        } catch {
-            throw DecodingError.dataCorruptedError(forKey: .tasks, in: c, debugDescription: error.description)
-        }
+        let written = try WrittenJob(from: decoder)
+        do { self = try written.validated().submission } catch { throw error.decodingError(at: decoder.codingPath) }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -259,90 +158,6 @@ extension JobSubmission: Codable {
         try c.encode(tasks, forKey: .tasks)
         if !after.isEmpty { try c.encode(after, forKey: .after) }
         try c.encodeIfPresent(progressRegex, forKey: .progressRegex)
-    }
-
-    // MARK: field validation shared with TaskSpec
-
-    static func decodeName<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> String {
-        let name = try c.decode(String.self, forKey: key)
-        guard !name.isEmpty, name.count <= Limits.nameLength, !name.contains(where: \.isNewline) else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: c,
-                debugDescription: "name must be 1 to \(Limits.nameLength) characters on one line")
-        }
-        return name
-    }
-
-    static func decodeCommand<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> [String] {
-        let argv = try c.decode([String].self, forKey: key)
-        guard let first = argv.first, !first.isEmpty else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: c,
-                debugDescription: "command is an argv array with a program first, e.g. [\"echo\", \"hi\"]")
-        }
-        guard argv.count <= Limits.argvCount,
-              argv.allSatisfy({ $0.utf8.count <= Limits.argLength && !$0.contains("\0") }) else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: c,
-                debugDescription: "command has at most \(Limits.argvCount) arguments of \(Limits.argLength) bytes, no NUL")
-        }
-        return argv
-    }
-
-    static func decodeEnv<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> [String: String] {
-        let env = try c.decodeIfPresent([String: String].self, forKey: key) ?? [:]
-        let validName = { (name: String) in
-            !name.isEmpty && name.count <= 256 && !(name.first?.isNumber ?? true)
-                && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
-        }
-        guard env.count <= Limits.envCount,
-              env.allSatisfy({ validName($0.key) && $0.value.utf8.count <= Limits.envValueLength && !$0.value.contains("\0") })
-        else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: c,
-                debugDescription: "env maps names ([A-Za-z_][A-Za-z0-9_]*) to values; at most \(Limits.envCount)")
-        }
-        return env
-    }
-
-    static func decodePath<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> String? {
-        guard let path = try c.decodeIfPresent(String.self, forKey: key) else { return nil }
-        guard path.hasPrefix("/"), path.utf8.count <= Limits.pathLength, !path.contains("\0") else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: c,
-                debugDescription: "\(key.stringValue) must be an absolute path")
-        }
-        return path
-    }
-
-    static func decodeAttempts<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> Int? {
-        guard let value = try c.decodeWholeNumberIfPresent(Int.self, forKey: key) else { return nil }
-        guard (1...Limits.maxAttempts).contains(value) else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: c,
-                debugDescription: "max_attempts must be between 1 and \(Limits.maxAttempts)")
-        }
-        return value
-    }
-
-    static func decodeTimeout<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> Double? {
-        guard c.contains(key), try !c.decodeNil(forKey: key) else { return nil }
-        let seconds: Double?
-        if let number = try? c.decode(Double.self, forKey: key) {
-            seconds = number.isFinite && number > 0 && number <= DurationText.maximumSeconds ? number : nil
-        } else if let text = try? c.decode(String.self, forKey: key) {
-            seconds = DurationText.parse(text).flatMap { $0 > 0 ? $0 : nil }
-        } else {
-            seconds = nil
-        }
-        guard let seconds else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: c,
-                debugDescription: "timeout is a positive duration such as 90, \"30s\" or \"2h\" (≤ 30 days)")
-        }
-        return seconds
-    }
-
-    static func decodePriority<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> Int? {
-        guard let value = try c.decodeWholeNumberIfPresent(Int.self, forKey: key) else { return nil }
-        guard Limits.priorityRange.contains(value) else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: c,
-                debugDescription: "priority must be between \(Limits.priorityRange.lowerBound) and \(Limits.priorityRange.upperBound)")
-        }
-        return value
     }
 }
 

@@ -25,17 +25,8 @@ public struct ExceptionReport: Codable, Sendable {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         type = try c.decode(String.self, forKey: .type)
-        guard !type.isEmpty, type.count <= 128 else {
-            throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "type is 1 to 128 characters")
-        }
         message = try c.decode(String.self, forKey: .message)
-        guard message.utf8.count <= 16 * 1024 else {
-            throw DecodingError.dataCorruptedError(forKey: .message, in: c, debugDescription: "message is at most 16 KiB")
-        }
         context = try c.decodeIfPresent([String: String].self, forKey: .context) ?? [:]
-        guard context.count <= 64 else {
-            throw DecodingError.dataCorruptedError(forKey: .context, in: c, debugDescription: "at most 64 context entries")
-        }
         task = try c.decodeIfPresent(TaskID.self, forKey: .task)
         // Read here, not by the decoder's date strategy: its failure carries no field, and came out as
         // "body is not valid JSON" (found by the fuzzing, Tests/fuzz).
@@ -48,6 +39,7 @@ public struct ExceptionReport: Codable, Sendable {
         } else {
             at = nil
         }
+        try decoder.validate(self)
     }
 
     /// An ISO 8601 internet time, with or without fractional seconds.
@@ -57,6 +49,14 @@ public struct ExceptionReport: Codable, Sendable {
         if let date = formatter.date(from: text) { return date }
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return formatter.date(from: text)
+    }
+}
+
+extension ExceptionReport: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        try require(!type.isEmpty && type.count <= 128 ? nil : "type is 1 to 128 characters", at: "type")
+        try require(message.utf8.count <= 16 * 1024 ? nil : "message is at most 16 KiB", at: "message")
+        try require(context.count <= 64 ? nil : "at most 64 context entries", at: "context")
     }
 }
 

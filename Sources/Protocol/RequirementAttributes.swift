@@ -17,29 +17,6 @@ enum AttributeWish: Decodable {
     }
 }
 
-extension TaskRequirements {
-    static func merge<K: CodingKey>(_ tags: [String], attributes: [String: AttributeWish],
-                                    _ c: KeyedDecodingContainer<K>) throws -> [String] {
-        var merged = Set(tags)
-        for (name, wish) in attributes.sorted(by: { $0.key < $1.key }) {
-            do throws(HostAttributes.Problem) {
-                switch wish {
-                case .one(let value): merged.formUnion(try HostAttributes.requirement(name, anyOf: nil, allOf: [value]))
-                case .anyOf(let values): merged.formUnion(try HostAttributes.requirement(name, anyOf: values, allOf: nil))
-                }
-            } catch {
-                throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [AttributeKey("attributes") as any CodingKey, AttributeKey(name)],
-                                                        debugDescription: error.description))
-            }
-        }
-        guard merged.count <= Limits.tagCount else {
-            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath,
-                debugDescription: "at most \(Limits.tagCount) tags, attributes included"))
-        }
-        return merged.sorted()
-    }
-}
-
 /// The `amounts` of a task's requirements, `{custom.licenses: 2, gpu.memory: {min: 8192, max: 49152}}`:
 /// an amount the agent must have, at least a number or within a range. They become tags (see
 /// `HostAmounts`).
@@ -65,30 +42,30 @@ struct AmountWish: Decodable {
 }
 
 extension TaskRequirements {
-    static func merge<K: CodingKey>(_ tags: [String], amounts: [String: AmountWish],
-                                    _ c: KeyedDecodingContainer<K>) throws -> [String] {
+    /// `tags` (checked) with what `attributes` and `amounts` require, as one sorted set of tags.
+    static func merge(_ tags: [String], attributes: [String: AttributeWish],
+                      amounts: [String: AmountWish]) throws(BrokenRule) -> [String] {
         var merged = Set(tags)
+        for (name, wish) in attributes.sorted(by: { $0.key < $1.key }) {
+            do throws(HostAttributes.Problem) {
+                switch wish {
+                case .one(let value): merged.formUnion(try HostAttributes.requirement(name, anyOf: nil, allOf: [value]))
+                case .anyOf(let values): merged.formUnion(try HostAttributes.requirement(name, anyOf: values, allOf: nil))
+                }
+            } catch {
+                throw BrokenRule(field: "attributes.\(name)", rule: error.description)
+            }
+        }
         for (name, wish) in amounts.sorted(by: { $0.key < $1.key }) {
             do throws(HostAmounts.Problem) {
                 merged.insert(try HostAmounts.requirement(HostAmounts.written(name), min: wish.min, max: wish.max))
             } catch {
-                throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath + [AttributeKey("amounts") as any CodingKey, AttributeKey(name)],
-                                                        debugDescription: error.description))
+                throw BrokenRule(field: "amounts.\(name)", rule: error.description)
             }
         }
         guard merged.count <= Limits.tagCount else {
-            throw DecodingError.dataCorrupted(.init(codingPath: c.codingPath,
-                debugDescription: "at most \(Limits.tagCount) tags, attributes and amounts included"))
+            throw BrokenRule(field: "tags", rule: "at most \(Limits.tagCount) tags, attributes and amounts included")
         }
         return merged.sorted()
     }
-}
-
-/// A key of the `attributes` or `amounts` mapping, for an error's path.
-struct AttributeKey: CodingKey {
-    let stringValue: String
-    var intValue: Int? { nil }
-    init(_ name: String) { stringValue = name }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { return nil }
 }

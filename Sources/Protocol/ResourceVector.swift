@@ -63,15 +63,8 @@ extension ResourceVector: Codable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        let cpus = try c.decodeIfPresent(Double.self, forKey: .cpus) ?? 0
-        guard cpus.isFinite, cpus >= 0, cpus <= Limits.maxCPUs else {
-            throw DecodingError.dataCorruptedError(forKey: .cpus, in: c,
-                debugDescription: "cpus must be a number between 0 and \(Int(Limits.maxCPUs))")
-        }
-        self.init(cpus: cpus,
-                  ram: try Self.decodeSize(c, .ram),
-                  disk: try Self.decodeSize(c, .disk),
-                  gpus: try Self.decodeGPUs(c, .gpus))
+        let written = try WrittenResources(c, cpus: .cpus, ram: .ram, disk: .disk, gpus: .gpus, defaultCPUs: 0)
+        do { self = try written.validated() } catch { throw error.decodingError(at: decoder.codingPath) }
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -81,31 +74,51 @@ extension ResourceVector: Codable {
         try c.encode(disk, forKey: .disk)
         try c.encode(gpus, forKey: .gpus)
     }
+}
 
-    /// A size is an integer of bytes or a string with a unit (`"8GiB"`).
-    static func decodeSize<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> Int64 {
-        guard c.contains(key) else { return 0 }
-        if let bytes = try? c.decode(Int64.self, forKey: key) {
-            guard bytes >= 0, bytes <= ByteSize.maximum else {
-                throw DecodingError.dataCorruptedError(forKey: key, in: c,
-                    debugDescription: "\(key.stringValue) must be between 0 and 1PiB")
+/// Resources as written: `cpus` a number, `ram` and `disk` bytes or a size (`"8GiB"`), `gpus` a
+/// whole number; their bounds not yet checked.
+struct WrittenResources {
+    var cpus: Double
+    var ram: Int64
+    var disk: Int64
+    var gpus: Int64
+
+    /// Read from the keys of a body that carries resources (`ResourceVector`, `TaskRequirements`).
+    init<K: CodingKey>(_ c: KeyedDecodingContainer<K>, cpus: K, ram: K, disk: K, gpus: K, defaultCPUs: Double) throws {
+        self.cpus = try c.decodeIfPresent(Double.self, forKey: cpus) ?? defaultCPUs
+        self.ram = try c.decodeByteSizeIfPresent(forKey: ram) ?? 0
+        self.disk = try c.decodeByteSizeIfPresent(forKey: disk) ?? 0
+        if c.contains(gpus) {
+            guard let count = try? c.decode(Int64.self, forKey: gpus) else {
+                throw DecodingError.dataCorruptedError(forKey: gpus, in: c, debugDescription: FieldRules.gpusRule)
             }
-            return bytes
+            self.gpus = count
+        } else {
+            self.gpus = 0
         }
-        guard let text = try? c.decode(String.self, forKey: key), let bytes = ByteSize.parse(text) else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: c,
+    }
+
+    /// The resources, each within its bounds (checked before CPUs turn into thousandths).
+    func validated() throws(BrokenRule) -> ResourceVector {
+        try require(FieldRules.cpus(cpus), at: "cpus")
+        try require(FieldRules.bytes(ram, "ram"), at: "ram")
+        try require(FieldRules.bytes(disk, "disk"), at: "disk")
+        try require(FieldRules.gpus(gpus), at: "gpus")
+        return ResourceVector(cpus: cpus, ram: ram, disk: disk, gpus: gpus)
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// A size: a whole number of bytes, or text with a unit (`"8GiB"`, read by `ByteSize`).
+    func decodeByteSizeIfPresent(forKey key: Key) throws -> Int64? {
+        guard contains(key) else { return nil }
+        if let bytes = try? decode(Int64.self, forKey: key) { return bytes }
+        guard let text = try? decode(String.self, forKey: key), let bytes = ByteSize.parse(text) else {
+            throw DecodingError.dataCorruptedError(forKey: key, in: self,
                 debugDescription: "\(key.stringValue) must be a number of bytes or a size such as \"8GiB\"")
         }
         return bytes
-    }
-
-    static func decodeGPUs<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> Int64 {
-        guard c.contains(key) else { return 0 }
-        guard let gpus = try? c.decode(Int64.self, forKey: key), gpus >= 0, gpus <= Limits.maxGPUs else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: c,
-                debugDescription: "gpus must be a whole number between 0 and \(Limits.maxGPUs)")
-        }
-        return gpus
     }
 }
 
@@ -129,22 +142,24 @@ extension TaskRequirements: Codable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        let cpus = try c.decodeIfPresent(Double.self, forKey: .cpus) ?? 1
-        guard cpus.isFinite, cpus >= 0, cpus <= Limits.maxCPUs else {
-            throw DecodingError.dataCorruptedError(forKey: .cpus, in: c,
-                debugDescription: "cpus must be a number between 0 and \(Int(Limits.maxCPUs))")
+        let resources = try WrittenResources(c, cpus: .cpus, ram: .ram, disk: .disk, gpus: .gpus, defaultCPUs: 1)
+        let tags = try c.decodeIfPresent([String].self, forKey: .tags) ?? []
+        let attributes = try c.decodeIfPresent([String: AttributeWish].self, forKey: .attributes) ?? [:]
+        let amounts = try c.decodeIfPresent([String: AmountWish].self, forKey: .amounts) ?? [:]
+        do {
+            self = try Self.validated(resources, tags: tags, attributes: attributes, amounts: amounts)
+        } catch {
+            throw error.decodingError(at: decoder.codingPath)
         }
-        resources = ResourceVector(cpus: cpus,
-                                   ram: try ResourceVector.decodeSize(c, .ram),
-                                   disk: try ResourceVector.decodeSize(c, .disk),
-                                   gpus: try ResourceVector.decodeGPUs(c, .gpus))
-        tags = try Self.decodeTags(c, .tags)
-        if let attributes = try c.decodeIfPresent([String: AttributeWish].self, forKey: .attributes) {
-            tags = try Self.merge(tags, attributes: attributes, c)
-        }
-        if let amounts = try c.decodeIfPresent([String: AmountWish].self, forKey: .amounts) {
-            tags = try Self.merge(tags, amounts: amounts, c)
-        }
+    }
+
+    /// Requirements as written, checked: resources within their bounds, tags, attributes and
+    /// amounts (which become tags; `HostAttributes`, `HostAmounts`).
+    static func validated(_ resources: WrittenResources, tags: [String], attributes: [String: AttributeWish],
+                          amounts: [String: AmountWish]) throws(BrokenRule) -> TaskRequirements {
+        let vector = try resources.validated()
+        try require(FieldRules.tags(tags), at: "tags")
+        return TaskRequirements(resources: vector, tags: try merge(tags, attributes: attributes, amounts: amounts))
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -156,13 +171,8 @@ extension TaskRequirements: Codable {
         try c.encode(tags, forKey: .tags)
     }
 
-    static func decodeTags<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K) throws -> [String] {
-        let tags = try c.decodeIfPresent([String].self, forKey: key) ?? []
-        guard tags.count <= Limits.tagCount,
-              tags.allSatisfy({ $0.count <= Limits.tagLength && $0.isSafeToken }) else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: c,
-                debugDescription: "at most \(Limits.tagCount) tags of letters, digits and -_.: (each ≤ \(Limits.tagLength) chars)")
-        }
-        return Array(Set(tags)).sorted()
+    /// Tags as a set: each once, sorted.
+    static func tagSet(_ tags: [String]) -> [String] {
+        Array(Set(tags)).sorted()
     }
 }

@@ -75,6 +75,17 @@ extension KeyedDecodingContainer {
         guard contains(key), try !decodeNil(forKey: key) else { return nil }
         return try decodeWholeNumber(type, forKey: key)
     }
+
+    /// A duration: a number of seconds, or text such as `"30s"` or `"2h"` (`DurationText`). Its
+    /// bounds are a rule of the field it fills, checked after decoding (`FieldRules.timeout`).
+    func decodeDurationIfPresent(forKey key: Key) throws -> Double? {
+        guard contains(key), try !decodeNil(forKey: key) else { return nil }
+        if let number = try? decode(Double.self, forKey: key) { return number }
+        if let text = try? decode(String.self, forKey: key), let seconds = DurationText.parse(text, maximum: .infinity) {
+            return seconds
+        }
+        throw DecodingError.dataCorruptedError(forKey: key, in: self, debugDescription: FieldRules.timeoutRule)
+    }
 }
 
 /// Bounds shared by the master's validation and the agent's own checks.

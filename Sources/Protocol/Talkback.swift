@@ -86,12 +86,10 @@ public struct CommandRequest: Codable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         kind = try c.decode(CommandKind.self, forKey: .kind)
         task = try c.decodeIfPresent(TaskID.self, forKey: .task)
-        tags = c.contains(.tags) ? try TaskRequirements.decodeTags(c, .tags) : nil
+        tags = c.contains(.tags) ? try c.decodeIfPresent([String].self, forKey: .tags) ?? [] : nil
         resources = try c.decodeIfPresent(ResourceVector.self, forKey: .resources)
         ttl = try c.decodeIfPresent(Double.self, forKey: .ttl)
-        if let ttl, !(ttl.isFinite && ttl > 0 && ttl <= 30 * 86400) {
-            throw DecodingError.dataCorruptedError(forKey: .ttl, in: c, debugDescription: "ttl is between 0 and 30 days, in seconds")
-        }
+        // Fields a kind of command needs are part of its shape: missing, they are said as missing.
         if (kind == .cancel || kind == .drop) && task == nil {
             throw DecodingError.keyNotFound(CodingKeys.task, .init(codingPath: c.codingPath,
                 debugDescription: "a \(kind.rawValue) command names its task"))
@@ -100,6 +98,15 @@ public struct CommandRequest: Codable, Sendable {
             throw DecodingError.keyNotFound(CodingKeys.tags, .init(codingPath: c.codingPath,
                 debugDescription: "an update command carries tags or resources"))
         }
+        try decoder.validate(self)
+        tags = tags.map(TaskRequirements.tagSet)
+    }
+}
+
+extension CommandRequest: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        if let tags { try require(FieldRules.tags(tags), at: "tags") }
+        if let ttl { try require(ttl.isFinite && ttl > 0 && ttl <= 30 * 86400 ? nil : "ttl is between 0 and 30 days, in seconds", at: "ttl") }
     }
 }
 

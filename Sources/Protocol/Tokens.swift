@@ -60,25 +60,24 @@ public struct TokenRequest: Codable, Sendable, Equatable {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decode(String.self, forKey: .name)
-        guard !name.isEmpty, name.count <= Limits.nameLength, name.isSafeToken else {
-            throw DecodingError.dataCorruptedError(forKey: .name, in: c,
-                debugDescription: "a token name is letters, digits and -_.: (≤ \(Limits.nameLength) chars)")
-        }
         role = try c.decode(TokenRole.self, forKey: .role)
         ttl = try c.decodeIfPresent(Double.self, forKey: .ttl)
-        if let ttl, !(ttl.isFinite && ttl >= 1 && ttl <= Self.maxTTL) {
-            throw DecodingError.dataCorruptedError(forKey: .ttl, in: c,
-                debugDescription: "ttl is a number of seconds between 1 and \(Int(Self.maxTTL)) (ten years)")
-        }
         uses = try c.decodeIfPresent(Int.self, forKey: .uses)
+        try decoder.validate(self)
+    }
+}
+
+extension TokenRequest: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        try require(!name.isEmpty && name.count <= Limits.nameLength && name.isSafeToken ? nil
+                     : "a token name is letters, digits and -_.: (≤ \(Limits.nameLength) chars)", at: "name")
+        if let ttl {
+            try require(ttl.isFinite && ttl >= 1 && ttl <= Self.maxTTL ? nil
+                        : "ttl is a number of seconds between 1 and \(Int(Self.maxTTL)) (ten years)", at: "ttl")
+        }
         if let uses {
-            guard role == .join else {
-                throw DecodingError.dataCorruptedError(forKey: .uses, in: c, debugDescription: "uses applies to join tokens only")
-            }
-            guard (1...Self.maxUses).contains(uses) else {
-                throw DecodingError.dataCorruptedError(forKey: .uses, in: c,
-                    debugDescription: "uses is between 1 and \(Self.maxUses)")
-            }
+            try require(role == .join ? nil : "uses applies to join tokens only", at: "uses")
+            try require((1...Self.maxUses).contains(uses) ? nil : "uses is between 1 and \(Self.maxUses)", at: "uses")
         }
     }
 }
@@ -166,8 +165,13 @@ public struct AgentResetRequest: Codable, Sendable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        name = try c.decodeAgentName(forKey: .name)
+        name = try c.decode(String.self, forKey: .name)
+        try decoder.validate(self)
     }
+}
+
+extension AgentResetRequest: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) { try require(FieldRules.agentName(name), at: "name") }
 }
 
 public struct AgentResetResult: Codable, Sendable, Equatable {

@@ -1,5 +1,6 @@
 import Foundation
 @testable import PaddockOpenJD
+import PaddockProtocol
 import Testing
 
 /// Environment templates (`environment-2023-09`, `paddock submit --env`): applied around a job as
@@ -94,7 +95,7 @@ import Testing
             body: "script: {actions: {onEnter: {command: echo, args: [\"enter {{Param.Site}}\"]}}}")).json
         let body = #"{"openjd": {"template": \#(job), "parameters": {"Site": "lyon", "Renderer": "cycles"}, "environments": [\#(environment)]}}"#
         let converted = try #require(try OpenJDRequest.convert(json: Array(body.utf8)))
-        let text = String(decoding: converted.job, as: UTF8.self)
+        let text = String(decoding: try PaddockProtocol.WireJSON.encoder().encode(converted.job.submission), as: UTF8.self)
         #expect(text.contains("enter lyon"), "\(text)")
 
         let missing = #"{"openjd": {"template": \#(job), "parameters": {"Renderer": "cycles"}, "environments": [\#(environment)]}}"#

@@ -540,7 +540,7 @@ struct RequestTests {
     @Test func convertsIntoAnOrdinaryJob() throws {
         let body = #"{"openjd": {"template": \#(template), "parameters": {"N": 2}}, "priority": 7, "labels": {"show": "x"}, "after": ["j1"]}"#
         let converted = try #require(try OpenJDRequest.convert(json: Array(body.utf8)))
-        let job = try PaddockProtocol.WireJSON.decoder().decode(JobSubmission.self, from: converted.job)
+        let job = converted.job.submission
         #expect(job.name == "J 2")
         #expect(job.priority == 7)
         #expect(job.labels == ["openjd": "jobtemplate-2023-09", "show": "x"])

@@ -60,7 +60,7 @@ import Testing
         let rules = #"{"version": "pathmapping-1.0", "path_mapping_rules": [{"source_path_format": "POSIX", "source_path": "/a", "destination_path": "/b"}]}"#
         let body = #"{"openjd": {"template": \#(template), "parameters": {"P": "/a/x"}, "path_mapping_rules": \#(rules)}}"#
         let converted = try #require(try OpenJDRequest.convert(json: Array(body.utf8)))
-        let job = try WireJSON.decoder().decode(JobSubmission.self, from: converted.job)
+        let job = converted.job.submission
         #expect(job.tasks[0].env[PathMappingEnvironment.jobRules]?.contains(#""source_path":"/a""#) == true)
         let bad = #"{"openjd": {"template": \#(template), "parameters": {"P": "/a/x"}, "path_mapping_rules": {"version": "pathmapping-1.0", "path_mapping_rules": [{"source_path_format": "MAC", "source_path": "/a", "destination_path": "/b"}]}}}"#
         do {

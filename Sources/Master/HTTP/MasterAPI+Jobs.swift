@@ -8,7 +8,7 @@ extension MasterAPI {
         // A Paddock job, or an OpenJD template converted into one (MasterAPI+OpenJD.swift).
         let key = try Self.idempotencyKey(request)
         let (submission, conversionWarnings, bodyHash) = try await Self.jobSubmission(from: request)
-        let (owner, ownerWarnings) = Self.owner(of: submission, by: user)
+        let (owner, ownerWarnings) = Self.owner(of: submission.submission, by: user)
         let outcome = try await store.submit(submission, owner: owner, now: store.clock.now(),
                                              idempotency: key.map { SubmissionKey(key: $0, bodyHash: bodyHash) })
         var job = outcome.job

@@ -34,22 +34,14 @@ public final class SQLStore: Store {
 
     // MARK: jobs
 
-    public func submit(_ job: JobSubmission, owner: String, now: Date) async throws -> JobView {
-        try await submit(job, owner: owner, now: now, idempotency: nil).job
-    }
-
     /// With an idempotency key: the first submission under it is stored with its body's hash; the same
     /// key again with the same body answers the job stored then (a client retrying a submission whose
     /// answer it lost makes no second job), with another body 422. Keys are kept 24 hours, and are
     /// each owner's own: one token's key neither finds nor blocks another's job.
-    public func submit(_ job: JobSubmission, owner: String, now: Date,
+    public func submit(_ job: ValidatedJob, owner: String, now: Date,
                        idempotency: SubmissionKey?) async throws -> SubmitOutcome {
         // Stored under the owner: a key is visible ASCII, so the newline cannot be forged into it.
         let storedKey = idempotency.map { owner + "\n" + $0.key }
-        let graph: DependencyGraph
-        do { graph = try DependencyGraph(tasks: job.tasks) } catch {
-            throw PaddockError.invalid(error.description, field: "tasks")
-        }
         return try await engine.write { db in
             if let idempotency {
                 try db.execute(sql: "DELETE FROM submissions WHERE created_at < ?",
@@ -67,7 +59,7 @@ public final class SQLStore: Store {
                     return SubmitOutcome(job: view, replayed: true)
                 }
             }
-            let view = try Self.insertJob(db, job, owner: owner, now: now, graph: graph)
+            let view = try Self.insertJob(db, job, owner: owner, now: now)
             if let idempotency {
                 // Two masters storing one key at once: the second insert collides and its transaction runs
                 // again, finding the first one's job above.
@@ -78,8 +70,8 @@ public final class SQLStore: Store {
         }
     }
 
-    static func insertJob(_ db: any SQLDatabase, _ job: JobSubmission, owner: String, now: Date,
-                          graph: DependencyGraph) throws -> JobView {
+    static func insertJob(_ db: any SQLDatabase, _ validated: ValidatedJob, owner: String, now: Date) throws -> JobView {
+        let job = validated.submission, graph = validated.graph
         // A job that runs after others waits until they all succeed; one that already failed is refused.
         var afterReady = true
         for (index, after) in Set(job.after).sorted().enumerated() {

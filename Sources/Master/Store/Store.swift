@@ -129,9 +129,9 @@ public protocol Store: Sendable {
     /// unreachable database is reported with an error conforming to `StoreUnavailable`.
     func ping() async throws
 
-    func submit(_ job: JobSubmission, owner: String, now: Date) async throws -> JobView
-    /// `submit` under an idempotency key: the same key and body answer the job stored the first time.
-    func submit(_ job: JobSubmission, owner: String, now: Date, idempotency: SubmissionKey?) async throws -> SubmitOutcome
+    /// Stores a validated job (its dependency graph built by the validation), under an idempotency
+    /// key when there is one: the same key and body answer the job stored the first time.
+    func submit(_ job: ValidatedJob, owner: String, now: Date, idempotency: SubmissionKey?) async throws -> SubmitOutcome
     func job(_ id: JobID) async throws -> JobView
     func jobs(_ filter: JobFilter, page: PageRequest) async throws -> Page<JobView>
     func task(_ id: TaskID, history: Bool) async throws -> TaskView
@@ -235,6 +235,19 @@ public protocol Store: Sendable {
 }
 
 extension Store {
+    /// Stores a job built in code (a test, a tool): checked by the same validation as a submitted
+    /// body, a broken rule answered as the API would (400 naming the field).
+    public func submit(_ job: JobSubmission, owner: String, now: Date,
+                       idempotency: SubmissionKey? = nil) async throws -> SubmitOutcome {
+        let validated: ValidatedJob
+        do { validated = try job.validated() } catch { throw error.refusal }
+        return try await submit(validated, owner: owner, now: now, idempotency: idempotency)
+    }
+
+    public func submit(_ job: JobSubmission, owner: String, now: Date) async throws -> JobView {
+        try await submit(job, owner: owner, now: now, idempotency: nil).job
+    }
+
     /// Enrolls with no join token to count (the bootstrap join token, or the admin's).
     public func enroll(_ request: EnrollRequest, credential: String, now: Date) async throws -> AgentID {
         try await enroll(request, credential: credential, joinToken: nil, now: now)
