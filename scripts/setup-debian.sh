@@ -24,31 +24,25 @@ fi
 if [ "${PADDOCK_TEST_DEPS:-0}" = 1 ] && ! python3 -c 'import prometheus_client' 2>/dev/null; then
     python3 -m pip install --quiet prometheus-client
 fi
-playwright_version=1.65.0
-if [ "${PADDOCK_TEST_DEPS:-0}" = 1 ] && ! .venv-browser/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.version('playwright') != '$playwright_version')" 2>/dev/null; then
-    python3 -m venv .venv-browser
-    .venv-browser/bin/python -m pip install --quiet "playwright==$playwright_version"
-fi
-# The OpenJD tests compare expansions with the reference implementation, openjd-model (pinned),
-# in a venv of the checkout's own (.venv-openjd, git-ignored); the tests find it through
-# PADDOCK_OPENJD_PYTHON.
-if [ "${PADDOCK_TEST_DEPS:-0}" = 1 ]; then
-    openjd_model_version=0.14.0
-    openjd_venv="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv-openjd"
-    if ! "$openjd_venv/bin/python" -c "import sys, openjd.model as m; sys.exit(m.version != '$openjd_model_version')" 2>/dev/null; then
-        python3 -m venv "$openjd_venv"
-        "$openjd_venv/bin/python" -m pip install --quiet "openjd-model==$openjd_model_version"
+# pinned_venv NAME PACKAGE VERSION: a venv of the checkout's own (.venv-NAME, git-ignored) holding
+# PACKAGE at exactly VERSION, made or remade only when it does not.
+pinned_venv() {
+    local venv root
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    venv="$root/.venv-$1"
+    if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('$2') != '$3')" 2>/dev/null; then
+        python3 -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet "$2==$3"
     fi
-    export PADDOCK_OPENJD_PYTHON="$openjd_venv/bin/python"
-fi
-# The API's fuzzing suite (Tests/fuzz/run.sh) runs Schemathesis (pinned) from a venv of the checkout's
-# own (.venv-fuzz, git-ignored).
+}
 if [ "${PADDOCK_TEST_DEPS:-0}" = 1 ]; then
-    schemathesis_version=4.32.5
-    fuzz_venv="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv-fuzz"
-    if ! "$fuzz_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('schemathesis') != '$schemathesis_version')" 2>/dev/null; then
-        python3 -m venv "$fuzz_venv"
-        "$fuzz_venv/bin/python" -m pip install --quiet "schemathesis==$schemathesis_version"
-    fi
+    # The dashboard's browser tests (Tests/browser/run.sh).
+    pinned_venv browser playwright 1.65.0
+    # The OpenJD tests compare expansions with the reference implementation, openjd-model; the
+    # tests find it through PADDOCK_OPENJD_PYTHON.
+    pinned_venv openjd openjd-model 0.14.0
+    export PADDOCK_OPENJD_PYTHON="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv-openjd/bin/python"
+    # The API's fuzzing suite (Tests/fuzz/run.sh) runs Schemathesis.
+    pinned_venv fuzz schemathesis 4.32.5
 fi
 command -v swift >/dev/null || { echo "Swift 6 is needed: see https://www.swift.org/install/linux/" >&2; exit 1; }

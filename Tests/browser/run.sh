@@ -27,10 +27,9 @@ work="$(mktemp -d -t paddock-browser.XXXXXX)"
 artifacts="Tests/browser/artifacts"
 [ "$frontend" = 0 ] || artifacts="Tests/browser/artifacts/frontend"
 mkdir -p "$artifacts"
-(umask 077
- head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/admin-token"
- head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/join-token")
-port="$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+source Tests/master-fixture.sh
+new_tokens "$work"
+port="$(free_port "$python")"
 url="http://127.0.0.1:$port"
 fixtures="Tests/ClientTests/Fixtures"
 ca_file=""
@@ -84,7 +83,7 @@ if [ "$frontend" = 1 ]; then
     haproxy=/usr/sbin/haproxy
     [ -x "$haproxy" ] || { echo "run.sh --frontend: $haproxy is missing: apt-get install haproxy" >&2; exit 1; }
     cat "$fixtures/server.pem" "$fixtures/server-key.pem" > "$work/frontend.pem"
-    hport="$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    hport="$(free_port "$python")"
     bash packaging/haproxy-loopback.sh packaging/haproxy.cfg "$hport" "$work/frontend.pem" "$port" > "$work/haproxy.cfg"
     "$haproxy" -db -f "$work/haproxy.cfg" > "$work/haproxy.log" 2>&1 &
     pids+=($!)

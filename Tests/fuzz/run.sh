@@ -38,10 +38,9 @@ work="$(mktemp -d -t paddock-fuzz.XXXXXX)"
 artifacts="${PADDOCK_FUZZ_ARTIFACTS:-Tests/fuzz/artifacts}"
 rm -rf "$artifacts"
 mkdir -p "$artifacts"
-(umask 077
- head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/admin-token"
- head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/join-token")
-port="$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+source Tests/master-fixture.sh
+new_tokens "$work"
+port="$(free_port "$python")"
 url="http://127.0.0.1:$port"
 
 master_pid=""
