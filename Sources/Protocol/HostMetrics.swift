@@ -3,9 +3,10 @@ import Foundation
 /// One sample of what a host is doing, taken by its agent and carried on a heartbeat, so that an
 /// operator sees every host without logging into it. Sizes are bytes, shares are percentages (0–100).
 ///
-/// Decoding refuses unknown fields (as every request body does), bounds every list and string (the
-/// master keeps samples, so one agent must not make it hold megabytes) and refuses negative sizes and
-/// percentages outside 0–100: a sample that says so is a bug in the agent, not something to plot.
+/// Decoding refuses unknown fields (as every request body does) and checks kinds; then each part's
+/// `validate()` bounds every list (the master keeps samples, so one agent must not make it hold
+/// megabytes) and refuses negative sizes and percentages outside 0–100: a sample that says so is a
+/// bug in the agent, not something to plot. Strings are cut to their bound as they are read.
 public struct HostMetrics: Codable, Sendable, Equatable {
     /// When the agent took the sample (its own clock).
     public var at: Date
@@ -37,10 +38,7 @@ public struct HostMetrics: Codable, Sendable, Equatable {
         memory = try c.decode(Memory.self, forKey: .memory)
         disk = try c.decode(Disk.self, forKey: .disk)
         gpus = try c.decodeIfPresent([GPU].self, forKey: .gpus) ?? []
-        guard gpus.count <= Int(Limits.maxGPUs) else {
-            throw DecodingError.dataCorruptedError(forKey: .gpus, in: c,
-                debugDescription: "at most \(Limits.maxGPUs) GPUs")
-        }
+        try decoder.validate(self)
     }
 
     /// CPU time spent busy (anything but idle and I/O wait) since the agent's previous sample.
@@ -66,17 +64,10 @@ public struct HostMetrics: Codable, Sendable, Equatable {
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            busyPercent = try c.decodePercent(forKey: .busyPercent)
+            busyPercent = try c.decode(Double.self, forKey: .busyPercent)
             cores = try c.decodeWholeNumber(Int.self, forKey: .cores)
-            guard cores >= 0, Double(cores) <= Limits.maxCPUs else {
-                throw DecodingError.dataCorruptedError(forKey: .cores, in: c,
-                    debugDescription: "cores must be between 0 and \(Int(Limits.maxCPUs))")
-            }
             perCore = try c.decode([Double].self, forKey: .perCore)
-            guard Double(perCore.count) <= Limits.maxCPUs, perCore.allSatisfy(\.isPercent) else {
-                throw DecodingError.dataCorruptedError(forKey: .perCore, in: c,
-                    debugDescription: "per_core is at most \(Int(Limits.maxCPUs)) percentages between 0 and 100")
-            }
+            try decoder.validate(self)
         }
     }
 
@@ -97,9 +88,10 @@ public struct HostMetrics: Codable, Sendable, Equatable {
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            one = try c.decodeNonNegative(forKey: .one)
-            five = try c.decodeNonNegative(forKey: .five)
-            fifteen = try c.decodeNonNegative(forKey: .fifteen)
+            one = try c.decode(Double.self, forKey: .one)
+            five = try c.decode(Double.self, forKey: .five)
+            fifteen = try c.decode(Double.self, forKey: .fifteen)
+            try decoder.validate(self)
         }
     }
 
@@ -129,11 +121,12 @@ public struct HostMetrics: Codable, Sendable, Equatable {
         public init(from decoder: any Decoder) throws {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
-            total = try c.decodeSize(forKey: .total)
-            used = try c.decodeSize(forKey: .used)
-            available = try c.decodeSize(forKey: .available)
-            swapTotal = try c.decodeSize(forKey: .swapTotal)
-            swapUsed = try c.decodeSize(forKey: .swapUsed)
+            total = try c.decodeWholeNumber(Int64.self, forKey: .total)
+            used = try c.decodeWholeNumber(Int64.self, forKey: .used)
+            available = try c.decodeWholeNumber(Int64.self, forKey: .available)
+            swapTotal = try c.decodeWholeNumber(Int64.self, forKey: .swapTotal)
+            swapUsed = try c.decodeWholeNumber(Int64.self, forKey: .swapUsed)
+            try decoder.validate(self)
         }
     }
 
@@ -156,8 +149,9 @@ public struct HostMetrics: Codable, Sendable, Equatable {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
             path = String(try c.decode(String.self, forKey: .path).prefix(Limits.pathLength))
-            total = try c.decodeSize(forKey: .total)
-            free = try c.decodeSize(forKey: .free)
+            total = try c.decodeWholeNumber(Int64.self, forKey: .total)
+            free = try c.decodeWholeNumber(Int64.self, forKey: .free)
+            try decoder.validate(self)
         }
     }
 
@@ -200,14 +194,11 @@ public struct HostMetrics: Codable, Sendable, Equatable {
             try decoder.rejectUnknownKeys(CodingKeys.self)
             let c = try decoder.container(keyedBy: CodingKeys.self)
             index = try c.decodeWholeNumber(Int.self, forKey: .index)
-            guard index >= 0, Int64(index) < Limits.maxGPUs else {
-                throw DecodingError.dataCorruptedError(forKey: .index, in: c,
-                    debugDescription: "index must be between 0 and \(Limits.maxGPUs - 1)")
-            }
             name = String(try c.decode(String.self, forKey: .name).prefix(Limits.nameLength))
-            utilizationPercent = try c.ifPresent(.utilizationPercent) { try c.decodePercent(forKey: $0) }
-            memoryTotal = try c.ifPresent(.memoryTotal) { try c.decodeSize(forKey: $0) }
-            memoryUsed = try c.ifPresent(.memoryUsed) { try c.decodeSize(forKey: $0) }
+            utilizationPercent = try c.decodeIfPresent(Double.self, forKey: .utilizationPercent)
+            memoryTotal = try c.decodeWholeNumberIfPresent(Int64.self, forKey: .memoryTotal)
+            memoryUsed = try c.decodeWholeNumberIfPresent(Int64.self, forKey: .memoryUsed)
+            try decoder.validate(self)
         }
     }
 }
@@ -252,50 +243,85 @@ public struct TaskUsage: Codable, Sendable, Equatable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        cpuSeconds = try c.decodeNonNegative(forKey: .cpuSeconds)
-        rss = try c.decodeSize(forKey: .rss)
-        peakRSS = try c.decodeSize(forKey: .peakRSS)
+        cpuSeconds = try c.decode(Double.self, forKey: .cpuSeconds)
+        rss = try c.decodeWholeNumber(Int64.self, forKey: .rss)
+        peakRSS = try c.decodeWholeNumber(Int64.self, forKey: .peakRSS)
         processes = try c.decodeWholeNumber(Int.self, forKey: .processes)
-        guard processes >= 0 else {
-            throw DecodingError.dataCorruptedError(forKey: .processes, in: c, debugDescription: "processes must be ≥ 0")
+        try decoder.validate(self)
+    }
+}
+
+// MARK: validation (pure, after decoding)
+
+extension HostMetrics: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        try require(gpus.count <= Int(Limits.maxGPUs) ? nil : "at most \(Limits.maxGPUs) GPUs", at: "gpus")
+    }
+}
+
+extension HostMetrics.CPU: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        try require(SampleRules.percent(busyPercent, "busy_percent"), at: "busy_percent")
+        try require(cores >= 0 && Double(cores) <= Limits.maxCPUs ? nil : "cores must be between 0 and \(Int(Limits.maxCPUs))",
+                    at: "cores")
+        try require(Double(perCore.count) <= Limits.maxCPUs && perCore.allSatisfy { SampleRules.percent($0, "") == nil } ? nil
+                        : "per_core is at most \(Int(Limits.maxCPUs)) percentages between 0 and 100", at: "per_core")
+    }
+}
+
+extension HostMetrics.Load: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        for (value, field) in [(one, "one"), (five, "five"), (fifteen, "fifteen")] {
+            try require(SampleRules.nonNegative(value, field), at: field)
         }
     }
 }
 
-extension Double {
-    fileprivate var isPercent: Bool { isFinite && self >= 0 && self <= 100 }
+extension HostMetrics.Memory: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        for (value, field) in [(total, "total"), (used, "used"), (available, "available"), (swapTotal, "swap_total"), (swapUsed, "swap_used")] {
+            try require(SampleRules.size(value, field), at: field)
+        }
+    }
 }
 
-extension KeyedDecodingContainer {
-    /// `decode(key)` when the field is there and not `null`.
-    fileprivate func ifPresent<T>(_ key: Key, _ decode: (Key) throws -> T) throws -> T? {
-        guard contains(key), try !decodeNil(forKey: key) else { return nil }
-        return try decode(key)
+extension HostMetrics.Disk: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        try require(SampleRules.size(total, "total"), at: "total")
+        try require(SampleRules.size(free, "free"), at: "free")
+    }
+}
+
+extension HostMetrics.GPU: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        try require(index >= 0 && Int64(index) < Limits.maxGPUs ? nil : "index must be between 0 and \(Limits.maxGPUs - 1)", at: "index")
+        if let utilizationPercent { try require(SampleRules.percent(utilizationPercent, "utilization_percent"), at: "utilization_percent") }
+        if let memoryTotal { try require(SampleRules.size(memoryTotal, "memory_total"), at: "memory_total") }
+        if let memoryUsed { try require(SampleRules.size(memoryUsed, "memory_used"), at: "memory_used") }
+    }
+}
+
+extension TaskUsage: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        try require(SampleRules.nonNegative(cpuSeconds, "cpu_seconds"), at: "cpu_seconds")
+        try require(SampleRules.size(rss, "rss"), at: "rss")
+        try require(SampleRules.size(peakRSS, "peak_rss"), at: "peak_rss")
+        try require(processes >= 0 ? nil : "processes must be ≥ 0", at: "processes")
+    }
+}
+
+/// The rules of a measured value: nil when it is fine, else the rule it breaks.
+enum SampleRules {
+    static func percent(_ value: Double, _ field: String) -> String? {
+        value.isFinite && value >= 0 && value <= 100 ? nil : "\(field) is a percentage between 0 and 100"
     }
 
-    fileprivate func decodePercent(forKey key: Key) throws -> Double {
-        let value = try decode(Double.self, forKey: key)
-        guard value.isPercent else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: self,
-                debugDescription: "\(key.stringValue) is a percentage between 0 and 100")
-        }
-        return value
+    static func nonNegative(_ value: Double, _ field: String) -> String? {
+        value.isFinite && value >= 0 ? nil : "\(field) must be ≥ 0"
     }
 
-    fileprivate func decodeNonNegative(forKey key: Key) throws -> Double {
-        let value = try decode(Double.self, forKey: key)
-        guard value.isFinite, value >= 0 else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: self, debugDescription: "\(key.stringValue) must be ≥ 0")
-        }
-        return value
-    }
-
-    /// A size in bytes: a whole number, not negative (bounded by Int64 itself: a farm may have a huge filesystem).
-    fileprivate func decodeSize(forKey key: Key) throws -> Int64 {
-        let value = try decodeWholeNumber(Int64.self, forKey: key)
-        guard value >= 0 else {
-            throw DecodingError.dataCorruptedError(forKey: key, in: self, debugDescription: "\(key.stringValue) must be ≥ 0")
-        }
-        return value
+    /// A size in bytes: not negative (bounded by Int64 itself: a farm may have a huge filesystem).
+    static func size(_ value: Int64, _ field: String) -> String? {
+        value >= 0 ? nil : "\(field) must be ≥ 0"
     }
 }

@@ -25,17 +25,14 @@ public struct PathMappingRule: Codable, Sendable, Equatable {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let format = try c.decode(String.self, forKey: .sourcePathFormat)
+        // An enumeration read from its text (case aside): a kind, not a rule.
         guard let parsed = Format(rawValue: format.uppercased()) else {
             throw DecodingError.dataCorruptedError(forKey: .sourcePathFormat, in: c, debugDescription: "POSIX or WINDOWS")
         }
         sourcePathFormat = parsed
         sourcePath = try c.decode(String.self, forKey: .sourcePath)
         destinationPath = try c.decode(String.self, forKey: .destinationPath)
-        for (key, value) in [(CodingKeys.sourcePath, sourcePath), (.destinationPath, destinationPath)]
-        where value.isEmpty || value.count > PathMappingRules.pathLength || value.contains("\0") {
-            throw DecodingError.dataCorruptedError(forKey: key, in: c,
-                debugDescription: "a path of 1 to \(PathMappingRules.pathLength) characters, without NUL")
-        }
+        try decoder.validate(self)
     }
 
     /// The mapped path, or nil when `path` is not under the rule's source. Paths are compared by
@@ -111,13 +108,12 @@ public struct PathMappingRules: Codable, Sendable, Equatable {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let version = try c.decode(String.self, forKey: .version)
+        // The document's kind: only this version is read at all.
         guard version == Self.version else {
             throw DecodingError.dataCorruptedError(forKey: .version, in: c, debugDescription: "must be \(Self.version)")
         }
         rules = try c.decode([PathMappingRule].self, forKey: .rules)
-        guard rules.count <= Self.maxRules else {
-            throw DecodingError.dataCorruptedError(forKey: .rules, in: c, debugDescription: "at most \(Self.maxRules) rules")
-        }
+        try decoder.validate(self)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -146,5 +142,20 @@ public struct PathMappingRules: Codable, Sendable, Equatable {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) }
             ?? #"{"path_mapping_rules":[],"version":"pathmapping-1.0"}"#
+    }
+}
+
+extension PathMappingRule: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        for (value, field) in [(sourcePath, "source_path"), (destinationPath, "destination_path")] {
+            try require(value.isEmpty || value.count > PathMappingRules.pathLength || value.contains("\0")
+                            ? "a path of 1 to \(PathMappingRules.pathLength) characters, without NUL" : nil, at: field)
+        }
+    }
+}
+
+extension PathMappingRules: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        try require(rules.count <= Self.maxRules ? nil : "at most \(Self.maxRules) rules", at: "path_mapping_rules")
     }
 }

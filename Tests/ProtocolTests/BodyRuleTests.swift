@@ -51,4 +51,36 @@ import Testing
         let tags = (0...Limits.tagCount).map { #""t\#($0)""# }.joined(separator: ", ")
         #expect(Self.field(TaskRequirements.self, #"{"tags": [\#(tags)]}"#) == "tags")
     }
+
+    /// Host samples, task usage and path mapping rules: read plainly, then checked, each rule at its field.
+    @Test func samplesUsageAndPathMappingRules() throws {
+        let sample = #"{"at": "2026-11-26T10:00:00Z", "cpu": {"busy_percent": BUSY, "per_core": [10, 20], "cores": 2},"#
+            + #""load": {"one": LOAD, "five": 0, "fifteen": 0},"#
+            + #""memory": {"total": 8, "used": 4, "available": 4, "swap_total": 0, "swap_used": SWAP},"#
+            + #""disk": {"path": "/var", "total": 10, "free": 5},"#
+            + #""gpus": [{"index": GPU, "name": "A100", "utilization_percent": null, "memory_total": 40, "memory_used": null}]}"#
+        func with(_ values: [String: String]) -> String {
+            ["BUSY": "50", "LOAD": "0.5", "SWAP": "0", "GPU": "0"].merging(values) { _, given in given }
+                .reduce(sample) { $0.replacingOccurrences(of: $1.key, with: $1.value) }
+        }
+        let fine = try Wire.decode(HostMetrics.self, with([:]))
+        #expect(fine.gpus.first?.utilizationPercent == nil && fine.gpus.first?.memoryTotal == 40)
+        #expect(Self.field(HostMetrics.self, with(["BUSY": "150"])) == "cpu.busy_percent")
+        #expect(Wire.rejection(HostMetrics.self, with(["BUSY": "150"]))?.message.contains("busy_percent is a percentage between 0 and 100") == true)
+        #expect(Self.field(HostMetrics.self, with(["LOAD": "-1"])) == "load.one")
+        #expect(Self.field(HostMetrics.self, with(["SWAP": "-4"])) == "memory.swap_used")
+        #expect(Self.field(HostMetrics.self, with(["GPU": "-1"])) == "gpus[0].index")
+
+        #expect(Self.field(TaskUsage.self, #"{"cpu_seconds": -0.5, "rss": 0, "peak_rss": 0, "processes": 1}"#) == "cpu_seconds")
+        #expect(Self.field(TaskUsage.self, #"{"cpu_seconds": 1, "rss": 0, "peak_rss": -1, "processes": 1}"#) == "peak_rss")
+        #expect(Self.field(TaskUsage.self, #"{"cpu_seconds": 1, "rss": 0, "peak_rss": 0, "processes": -1}"#) == "processes")
+
+        let rule = #"{"source_path_format": "POSIX", "source_path": "SRC", "destination_path": "/mnt"}"#
+        let rules = { (count: Int, source: String) in
+            #"{"version": "pathmapping-1.0", "path_mapping_rules": ["# + Array(repeating: rule.replacingOccurrences(of: "SRC", with: source), count: count).joined(separator: ",") + "]}"
+        }
+        #expect(try Wire.decode(PathMappingRules.self, rules(2, "/proj")).rules.count == 2)
+        #expect(Self.field(PathMappingRules.self, rules(1, "")) == "path_mapping_rules[0].source_path")
+        #expect(Self.field(PathMappingRules.self, rules(PathMappingRules.maxRules + 1, "/proj")) == "path_mapping_rules")
+    }
 }
