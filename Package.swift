@@ -130,7 +130,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OpenJDTests",
-            dependencies: ["PaddockOpenJD", "PaddockProtocol", .product(name: "Yams", package: "Yams")],
+            dependencies: ["PaddockOpenJD", "PaddockProtocol", "PaddockTestSupport", .product(name: "Yams", package: "Yams")],
             path: "Tests/OpenJDTests",
             // The specification's sample templates and their license, and the reference script: read from the source tree.
             exclude: ["Fixtures", "Templates", "openjd_reference.py"]

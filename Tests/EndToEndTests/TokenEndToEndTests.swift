@@ -114,21 +114,10 @@ extension EndToEnd { @Suite struct TokenEndToEndTests {
 func cliAs(_ farm: Farm, _ token: String, _ arguments: [String]) async throws -> (status: Int32, output: String, error: String) {
     let url = farm.url
     return try await offThePool { () throws -> (Int32, String, String) in
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Farm.binary)
-        process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment["PADDOCK_MASTER"] = url
         environment["PADDOCK_TOKEN"] = token
-        process.environment = environment
-        let output = Pipe(), error = Pipe()
-        process.standardOutput = output
-        process.standardError = error
-        try process.run()
-        // Small answers: read one pipe, then the other, then wait.
-        let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = error.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        let ran = try runCommand([Farm.binary] + arguments, environment: environment)
+        return (ran.status, ran.output, ran.errors)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PaddockTestSupport
 import PaddockProtocol
 @testable import PaddockOpenJD
 import Testing

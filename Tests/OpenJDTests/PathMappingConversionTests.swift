@@ -1,4 +1,5 @@
 import Foundation
+import PaddockTestSupport
 @testable import PaddockOpenJD
 import PaddockProtocol
 import Testing

@@ -118,21 +118,11 @@ public final class HAProxyServer: @unchecked Sendable {
     /// tests use too (see the type's comment for what changes): TLS with `certificate` (certificate
     /// and key in one PEM file), plain HTTP without.
     public static func config(port: Int, masters: [Int], certificate: String? = nil) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [repositoryRoot + "/packaging/haproxy-loopback.sh", shippedConfigPath, String(port), certificate ?? "-"]
-            + masters.map(String.init)
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let text = output.fileHandleForReading.readDataToEndOfFile()
-        let problem = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw SupportError("haproxy-loopback.sh failed (\(process.terminationStatus)): \(String(decoding: problem, as: UTF8.self))")
-        }
-        return String(decoding: text, as: UTF8.self)
+        let ran = try runCommand(["/bin/bash", repositoryRoot + "/packaging/haproxy-loopback.sh", shippedConfigPath, String(port),
+                                  certificate ?? "-"] + masters.map(String.init),
+                                 environment: ProcessInfo.processInfo.environment)
+        guard ran.status == 0 else { throw SupportError("haproxy-loopback.sh failed (\(ran.status)): \(ran.errors)") }
+        return ran.output
     }
 
     /// Stops HAProxy (SIGTERM, then SIGKILL after 5 s) and waits for its exit.
