@@ -17,9 +17,15 @@ public final class SQLiteEngine: SQLEngine {
         config.journalMode = .wal
         config.busyMode = .timeout(5)
         config.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")
+            // Sub-journals of savepoints (every write runs in one) stay in memory: on disk each was a
+            // temporary file created and unlinked per statement that might need rolling back.
+            try db.execute(sql: "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY")
         }
         pool = try DatabasePool(path: path, configuration: config)
+        // GRDB turns WAL on after `prepareDatabase` and sets `synchronous = NORMAL` with it (commits
+        // then reach the disk only at checkpoints: a power cut could lose acknowledged writes). Every
+        // write goes through the pool's one writer connection: FULL there, after GRDB's setup.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try SQLiteSchema.migrator().migrate(pool)
         group = GroupCommit(pool: pool)
     }
