@@ -417,6 +417,16 @@ public struct Containment: Sendable {
 
     // MARK: - Files
 
+    /// A control file's value without the newline around it (Foundation's `trimmingCharacters` bridges
+    /// through NSString: several of these per run showed in the agent's profile).
+    static func trimmed(_ text: String) -> Substring {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
+        guard let first = text.firstIndex(where: { !isSpace($0) }), let last = text.lastIndex(where: { !isSpace($0) }) else {
+            return ""
+        }
+        return text[first...last]
+    }
+
     static func read(_ path: String) -> String? {
         ProcessLedger.readProcFile(path).map { String(decoding: $0, as: UTF8.self) }
     }
@@ -567,7 +577,7 @@ struct TaskCgroup: Sendable {
             }
             return nil
         }
-        return Containment.read(dir + "/cpuacct.usage").flatMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        return Containment.read(dir + "/cpuacct.usage").flatMap { Double(Containment.trimmed($0)) }
             .map { $0 / 1e9 }
     }
 
@@ -586,7 +596,7 @@ struct TaskCgroup: Sendable {
     }
 
     static func number(_ path: String) -> Int64? {
-        Containment.read(path).flatMap { Int64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        Containment.read(path).flatMap { Int64(Containment.trimmed($0)) }
     }
 
     /// Removes the directories once their processes are gone (a killed process leaves its cgroup when

@@ -56,6 +56,7 @@ struct TaskRunner: Sendable {
                                 expectRefusal: false)
             return
         }
+        let launchedAt = clock.now
         logger.debug("task \(task) started (pid \(process.pid)): \(lease.command.joined(separator: " ").prefix(200))")
         defer { launcher.ended(task) }
         if !(await workload.attach(process, to: task, workDir: dir)) {
@@ -88,6 +89,9 @@ struct TaskRunner: Sendable {
         let ending = await process.ending()
         let status = ending.status
         timer?.cancel()
+        if let prefetch = await workload.recordRun(clock.now - launchedAt) {
+            logger.info("prefetching \(prefetch) lease(s) beyond the running tasks (\(config.prefetch): \(prefetch > 0 ? "the last runs were short" : "the last runs were long"))")
+        }
         let failure = await reader.value
 
         let stopped = await workload.stopReason(task)
@@ -123,9 +127,13 @@ struct TaskRunner: Sendable {
         await outbox.finish(task, report, expectRefusal: stopped?.masterDecided ?? false)
     }
 
+    /// The agent's own environment, read once: it does not change while the agent runs, and reading
+    /// it builds a dictionary of every variable (per task, a measurable share of the agent's CPU).
+    static let agentEnvironment = ProcessInfo.processInfo.environment
+
     /// An explicit environment: a few of the agent's own (PATH, HOME, LANG), the PADDOCK_* facts, then the task's.
     func environment(workDir: String) -> [String: String] {
-        let own = ProcessInfo.processInfo.environment
+        let own = Self.agentEnvironment
         var env: [String: String] = ["PATH": own["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"]
         for key in ["HOME", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "TMPDIR"] { env[key] = own[key] }
         if let user = config.taskUser {

@@ -63,7 +63,9 @@ actor Workload {
     private(set) var total: ResourceVector
     let slots: Int
     /// How many prefetched leases the agent keeps waiting beyond what it runs.
-    let prefetch: Int
+    let prefetchPolicy: PrefetchPolicy
+    /// How long the last runs took, oldest first (what `auto` prefetch decides on).
+    private var recentRuns: [Duration] = []
     /// Told to drain: finish what runs, claim nothing new.
     private(set) var draining = false
     private(set) var held: [TaskID: Held] = [:]
@@ -73,10 +75,10 @@ actor Workload {
     /// Told when room frees up or the agent starts leaving (the exchange loop claims or stops).
     nonisolated let nudge: Nudge
 
-    init(total: ResourceVector, slots: Int, prefetch: Int = 0, nudge: Nudge) {
+    init(total: ResourceVector, slots: Int, prefetch: PrefetchPolicy = .fixed(0), nudge: Nudge) {
         self.total = total
         self.slots = slots
-        self.prefetch = prefetch
+        self.prefetchPolicy = prefetch
         self.nudge = nudge
     }
 
@@ -129,6 +131,19 @@ actor Workload {
         let free = ResourceVector(milliCPUs: max(0, room.milliCPUs), ram: max(0, room.ram), disk: max(0, room.disk),
                                   gpus: max(0, room.gpus))
         return ClaimRequest(slots: slots, wait: wait, free: free, prefetch: prefetchRoom, capacity: self.slots)
+    }
+
+    /// How many leases to hold beyond what runs, now.
+    var prefetch: Int { prefetchPolicy.count(recentRuns: recentRuns, slots: slots) }
+
+    /// Notes how long a run took (from its launch to its process's end), for `auto` prefetch.
+    /// Returns the new prefetch when that changes it.
+    func recordRun(_ length: Duration) -> Int? {
+        let before = prefetch
+        recentRuns.append(length)
+        if recentRuns.count > PrefetchPolicy.window { recentRuns.removeFirst(recentRuns.count - PrefetchPolicy.window) }
+        let now = prefetch
+        return now == before ? nil : now
     }
 
     func add(_ lease: TaskLease) { held[lease.task] = Held(lease: lease, waiting: lease.prefetched) }

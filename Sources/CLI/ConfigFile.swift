@@ -35,7 +35,7 @@ enum Role: String, CaseIterable, ExpressibleByArgument {
         case .agent:
             ["master": .url, "join-token": .text, "join-token-file": .text, "name": .text, "work-dir": .text,
              "cpus": .number, "ram": .size, "disk": .size, "gpus": .count, "tags": .list, "attr": .list, "amount": .list, "path-mapping": .text, "slots": .count,
-             "prefetch": .count, "reserve-ram": .size, "on-stop": .choice(["requeue", "drain"]),
+             "prefetch": .text, "reserve-ram": .size, "on-stop": .choice(["requeue", "drain"]),
              "ca-file": .text, "task-memory-limit": .text, "task-pids-max": .count, "task-cgroups": .choice(["auto", "off"]),
              "warm-children": .text, "task-user": .text, "log-level": .choice(["trace", "debug", "info", "notice", "warning", "error"])]
         }

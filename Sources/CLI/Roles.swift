@@ -189,8 +189,8 @@ struct AgentOptions: ParsableArguments {
     var pathMapping: String?
     @Option(help: "At most this many tasks at once (default: the CPU count).")
     var slots: Int?
-    @Option(help: "Assigned tasks to hold beyond what runs, to start at once when room frees (others may steal them).")
-    var prefetch: Int = 0
+    @Option(help: "Assigned tasks to hold beyond what runs, to start at once when room frees (others may steal them): a number, or auto (one per slot while the last runs took under half a second, none otherwise).")
+    var prefetch: String = "0"
     @Option(help: "RAM kept for the host when the agent's RAM is detected (not given with --ram).")
     var reserveRAM: String = "1GiB"
     @Option(help: "Each task's memory limit (its cgroup's): ram (its ram requirement), ram+25% (with a margin), or none.")
@@ -235,11 +235,13 @@ struct AgentOptions: ParsableArguments {
         let name = self.name ?? String(host.filter { $0.isLetter || $0.isNumber || "-_.".contains($0) })
         guard !name.isEmpty else { throw ValidationError("--name is required on this host") }
         if let slots, slots < 1 { throw ValidationError("--slots must be ≥ 1") }
-        guard (0...Limits.claimSlots).contains(prefetch) else { throw ValidationError("--prefetch is between 0 and \(Limits.claimSlots)") }
+        guard let prefetchPolicy = PrefetchPolicy(prefetch) else {
+            throw ValidationError("--prefetch is auto or a number between 0 and \(Limits.claimSlots)")
+        }
         var config = AgentConfig(masterURL: master, joinToken: joinToken, name: name, workDir: workDir,
                                  resources: ResourceVector(cpus: cpus, ram: ram, disk: disk, gpus: Int64(gpus)),
                                  tags: tagList, slots: slots)
-        config.prefetch = prefetch
+        config.prefetch = prefetchPolicy
         if let pathMapping {
             guard let data = FileManager.default.contents(atPath: pathMapping) else { throw ValidationError("--path-mapping: cannot read \(pathMapping)") }
             do {

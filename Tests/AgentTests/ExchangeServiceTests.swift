@@ -124,7 +124,7 @@ import Glibc
     /// dropped (another agent runs the task); refused for want of room, it is given back.
     @Test(arguments: [true, false])
     func aStartRefusedInTheAnswerStopsTheRun(stolen: Bool) async throws {
-        let fixture = AgentFixture(slots: 1, prefetch: 1)
+        let fixture = AgentFixture(slots: 1, prefetch: .fixed(1))
         defer { fixture.close() }
         let lease = AgentFixture.lease(1, epoch: 3, prefetched: true)
         try await withExchangeService(fixture) {

@@ -23,12 +23,14 @@ struct Bench: AsyncParsableCommand {
     var idleAgents: Int?
     @Flag(help: "Keep each farm's directory (logs, SQLite) under the scratch dir.")
     var keep = false
-    @Option(help: "Prefetched leases the real agent of `throughput` keeps beyond its slots (its --prefetch; default 0).")
-    var agentPrefetch: Int = 0
+    @Option(help: "Prefetched leases the real agents keep beyond their slots (their --prefetch: a number, 0 the agent's default, or auto).")
+    var agentPrefetch: String = "0"
 
     func validate() throws {
         guard runs >= 1, runs <= 50 else { throw ValidationError("--runs is between 1 and 50") }
-        guard (0...1024).contains(agentPrefetch) else { throw ValidationError("--agent-prefetch is between 0 and 1024") }
+        guard agentPrefetch == "auto" || Int(agentPrefetch).map({ (0...1024).contains($0) }) == true else {
+            throw ValidationError("--agent-prefetch is auto or a number between 0 and 1024")
+        }
         let known = Set(Measurements.all.map(\.name))
         for name in selectedNames where !known.contains(name) {
             throw ValidationError("no measurement '\(name)'; there are: \(Measurements.all.map(\.name).joined(separator: ", "))")
@@ -91,7 +93,7 @@ struct BenchContext: Sendable {
     let root: String
     let keepFiles: Bool
     let sizes: Sizes
-    var agentPrefetch = 0
+    var agentPrefetch = "0"
 
     /// Progress goes to stderr; stdout carries the table.
     static func say(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }

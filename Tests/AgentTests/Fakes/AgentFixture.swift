@@ -16,7 +16,7 @@ struct AgentFixture {
     let outbox: Outbox
     let logger = Logger(label: "paddock.agent.test")
 
-    init(slots: Int = 1, prefetch: Int = 0, killGrace: Duration = .seconds(5), exitOnTerm: Bool = true) {
+    init(slots: Int = 1, prefetch: PrefetchPolicy = .fixed(0), killGrace: Duration = .seconds(5), exitOnTerm: Bool = true) {
         let workDir = FileManager.default.temporaryDirectory.appendingPathComponent("paddock-agent-\(UUID())").path
         try? FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
         var config = AgentConfig(masterURL: URL(string: "http://master.invalid:8420")!, joinToken: "join-token", name: "a1",

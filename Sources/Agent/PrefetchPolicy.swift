@@ -1,0 +1,52 @@
+import PaddockProtocol
+
+/// How many assigned leases the agent holds beyond what it runs, to start one the moment a slot
+/// frees instead of a round trip later.
+///
+/// A fixed count suits a farm that knows its tasks. `auto`, the default, prefetches only while the
+/// runs are short: then the round trip between a run's end and its successor's lease is a large
+/// share of a slot's time, and a prefetched lease waits at most about a short run for its room. A
+/// render frame of minutes gains nothing from it, and a lease held that long would keep the task
+/// from an agent that frees up meanwhile (stealing takes it back, but only from the master's
+/// next claim on).
+public enum PrefetchPolicy: Sendable, Equatable, CustomStringConvertible {
+    case fixed(Int)
+    case auto
+
+    /// Runs at most this long count as short.
+    public static let shortRun: Duration = .milliseconds(500)
+    /// How many of the last runs `auto` looks at, and how many it needs before it prefetches.
+    public static let window = 8
+    public static let fewestRuns = 3
+
+    /// The leases to hold beyond what runs, given the lengths of the last runs (oldest first) and the
+    /// agent's slots: with `auto`, one per slot while the median of the last runs is short.
+    public func count(recentRuns: [Duration], slots: Int) -> Int {
+        switch self {
+        case .fixed(let count):
+            return count
+        case .auto:
+            let runs = recentRuns.suffix(Self.window).sorted()
+            guard runs.count >= Self.fewestRuns, runs[runs.count / 2] <= Self.shortRun else { return 0 }
+            return min(max(slots, 0), Limits.claimSlots)
+        }
+    }
+
+    /// `auto` or a count between 0 and `Limits.claimSlots`, as `--prefetch` and `prefetch:` take it.
+    public init?(_ text: String) {
+        if text == "auto" {
+            self = .auto
+        } else if let count = Int(text), (0...Limits.claimSlots).contains(count) {
+            self = .fixed(count)
+        } else {
+            return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .fixed(let count): String(count)
+        case .auto: "auto"
+        }
+    }
+}
