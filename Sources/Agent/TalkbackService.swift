@@ -62,6 +62,13 @@ struct TalkbackService: Service {
             guard let task = command.task else { return }
             let reason: StopReason = command.kind == .cancel ? .cancelled : .dropped
             await workload.markStopped(task, epoch: command.epoch, reason: reason)?.terminate(grace: config.killGrace, clock: clock)
+        case .giveBack:
+            guard let task = command.task, let epoch = command.epoch else { return }
+            if await workload.giveBack(task, epoch: epoch) {
+                logger.info("task \(task): given back before it started (an idle agent has room for it)")
+            } else {
+                logger.info("task \(task): asked to give it back, but it has started (or ended): kept")
+            }
         case .drain:
             await workload.setDraining(true)
         case .undrain:

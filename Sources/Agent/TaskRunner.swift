@@ -27,7 +27,14 @@ struct TaskRunner: Sendable {
         // A prefetched lease waits here for room; it may be stolen (dropped) meanwhile.
         if lease.prefetched {
             guard await workload.reserve(task) else {
-                logger.info("prefetched task \(task) dropped before it started")
+                if await workload.stopReason(task) == .givenBack {
+                    // Back to the queue, no attempt used: the idle agent that asked for it takes it there.
+                    await outbox.open(task, epoch: lease.epoch)
+                    await outbox.finish(task, FinishReport(epoch: lease.epoch, outcome: .released, exitCode: nil,
+                                                           reason: StopReason.givenBack.rawValue), expectRefusal: false)
+                } else {
+                    logger.info("prefetched task \(task) dropped before it started")
+                }
                 return
             }
             await outbox.started(task, epoch: lease.epoch)

@@ -15,9 +15,11 @@ enum StopReason: String, Sendable {
     case shutdown = "agent shutting down"
     /// The master refused a prefetched lease's start for want of room (its view lagged): given back.
     case startRefused = "start refused by the master: no room for it there yet"
+    /// The master asked for a prefetched lease not started yet (talkback `give_back`: work stealing).
+    case givenBack = "given back: an idle agent has room for it"
 
     /// The run is given back to the queue (no attempt used) rather than failed.
-    var releases: Bool { self == .shutdown || self == .startRefused }
+    var releases: Bool { self == .shutdown || self == .startRefused || self == .givenBack }
 
     /// The master itself decided this stop, so it refuses the run's finish report: that is no error.
     var masterDecided: Bool { self == .cancelled || self == .dropped || self == .leaseLost }
@@ -192,6 +194,16 @@ actor Workload {
         let own = reason == .shutdown ? nil : StopGrace.requested(by: entry.lease.env)
         let notify = own.flatMap { $0 > .zero ? entry.workDir : nil }
         return entry.process.map { StoppedRun.running($0, grace: own, notify: notify) } ?? .notLaunched
+    }
+
+    /// Talkback `give_back`: a prefetched lease still waiting for room is stopped, to be reported
+    /// released by its runner. False when it has started (or is not held, under that epoch, or is
+    /// stopped already): the agent keeps it, and its start counts.
+    func giveBack(_ task: TaskID, epoch: LeaseEpoch) -> Bool {
+        guard let entry = held[task], entry.lease.epoch == epoch, entry.waiting, entry.stopReason == nil else { return false }
+        held[task]?.stopReason = .givenBack
+        wakeRoomWaiters()
+        return true
     }
 
     func allTasks() -> [TaskID] { Array(held.keys) }

@@ -6,8 +6,11 @@ import Foundation
 public enum CommandKind: String, Codable, Sendable, CaseIterable {
     /// Stop a task (SIGTERM to its process group, SIGKILL after a grace period): it was cancelled.
     case cancel
-    /// Stop a task and forget it: its lease went to another agent (work stealing), or its job was paused with kill.
+    /// Stop a task and forget it: its job was paused with kill (the master already requeued it).
     case drop
+    /// Give back a prefetched lease not started yet, as a `released` finish (work stealing: an idle
+    /// agent has room for it); a lease the agent has already started is kept, and its start counts.
+    case giveBack = "give_back"
     /// Finish what runs, claim nothing new.
     case drain
     case undrain
@@ -90,7 +93,7 @@ public struct CommandRequest: Codable, Sendable {
         resources = try c.decodeIfPresent(ResourceVector.self, forKey: .resources)
         ttl = try c.decodeIfPresent(Double.self, forKey: .ttl)
         // Fields a kind of command needs are part of its shape: missing, they are said as missing.
-        if (kind == .cancel || kind == .drop) && task == nil {
+        if (kind == .cancel || kind == .drop || kind == .giveBack) && task == nil {
             throw DecodingError.keyNotFound(CodingKeys.task, .init(codingPath: c.codingPath,
                 debugDescription: "a \(kind.rawValue) command names its task"))
         }

@@ -42,8 +42,9 @@ public enum TaskTransition: String, Codable, Sendable, CaseIterable {
     case release
     /// A user asked for another go at a failed or cancelled task.
     case retry
-    /// Work stealing: an idle agent takes an assigned, not yet started task from a backlogged one
-    /// (a new lease with a new epoch; the victim's reports are refused from then on).
+    /// Work stealing as masters before session 8 recorded it: an idle agent took an assigned, not yet
+    /// started task from a backlogged one under a new epoch. Kept for the histories that hold it;
+    /// today's steal asks the victim to give the task back (a `release`, then an `assign`).
     case steal
     /// A retried task whose dependencies have not (again) succeeded waits for them.
     case block

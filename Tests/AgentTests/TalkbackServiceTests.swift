@@ -55,6 +55,33 @@ import Glibc
         #expect(await fixture.workload.stopReason(TaskID(rawValue: 3)) == nil)
     }
 
+    /// `give_back` (work stealing): a prefetched lease still waiting for room goes back as a released
+    /// finish, no attempt used; one that runs is kept and not signalled.
+    @Test func giveBackReleasesAWaitingPrefetchedLeaseAndKeepsARunningOne() async throws {
+        let fixture = AgentFixture(slots: 1, prefetch: .fixed(1))
+        defer { fixture.close() }
+        let running = try await fixture.running(AgentFixture.lease(1, epoch: 1))
+        let waiting = AgentFixture.lease(2, epoch: 4, prefetched: true)
+        await fixture.workload.add(waiting)
+        let runner = Task { await fixture.runner(waiting).run() }
+        try await withTalkback(fixture) { poll in
+            let next = await deliver([Self.command(1, .giveBack, task: 2, epoch: 3),  // an older lease of task 2: not this one
+                                      Self.command(2, .giveBack, task: 1, epoch: 1),
+                                      Self.command(3, .giveBack, task: 2, epoch: 4)], to: poll, fixture)
+            #expect(next.request.after == 3)
+        }
+        await runner.value
+        let reports = await fixture.outbox.batch()
+        #expect(reports.finished.map(\.task) == [waiting.task])
+        #expect(reports.finished.first?.report.outcome == .released)
+        #expect(reports.finished.first?.report.epoch == waiting.epoch)
+        #expect(reports.finished.first?.report.reason == StopReason.givenBack.rawValue)
+        #expect(reports.started.isEmpty, "it never started")
+        #expect(fixture.launcher.launched.waiting.map(\.spec.task) == [TaskID(rawValue: 1)], "nothing was launched for it")
+        #expect(running.received.isEmpty, "the running one is kept")
+        #expect(await fixture.workload.stopReason(TaskID(rawValue: 1)) == nil)
+    }
+
     /// Drain stops claiming, undrain resumes it; a command delivered again (at-least-once) is not
     /// applied again.
     @Test func drainStopsClaimingAndUndrainResumesItOncePerCommand() async throws {

@@ -22,7 +22,10 @@ import Testing
                               json: ClaimRequest(slots: slots, wait: 0, prefetch: prefetch)).decode(ClaimResponse.self).leases
     }
 
-    @Test func idleAgentStealsFromTheBacklogAndTheVictimsStartIsRefused() async throws {
+    /// An idle agent's claim asks the backlogged agent to give back prefetched tasks: it gives back
+    /// one it has not started (the idle agent's next claim takes it there) and keeps one it started
+    /// meanwhile (its start counts): no task goes to two agents.
+    @Test func idleAgentAsksTheBacklogBackAndGetsWhatTheVictimHadNotStarted() async throws {
         try await TestMaster().test { client in
             let (x, xKey) = try await client.enroll("x", cpus: 1)
             let (y, yKey) = try await client.enroll("y", cpus: 1)
@@ -34,24 +37,42 @@ import Testing
             // A prefetched task does not fit beside the running one: the master refuses to start it.
             #expect(try await start(client, xLeases[1], xKey) == 409)
 
-            let stolen = try await claim(client, y, yKey, slots: 1)
-            #expect(stolen.count == 1)
-            let victim = try #require(xLeases.first { $0.task == stolen[0].task })
-            #expect(victim.prefetched, "only backlog is stolen, never what runs")
-            #expect(stolen[0].epoch > victim.epoch)
-            // X, late, tries to start it: its epoch is stale.
-            _ = try await finish(client, xLeases[0], xKey)
-            let late = try await client.send(.post, "/v1/tasks/\(victim.task)/start", token: xKey,
-                                             json: TaskReport(epoch: victim.epoch))
-            #expect(late.status == 409)
-            #expect(late.error?.code == "stale_epoch")
-            // X was told to drop it, and the history says who took it.
+            // y finds nothing queued: x is asked for half its backlog (the newest), nothing moves yet.
+            #expect(try await claim(client, y, yKey, slots: 1).isEmpty)
             let commands = try await client.send(.get, "/v1/agents/\(x)/commands", token: xKey).decode(CommandBatch.self)
-            #expect(commands.commands.contains { $0.kind == .drop && $0.task == victim.task && $0.epoch == victim.epoch })
-            let history = try #require(try await client.task(victim.task).history)
-            #expect(history.contains { $0.transition == .steal && $0.agent == y })
-            #expect(try await start(client, stolen[0], yKey) == 200)
-            #expect(try await finish(client, stolen[0], yKey).state == .succeeded)
+            let asked = commands.commands.filter { $0.kind == .giveBack }
+            #expect(asked.count == 1, "as many as y has room for")
+            let wanted = try #require(asked.first.flatMap { command in xLeases.first { $0.task == command.task } })
+            #expect(wanted.prefetched && asked.first?.epoch == wanted.epoch, "only backlog is asked for, never what runs")
+            #expect(try await client.task(wanted.task).agent == x, "still x's until x gives it back")
+            // Asked again by the next idle claim, the same lease is not asked for twice.
+            #expect(try await claim(client, y, yKey, slots: 1).isEmpty)
+            let again = try await client.send(.get, "/v1/agents/\(x)/commands", token: xKey).decode(CommandBatch.self)
+            #expect(again.commands.filter { $0.kind == .giveBack && $0.task == wanted.task }.count == 1)
+
+            // x had not started it: it gives it back, no attempt used, and y's claim takes it.
+            let released = try await client.send(.post, "/v1/tasks/\(wanted.task)/finish", token: xKey,
+                                                 json: FinishReport(epoch: wanted.epoch, outcome: .released, exitCode: nil,
+                                                                    reason: "given back: an idle agent has room for it"))
+            #expect(released.status == 200)
+            let taken = try await claim(client, y, yKey, slots: 1)
+            #expect(taken.map(\.task) == [wanted.task])
+            #expect(try await client.task(wanted.task).attempt == 0)
+            let history = try #require(try await client.task(wanted.task).history)
+            #expect(history.map(\.transition) == [.assign, .release, .assign])
+            #expect(try await start(client, taken[0], yKey) == 200)
+            #expect(try await finish(client, taken[0], yKey).state == .succeeded)
+
+            // Another ask; this time x started the lease first (its start was on its way): x keeps it.
+            _ = try await finish(client, xLeases[0], xKey)
+            #expect(try await claim(client, y, yKey, slots: 1).isEmpty)
+            let second = try await client.send(.get, "/v1/agents/\(x)/commands", token: xKey).decode(CommandBatch.self)
+                .commands.filter { $0.kind == .giveBack && $0.task != wanted.task }
+            let kept = try #require(second.first.flatMap { command in xLeases.first { $0.task == command.task } })
+            #expect(try await start(client, kept, xKey) == 200)
+            #expect(try await client.task(kept.task).state == .running)
+            #expect(try await client.task(kept.task).agent == x)
+            #expect(try await finish(client, kept, xKey).state == .succeeded)
         }
     }
 

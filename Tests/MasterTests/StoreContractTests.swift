@@ -426,14 +426,24 @@ import Testing
         _ = try await job(store, 5)
         let first = try await store.claim(ClaimOrder(agent: a, slots: 1, prefetch: 4, leaseUntil: later, now: now))
         #expect(first.leases.count == 5 && first.leases.filter(\.prefetched).count == 4)
-        let stolen = try await store.claim(ClaimOrder(agent: b, slots: 1, leaseUntil: later, now: now))
-        #expect(stolen.stolen == 1)
-        let lease = try #require(stolen.leases.first)
+        // b's claim asks a for one (what b has room for); nothing changes hands yet.
+        let asking = try await store.claim(ClaimOrder(agent: b, slots: 1, leaseUntil: later, now: now))
+        #expect(asking.stolen == 1 && asking.leases.isEmpty)
         let commands = try await store.commands(for: a, after: 0, now: now)
-        #expect(commands.map(\.kind) == [.drop] && commands.first?.task == lease.task)
-        // The victim's old epoch is fenced.
-        let old = try #require(first.leases.first { $0.task == lease.task })
-        #expect(await status { _ = try await store.start(task: old.task, agent: a, epoch: old.epoch, leaseUntil: later, now: now) } == 409)
+        #expect(commands.map(\.kind) == [.giveBack])
+        let wanted = try #require(first.leases.first { $0.task == commands.first?.task })
+        #expect(wanted.prefetched && commands.first?.epoch == wanted.epoch)
+        // A lease is not asked for twice while the command lives, and at most half the backlog (2 of 4)
+        // is asked for at once.
+        #expect(try await store.claim(ClaimOrder(agent: b, slots: 1, leaseUntil: later, now: now)).stolen == 1)
+        #expect(try await store.claim(ClaimOrder(agent: b, slots: 1, leaseUntil: later, now: now)).stolen == 0)
+        let asked = try await store.commands(for: a, after: 0, now: now)
+        #expect(asked.map(\.kind) == [.giveBack, .giveBack] && Set(asked.compactMap(\.task)).count == 2)
+        // a gives it back (it had not started it): queued again, b's next claim takes it.
+        _ = try await store.finish(task: wanted.task, agent: a, report: FinishReport(epoch: wanted.epoch, outcome: .released,
+                                                                               exitCode: nil, reason: "given back"), now: now)
+        let taken = try await store.claim(ClaimOrder(agent: b, slots: 1, leaseUntil: later, now: now))
+        #expect(taken.leases.map(\.task) == [wanted.task])
     }
 
     @Test(arguments: Backend.allCases)

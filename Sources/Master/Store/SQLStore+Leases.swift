@@ -117,9 +117,7 @@ extension SQLStore {
         if leases.isEmpty && slots > 0 && free.isNonNegative {
             var stealing = order
             stealing.slots = slots
-            let loot = try Self.steal(db, for: stealing, free: free, tags: tags)
-            leases += loot
-            stolen = loot.count
+            stolen = try Self.steal(db, for: stealing, free: free, tags: tags)
         }
         return ClaimOutcome(leases: leases, stolen: stolen)
     }
@@ -191,10 +189,14 @@ extension SQLStore {
         return (candidates, sawAll || windows)
     }
 
-    /// Work stealing: nothing queued fits, so take prefetched (assigned, not started) tasks from
-    /// the agent with the largest backlog (at most half of it), under new epochs. The victim hears
-    /// through talkback to drop them; if it tries to start one anyway, its old epoch gets 409.
-    static func steal(_ db: any SQLDatabase, for order: ClaimOrder, free: ResourceVector, tags: Set<String>) throws -> [TaskLease] {
+    /// Work stealing: nothing queued fits, so ask the agent with the largest backlog of prefetched
+    /// (assigned, not started) tasks to give back at most half of it, a `give_back` command each.
+    /// Nothing changes hands here: the victim may have started a lease whose start is still on its
+    /// way, and taking it would run the task twice. It releases those it has not started (they are
+    /// queued again, and the finish wakes the waiting claims: the thief's takes them) and keeps
+    /// the others. Returns how many it was asked for; a lease already asked for is not asked again
+    /// while that command lives, and at most half a backlog is asked for at once.
+    static func steal(_ db: any SQLDatabase, for order: ClaimOrder, free: ResourceVector, tags: Set<String>) throws -> Int {
         let victims = try SQLRow.fetchAll(db, sql: """
             SELECT agent_id, COUNT(*) AS n FROM tasks WHERE state = 'assigned' AND prefetched = 1 AND agent_id != ?
             GROUP BY agent_id ORDER BY n DESC LIMIT 3
@@ -202,45 +204,47 @@ extension SQLStore {
         for victimRow in victims {
             let victim = AgentID(rawValue: victimRow["agent_id"])
             let backlog: Int = victimRow["n"]
+            // At most half the backlog is asked for at once: asks not answered yet count.
+            let unanswered = try Int.fetchOne(db, sql: """
+                SELECT COUNT(*) FROM agent_commands c JOIN tasks t ON t.id = c.task_id AND t.epoch = c.epoch
+                WHERE c.agent_id = ? AND c.kind = 'give_back' AND c.expires_at > ?
+                  AND t.agent_id = c.agent_id AND t.state = 'assigned' AND t.prefetched = 1
+                """, arguments: [victim.rawValue, order.now.timeIntervalSince1970]) ?? 0
+            let allowance = (backlog + 1) / 2 - unanswered
+            guard allowance > 0 else { continue }
             // Only the newest half is looked at: the victim starts its backlog oldest first, so what is
-            // taken is what it would start last (and least likely while a start of its is in flight).
+            // asked for is what it would start last (and most likely still has not).
             let rows = try SQLRow.fetchAll(db, sql: """
                 SELECT t.*, j.owner FROM tasks t JOIN jobs j ON j.id = t.job_id AND j.paused = 0
                 WHERE t.agent_id = ? AND t.state = 'assigned' AND t.prefetched = 1
                   AND NOT EXISTS (SELECT 1 FROM job_blocklist b WHERE b.job_id = t.job_id AND b.agent_id = ? AND b.failures >= ?)
+                  AND NOT EXISTS (SELECT 1 FROM agent_commands c WHERE c.agent_id = t.agent_id AND c.kind = 'give_back'
+                                  AND c.task_id = t.id AND c.epoch = t.epoch AND c.expires_at > ?)
                 ORDER BY t.id DESC LIMIT \(min(256, (backlog + 1) / 2))\(db.skipLocked(of: "t"))
-                """, arguments: [victim.rawValue, order.agent.rawValue, order.blocklistAfter])
+                """, arguments: [victim.rawValue, order.agent.rawValue, order.blocklistAfter, order.now.timeIntervalSince1970])
+            var epochs: [TaskID: LeaseEpoch] = [:]
             let candidates = try rows.map { row in
-                ClaimPolicy.Candidate(task: TaskID(rawValue: row["id"]), job: JobID(rawValue: row["job_id"]),
-                                      requirements: try requirements(row), priority: row["priority"], owner: row["owner"])
+                epochs[TaskID(rawValue: row["id"])] = LeaseEpoch(row["epoch"])
+                return ClaimPolicy.Candidate(task: TaskID(rawValue: row["id"]), job: JobID(rawValue: row["job_id"]),
+                                             requirements: try requirements(row), priority: row["priority"], owner: row["owner"])
             }
             let picked = ClaimPolicy().select(from: candidates, for: .init(
-                free: free, tags: tags, slots: min(order.slots, (backlog + 1) / 2)))
+                free: free, tags: tags, slots: min(order.slots, allowance)))
             guard !picked.isEmpty else { continue }
-            var leases: [TaskLease] = []
             for candidate in picked {
-                let before = try taskView(db, candidate.task)
-                let to = try legal(before, .steal)
-                guard let row = try SQLRow.fetchOne(db, sql: """
-                    UPDATE tasks SET agent_id = ?, epoch = epoch + 1, lease_expires_at = ?, prefetched = 0
-                    WHERE id = ? AND state = 'assigned' AND epoch = ? RETURNING *
-                    """, arguments: [order.agent.rawValue, order.leaseUntil.timeIntervalSince1970, candidate.task.rawValue,
-                                     before.epoch.rawValue]) else { continue }
-                var view = try taskView(row)
-                try record(db, task: view.id, .steal, from: before.state, to: to, agent: order.agent, epoch: view.epoch,
-                           reason: "stolen from \(victim)", now: order.now)
-                _ = try enqueue(db, agent: victim, kind: .drop, task: view.id, epoch: before.epoch, now: order.now)
-                if order.startAtOnce {
-                    // Taken into the thief's free room: it runs from this commit, as a claimed lease does.
-                    view = try start(db, task: view.id, agent: order.agent, epoch: view.epoch,
-                                     leaseUntil: order.leaseUntil, now: order.now)
-                }
-                leases.append(try lease(db, view, prefetched: false))
+                guard let epoch = epochs[candidate.task] else { continue }
+                // Short-lived: a victim that does not hear it soon has started the task or is gone (its
+                // lease then expires), and a later claim may ask again.
+                _ = try enqueue(db, agent: victim, kind: .giveBack, task: candidate.task, epoch: epoch, now: order.now,
+                                ttl: Self.giveBackTTL)
             }
-            return leases
+            return picked.count
         }
-        return []
+        return 0
     }
+
+    /// How long a `give_back` command waits for its victim.
+    static let giveBackTTL: Double = 30
 
     static func lease(_ db: any SQLDatabase, _ view: TaskView, prefetched: Bool) throws -> TaskLease {
         lease(view, prefetched: prefetched, progressRegex: try String.fetchOne(

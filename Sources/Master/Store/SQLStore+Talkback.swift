@@ -62,7 +62,7 @@ extension SQLStore {
                                arguments: [request.kind == .drain, agent.rawValue])
             case .update:
                 try Self.update(db, agent: agent, tags: request.tags, resources: request.resources)
-            case .cancel, .drop, .shutdown, .ping:
+            case .cancel, .drop, .giveBack, .shutdown, .ping:
                 break
             }
             return try Self.enqueue(db, agent: agent, kind: request.kind, task: request.task, epoch: epoch,
