@@ -16,7 +16,7 @@ public struct AgentConfig: Sendable {
     /// SIGTERM to SIGKILL when stopping a task.
     public var killGrace: Duration = .seconds(5)
     /// Assigned-but-not-started tasks to hold beyond what runs (other agents may steal them).
-    public var prefetch: PrefetchPolicy = .fixed(0)
+    public var prefetch: PrefetchPolicy = .auto
     /// What a graceful stop (SIGTERM) does with running tasks.
     public var onStop: StopPolicy = .requeue
     /// For an https:// master: trust only the CA certificates in this PEM file (else the system's).

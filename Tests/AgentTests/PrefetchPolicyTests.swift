@@ -4,7 +4,7 @@ import PaddockProtocol
 import ServiceLifecycleTestKit
 import Testing
 
-/// `--prefetch auto`: a lease per slot held beyond what runs while the last runs were
+/// `--prefetch auto` (the default): a lease per slot held beyond what runs while the last runs were
 /// short, none while they were long.
 @Suite(.timeLimit(.minutes(1))) struct PrefetchPolicyTests {
     private static let short: Duration = .milliseconds(3)
@@ -39,7 +39,7 @@ import Testing
             #expect(PrefetchPolicy(bad) == nil, "\(bad)")
         }
         #expect(AgentConfig(masterURL: URL(fileURLWithPath: "/"), joinToken: "j", name: "a", workDir: "/tmp",
-                            resources: .zero, tags: [], slots: 1).prefetch == .fixed(0), "none by default")
+                            resources: .zero, tags: [], slots: 1).prefetch == .auto, "auto by default")
     }
 
     /// The workload keeps the last runs: once three ended at once (no time on the fake clock), the claim

@@ -23,8 +23,8 @@ struct Bench: AsyncParsableCommand {
     var idleAgents: Int?
     @Flag(help: "Keep each farm's directory (logs, SQLite) under the scratch dir.")
     var keep = false
-    @Option(help: "Prefetched leases the real agents keep beyond their slots (their --prefetch: a number, 0 the agent's default, or auto).")
-    var agentPrefetch: String = "0"
+    @Option(help: "Prefetched leases the real agents keep beyond their slots (their --prefetch: auto, the agent's default, or a number).")
+    var agentPrefetch: String = "auto"
 
     func validate() throws {
         guard runs >= 1, runs <= 50 else { throw ValidationError("--runs is between 1 and 50") }
@@ -93,7 +93,7 @@ struct BenchContext: Sendable {
     let root: String
     let keepFiles: Bool
     let sizes: Sizes
-    var agentPrefetch = "0"
+    var agentPrefetch = "auto"
 
     /// Progress goes to stderr; stdout carries the table.
     static func say(_ line: String) { FileHandle.standardError.write(Data((line + "\n").utf8)) }

@@ -76,7 +76,7 @@ final class Farm {
 
     /// Starts a real agent offering `slots` CPUs and slots, and waits until the master lists it online.
     @discardableResult
-    func startAgent(_ name: String, slots: Int, prefetch: String = "0") async throws -> AgentID {
+    func startAgent(_ name: String, slots: Int, prefetch: String = "auto") async throws -> AgentID {
         try launch(name, ["agent", "--master", url.absoluteString, "--join-token", Self.joinToken, "--name", name,
                           "--work-dir", dir + "/" + name, "--cpus", String(slots), "--slots", String(slots),
                           "--ram", "1GiB", "--disk", "1GiB", "--prefetch", prefetch] + Self.extraAgentArguments)
