@@ -117,6 +117,13 @@ public struct OpenJDConversion: Sendable {
         var pathEnv: [String: String] = [:]
         /// The job's environments then the step's, resolved (they do not depend on the task).
         var environments: [EnvironmentPlan] = []
+        /// The step's session (`PADDOCK_SESSION`) when it has environments: its tasks then run in a
+        /// session the agent keeps (entered once, shared, exited after its last task there).
+        var session: SessionPlan?
+        /// Where the task's own embedded files go: the session directory for a task that is a
+        /// session of its own; in a shared session, the task's own directory (`$PADDOCK_WORK_DIR`),
+        /// so that two tasks running at once in one session do not write over each other's files.
+        let taskFiles: ResolvedString.Piece
         let actionPath: FieldPath
         let argPaths: [FieldPath]
         let dataPaths: [FieldPath]
@@ -138,6 +145,8 @@ public struct OpenJDConversion: Sendable {
             symbols["Session.WorkingDirectory"] = ResolvedString([.sessionDirectory])
             symbols["Session.HasPathMappingRules"] = ResolvedString([.variable(PathMappingEnvironment.hasRules)])
             symbols["Session.PathMappingRulesFile"] = ResolvedString([.sessionDirectory, .text("/" + OpenJDConversion.rulesFile)])
+            let shared = !job.template.jobEnvironments.isEmpty || !step.template.stepEnvironments.isEmpty
+            taskFiles = shared ? .variable("PADDOCK_WORK_DIR") : .sessionDirectory
             let actionPath = path.key("script").key("actions").key("onRun")
             self.actionPath = actionPath
             argPaths = script.onRun.args.indices.map { actionPath.key("args").index($0) }
@@ -150,7 +159,7 @@ public struct OpenJDConversion: Sendable {
                         "embedded files \(clash.key) and \(file.name) have the same file name '\(filename)'")
                 }
                 fileNames[file.name] = filename
-                symbols["Task.File.\(file.name)"] = ResolvedString([.sessionDirectory, .text("/" + filename)])
+                symbols["Task.File.\(file.name)"] = ResolvedString([taskFiles, .text("/" + filename)])
                 files.append((filename, try FormatString.parse(file.data, at: dataPaths[i]), file.runnable))
             }
             command = try FormatString.parse(script.onRun.command, at: actionPath.key("command"))
@@ -170,6 +179,15 @@ public struct OpenJDConversion: Sendable {
             for (at, environment) in scopes {
                 environments.append(try EnvironmentPlan(environment, symbols: hostSymbols, taken: &taken, at: at))
                 usesRules = usesRules || environment.mentionsRulesFile
+            }
+            if shared {
+                let plan = OpenJDConversion.session(key: step.template.name, environments: environments, rules: usesRules)
+                guard plan.environments.allSatisfy({ ([$0.enter] + ($0.exit.map { [$0] } ?? [])).allSatisfy { $0.utf8.count <= Limits.argLength } }),
+                      plan.json.utf8.count <= Limits.envValueLength else {
+                    throw path.error("the step's environments take more than Paddock's \(Limits.envValueLength) bytes "
+                        + "(their embedded files and scripts travel with each task)")
+                }
+                session = plan
             }
         }
     }
@@ -241,11 +259,12 @@ public struct OpenJDConversion: Sendable {
         for (i, file) in plan.files.enumerated() {
             files.append((file.filename, try symbols.resolve(file.data, at: plan.dataPaths[i]), file.runnable))
         }
+        // In a shared session the rules file is the session's, written when it is entered.
+        let rules = plan.usesRules && plan.session == nil
         let plain = argv.compactMap(\.plain)
-        let command = files.isEmpty && !plan.usesRules && plain.count == argv.count && plan.environments.isEmpty
+        let command = files.isEmpty && !rules && plain.count == argv.count
             ? plain
-            : ["/bin/sh", "-c", Self.prelude(files: files, rules: plan.usesRules, argv: argv,
-                                              environments: plan.environments), "openjd"]
+            : ["/bin/sh", "-c", Self.prelude(files: files, rules: rules, argv: argv, taskFiles: plan.taskFiles), "openjd"]
         guard let program = command.first, !program.isEmpty else {
             throw plan.actionPath.key("command").error("the command resolves to an empty string")
         }
@@ -259,6 +278,7 @@ public struct OpenJDConversion: Sendable {
             env["PADDOCK_PARAM_\(parameter.name.uppercased())"] = parameter.value
             values[parameter.name] = parameter.value
         }
+        if let session = plan.session { env[SessionPlan.variable] = session.json }
         var spec = TaskSpec(name: name, command: command, env: env)
         spec.parameters = values  // shown in the task's view (`parameters`) and by `paddock tasks`
         return spec
@@ -272,41 +292,48 @@ public struct OpenJDConversion: Sendable {
     /// The converted job's commands and environments in all: a 1 MiB template must not become gigabytes.
     public static let byteLimit = 64 << 20
 
-    /// `sh -c` text that writes the embedded files into the task's working directory
-    /// (`$PADDOCK_WORK_DIR`, the session directory), then runs the action. Each environment is a
-    /// subshell around the next: its files and variables, its `onEnter` (whose `openjd_env:` and
-    /// `openjd_unset_env:` lines change the environment of what follows), the inner level, then
-    /// its `onExit` whatever the inner level's outcome. A failed `onEnter` fails the task with
-    /// that reason; the environments entered before it are still exited.
-    ///
-    /// A cancel or a timeout stops a task with SIGTERM to its whole process group (SIGKILL after
-    /// the grace its action's `cancelation` gives). Where an environment has an `onExit`, the shells
-    /// around the action catch SIGTERM (`trap : TERM`, which the action's own process does not
-    /// inherit): the action ends, and each `onExit` still runs on the way out, as the specification
-    /// exits a cancelled session's environments, within what is left of the grace (an `onExit`
-    /// ignores SIGTERM: only the grace's SIGKILL stops it).
+    /// The session directory in every script: `$PADDOCK_SESSION_DIR` (set by the agent), else the
+    /// task's working directory (`$PADDOCK_WORK_DIR`), else the current one.
+    static let sessionDirectoryLine = #"D="${PADDOCK_SESSION_DIR:-${PADDOCK_WORK_DIR:-$PWD}}""#
+
+    /// `sh -c` text that writes the task's embedded files (into the session directory, or in a shared
+    /// session the task's own: `taskFiles`) and the path mapping rules file, then `exec`s the action.
     static func prelude(files: [(filename: String, data: ResolvedString, runnable: Bool)], rules: Bool,
-                        argv: [ResolvedString], environments: [EnvironmentPlan] = []) -> String {
-        var lines = [#"D="${PADDOCK_WORK_DIR:-$PWD}""#]
-        // Every shell level that has an onExit to run outlives the SIGTERM of a stop (a subshell does
-        // not inherit a caught trap: each level sets its own).
-        let exitsOnStop = environments.contains { $0.onExit != nil }
-        let keepOnStop = "trap : TERM"
-        if exitsOnStop { lines.append(keepOnStop) }
-        if rules {
-            lines.append("printf '%s' \"$\(PathMappingEnvironment.rules)\" > \"$D/\(rulesFile)\" || exit 1")
+                        argv: [ResolvedString], taskFiles: ResolvedString.Piece = .sessionDirectory) -> String {
+        var lines = [sessionDirectoryLine]
+        if rules { lines.append(rulesFileLine) }
+        lines += write(files, into: taskFiles)
+        lines.append("exec " + argv.map(shellWord).joined(separator: " "))
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static let rulesFileLine = "printf '%s' \"$\(PathMappingEnvironment.rules)\" > \"$D/\(rulesFile)\" || exit 1"
+
+    /// Shell lines that write embedded files (read-only, or read and run) into `directory`.
+    static func write(_ files: [(filename: String, data: ResolvedString, runnable: Bool)],
+                      into directory: ResolvedString.Piece = .sessionDirectory) -> [String] {
+        files.map { file in
+            let target = shellWord(ResolvedString([directory, .text("/" + file.filename)]))
+            return "rm -f \(target); printf '%s' \(shellWord(file.data)) > \(target) && chmod \(file.runnable ? "0500" : "0400") \(target) || exit 1"
         }
-        func write(_ files: [(filename: String, data: ResolvedString, runnable: Bool)]) {
-            for file in files {
-                let target = shellWord(ResolvedString([.sessionDirectory, .text("/" + file.filename)]))
-                lines.append("rm -f \(target); printf '%s' \(shellWord(file.data)) > \(target) && chmod \(file.runnable ? "0500" : "0400") \(target) || exit 1")
-            }
-        }
-        for (k, environment) in environments.enumerated() {
+    }
+
+    /// A step's session: for each environment, outermost first, the script that enters it and the one
+    /// that exits it (`SessionPlan`), which the agent runs once per session, each in its own process.
+    ///
+    /// Entering writes the environment's files, exports its `variables`, runs its `onEnter` (whose
+    /// `openjd_env: NAME=VALUE` and `openjd_unset_env: NAME` stdout lines set and unset variables for
+    /// what follows), and saves the environment it leaves with `env -0` where the agent says
+    /// (`$PADDOCK_SESSION_SNAPSHOT`): the agent starts the next environment, the session's actions
+    /// and this environment's `onExit` with it. A failed `onEnter` fails the script with that reason
+    /// on stderr. The path mapping rules file, when the session uses it, is written on entering the
+    /// first environment.
+    static func session(key: String, environments: [EnvironmentPlan], rules: Bool) -> SessionPlan {
+        SessionPlan(key: String(key.prefix(Limits.nameLength)), environments: environments.enumerated().map { k, environment in
             let label = shellWord(ResolvedString([.text("'" + environment.name + "'")]))
-            lines.append("(")
-            if exitsOnStop { lines.append(keepOnStop) }
-            write(environment.files)
+            var lines = [sessionDirectoryLine]
+            if rules && k == 0 { lines.append(rulesFileLine) }
+            lines += write(environment.files)
             for variable in environment.variables {
                 lines.append("export \(variable.name)=\(shellWord(variable.value))")
             }
@@ -322,27 +349,15 @@ public struct OpenJDConversion: Sendable {
                 lines.append(#"if [ "$rc" != 0 ]; then echo "openjd: environment "\#(label)": onEnter failed (exit code $rc)" >&2; exit "$rc"; fi"#)
                 lines.append(#"if [ -f \#(set) ]; then while IFS= read -r kv; do n="${kv%%=*}"; case "$n" in ''|[0-9]*|*[!A-Za-z0-9_]*) ;; *) export "$kv";; esac; done < \#(set); fi"#)
                 lines.append(#"if [ -f \#(unset) ]; then while IFS= read -r n; do case "$n" in ''|[0-9]*|*[!A-Za-z0-9_]*) ;; *) unset "$n";; esac; done < \#(unset); fi"#)
+                lines.append("rm -f \(set) \(unset) \"$D/.openjd-rc\"")
             }
-        }
-        lines.append("(")
-        write(files)
-        lines.append("exec " + argv.map(shellWord).joined(separator: " "))
-        lines.append(")")
-        for environment in environments.reversed() {
-            let label = shellWord(ResolvedString([.text("'" + environment.name + "'")]))
-            lines.append("rc=$?")
-            if let onExit = environment.onExit {
-                // A stop signals every process of the task, the group and the cgroup each once: an
-                // onExit started between the two would die of the second. It ignores SIGTERM (and so
-                // runs until the grace's SIGKILL at worst).
-                lines.append("trap '' TERM")
-                lines.append(environment.onExitLimit + onExit.map(shellWord).joined(separator: " "))
-                lines.append(#"x=$?; if [ "$rc" = 0 ] && [ "$x" != 0 ]; then echo "openjd: environment "\#(label)": onExit failed (exit code $x)" >&2; rc=$x; fi"#)
+            lines.append(#"env -0 > "$\#(SessionPlan.snapshotVariable)" || exit 1"#)
+            let exit = environment.onExit.map { onExit in
+                [sessionDirectoryLine, "exec " + environment.onExitLimit + onExit.map(shellWord).joined(separator: " ")]
+                    .joined(separator: "\n") + "\n"
             }
-            lines.append(#"exit "$rc""#)
-            lines.append(")")
-        }
-        return lines.joined(separator: "\n") + "\n"
+            return SessionPlan.Environment(name: environment.name, enter: lines.joined(separator: "\n") + "\n", exit: exit)
+        })
     }
 
     /// An environment action's own `timeout`, as words before its command: coreutils' `timeout`

@@ -485,9 +485,58 @@ struct ConversionTests {
               onRun: {command: sh, args: ["-c", "echo run $JOB_VAR $STEP_VAR $FROM_ENTER ${GONE:-unset}"]}
         """
 
+    /// Plays the agent's part for a task of a session: each environment's enter script with what the
+    /// ones before it left (`env -0` snapshots, `SessionVariables`), the action with all of it, then
+    /// each entered environment's exit script, innermost first, with the environment of its level.
+    func runSession(_ task: TaskSpec) throws -> (status: Int32, output: String, errors: String, directory: String, failed: String?) {
+        let plan = try #require(try SessionPlan.from(env: task.env))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("openjd-\(UUID().uuidString)")
+        let taskDir = directory.appendingPathComponent("task")
+        try FileManager.default.createDirectory(at: taskDir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var base = task.env.filter { $0.key != SessionPlan.variable }
+        base.merge(["PADDOCK_WORK_DIR": directory.path, SessionPlan.directoryVariable: directory.path, "PATH": "/usr/bin:/bin"]) { _, new in new }
+        var levels: [SessionVariables] = []
+        var output = "", errors = ""
+        var status: Int32 = 0
+        var failed: String?
+        for (k, environment) in plan.environments.enumerated() {
+            let snapshot = directory.path + "/snapshot-\(k)"
+            let env = (levels.last ?? SessionVariables()).applied(to: base).merging([SessionPlan.snapshotVariable: snapshot]) { _, new in new }
+            let ran = try runCommand(["/bin/sh", "-c", environment.enter, "openjd-enter"], environment: env, cwd: directory)
+            output += ran.output
+            errors += ran.errors
+            guard ran.status == 0 else {
+                status = ran.status
+                failed = environment.name
+                break
+            }
+            levels.append(SessionVariables(from: base, snapshot: try Data(contentsOf: URL(fileURLWithPath: snapshot))))
+        }
+        if failed == nil {
+            var env = (levels.last ?? SessionVariables()).applied(to: base)
+            env["PADDOCK_WORK_DIR"] = taskDir.path
+            let ran = try runCommand(["/usr/bin/env"] + task.command, environment: env, cwd: directory)
+            output += ran.output
+            errors += ran.errors
+            status = ran.status
+        }
+        for k in levels.indices.reversed() {
+            guard let exit = plan.environments[k].exit else { continue }
+            let ran = try runCommand(["/bin/sh", "-c", exit, "openjd-exit"], environment: levels[k].applied(to: base), cwd: directory)
+            output += ran.output
+            errors += ran.errors
+        }
+        return (status, output, errors, directory.path, failed)
+    }
+
     @Test func environmentsAreEnteredAndExitedAroundTheTask() throws {
         let task = try #require(try OpenJDConversion(try job(environments)).submission.tasks.first)
-        let result = try run(task)
+        #expect(task.command == ["sh", "-c", "echo run $JOB_VAR $STEP_VAR $FROM_ENTER ${GONE:-unset}"], "the action alone")
+        let plan = try #require(try SessionPlan.from(env: task.env))
+        #expect(plan.key == "S")
+        #expect(plan.environments.map(\.name) == ["Job Env", "Step"])
+        let result = try runSession(task)
         #expect(result.status == 0, "\(result.errors)")
         let dir = result.directory
         #expect(result.output == """
@@ -505,11 +554,22 @@ struct ConversionTests {
 
     @Test func aFailingOnEnterFailsTheTaskAndExitsWhatWasEntered() throws {
         let task = try #require(try OpenJDConversion(try job(environments, ["Fail": "yes"])).submission.tasks.first)
-        let result = try run(task)
+        let result = try runSession(task)
         #expect(result.status == 1)
+        #expect(result.failed == "Step")
         #expect(result.output == "enter job job yes\nopenjd_env: FROM_ENTER=it is set\nopenjd_env: GONE=x\nopenjd_unset_env: GONE\n"
             + "enter step job yes\nexit job job yes\n")
         #expect(result.errors.contains("openjd: environment 'Step': onEnter failed (exit code 1)"), "\(result.errors)")
+    }
+
+    /// A variable an environment unsets that the task's own environment had is unset for the action;
+    /// one set to the value it had is no change.
+    @Test func sessionVariablesAreTheChangesOfTheEnvironments() {
+        let base = ["A": "1", "B": "2", "PWD": "/x"]
+        let changes = SessionVariables(from: base, snapshot: Data("A=1\0C=3=4\0PWD=/y\0SHLVL=2\0junk\0".utf8))
+        let expected: [String: String?] = ["B": nil, "C": "3=4"]
+        #expect(changes.changes == expected)
+        #expect(changes.applied(to: ["A": "9", "B": "8"]) == ["A": "9", "C": "3=4"])
     }
 
     @Test func environmentReferencesAreScoped() {
