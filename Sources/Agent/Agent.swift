@@ -31,12 +31,14 @@ public struct Agent: Sendable {
         let workload = Workload(total: config.resources, slots: config.slots, prefetch: config.prefetch,
                                 nudge: Nudge(clock: clock))
         let outbox = Outbox(nudge: workload.nudge)
+        let sessions = SessionTable.make(launcher: launcher, config: config, clock: clock, logger: logger)
         return [
             HeartbeatService(session: session, workload: workload, outbox: outbox, config: config, clock: clock,
                              logger: logger),
-            TalkbackService(session: session, workload: workload, config: config, clock: clock, logger: logger),
+            TalkbackService(session: session, workload: workload, config: config, clock: clock, logger: logger,
+                            sessions: sessions),
             ExchangeService(session: session, workload: workload, outbox: outbox, config: config, launcher: launcher,
-                            clock: clock, logger: logger),
+                            clock: clock, logger: logger, sessions: sessions),
         ]
     }
 }

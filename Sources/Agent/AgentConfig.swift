@@ -27,6 +27,9 @@ public struct AgentConfig: Sendable {
     public var containment = ContainmentPolicy()
     /// The user tasks run as (`--task-user`); nil: the agent's own.
     public var taskUser: TaskUser?
+    /// How long an OpenJD session with no task running stays open for more of its tasks before its
+    /// environments are exited (`--session-linger`).
+    public var sessionLinger: Duration = .seconds(5)
 
     public init(masterURL: URL, joinToken: String, name: String, workDir: String, resources: ResourceVector,
                 tags: [String], slots: Int? = nil) {

@@ -26,6 +26,8 @@ struct ExchangeService: Service {
     let launcher: any ProcessLauncher
     let clock: any AgentClock
     let logger: Logger
+    /// The agent's OpenJD sessions (`SessionTable`); nil: a table of its own.
+    var sessions: SessionTable? = nil
 
     /// How long the agent still tries to deliver its last reports once nothing runs any more; and
     /// at least until this long after it began to leave (a master restarting just then is back in
@@ -49,6 +51,7 @@ struct ExchangeService: Service {
         let enrolled = await session.ready()
         if let decided = launcher.open(slots: config.slots) { logger.info("\(decided)") }
         let pumpBusy = BusyFlag()
+        let sessions = self.sessions ?? SessionTable.make(launcher: launcher, config: config, clock: clock, logger: logger)
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 let (leases, sink) = AsyncStream.makeStream(of: TaskLease.self)
@@ -62,13 +65,19 @@ struct ExchangeService: Service {
                 group.addTask { await poller(sink, pumpBusy: pumpBusy) }
                 for await lease in leases {
                     let runner = TaskRunner(lease: lease, session: enrolled, workload: workload, outbox: outbox,
-                                            config: config, launcher: launcher, clock: clock, logger: logger)
+                                            config: config, launcher: launcher, clock: clock, logger: logger,
+                                            sessions: sessions)
                     group.addTask { await runner.run() }
                 }
             }
         } onGracefulShutdown: {
-            Task { await leave() }
+            Task {
+                await sessions.close()
+                await leave()
+            }
         }
+        // The runs are over: the open sessions' environments are exited before the agent ends.
+        await sessions.closeAll(within: SessionTable.shutdownBound, grace: .seconds(1))
         // Whatever is still leased to this agent (an answer lost while it left) goes back at once.
         await announce(leaving: true, authoritative: true)
         logger.info("agent \(config.name) stopped")

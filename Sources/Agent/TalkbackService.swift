@@ -17,6 +17,8 @@ struct TalkbackService: Service {
     let config: AgentConfig
     let clock: any AgentClock
     let logger: Logger
+    /// The agent's OpenJD sessions: a drain exits the idle ones.
+    var sessions: SessionTable? = nil
     /// How long each long-poll waits at the master.
     var wait: Double = 30
     /// What the `shutdown` command does: the same as SIGTERM, so the service group winds the agent
@@ -71,8 +73,10 @@ struct TalkbackService: Service {
             }
         case .drain:
             await workload.setDraining(true)
+            await sessions?.close()
         case .undrain:
             await workload.setDraining(false)
+            await sessions?.reopen()
         case .update:
             if let resources = command.resources { await workload.setTotal(resources) }
         case .shutdown:

@@ -16,6 +16,8 @@ struct TaskRunner: Sendable {
     let launcher: any ProcessLauncher
     let clock: any AgentClock
     let logger: Logger
+    /// The agent's OpenJD sessions (a task whose lease carries a `SessionPlan` runs in one).
+    var sessions: SessionTable? = nil
 
     func run() async {
         await execute()
@@ -47,9 +49,33 @@ struct TaskRunner: Sendable {
         // The task's own directory is the task user's: the rest of the agent's work dir is not.
         if let user = config.taskUser { _ = chown(dir, user.uid, user.gid) }
 
+        // The task's timeout covers entering its session, when it enters one, and its action.
+        let timer = lease.timeout.map { seconds in
+            Task { [workload, config, lease, clock] in
+                try await clock.sleep(for: .milliseconds(Int(seconds * 1000)))
+                await workload.markStopped(lease.task, epoch: lease.epoch, reason: .timeout)?
+                    .terminate(grace: config.killGrace, clock: clock)
+            }
+        }
+        defer { timer?.cancel() }
+        switch await startSession(sessions: sessions) {
+        case .finished:
+            return
+        case .none:
+            await runAction(dir: dir, in: nil, timer: timer)
+        case .joined(let joined):
+            await runAction(dir: dir, in: joined, timer: timer)
+            await sessions?.leave(joined.key)
+        }
+    }
+
+    /// Launches the task's command (in its session, if it has one), relays its output, and leaves
+    /// its finish in the outbox.
+    private func runAction(dir: String, in openSession: OpenSession?, timer: Task<Void, any Error>?) async {
+        let task = lease.task
         let process: any RunningProcess
         do throws(LaunchError) {
-            let launch = mappedLaunch(workDir: dir)
+            let launch = openSession.map { sessionLaunch(workDir: dir, session: $0) } ?? mappedLaunch(workDir: dir)
             process = try launcher.launch(LaunchSpec(task: task, epoch: lease.epoch, resources: lease.requirements.resources,
                                                      argv: launch.argv, environment: launch.environment,
                                                      cwd: launch.cwd ?? dir, user: config.taskUser))
@@ -66,7 +92,7 @@ struct TaskRunner: Sendable {
         let launchedAt = clock.now
         logger.debug("task \(task) started (pid \(process.pid)): \(lease.command.joined(separator: " ").prefix(200))")
         defer { launcher.ended(task) }
-        if !(await workload.attach(process, to: task, workDir: dir)) {
+        if !(await workload.attach(process, to: task, workDir: openSession?.directory ?? dir)) {
             await process.terminate(grace: config.killGrace, clock: clock)  // stopped before it was even launched
         }
 
@@ -85,13 +111,6 @@ struct TaskRunner: Sendable {
                 await messages.feed(chunk)
             }
             return messages.failure
-        }
-        let timer = lease.timeout.map { seconds in
-            Task { [workload, config, lease, clock] in
-                try await clock.sleep(for: .milliseconds(Int(seconds * 1000)))
-                await workload.markStopped(lease.task, epoch: lease.epoch, reason: .timeout)?
-                    .terminate(grace: config.killGrace, clock: clock)
-            }
         }
         let ending = await process.ending()
         let status = ending.status
@@ -157,7 +176,8 @@ struct TaskRunner: Sendable {
         env["PADDOCK_EPOCH"] = lease.epoch.description
         env["PADDOCK_WORK_DIR"] = workDir
         env["PADDOCK_CPUS"] = ResourceVector.formatCPUs(lease.requirements.resources.milliCPUs)
-        for (key, value) in lease.env { env[key] = value }
+        // The session plan is the agent's: its scripts are no business of the processes.
+        for (key, value) in lease.env where key != SessionPlan.variable { env[key] = value }
         return env
     }
 }

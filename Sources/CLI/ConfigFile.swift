@@ -37,7 +37,7 @@ enum Role: String, CaseIterable, ExpressibleByArgument {
              "cpus": .number, "ram": .size, "disk": .size, "gpus": .count, "tags": .list, "attr": .list, "amount": .list, "path-mapping": .text, "slots": .count,
              "prefetch": .text, "reserve-ram": .size, "on-stop": .choice(["requeue", "drain"]),
              "ca-file": .text, "task-memory-limit": .text, "task-pids-max": .count, "task-cgroups": .choice(["auto", "off"]),
-             "warm-children": .text, "task-user": .text, "log-level": .choice(["trace", "debug", "info", "notice", "warning", "error"])]
+             "warm-children": .text, "task-user": .text, "session-linger": .duration, "log-level": .choice(["trace", "debug", "info", "notice", "warning", "error"])]
         }
     }
 

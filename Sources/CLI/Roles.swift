@@ -203,6 +203,8 @@ struct AgentOptions: ParsableArguments {
     var taskUser: String?
     @Option(help: "Children kept waiting in their cgroups for the next tasks, at most one per slot: auto (up to 4 where joining a cgroup waits out an RCU grace period on this host), or a number (0: none).")
     var warmChildren: String = "auto"
+    @Option(help: "How long an OpenJD session with no task running stays open for more of its tasks before its environments are exited, e.g. 5s.")
+    var sessionLinger: String = "5s"
 
     func config(master: URL, joinToken: String, defaultWorkDir: String) throws -> AgentConfig {
         let cpus = self.cpus ?? Double(ResourceDetection.cpus())
@@ -266,6 +268,10 @@ struct AgentOptions: ParsableArguments {
             }
             config.containment.warmChildren = count
         }
+        guard let linger = DurationText.parse(sessionLinger), linger >= 0, linger <= 86_400 else {
+            throw ValidationError("--session-linger is a duration such as 5s or 2m (at most a day)")
+        }
+        config.sessionLinger = .milliseconds(Int(linger * 1000))
         config.containment.memory = memory
         config.containment.pidsMax = taskPidsMax
         config.containment.enabled = taskCgroups == "auto"
