@@ -149,3 +149,40 @@ extension EndToEnd { @Suite struct OpenJDSessionTests {
         }
     }
 } }
+
+extension EndToEnd.OpenJDSessionTests {
+    /// Cancelling one task stops its action only: the session stays open for the step's next task.
+    @Test func cancellingATaskKeepsItsSession() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("openjd", ["--cpus", "1", "--slots", "1", "--ram", "2GiB", "--session-linger", "10m"])
+        let marks = farm.dir + "/marks"
+        let started = farm.dir + "/started"
+        let template = Self.template(marks: marks, tasks: 2,
+                                     action: "if [ {{Task.Param.N}} = 1 ]; then touch \(started); sleep 300; fi; ", name: "OneCancelled")
+        let job = try await farm.submitRaw(#"{"openjd": {"template": \#(template)}}"#)
+        try await eventually("the first action runs", timeout: 60) { FileManager.default.fileExists(atPath: started) }
+        let first = try #require(try await farm.tasks(job: job.id).first { $0.env["PADDOCK_PARAM_N"] == "1" })
+        _ = try await farm.admin.raw("POST", APIPath.task(first.id) + "/cancel")
+        let tasks = try await farm.waitForJob(job.id, timeout: 120)
+        #expect(Set(tasks.map(\.state)) == [.cancelled, .succeeded], "\(tasks.map(\.state))")
+        #expect(Self.lines(marks).filter { $0.hasPrefix("enter") } == ["enter Tools", "enter Scratch"], "entered once")
+        #expect(Self.lines(marks).contains { $0.hasPrefix("run 2 v1 42") }, "\(Self.lines(marks))")
+        #expect(!Self.lines(marks).contains { $0.hasPrefix("exit") }, "the session stays open")
+    }
+
+    /// A drained agent exits its idle sessions at once.
+    @Test func drainingExitsIdleSessions() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("openjd", ["--cpus", "2", "--ram", "2GiB", "--session-linger", "10m"])
+        let marks = farm.dir + "/marks"
+        let job = try await farm.submitRaw(#"{"openjd": {"template": \#(Self.template(marks: marks, tasks: 1))}}"#)
+        #expect(try await farm.waitForJob(job.id, timeout: 120).map(\.state) == [.succeeded])
+        let agent = try #require(try await farm.agent(named: "openjd"))
+        _ = try await cli(farm, ["drain", agent.id.description])
+        try await eventually("the session was exited", timeout: 60) { Self.lines(marks).last == "exit Tools v1 42" }
+        #expect(Self.lines(marks) == ["enter Tools", "enter Scratch", "run 1 v1 42 \(Self.lines(marks)[2].split(separator: " ").dropFirst(4).joined(separator: " "))",
+                                      "exit Scratch 42", "exit Tools v1 42"])
+    }
+}
