@@ -19,6 +19,8 @@ public struct Agent: Sendable {
         try FileManager.default.createDirectory(atPath: config.workDir, withIntermediateDirectories: true)
         let orphans = ProcessLedger(workDir: config.workDir).reapOrphans()
         if orphans > 0 { logger.warning("killed \(orphans) process(es) left running by an earlier run of this agent") }
+        // Sessions do not outlive the agent: the directories an earlier run left open go (their processes are gone above).
+        WorkDirectory.remove(config.workDir + "/" + SessionTable.directory)
         let containment = Containment.detect(policy: config.containment, logger: logger)
         logger.notice("\(containment.summary)")
         // The master, trusting the configured CA file for https://, with the join token until enrolled.

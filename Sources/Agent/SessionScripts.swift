@@ -80,7 +80,14 @@ struct SessionScripts: Sendable {
             await reader.value
             if !attached { return .stopped(entered: levels, launchError: nil) }
             guard status.succeeded else { return .failed(level: k, status: status, entered: levels) }
-            let saved = FileManager.default.contents(atPath: snapshot) ?? Data()
+            // Read against `base`, not against what this level started with: each level's changes are
+            // everything the environments changed so far. No snapshot (a plan not made by Paddock's
+            // conversion): this level changed nothing, rather than unsetting every variable.
+            guard let saved = FileManager.default.contents(atPath: snapshot) else {
+                logger.warning("task \(owner.task): environment '\(environment.name)' saved no environment: its variables are not kept")
+                levels.append(levels.last ?? SessionVariables())
+                continue
+            }
             unlink(snapshot)
             levels.append(SessionVariables(from: base, snapshot: saved))
         }
@@ -90,9 +97,13 @@ struct SessionScripts: Sendable {
     /// Runs the `onExit` of each entered environment (`levels`), innermost first, each with the
     /// environment as it was inside its level, whatever the others did. Their output goes to
     /// `output`; a failed one is logged and reported as an exception (type `openjd_on_exit`).
+    /// `bound`: what still runs of them after this long is stopped (SIGTERM, SIGKILL a second later),
+    /// and no further one starts: an agent that is leaving cannot wait for them.
     func exit(_ plan: SessionPlan, key: SessionKey, owner: LaunchSpec, base: [String: String], levels: [SessionVariables],
-              reporter: ExceptionReporter?, output: @escaping @Sendable (Data) async -> Void) async {
+              reporter: ExceptionReporter?, bound: Duration? = nil, output: @escaping @Sendable (Data) async -> Void) async {
+        let deadline = bound.map { clock.now.advanced(by: $0) }
         for k in levels.indices.reversed() {
+            if let deadline, clock.now >= deadline { break }
             guard k < plan.environments.count, let script = plan.environments[k].exit, !running.stopped else { continue }
             let name = plan.environments[k].name
             var spec = owner
@@ -109,7 +120,14 @@ struct SessionScripts: Sendable {
             }
             let id = running.add(process)
             let reader = Task { for await chunk in process.output { await output(chunk) } }
+            let watchdog = deadline.map { deadline in
+                Task { [clock] in
+                    try await clock.sleep(for: deadline - clock.now)
+                    await process.terminate(grace: .seconds(1), clock: clock)
+                }
+            }
             let status = await process.ending().status
+            watchdog?.cancel()
             await reader.value
             running.remove(id)
             launcher.ended(owner.task)
@@ -121,12 +139,25 @@ struct SessionScripts: Sendable {
         }
     }
 
-    /// Output of a session's exit, line by line into the agent's log.
+    /// Output of a session's exit, line by line into the agent's log (a line cut between two chunks
+    /// is joined first; what is left without a newline at the end is not logged).
     func logLines(_ key: SessionKey) -> @Sendable (Data) async -> Void {
         let logger = logger
+        let pending = Mutex(Data())
         return { chunk in
-            for line in String(decoding: chunk, as: UTF8.self).split(separator: "\n") {
-                logger.info("session \(key) onExit: \(line)")
+            let lines: [Data] = pending.withLock { buffer in
+                buffer.append(chunk)
+                guard let last = buffer.lastIndex(of: UInt8(ascii: "\n")) else {
+                    guard buffer.count > 65_536 else { return [] }
+                    defer { buffer = Data() }  // a line without end is not kept whole: it is logged as it is
+                    return [buffer]
+                }
+                let complete = buffer[buffer.startIndex..<last]
+                buffer = Data(buffer[(last + 1)...])
+                return complete.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { Data($0) }
+            }
+            for line in lines {
+                logger.info("session \(key) onExit: \(String(decoding: line.prefix(4096), as: UTF8.self))")
             }
         }
     }

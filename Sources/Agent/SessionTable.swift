@@ -51,6 +51,9 @@ actor SessionTable {
                      linger: config.sessionLinger, clock: clock)
     }
 
+    /// The sessions' directories, under the agent's work dir.
+    static let directory = "sessions"
+
     /// How long a stopping agent waits for its sessions' `onExit`s, after its runs ended: within
     /// `Agent.stopDeadline` with the runs' kill grace (5 s) and the last reports.
     static let shutdownBound: Duration = .seconds(3)

@@ -44,7 +44,7 @@ extension TaskRunner {
     /// the task's finish and returns nil.
     private func enter(_ plan: SessionPlan, key: SessionKey, scripts: SessionScripts) async -> OpenSession? {
         let task = lease.task
-        let directory = config.workDir + "/sessions/\(lease.job)-\(task)-e\(lease.epoch)"
+        let directory = config.workDir + "/\(SessionTable.directory)/\(lease.job)-\(task)-e\(lease.epoch)"
         WorkDirectory.make(directory)
         if let user = config.taskUser { _ = chown(directory, user.uid, user.gid) }
         var base = mappedLaunch(workDir: directory).environment
@@ -58,30 +58,36 @@ extension TaskRunner {
         let entered: [SessionVariables]
         var report: FinishReport
         var expectRefusal = false
-        switch entry {
-        case .entered(let levels):
-            return OpenSession(key: key, plan: plan, directory: directory, base: base, levels: levels, owner: owner,
-                               reporter: ExceptionReporter(session: session, clock: clock, logger: logger))
-        case .failed(let level, let status, let levels):
-            entered = levels
-            let name = plan.environments[level].name
-            report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code,
-                                  reason: "openjd: environment '\(name)': onEnter failed (\(status))")
-        case .stopped(let levels, let launchError):
-            entered = levels
-            if let launchError {
-                await outbox.append(task, Data("paddock: \(launchError.description)\n".utf8))
-                report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: nil, reason: launchError.description)
-            } else {
-                let reason = await workload.stopReason(task) ?? .cancelled
-                expectRefusal = reason.masterDecided
-                report = FinishReport(epoch: lease.epoch, outcome: reason.releases ? .released : .failed, exitCode: nil,
-                                      reason: reason.rawValue)
+        // Stopped by the agent (a cancel, the timeout, a lost lease, the agent leaving): that is the reason.
+        if let stopped = await workload.stopReason(task) {
+            switch entry {
+            case .entered(let levels), .failed(_, _, let levels), .stopped(let levels, _): entered = levels
+            }
+            expectRefusal = stopped.masterDecided
+            report = FinishReport(epoch: lease.epoch, outcome: stopped.releases ? .released : .failed, exitCode: nil,
+                                  reason: stopped.rawValue)
+        } else {
+            switch entry {
+            case .entered(let levels):
+                return OpenSession(key: key, plan: plan, directory: directory, base: base, levels: levels, owner: owner,
+                                   reporter: ExceptionReporter(session: session, clock: clock, logger: logger))
+            case .failed(let level, let status, let levels):
+                entered = levels
+                let name = plan.environments[level].name
+                report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code,
+                                      reason: "openjd: environment '\(name)': onEnter failed (\(status))")
+            case .stopped(let levels, let launchError):
+                entered = levels
+                let description = launchError?.description ?? "stopped"
+                await outbox.append(task, Data("paddock: \(description)\n".utf8))
+                report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: nil, reason: description)
             }
         }
         logger.info("task \(task): entering session \(key) ended early: \(report.reason ?? "")")
+        // An agent that is leaving bounds them (its runs must end within its stop deadline).
+        let bound = await workload.leaving ? SessionTable.shutdownBound : nil
         await scripts.exit(plan, key: key, owner: owner, base: base, levels: entered,
-                           reporter: ExceptionReporter(session: session, clock: clock, logger: logger),
+                           reporter: ExceptionReporter(session: session, clock: clock, logger: logger), bound: bound,
                            output: { [outbox] in await outbox.append(task, $0) })
         WorkDirectory.remove(directory)
         report.usage = await workload.usage(of: task)
