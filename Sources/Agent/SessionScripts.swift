@@ -26,6 +26,8 @@ struct OpenSession: Sendable {
     /// The task that entered it, whose lease's id, epoch and resources its enter and exit scripts
     /// are launched under (their cgroup, the process ledger).
     let owner: LaunchSpec
+    /// The values of the `openjd_redacted_env:` lines its environments printed: kept out of every log.
+    let secrets: [[UInt8]]
     /// Where a failed `onExit` is reported (the master's exception list).
     let reporter: ExceptionReporter
 
@@ -55,7 +57,8 @@ struct SessionScripts: Sendable {
     /// Enters the plan's environments in order, each started with what the ones before it left
     /// (`base` changed by them). `attach` hands each process to whoever may stop it (the task's
     /// cancel or timeout) and says false when it was stopped already; `output` takes what they print.
-    func enter(_ plan: SessionPlan, owner: LaunchSpec, base: [String: String],
+    /// `redactor` learns the values of their `openjd_redacted_env:` lines and keeps them out of `output`.
+    func enter(_ plan: SessionPlan, owner: LaunchSpec, base: [String: String], redactor: inout Redactor,
                attach: @Sendable (any RunningProcess) async -> Bool,
                output: @escaping @Sendable (Data) async -> Void) async -> SessionEntry {
         var levels: [SessionVariables] = []
@@ -72,12 +75,12 @@ struct SessionScripts: Sendable {
                 return .stopped(entered: levels, launchError: error)
             }
             defer { launcher.ended(owner.task) }
-            let reader = Task { for await chunk in process.output { await output(chunk) } }
+            let reader = Self.relay(process, redactor, output)
             let attached = await attach(process)
             if !attached { await process.terminate(grace: config.killGrace, clock: clock) }
             // Ended, and whatever it left is gone: then its output ends too.
             let status = await process.ending().status
-            await reader.value
+            redactor = await reader.value
             if !attached { return .stopped(entered: levels, launchError: nil) }
             guard status.succeeded else { return .failed(level: k, status: status, entered: levels) }
             // Read against `base`, not against what this level started with: each level's changes are
@@ -100,7 +103,8 @@ struct SessionScripts: Sendable {
     /// `bound`: what still runs of them after this long is stopped (SIGTERM, SIGKILL a second later),
     /// and no further one starts: an agent that is leaving cannot wait for them.
     func exit(_ plan: SessionPlan, key: SessionKey, owner: LaunchSpec, base: [String: String], levels: [SessionVariables],
-              reporter: ExceptionReporter?, bound: Duration? = nil, output: @escaping @Sendable (Data) async -> Void) async {
+              secrets: [[UInt8]], reporter: ExceptionReporter?, bound: Duration? = nil,
+              output: @escaping @Sendable (Data) async -> Void) async {
         let deadline = bound.map { clock.now.advanced(by: $0) }
         for k in levels.indices.reversed() {
             if let deadline, clock.now >= deadline { break }
@@ -119,7 +123,7 @@ struct SessionScripts: Sendable {
                 continue
             }
             let id = running.add(process)
-            let reader = Task { for await chunk in process.output { await output(chunk) } }
+            let reader = Self.relay(process, Redactor(secrets: secrets), output)
             let watchdog = deadline.map { deadline in
                 Task { [clock] in
                     try await clock.sleep(for: deadline - clock.now)
@@ -136,6 +140,21 @@ struct SessionScripts: Sendable {
                 logger.warning("session \(key): \(message)")
                 reporter?.report("openjd_on_exit", message, task: owner.task, context: ["session": key.description])
             }
+        }
+    }
+
+    /// Hands a process's output to `output`, redacted; returns the redactor, which may have learnt values.
+    static func relay(_ process: any RunningProcess, _ redactor: Redactor,
+                      _ output: @escaping @Sendable (Data) async -> Void) -> Task<Redactor, Never> {
+        Task {
+            var redactor = redactor
+            for await chunk in process.output {
+                let visible = redactor.feed(chunk)
+                if !visible.isEmpty { await output(visible) }
+            }
+            let last = redactor.flush()
+            if !last.isEmpty { await output(last) }
+            return redactor
         }
     }
 

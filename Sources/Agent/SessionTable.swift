@@ -120,7 +120,7 @@ actor SessionTable {
         scripts.logger.info("session \(key): exiting its environments")
         exits[key] = Task {
             await scripts.exit(session.plan, key: key, owner: session.owner, base: session.base, levels: session.levels,
-                               reporter: session.reporter, output: scripts.logLines(key))
+                               secrets: session.secrets, reporter: session.reporter, output: scripts.logLines(key))
             WorkDirectory.remove(session.directory)
             self.exited(key)
         }

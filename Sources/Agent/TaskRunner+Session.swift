@@ -52,7 +52,8 @@ extension TaskRunner {
         let owner = LaunchSpec(task: task, epoch: lease.epoch, resources: lease.requirements.resources, argv: [],
                                environment: base, cwd: directory, user: config.taskUser)
         logger.info("task \(task) enters session \(key)")
-        let entry = await scripts.enter(plan, owner: owner, base: base,
+        var redactor = Redactor()
+        let entry = await scripts.enter(plan, owner: owner, base: base, redactor: &redactor,
                                         attach: { [workload] in await workload.attach($0, to: task, workDir: directory) },
                                         output: { [outbox] in await outbox.append(task, $0) })
         let entered: [SessionVariables]
@@ -70,6 +71,7 @@ extension TaskRunner {
             switch entry {
             case .entered(let levels):
                 return OpenSession(key: key, plan: plan, directory: directory, base: base, levels: levels, owner: owner,
+                                   secrets: redactor.secrets,
                                    reporter: ExceptionReporter(session: session, clock: clock, logger: logger))
             case .failed(let level, let status, let levels):
                 entered = levels
@@ -86,7 +88,7 @@ extension TaskRunner {
         logger.info("task \(task): entering session \(key) ended early: \(report.reason ?? "")")
         // An agent that is leaving bounds them (its runs must end within its stop deadline).
         let bound = await workload.leaving ? SessionTable.shutdownBound : nil
-        await scripts.exit(plan, key: key, owner: owner, base: base, levels: entered,
+        await scripts.exit(plan, key: key, owner: owner, base: base, levels: entered, secrets: redactor.secrets,
                            reporter: ExceptionReporter(session: session, clock: clock, logger: logger), bound: bound,
                            output: { [outbox] in await outbox.append(task, $0) })
         WorkDirectory.remove(directory)

@@ -96,11 +96,24 @@ struct TaskRunner: Sendable {
             await process.terminate(grace: config.killGrace, clock: clock)  // stopped before it was even launched
         }
 
+        // OpenJD's `openjd_redacted_env:` values (its session's, and any the run prints) never reach the log.
+        let secrets = openSession?.secrets ?? []
         let reader = Task { [outbox, lease, logger] in
             var progress = ProgressReader(progressRegex: lease.progressRegex,
                                           frames: lease.frames.flatMap(FrameRange.init)?.ranges.first)
             var messages = StdoutMessageRelay(outbox: outbox, task: lease.task, epoch: lease.epoch)
-            for await chunk in process.output {
+            var redactor = Redactor(secrets: secrets)
+            var output = process.output.makeAsyncIterator()
+            var ended = false
+            while !ended {
+                let chunk: Data
+                if let next = await output.next() {
+                    chunk = redactor.feed(next)
+                } else {
+                    chunk = redactor.flush()
+                    ended = true
+                }
+                guard !chunk.isEmpty else { continue }
                 await outbox.append(lease.task, chunk)
                 let read = await progress.feed(chunk)
                 if let warning = read.warning {

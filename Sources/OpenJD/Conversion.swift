@@ -344,6 +344,7 @@ public struct OpenJDConversion: Sendable {
                 lines.append("{ \(environment.onEnterLimit)\(onEnter.map(shellWord).joined(separator: " ")); echo $? > \"$D/.openjd-rc\"; } | "
                     + #"while IFS= read -r l || [ -n "$l" ]; do printf '%s\n' "$l"; case "$l" in "#
                     + #"'openjd_env: '*) printf '%s\n' "${l#openjd_env: }" >> \#(set);; "#
+                    + #"'openjd_redacted_env: '*) printf '%s\n' "${l#openjd_redacted_env: }" >> \#(set);; "#
                     + #"'openjd_unset_env: '*) printf '%s\n' "${l#openjd_unset_env: }" >> \#(unset);; esac; done"#)
                 lines.append(#"rc=$(cat "$D/.openjd-rc" 2>/dev/null || echo 1)"#)
                 lines.append(#"if [ "$rc" != 0 ]; then echo "openjd: environment "\#(label)": onEnter failed (exit code $rc)" >&2; exit "$rc"; fi"#)

@@ -186,3 +186,30 @@ extension EndToEnd.OpenJDSessionTests {
                                       "exit Scratch 42", "exit Tools v1 42"])
     }
 }
+
+extension EndToEnd.OpenJDSessionTests {
+    /// `openjd_redacted_env: NAME=VALUE` in an onEnter sets NAME for the session; VALUE is masked in
+    /// the task logs (the line itself and later output) and in the onExit output of the agent's log.
+    @Test func redactedVariablesStayOutOfTheLogs() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("openjd", ["--cpus", "1", "--slots", "1", "--ram", "2GiB", "--session-linger", "2s"])
+        let template = #"""
+            {"specificationVersion": "jobtemplate-2023-09", "name": "Secret",
+             "jobEnvironments": [{"name": "Vault",
+               "script": {"actions": {"onEnter": {"command": "sh", "args": ["-c", "echo openjd_redacted_env: TOKEN=hunter2; echo entered with hunter2"]},
+                                      "onExit": {"command": "sh", "args": ["-c", "echo leaving with $TOKEN"]}}}}],
+             "steps": [{"name": "S", "parameterSpace": {"taskParameterDefinitions": [{"name": "N", "type": "INT", "range": "1-2"}]},
+               "script": {"actions": {"onRun": {"command": "sh", "args": ["-c", "echo token $TOKEN; printf 'len %s\\n' ${#TOKEN}"]}}}}]}
+            """#
+        let job = try await farm.submitRaw(#"{"openjd": {"template": \#(template)}}"#)
+        let tasks = try await farm.waitForJob(job.id, timeout: 120)
+        #expect(tasks.map(\.state) == [.succeeded, .succeeded])
+        var logs: [String] = []
+        for task in tasks { logs.append(try await farm.logs(task.id)) }
+        #expect(logs.filter { $0 == "openjd_redacted_env: TOKEN=********\nentered with ********\ntoken ********\nlen 7\n" }.count == 1, "\(logs)")
+        #expect(logs.filter { $0 == "token ********\nlen 7\n" }.count == 1, "\(logs)")
+        try await eventually("the session was exited", timeout: 60) { farm.log("openjd").contains("onExit: leaving with ********") }
+        #expect(!farm.log("openjd").contains("hunter2"))
+    }
+}

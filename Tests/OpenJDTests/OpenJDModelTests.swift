@@ -562,6 +562,27 @@ struct ConversionTests {
         #expect(result.errors.contains("openjd: environment 'Step': onEnter failed (exit code 1)"), "\(result.errors)")
     }
 
+    /// `openjd_redacted_env: NAME=VALUE` sets NAME as `openjd_env:` does (the agent keeps VALUE out of the log).
+    @Test func aRedactedVariableIsSetLikeAnyOther() throws {
+        let text = """
+            specificationVersion: jobtemplate-2023-09
+            name: Secret
+            jobEnvironments:
+            - name: Vault
+              script:
+                actions:
+                  onEnter: {command: sh, args: ["-c", "echo 'openjd_redacted_env: TOKEN=s3 cr3t'"]}
+            steps:
+            - name: S
+              script:
+                actions:
+                  onRun: {command: sh, args: ["-c", "echo token $TOKEN"]}
+            """
+        let task = try #require(try OpenJDConversion(try job(text)).submission.tasks.first)
+        let result = try runSession(task)
+        #expect(result.output == "openjd_redacted_env: TOKEN=s3 cr3t\ntoken s3 cr3t\n")
+    }
+
     /// A variable an environment unsets that the task's own environment had is unset for the action;
     /// one set to the value it had is no change.
     @Test func sessionVariablesAreTheChangesOfTheEnvironments() {
