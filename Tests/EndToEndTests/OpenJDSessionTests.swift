@@ -213,3 +213,29 @@ extension EndToEnd.OpenJDSessionTests {
         #expect(!farm.log("openjd").contains("hunter2"))
     }
 }
+
+extension EndToEnd.OpenJDSessionTests {
+    /// Under `--task-user`, a session's scripts run as the task user too, in a directory it owns.
+    @Test(.enabled(if: getuid() == 0))
+    func aSessionRunsAsTheTaskUser() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("guarded", ["--cpus", "1", "--slots", "1", "--ram", "2GiB", "--task-user", "nobody", "--session-linger", "2s"])
+        let template = #"""
+            {"specificationVersion": "jobtemplate-2023-09", "name": "AsNobody",
+             "jobEnvironments": [{"name": "Tools",
+               "script": {"actions": {"onEnter": {"command": "sh", "args": ["-c", "echo enter as $(id -u); echo openjd_env: LICENSE=42; touch made-on-enter"]},
+                                      "onExit": {"command": "sh", "args": ["-c", "echo exit as $(id -u) $LICENSE"]}}}}],
+             "steps": [{"name": "S", "parameterSpace": {"taskParameterDefinitions": [{"name": "N", "type": "INT", "range": "1-2"}]},
+               "script": {"actions": {"onRun": {"command": "sh", "args": ["-c", "ls made-on-enter && echo run as $(id -u) $LICENSE"]}}}}]}
+            """#
+        let job = try await farm.submitRaw(#"{"openjd": {"template": \#(template)}}"#)
+        let tasks = try await farm.waitForJob(job.id, timeout: 120)
+        #expect(tasks.map(\.state) == [.succeeded, .succeeded])
+        var logs: [String] = []
+        for task in tasks { logs.append(try await farm.logs(task.id)) }
+        #expect(logs.allSatisfy { $0.hasSuffix("made-on-enter\nrun as 65534 42\n") }, "\(logs)")
+        #expect(logs.filter { $0.hasPrefix("enter as 65534\n") }.count == 1, "\(logs)")
+        try await eventually("the session was exited", timeout: 60) { farm.log("guarded").contains("onExit: exit as 65534 42") }
+    }
+}
