@@ -583,6 +583,31 @@ struct ConversionTests {
         #expect(result.output == "openjd_redacted_env: TOKEN=s3 cr3t\ntoken s3 cr3t\n")
     }
 
+    /// In a shared session a task's own embedded files go to its own directory, not the session's:
+    /// two tasks running at once in one session do not write over each other's.
+    @Test func aSessionsTaskFilesAreTheTasksOwn() throws {
+        let text = """
+            specificationVersion: jobtemplate-2023-09
+            name: Files
+            jobEnvironments:
+            - {name: Tools, variables: {TOOL: v1}}
+            steps:
+            - name: S
+              parameterSpace: {taskParameterDefinitions: [{name: N, type: INT, range: "1-2"}]}
+              script:
+                actions:
+                  onRun: {command: sh, args: ["{{Task.File.Run}}", "{{Session.WorkingDirectory}}"]}
+                embeddedFiles:
+                - {name: Run, type: TEXT, data: "echo run {{Task.Param.N}} $TOOL in $1 from $(basename $(dirname $0))"}
+            """
+        let tasks = try OpenJDConversion(try job(text)).submission.tasks
+        #expect(tasks[0].command[2].contains(#""$PADDOCK_WORK_DIR"'/Run'"#), "\(tasks[0].command)")
+        for (n, task) in tasks.enumerated() {
+            let result = try runSession(task)
+            #expect(result.output == "run \(n + 1) v1 in \(result.directory) from task\n", "\(result.errors)")
+        }
+    }
+
     /// A variable an environment unsets that the task's own environment had is unset for the action;
     /// one set to the value it had is no change.
     @Test func sessionVariablesAreTheChangesOfTheEnvironments() {
