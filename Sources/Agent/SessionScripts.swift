@@ -124,6 +124,7 @@ struct SessionScripts: Sendable {
             }
             let id = running.add(process)
             let reader = Self.relay(process, Redactor(secrets: secrets), output)
+            if id == nil { await process.terminate(grace: .seconds(1), clock: clock) }  // launched as the agent stopped waiting
             let watchdog = deadline.map { deadline in
                 Task { [clock] in
                     try await clock.sleep(for: deadline - clock.now)
@@ -133,7 +134,7 @@ struct SessionScripts: Sendable {
             let status = await process.ending().status
             watchdog?.cancel()
             await reader.value
-            running.remove(id)
+            if let id { running.remove(id) }
             launcher.ended(owner.task)
             if !status.succeeded {
                 let message = "openjd: environment '\(name)': onExit failed (\(status))"
@@ -184,15 +185,23 @@ struct SessionScripts: Sendable {
 
 /// The exit scripts running now, to stop them when the agent cannot wait for them any longer.
 final class RunningExits: Sendable {
-    private let processes = Mutex<(next: Int, byID: [Int: any RunningProcess])>((0, [:]))
-    private let stoppedFlag = Mutex(false)
+    private let processes = Mutex<(next: Int, byID: [Int: any RunningProcess], stopped: Bool)>((0, [:], false))
 
     /// Set when the agent stops waiting for exits: no further `onExit` is started.
-    var stopped: Bool { stoppedFlag.withLock { $0 } }
-    func stop() { stoppedFlag.withLock { $0 = true } }
+    var stopped: Bool { processes.withLock { $0.stopped } }
 
-    func add(_ process: any RunningProcess) -> Int {
+    /// No further `onExit` is started; returns those that run, to be stopped.
+    func stop() -> [any RunningProcess] {
         processes.withLock { state in
+            state.stopped = true
+            return Array(state.byID.values)
+        }
+    }
+
+    /// Keeps `process` to be stopped; nil when the agent stopped waiting meanwhile: the caller stops it.
+    func add(_ process: any RunningProcess) -> Int? {
+        processes.withLock { state in
+            guard !state.stopped else { return nil }
             state.next += 1
             state.byID[state.next] = process
             return state.next
@@ -200,6 +209,4 @@ final class RunningExits: Sendable {
     }
 
     func remove(_ id: Int) { processes.withLock { _ = $0.byID.removeValue(forKey: id) } }
-
-    var all: [any RunningProcess] { processes.withLock { Array($0.byID.values) } }
 }

@@ -148,32 +148,24 @@ actor SessionTable {
     func reopen() { closing = false }
 
     /// At the agent's end, once its runs are over: exits every open session and waits for the exits,
-    /// at most `bound`; then stops what still runs of them (SIGTERM, SIGKILL after `grace`).
+    /// at most `bound`; then stops what still runs of them (SIGTERM, SIGKILL after `grace`) and
+    /// starts no further `onExit`.
     func closeAll(within bound: Duration, grace: Duration) async {
         close()
         let pending = Array(exits.values)
         guard !pending.isEmpty else { return }
-        let finished = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                for exit in pending { await exit.value }
-                return true
-            }
-            group.addTask { [clock] in
-                try? await clock.sleep(for: bound)
-                return false
-            }
-            let first = await group.next() ?? true
-            group.cancelAll()
-            return first
-        }
-        guard !finished else { return }
-        scripts.logger.warning("sessions' onExit still running after \(bound): stopping them")
-        scripts.running.stop()
-        await withDiscardingTaskGroup { group in
-            for process in scripts.running.all {
-                group.addTask { [clock] in await process.terminate(grace: grace, clock: clock) }
+        // A watchdog, not a task group racing the exits: awaiting an exit cannot be cancelled, and a
+        // group waits for all its children before it returns.
+        let watchdog = Task { [clock, scripts] in
+            try await clock.sleep(for: bound)
+            scripts.logger.warning("sessions' onExit still running after \(bound): stopping them")
+            await withDiscardingTaskGroup { group in
+                for process in scripts.running.stop() {
+                    group.addTask { await process.terminate(grace: grace, clock: clock) }
+                }
             }
         }
         for exit in pending { await exit.value }
+        watchdog.cancel()
     }
 }

@@ -131,6 +131,27 @@ import Testing
         #expect(finish.report.reason == StopReason.cancelled.rawValue)
     }
 
+    /// At the agent's end, open sessions are exited at once; an onExit that outlasts the bound is
+    /// stopped and the environments outside it are not exited any more.
+    @Test func closingExitsOpenSessionsWithinTheBound() async throws {
+        let fixture = AgentFixture()
+        defer { fixture.close() }
+        let table = SessionTable.make(launcher: fixture.launcher, config: fixture.config, clock: fixture.clock, logger: fixture.logger)
+        let first = await runner(fixture, table, Self.lease(1))
+        try Self.enters(await fixture.launcher.launched.take(), adding: [:])
+        try Self.enters(await fixture.launcher.launched.take(), adding: [:])
+        await fixture.launcher.launched.take().exit(.exited(0))  // the action
+        await first.value
+        let closing = Task { await table.closeAll(within: .seconds(3), grace: .seconds(1)) }
+        let exitInner = await fixture.launcher.launched.take()
+        #expect(exitInner.spec.argv[2] == "exit inner", "exited at once, not after the linger")
+        await fixture.clock.sleeping { $0 == .seconds(3) }
+        fixture.clock.advance(by: .seconds(3))
+        await closing.value
+        #expect(exitInner.received == [SIGTERM])
+        #expect(fixture.launcher.launched.waiting.isEmpty, "the outer onExit did not start")
+    }
+
     /// A broken plan fails the task and says why.
     @Test func aBrokenPlanFailsTheTask() async throws {
         let fixture = AgentFixture()
