@@ -117,9 +117,10 @@ public struct OpenJDConversion: Sendable {
         var pathEnv: [String: String] = [:]
         /// The job's environments then the step's, resolved (they do not depend on the task).
         var environments: [EnvironmentPlan] = []
-        /// The step's session (`PADDOCK_SESSION`) when it has environments: its tasks then run in a
-        /// session the agent keeps (entered once, shared, exited after its last task there).
-        var session: SessionPlan?
+        /// The step's session plan as its tasks carry it (`PADDOCK_SESSION`, JSON made once per step)
+        /// when it has environments: its tasks then run in a session the agent keeps (entered once,
+        /// shared, exited after its last task there).
+        var session: String?
         /// Where the task's own embedded files go: the session directory for a task that is a
         /// session of its own; in a shared session, the task's own directory (`$PADDOCK_WORK_DIR`),
         /// so that two tasks running at once in one session do not write over each other's files.
@@ -182,12 +183,13 @@ public struct OpenJDConversion: Sendable {
             }
             if shared {
                 let plan = OpenJDConversion.session(key: step.template.name, environments: environments, rules: usesRules)
+                let json = plan.json
                 guard plan.environments.allSatisfy({ ([$0.enter] + ($0.exit.map { [$0] } ?? [])).allSatisfy { $0.utf8.count <= Limits.argLength } }),
-                      plan.json.utf8.count <= Limits.envValueLength else {
+                      json.utf8.count <= Limits.envValueLength else {
                     throw path.error("the step's environments take more than Paddock's \(Limits.envValueLength) bytes "
                         + "(their embedded files and scripts travel with each task)")
                 }
-                session = plan
+                session = json
             }
         }
     }
@@ -278,7 +280,7 @@ public struct OpenJDConversion: Sendable {
             env["PADDOCK_PARAM_\(parameter.name.uppercased())"] = parameter.value
             values[parameter.name] = parameter.value
         }
-        if let session = plan.session { env[SessionPlan.variable] = session.json }
+        if let session = plan.session { env[SessionPlan.variable] = session }
         var spec = TaskSpec(name: name, command: command, env: env)
         spec.parameters = values  // shown in the task's view (`parameters`) and by `paddock tasks`
         return spec
