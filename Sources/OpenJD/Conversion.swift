@@ -264,9 +264,11 @@ public struct OpenJDConversion: Sendable {
         // In a shared session the rules file is the session's, written when it is entered.
         let rules = plan.usesRules && plan.session == nil
         let plain = argv.compactMap(\.plain)
-        let command = files.isEmpty && !rules && plain.count == argv.count
+        // A session's action always goes through the prelude: it refuses to run outside its session.
+        let command = files.isEmpty && !rules && plain.count == argv.count && plan.session == nil
             ? plain
-            : ["/bin/sh", "-c", Self.prelude(files: files, rules: rules, argv: argv, taskFiles: plan.taskFiles), "openjd"]
+            : ["/bin/sh", "-c", Self.prelude(files: files, rules: rules, argv: argv, taskFiles: plan.taskFiles,
+                                              inSession: plan.session != nil), "openjd"]
         guard let program = command.first, !program.isEmpty else {
             throw plan.actionPath.key("command").error("the command resolves to an empty string")
         }
@@ -300,14 +302,20 @@ public struct OpenJDConversion: Sendable {
 
     /// `sh -c` text that writes the task's embedded files (into the session directory, or in a shared
     /// session the task's own: `taskFiles`) and the path mapping rules file, then `exec`s the action.
+    /// `inSession`: the action of a shared session, which fails at once when its agent did not enter
+    /// the session (an agent without sessions would run it without its environments).
     static func prelude(files: [(filename: String, data: ResolvedString, runnable: Bool)], rules: Bool,
-                        argv: [ResolvedString], taskFiles: ResolvedString.Piece = .sessionDirectory) -> String {
+                        argv: [ResolvedString], taskFiles: ResolvedString.Piece = .sessionDirectory,
+                        inSession: Bool = false) -> String {
         var lines = [sessionDirectoryLine]
+        if inSession { lines.append(outsideSessionLine) }
         if rules { lines.append(rulesFileLine) }
         lines += write(files, into: taskFiles)
         lines.append("exec " + argv.map(shellWord).joined(separator: " "))
         return lines.joined(separator: "\n") + "\n"
     }
+
+    static let outsideSessionLine = #"[ -n "$\#(SessionPlan.directoryVariable)" ] || { echo "openjd: this task runs in its step's session, which its agent did not enter (an agent without OpenJD sessions)" >&2; exit 1; }"#
 
     static let rulesFileLine = "printf '%s' \"$\(PathMappingEnvironment.rules)\" > \"$D/\(rulesFile)\" || exit 1"
 

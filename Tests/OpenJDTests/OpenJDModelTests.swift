@@ -532,7 +532,11 @@ struct ConversionTests {
 
     @Test func environmentsAreEnteredAndExitedAroundTheTask() throws {
         let task = try #require(try OpenJDConversion(try job(environments)).submission.tasks.first)
-        #expect(task.command == ["sh", "-c", "echo run $JOB_VAR $STEP_VAR $FROM_ENTER ${GONE:-unset}"], "the action alone")
+        #expect(task.command.count == 4 && task.command[2].hasSuffix("exec 'sh' '-c' 'echo run $JOB_VAR $STEP_VAR $FROM_ENTER ${GONE:-unset}'\n"),
+                "the action alone: \(task.command)")
+        // Outside its session (an agent without sessions), the action refuses to run.
+        let outside = try runCommand(task.command, environment: ["PATH": "/usr/bin:/bin"])
+        #expect(outside.status == 1 && outside.errors.contains("runs in its step's session, which its agent did not enter"))
         let plan = try #require(try SessionPlan.from(env: task.env))
         #expect(plan.key == "S")
         #expect(plan.environments.map(\.name) == ["Job Env", "Step"])
