@@ -239,3 +239,29 @@ extension EndToEnd.OpenJDSessionTests {
         try await eventually("the session was exited", timeout: 60) { farm.log("guarded").contains("onExit: exit as 65534 42") }
     }
 }
+
+extension EndToEnd.OpenJDSessionTests {
+    /// A failed onExit is an agent exception; the tasks that succeeded stay succeeded.
+    @Test func aFailedOnExitIsReportedAsAnException() async throws {
+        let farm = try Farm()
+        try await farm.startMaster()
+        try farm.startAgent("openjd", ["--cpus", "1", "--ram", "2GiB", "--session-linger", "1s"])
+        let template = #"""
+            {"specificationVersion": "jobtemplate-2023-09", "name": "BadExit",
+             "jobEnvironments": [{"name": "Leaky", "script": {"actions": {"onExit": {"command": "sh", "args": ["-c", "echo cannot clean up; exit 4"]}}}}],
+             "steps": [{"name": "S", "script": {"actions": {"onRun": {"command": "true"}}}}]}
+            """#
+        let job = try await farm.submitRaw(#"{"openjd": {"template": \#(template)}}"#)
+        #expect(try await farm.waitForJob(job.id, timeout: 120).map(\.state) == [.succeeded])
+        let agent = try #require(try await farm.agent(named: "openjd"))
+        var found: ExceptionView?
+        try await eventually("the failed onExit is an exception of the agent", timeout: 60) {
+            let page: Page<ExceptionView> = try await farm.admin.call("GET", APIPath.exceptions(agent.id))
+            found = page.items.first { $0.type == "openjd_on_exit" }
+            return found != nil
+        }
+        #expect(found?.message == "openjd: environment 'Leaky': onExit failed (exit code 4)")
+        #expect(farm.log("openjd").contains("onExit: cannot clean up"))
+        #expect(try await farm.job(job.id).state == .succeeded)
+    }
+}
