@@ -133,7 +133,7 @@ struct SessionScripts: Sendable {
             }
             let status = await process.ending().status
             watchdog?.cancel()
-            await reader.value
+            _ = await reader.value  // the output relayed; what the redactor learnt is not needed after an exit
             if let id { running.remove(id) }
             launcher.ended(owner.task)
             if !status.succeeded {
