@@ -26,7 +26,7 @@ struct TaskRunner: Sendable {
 
     private func execute() async {
         let task = lease.task
-        // A prefetched lease waits here for room; it may be stolen (dropped) meanwhile.
+        // A prefetched lease waits here for room; an idle agent may ask for it back meanwhile (give_back).
         if lease.prefetched {
             guard await workload.reserve(task) else {
                 if await workload.stopReason(task) == .givenBack {
