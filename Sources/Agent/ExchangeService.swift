@@ -245,9 +245,7 @@ struct ExchangeService: Service {
         for lease in response.leases {
             if await workload.leaving {
                 // Handed out while the agent left: back at once, no attempt used.
-                await outbox.open(lease.task, epoch: lease.epoch)
-                await outbox.finish(lease.task, FinishReport(epoch: lease.epoch, outcome: .released, exitCode: nil,
-                                                             reason: StopReason.shutdown.rawValue), expectRefusal: false)
+                await outbox.releaseUnlaunched(lease.task, epoch: lease.epoch, reason: .shutdown)
             } else {
                 await workload.add(lease)
                 sink.yield(lease)

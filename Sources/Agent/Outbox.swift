@@ -99,6 +99,12 @@ actor Outbox {
     }
 
     /// The run ended: its finish goes with (or after) the last of its output.
+    /// A lease the agent never launched goes back to the queue: a `released` finish, no attempt used.
+    func releaseUnlaunched(_ task: TaskID, epoch: LeaseEpoch, reason: StopReason) {
+        open(task, epoch: epoch)
+        finish(task, FinishReport(epoch: epoch, outcome: .released, exitCode: nil, reason: reason.rawValue), expectRefusal: false)
+    }
+
     func finish(_ task: TaskID, _ report: FinishReport, expectRefusal: Bool) {
         latestProgress[task] = nil
         var report = report

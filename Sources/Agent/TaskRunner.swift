@@ -31,9 +31,7 @@ struct TaskRunner: Sendable {
             guard await workload.reserve(task) else {
                 if await workload.stopReason(task) == .givenBack {
                     // Back to the queue, no attempt used: the idle agent that asked for it takes it there.
-                    await outbox.open(task, epoch: lease.epoch)
-                    await outbox.finish(task, FinishReport(epoch: lease.epoch, outcome: .released, exitCode: nil,
-                                                           reason: StopReason.givenBack.rawValue), expectRefusal: false)
+                    await outbox.releaseUnlaunched(task, epoch: lease.epoch, reason: .givenBack)
                 } else {
                     logger.info("prefetched task \(task) dropped before it started")
                 }

@@ -10,12 +10,10 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let engine = try SQLiteEngine(path: dir + "/p.sqlite")
-        let settings = try await engine.write { db -> [Int] in
-            let rows = try db.fetchAll("PRAGMA journal_mode", []) + db.fetchAll("PRAGMA synchronous", [])
-                + db.fetchAll("PRAGMA temp_store", [])
-            return rows.dropFirst().map { $0[0] as Int }
+        let (journal, settings) = try await engine.write { db -> (String, [Int]) in
+            (try db.fetchAll("PRAGMA journal_mode", [])[0][0],
+             try (db.fetchAll("PRAGMA synchronous", []) + db.fetchAll("PRAGMA temp_store", [])).map { $0[0] as Int })
         }
-        let journal = try await engine.write { db -> String in try db.fetchAll("PRAGMA journal_mode", [])[0][0] }
         #expect(journal == "wal")
         #expect(settings == [2, 2])  // synchronous FULL (2), temp_store MEMORY (2)
         // A second engine on the same file (a restarted master) sets them again.
