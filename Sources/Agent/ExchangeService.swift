@@ -78,6 +78,13 @@ struct ExchangeService: Service {
         }
         // The runs are over: the open sessions' environments are exited before the agent ends.
         await sessions.closeAll(within: SessionTable.shutdownBound, grace: .seconds(1))
+        // A long-poll answered just as the agent began to leave, after the pump had ended, put its
+        // leases' releases in the outbox: they are delivered now, or the goodbye below would list
+        // them as held and the master would keep them until their lease timed out.
+        if !(await outbox.isEmpty) {
+            let (_, leftovers) = AsyncStream.makeStream(of: TaskLease.self)
+            await pump(leftovers, busy: pumpBusy)
+        }
         // Whatever is still leased to this agent (an answer lost while it left) goes back at once.
         await announce(leaving: true, authoritative: true)
         logger.info("agent \(config.name) stopped")

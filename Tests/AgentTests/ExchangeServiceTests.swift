@@ -177,4 +177,33 @@ import Glibc
         #expect(fixture.master.beats.contains { $0.leaving && !$0.authoritative })
         #expect(fixture.master.beats.last.map { $0.leaving && $0.authoritative } == true)
     }
+
+    /// SIGTERM while the answer to a long-poll, carrying a lease, is already on its way: the lease
+    /// goes back to the master (a `released` finish, nothing launched) before the goodbye, which
+    /// then holds nothing. (Once the goodbye listed it as held: the master kept the task `running`
+    /// until its lease timed out.)
+    @Test func aLeaseAnsweredAsTheAgentLeavesIsGivenBackBeforeTheGoodbye() async throws {
+        let fixture = AgentFixture(slots: 1)
+        defer { fixture.close() }
+        fixture.master.answerLongPollsDespiteCancellation()
+        let lease = AgentFixture.lease(1)
+        try await testGracefulShutdown { trigger in
+            let service = fixture.exchangeService
+            let running = Task { try await service.run() }
+            let poll = await fixture.master.exchanges.next(where: Self.isLongPoll)
+            fixture.master.acknowledgeReports()
+            trigger.triggerGracefulShutdown()
+            // The agent said it leaves: it has nothing to run or to tell, its pump ends.
+            _ = await fixture.master.heartbeats.take { $0.leaving && !$0.authoritative }
+            await fixture.until { await fixture.workload.leaving }
+            poll.answer(ExchangeResponse(leases: [lease]))
+            try await running.value
+        }
+        #expect(fixture.launcher.launched.waiting.isEmpty, "a leaving agent launches nothing")
+        let released = fixture.master.exchanges.requests.flatMap(\.finished).filter { $0.task == lease.task }
+        #expect(released.map(\.report.outcome) == [.released], "\(released)")
+        let goodbye = try #require(fixture.master.beats.last)
+        #expect(goodbye.leaving && goodbye.authoritative)
+        #expect(goodbye.held.isEmpty, "\(goodbye.held)")
+    }
 }

@@ -22,6 +22,7 @@ final class FakeMaster: MasterLink {
     private struct State {
         var tokens: [String] = []
         var acknowledgeReports = false
+        var longPollAnswersOutliveCancellation = false
         var beats: [HeartbeatRequest] = []
         /// What the next heartbeats' answers say is lost, in turn; a failure instead, when one is queued.
         var beatAnswers: [Result<[HeldLease], ClientError>] = []
@@ -31,6 +32,10 @@ final class FakeMaster: MasterLink {
     /// From now on exchanges with no long-poll are answered at once, every report acknowledged
     /// (long-polls still wait for the test, or for their cancellation).
     func acknowledgeReports() { state.withLock { $0.acknowledgeReports = true } }
+
+    /// From now on a long-poll returns the test's answer even when the agent cancelled it meanwhile,
+    /// as a real answer already on the wire when the agent gives up on it does.
+    func answerLongPollsDespiteCancellation() { state.withLock { $0.longPollAnswersOutliveCancellation = true } }
 
     var tokens: [String] { state.withLock { $0.tokens } }
 
@@ -57,6 +62,11 @@ final class FakeMaster: MasterLink {
         if (request.claim?.wait ?? 0) == 0, state.withLock({ $0.acknowledgeReports }) {
             exchanges.record(request)
             return Self.acknowledging(request)
+        }
+        if (request.claim?.wait ?? 0) > 0, state.withLock({ $0.longPollAnswersOutliveCancellation }) {
+            // An unstructured task: the caller's cancellation does not reach the pending call.
+            let exchanges = self.exchanges
+            return try await Task { await exchanges.result(request) }.value.get()
         }
         return try await exchanges.call(request)
     }

@@ -113,10 +113,14 @@ final class CallQueue<Request: Sendable, Response: Sendable>: Sendable {
 
     /// Waits for the test's answer to `request`.
     func call(_ request: Request) async throws(ClientError) -> Response {
+        try await result(request).get()
+    }
+
+    func result(_ request: Request) async -> Result<Response, ClientError> {
         record(request)
         let call = Call(request)
         pending.put(call)
-        return try await call.wait().get()
+        return await call.wait()
     }
 
     /// The next call still waiting for an answer that `matches`.
