@@ -9,8 +9,9 @@ import Synchronization
 /// every claim for its free room go through `POST /v1/agents/{id}/exchange`.
 ///
 /// Two loops share the work. The pump sends what the outbox holds (a finish or a start at once,
-/// output every `Outbox.logTick`) together with a claim for the room free now: a finished run and
-/// its successor's lease are one round trip. The poller, while the pump has nothing to send and
+/// or within `Outbox.coalesceWindow` while prefetched leases keep every slot busy; output every
+/// `Outbox.logTick`) together with a claim for the room free now: a finished run and its
+/// successor's lease are one round trip. The poller, while the pump has nothing to send and
 /// the agent has room, holds a long-poll exchange that the master answers the moment work appears;
 /// a pump exchange arriving meanwhile supersedes it at the master (it answers with no lease), and
 /// the master counts the agent's busy slots itself, so two claims in flight never over-commit it.
@@ -145,7 +146,7 @@ struct ExchangeService: Service {
                     return
                 }
             }
-            let due = await outbox.readiness()
+            let due = await outbox.readiness(coalescing: await workload.canCoalesce)
             guard due == .zero else {
                 await nudge.wait(since: generation, timeout: due ?? .seconds(1))
                 continue

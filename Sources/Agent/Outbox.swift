@@ -39,8 +39,12 @@ actor Outbox {
     /// The agent keeps at most this much unacknowledged output per run while the master is away.
     static let bufferCap = 16 << 20
     /// Output alone waits this long to be sent with more (a chatty task must not cost an exchange
-    /// per line); a start or a finish goes at once.
+    /// per line); a start or a finish goes at once, unless the agent can let it wait for company.
     static let logTick: Duration = .milliseconds(200)
+    /// How long a start or a finish may wait for others to go in the same exchange while every slot
+    /// has work without it (`Workload.canCoalesce`): short tasks then cost the master an exchange
+    /// per few runs, not one each, and no slot idles meanwhile.
+    static let coalesceWindow: Duration = .milliseconds(10)
     /// Output past this many bytes goes at once.
     static let eagerLogBytes = 256 << 10
 
@@ -53,6 +57,8 @@ actor Outbox {
     private var finishes: [TaskID: Finish] = [:]
     /// When output or progress first waited unsent (the tick counts from there).
     private var waitingSince: ContinuousClock.Instant?
+    /// When a start or a finish first waited unsent (the coalescing window counts from there).
+    private var urgentSince: ContinuousClock.Instant?
     /// Runs whose start the master refused: stolen (another agent runs the task: nothing of this
     /// run counts) or refused for want of room (the lease is still ours: the run is given back).
     private var refusedStarts: [TaskID: (epoch: LeaseEpoch, stolen: Bool)] = [:]
@@ -66,6 +72,7 @@ actor Outbox {
 
     func started(_ task: TaskID, epoch: LeaseEpoch) {
         starts[task] = epoch
+        if urgentSince == nil { urgentSince = nudge.clock.now }
         nudge.poke()
     }
 
@@ -118,6 +125,7 @@ actor Outbox {
             logs[task] = log
         }
         finishes[task] = Finish(report: report, expectRefusal: expectRefusal)
+        if urgentSince == nil { urgentSince = nudge.clock.now }
         nudge.poke()
     }
 
@@ -143,12 +151,16 @@ actor Outbox {
     }
 
     /// Something must go now (a start or a finish), or output has waited its tick.
-    /// Else, how long until it will have.
-    func readiness() -> Duration? {
-        if !starts.isEmpty || !finishes.isEmpty { return .zero }
-        guard let since = waitingSince else { return nil }
-        let due = since + Self.logTick
-        return max(.zero, due - nudge.clock.now)
+    /// Else, how long until it will have. With `coalescing` (the agent's slots all have work
+    /// without the next exchange), a start or a finish waits up to `coalesceWindow` for company.
+    func readiness(coalescing: Bool = false) -> Duration? {
+        let now = nudge.clock.now
+        let logsDue = waitingSince.map { max(.zero, $0 + Self.logTick - now) }
+        if !starts.isEmpty || !finishes.isEmpty {
+            guard coalescing, let since = urgentSince else { return .zero }
+            return min(max(.zero, since + Self.coalesceWindow - now), logsDue ?? .seconds(1))
+        }
+        return logsDue
     }
 
     /// The reports to send now. A run's finish goes only with the last of its output (logs are
@@ -231,6 +243,8 @@ actor Outbox {
         if progress.isEmpty && !logs.values.contains(where: { !$0.pending.isEmpty && !$0.fenced }) {
             waitingSince = nil
         }
+        // What arrived while this exchange was in flight waits its window from now on.
+        urgentSince = starts.isEmpty && finishes.isEmpty ? nil : nudge.clock.now
         return refusals
     }
 
@@ -241,5 +255,6 @@ actor Outbox {
         for finished in sent.finished { finishes[finished.task] = nil; logs[finished.task] = nil }
         for report in sent.progress { progress[report.task] = nil }
         for log in sent.logs { logs[log.task]?.fenced = true; logs[log.task]?.pending = Data() }
+        if starts.isEmpty && finishes.isEmpty { urgentSince = nil }
     }
 }

@@ -15,12 +15,16 @@ public enum PrefetchPolicy: Sendable, Equatable, CustomStringConvertible {
 
     /// Runs at most this long count as short.
     public static let shortRun: Duration = .milliseconds(500)
+    /// Runs at most this long are so short that the agent holds two leases per slot: its exchanges
+    /// then refill half of them at once (see `Workload.canCoalesce`), a few runs per round trip.
+    public static let veryShortRun: Duration = .milliseconds(50)
     /// How many of the last runs `auto` looks at, and how many it needs before it prefetches.
     public static let window = 8
     public static let fewestRuns = 3
 
     /// The leases to hold beyond what runs, given the lengths of the last runs (oldest first) and the
-    /// agent's slots: with `auto`, one per slot while the median of the last runs is short.
+    /// agent's slots: with `auto`, one per slot while the median of the last runs is short, two while
+    /// it is very short.
     public func count(recentRuns: [Duration], slots: Int) -> Int {
         switch self {
         case .fixed(let count):
@@ -28,7 +32,8 @@ public enum PrefetchPolicy: Sendable, Equatable, CustomStringConvertible {
         case .auto:
             let runs = recentRuns.suffix(Self.window).sorted()
             guard runs.count >= Self.fewestRuns, runs[runs.count / 2] <= Self.shortRun else { return 0 }
-            return min(max(slots, 0), Limits.claimSlots)
+            let perSlot = runs[runs.count / 2] <= Self.veryShortRun ? 2 : 1
+            return min(max(slots, 0) * perSlot, Limits.claimSlots)
         }
     }
 

@@ -135,6 +135,17 @@ actor Workload {
         return ClaimRequest(slots: slots, wait: wait, free: free, prefetch: prefetchRoom, capacity: self.slots)
     }
 
+    /// Whether the outbox's starts and finishes may wait a moment for company: every slot runs
+    /// something or has a prefetched lease waiting to take it, and more than half the prefetch
+    /// would still wait after that. The exchange that refills the prefetch is then not yet needed.
+    var canCoalesce: Bool {
+        guard !draining, !leaving else { return false }
+        let waiting = held.values.filter { $0.waiting && $0.stopReason == nil }.count
+        let reserved = held.values.filter { !$0.waiting }.count
+        let stock = waiting - max(0, slots - reserved)
+        return stock > 0 && stock > prefetch / 2
+    }
+
     /// How many leases to hold beyond what runs, now.
     var prefetch: Int { prefetchPolicy.count(recentRuns: recentRuns, slots: slots) }
 

@@ -206,4 +206,48 @@ import Glibc
         #expect(goodbye.leaving && goodbye.authoritative)
         #expect(goodbye.held.isEmpty, "\(goodbye.held)")
     }
+
+    /// Five leases for one slot, four of them prefetched: while more than half the prefetch still
+    /// waits once the slot is refilled, a finish waits for company, and the exchange that goes when
+    /// the stock reaches half carries both finishes and both starts, and refills the prefetch.
+    @Test func whilePrefetchedLeasesKeepTheSlotBusyFinishesWaitForCompany() async throws {
+        let fixture = AgentFixture(slots: 1, prefetch: .fixed(4))
+        defer { fixture.close() }
+        try await withExchangeService(fixture) {
+            let poll = await fixture.master.exchanges.next(where: Self.isLongPoll)
+            poll.answer(ExchangeResponse(leases: [AgentFixture.lease(1)]
+                + (2...5).map { AgentFixture.lease(Int64($0), prefetched: true) }))
+            let first = await fixture.launcher.launched.take()
+            first.exit(.exited(0))
+            let second = await fixture.launcher.launched.take()
+            #expect(second.spec.task == TaskID(rawValue: 2))
+            second.exit(.exited(0))
+            let report = await fixture.master.exchanges.next(where: Self.finishes)
+            #expect(Set(report.request.finished.map(\.task)) == [TaskID(rawValue: 1), TaskID(rawValue: 2)])
+            // The third may have started by then (its start then goes along) or not yet.
+            #expect(report.request.started.map(\.task).contains(TaskID(rawValue: 2)))
+            #expect((report.request.claim?.prefetch ?? 0) >= 1, "what was taken from the stock is claimed again")
+            report.answer(ExchangeResponse())
+            #expect(fixture.master.exchanges.requests.filter(Self.finishes).count == 1)
+        }
+    }
+
+    /// A finish waits at most `Outbox.coalesceWindow` for company.
+    @Test func aFinishWaitingForCompanyGoesAfterTheCoalescingWindow() async throws {
+        let fixture = AgentFixture(slots: 1, prefetch: .fixed(4))
+        defer { fixture.close() }
+        try await withExchangeService(fixture) {
+            let poll = await fixture.master.exchanges.next(where: Self.isLongPoll)
+            poll.answer(ExchangeResponse(leases: [AgentFixture.lease(1)]
+                + (2...5).map { AgentFixture.lease(Int64($0), prefetched: true) }))
+            await fixture.launcher.launched.take().exit(.exited(0))
+            _ = await fixture.launcher.launched.take()  // the next one runs; nothing else ends
+            await fixture.clock.sleeping { $0 > .zero && $0 <= Outbox.coalesceWindow }
+            fixture.clock.advance(by: Outbox.coalesceWindow)
+            let report = await fixture.master.exchanges.next(where: Self.finishes)
+            #expect(report.request.finished.map(\.task) == [TaskID(rawValue: 1)])
+            #expect(report.request.started.map(\.task) == [TaskID(rawValue: 2)])
+            report.answer(ExchangeResponse())
+        }
+    }
 }

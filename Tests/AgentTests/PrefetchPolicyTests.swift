@@ -5,9 +5,10 @@ import ServiceLifecycleTestKit
 import Testing
 
 /// `--prefetch auto` (the default): a lease per slot held beyond what runs while the last runs were
-/// short, none while they were long.
+/// short, two while they were very short, none while they were long.
 @Suite(.timeLimit(.minutes(1))) struct PrefetchPolicyTests {
-    private static let short: Duration = .milliseconds(3)
+    private static let short: Duration = .milliseconds(300)
+    private static let veryShort: Duration = .milliseconds(3)
     private static let long: Duration = .seconds(90)
 
     @Test func autoPrefetchesOnePerSlotWhileTheMedianOfTheLastRunsIsShort() {
@@ -16,6 +17,10 @@ import Testing
         #expect(auto.count(recentRuns: [Self.short, Self.short], slots: 4) == 0, "two runs are too few to judge")
         #expect(auto.count(recentRuns: [Self.short, Self.short, Self.short], slots: 4) == 4)
         #expect(auto.count(recentRuns: [Self.short, Self.long, Self.short], slots: 2) == 2, "one long run among short ones")
+        #expect(auto.count(recentRuns: [Self.veryShort, Self.veryShort, Self.short], slots: 4) == 8, "two per slot")
+        #expect(auto.count(recentRuns: Array(repeating: PrefetchPolicy.veryShortRun, count: 3), slots: 1) == 2)
+        #expect(auto.count(recentRuns: [Self.veryShort, Self.short, Self.short], slots: 4) == 4)
+        #expect(auto.count(recentRuns: [Self.veryShort, Self.veryShort, Self.veryShort], slots: 5_000) == Limits.claimSlots)
         #expect(auto.count(recentRuns: [Self.long, Self.short, Self.long], slots: 2) == 0)
         #expect(auto.count(recentRuns: [PrefetchPolicy.shortRun, PrefetchPolicy.shortRun, PrefetchPolicy.shortRun], slots: 1) == 1,
                 "half a second counts as short")
@@ -58,7 +63,7 @@ import Testing
                 process.exit(.exited(0))
                 exchange = await fixture.master.exchanges.next { $0.finished.contains { $0.task == TaskID(rawValue: Int64(run)) } }
             }
-            #expect(exchange.request.claim?.prefetch == 1)
+            #expect(exchange.request.claim?.prefetch == 2, "runs of no time at all: two leases per slot")
             exchange.answer(ExchangeResponse())
             fixture.master.acknowledgeReports()
             trigger.triggerGracefulShutdown()
