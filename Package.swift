@@ -105,6 +105,8 @@ let package = Package(
             dependencies: [
                 "PaddockProtocol", "PaddockClient", "PaddockMaster", "PaddockAgent", "PaddockOpenJD",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

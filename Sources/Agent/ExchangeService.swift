@@ -58,7 +58,7 @@ struct ExchangeService: Service {
                 let (leases, sink) = AsyncStream.makeStream(of: TaskLease.self)
                 // A fresh process holds nothing: what an earlier run of this agent held is requeued now,
                 // not after the lease timeout, and the agent is online before its first claim.
-                await announce(leaving: false, authoritative: true)
+                await announceFresh()
                 group.addTask {
                     await pump(sink, busy: pumpBusy)
                     sink.finish()
@@ -112,15 +112,34 @@ struct ExchangeService: Service {
         }
     }
 
+    /// Says that this fresh process holds nothing, until the master has heard it (or the agent
+    /// leaves, or the master refuses it for good), before the first claim: a master that still
+    /// counted an earlier run's leases (this agent killed, the master down when it came back) would
+    /// hand out prefetched leases into room it thinks taken, and refuse their starts after they ran.
+    private func announceFresh() async {
+        var backoff = Backoff()
+        while true {
+            let seen = workload.departure.generation
+            guard await announce(leaving: false, authoritative: true) == .retry, !(await workload.leaving) else { return }
+            await workload.departure.wait(since: seen, timeout: backoff.next())
+        }
+    }
+
+    /// How a heartbeat went: heard, refused for good, or worth trying again.
+    private enum Announced { case heard, refused, retry }
+
     /// A heartbeat that tells the master what this agent holds, all of it, and whether it is leaving.
-    private func announce(leaving: Bool, authoritative: Bool) async {
+    @discardableResult
+    private func announce(leaving: Bool, authoritative: Bool) async -> Announced {
         let enrolled = await session.ready()
         let held = await workload.leases + outbox.unacknowledged
         let beat = HeartbeatRequest(held: held, authoritative: authoritative, leaving: leaving)
         do {
             _ = try await enrolled.master.heartbeat(beat, agent: enrolled.id, timeout: 2)
+            return .heard
         } catch {
             logger.warning("telling the master we \(leaving ? "leave" : "are back") failed: \(error)")
+            return error.isRetryable ? .retry : .refused
         }
     }
 
@@ -185,10 +204,11 @@ struct ExchangeService: Service {
                     await send(ExchangeRequest(claim: claim), current, sink, timeout: config.claimWait + 30) ? .answered : .failed
                 }
                 group.addTask {
+                    let departure = workload.departure
                     while !Task.isCancelled {
-                        let seen = nudge.generation  // read before the check: a poke in between is not missed
+                        let seen = departure.generation  // read before the check: a poke in between is not missed
                         if await workload.leaving { break }
-                        await nudge.wait(since: seen, timeout: .seconds(5))
+                        await departure.wait(since: seen, timeout: .seconds(5))
                     }
                     return .leaving
                 }

@@ -27,10 +27,12 @@ final class Nudge: Sendable {
 
     /// Returns once the generation moved past `seen`, after `timeout`, or when the task is cancelled.
     func wait(since seen: UInt64, timeout: Duration) async {
-        let id = state.withLock { state -> UInt64 in
+        // Moved already: no timer to start and cancel (a poke often lands between look and wait).
+        guard let id = state.withLock({ state -> UInt64? in
+            guard state.generation == seen else { return nil }
             state.next &+= 1
             return state.next
-        }
+        }) else { return }
         let timer = Task { [weak self, clock] in
             try? await clock.sleep(for: timeout)
             self?.resume(id)

@@ -76,12 +76,16 @@ actor Workload {
     private var roomWaiters: [CheckedContinuation<Void, Never>] = []
     /// Told when room frees up or the agent starts leaving (the exchange loop claims or stops).
     nonisolated let nudge: Nudge
+    /// Poked once, when the agent starts leaving: what waits only for that (a held long-poll) is not
+    /// woken by every report and every freed slot as `nudge`'s waiters are.
+    nonisolated let departure: Nudge
 
     init(total: ResourceVector, slots: Int, prefetch: PrefetchPolicy = .fixed(0), nudge: Nudge) {
         self.total = total
         self.slots = slots
         self.prefetchPolicy = prefetch
         self.nudge = nudge
+        departure = Nudge(clock: nudge.clock)
     }
 
     /// Room not reserved by a lease that runs or is about to (waiting prefetched leases reserve nothing).
@@ -97,6 +101,7 @@ actor Workload {
 
     func leave() {
         leaving = true
+        departure.poke()
         wakeRoomWaiters()
     }
 

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 
-@main
 struct Paddock: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "paddock",
@@ -20,8 +19,8 @@ struct Paddock: AsyncParsableCommand {
         ])
 
     /// The roles also read `--config FILE` and `PADDOCK_*` variables: they are turned into flags
-    /// (the ones not given on the command line) before the arguments are parsed.
-    static func main() async {
+    /// (the ones not given on the command line) before the arguments are parsed. `main.swift` calls it.
+    static func launch() async {
         var arguments = Array(CommandLine.arguments.dropFirst())
         do {
             // `paddock agent reset NAME` is a client command under the agent role's name: no config layering.

@@ -18,6 +18,8 @@ public struct Master: Sendable {
     public let changeWake: WakeSignal
     public let stats = MasterStats()
     public let agentAddresses = AgentAddresses()
+    /// Agents' credentials the exchange route checked once (`CredentialCache`).
+    let credentials = CredentialCache()
 
     public init(config: MasterConfig, store: any Store) {
         self.config = config
@@ -37,11 +39,11 @@ public struct Master: Sendable {
         router.add(middleware: NULQueryMiddleware())
         // The dashboard's files need no token (they hold no secret): served before authentication.
         router.add(middleware: DashboardMiddleware())
-        router.add(middleware: AuthMiddleware(config: config, store: store))
+        router.add(middleware: AuthMiddleware(config: config, store: store, credentials: credentials))
         router.add(middleware: RateLimitMiddleware(clients: config.rateLimit, agents: config.agentRateLimit, stats: stats))
         router.add(middleware: ChangeNoticeMiddleware(changes: changeWake))
         MasterAPI(store: store, config: config, wake: wake, commandWake: commandWake, logWake: logWake, stats: stats,
-                  addresses: agentAddresses, changes: changeWake)
+                  addresses: agentAddresses, changes: changeWake, credentials: credentials)
             .register(on: router)
         return router
     }

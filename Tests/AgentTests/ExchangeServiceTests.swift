@@ -250,4 +250,22 @@ import Glibc
             report.answer(ExchangeResponse())
         }
     }
+
+    /// A fresh agent that cannot tell the master it holds nothing (the master down as it starts)
+    /// claims nothing until the master has heard it: the master would otherwise still count an
+    /// earlier run's leases against the agent's room and refuse the starts of leases it prefetched.
+    @Test func aFreshAgentClaimsOnlyOnceTheMasterHeardItHoldsNothing() async throws {
+        let fixture = AgentFixture(slots: 1)
+        defer { fixture.close() }
+        fixture.master.failNextHeartbeat(.transport("PUT /v1/agents/a7/heartbeat: connection refused"))
+        try await withExchangeService(fixture) {
+            await fixture.clock.sleeping { $0 > .zero && $0 <= .seconds(1) }  // the back-off after the failure
+            #expect(fixture.master.exchanges.requests.isEmpty, "no claim before the master heard the agent")
+            fixture.clock.advance(by: .seconds(1))
+            let poll = await fixture.master.exchanges.next(where: Self.isLongPoll)
+            let beats = fixture.master.beats
+            #expect(beats.count == 2 && beats.allSatisfy { $0.authoritative && !$0.leaving && $0.held.isEmpty }, "\(beats)")
+            poll.answer(ExchangeResponse())
+        }
+    }
 }

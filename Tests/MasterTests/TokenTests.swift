@@ -218,6 +218,40 @@ import Testing
         }
     }
 
+    /// The exchange takes an agent's credential from the master's cache once it was checked, and
+    /// checks it again in its own transaction: a credential replaced, reset or deleted since is 401
+    /// at the next exchange all the same.
+    @Test func anExchangeWithACredentialNoLongerValidIsRefusedThoughItWasCached() async throws {
+        try await TestMaster().test { client in
+            func exchange(_ agent: AgentID, _ credential: String) async throws -> Client.Reply {
+                try await client.send(.post, "/v1/agents/\(agent)/exchange", token: credential, json: ExchangeRequest())
+            }
+            let (agent, credential) = try await client.enroll("render-01")
+            #expect(try await exchange(agent, credential).status == 200)
+            #expect(try await exchange(agent, credential).status == 200, "from the cache")
+            let (other, otherCredential) = try await client.enroll("render-02")
+            #expect(try await exchange(other, otherCredential).status == 200)
+            #expect(try await exchange(other, credential).status == 403, "an agent exchanges only for itself")
+
+            // Enrolled again: a new credential; the old one is refused at once.
+            let again = try await Self.enroll(client, "render-01", token: TestMaster.join, credential: credential)
+            let fresh = try again.decode(EnrollResponse.self)
+            let refused = try await exchange(agent, credential)
+            #expect(refused.status == 401, "\(String(decoding: refused.body, as: UTF8.self))")
+            #expect(try await exchange(agent, credential).status == 401, "and stays refused")
+            #expect(try await exchange(agent, fresh.credential).status == 200)
+            #expect(try await exchange(agent, fresh.credential).status == 200)
+
+            // An admin's reset.
+            #expect(try await client.send(.post, "/v1/agents/reset", json: AgentResetRequest(name: "render-01")).status == 200)
+            #expect(try await exchange(agent, fresh.credential).status == 401)
+
+            // A deleted agent.
+            #expect(try await client.send(.delete, "/v1/agents/\(other)").status == 204)
+            #expect(try await exchange(other, otherCredential).status == 401)
+        }
+    }
+
     @Test func aDeletedAgentStaysOutUntilAnAdminLetsItBack() async throws {
         try await TestMaster().test { client in
             let (agent, credential) = try await client.enroll("old-host")

@@ -82,10 +82,10 @@ final class UnreachableStore: Store {
         try await network(); return try await inner.heartbeat(agent: agent, beat: beat, leaseUntil: leaseUntil, now: now)
     }
     func claim(_ order: ClaimOrder) async throws -> ClaimOutcome { try await network(); return try await inner.claim(order) }
-    func exchange(agent: AgentID, _ request: ExchangeRequest, claim: ClaimOrder?, leaseUntil: Date,
+    func exchange(agent: AgentID, _ request: ExchangeRequest, claim: ClaimOrder?, credential: String?, leaseUntil: Date,
                   now: Date) async throws -> ExchangeOutcome {
         try await network()
-        return try await inner.exchange(agent: agent, request, claim: claim, leaseUntil: leaseUntil, now: now)
+        return try await inner.exchange(agent: agent, request, claim: claim, credential: credential, leaseUntil: leaseUntil, now: now)
     }
     func start(task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date, now: Date) async throws -> TaskView {
         try await network(); return try await inner.start(task: task, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now)

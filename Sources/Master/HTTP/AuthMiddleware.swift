@@ -9,6 +9,8 @@ struct AuthMiddleware: RouterMiddleware {
     typealias Context = MasterContext
     let config: MasterConfig
     let store: any Store
+    /// Credentials of exchanges already checked once (the exchange checks them again itself).
+    let credentials: CredentialCache
 
     /// Health, the API document and Prometheus scrapes need no token (they reveal counts, no data).
     /// The agent install script and its package are open too: a new host has no token yet, and the
@@ -29,6 +31,18 @@ struct AuthMiddleware: RouterMiddleware {
         let token = String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
         guard !token.isEmpty, token.utf8.count <= 512 else { throw PaddockError.unauthorized }
         var context = context
+        if token.hasPrefix(Self.credentialPrefix), request.method == .post, MasterAPI.isExchange(request.uri.path) {
+            let hash = SecretHash.hex(token)
+            if let known = credentials.identity(hash: hash) {
+                context.caller = .agent(known)
+                context.uncheckedCredential = hash
+                return try await next(request, context)
+            }
+            let caller = try await caller(token)
+            if case .agent(let identity) = caller { credentials.remember(identity, hash: hash) }
+            context.caller = caller
+            return try await next(request, context)
+        }
         context.caller = try await caller(token)
         return try await next(request, context)
     }

@@ -118,8 +118,14 @@ extension MasterAPI {
                 order.startAtOnce = true
                 return order
             }
-            let outcome = try await store.exchange(agent: id, reports, claim: order,
+            let outcome: ExchangeOutcome
+            do {
+                outcome = try await store.exchange(agent: id, reports, claim: order, credential: context.uncheckedCredential,
                                                    leaseUntil: now.addingTimeInterval(config.leaseTimeout), now: now)
+            } catch let error as PaddockError where error.status == 401 {
+                if let hash = context.uncheckedCredential { credentials.forget(hash: hash) }
+                throw error
+            }
             reports = ExchangeRequest()  // applied: a later round only claims
             response.refused += outcome.response.refused
             response.logs += outcome.response.logs

@@ -19,9 +19,18 @@ public struct MasterAPI: Sendable {
     let addresses: AgentAddresses
     /// Wakes dashboards' `GET /v1/changes`: what they show changed.
     let changes: WakeSignal
+    /// Credentials the auth middleware let an exchange through with unchecked (the exchange checks them).
+    let credentials: CredentialCache
 
     public init(store: any Store, config: MasterConfig, wake: WakeSignal, commandWake: WakeSignal, logWake: WakeSignal,
                 stats: MasterStats, addresses: AgentAddresses = AgentAddresses(), changes: WakeSignal = WakeSignal(.changes)) {
+        self.init(store: store, config: config, wake: wake, commandWake: commandWake, logWake: logWake, stats: stats,
+                  addresses: addresses, changes: changes, credentials: CredentialCache())
+    }
+
+    init(store: any Store, config: MasterConfig, wake: WakeSignal, commandWake: WakeSignal, logWake: WakeSignal,
+         stats: MasterStats, addresses: AgentAddresses, changes: WakeSignal, credentials: CredentialCache) {
+        self.credentials = credentials
         self.addresses = addresses
         self.changes = changes
         self.store = store
@@ -33,6 +42,11 @@ public struct MasterAPI: Sendable {
     }
 
     typealias Handler = @Sendable (Request, MasterContext) async throws -> Response
+
+    /// Whether `path` is an agent's exchange (`APIRoute.exchange`).
+    static func isExchange(_ path: String) -> Bool {
+        path.hasPrefix("/v1/agents/") && path.hasSuffix("/exchange")
+    }
 
     func register(on router: Router<MasterContext>) {
         for route in APIRoute.allCases {

@@ -36,6 +36,9 @@ public struct User: Sendable, Equatable {
 public struct MasterContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public var caller: Caller = .anonymous
+    /// The hash of the agent credential the caller presented, when the auth middleware took it from
+    /// its `CredentialCache`: the route must check it in its own transaction.
+    var uncheckedCredential: String?
     /// The TCP peer: the client itself, or the frontend that relayed the request.
     public let remoteAddress: SocketAddress?
     /// Who made the request, per `TrustedProxies.client`; nil without a network peer (in-process tests).

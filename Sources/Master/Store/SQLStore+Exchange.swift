@@ -3,10 +3,10 @@ import PaddockProtocol
 
 /// The agent exchange: an agent's reports and its claim in one transaction.
 extension SQLStore {
-    public func exchange(agent: AgentID, _ request: ExchangeRequest, claim: ClaimOrder?, leaseUntil: Date,
-                         now: Date) async throws -> ExchangeOutcome {
+    public func exchange(agent: AgentID, _ request: ExchangeRequest, claim: ClaimOrder?, credential: String? = nil,
+                         leaseUntil: Date, now: Date) async throws -> ExchangeOutcome {
         try await engine.write { db in
-            try Self.exchange(db, agent: agent, request, claim: claim, leaseUntil: leaseUntil, now: now)
+            try Self.exchange(db, agent: agent, request, claim: claim, credential: credential, leaseUntil: leaseUntil, now: now)
         }
     }
 
@@ -15,13 +15,12 @@ extension SQLStore {
     /// a prefetched task starts into the room that the runs finished in the same exchange freed.
     /// Per task: the start, then its log, its progress (unless it also finished), its finish.
     static func exchange(_ db: any SQLDatabase, agent: AgentID, _ request: ExchangeRequest, claim: ClaimOrder?,
-                         leaseUntil: Date, now: Date) throws -> ExchangeOutcome {
+                         credential: String? = nil, leaseUntil: Date, now: Date) throws -> ExchangeOutcome {
         // The agent's row first, as heartbeats and claims take it: one lock order (agent, then its
         // tasks) everywhere, so that two masters never deadlock on one agent's rows.
-        guard try SQLRow.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?\(db.lockRows)",
-                                  arguments: [agent.rawValue]) != nil else {
-            throw PaddockError.notFound("agent \(agent)")
-        }
+        // Its totals serve every start below; the room its leases take is read at the first start that
+        // needs it and kept as starts add to it (a finish in between makes it read again).
+        var room: AgentRoom? = try AgentRoom.lock(db, agent, credential: credential)
         var response = ExchangeResponse()
         var finished = false
         let starts = Dictionary(request.started.map { ($0.task, $0.epoch) }, uniquingKeysWith: { _, last in last })
@@ -50,7 +49,7 @@ extension SQLStore {
             if let epoch = starts[task] {
                 // A refused start fences the whole run: its log, progress and finish no longer count.
                 guard try attempt(task, epoch, .start, {
-                    try Self.startRun(db, task: task, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now)
+                    try Self.startRun(db, task: task, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now, room: &room)
                 }) else { continue }
             }
             for report in logs[task] ?? [] {
@@ -80,6 +79,7 @@ extension SQLStore {
                     try Self.finishRun(db, task: task, agent: agent, report: report, now: now)
                 }) {
                     finished = true
+                    room?.committed = nil  // the finished run's room is free again
                 }
             }
         }

@@ -22,17 +22,15 @@ extension SQLStore {
         }
         guard Self.agentState(agent).mayClaim else { return ClaimOutcome(leases: [], stolen: 0) }
         let total = ResourceVector(milliCPUs: agent["cpu_millis"], ram: agent["ram"], disk: agent["disk"], gpus: agent["gpus"])
-        var free = total - (try Self.committed(db, agent: order.agent))
+        let load = try Self.load(db, agent: order.agent)
+        var free = total - load.committed
         if let reported = order.reportedFree { free = free.clamped(to: reported) }
         let tags = Set(try Self.decode([String].self, agent["tags"]))
         // With its capacity known the master counts the agent's busy slots itself: two claims of one
         // agent in flight at once (a long-poll and an exchange with reports) never exceed it.
         var slots = order.slots
         if let capacity = order.capacity {
-            let busy = try Int.fetchOne(db, sql: """
-                SELECT COUNT(*) FROM tasks WHERE agent_id = ? AND (state = 'running' OR (state = 'assigned' AND prefetched = 0))
-                """, arguments: [order.agent.rawValue]) ?? 0
-            slots = max(0, min(slots, capacity - busy))
+            slots = max(0, min(slots, capacity - load.busy))
         }
         guard slots > 0 || order.prefetch > 0 else { return ClaimOutcome(leases: [], stolen: 0) }
         // A small window first (a few candidates per task asked for); the full windows only when
@@ -44,9 +42,7 @@ extension SQLStore {
         let ownerLoad = Dictionary(uniqueKeysWithValues: try SQLRow.fetchAll(db, sql: """
             SELECT owner, SUM(active) AS n FROM jobs WHERE active > 0 GROUP BY owner
             """).map { ($0["owner"] as String, $0["n"] as Int) })
-        let prefetchWanted = order.prefetch > 0 ? order.prefetch - (try Int.fetchOne(db, sql: """
-            SELECT COUNT(*) FROM tasks WHERE agent_id = ? AND state = 'assigned' AND prefetched = 1
-            """, arguments: [order.agent.rawValue]) ?? 0) : 0
+        let prefetchWanted = order.prefetch > 0 ? order.prefetch - load.waiting : 0
 
         let policy = ClaimPolicy()
         func choose() -> [(ClaimPolicy.Candidate, Bool)] {
@@ -125,12 +121,27 @@ extension SQLStore {
     /// What the master has leased to this agent and counts against it: running tasks and assigned
     /// ones it reserved room for (prefetched ones start only when room frees up).
     static func committed(_ db: any SQLDatabase, agent: AgentID) throws -> ResourceVector {
+        try load(db, agent: agent).committed
+    }
+
+    /// The leases whose room counts against the agent: running, or assigned to start at once.
+    static let committing = "(state = 'running' OR (state = 'assigned' AND prefetched = 0))"
+
+    /// What the agent holds, in one pass over its leases: the room its committed ones take (see
+    /// `committed`), how many they are (its busy slots), and how many prefetched ones wait.
+    static func load(_ db: any SQLDatabase, agent: AgentID) throws -> (committed: ResourceVector, busy: Int, waiting: Int) {
         let used = try SQLRow.fetchOne(db, sql: """
-            SELECT COALESCE(SUM(cpu_millis),0) AS c, COALESCE(SUM(ram),0) AS r, COALESCE(SUM(disk),0) AS d,
-                   COALESCE(SUM(gpus),0) AS g FROM tasks
-            WHERE agent_id = ? AND (state = 'running' OR (state = 'assigned' AND prefetched = 0))
+            SELECT COALESCE(SUM(CASE WHEN \(Self.committing) THEN cpu_millis ELSE 0 END),0) AS c,
+                   COALESCE(SUM(CASE WHEN \(Self.committing) THEN ram ELSE 0 END),0) AS r,
+                   COALESCE(SUM(CASE WHEN \(Self.committing) THEN disk ELSE 0 END),0) AS d,
+                   COALESCE(SUM(CASE WHEN \(Self.committing) THEN gpus ELSE 0 END),0) AS g,
+                   COALESCE(SUM(CASE WHEN \(Self.committing) THEN 1 ELSE 0 END),0) AS busy,
+                   COALESCE(SUM(CASE WHEN state = 'assigned' AND prefetched = 1 THEN 1 ELSE 0 END),0) AS waiting
+            FROM tasks WHERE agent_id = ? AND state IN ('assigned','running')
             """, arguments: [agent.rawValue])
-        return ResourceVector(milliCPUs: used?["c"] ?? 0, ram: used?["r"] ?? 0, disk: used?["d"] ?? 0, gpus: used?["g"] ?? 0)
+        let committed = ResourceVector(milliCPUs: used?["c"] ?? 0, ram: used?["r"] ?? 0, disk: used?["d"] ?? 0,
+                                       gpus: used?["g"] ?? 0)
+        return (committed, used?["busy"] ?? 0, used?["waiting"] ?? 0)
     }
 
     /// Queued tasks the agent could run, from two windows: the head of the whole queue (priority,
@@ -267,29 +278,49 @@ extension SQLStore {
 
     static func start(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date,
                       now: Date) throws -> TaskView {
-        try startRun(db, task: task, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now)
+        var room: AgentRoom?
+        try startRun(db, task: task, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now, room: &room)
         return try Self.taskView(db, task)
     }
 
     /// Records the run of a leased task started (a resent start changes nothing). The exchange calls
     /// this directly: it answers with no view, so the row is not read back.
+    /// An agent's totals, with its row locked, and the room its committed leases take once read:
+    /// an exchange reads them once for all the starts it confirms.
+    struct AgentRoom {
+        var total: ResourceVector
+        var committed: ResourceVector?
+
+        /// Reads (and in PostgreSQL locks) the agent's row; with `credential` (a hash not checked yet),
+        /// unauthorized unless it is the agent's.
+        static func lock(_ db: any SQLDatabase, _ agent: AgentID, credential: String? = nil) throws -> AgentRoom {
+            guard let row = try SQLRow.fetchOne(db, sql: """
+                SELECT cpu_millis, ram, disk, gpus, credential_hash FROM agents WHERE id = ?\(db.lockRows)
+                """, arguments: [agent.rawValue]) else {
+                throw credential == nil ? PaddockError.notFound("agent \(agent)") : PaddockError.unauthorized
+            }
+            if let credential, !SecretHash.equal(row["credential_hash"], credential) { throw PaddockError.unauthorized }
+            return AgentRoom(total: ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"]))
+        }
+    }
+
+    /// `room`: the agent's, when the caller holds its row already (read if nil, and kept up to date).
     static func startRun(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date,
-                         now: Date) throws {
+                         now: Date, room: inout AgentRoom?) throws {
         // One lock order everywhere (claims, heartbeats, exchanges, starts): the agent's row, then
         // task rows. A start that took the task first could deadlock with a claim of the same agent.
-        guard let row = try SQLRow.fetchOne(db, sql: "SELECT cpu_millis, ram, disk, gpus FROM agents WHERE id = ?\(db.lockRows)",
-                                            arguments: [agent.rawValue]) else {
-            throw PaddockError.notFound("agent \(agent)")
-        }
+        var agentRoom = try room ?? AgentRoom.lock(db, agent)
+        room = agentRoom
         let current = try Self.fenced(try Self.leaseState(db, task), agent: agent, epoch: epoch)
         if current.state == .running { return }  // a resent start
         let to = try Self.legal(current, .start)
         // A prefetched task starts only into room the agent really has: what runs never exceeds its totals.
         if current.prefetched {
-            let total = ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"])
-            guard (try Self.committed(db, agent: agent) + current.resources).fits(in: total) else {
+            let committed = try agentRoom.committed ?? Self.committed(db, agent: agent)
+            guard (committed + current.resources).fits(in: agentRoom.total) else {
                 throw PaddockError.conflict("task \(task) does not fit agent \(agent) yet: start it when room frees up")
             }
+            agentRoom.committed = committed + current.resources
         }
         try db.execute(sql: """
             UPDATE tasks SET state = ?, attempt = attempt + 1, runs = runs + 1, started_at = ?, lease_expires_at = ?,
@@ -299,6 +330,7 @@ extension SQLStore {
                              task.rawValue, epoch.rawValue, current.state.rawValue])
         try Self.record(db, task: task, job: current.jobID, .start, from: current.state, to: to, agent: agent, epoch: epoch,
                         reason: nil, now: now)
+        room = agentRoom  // only once all of it held: a refused start's savepoint undoes its room too
     }
 
     public func progress(task: TaskID, agent: AgentID, epoch: LeaseEpoch, progress: Double, leaseUntil: Date,

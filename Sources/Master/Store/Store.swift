@@ -170,8 +170,9 @@ public protocol Store: Sendable {
     /// Leases to `order.agent` the best queued tasks that fit it, in one transaction.
     func claim(_ order: ClaimOrder) async throws -> ClaimOutcome
     /// Applies an agent's reports (each fenced on its own: a refused one is listed, the others
-    /// apply) and then its claim, in one transaction.
-    func exchange(agent: AgentID, _ request: ExchangeRequest, claim: ClaimOrder?, leaseUntil: Date,
+    /// apply) and then its claim, in one transaction. `credential`: the hash of the credential the
+    /// agent presented, when it has not been checked yet (unauthorized unless it is the agent's).
+    func exchange(agent: AgentID, _ request: ExchangeRequest, claim: ClaimOrder?, credential: String?, leaseUntil: Date,
                   now: Date) async throws -> ExchangeOutcome
     func start(task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date, now: Date) async throws -> TaskView
     func progress(task: TaskID, agent: AgentID, epoch: LeaseEpoch, progress: Double, leaseUntil: Date, now: Date) async throws
