@@ -56,7 +56,9 @@ extension FrameTemplate {
         }
         return chunks.map { chunk in
             let substitute = { (arg: String) in
-                arg.replacingOccurrences(of: "{start}", with: String(chunk.lowerBound))
+                // Most arguments hold no placeholder: kept as they are, not searched twice.
+                guard arg.utf8.contains(UInt8(ascii: "{")) else { return arg }
+                return arg.replacingOccurrences(of: "{start}", with: String(chunk.lowerBound))
                     .replacingOccurrences(of: "{end}", with: String(chunk.upperBound))
             }
             let name = chunk.count == 1 ? "frame \(chunk.lowerBound)" : "frames \(chunk.lowerBound)-\(chunk.upperBound)"

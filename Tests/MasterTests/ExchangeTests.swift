@@ -46,6 +46,29 @@ import Testing
         }
     }
 
+    /// A prefetched start beyond the agent's room (the master's count lagging the agent's) is
+    /// recorded, not refused (the run has begun), and the agent's claims give it nothing to run
+    /// until it is back within its room.
+    @Test func aStartBeyondTheAgentsRoomIsRecordedAndItsClaimsWaitForRoom() async throws {
+        try await TestMaster().test { client in
+            let (agent, credential) = try await client.enroll("a", cpus: 1)
+            _ = try await client.submit(echoJob(tasks: 4))
+            let first = try await client.exchange(agent, credential, ExchangeRequest(claim: claim(slots: 1, prefetch: 1))).leases
+            let running = try #require(first.first { !$0.prefetched })
+            let prefetched = try #require(first.first { $0.prefetched })
+            let answer = try await client.exchange(agent, credential, ExchangeRequest(
+                started: [HeldLease(task: prefetched.task, epoch: prefetched.epoch)], claim: claim(slots: 1, capacity: 1)))
+            #expect(answer.refused.isEmpty, "\(answer.refused)")
+            #expect(answer.leases.isEmpty, "over its room: nothing more to run yet")
+            #expect(try await client.task(prefetched.task).state == .running)
+            #expect(try await client.task(running.task).state == .running)
+            let after = try await client.exchange(agent, credential, ExchangeRequest(
+                finished: [done(running), done(prefetched)], claim: claim(slots: 1, capacity: 1)))
+            #expect(after.refused.isEmpty)
+            #expect(after.leases.count == 1 && after.leases.allSatisfy { !$0.prefetched })
+        }
+    }
+
     @Test func aStaleReportIsRefusedAloneAndTheRestApplies() async throws {
         try await TestMaster().test { client in
             let (agent, credential) = try await client.enroll("a", cpus: 2)

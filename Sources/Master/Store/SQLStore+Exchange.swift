@@ -12,15 +12,14 @@ extension SQLStore {
 
     /// Reports are applied task by task, each in a savepoint so that a refused one (its lease moved
     /// on) changes nothing and the others stand. Tasks whose start this exchange confirms come last:
-    /// a prefetched task starts into the room that the runs finished in the same exchange freed.
+    /// in the master's count a prefetched task starts into the room that the runs finished in the
+    /// same exchange freed.
     /// Per task: the start, then its log, its progress (unless it also finished), its finish.
     static func exchange(_ db: any SQLDatabase, agent: AgentID, _ request: ExchangeRequest, claim: ClaimOrder?,
                          credential: String? = nil, leaseUntil: Date, now: Date) throws -> ExchangeOutcome {
         // The agent's row first, as heartbeats and claims take it: one lock order (agent, then its
         // tasks) everywhere, so that two masters never deadlock on one agent's rows.
-        // Its totals serve every start below; the room its leases take is read at the first start that
-        // needs it and kept as starts add to it (a finish in between makes it read again).
-        var room: AgentRoom? = try AgentRoom.lock(db, agent, credential: credential)
+        try Self.lockAgent(db, agent, credential: credential)
         var response = ExchangeResponse()
         var finished = false
         let starts = Dictionary(request.started.map { ($0.task, $0.epoch) }, uniquingKeysWith: { _, last in last })
@@ -49,7 +48,7 @@ extension SQLStore {
             if let epoch = starts[task] {
                 // A refused start fences the whole run: its log, progress and finish no longer count.
                 guard try attempt(task, epoch, .start, {
-                    try Self.startRun(db, task: task, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now, room: &room)
+                    try Self.startRun(db, task: task, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now, agentLocked: true)
                 }) else { continue }
             }
             for report in logs[task] ?? [] {
@@ -79,7 +78,6 @@ extension SQLStore {
                     try Self.finishRun(db, task: task, agent: agent, report: report, now: now)
                 }) {
                     finished = true
-                    room?.committed = nil  // the finished run's room is free again
                 }
             }
         }

@@ -118,13 +118,8 @@ extension SQLStore {
         return ClaimOutcome(leases: leases, stolen: stolen)
     }
 
-    /// What the master has leased to this agent and counts against it: running tasks and assigned
-    /// ones it reserved room for (prefetched ones start only when room frees up).
-    static func committed(_ db: any SQLDatabase, agent: AgentID) throws -> ResourceVector {
-        try load(db, agent: agent).committed
-    }
-
-    /// The leases whose room counts against the agent: running, or assigned to start at once.
+    /// The leases whose room counts against the agent: running tasks and assigned ones it reserved
+    /// room for (prefetched ones take room only once started).
     static let committing = "(state = 'running' OR (state = 'assigned' AND prefetched = 0))"
 
     /// What the agent holds, in one pass over its leases: the room its committed ones take (see
@@ -278,50 +273,37 @@ extension SQLStore {
 
     static func start(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date,
                       now: Date) throws -> TaskView {
-        var room: AgentRoom?
-        try startRun(db, task: task, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now, room: &room)
+        try startRun(db, task: task, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now, agentLocked: false)
         return try Self.taskView(db, task)
     }
 
-    /// Records the run of a leased task started (a resent start changes nothing). The exchange calls
-    /// this directly: it answers with no view, so the row is not read back.
-    /// An agent's totals, with its row locked, and the room its committed leases take once read:
-    /// an exchange reads them once for all the starts it confirms.
-    struct AgentRoom {
-        var total: ResourceVector
-        var committed: ResourceVector?
-
-        /// Reads (and in PostgreSQL locks) the agent's row; with `credential` (a hash not checked yet),
-        /// unauthorized unless it is the agent's.
-        static func lock(_ db: any SQLDatabase, _ agent: AgentID, credential: String? = nil) throws -> AgentRoom {
-            guard let row = try SQLRow.fetchOne(db, sql: """
-                SELECT cpu_millis, ram, disk, gpus, credential_hash FROM agents WHERE id = ?\(db.lockRows)
-                """, arguments: [agent.rawValue]) else {
-                throw credential == nil ? PaddockError.notFound("agent \(agent)") : PaddockError.unauthorized
-            }
-            if let credential, !SecretHash.equal(row["credential_hash"], credential) { throw PaddockError.unauthorized }
-            return AgentRoom(total: ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"]))
+    /// Reads (and in PostgreSQL locks) the agent's row, first of all in a transaction about its
+    /// leases; with `credential` (a hash not checked yet), unauthorized unless it is the agent's.
+    static func lockAgent(_ db: any SQLDatabase, _ agent: AgentID, credential: String? = nil) throws {
+        guard let row = try SQLRow.fetchOne(db, sql: "SELECT credential_hash FROM agents WHERE id = ?\(db.lockRows)",
+                                            arguments: [agent.rawValue]) else {
+            throw credential == nil ? PaddockError.notFound("agent \(agent)") : PaddockError.unauthorized
         }
+        if let credential, !SecretHash.equal(row["credential_hash"], credential) { throw PaddockError.unauthorized }
     }
 
-    /// `room`: the agent's, when the caller holds its row already (read if nil, and kept up to date).
+    /// Records the run of a leased task started (a resent start changes nothing). The exchange calls
+    /// this directly (`agentLocked`: it holds the agent's row already), and answers with no view.
+    ///
+    /// Fenced by epoch only: a lease that moved on (stolen, cancelled, expired) is refused. It is not
+    /// refused for want of room: the agent starts a prefetched lease only into room it has, and has
+    /// begun the run by the time its start arrives; the master's count can lag the agent's (a claim on
+    /// another master handing out that room meanwhile, an answer lost with its connection), and a
+    /// refusal would stop a run that has begun (a short one is over: it would run twice). The
+    /// agent's room is exceeded for a moment instead, and claims hand it nothing until it frees up.
     static func startRun(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date,
-                         now: Date, room: inout AgentRoom?) throws {
+                         now: Date, agentLocked: Bool) throws {
         // One lock order everywhere (claims, heartbeats, exchanges, starts): the agent's row, then
         // task rows. A start that took the task first could deadlock with a claim of the same agent.
-        var agentRoom = try room ?? AgentRoom.lock(db, agent)
-        room = agentRoom
+        if !agentLocked { try lockAgent(db, agent) }
         let current = try Self.fenced(try Self.leaseState(db, task), agent: agent, epoch: epoch)
         if current.state == .running { return }  // a resent start
         let to = try Self.legal(current, .start)
-        // A prefetched task starts only into room the agent really has: what runs never exceeds its totals.
-        if current.prefetched {
-            let committed = try agentRoom.committed ?? Self.committed(db, agent: agent)
-            guard (committed + current.resources).fits(in: agentRoom.total) else {
-                throw PaddockError.conflict("task \(task) does not fit agent \(agent) yet: start it when room frees up")
-            }
-            agentRoom.committed = committed + current.resources
-        }
         try db.execute(sql: """
             UPDATE tasks SET state = ?, attempt = attempt + 1, runs = runs + 1, started_at = ?, lease_expires_at = ?,
                 exit_code = NULL, reason = NULL, finished_at = NULL, prefetched = 0
@@ -330,7 +312,6 @@ extension SQLStore {
                              task.rawValue, epoch.rawValue, current.state.rawValue])
         try Self.record(db, task: task, job: current.jobID, .start, from: current.state, to: to, agent: agent, epoch: epoch,
                         reason: nil, now: now)
-        room = agentRoom  // only once all of it held: a refused start's savepoint undoes its room too
     }
 
     public func progress(task: TaskID, agent: AgentID, epoch: LeaseEpoch, progress: Double, leaseUntil: Date,

@@ -309,6 +309,11 @@ public final class SQLStore: Store {
         String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
     }
 
+    /// Lists and maps of strings (commands, env, tags), the bulk of a submission: see `JSONText`.
+    /// (Declared throwing as the general one is, so that call sites read the same.)
+    static func json(_ value: [String]) throws -> String { JSONText.array(value) }
+    static func json(_ value: [String: String]) throws -> String { JSONText.object(value) }
+
     static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
         try JSONDecoder().decode(type, from: Data(text.utf8))
     }
