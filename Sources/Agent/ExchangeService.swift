@@ -52,6 +52,7 @@ struct ExchangeService: Service {
         let enrolled = await session.ready()
         if let decided = launcher.open(slots: config.slots) { logger.info("\(decided)") }
         let pumpBusy = BusyFlag()
+        let pumpGaveUp = BusyFlag()
         let sessions = self.sessions ?? SessionTable.make(launcher: launcher, config: config, clock: clock, logger: logger)
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
@@ -60,7 +61,7 @@ struct ExchangeService: Service {
                 // not after the lease timeout, and the agent is online before its first claim.
                 await announceFresh()
                 group.addTask {
-                    await pump(sink, busy: pumpBusy)
+                    await pump(sink, busy: pumpBusy, gaveUp: pumpGaveUp)
                     sink.finish()
                 }
                 group.addTask { await poller(sink, pumpBusy: pumpBusy) }
@@ -81,8 +82,9 @@ struct ExchangeService: Service {
         await sessions.closeAll(within: SessionTable.shutdownBound, grace: .seconds(1))
         // A long-poll answered just as the agent began to leave, after the pump had ended, put its
         // leases' releases in the outbox: they are delivered now, or the goodbye below would list
-        // them as held and the master would keep them until their lease timed out.
-        if !(await outbox.isEmpty) {
+        // them as held and the master would keep them until their lease timed out. (Not when the
+        // pump gave up on a master that does not answer: its window is spent.)
+        if !pumpGaveUp.value, !(await outbox.isEmpty) {
             let (_, leftovers) = AsyncStream.makeStream(of: TaskLease.self)
             await pump(leftovers, busy: pumpBusy)
         }
@@ -145,7 +147,7 @@ struct ExchangeService: Service {
 
     /// Sends the outbox's reports whenever they are due, each time with a claim for the free room.
     /// Ends when the agent is leaving and has nothing left to run or to tell.
-    private func pump(_ sink: AsyncStream<TaskLease>.Continuation, busy: BusyFlag) async {
+    private func pump(_ sink: AsyncStream<TaskLease>.Continuation, busy: BusyFlag, gaveUp: BusyFlag? = nil) async {
         var backoff = Backoff()
         var idleSince: ContinuousClock.Instant?
         var leavingSince: ContinuousClock.Instant?
@@ -162,6 +164,7 @@ struct ExchangeService: Service {
                 idleSince = since
                 if clock.now - since > Self.flushGrace && clock.now - leftAt > Self.flushWindow {
                     logger.warning("giving up on delivering the last reports: the master does not answer")
+                    gaveUp?.set(true)
                     return
                 }
             }
@@ -294,7 +297,8 @@ extension ExchangeRequest {
 /// back-off), or the agent began to leave.
 private enum LongPollEnd: Sendable { case answered, failed, leaving }
 
-/// Whether the pump has an exchange in flight (the poller holds no long-poll meanwhile).
+/// A flag shared between the exchange loops: whether the pump has an exchange in flight (the
+/// poller holds no long-poll meanwhile), whether it gave up on its last reports.
 final class BusyFlag: Sendable {
     private let state = Mutex(false)
     var value: Bool { state.withLock { $0 } }

@@ -207,6 +207,12 @@ import Glibc
         #expect(goodbye.held.isEmpty, "\(goodbye.held)")
     }
 
+    /// Answers the agent's first long-poll with a lease that runs at once and four prefetched ones.
+    private static func handOutOneAndAStockOfFour(_ fixture: AgentFixture) async {
+        let poll = await fixture.master.exchanges.next(where: isLongPoll)
+        poll.answer(ExchangeResponse(leases: [AgentFixture.lease(1)] + (2...5).map { AgentFixture.lease(Int64($0), prefetched: true) }))
+    }
+
     /// Five leases for one slot, four of them prefetched: while more than half the prefetch still
     /// waits once the slot is refilled, a finish waits for company, and the exchange that goes when
     /// the stock reaches half carries both finishes and both starts, and refills the prefetch.
@@ -214,9 +220,7 @@ import Glibc
         let fixture = AgentFixture(slots: 1, prefetch: .fixed(4))
         defer { fixture.close() }
         try await withExchangeService(fixture) {
-            let poll = await fixture.master.exchanges.next(where: Self.isLongPoll)
-            poll.answer(ExchangeResponse(leases: [AgentFixture.lease(1)]
-                + (2...5).map { AgentFixture.lease(Int64($0), prefetched: true) }))
+            await Self.handOutOneAndAStockOfFour(fixture)
             let first = await fixture.launcher.launched.take()
             first.exit(.exited(0))
             let second = await fixture.launcher.launched.take()
@@ -237,9 +241,7 @@ import Glibc
         let fixture = AgentFixture(slots: 1, prefetch: .fixed(4))
         defer { fixture.close() }
         try await withExchangeService(fixture) {
-            let poll = await fixture.master.exchanges.next(where: Self.isLongPoll)
-            poll.answer(ExchangeResponse(leases: [AgentFixture.lease(1)]
-                + (2...5).map { AgentFixture.lease(Int64($0), prefetched: true) }))
+            await Self.handOutOneAndAStockOfFour(fixture)
             await fixture.launcher.launched.take().exit(.exited(0))
             _ = await fixture.launcher.launched.take()  // the next one runs; nothing else ends
             await fixture.clock.sleeping { $0 > .zero && $0 <= Outbox.coalesceWindow }
