@@ -51,8 +51,8 @@ struct ExchangeService: Service {
         }
         let enrolled = await session.ready()
         if let decided = launcher.open(slots: config.slots) { logger.info("\(decided)") }
-        let pumpBusy = BusyFlag()
-        let pumpGaveUp = BusyFlag()
+        let pumpBusy = LoopFlag()
+        let pumpGaveUp = LoopFlag()
         let sessions = self.sessions ?? SessionTable.make(launcher: launcher, config: config, clock: clock, logger: logger)
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
@@ -147,7 +147,7 @@ struct ExchangeService: Service {
 
     /// Sends the outbox's reports whenever they are due, each time with a claim for the free room.
     /// Ends when the agent is leaving and has nothing left to run or to tell.
-    private func pump(_ sink: AsyncStream<TaskLease>.Continuation, busy: BusyFlag, gaveUp: BusyFlag? = nil) async {
+    private func pump(_ sink: AsyncStream<TaskLease>.Continuation, busy: LoopFlag, gaveUp: LoopFlag? = nil) async {
         var backoff = Backoff()
         var idleSince: ContinuousClock.Instant?
         var leavingSince: ContinuousClock.Instant?
@@ -190,7 +190,7 @@ struct ExchangeService: Service {
     }
 
     /// Holds a long-poll exchange while the agent has room and the pump is quiet.
-    private func poller(_ sink: AsyncStream<TaskLease>.Continuation, pumpBusy: BusyFlag) async {
+    private func poller(_ sink: AsyncStream<TaskLease>.Continuation, pumpBusy: LoopFlag) async {
         var backoff = Backoff()
         while !(await workload.leaving) {
             let generation = nudge.generation
@@ -299,7 +299,7 @@ private enum LongPollEnd: Sendable { case answered, failed, leaving }
 
 /// A flag shared between the exchange loops: whether the pump has an exchange in flight (the
 /// poller holds no long-poll meanwhile), whether it gave up on its last reports.
-final class BusyFlag: Sendable {
+final class LoopFlag: Sendable {
     private let state = Mutex(false)
     var value: Bool { state.withLock { $0 } }
     func set(_ value: Bool) { state.withLock { $0 = value } }

@@ -31,19 +31,18 @@ struct AuthMiddleware: RouterMiddleware {
         let token = String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
         guard !token.isEmpty, token.utf8.count <= 512 else { throw PaddockError.unauthorized }
         var context = context
-        if token.hasPrefix(Self.credentialPrefix), request.method == .post, MasterAPI.isExchange(request.uri.path) {
+        if token.hasPrefix(Self.credentialPrefix), MasterAPI.isExchange(request.method, request.uri.path) {
             let hash = SecretHash.hex(token)
             if let known = credentials.identity(hash: hash) {
                 context.caller = .agent(known)
                 context.uncheckedCredential = hash
                 return try await next(request, context)
             }
-            let caller = try await caller(token)
-            if case .agent(let identity) = caller { credentials.remember(identity, hash: hash) }
-            context.caller = caller
-            return try await next(request, context)
+            context.caller = try await caller(token)
+            if case .agent(let identity) = context.caller { credentials.remember(identity, hash: hash) }
+        } else {
+            context.caller = try await caller(token)
         }
-        context.caller = try await caller(token)
         return try await next(request, context)
     }
 

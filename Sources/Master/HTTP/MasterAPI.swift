@@ -43,9 +43,9 @@ public struct MasterAPI: Sendable {
 
     typealias Handler = @Sendable (Request, MasterContext) async throws -> Response
 
-    /// Whether `path` is an agent's exchange (`APIRoute.exchange`).
-    static func isExchange(_ path: String) -> Bool {
-        path.hasPrefix("/v1/agents/") && path.hasSuffix("/exchange")
+    /// Whether the request is an agent's exchange (`APIRoute.exchange`).
+    static func isExchange(_ method: HTTPRequest.Method, _ path: String) -> Bool {
+        method == .post && path.hasPrefix("/v1/agents/") && path.hasSuffix("/exchange")
     }
 
     func register(on router: Router<MasterContext>) {

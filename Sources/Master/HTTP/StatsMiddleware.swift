@@ -12,7 +12,7 @@ struct StatsMiddleware: RouterMiddleware {
         let response = try await next(request, context)
         let path = request.uri.path
         // The exchange times itself: only the exchange knows whether it held a long-poll.
-        if request.method == .post && path.hasSuffix("/exchange") { return response }
+        if MasterAPI.isExchange(request.method, path) { return response }
         let longPoll = path.hasSuffix("/claim") || path.hasSuffix("/commands") && request.method == .get
             || request.uri.queryParameters["follow"] == "true"
         stats.recordRequest(longPoll ? nil : ContinuousClock.now - started)

@@ -123,7 +123,7 @@ extension SQLStore {
     static let committing = "(state = 'running' OR (state = 'assigned' AND prefetched = 0))"
 
     /// What the agent holds, in one pass over its leases: the room its committed ones take (see
-    /// `committed`), how many they are (its busy slots), and how many prefetched ones wait.
+    /// `committing`), how many they are (its busy slots), and how many prefetched ones wait.
     static func load(_ db: any SQLDatabase, agent: AgentID) throws -> (committed: ResourceVector, busy: Int, waiting: Int) {
         let used = try SQLRow.fetchOne(db, sql: """
             SELECT COALESCE(SUM(CASE WHEN \(Self.committing) THEN cpu_millis ELSE 0 END),0) AS c,

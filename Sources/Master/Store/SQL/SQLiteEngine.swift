@@ -177,14 +177,4 @@ final class GRDBDatabase: SQLDatabase {
             }
         })
     }
-
-    static func value(_ value: DatabaseValue) -> SQLValue {
-        switch value.storage {
-        case .null: return .null
-        case .int64(let v): return .integer(v)
-        case .double(let v): return .real(v)
-        case .string(let v): return .text(v)
-        case .blob(let v): return .blob(v)
-        }
-    }
 }
