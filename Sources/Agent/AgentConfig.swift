@@ -12,7 +12,7 @@ public struct AgentConfig: Sendable {
     /// At most this many tasks at once, whatever their requirements.
     public var slots: Int
     /// How long a claim waits at the master for work (long-poll).
-    public var claimWait: Double = 20
+    public var claimWait: Double = 50
     /// SIGTERM to SIGKILL when stopping a task.
     public var killGrace: Duration = .seconds(5)
     /// Assigned-but-not-started tasks to hold beyond what runs (other agents may steal them).

@@ -14,6 +14,19 @@ struct HeartbeatService: Service {
     let clock: any AgentClock
     let logger: Logger
 
+    /// How often an idle agent (no lease held, nothing unreported) heartbeats.
+    static let idleInterval: Double = 60
+
+    /// Holds no lease, has nothing unacknowledged and is not leaving.
+    private var isIdle: Bool {
+        get async {
+            let leaving = await workload.leaving
+            let leases = await workload.leases
+            let unacknowledged = await outbox.unacknowledged
+            return !leaving && leases.isEmpty && unacknowledged.isEmpty
+        }
+    }
+
     func run() async throws {
         try await cancelWhenGracefulShutdown {
             let probe = HostProbe(workDir: config.workDir)
@@ -50,7 +63,15 @@ struct HeartbeatService: Service {
                             Task { await run.terminate(grace: config.killGrace, clock: clock) }
                         }
                     }
-                    try await clock.sleep(for: .milliseconds(Int(reply.heartbeatInterval * 1000)))
+                    // Idle and online, the agent is kept alive by the long-polls it holds (the master's
+                    // `LivenessKeeper`): it beats only every `idleInterval` to report its host. It looks
+                    // again every interval, so a lease it is given is renewed as soon as ever.
+                    var quiet: Double = 0
+                    while true {
+                        try await clock.sleep(for: .milliseconds(Int(reply.heartbeatInterval * 1000)))
+                        quiet += reply.heartbeatInterval
+                        guard reply.state == .online, quiet < Self.idleInterval, await isIdle else { break }
+                    }
                 } catch is CancellationError {
                     return
                 } catch {

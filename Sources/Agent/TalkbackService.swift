@@ -20,7 +20,7 @@ struct TalkbackService: Service {
     /// The agent's OpenJD sessions: a drain exits the idle ones.
     var sessions: SessionTable? = nil
     /// How long each long-poll waits at the master.
-    var wait: Double = 30
+    var wait: Double = 50
     /// What the `shutdown` command does: the same as SIGTERM, so the service group winds the agent
     /// down gracefully.
     var shutdown: @Sendable () -> Void = { kill(getpid(), SIGTERM) }

@@ -20,6 +20,8 @@ public struct Master: Sendable {
     public let agentAddresses = AgentAddresses()
     /// Agents' credentials the exchange route checked once (`CredentialCache`).
     let credentials = CredentialCache()
+    /// Agents' long-polls held now (`LivenessKeeper` keeps their agents online).
+    let heldPolls = HeldPolls()
 
     public init(config: MasterConfig, store: any Store) {
         self.config = config
@@ -43,7 +45,7 @@ public struct Master: Sendable {
         router.add(middleware: RateLimitMiddleware(clients: config.rateLimit, agents: config.agentRateLimit, stats: stats))
         router.add(middleware: ChangeNoticeMiddleware(changes: changeWake))
         MasterAPI(store: store, config: config, wake: wake, commandWake: commandWake, logWake: logWake, stats: stats,
-                  addresses: agentAddresses, changes: changeWake, credentials: credentials)
+                  addresses: agentAddresses, changes: changeWake, credentials: credentials, heldPolls: heldPolls)
             .register(on: router)
         return router
     }
@@ -80,6 +82,7 @@ public struct Master: Sendable {
         }
         services.append(LeaseSweeper(store: store, config: config, claims: wake, changes: changeWake,
                                      closing: [wake, commandWake, logWake, changeWake], logger: logger))
+        services.append(LivenessKeeper(store: store, polls: heldPolls, config: config, logger: logger))
         if config.logRetention != nil || config.logRetentionBytes != nil, let store = store as? SQLStore {
             services.append(LogPruner(store: store, retention: config.logRetention, bytesPerJob: config.logRetentionBytes,
                                       logger: logger))
@@ -90,7 +93,8 @@ public struct Master: Sendable {
     /// HTTP/1.1, in TLS when the config names a certificate and key. Hummingbird closes a connection
     /// idle past `idleTimeout` unless a request read whole is being answered (a long-poll).
     static func server(tls: ServerCertificate?, idleTimeout: Double?) throws -> HTTPServerBuilder {
-        let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: idleTimeout.map { .milliseconds(Int64($0 * 1000)) }))
+        let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ConnectionWatch()],
+                                                                 idleTimeout: idleTimeout.map { .milliseconds(Int64($0 * 1000)) }))
         guard let tls else { return http1 }
         return try .tls(http1, tlsConfiguration: tls.configuration())
     }

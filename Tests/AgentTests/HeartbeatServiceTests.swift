@@ -56,4 +56,40 @@ import Glibc
         running.cancel()
         try await running.value
     }
+
+    /// Idle (no lease, nothing unreported), the agent is kept alive by its long-polls: it beats every
+    /// `idleInterval` to report its host, not every interval; given a lease, it beats at the next
+    /// interval, as a lease needs.
+    @Test func anIdleAgentBeatsOnlyEveryIdleIntervalAndAgainAtOnceWhenItHoldsALease() async throws {
+        let fixture = AgentFixture()
+        defer { fixture.close() }
+        try await fixture.session.enroll()
+        let service = fixture.heartbeatService
+        let running = Task { try await service.run() }
+        let first = await fixture.master.heartbeats.take()
+        #expect(first.held.isEmpty && first.metrics != nil)
+        // Five intervals of 10 s pass without a beat; the sixth (60 s idle) brings one.
+        for _ in 0..<5 {
+            await fixture.clock.sleeping { $0 == .seconds(10) }
+            fixture.clock.advance(by: .seconds(10))
+        }
+        await fixture.clock.sleeping { $0 == .seconds(10) }
+        #expect(fixture.master.beats.count == 1)
+        fixture.clock.advance(by: .seconds(10))
+        _ = await fixture.master.heartbeats.take()
+        #expect(fixture.master.beats.count == 2)
+
+        // A lease arrives during the idle stretch: it is renewed at the next interval.
+        await fixture.clock.sleeping { $0 == .seconds(10) }
+        fixture.clock.advance(by: .seconds(10))
+        await fixture.clock.sleeping { $0 == .seconds(10) }
+        #expect(fixture.master.beats.count == 2)
+        let lease = AgentFixture.lease(4)
+        await fixture.workload.add(lease)
+        fixture.clock.advance(by: .seconds(10))
+        let renewing = await fixture.master.heartbeats.take()
+        #expect(renewing.held == [lease.held])
+        running.cancel()
+        try await running.value
+    }
 }

@@ -145,6 +145,7 @@ final class UnreachableStore: Store {
         try await network(); return try await inner.sweep(now: now, silentSince: silentSince)
     }
     func extendLeases(until: Date) async throws { try await network(); try await inner.extendLeases(until: until) }
+    func keepAlive(_ agents: [AgentID], now: Date) async throws { try await network(); try await inner.keepAlive(agents, now: now) }
     var clock: LeaseClock { inner.clock }
     func syncClock() async throws -> TimeInterval { try await network(); return try await inner.syncClock() }
     func grantGrace(leaseTimeout: Double, now: Date) async throws -> TimeInterval? {

@@ -128,7 +128,7 @@ struct Sizes: Sendable {
     static let full = Sizes(trueTasks: 1000, sleepTasks: 1000, submitTasks: 100_000, latencySamples: 100,
                             claimQueues: [1000, 100_000, 1_000_000], claimSamples: 200, placementTasks: 10_000,
                             placementAgents: 32, talkbackSamples: 50, idleAgents: 2000, settleSeconds: 5,
-                            idleWindowSeconds: 20, quietSeconds: 3, storeTasks: 1000, storeAgents: 4,
+                            idleWindowSeconds: 60, quietSeconds: 3, storeTasks: 1000, storeAgents: 4,
                             storeClaimQueue: 1000)
     static let smoke = Sizes(trueTasks: 20, sleepTasks: 32, submitTasks: 1000, latencySamples: 5, claimQueues: [1000],
                              claimSamples: 20, placementTasks: 200, placementAgents: 8, talkbackSamples: 5,

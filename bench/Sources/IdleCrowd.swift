@@ -41,11 +41,12 @@ final class CrowdState: Sendable {
 
 /// Idle agents' traffic as async tasks on one connection pool of the crowd's own: per agent a
 /// claim long-poll and a talkback long-poll, plus a few tasks heartbeating every agent every
-/// `heartbeat` seconds. No thread per connection: thousands of long-polls wait on NIO's event loops.
+/// `heartbeat` seconds (as a real idle agent: its waits `AgentConfig.claimWait` and
+/// `TalkbackService.wait`, its beats `HeartbeatService.idleInterval`; its long-polls keep it online). No thread per connection: thousands of long-polls wait on NIO's event loops.
 enum IdleCrowd {
     /// Starts the crowd against the master (or frontend) on 127.0.0.1:`port`; returns how many tasks it runs.
-    static func start(_ agents: [SimulatedAgent], port: Int, state: CrowdState, claimWait: Int = 20,
-                      commandWait: Int = 30, heartbeat: Double = 10, heartbeatTasks: Int = 8) -> Int {
+    static func start(_ agents: [SimulatedAgent], port: Int, state: CrowdState, claimWait: Int = 50,
+                      commandWait: Int = 50, heartbeat: Double = 60, heartbeatTasks: Int = 8) -> Int {
         // Every long-poll holds a connection: two per agent, one per heartbeat task, and a margin.
         let pool = ConnectionPool(connectionsPerHost: agents.count * 2 + heartbeatTasks + 16)
         let base = URL(string: "http://127.0.0.1:\(port)") ?? URL(fileURLWithPath: "/")

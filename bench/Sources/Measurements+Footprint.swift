@@ -20,8 +20,8 @@ extension Measurements {
         return figures
     }
 
-    /// N simulated agents, each holding a claim long-poll (20 s) and a talkback long-poll (30 s) and
-    /// heartbeating every 10 s, like a real idle agent; the master's CPU is measured over a window.
+    /// N simulated agents, each holding a claim long-poll (50 s) and a talkback long-poll (50 s) and
+    /// heartbeating every 60 s, like a real idle agent; the master's CPU is measured over a window.
     static func crowd(_ context: BenchContext) async throws -> [Figure] {
         let count = context.sizes.idleAgents
         return try await withFarm(context, "crowd") { farm in
@@ -47,7 +47,7 @@ extension Measurements {
             try await until("the crowd's tasks end", timeout: 30, every: 0.1) { state.endedTasks >= tasks }
             return [
                 Figure("master RSS, \(grouped(count)) idle agents long-polling", mib(rss), "MiB",
-                       note: "simulated agents: claim (20 s) and talkback (30 s) long-polls, heartbeat every 10 s"),
+                       note: "simulated agents: claim (50 s) and talkback (50 s) long-polls, heartbeat every 60 s"),
                 Figure("master peak RSS, \(grouped(count)) agents", mib(peak), "MiB", note: "VmHWM: includes enrolling them"),
                 Figure("master CPU, \(grouped(count)) idle agents", (cpu1 - cpu0) / window * 100, "% of a core",
                        note: "utime+stime over \(Int(window)) s; \(errors) failed requests\(lastError.map { " (last: \($0.prefix(120)))" } ?? "")"),

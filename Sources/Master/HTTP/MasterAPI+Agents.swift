@@ -65,6 +65,8 @@ extension MasterAPI {
         // One held claim long-poll per agent, as with the exchange: a newer claim or exchange ends it.
         let mine = await wake.supersede(id.rawValue)
         let deadline = ContinuousClock.now + .milliseconds(Int(claim.wait * 1000))
+        let ticket = claim.wait > 0 ? await heldPolls.hold(id, on: context.channel) : nil
+        defer { if let ticket { heldPolls.release(ticket) } }
         while true {
             // Superseded: answers without claiming (its connection may be the dead one).
             if await wake.supersessions(id.rawValue) != mine {
@@ -103,6 +105,8 @@ extension MasterAPI {
         var held = false
         let mine = await wake.supersede(id.rawValue)
         let deadline = ContinuousClock.now + .milliseconds(Int((exchange.claim?.wait ?? 0) * 1000))
+        let ticket = (exchange.claim?.wait ?? 0) > 0 ? await heldPolls.hold(id, on: context.channel) : nil
+        defer { if let ticket { heldPolls.release(ticket) } }
         var reports = exchange
         reports.claim = nil
         var visible = !(exchange.started.isEmpty && exchange.progress.isEmpty)

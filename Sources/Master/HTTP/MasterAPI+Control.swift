@@ -122,6 +122,8 @@ extension MasterAPI {
         // agent deaf to its commands until the dead one timed out.
         let key: Int64? = if case .agent = context.caller { id.rawValue } else { nil }
         let mine = if let key { await commandWake.supersede(key) } else { UInt64(0) }
+        let ticket = key != nil && wait > 0 ? await heldPolls.hold(id, on: context.channel) : nil
+        defer { if let ticket { heldPolls.release(ticket) } }
         while true {
             let generation = await commandWake.generation
             let commands = try await store.commands(for: id, after: after, now: store.clock.now())

@@ -21,16 +21,20 @@ public struct MasterAPI: Sendable {
     let changes: WakeSignal
     /// Credentials the auth middleware let an exchange through with unchecked (the exchange checks them).
     let credentials: CredentialCache
+    /// The agents' long-polls held now: their agents are alive (`LivenessKeeper`).
+    let heldPolls: HeldPolls
 
     public init(store: any Store, config: MasterConfig, wake: WakeSignal, commandWake: WakeSignal, logWake: WakeSignal,
                 stats: MasterStats, addresses: AgentAddresses = AgentAddresses(), changes: WakeSignal = WakeSignal(.changes)) {
         self.init(store: store, config: config, wake: wake, commandWake: commandWake, logWake: logWake, stats: stats,
-                  addresses: addresses, changes: changes, credentials: CredentialCache())
+                  addresses: addresses, changes: changes, credentials: CredentialCache(), heldPolls: HeldPolls())
     }
 
     init(store: any Store, config: MasterConfig, wake: WakeSignal, commandWake: WakeSignal, logWake: WakeSignal,
-         stats: MasterStats, addresses: AgentAddresses, changes: WakeSignal, credentials: CredentialCache) {
+         stats: MasterStats, addresses: AgentAddresses, changes: WakeSignal, credentials: CredentialCache,
+         heldPolls: HeldPolls) {
         self.credentials = credentials
+        self.heldPolls = heldPolls
         self.addresses = addresses
         self.changes = changes
         self.store = store

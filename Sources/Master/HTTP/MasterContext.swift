@@ -43,10 +43,13 @@ public struct MasterContext: RequestContext, RemoteAddressRequestContext {
     public let remoteAddress: SocketAddress?
     /// Who made the request, per `TrustedProxies.client`; nil without a network peer (in-process tests).
     public var client: IPAddress?
+    /// The request's connection: a long-poll held on it keeps its agent alive while it is open (`HeldPolls`).
+    let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+        channel = source.channel
     }
 
     /// The peer as an IP address (nil for unix sockets and in-process channels).

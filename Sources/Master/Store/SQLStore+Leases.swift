@@ -424,6 +424,18 @@ extension SQLStore {
                        arguments: [now.timeIntervalSince1970])
     }
 
+    public func keepAlive(_ agents: [AgentID], now: Date) async throws {
+        try await engine.write { db in
+            // In slices: a statement's parameters are bounded (SQLite: 32 766).
+            for slice in stride(from: 0, to: agents.count, by: 500).map({ agents[$0..<min($0 + 500, agents.count)] }) {
+                let marks = Array(repeating: "?", count: slice.count).joined(separator: ",")
+                try db.execute(sql: """
+                    UPDATE agents SET last_seen = \(db.dialect.greatest)(last_seen, ?) WHERE state = 'online' AND id IN (\(marks))
+                    """, arguments: [now.timeIntervalSince1970 as any SQLBindable] + slice.map { $0.rawValue as any SQLBindable })
+            }
+        }
+    }
+
     public func syncClock() async throws -> TimeInterval {
         let before = ContinuousClock.now
         let reading = try await engine.databaseTime()

@@ -220,6 +220,9 @@ public protocol Store: Sendable {
     func sweep(now: Date, silentSince: Date) async throws -> SweepResult
     /// Gives every live lease until `until`, and online agents as long (docs/ARCHITECTURE.md §3).
     func extendLeases(until: Date) async throws
+    /// Moves the `last_seen` of these agents, if online, to `now`: they hold a long-poll open
+    /// (`LivenessKeeper`). An offline one stays offline (only its heartbeat brings it back).
+    func keepAlive(_ agents: [AgentID], now: Date) async throws
 
     /// The clock leases are measured on: the database's.
     var clock: LeaseClock { get }
