@@ -14,8 +14,24 @@ struct HeartbeatService: Service {
     let clock: any AgentClock
     let logger: Logger
 
-    /// How often an idle agent (no lease held, nothing unreported) heartbeats.
+    /// How often an idle agent (no lease held, nothing unreported) heartbeats when its host does not
+    /// move (`hostMoved`): the long-polls it holds keep it online meanwhile.
     static let idleInterval: Double = 60
+    /// Whether a host sample differs enough from the last one reported to be reported now, by an
+    /// idle agent (a test can say).
+    var hostMoved: @Sendable (HostMetrics, HostMetrics?) -> Bool = Self.hostMoved
+
+    /// The CPU busier or idler by 5 points, memory in use by 2 % of it, the work dir's disk by 1 %,
+    /// a GPU's use by 5 points: what a farm's graphs would show.
+    static func hostMoved(_ now: HostMetrics, since reported: HostMetrics?) -> Bool {
+        guard let reported else { return true }
+        func share(_ a: Int64, _ b: Int64, of total: Int64) -> Double { total > 0 ? Double(abs(a - b)) / Double(total) : 0 }
+        if abs(now.cpu.busyPercent - reported.cpu.busyPercent) >= 5 { return true }
+        if share(now.memory.used, reported.memory.used, of: now.memory.total) >= 0.02 { return true }
+        if share(now.disk.free, reported.disk.free, of: now.disk.total) >= 0.01 { return true }
+        if now.gpus.count != reported.gpus.count { return true }
+        return zip(now.gpus, reported.gpus).contains { abs(($0.utilizationPercent ?? 0) - ($1.utilizationPercent ?? 0)) >= 5 }
+    }
 
     /// Holds no lease, has nothing unacknowledged and is not leaving.
     private var isIdle: Bool {
@@ -34,6 +50,9 @@ struct HeartbeatService: Service {
             // beat), but with back-off and jitter: a farm of agents must not hammer a master that is
             // just back, or a frontend with no master behind it.
             var backoff = Backoff(base: 0.2, cap: max(0.2, min(5, await session.heartbeatInterval)))
+            // A sample taken while idle that moved: the next beat carries it (a fresh one would cover no time).
+            var pending: HostMetrics?
+            var reported: HostMetrics?
             while !Task.isCancelled {
                 do {
                     let running = await workload.processes
@@ -51,10 +70,12 @@ struct HeartbeatService: Service {
                     }
                     // Runs that ended but whose end the master has not acknowledged are still held.
                     let held = await workload.leases + outbox.unacknowledged
-                    let beat = HeartbeatRequest(held: held, leaving: await workload.leaving,
-                                                metrics: await probe.sample(), usage: usage)
+                    let metrics = if let pending { pending } else { await probe.sample() }
+                    let beat = HeartbeatRequest(held: held, leaving: await workload.leaving, metrics: metrics, usage: usage)
                     let enrolled = try await session.enrolledSession()  // as it is now (enrolled again after a 401)
                     let reply = try await enrolled.master.heartbeat(beat, agent: enrolled.id, timeout: 30)
+                    pending = nil
+                    reported = metrics
                     backoff.reset()
                     backoff.cap = max(0.2, min(5, reply.heartbeatInterval))
                     for lost in reply.lost {
@@ -64,13 +85,19 @@ struct HeartbeatService: Service {
                         }
                     }
                     // Idle and online, the agent is kept alive by the long-polls it holds (the master's
-                    // `LivenessKeeper`): it beats only every `idleInterval` to report its host. It looks
-                    // again every interval, so a lease it is given is renewed as soon as ever.
+                    // `LivenessKeeper`): it beats to report its host, when that moved or every
+                    // `idleInterval`. It looks every interval, so a lease it is given is renewed as soon
+                    // as ever.
                     var quiet: Double = 0
                     while true {
                         try await clock.sleep(for: .milliseconds(Int(reply.heartbeatInterval * 1000)))
                         quiet += reply.heartbeatInterval
                         guard reply.state == .online, quiet < Self.idleInterval, await isIdle else { break }
+                        let sample = await probe.sample()
+                        if hostMoved(sample, reported) {
+                            pending = sample
+                            break
+                        }
                     }
                 } catch is CancellationError {
                     return

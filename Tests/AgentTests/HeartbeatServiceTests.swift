@@ -57,14 +57,15 @@ import Glibc
         try await running.value
     }
 
-    /// Idle (no lease, nothing unreported), the agent is kept alive by its long-polls: it beats every
-    /// `idleInterval` to report its host, not every interval; given a lease, it beats at the next
-    /// interval, as a lease needs.
+    /// Idle (no lease, nothing unreported) on a host that does not move, the agent is kept alive by
+    /// its long-polls: it beats every `idleInterval` to report its host, not every interval; given a
+    /// lease, it beats at the next interval, as a lease needs.
     @Test func anIdleAgentBeatsOnlyEveryIdleIntervalAndAgainAtOnceWhenItHoldsALease() async throws {
         let fixture = AgentFixture()
         defer { fixture.close() }
         try await fixture.session.enroll()
-        let service = fixture.heartbeatService
+        var service = fixture.heartbeatService
+        service.hostMoved = { _, _ in false }
         let running = Task { try await service.run() }
         let first = await fixture.master.heartbeats.take()
         #expect(first.held.isEmpty && first.metrics != nil)
@@ -91,5 +92,50 @@ import Glibc
         #expect(renewing.held == [lease.held])
         running.cancel()
         try await running.value
+    }
+
+    /// An idle agent whose host moved reports it at the next interval, with the sample that moved.
+    @Test func anIdleAgentWhoseHostMovedBeatsAtTheNextInterval() async throws {
+        let fixture = AgentFixture()
+        defer { fixture.close() }
+        try await fixture.session.enroll()
+        var service = fixture.heartbeatService
+        service.hostMoved = { _, _ in true }
+        let running = Task { try await service.run() }
+        _ = await fixture.master.heartbeats.take()
+        await fixture.clock.sleeping { $0 == .seconds(10) }
+        fixture.clock.advance(by: .seconds(10))
+        let second = await fixture.master.heartbeats.take()
+        #expect(second.metrics != nil)
+        running.cancel()
+        try await running.value
+    }
+
+    /// What counts as a host that moved: 5 points of CPU, 2 % of memory, 1 % of disk, a GPU's 5 points.
+    @Test func whatMovesAHost() {
+        let base = HostMetrics(at: Date(timeIntervalSince1970: 0),
+                               cpu: .init(busyPercent: 20, perCore: [20, 20], cores: 2),
+                               load: .init(one: 0.1, five: 0.1, fifteen: 0.1),
+                               memory: .init(total: 1000, used: 500, available: 500, swapTotal: 0, swapUsed: 0),
+                               disk: .init(path: "/", total: 1000, free: 500), gpus: [])
+        #expect(HeartbeatService.hostMoved(base, since: nil))
+        #expect(!HeartbeatService.hostMoved(base, since: base))
+        var cpu = base
+        cpu.cpu.busyPercent = 24
+        #expect(!HeartbeatService.hostMoved(cpu, since: base))
+        cpu.cpu.busyPercent = 25
+        #expect(HeartbeatService.hostMoved(cpu, since: base))
+        var memory = base
+        memory.memory.used = 519
+        #expect(!HeartbeatService.hostMoved(memory, since: base))
+        memory.memory.used = 520
+        #expect(HeartbeatService.hostMoved(memory, since: base))
+        var disk = base
+        disk.disk.free = 490
+        #expect(HeartbeatService.hostMoved(disk, since: base))
+        var later = base
+        later.at = Date(timeIntervalSince1970: 60)
+        later.load.one = 0.5
+        #expect(!HeartbeatService.hostMoved(later, since: base), "time and load averages alone do not count")
     }
 }
