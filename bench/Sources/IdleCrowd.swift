@@ -42,7 +42,8 @@ final class CrowdState: Sendable {
 /// Idle agents' traffic as async tasks on one connection pool of the crowd's own: per agent a
 /// claim long-poll and a talkback long-poll, plus a few tasks heartbeating every agent every
 /// `heartbeat` seconds (as a real idle agent: its waits `AgentConfig.claimWait` and
-/// `TalkbackService.wait`, its beats `HeartbeatService.idleInterval`; its long-polls keep it online). No thread per connection: thousands of long-polls wait on NIO's event loops.
+/// `TalkbackService.wait`, its beats `HeartbeatService.idleInterval`; its long-polls keep it
+/// online). No thread per connection: thousands of long-polls wait on NIO's event loops.
 enum IdleCrowd {
     /// Starts the crowd against the master (or frontend) on 127.0.0.1:`port`; returns how many tasks it runs.
     static func start(_ agents: [SimulatedAgent], port: Int, state: CrowdState, claimWait: Int = 50,

@@ -2,7 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
-/// Keeps the agents whose long-polls this master holds online: every third of the lease timeout,
+/// Keeps the agents whose long-polls this master holds online: every heartbeat interval (a third of the lease timeout),
 /// one statement moves their `last_seen` to now. An idle agent then heartbeats only to report its
 /// host's figures (`HeartbeatService.idleInterval`), not to prove it is alive. Each master keeps its
 /// own agents alive, so this holds behind a load balancer too.
@@ -12,7 +12,8 @@ struct LivenessKeeper: Service {
     let config: MasterConfig
     let logger: Logger
 
-    var period: Duration { .milliseconds(Int(max(100, config.leaseTimeout * 1000 / 3))) }
+    /// As often as the agents it stands in for would heartbeat.
+    var period: Duration { .milliseconds(Int(config.heartbeatInterval * 1000)) }
 
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
