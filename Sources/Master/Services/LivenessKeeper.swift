@@ -2,8 +2,8 @@ import Foundation
 import Logging
 import ServiceLifecycle
 
-/// Keeps the agents whose long-polls this master holds online: every heartbeat interval (a third of the lease timeout),
-/// one statement moves their `last_seen` to now. An idle agent then heartbeats only to report its
+/// Keeps the agents whose long-polls this master holds online: every heartbeat interval (a third
+/// of the lease timeout), one statement moves their `last_seen` to now. An idle agent then heartbeats only to report its
 /// host's figures (`HeartbeatService.idleInterval`), not to prove it is alive. Each master keeps its
 /// own agents alive, so this holds behind a load balancer too.
 struct LivenessKeeper: Service {
