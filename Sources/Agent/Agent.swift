@@ -14,7 +14,8 @@ public struct Agent: Sendable {
     public static let stopDeadline: Duration = .seconds(10)
 
     /// Heartbeat first: the group stops services in reverse order, so the exchange loop winds down
-    /// (and reports its released tasks) while heartbeats and talkback still run.
+    /// (and reports its released tasks) while heartbeats still run and the commands its exchanges
+    /// bring are still applied.
     public func services(logger: Logger) throws -> [any Service] {
         try FileManager.default.createDirectory(atPath: config.workDir, withIntermediateDirectories: true)
         let orphans = ProcessLedger(workDir: config.workDir).reapOrphans()
@@ -34,13 +35,14 @@ public struct Agent: Sendable {
                                 nudge: Nudge(clock: clock))
         let outbox = Outbox(nudge: workload.nudge)
         let sessions = SessionTable.make(launcher: launcher, config: config, clock: clock, logger: logger)
+        let feed = CommandFeed(workDir: config.workDir, clock: clock)
         return [
             HeartbeatService(session: session, workload: workload, outbox: outbox, config: config, clock: clock,
                              logger: logger),
-            TalkbackService(session: session, workload: workload, config: config, clock: clock, logger: logger,
+            TalkbackService(feed: feed, workload: workload, config: config, clock: clock, logger: logger,
                             sessions: sessions),
-            ExchangeService(session: session, workload: workload, outbox: outbox, config: config, launcher: launcher,
-                            clock: clock, logger: logger, sessions: sessions),
+            ExchangeService(session: session, workload: workload, outbox: outbox, feed: feed, config: config,
+                            launcher: launcher, clock: clock, logger: logger, sessions: sessions),
         ]
     }
 }

@@ -11,10 +11,12 @@ import Synchronization
 /// Two loops share the work. The pump sends what the outbox holds (a finish or a start at once,
 /// or within `Outbox.coalesceWindow` while prefetched leases keep every slot busy; output every
 /// `Outbox.logTick`) together with a claim for the room free now: a finished run and its
-/// successor's lease are one round trip. The poller, while the pump has nothing to send and
-/// the agent has room, holds a long-poll exchange that the master answers the moment work appears;
-/// a pump exchange arriving meanwhile supersedes it at the master (it answers with no lease), and
-/// the master counts the agent's busy slots itself, so two claims in flight never over-commit it.
+/// successor's lease are one round trip. The poller, while the pump has nothing to send, holds a
+/// long-poll exchange that the master answers the moment work fits the agent's room or a talkback
+/// command is posted; a pump exchange arriving meanwhile supersedes it at the master (it answers with
+/// no lease), and the master counts the agent's busy slots itself, so two claims in flight never
+/// over-commit it. Every exchange brings the commands after the last one received (`CommandFeed`):
+/// the agent keeps one long-poll, not one for work and one for its commands.
 ///
 /// On graceful shutdown the agent stops claiming, says it is leaving, stops its runs and gives
 /// them back (`--on-stop requeue`, no attempt used) or lets them finish (`drain`), delivers their
@@ -23,6 +25,7 @@ struct ExchangeService: Service {
     let session: AgentSession
     let workload: Workload
     let outbox: Outbox
+    let feed: CommandFeed
     let config: AgentConfig
     let launcher: any ProcessLauncher
     let clock: any AgentClock
@@ -35,6 +38,10 @@ struct ExchangeService: Service {
     /// time to hear how its runs ended), with the last heartbeat's 2 s within `Agent.stopDeadline`.
     static let flushGrace: Duration = .seconds(2)
     static let flushWindow: Duration = .seconds(4)
+    /// With no room to claim for, the poller holds a talkback-only long-poll once the pump has been
+    /// quiet this long: a busy pump's exchanges bring the commands anyway, and a long-poll that the
+    /// next report would supersede at once would only double the requests.
+    static let talkbackSettle: Duration = Outbox.logTick
 
     var nudge: Nudge { workload.nudge }
 
@@ -51,7 +58,7 @@ struct ExchangeService: Service {
         }
         let enrolled = await session.ready()
         if let decided = launcher.open(slots: config.slots) { logger.info("\(decided)") }
-        let pumpBusy = LoopFlag()
+        let pumpActivity = PumpActivity(clock: clock)
         let pumpGaveUp = LoopFlag()
         let sessions = self.sessions ?? SessionTable.make(launcher: launcher, config: config, clock: clock, logger: logger)
         await withGracefulShutdownHandler {
@@ -61,10 +68,13 @@ struct ExchangeService: Service {
                 // not after the lease timeout, and the agent is online before its first claim.
                 await announceFresh()
                 group.addTask {
-                    await pump(sink, busy: pumpBusy, gaveUp: pumpGaveUp)
+                    await pump(sink, activity: pumpActivity, gaveUp: pumpGaveUp)
+                    pumpActivity.end()
+                    nudge.poke()
+                    workload.departure.poke()  // the poller's talkback long-poll ends
                     sink.finish()
                 }
-                group.addTask { await poller(sink, pumpBusy: pumpBusy) }
+                group.addTask { await poller(sink, pump: pumpActivity) }
                 for await lease in leases {
                     let runner = TaskRunner(lease: lease, session: enrolled, workload: workload, outbox: outbox,
                                             config: config, launcher: launcher, clock: clock, logger: logger,
@@ -86,7 +96,7 @@ struct ExchangeService: Service {
         // pump gave up on a master that does not answer: its window is spent.)
         if !pumpGaveUp.value, !(await outbox.isEmpty) {
             let (_, leftovers) = AsyncStream.makeStream(of: TaskLease.self)
-            await pump(leftovers, busy: pumpBusy)
+            await pump(leftovers, activity: pumpActivity)
         }
         // Whatever is still leased to this agent (an answer lost while it left) goes back at once.
         await announce(leaving: true, authoritative: true)
@@ -147,7 +157,7 @@ struct ExchangeService: Service {
 
     /// Sends the outbox's reports whenever they are due, each time with a claim for the free room.
     /// Ends when the agent is leaving and has nothing left to run or to tell.
-    private func pump(_ sink: AsyncStream<TaskLease>.Continuation, busy: LoopFlag, gaveUp: LoopFlag? = nil) async {
+    private func pump(_ sink: AsyncStream<TaskLease>.Continuation, activity: PumpActivity, gaveUp: LoopFlag? = nil) async {
         var backoff = Backoff()
         var idleSince: ContinuousClock.Instant?
         var leavingSince: ContinuousClock.Instant?
@@ -176,10 +186,10 @@ struct ExchangeService: Service {
             let reports = await outbox.batch()
             let ending = Set(reports.finished.map(\.task))
             let request = ExchangeRequest.with(reports, claim: await workload.claimRequest(wait: 0, ending: ending))
-            busy.set(true)
+            activity.begin()
             // The session as it is now: enrolled again after a 401, the agent talks with its new credential.
             let delivered = await send(request, await session.ready(), sink, timeout: 30)
-            busy.set(false)
+            activity.quiet()
             nudge.poke()  // the poller may hold a long-poll again
             if delivered {
                 backoff.reset()
@@ -189,28 +199,37 @@ struct ExchangeService: Service {
         }
     }
 
-    /// Holds a long-poll exchange while the agent has room and the pump is quiet.
-    private func poller(_ sink: AsyncStream<TaskLease>.Continuation, pumpBusy: LoopFlag) async {
+    /// Holds a long-poll exchange while the pump is quiet: with a claim while the agent has room,
+    /// for its talkback commands alone otherwise (once the pump has settled), until the pump ends.
+    private func poller(_ sink: AsyncStream<TaskLease>.Continuation, pump: PumpActivity) async {
         var backoff = Backoff()
-        while !(await workload.leaving) {
+        while !pump.ended {
             let generation = nudge.generation
             let due = await outbox.readiness()
-            let quiet = !pumpBusy.value && due != .zero
-            guard quiet, let claim = await workload.claimRequest(wait: config.claimWait) else {
-                await nudge.wait(since: generation, timeout: .seconds(5))
+            let claim = await workload.claimRequest(wait: config.claimWait)
+            let quietFor = pump.quietFor  // nil while the pump has an exchange in flight
+            let settleLeft = Self.talkbackSettle - (quietFor ?? .zero)
+            guard quietFor != nil, due != .zero, claim != nil || (due == nil && settleLeft <= .zero) else {
+                // Settling: looked at again once the pump has been quiet long enough.
+                let timeout: Duration = quietFor != nil && claim == nil && due == nil ? settleLeft : .seconds(5)
+                await nudge.wait(since: generation, timeout: timeout)
                 continue
             }
-            // The long-poll ends at once when the agent starts leaving.
+            // A long-poll with a claim ends at once when the agent starts leaving; a talkback one when
+            // the pump ends.
             let ended = await withTaskGroup(of: LongPollEnd.self) { group in
                 let current = await session.ready()
                 group.addTask {
-                    await send(ExchangeRequest(claim: claim), current, sink, timeout: config.claimWait + 30) ? .answered : .failed
+                    let request = ExchangeRequest(claim: claim)
+                    return await send(request, current, sink, timeout: config.claimWait + 30, talkbackWait: config.claimWait)
+                        ? .answered : .failed
                 }
                 group.addTask {
                     let departure = workload.departure
                     while !Task.isCancelled {
                         let seen = departure.generation  // read before the check: a poke in between is not missed
-                        if await workload.leaving { break }
+                        if pump.ended { break }
+                        if claim != nil, await workload.leaving { break }
                         await departure.wait(since: seen, timeout: .seconds(5))
                     }
                     return .leaving
@@ -224,10 +243,15 @@ struct ExchangeService: Service {
     }
 
     /// One exchange: true when the master answered it, false when it should be sent again later.
+    /// Every exchange asks for the talkback commands after the last one received; `talkbackWait`
+    /// holds it for them.
     private func send(_ request: ExchangeRequest, _ enrolled: AgentSession.Enrolled,
-                      _ sink: AsyncStream<TaskLease>.Continuation, timeout: Double) async -> Bool {
+                      _ sink: AsyncStream<TaskLease>.Continuation, timeout: Double, talkbackWait: Double = 0) async -> Bool {
+        var request = request
+        request.talkback = feed.poll(for: enrolled.id, wait: talkbackWait)
         do {
             let response = try await enrolled.master.exchange(request, agent: enrolled.id, timeout: timeout)
+            if let commands = response.talkback { feed.put(commands, agent: enrolled.id) }
             await apply(request, response, sink)
             return true
         } catch let error where error.status == 401 {
@@ -297,8 +321,38 @@ extension ExchangeRequest {
 /// back-off), or the agent began to leave.
 private enum LongPollEnd: Sendable { case answered, failed, leaving }
 
-/// A flag shared between the exchange loops: whether the pump has an exchange in flight (the
-/// poller holds no long-poll meanwhile), whether it gave up on its last reports.
+/// What the pump is doing, for the poller: it holds no long-poll while the pump has an exchange in
+/// flight, a talkback-only one once the pump has been quiet a while, none once the pump has ended.
+final class PumpActivity: Sendable {
+    private struct State {
+        var busy = false
+        var ended = false
+        var quietSince: ContinuousClock.Instant
+    }
+    private let state: Mutex<State>
+    private let clock: any AgentClock
+
+    init(clock: any AgentClock) {
+        self.clock = clock
+        state = Mutex(State(quietSince: clock.now))
+    }
+
+    func begin() { state.withLock { $0.busy = true } }
+    func quiet() {
+        let now = clock.now
+        state.withLock { $0.busy = false; $0.quietSince = now }
+    }
+    func end() { state.withLock { $0.ended = true } }
+
+    var ended: Bool { state.withLock { $0.ended } }
+    /// How long the pump has had no exchange in flight; nil while it has one.
+    var quietFor: Duration? {
+        let now = clock.now
+        return state.withLock { $0.busy ? nil : now - $0.quietSince }
+    }
+}
+
+/// A flag shared between the exchange loops: whether the pump gave up on its last reports.
 final class LoopFlag: Sendable {
     private let state = Mutex(false)
     var value: Bool { state.withLock { $0 } }

@@ -3,56 +3,46 @@ import Logging
 import PaddockClient
 import PaddockProtocol
 import ServiceLifecycle
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Keeps one long-poll open to the master's command queue for this agent and
-/// applies every command, in order, idempotently (delivery is at-least-once).
-/// The last applied sequence number is kept in the work dir, so a command is
-/// applied once even across restarts.
+/// Applies the master's talkback commands, in order, idempotently (delivery is at-least-once).
+/// They come with the exchanges' answers (`CommandFeed`): the agent's one long-poll carries its
+/// claim and its talkback. The last applied sequence number is kept in the work dir, so a command
+/// is applied once even across restarts.
 struct TalkbackService: Service {
-    let session: AgentSession
+    let feed: CommandFeed
     let workload: Workload
     let config: AgentConfig
     let clock: any AgentClock
     let logger: Logger
     /// The agent's OpenJD sessions: a drain exits the idle ones.
     var sessions: SessionTable? = nil
-    /// How long each long-poll waits at the master.
-    var wait: Double = 50
     /// What the `shutdown` command does: the same as SIGTERM, so the service group winds the agent
     /// down gracefully.
     var shutdown: @Sendable () -> Void = { kill(getpid(), SIGTERM) }
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            var cursor = TalkbackCursor.load(workDir: config.workDir, agent: try await session.enrolledSession().id)
-            var backoff = Backoff(base: 0.2, cap: 10)
-            while !Task.isCancelled {
-                do {
-                    let enrolled = try await session.enrolledSession()  // as it is now (enrolled again after a 401)
-                    let batch = try await enrolled.master.commands(agent: enrolled.id, after: cursor.seq, wait: wait,
-                                                                   timeout: wait + 30)
-                    backoff.reset()
-                    for command in batch.commands where command.seq > cursor.seq {
-                        await apply(command)
-                        cursor.seq = command.seq
-                        cursor.save(workDir: config.workDir)
-                    }
-                    // Commands of kinds this agent does not know (a newer master's) are acknowledged unapplied.
-                    if batch.last > cursor.seq {
-                        logger.warning("talkback: command(s) up to \(batch.last) are of kinds this agent does not know: ignored")
-                        cursor.seq = batch.last
-                        cursor.save(workDir: config.workDir)
-                    }
-                } catch is CancellationError {
-                    return
-                } catch {
-                    if Task.isCancelled { return }
-                    logger.warning("talkback: \(error); reconnecting")
-                    try await backoff.sleep(on: clock)
+        await cancelWhenGracefulShutdown {
+            var cursor: TalkbackCursor?
+            for await delivery in feed.deliveries {
+                var applied = cursor.flatMap { $0.agent == delivery.agent ? $0 : nil }
+                    ?? TalkbackCursor.load(workDir: config.workDir, agent: delivery.agent)
+                for command in delivery.batch.commands where command.seq > applied.seq {
+                    await apply(command)
+                    applied.seq = command.seq
+                    applied.save(workDir: config.workDir)
                 }
+                // Commands of kinds this agent does not know (a newer master's) are acknowledged unapplied.
+                if delivery.batch.last > applied.seq {
+                    logger.warning("talkback: command(s) up to \(delivery.batch.last) are of kinds this agent does not know: ignored")
+                    applied.seq = delivery.batch.last
+                    applied.save(workDir: config.workDir)
+                }
+                cursor = applied
+                feed.applied(applied.seq, agent: delivery.agent)
             }
         }
     }
@@ -84,6 +74,69 @@ struct TalkbackService: Service {
         case .ping:
             break
         }
+    }
+}
+
+/// The talkback commands the exchanges brought, on their way to `TalkbackService`, and the cursor
+/// the exchanges send: the last command received. Received is enough: what was received is applied
+/// in order by this process; a process that dies first starts again from the last one applied
+/// (`TalkbackCursor`), so the master sends the rest again.
+final class CommandFeed: Sendable {
+    struct Delivery: Sendable {
+        var agent: AgentID
+        var batch: CommandBatch
+    }
+
+    private struct State {
+        var agent: AgentID?
+        var received: Int64 = 0
+        var applied: Int64 = 0
+    }
+
+    let deliveries: AsyncStream<Delivery>
+    private let sink: AsyncStream<Delivery>.Continuation
+    private let state = Mutex(State())
+    private let workDir: String
+    /// Poked when a batch has been applied.
+    let progress: Nudge
+
+    init(workDir: String, clock: any AgentClock) {
+        self.workDir = workDir
+        (deliveries, sink) = AsyncStream.makeStream(of: Delivery.self)
+        progress = Nudge(clock: clock)
+    }
+
+    /// The talkback poll for `agent`'s next exchange: the commands after the last one received.
+    func poll(for agent: AgentID, wait: Double = 0) -> TalkbackPoll {
+        state.withLock { state in
+            if state.agent != agent {
+                // Enrolled (again): this agent id's cursor, as its last run left it.
+                state.agent = agent
+                state.received = TalkbackCursor.load(workDir: workDir, agent: agent).seq
+                state.applied = state.received
+            }
+            return TalkbackPoll(after: state.received, wait: wait)
+        }
+    }
+
+    /// An exchange's answer: its commands go to be applied, and the next poll asks for those after.
+    func put(_ batch: CommandBatch, agent: AgentID) {
+        let fresh = state.withLock { state in
+            guard state.agent == agent, batch.last > state.received else { return false }
+            state.received = batch.last
+            return true
+        }
+        if fresh { sink.yield(Delivery(agent: agent, batch: batch)) }
+    }
+
+    /// The last command applied for the agent the feed polls for.
+    var applied: Int64 { state.withLock { $0.applied } }
+
+    func applied(_ seq: Int64, agent: AgentID) {
+        state.withLock { state in
+            if state.agent == agent { state.applied = max(state.applied, seq) }
+        }
+        progress.poke()
     }
 }
 

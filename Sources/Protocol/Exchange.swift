@@ -19,15 +19,22 @@ public struct ExchangeRequest: Codable, Sendable {
     public var finished: [ExchangeFinish]
     /// Work for the agent's free room; nil asks for none.
     public var claim: ClaimRequest?
+    /// The talkback commands after a cursor, in the answer; nil asks for none.
+    public var talkback: TalkbackPoll?
 
     public init(started: [HeldLease] = [], logs: [ExchangeLog] = [], progress: [ExchangeProgress] = [],
-                finished: [ExchangeFinish] = [], claim: ClaimRequest? = nil) {
+                finished: [ExchangeFinish] = [], claim: ClaimRequest? = nil, talkback: TalkbackPoll? = nil) {
         self.started = started
         self.logs = logs
         self.progress = progress
         self.finished = finished
         self.claim = claim
+        self.talkback = talkback
     }
+
+    /// How long the master may hold the exchange when it has nothing to answer yet: the longer of
+    /// the claim's and the talkback's waits.
+    public var wait: Double { max(claim?.wait ?? 0, talkback?.wait ?? 0) }
 
     public var hasReports: Bool { !(started.isEmpty && logs.isEmpty && progress.isEmpty && finished.isEmpty) }
 
@@ -36,7 +43,7 @@ public struct ExchangeRequest: Codable, Sendable {
     /// Reports of each kind in one exchange.
     public static let maxReports = 4 * Limits.claimSlots
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case started, logs, progress, finished, claim }
+    enum CodingKeys: String, CodingKey, CaseIterable { case started, logs, progress, finished, claim, talkback }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -46,6 +53,7 @@ public struct ExchangeRequest: Codable, Sendable {
         progress = try c.decodeIfPresent([ExchangeProgress].self, forKey: .progress) ?? []
         finished = try c.decodeIfPresent([ExchangeFinish].self, forKey: .finished) ?? []
         claim = try c.decodeIfPresent(ClaimRequest.self, forKey: .claim)
+        talkback = try c.decodeIfPresent(TalkbackPoll.self, forKey: .talkback)
         try decoder.validate(self)
     }
 }
@@ -161,11 +169,15 @@ public struct ExchangeResponse: Codable, Sendable {
     /// New leases. Those with `prefetched` false run from this answer on (the master recorded them
     /// started); prefetched ones start when room frees up, confirmed by a later exchange.
     public var leases: [TaskLease]
+    /// The commands after the request's talkback cursor; absent when it asked for none.
+    public var talkback: CommandBatch?
 
-    public init(refused: [ExchangeRefusal] = [], logs: [ExchangeLogAck] = [], leases: [TaskLease] = []) {
+    public init(refused: [ExchangeRefusal] = [], logs: [ExchangeLogAck] = [], leases: [TaskLease] = [],
+                talkback: CommandBatch? = nil) {
         self.refused = refused
         self.logs = logs
         self.leases = leases
+        self.talkback = talkback
     }
 }
 

@@ -51,7 +51,11 @@ public struct AgentCommand: Codable, Sendable, Equatable {
     }
 }
 
-/// `GET /v1/agents/{id}/commands?after=SEQ&wait=S`.
+/// `GET /v1/agents/{id}/commands?after=SEQ&wait=S`, and an exchange's `talkback`.
+///
+/// Read leniently: a command the reader cannot read (a kind a newer master added) is left out
+/// instead of failing the whole batch, and `last` still takes the agent's cursor past it, so the
+/// channel never sticks on a command this agent does not know (docs/ARCHITECTURE.md §6).
 public struct CommandBatch: Codable, Sendable {
     public var commands: [AgentCommand]
     /// The highest sequence number in `commands`, or `after` when there are none: ask again with it.
@@ -59,6 +63,61 @@ public struct CommandBatch: Codable, Sendable {
     public init(commands: [AgentCommand], last: Int64) {
         self.commands = commands
         self.last = last
+    }
+
+    enum CodingKeys: String, CodingKey { case commands, last }
+
+    /// One command, or only its sequence number when it cannot be read.
+    private struct Entry: Decodable {
+        var seq: Int64
+        var command: AgentCommand?
+
+        private enum CodingKeys: String, CodingKey { case seq }
+
+        init(from decoder: any Decoder) throws {
+            seq = try decoder.container(keyedBy: CodingKeys.self).decode(Int64.self, forKey: .seq)
+            command = try? AgentCommand(from: decoder)
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let entries = try container.decode([Entry].self, forKey: .commands)
+        let last = try container.decode(Int64.self, forKey: .last)
+        self.init(commands: entries.compactMap(\.command), last: max(last, entries.map(\.seq).max() ?? last))
+    }
+}
+
+/// An exchange's talkback poll: the commands after `after` come back in the exchange's answer
+/// (`ExchangeResponse.talkback`), and a held exchange also ends when one is posted. An agent's
+/// one long-poll carries both its claim and its talkback.
+public struct TalkbackPoll: Codable, Sendable, Equatable {
+    /// The last command the agent has received: the answer brings those after it.
+    public var after: Int64
+    /// Seconds the exchange may be held waiting for a command (or, with a claim, for work).
+    public var wait: Double
+
+    public init(after: Int64, wait: Double = 0) {
+        self.after = after
+        self.wait = wait
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case after, wait }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        after = try c.decodeWholeNumber(Int64.self, forKey: .after)
+        wait = try c.decodeIfPresent(Double.self, forKey: .wait) ?? 0
+        try decoder.validate(self)
+    }
+}
+
+extension TalkbackPoll: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        try require(after >= 0 ? nil : "after is a sequence number ≥ 0", at: "after")
+        try require(wait.isFinite && wait >= 0 && wait <= Limits.longPollSeconds ? nil
+                    : "wait must be between 0 and \(Int(Limits.longPollSeconds)) seconds", at: "wait")
     }
 }
 

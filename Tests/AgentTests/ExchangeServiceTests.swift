@@ -270,4 +270,53 @@ import Glibc
             poll.answer(ExchangeResponse())
         }
     }
+
+    /// Every exchange asks for the talkback commands after the last one received, and its answer
+    /// brings them; an exchange that failed is asked again from the same cursor.
+    @Test func theCommandsComeWithTheExchangesAndAFailedOneAsksAgainFromTheSameCursor() async throws {
+        let fixture = AgentFixture(slots: 1)
+        defer { fixture.close() }
+        let ping = AgentCommand(seq: 5, kind: .ping, createdAt: Date(), expiresAt: Date().addingTimeInterval(3600))
+        try await withExchangeService(fixture) {
+            let poll = await fixture.master.exchanges.next(where: Self.isLongPoll)
+            #expect(poll.request.talkback == TalkbackPoll(after: 0, wait: fixture.config.claimWait))
+            poll.answer(ExchangeResponse(talkback: CommandBatch(commands: [ping], last: 5)))
+            let next = await fixture.master.exchanges.next(where: Self.isLongPoll)
+            #expect(next.request.talkback?.after == 5)
+            next.fail(.transport("POST /v1/agents/a7/exchange: connection refused"))
+            await fixture.clock.sleeping { $0 <= .milliseconds(100) }  // the back-off's first step
+            fixture.clock.advance(by: .milliseconds(100))
+            let again = await fixture.master.exchanges.next(where: Self.isLongPoll)
+            #expect(again.request.talkback?.after == 5)
+        }
+    }
+
+    /// With every slot busy the agent has no claim to hold, but still hears its commands: once its
+    /// reports have settled it holds a long-poll for them alone, and a cancel stops the run.
+    @Test func withNoRoomTheAgentHoldsALongPollForItsCommands() async throws {
+        let fixture = AgentFixture(slots: 1)
+        defer { fixture.close() }
+        let lease = AgentFixture.lease(1, epoch: 2)
+        let talkback = Task { try await fixture.talkbackService().run() }
+        defer { talkback.cancel() }
+        try await withExchangeService(fixture) {
+            let poll = await fixture.master.exchanges.next(where: Self.isLongPoll)
+            poll.answer(ExchangeResponse(leases: [lease]))
+            let process = await fixture.launcher.launched.take()
+            #expect(fixture.master.exchanges.requests.count == 1, "no long-poll while the pump may still report")
+            await fixture.clock.sleeping { $0 > .zero && $0 <= ExchangeService.talkbackSettle }
+            fixture.clock.advance(by: ExchangeService.talkbackSettle)
+            let listen = await fixture.master.exchanges.next { $0.talkback?.wait ?? 0 > 0 }
+            #expect(listen.request.claim == nil, "no room: it claims nothing")
+            #expect(listen.request.talkback?.after == 0)
+            let cancel = AgentCommand(seq: 1, kind: .cancel, task: lease.task, epoch: lease.epoch, createdAt: Date(),
+                                      expiresAt: Date().addingTimeInterval(3600))
+            listen.answer(ExchangeResponse(talkback: CommandBatch(commands: [cancel], last: 1)))
+            #expect(await process.signals.take() == SIGTERM)
+            let end = await fixture.master.exchanges.next(where: Self.finishes)
+            #expect(end.request.finished.first?.report.reason == StopReason.cancelled.rawValue)
+            #expect(end.request.talkback == TalkbackPoll(after: 1), "a report's exchange asks for the commands too, without waiting")
+            end.answer(ExchangeResponse())
+        }
+    }
 }

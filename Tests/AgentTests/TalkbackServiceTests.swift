@@ -7,8 +7,9 @@ import Testing
 import Glibc
 #endif
 
-/// `TalkbackService` in-process: a fake master whose command long-poll the test answers, fake
-/// processes, a fake clock. A poll's `after` is the agent's acknowledgement (docs/ARCHITECTURE.md §6).
+/// `TalkbackService` in-process: the test puts command batches in its feed as exchanges' answers
+/// would (`ExchangeServiceTests` has them come with real exchanges), fake processes, a fake clock.
+/// The feed's poll is what the next exchange asks for (docs/ARCHITECTURE.md §6).
 @Suite(.timeLimit(.minutes(1))) struct TalkbackServiceTests {
     private static func command(_ seq: Int64, _ kind: CommandKind, task: Int64? = nil, epoch: Int64? = nil,
                                 resources: ResourceVector? = nil) -> AgentCommand {
@@ -16,22 +17,30 @@ import Glibc
                      resources: resources, createdAt: Date(), expiresAt: Date().addingTimeInterval(3600))
     }
 
-    /// Runs the talkback service while `body` answers its polls; `body` gets the first one.
-    private func withTalkback(_ fixture: AgentFixture, shutdown: @escaping @Sendable () -> Void = {},
-                              _ body: (FakeMaster.CommandPolls.Call) async throws -> Void) async throws {
-        try await fixture.session.enroll()
-        let service = fixture.talkbackService(shutdown: shutdown)
+    /// Runs the talkback service on `feed` (the fixture's unless given) while `body` delivers commands.
+    private func withTalkback(_ fixture: AgentFixture, feed: CommandFeed? = nil, shutdown: @escaping @Sendable () -> Void = {},
+                              _ body: (CommandFeed) async throws -> Void) async throws {
+        let feed = feed ?? fixture.feed
+        let service = fixture.talkbackService(feed: feed, shutdown: shutdown)
         let running = Task { try await service.run() }
-        try await body(await fixture.master.commandPolls.next())
+        try await body(feed)
         running.cancel()
         try await running.value
     }
 
-    /// Answers `poll` with `commands`; returns the next poll (which acknowledges them).
-    private func deliver(_ commands: [AgentCommand], to poll: FakeMaster.CommandPolls.Call,
-                         _ fixture: AgentFixture) async -> FakeMaster.CommandPolls.Call {
-        poll.answer(CommandBatch(commands: commands, last: commands.map(\.seq).max() ?? poll.request.after))
-        return await fixture.master.commandPolls.next()
+    /// Puts `batch` in the feed as an exchange's answer would; returns once it has been applied.
+    private func deliver(_ batch: CommandBatch, to feed: CommandFeed) async {
+        let target = max(feed.poll(for: FakeMaster.agent).after, batch.last)
+        feed.put(batch, agent: FakeMaster.agent)
+        while true {
+            let seen = feed.progress.generation
+            if feed.applied >= target { return }
+            await feed.progress.wait(since: seen, timeout: .seconds(86_400))
+        }
+    }
+
+    private func deliver(_ commands: [AgentCommand], to feed: CommandFeed) async {
+        await deliver(CommandBatch(commands: commands, last: commands.map(\.seq).max() ?? 0), to: feed)
     }
 
     @Test func aCancelStopsTheNamedRunWithTheCancelReasonAndADropWithItsOwn() async throws {
@@ -40,12 +49,12 @@ import Glibc
         let cancelled = try await fixture.running(AgentFixture.lease(1, epoch: 3))
         let dropped = try await fixture.running(AgentFixture.lease(2, epoch: 1))
         let untouched = try await fixture.running(AgentFixture.lease(3, epoch: 1))
-        try await withTalkback(fixture) { poll in
-            #expect(poll.request.after == 0)
-            let next = await deliver([Self.command(1, .cancel, task: 1, epoch: 2),  // an earlier lease of task 1: not this run
-                                      Self.command(2, .cancel, task: 1, epoch: 3),
-                                      Self.command(3, .drop, task: 2, epoch: 1)], to: poll, fixture)
-            #expect(next.request.after == 3)
+        try await withTalkback(fixture) { feed in
+            #expect(feed.poll(for: FakeMaster.agent).after == 0)
+            await deliver([Self.command(1, .cancel, task: 1, epoch: 2),  // an earlier lease of task 1: not this run
+                           Self.command(2, .cancel, task: 1, epoch: 3),
+                           Self.command(3, .drop, task: 2, epoch: 1)], to: feed)
+            #expect(feed.poll(for: FakeMaster.agent).after == 3)
         }
         #expect(cancelled.received == [SIGTERM])
         #expect(await fixture.workload.stopReason(TaskID(rawValue: 1)) == .cancelled)
@@ -64,11 +73,10 @@ import Glibc
         let waiting = AgentFixture.lease(2, epoch: 4, prefetched: true)
         await fixture.workload.add(waiting)
         let runner = Task { await fixture.runner(waiting).run() }
-        try await withTalkback(fixture) { poll in
-            let next = await deliver([Self.command(1, .giveBack, task: 2, epoch: 3),  // an older lease of task 2: not this one
-                                      Self.command(2, .giveBack, task: 1, epoch: 1),
-                                      Self.command(3, .giveBack, task: 2, epoch: 4)], to: poll, fixture)
-            #expect(next.request.after == 3)
+        try await withTalkback(fixture) { feed in
+            await deliver([Self.command(1, .giveBack, task: 2, epoch: 3),  // an older lease of task 2: not this one
+                           Self.command(2, .giveBack, task: 1, epoch: 1),
+                           Self.command(3, .giveBack, task: 2, epoch: 4)], to: feed)
         }
         await runner.value
         let reports = await fixture.outbox.batch()
@@ -82,20 +90,21 @@ import Glibc
         #expect(await fixture.workload.stopReason(TaskID(rawValue: 1)) == nil)
     }
 
-    /// Drain stops claiming, undrain resumes it; a command delivered again (at-least-once) is not
-    /// applied again.
+    /// Drain stops claiming, undrain resumes it; commands delivered again (at-least-once: a held
+    /// exchange and a report's exchange both brought them) are not applied again.
     @Test func drainStopsClaimingAndUndrainResumesItOncePerCommand() async throws {
         let fixture = AgentFixture(slots: 2)
         defer { fixture.close() }
         #expect(await fixture.workload.claimRequest(wait: 0) != nil)
-        try await withTalkback(fixture) { poll in
-            var poll = await deliver([Self.command(1, .drain)], to: poll, fixture)
-            #expect(poll.request.after == 1)
+        try await withTalkback(fixture) { feed in
+            await deliver([Self.command(1, .drain)], to: feed)
+            #expect(feed.poll(for: FakeMaster.agent).after == 1)
             #expect(await fixture.workload.claimRequest(wait: 0) == nil)
-            poll = await deliver([Self.command(2, .undrain)], to: poll, fixture)
+            await deliver([Self.command(2, .undrain)], to: feed)
             #expect(await fixture.workload.claimRequest(wait: 0)?.slots == 2)
-            poll = await deliver([Self.command(1, .drain)], to: poll, fixture)  // delivered again
-            #expect(poll.request.after == 2)
+            await deliver([Self.command(1, .drain)], to: feed)  // delivered again
+            await deliver([Self.command(2, .undrain), Self.command(3, .ping)], to: feed)  // partly again
+            #expect(feed.applied == 3)
             #expect(await fixture.workload.claimRequest(wait: 0) != nil)
         }
     }
@@ -106,16 +115,18 @@ import Glibc
         let fixture = AgentFixture(slots: 2)
         defer { fixture.close() }
         let process = try await fixture.running(AgentFixture.lease(1))
-        try await withTalkback(fixture) { poll in
-            let next = await deliver([Self.command(1, .ping), Self.command(2, .cancel, task: 99, epoch: 1),
-                                      Self.command(3, .cancel), Self.command(4, .update)], to: poll, fixture)
-            #expect(next.request.after == 4)
+        try await withTalkback(fixture) { feed in
+            await deliver([Self.command(1, .ping), Self.command(2, .cancel, task: 99, epoch: 1),
+                           Self.command(3, .cancel), Self.command(4, .update)], to: feed)
+            #expect(feed.poll(for: FakeMaster.agent).after == 4)
         }
         #expect(process.received.isEmpty)
         #expect(await fixture.workload.stopReason(TaskID(rawValue: 1)) == nil)
         #expect(await fixture.workload.total == fixture.config.resources)
-        // A restarted agent asks from where it was.
-        try await withTalkback(fixture) { poll in #expect(poll.request.after == 4) }
+        // A restarted agent asks from where it was; under another id (enrolled again), from the start.
+        let restarted = CommandFeed(workDir: fixture.config.workDir, clock: fixture.clock)
+        #expect(restarted.poll(for: FakeMaster.agent).after == 4)
+        #expect(restarted.poll(for: AgentID(rawValue: 8)).after == 0)
     }
 
     @Test func updateSetsTheTotalsAndShutdownStopsTheAgent() async throws {
@@ -123,9 +134,8 @@ import Glibc
         defer { fixture.close() }
         let stops = Mutex(0)
         let smaller = ResourceVector(milliCPUs: 500, ram: 1 << 20)
-        try await withTalkback(fixture, shutdown: { stops.withLock { $0 += 1 } }) { poll in
-            let next = await deliver([Self.command(1, .update, resources: smaller), Self.command(2, .shutdown)], to: poll, fixture)
-            #expect(next.request.after == 2)
+        try await withTalkback(fixture, shutdown: { stops.withLock { $0 += 1 } }) { feed in
+            await deliver([Self.command(1, .update, resources: smaller), Self.command(2, .shutdown)], to: feed)
         }
         #expect(await fixture.workload.total == smaller)
         #expect(stops.withLock { $0 } == 1)
@@ -135,34 +145,21 @@ import Glibc
     /// not a failure of the whole batch; the batch's `last` takes the cursor past it.
     @Test func aCommandOfAnUnknownKindIsAcknowledgedAndIgnored() async throws {
         let known = CommandBatch(commands: [Self.command(1, .drain), Self.command(2, .ping), Self.command(3, .undrain)], last: 3)
-        let wire = String(decoding: try WireJSON.encoder().encode(known), as: UTF8.self)
+        let wire = String(decoding: try WireJSON.encoder().encode(ExchangeResponse(talkback: known)), as: UTF8.self)
             .replacingOccurrences(of: #""kind":"ping""#, with: #""kind":"reboot""#)
         #expect(wire.contains("reboot"))
-        let read = try WireJSON.decoder().decode(ReadableCommands.self, from: Data(wire.utf8)).batch
+        let read = try #require(try WireJSON.decoder().decode(ExchangeResponse.self, from: Data(wire.utf8)).talkback)
         #expect(read.commands.map(\.seq) == [1, 3])
         #expect(read.last == 3)
 
         let fixture = AgentFixture()
         defer { fixture.close() }
-        try await withTalkback(fixture) { poll in
-            poll.answer(CommandBatch(commands: [Self.command(1, .drain)], last: 2))  // 2: one this agent cannot read
-            let next = await fixture.master.commandPolls.next()
-            #expect(next.request.after == 2)
+        try await withTalkback(fixture) { feed in
+            await deliver(CommandBatch(commands: [Self.command(1, .drain)], last: 2), to: feed)  // 2: one this agent cannot read
+            #expect(feed.applied == 2)
+            #expect(feed.poll(for: FakeMaster.agent).after == 2)
             #expect(await fixture.workload.draining)
         }
-    }
-
-    /// A poll that fails is asked again after a back-off on the agent's clock, from the same cursor.
-    @Test func aFailedPollIsAskedAgainFromTheSameCursor() async throws {
-        let fixture = AgentFixture()
-        defer { fixture.close() }
-        try await withTalkback(fixture) { poll in
-            let next = await deliver([Self.command(5, .ping)], to: poll, fixture)
-            next.fail(.transport("GET /v1/agents/a7/commands: connection refused"))
-            await fixture.clock.sleeping { $0 <= .milliseconds(200) }
-            fixture.clock.advance(by: .milliseconds(200))
-            let again = await fixture.master.commandPolls.next()
-            #expect(again.request.after == 5)
-        }
+        #expect(CommandFeed(workDir: fixture.config.workDir, clock: fixture.clock).poll(for: FakeMaster.agent).after == 2)
     }
 }

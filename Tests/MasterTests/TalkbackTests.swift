@@ -21,6 +21,65 @@ import Testing
         }
     }
 
+    /// An agent's one long-poll: the exchange brings the commands after its talkback cursor, and a
+    /// held one (with a claim or without) answers as soon as a command is posted.
+    @Test func anExchangeBringsTheCommandsAfterItsCursorAndAHeldOneAnswersWhenOneIsPosted() async throws {
+        try await TestMaster().test { client in
+            let (agent, credential) = try await client.enroll("a")
+            for kind in [CommandKind.drain, .undrain] {
+                _ = try await client.send(.post, "/v1/agents/\(agent)/commands", json: CommandRequest(kind: kind))
+            }
+            let all = try await client.exchange(agent, credential, ExchangeRequest(talkback: TalkbackPoll(after: 0)))
+            #expect(all.talkback?.commands.map(\.kind) == [.drain, .undrain])
+            #expect(all.talkback?.last == 2)
+            let none = try await client.exchange(agent, credential, ExchangeRequest(talkback: TalkbackPoll(after: 2)))
+            #expect(none.talkback?.commands.isEmpty == true)
+            #expect(none.talkback?.last == 2)
+            #expect(try await client.exchange(agent, credential, ExchangeRequest()).talkback == nil, "not asked for")
+
+            for (cursor, claim) in [(Int64(2), ClaimRequest(slots: 1, wait: 30)), (3, nil)] {
+                let started = ContinuousClock.now
+                async let held = client.exchange(agent, credential,
+                                                 ExchangeRequest(claim: claim, talkback: TalkbackPoll(after: cursor, wait: 30)))
+                try await Task.sleep(for: .milliseconds(300))
+                _ = try await client.send(.post, "/v1/agents/\(agent)/commands", json: CommandRequest(kind: .ping))
+                let answer = try await held
+                #expect(answer.talkback?.commands.map(\.seq) == [cursor + 1], "with a claim: \(claim != nil)")
+                #expect(answer.leases.isEmpty)
+                // Answered on the post, not after the 30 s wait.
+                #expect(ContinuousClock.now - started < .seconds(20))
+            }
+        }
+    }
+
+    /// A held talkback poll ends when the agent's next exchange arrives (a report superseding it:
+    /// the agent's one long-poll), and answers the commands it has.
+    @Test func aHeldTalkbackPollIsSupersededByTheAgentsNextExchange() async throws {
+        try await TestMaster().test { client in
+            let (agent, credential) = try await client.enroll("a")
+            let started = ContinuousClock.now
+            async let held = client.exchange(agent, credential, ExchangeRequest(talkback: TalkbackPoll(after: 0, wait: 30)))
+            try await Task.sleep(for: .milliseconds(300))
+            let report = try await client.exchange(agent, credential, ExchangeRequest(talkback: TalkbackPoll(after: 0)))
+            #expect(report.talkback?.commands.isEmpty == true)
+            let answer = try await held
+            #expect(answer.talkback?.commands.isEmpty == true)
+            #expect(ContinuousClock.now - started < .seconds(20))
+        }
+    }
+
+    /// A talkback poll out of bounds is refused with a 400 naming the field, and changes nothing.
+    @Test(arguments: [(#"{"talkback":{"after":-1}}"#, "talkback.after"), (#"{"talkback":{"after":0,"wait":1000}}"#, "talkback.wait"),
+                      (#"{"talkback":{"after":0,"since":3}}"#, "talkback"), (#"{"talkback":{"after":1.5}}"#, "talkback.after")])
+    func aTalkbackPollOutOfBoundsIsRefused(body: String, field: String) async throws {
+        try await TestMaster().test { client in
+            let (agent, credential) = try await client.enroll("a")
+            let reply = try await client.sendText(.post, "/v1/agents/\(agent)/exchange", token: credential, body)
+            #expect(reply.status == 400, "\(String(decoding: reply.body, as: UTF8.self))")
+            #expect(reply.error?.field?.hasPrefix(field) == true, "\(String(decoding: reply.body, as: UTF8.self))")
+        }
+    }
+
     @Test func commandsAreOrderedAndResumeAfterTheCursor() async throws {
         try await TestMaster().test { client in
             let (agent, credential) = try await client.enroll("a")

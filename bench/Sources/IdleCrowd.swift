@@ -39,17 +39,17 @@ final class CrowdState: Sendable {
     }
 }
 
-/// Idle agents' traffic as async tasks on one connection pool of the crowd's own: per agent a
-/// claim long-poll and a talkback long-poll, plus a few tasks heartbeating every agent every
-/// `heartbeat` seconds (as a real idle agent: its waits `AgentConfig.claimWait` and
-/// `TalkbackService.wait`, its beats `HeartbeatService.idleInterval`; its long-polls keep it
-/// online). No thread per connection: thousands of long-polls wait on NIO's event loops.
+/// Idle agents' traffic as async tasks on one connection pool of the crowd's own: per agent one
+/// exchange long-poll that holds its claim and its talkback poll, plus a few tasks heartbeating every
+/// agent every `heartbeat` seconds (as a real idle agent: its wait `AgentConfig.claimWait`, its beats
+/// `HeartbeatService.idleInterval`; its long-poll keeps it online). No thread per connection:
+/// thousands of long-polls wait on NIO's event loops.
 enum IdleCrowd {
     /// Starts the crowd against the master (or frontend) on 127.0.0.1:`port`; returns how many tasks it runs.
     static func start(_ agents: [SimulatedAgent], port: Int, state: CrowdState, claimWait: Int = 50,
-                      commandWait: Int = 50, heartbeat: Double = 60, heartbeatTasks: Int = 8) -> Int {
-        // Every long-poll holds a connection: two per agent, one per heartbeat task, and a margin.
-        let pool = ConnectionPool(connectionsPerHost: agents.count * 2 + heartbeatTasks + 16)
+                      heartbeat: Double = 60, heartbeatTasks: Int = 8) -> Int {
+        // Every long-poll holds a connection: one per agent, one per heartbeat task, and a margin.
+        let pool = ConnectionPool(connectionsPerHost: agents.count + heartbeatTasks + 16)
         let base = URL(string: "http://127.0.0.1:\(port)") ?? URL(fileURLWithPath: "/")
         var tasks = 0
         func spawn(_ body: @escaping @Sendable () async -> Void) {
@@ -63,20 +63,13 @@ enum IdleCrowd {
             let client = MasterClient(baseURL: base, token: agent.wire.token, pool: pool)
             let id = agent.id
             // Spread the first waits so the re-polls do not come in lockstep.
-            let firstClaim = Int.random(in: 1...claimWait)
-            let firstCommands = Int.random(in: 1...commandWait)
+            let first = Int.random(in: 1...claimWait)
             spawn {
                 await hold(state) { round in
-                    let wait = round == 0 ? firstClaim : claimWait
-                    _ = try await client.longPoll("POST", APIPath.claim(id), json: ClaimRequest(slots: 1, wait: Double(wait)),
-                                                  timeout: Double(wait + 60), as: ClaimResponse.self)
-                }
-            }
-            spawn {
-                await hold(state) { round in
-                    let wait = round == 0 ? firstCommands : commandWait
-                    _ = try await client.longPoll("GET", APIPath.commands(id), query: ["after": "0", "wait": String(wait)],
-                                                  timeout: Double(wait + 60), as: CommandBatch.self)
+                    let wait = Double(round == 0 ? first : claimWait)
+                    let poll = ExchangeRequest(claim: ClaimRequest(slots: 1, wait: wait), talkback: TalkbackPoll(after: 0, wait: wait))
+                    _ = try await client.longPoll("POST", APIPath.exchange(id), json: poll, timeout: wait + 60,
+                                                  as: ExchangeResponse.self)
                 }
             }
         }

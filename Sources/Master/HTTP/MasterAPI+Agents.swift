@@ -92,10 +92,12 @@ extension MasterAPI {
         }
     }
 
-    /// The agent exchange: its reports, then its claim, in one transaction. With nothing to hand out
-    /// it holds the request (up to the claim's `wait`), claiming again whenever work may have
-    /// appeared. A newer exchange of the same agent supersedes a held one, which then answers with
-    /// nothing more: so an agent may report while its long-poll waits, and no lease is lost to it.
+    /// The agent exchange: its reports, then its claim, in one transaction, and its talkback commands.
+    /// With nothing to hand out it holds the request (up to the longer of the claim's and the
+    /// talkback's `wait`), claiming again whenever work may have appeared and reading the commands
+    /// again whenever one was posted. A newer exchange of the same agent supersedes a held one, which
+    /// then answers with nothing more: so an agent may report while its long-poll waits, and no lease
+    /// is lost to it.
     func exchange(_ request: Request, _ context: MasterContext) async throws -> Response {
         let id = try Self.id(AgentID.self, context, what: "agent")
         _ = try context.requireAgent(id)
@@ -104,15 +106,18 @@ extension MasterAPI {
         let started = ContinuousClock.now
         var held = false
         let mine = await wake.supersede(id.rawValue)
-        let deadline = ContinuousClock.now + .milliseconds(Int((exchange.claim?.wait ?? 0) * 1000))
-        let ticket = (exchange.claim?.wait ?? 0) > 0 ? await heldPolls.hold(id, on: context.channel) : nil
+        let deadline = ContinuousClock.now + .milliseconds(Int(exchange.wait * 1000))
+        let ticket = exchange.wait > 0 ? await heldPolls.hold(id, on: context.channel) : nil
         defer { if let ticket { heldPolls.release(ticket) } }
         var reports = exchange
         reports.claim = nil
         var visible = !(exchange.started.isEmpty && exchange.progress.isEmpty)
         var response = ExchangeResponse()
+        /// The commands signal's generation when the commands were last read (nil: not yet).
+        var commandsRead: UInt64?
         while true {
             let generation = await wake.generation
+            let commandGeneration = await commandWake.generation
             let now = store.clock.now()
             let order = exchange.claim.map { claim in
                 var order = ClaimOrder(agent: id, slots: claim.slots, reportedFree: claim.free, prefetch: claim.prefetch,
@@ -122,38 +127,61 @@ extension MasterAPI {
                 order.startAtOnce = true
                 return order
             }
-            let outcome: ExchangeOutcome
-            do {
-                outcome = try await store.exchange(agent: id, reports, claim: order, credential: context.uncheckedCredential,
-                                                   leaseUntil: now.addingTimeInterval(config.leaseTimeout), now: now)
-            } catch let error as PaddockError where error.status == 401 {
-                if let hash = context.uncheckedCredential { credentials.forget(hash: hash) }
-                throw error
+            if order == nil, let talkback = exchange.talkback, let read = commandsRead {
+                // A held talkback poll, woken: only a posted command can change its answer.
+                if read != commandGeneration {
+                    let commands = try await store.commands(for: id, after: talkback.after, now: now)
+                    response.talkback = CommandBatch(commands: commands, last: commands.last?.seq ?? talkback.after)
+                }
+            } else {
+                try await exchangeRound(id, reports, order, context, now: now, visible: visible, into: &response)
             }
-            reports = ExchangeRequest()  // applied: a later round only claims
-            response.refused += outcome.response.refused
-            response.logs += outcome.response.logs
-            response.leases = outcome.response.leases
-            if outcome.stolen > 0 {
-                stats.recordSteals(outcome.stolen)
-                await commandWake.notifyAll()  // the victims must hear to drop them
-            }
-            // Room freed or a task requeued: other claimers may proceed; followers learn a run ended.
-            if outcome.finished { await wake.notifyAll() }
-            if outcome.finished || outcome.logged { await logWake.notifyAll() }
-            // What a dashboard shows moved: runs started, ended, progressed or said something.
-            if outcome.finished || !outcome.response.leases.isEmpty || visible { await changes.notifyAll() }
+            commandsRead = commandGeneration
+            reports = ExchangeRequest(talkback: exchange.talkback)  // applied: a later round only claims and reads
             visible = false
             let left = deadline - ContinuousClock.now
             let closing = await wake.isClosed
-            if order == nil || !response.leases.isEmpty || left <= .zero || closing { break }
+            let commands = !(response.talkback?.commands.isEmpty ?? true)
+            if !response.leases.isEmpty || commands || left <= .zero || closing { break }
             held = true
-            await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine)
+            if exchange.talkback == nil {
+                await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine)
+            } else {
+                await WakeSignal.wait(wake, since: generation, key: id.rawValue, keySeen: mine,
+                                      or: commandWake, since: commandGeneration, timeout: left)
+            }
             if await wake.supersessions(id.rawValue) != mine { break }
         }
         if exchange.claim != nil { stats.recordClaim() }
         // Counted as every request; timed unless it held a long-poll (its wait is not the master's speed).
         stats.recordRequest(held ? nil : ContinuousClock.now - started)
         return try Self.json(response)
+    }
+
+    /// One round of an exchange: its reports (the first round only), its claim and its commands, in
+    /// one transaction; then the wake-ups of what it changed.
+    private func exchangeRound(_ id: AgentID, _ reports: ExchangeRequest, _ order: ClaimOrder?, _ context: MasterContext,
+                               now: Date, visible: Bool, into response: inout ExchangeResponse) async throws {
+        let outcome: ExchangeOutcome
+        do {
+            outcome = try await store.exchange(agent: id, reports, claim: order, credential: context.uncheckedCredential,
+                                               leaseUntil: now.addingTimeInterval(config.leaseTimeout), now: now)
+        } catch let error as PaddockError where error.status == 401 {
+            if let hash = context.uncheckedCredential { credentials.forget(hash: hash) }
+            throw error
+        }
+        response.refused += outcome.response.refused
+        response.logs += outcome.response.logs
+        response.leases = outcome.response.leases
+        response.talkback = outcome.response.talkback
+        if outcome.stolen > 0 {
+            stats.recordSteals(outcome.stolen)
+            await commandWake.notifyAll()  // the victims must hear to drop them
+        }
+        // Room freed or a task requeued: other claimers may proceed; followers learn a run ended.
+        if outcome.finished { await wake.notifyAll() }
+        if outcome.finished || outcome.logged { await logWake.notifyAll() }
+        // What a dashboard shows moved: runs started, ended, progressed or said something.
+        if outcome.finished || !outcome.response.leases.isEmpty || visible { await changes.notifyAll() }
     }
 }

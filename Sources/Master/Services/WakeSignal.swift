@@ -74,10 +74,10 @@ public actor WakeSignal {
         return superseded[key] ?? 0
     }
 
-    /// Returns when the generation has moved past `seen`, or after `timeout`; with a `key`, also
-    /// when the waits under it were superseded after `keySeen`.
+    /// Returns when the generation has moved past `seen`, or after `timeout`, or when the calling
+    /// task is cancelled; with a `key`, also when the waits under it were superseded after `keySeen`.
     public func wait(since seen: UInt64, timeout: Duration, key: Int64? = nil, keySeen: UInt64 = 0) async {
-        guard generation == seen, timeout > .zero, !isClosed else { return }
+        guard generation == seen, timeout > .zero, !isClosed, !Task.isCancelled else { return }
         if let key, supersessions(key) != keySeen { return }
         let id = nextWaiter
         nextWaiter &+= 1
@@ -86,14 +86,34 @@ public actor WakeSignal {
             await self?.expire(id)
         }
         if let key { keyed[key, default: []].insert(id) }
-        await withCheckedContinuation { continuation in
-            waiters[id] = continuation
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                // On the actor, as `expire` is: a cancellation either came before this check, or its
+                // `expire` runs after the waiter is in place.
+                if Task.isCancelled { return continuation.resume() }
+                waiters[id] = continuation
+            }
+        } onCancel: {
+            Task { await self.expire(id) }
         }
         if let key {
             keyed[key]?.remove(id)
             if keyed[key]?.isEmpty == true { keyed[key] = nil }
         }
         timer.cancel()
+    }
+
+    /// Returns at the first of: `first`'s generation moved past `firstSeen` or its waits under `key`
+    /// were superseded after `keySeen`, `second`'s generation moved past `secondSeen`, `timeout`.
+    /// (An agent's held exchange waits for work and for its talkback commands at once.)
+    public static func wait(_ first: WakeSignal, since firstSeen: UInt64, key: Int64, keySeen: UInt64,
+                            or second: WakeSignal, since secondSeen: UInt64, timeout: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await first.wait(since: firstSeen, timeout: timeout, key: key, keySeen: keySeen) }
+            group.addTask { await second.wait(since: secondSeen, timeout: timeout) }
+            await group.next()
+            group.cancelAll()
+        }
     }
 
     private func expire(_ id: UInt64) {

@@ -87,6 +87,10 @@ extension SQLStore {
             response.leases = outcome.leases
             stolen = outcome.stolen
         }
+        if let talkback = request.talkback {
+            let commands = try Self.commands(db, for: agent, after: talkback.after, now: now)
+            response.talkback = CommandBatch(commands: commands, last: commands.last?.seq ?? talkback.after)
+        }
         return ExchangeOutcome(response: response, stolen: stolen, finished: finished, logged: !response.logs.isEmpty)
     }
 }

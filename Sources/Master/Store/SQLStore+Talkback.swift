@@ -72,19 +72,22 @@ extension SQLStore {
     }
 
     public func commands(for agent: AgentID, after: Int64, now: Date) async throws -> [AgentCommand] {
-        try await engine.read { db in
-            try SQLRow.fetchAll(db, sql: """
-                SELECT * FROM agent_commands WHERE agent_id = ? AND seq > ? AND expires_at > ? ORDER BY seq LIMIT 100
-                """, arguments: [agent.rawValue, after, now.timeIntervalSince1970]).compactMap { row in
-                guard let kind = CommandKind(rawValue: row["kind"]) else { return nil }
-                return AgentCommand(
-                    seq: row["seq"], kind: kind, task: (row["task_id"] as Int64?).map(TaskID.init(rawValue:)),
-                    epoch: (row["epoch"] as Int64?).map(LeaseEpoch.init),
-                    tags: try (row["tags"] as String?).map { try Self.decode([String].self, $0) },
-                    resources: try (row["resources"] as String?).map { try Self.decode(ResourceVector.self, $0) },
-                    createdAt: Date(timeIntervalSince1970: row["created_at"]),
-                    expiresAt: Date(timeIntervalSince1970: row["expires_at"]))
-            }
+        try await engine.read { db in try Self.commands(db, for: agent, after: after, now: now) }
+    }
+
+    /// Up to 100 of the agent's unexpired commands after `after`, in order.
+    static func commands(_ db: any SQLDatabase, for agent: AgentID, after: Int64, now: Date) throws -> [AgentCommand] {
+        try SQLRow.fetchAll(db, sql: """
+            SELECT * FROM agent_commands WHERE agent_id = ? AND seq > ? AND expires_at > ? ORDER BY seq LIMIT 100
+            """, arguments: [agent.rawValue, after, now.timeIntervalSince1970]).compactMap { row in
+            guard let kind = CommandKind(rawValue: row["kind"]) else { return nil }
+            return AgentCommand(
+                seq: row["seq"], kind: kind, task: (row["task_id"] as Int64?).map(TaskID.init(rawValue:)),
+                epoch: (row["epoch"] as Int64?).map(LeaseEpoch.init),
+                tags: try (row["tags"] as String?).map { try Self.decode([String].self, $0) },
+                resources: try (row["resources"] as String?).map { try Self.decode(ResourceVector.self, $0) },
+                createdAt: Date(timeIntervalSince1970: row["created_at"]),
+                expiresAt: Date(timeIntervalSince1970: row["expires_at"]))
         }
     }
 

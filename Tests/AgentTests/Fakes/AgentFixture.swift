@@ -14,6 +14,7 @@ struct AgentFixture {
     let session: AgentSession
     let workload: Workload
     let outbox: Outbox
+    let feed: CommandFeed
     let logger = Logger(label: "paddock.agent.test")
 
     init(slots: Int = 1, prefetch: PrefetchPolicy = .fixed(0), killGrace: Duration = .seconds(5), exitOnTerm: Bool = true) {
@@ -29,19 +30,21 @@ struct AgentFixture {
         session = AgentSession(config: config, master: master, clock: clock, logger: logger)
         workload = Workload(total: config.resources, slots: slots, prefetch: prefetch, nudge: Nudge(clock: clock))
         outbox = Outbox(nudge: workload.nudge)
+        feed = CommandFeed(workDir: workDir, clock: clock)
     }
 
     var exchangeService: ExchangeService {
-        ExchangeService(session: session, workload: workload, outbox: outbox, config: config, launcher: launcher,
-                        clock: clock, logger: logger)
+        ExchangeService(session: session, workload: workload, outbox: outbox, feed: feed, config: config,
+                        launcher: launcher, clock: clock, logger: logger)
     }
 
     var heartbeatService: HeartbeatService {
         HeartbeatService(session: session, workload: workload, outbox: outbox, config: config, clock: clock, logger: logger)
     }
 
-    func talkbackService(shutdown: @escaping @Sendable () -> Void = {}) -> TalkbackService {
-        TalkbackService(session: session, workload: workload, config: config, clock: clock, logger: logger, shutdown: shutdown)
+    func talkbackService(feed: CommandFeed? = nil, shutdown: @escaping @Sendable () -> Void = {}) -> TalkbackService {
+        TalkbackService(feed: feed ?? self.feed, workload: workload, config: config, clock: clock, logger: logger,
+                        shutdown: shutdown)
     }
 
     func runner(_ lease: TaskLease) -> TaskRunner {

@@ -5,18 +5,10 @@ import PaddockProtocol
 import Synchronization
 
 /// The master as the agent's services see it (`MasterLink`): enrollment and heartbeats answered at
-/// once; exchanges and talkback polls wait for the test's answer (`exchanges.next`, `commandPolls.next`).
+/// once; exchanges wait for the test's answer (`exchanges.next`).
 final class FakeMaster: MasterLink {
-    struct CommandPoll: Sendable {
-        var after: Int64
-        var wait: Double
-    }
-
-    typealias CommandPolls = CallQueue<CommandPoll, CommandBatch>
-
     static let agent = AgentID(rawValue: 7)
     let exchanges = CallQueue<ExchangeRequest, ExchangeResponse>()
-    let commandPolls = CommandPolls()
     let heartbeats = Mailbox<HeartbeatRequest>()
     let exceptions = Mailbox<ExceptionReport>()
     private struct State {
@@ -59,11 +51,11 @@ final class FakeMaster: MasterLink {
     }
 
     func exchange(_ request: ExchangeRequest, agent: AgentID, timeout: Double) async throws(ClientError) -> ExchangeResponse {
-        if (request.claim?.wait ?? 0) == 0, state.withLock({ $0.acknowledgeReports }) {
+        if request.wait == 0, state.withLock({ $0.acknowledgeReports }) {
             exchanges.record(request)
             return Self.acknowledging(request)
         }
-        if (request.claim?.wait ?? 0) > 0, state.withLock({ $0.longPollAnswersOutliveCancellation }) {
+        if request.wait > 0, state.withLock({ $0.longPollAnswersOutliveCancellation }) {
             // An unstructured task: the caller's cancellation does not reach the pending call.
             let exchanges = self.exchanges
             return try await Task { await exchanges.result(request) }.value.get()
@@ -79,10 +71,6 @@ final class FakeMaster: MasterLink {
         heartbeats.put(beat)
         return HeartbeatResponse(state: beat.leaving ? .offline : .online, lost: try answer.get(), leaseTimeout: 30,
                                  heartbeatInterval: 10)
-    }
-
-    func commands(agent: AgentID, after: Int64, wait: Double, timeout: Double) async throws(ClientError) -> CommandBatch {
-        try await commandPolls.call(CommandPoll(after: after, wait: wait))
     }
 
     func report(_ exception: ExceptionReport, agent: AgentID) async throws(ClientError) {
