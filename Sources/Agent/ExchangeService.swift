@@ -318,7 +318,7 @@ extension ExchangeRequest {
 }
 
 /// How the poller's long-poll ended: the master answered it, it failed (to be tried again after a
-/// back-off), or the agent began to leave.
+/// back-off), or the agent began to leave (a long-poll with a claim) or its pump ended (any).
 private enum LongPollEnd: Sendable { case answered, failed, leaving }
 
 /// What the pump is doing, for the poller: it holds no long-poll while the pump has an exchange in

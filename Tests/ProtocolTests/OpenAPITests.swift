@@ -321,7 +321,7 @@ struct OpenAPITests {
                 == (try Self.keys(Samples.lease)).subtracting(["cwd", "timeout", "progress_regex", "frames"]))
         expectSchema("ClaimResponse", describes: try Self.keys(ClaimResponse(leases: [])))
         let task = TaskID(rawValue: 1)
-        expectSchema("ExchangeResponse", describes: try Self.keys(ExchangeResponse()))
+        expectSchema("ExchangeResponse", describes: try Self.keys(ExchangeResponse(talkback: CommandBatch(commands: [], last: 0))))
         #expect(Set(try #require(doc.list("required", of: "ExchangeResponse"))) == (try Self.keys(ExchangeResponse())))
         let refusal = ExchangeRefusal(task: task, epoch: LeaseEpoch(1), kind: .finish,
                                       error: .staleEpoch(task: task, sent: LeaseEpoch(1), current: LeaseEpoch(2)))
@@ -371,7 +371,7 @@ struct OpenAPITests {
                                  "ProgressReport", "FinishReport", "JobPatch", "PauseRequest", "TaskBulkPatch",
                                  "AgentPatch", "CommandRequest", "ExceptionReport", "HostMetrics", "HostCPU",
                                  "ExchangeRequest", "ExchangeLog", "ExchangeProgress", "ExchangeFinish",
-                                 "HostLoad", "HostMemory", "HostDisk", "GPU", "TaskUsage", "TokenRequest",
+                                 "TalkbackPoll", "HostLoad", "HostMemory", "HostDisk", "GPU", "TaskUsage", "TokenRequest",
                                  "AgentResetRequest"]
 
     @Test(arguments: requestSchemas)
@@ -413,8 +413,9 @@ struct OpenAPITests {
             logs: [ExchangeLog(task: task, epoch: LeaseEpoch(1), offset: 0, data: Data("hi".utf8))],
             progress: [ExchangeProgress(task: task, epoch: LeaseEpoch(1), progress: 0.5, status: "Loading")],
             finished: [ExchangeFinish(task: task, report: FinishReport(epoch: LeaseEpoch(1), outcome: .succeeded, exitCode: 0))],
-            claim: ClaimRequest(slots: 1, wait: 0))
+            claim: ClaimRequest(slots: 1, wait: 0), talkback: TalkbackPoll(after: 3, wait: 50))
         expectSchema("ExchangeRequest", describes: try Self.keys(exchange))
+        expectSchema("TalkbackPoll", describes: try Self.keys(exchange.talkback))
         expectSchema("ExchangeLog", describes: try Self.keys(exchange.logs[0]))
         expectSchema("ExchangeProgress", describes: try Self.keys(exchange.progress[0]))
         expectSchema("ExchangeFinish", describes: try Self.keys(exchange.finished[0]))

@@ -147,8 +147,8 @@ extension MasterAPI {
             if exchange.talkback == nil {
                 await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine)
             } else {
-                await WakeSignal.wait(wake, since: generation, key: id.rawValue, keySeen: mine,
-                                      or: commandWake, since: commandGeneration, timeout: left)
+                await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine,
+                                or: commandWake, since: commandGeneration)
             }
             if await wake.supersessions(id.rawValue) != mine { break }
         }

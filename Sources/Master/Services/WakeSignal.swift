@@ -24,13 +24,17 @@ public protocol WakeRelay: Sendable {
 /// in milliseconds rather than after a polling period. It is only a hint:
 /// a woken claimer asks the store again, so a missed or spurious wake-up costs
 /// latency, never correctness. With a relay, the other masters are woken too.
+import NIOCore
+import NIOPosix
+import Synchronization
+
 public actor WakeSignal {
     public nonisolated let channel: WakeChannel
     nonisolated let relay: (any WakeRelay)?
     public private(set) var generation: UInt64 = 0
     /// Set when the master shuts down: long-polls answer at once so the server can drain.
     public private(set) var isClosed = false
-    private var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
+    private var waiters: [UInt64: Waiter] = [:]
     private var nextWaiter: UInt64 = 0
     /// Per key (an agent): how often its waits were superseded, and who waits under it.
     private var superseded: [Int64: UInt64] = [:]
@@ -52,7 +56,8 @@ public actor WakeSignal {
         generation &+= 1
         let woken = waiters
         waiters.removeAll()
-        for continuation in woken.values { continuation.resume() }
+        keyed.removeAll()
+        for waiter in woken.values { waiter.fire() }
     }
 
     public func close() {
@@ -70,53 +75,109 @@ public actor WakeSignal {
     @discardableResult
     public func supersede(_ key: Int64) -> UInt64 {
         superseded[key, default: 0] &+= 1
-        for id in keyed.removeValue(forKey: key) ?? [] { waiters.removeValue(forKey: id)?.resume() }
+        for id in keyed.removeValue(forKey: key) ?? [] { waiters.removeValue(forKey: id)?.fire() }
         return superseded[key] ?? 0
     }
 
     /// Returns when the generation has moved past `seen`, or after `timeout`, or when the calling
     /// task is cancelled; with a `key`, also when the waits under it were superseded after `keySeen`.
     public func wait(since seen: UInt64, timeout: Duration, key: Int64? = nil, keySeen: UInt64 = 0) async {
+        await wait(since: seen, timeout: timeout, key: key, keySeen: keySeen, or: nil)
+    }
+
+    /// Returns at the first of: this signal's generation moved past `seen` or its waits under `key`
+    /// were superseded after `keySeen`, `other`'s generation moved past `otherSeen`, `timeout`.
+    /// (An agent's held exchange waits for work and for its talkback commands at once.)
+    public func wait(since seen: UInt64, timeout: Duration, key: Int64, keySeen: UInt64,
+                     or other: WakeSignal, since otherSeen: UInt64) async {
+        await wait(since: seen, timeout: timeout, key: key, keySeen: keySeen, or: (other, otherSeen))
+    }
+
+    /// One waiter, registered here and (with `other`) there too, woken by whichever fires first.
+    /// No task of its own: a held long-poll costs the master its connection's task and this, and
+    /// its timeout is a timer on an event loop, not a sleeping task (each task keeps kilobytes).
+    private func wait(since seen: UInt64, timeout: Duration, key: Int64?, keySeen: UInt64,
+                      or other: (signal: WakeSignal, seen: UInt64)?) async {
         guard generation == seen, timeout > .zero, !isClosed, !Task.isCancelled else { return }
         if let key, supersessions(key) != keySeen { return }
+        let waiter = Waiter()
+        let id = add(waiter, key: key)
+        let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+            waiter.fire()
+        }
+        // Off this actor meanwhile: a wake-up here before the waiter suspends is kept by it (`fire`
+        // before `suspend` makes `suspend` return at once).
+        let there = await other?.signal.add(waiter, ifStill: other?.seen ?? 0)
+        if other != nil, there == nil { waiter.fire() }
+        await withTaskCancellationHandler {
+            await waiter.suspend()
+        } onCancel: {
+            waiter.fire()
+        }
+        timer.cancel()
+        remove(id, key: key)
+        if let there { await other?.signal.remove(there, key: nil) }
+    }
+
+    private func add(_ waiter: Waiter, key: Int64?) -> UInt64 {
         let id = nextWaiter
         nextWaiter &+= 1
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            await self?.expire(id)
-        }
+        waiters[id] = waiter
         if let key { keyed[key, default: []].insert(id) }
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                // On the actor, as `expire` is: a cancellation either came before this check, or its
-                // `expire` runs after the waiter is in place.
-                if Task.isCancelled { return continuation.resume() }
-                waiters[id] = continuation
-            }
-        } onCancel: {
-            Task { await self.expire(id) }
-        }
+        return id
+    }
+
+    /// Adds `waiter` unless the generation has moved past `seen` (or the signal closed): nil then.
+    private func add(_ waiter: Waiter, ifStill seen: UInt64) -> UInt64? {
+        guard generation == seen, !isClosed else { return nil }
+        return add(waiter, key: nil)
+    }
+
+    private func remove(_ id: UInt64, key: Int64?) {
+        waiters[id] = nil
         if let key {
             keyed[key]?.remove(id)
             if keyed[key]?.isEmpty == true { keyed[key] = nil }
         }
-        timer.cancel()
+    }
+}
+
+/// One suspended wait: fired at most once, by a wake-up, a supersession, its timer or its task's
+/// cancellation, whichever comes first, and possibly before it suspends.
+private final class Waiter: Sendable {
+    private enum State {
+        case pending
+        case fired
+        case suspended(CheckedContinuation<Void, Never>)
+    }
+    private let state = Mutex(State.pending)
+
+    func fire() {
+        let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            defer { state = .fired }
+            if case .suspended(let continuation) = state { return continuation }
+            return nil
+        }
+        continuation?.resume()
     }
 
-    /// Returns at the first of: `first`'s generation moved past `firstSeen` or its waits under `key`
-    /// were superseded after `keySeen`, `second`'s generation moved past `secondSeen`, `timeout`.
-    /// (An agent's held exchange waits for work and for its talkback commands at once.)
-    public static func wait(_ first: WakeSignal, since firstSeen: UInt64, key: Int64, keySeen: UInt64,
-                            or second: WakeSignal, since secondSeen: UInt64, timeout: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await first.wait(since: firstSeen, timeout: timeout, key: key, keySeen: keySeen) }
-            group.addTask { await second.wait(since: secondSeen, timeout: timeout) }
-            await group.next()
-            group.cancelAll()
+    func suspend() async {
+        await withCheckedContinuation { continuation in
+            let fired = state.withLock { state -> Bool in
+                if case .fired = state { return true }
+                state = .suspended(continuation)
+                return false
+            }
+            if fired { continuation.resume() }
         }
     }
+}
 
-    private func expire(_ id: UInt64) {
-        waiters.removeValue(forKey: id)?.resume()
+extension Duration {
+    /// The whole duration in nanoseconds (saturating).
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? .max : whole &+ attoseconds / 1_000_000_000
     }
 }
