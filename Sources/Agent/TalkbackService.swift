@@ -121,12 +121,13 @@ final class CommandFeed: Sendable {
 
     /// An exchange's answer: its commands go to be applied, and the next poll asks for those after.
     func put(_ batch: CommandBatch, agent: AgentID) {
-        let fresh = state.withLock { state in
-            guard state.agent == agent, batch.last > state.received else { return false }
+        state.withLock { state in
+            guard state.agent == agent, batch.last > state.received else { return }
             state.received = batch.last
-            return true
+            // Under the lock: batches reach the service in the order of their cursors, so a later
+            // one (after 5: commands 6 and 7) never overtakes the earlier one it follows (1 to 5).
+            sink.yield(Delivery(agent: agent, batch: batch))
         }
-        if fresh { sink.yield(Delivery(agent: agent, batch: batch)) }
     }
 
     /// The last command applied for the agent the feed polls for.
