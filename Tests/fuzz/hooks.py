@@ -54,6 +54,8 @@ def before_call(context, case, kwargs):
         if isinstance(case.body, dict) and "wait" in case.body:
             case.body["wait"] = _capped(case.body["wait"])
     elif method == "POST" and path == "/v1/agents/{id}/exchange":
-        claim = case.body.get("claim") if isinstance(case.body, dict) else None
-        if isinstance(claim, dict) and "wait" in claim:
-            claim["wait"] = _capped(claim["wait"])
+        # Both the claim and the talkback poll hold the exchange: the longer of their waits.
+        for part in ("claim", "talkback"):
+            poll = case.body.get(part) if isinstance(case.body, dict) else None
+            if isinstance(poll, dict) and "wait" in poll:
+                poll["wait"] = _capped(poll["wait"])
