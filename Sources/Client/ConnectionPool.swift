@@ -36,8 +36,8 @@ public final class ConnectionPool: Sendable {
         http.shutdown { _ in }
     }
 
-    /// Connections per master allowed in the shared pools: the agent's two long-polls, its
-    /// heartbeats, log uploads and reports; the CLI's few calls.
+    /// Connections per master allowed in the shared pools: the agent's long-poll, its heartbeats
+    /// and the exchanges that carry its reports; the CLI's few calls.
     static let defaultConnectionsPerHost = 16
 
     /// The pool of every `MasterClient(baseURL:token:)` in the process (lives as long as it).

@@ -87,7 +87,7 @@ final class Farm {
             return found != nil
         }
         guard let found else { throw BenchError("agent \(name) never came online") }
-        // Let its claim and talkback long-polls reach the master.
+        // Let its long-poll (its claim and its talkback) reach the master.
         try await Task.sleep(for: .milliseconds(300))
         return found
     }

@@ -20,7 +20,7 @@ extension Measurements {
         return figures
     }
 
-    /// N simulated agents, each holding a claim long-poll (50 s) and a talkback long-poll (50 s) and
+    /// N simulated agents, each holding one exchange long-poll (its claim and its talkback, 50 s) and
     /// heartbeating every 60 s, like a real idle agent; the master's CPU is measured over a window.
     static func crowd(_ context: BenchContext) async throws -> [Figure] {
         let count = context.sizes.idleAgents

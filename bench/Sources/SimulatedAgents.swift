@@ -61,7 +61,7 @@ struct SimulatedFleet: Sendable {
     /// Enrolls `count` agents with the join token, `concurrency` enrollments in flight.
     static func enroll(_ count: Int, farm: Farm, cpus: Double = 16, concurrency: Int = 16,
                        perSession: Int = 512) async throws -> SimulatedFleet {
-        // Two long-polls per agent (claim and talkback) plus a heartbeat now and then.
+        // Room for two requests per agent: its long-poll and a heartbeat or report beside it.
         let sessions = (0..<max(1, (count * 2 + perSession - 1) / perSession + 1)).map { _ in Wire.session(connections: perSession) }
         let join = farm.join
         let prefix = "sim-\(UUID().uuidString.prefix(4))"
