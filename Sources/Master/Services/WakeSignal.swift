@@ -1,3 +1,7 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+
 /// What a wake-up is about: each has its own `WakeSignal` on a master.
 public enum WakeChannel: String, Sendable, CaseIterable {
     /// Work may have become available (a submission, a task finished or requeued).
@@ -24,10 +28,6 @@ public protocol WakeRelay: Sendable {
 /// in milliseconds rather than after a polling period. It is only a hint:
 /// a woken claimer asks the store again, so a missed or spurious wake-up costs
 /// latency, never correctness. With a relay, the other masters are woken too.
-import NIOCore
-import NIOPosix
-import Synchronization
-
 public actor WakeSignal {
     public nonisolated let channel: WakeChannel
     nonisolated let relay: (any WakeRelay)?
