@@ -204,8 +204,7 @@ extension ClaimRequest: ValidatedAfterDecoding {
         let room = 0...Limits.claimSlots
         try require(room.contains(slots) && room.contains(prefetch) && slots + prefetch >= 1 ? nil
                     : "slots and prefetch are between 0 and \(Limits.claimSlots), together at least 1", at: "slots")
-        try require(wait.isFinite && wait >= 0 && wait <= Limits.longPollSeconds ? nil
-                    : "wait must be between 0 and \(Int(Limits.longPollSeconds)) seconds", at: "wait")
+        try require(FieldRules.longPollWait(wait), at: "wait")
         if let capacity { try require(room.contains(capacity) ? nil : "capacity is between 0 and \(Limits.claimSlots)", at: "capacity") }
     }
 }

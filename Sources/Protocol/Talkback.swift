@@ -116,8 +116,7 @@ public struct TalkbackPoll: Codable, Sendable, Equatable {
 extension TalkbackPoll: ValidatedAfterDecoding {
     func validate() throws(BrokenRule) {
         try require(after >= 0 ? nil : "after is a sequence number ≥ 0", at: "after")
-        try require(wait.isFinite && wait >= 0 && wait <= Limits.longPollSeconds ? nil
-                    : "wait must be between 0 and \(Int(Limits.longPollSeconds)) seconds", at: "wait")
+        try require(FieldRules.longPollWait(wait), at: "wait")
     }
 }
 

@@ -68,6 +68,12 @@ enum FieldRules {
             : "owner must be letters, digits and -_.: (≤ \(Limits.nameLength) chars)"
     }
 
+    /// A long-poll's wait: a claim's, an exchange's talkback poll's.
+    static func longPollWait(_ wait: Double) -> String? {
+        wait.isFinite && wait >= 0 && wait <= Limits.longPollSeconds ? nil
+            : "wait must be between 0 and \(Int(Limits.longPollSeconds)) seconds"
+    }
+
     static func priority(_ value: Int) -> String? {
         Limits.priorityRange.contains(value) ? nil
             : "priority must be between \(Limits.priorityRange.lowerBound) and \(Limits.priorityRange.upperBound)"
