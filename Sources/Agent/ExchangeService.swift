@@ -216,7 +216,8 @@ struct ExchangeService: Service {
                 continue
             }
             // A long-poll with a claim ends at once when the agent starts leaving; a talkback one when
-            // the pump ends.
+            // the pump ends, or when the agent may claim again with nothing left to report (undrained,
+            // its total raised: no exchange of the pump would end it and claim).
             let ended = await withTaskGroup(of: LongPollEnd.self) { group in
                 let current = await session.ready()
                 group.addTask {
@@ -225,12 +226,15 @@ struct ExchangeService: Service {
                         ? .answered : .failed
                 }
                 group.addTask {
-                    let departure = workload.departure
+                    // A talkback-only hold also watches the room (`nudge`: freed slots, drain, undrain).
+                    let watched = claim == nil ? nudge : workload.departure
                     while !Task.isCancelled {
-                        let seen = departure.generation  // read before the check: a poke in between is not missed
+                        let seen = watched.generation  // read before the check: a poke in between is not missed
                         if pump.ended { break }
                         if claim != nil, await workload.leaving { break }
-                        await departure.wait(since: seen, timeout: .seconds(5))
+                        if claim == nil, await outbox.readiness() == nil,
+                           await workload.claimRequest(wait: 0) != nil { return .roomAgain }
+                        await watched.wait(since: seen, timeout: .seconds(5))
                     }
                     return .leaving
                 }
@@ -319,7 +323,7 @@ extension ExchangeRequest {
 
 /// How the poller's long-poll ended: the master answered it, it failed (to be tried again after a
 /// back-off), or the agent began to leave (a long-poll with a claim) or its pump ended (any).
-private enum LongPollEnd: Sendable { case answered, failed, leaving }
+private enum LongPollEnd: Sendable { case answered, failed, leaving, roomAgain }
 
 /// What the pump is doing, for the poller: it holds no long-poll while the pump has an exchange in
 /// flight, a talkback-only one once the pump has been quiet a while, none once the pump has ended.

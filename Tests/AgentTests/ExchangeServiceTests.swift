@@ -319,4 +319,29 @@ import Glibc
             end.answer(ExchangeResponse())
         }
     }
+
+    /// A talkback-only hold gives way to a claim once the agent may claim again with nothing left to
+    /// report: here its slot freed after its finish went out (under load the run is removed after its
+    /// finish's exchange), which no exchange of the pump follows. Before, it waited out its `wait`.
+    @Test func aTalkbackOnlyHoldEndsWhenTheAgentMayClaimAgain() async throws {
+        let fixture = AgentFixture(slots: 1)
+        defer { fixture.close() }
+        try await withExchangeService(fixture) {
+            let poll = await fixture.master.exchanges.next(where: Self.isLongPoll)
+            poll.answer(ExchangeResponse(leases: [AgentFixture.lease(1, epoch: 2)]))
+            let process = await fixture.launcher.launched.take()
+            await fixture.clock.sleeping { $0 > .zero && $0 <= ExchangeService.talkbackSettle }
+            fixture.clock.advance(by: ExchangeService.talkbackSettle)
+            let listen = await fixture.master.exchanges.next { $0.talkback?.wait ?? 0 > 0 }
+            #expect(listen.request.claim == nil, "no room: it claims nothing")
+            process.exit(.exited(0))
+            // This master does not supersede the hold (a real one would, on the finish's exchange).
+            let end = await fixture.master.exchanges.next(where: Self.finishes)
+            end.answer(ExchangeResponse())
+            let claim = await fixture.master.exchanges.next(where: Self.isLongPoll)
+            #expect(claim.request.claim?.slots == 1)
+            #expect(!claim.request.hasReports)
+            claim.answer(ExchangeResponse())
+        }
+    }
 }
