@@ -13,6 +13,9 @@ public final class MasterStats: Sendable {
     private let claims: Counter
     private let steals: Counter
     private let rateLimited: Counter
+    private let claimWakeups: Counter
+    /// The claims signal's count of waiters woken, as last added to `claimWakeups`.
+    private let wakeupsReported = Mutex<UInt64>(0)
     private let durations: DurationHistogram
     private let recent = Mutex<(samples: [Double], next: Int, requests: Int, unhandled: Int, claims: Int, steals: Int)>(
         ([], 0, 0, 0, 0, 0))
@@ -24,6 +27,8 @@ public final class MasterStats: Sendable {
         claims = registry.makeCounter(descriptor: .paddock("paddock_claims_total", help: "Claims answered"))
         steals = registry.makeCounter(descriptor: .paddock("paddock_tasks_stolen_total", help: "Tasks re-leased from a backlogged agent to an idle one"))
         rateLimited = registry.makeCounter(descriptor: .paddock("paddock_rate_limited_total", help: "Requests answered 429 by the rate limit"))
+        claimWakeups = registry.makeCounter(descriptor: .paddock(
+            "paddock_claim_wakeups_total", help: "Held claims woken because new work may fit them (each runs a claim)"))
         durations = registry.makeDurationHistogram(
             descriptor: .paddock("paddock_http_request_duration_seconds", help: "Time to answer a request (long-polls excluded)"),
             buckets: [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
@@ -58,6 +63,15 @@ public final class MasterStats: Sendable {
     }
 
     func recordRateLimited() { rateLimited.increment() }
+
+    /// Brings `paddock_claim_wakeups_total` up to `total`, the claims signal's own count (read at a scrape).
+    func syncClaimWakeups(_ total: UInt64) {
+        let added = wakeupsReported.withLock { reported -> UInt64 in
+            defer { reported = max(reported, total) }
+            return total > reported ? total - reported : 0
+        }
+        if added > 0 { claimWakeups.increment(by: Int64(clamping: added)) }
+    }
 
     public var unhandledErrors: Int { recent.withLock { $0.unhandled } }
     public var claimsAnswered: Int { recent.withLock { $0.claims } }

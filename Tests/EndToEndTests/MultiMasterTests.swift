@@ -155,26 +155,38 @@ extension EndToEnd {
         @Test func aCancelAndASubmissionOnOneMasterReachAnAgentWaitingOnAnotherAtOnce() async throws {
             let cluster = try await Cluster(leaseTimeout: "10s")
             try await cluster.start(masters: 2)
-            // The agent's long-polls (claims and talkback) are held by master 2 only.
+            // The agents' long-polls (claims and talkback) are held by master 2 only. The task below
+            // needs two CPUs: only agent1 can take it.
             try cluster.startAgent("agent1", on: 1, ["--cpus", "2"])
+            try cluster.startAgent("small", on: 1, ["--cpus", "1"])
             let viaMaster1 = cluster.admin(0)
-            try await eventually("agent online", timeout: 30) {
+            try await eventually("agents online", timeout: 30) {
                 let page: Page<AgentView>? = try? await viaMaster1.call("GET", APIPath.agents)
-                return page?.items.first?.state == .online
+                return page?.items.count == 2 && page?.items.allSatisfy { $0.state == .online } == true
             }
-            // Let the agent settle into a long-poll claim on master 2.
+            // Let the agents settle into their long-poll claims on master 2.
             try await Task.sleep(for: .seconds(1))
+            func wakeups() async -> Int? {
+                await cluster.get(1, "/metrics").body.split(separator: "\n")
+                    .first { $0.hasPrefix("paddock_claim_wakeups_total ") }.flatMap { Int($0.split(separator: " ")[1]) }
+            }
+            let wakeupsBefore = try #require(await wakeups())
 
             let pidFile = cluster.farm.dir + "/pid"
             let submitted = Date()
             let job: JobView = try await viaMaster1.call("POST", APIPath.jobs, json: JobSubmission(name: "sleeper", tasks: [
-                TaskSpec(name: "sleep", command: ["sh", "-c", "echo $$ > \(pidFile); exec sleep 60"])]))
+                TaskSpec(name: "sleep", command: ["sh", "-c", "echo $$ > \(pidFile); exec sleep 60"],
+                         requirements: TaskRequirements(resources: ResourceVector(cpus: 2)))]))
             let task = try #require(job.taskIDs?.first)
             try await eventually("the task runs", timeout: 10) {
                 let view: TaskView? = try? await viaMaster1.call("GET", APIPath.task(task))
                 return view?.state == .running && FileManager.default.fileExists(atPath: pidFile)
             }
             let startLatency = Date().timeIntervalSince(submitted)
+            // The wake-up crossed with its work: master 2 woke agent1's held claim, not the small one's
+            // (none, had agent1 been between two long-polls: its next one then took the task).
+            let woken = try #require(await wakeups()) - wakeupsBefore
+            #expect(woken <= 1, "master 2 woke \(woken) held claims for one task only agent1 fits")
             let pid = try #require(Int32((try String(contentsOfFile: pidFile, encoding: .utf8))
                 .trimmingCharacters(in: .whitespacesAndNewlines)))
 
@@ -183,7 +195,7 @@ extension EndToEnd {
             try await eventually("the task's process is gone", timeout: 10) { kill(pid, 0) != 0 }
             let cancelLatency = Date().timeIntervalSince(cancelled)
             print("across masters: submit on master 1 → running on an agent waiting on master 2 in "
-                  + "\(Int(startLatency * 1000)) ms; cancel on master 1 → process gone in \(Int(cancelLatency * 1000)) ms")
+                  + "\(Int(startLatency * 1000)) ms (\(woken) held claim woken); cancel on master 1 → process gone in \(Int(cancelLatency * 1000)) ms")
             // The agent's claim long-poll waits 20 s and its talkback one longer: these came by wake-up, not by timeout.
             #expect(startLatency < 1.0)
             #expect(cancelLatency < 1.0)

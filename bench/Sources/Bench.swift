@@ -114,6 +114,8 @@ struct Sizes: Sendable {
     var idleAgents: Int
     var settleSeconds: Int
     var idleWindowSeconds: Int
+    /// One-task jobs submitted among the idle crowd (`footprint`), one at a time.
+    var herdJobs: Int = 50
     /// How long a fresh process is left alone before its RSS is read.
     var quietSeconds: Int
     /// `stores`: /bin/true tasks per setup, real agents (4 slots each), claim-latency queue.
@@ -132,7 +134,7 @@ struct Sizes: Sendable {
                             storeClaimQueue: 1000)
     static let smoke = Sizes(trueTasks: 20, sleepTasks: 32, submitTasks: 1000, latencySamples: 5, claimQueues: [1000],
                              claimSamples: 20, placementTasks: 200, placementAgents: 8, talkbackSamples: 5,
-                             idleAgents: 50, settleSeconds: 1, idleWindowSeconds: 2, quietSeconds: 1,
+                             idleAgents: 50, settleSeconds: 1, idleWindowSeconds: 2, herdJobs: 3, quietSeconds: 1,
                              storeTasks: 20, storeAgents: 2, storeClaimQueue: 100,
                              soakJobs: 4, soakTasksPerJob: 25, soakMasterKills: 3)
 }

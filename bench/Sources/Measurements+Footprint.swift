@@ -41,6 +41,7 @@ extension Measurements {
             let files = ProcStats.openFiles(pid) ?? 0
             let rss = ProcStats.rss(pid)
             let peak = ProcStats.peakRSS(pid)
+            let herd = try await newWorkAmongTheCrowd(farm, pid: pid, jobs: context.sizes.herdJobs)
             let (errors, lastError) = state.failures
             state.stop()
             farm.stop()  // kills the master (the crowd's tasks were cancelled already)
@@ -55,8 +56,43 @@ extension Measurements {
                        note: "heartbeats and long-poll renewals"),
                 Figure("master open fds, \(grouped(count)) agents", Double(files), "fds", note: "≈ connections held"),
                 Figure("enroll \(grouped(count)) agents", Double(count) / enrollSeconds, "agents/s", note: "32 in flight"),
+                Figure("claim wake-ups per new task, \(grouped(count)) idle agents", herd.wakeups, "claims",
+                       note: "paddock_claim_wakeups_total over \(context.sizes.herdJobs) one-task jobs, one at a time"),
+                Figure("master CPU per new task, \(grouped(count)) idle agents", herd.cpuMilliseconds, "ms",
+                       note: "the submission, the claims it woke, and polling /v1/master until it is leased"),
+                Figure("new task to lease p50, \(grouped(count)) idle agents", herd.leaseMilliseconds, "ms",
+                       note: "submission sent until /v1/master counts no queued task (polled every 5 ms)"),
             ]
         }
+    }
+
+    /// One-task jobs submitted one at a time among the held crowd, each waited for until leased: how
+    /// many held claims each wakes (one, where wake-ups are directed; every agent where broadcast), the
+    /// master's CPU per task, and the time to its lease. `wakeups` is NaN on a master without the counter.
+    static func newWorkAmongTheCrowd(_ farm: Farm, pid: Int32, jobs: Int)
+        async throws -> (wakeups: Double, cpuMilliseconds: Double, leaseMilliseconds: Double) {
+        let admin = farm.admin
+        func wakeups() async -> Double {
+            guard let text = try? await admin.raw("GET", "/metrics") else { return .nan }
+            let line = String(decoding: text, as: UTF8.self).split(separator: "\n")
+                .first { $0.hasPrefix("paddock_claim_wakeups_total ") }
+            return line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? .nan
+        }
+        let wakeups0 = await wakeups()
+        let cpu0 = ProcStats.cpuSeconds(pid) ?? .nan
+        var leases: [Double] = []
+        for index in 0..<jobs {
+            let (_, seconds) = try await timed {
+                _ = try await admin.submit(json: JobText.frames("herd-\(index)", count: 1, command: ["/bin/true"]))
+                try await until("the new task leased", timeout: 60, every: 0.005) {
+                    (try await admin.masterInfo().tasks[.queued]) == 0
+                }
+            }
+            leases.append(seconds * 1000)
+        }
+        let cpu1 = ProcStats.cpuSeconds(pid) ?? .nan
+        let wakeups1 = await wakeups()
+        return ((wakeups1 - wakeups0) / Double(jobs), (cpu1 - cpu0) * 1000 / Double(jobs), Percentile.median(leases) ?? .nan)
     }
 
     static func mib(_ bytes: Int64?) -> Double { bytes.map { Double($0) / 1_048_576 } ?? .nan }

@@ -88,7 +88,7 @@ extension MasterAPI {
                 stats.recordClaim()
                 return try Self.json(ClaimResponse(leases: outcome.leases))
             }
-            await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine)
+            await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine, interest: .work(outcome.room))
         }
     }
 
@@ -115,6 +115,9 @@ extension MasterAPI {
         var response = ExchangeResponse()
         /// The commands signal's generation when the commands were last read (nil: not yet).
         var commandsRead: UInt64?
+        /// What the held exchange waits for on the claims signal: work its room takes, or (with no
+        /// claim) only its supersession.
+        var interest = WakeInterest.nothing
         while true {
             let generation = await wake.generation
             let commandGeneration = await commandWake.generation
@@ -134,7 +137,8 @@ extension MasterAPI {
                     response.talkback = CommandBatch(commands: commands, last: commands.last?.seq ?? talkback.after)
                 }
             } else {
-                try await exchangeRound(id, reports, order, context, now: now, visible: visible, into: &response)
+                let room = try await exchangeRound(id, reports, order, context, now: now, visible: visible, into: &response)
+                if order != nil { interest = .work(room) }
             }
             commandsRead = commandGeneration
             reports = ExchangeRequest(talkback: exchange.talkback)  // applied: a later round only claims and reads
@@ -145,9 +149,9 @@ extension MasterAPI {
             if !response.leases.isEmpty || commands || left <= .zero || closing { break }
             held = true
             if exchange.talkback == nil {
-                await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine)
+                await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine, interest: interest)
             } else {
-                await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine,
+                await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine, interest: interest,
                                 or: commandWake, since: commandGeneration)
             }
             if await wake.supersessions(id.rawValue) != mine { break }
@@ -159,9 +163,9 @@ extension MasterAPI {
     }
 
     /// One round of an exchange: its reports (the first round only), its claim and its commands, in
-    /// one transaction; then the wake-ups of what it changed.
+    /// one transaction; then the wake-ups of what it changed. Answers what the agent could still take.
     private func exchangeRound(_ id: AgentID, _ reports: ExchangeRequest, _ order: ClaimOrder?, _ context: MasterContext,
-                               now: Date, visible: Bool, into response: inout ExchangeResponse) async throws {
+                               now: Date, visible: Bool, into response: inout ExchangeResponse) async throws -> ClaimRoom {
         let outcome: ExchangeOutcome
         do {
             outcome = try await store.exchange(agent: id, reports, claim: order, credential: context.uncheckedCredential,
@@ -178,10 +182,12 @@ extension MasterAPI {
             stats.recordSteals(outcome.stolen)
             await commandWake.notifyAll()  // the victims must hear to drop them
         }
-        // Room freed or a task requeued: other claimers may proceed; followers learn a run ended.
-        if outcome.finished { await wake.notifyAll() }
+        // Tasks queued again or unblocked: the held claims they fit may take them. (Room freed on this
+        // agent is its own: its claim in this exchange took what fits.) Followers learn a run ended.
+        await wake.notify(outcome.readied)
         if outcome.finished || outcome.logged { await logWake.notifyAll() }
         // What a dashboard shows moved: runs started, ended, progressed or said something.
         if outcome.finished || !outcome.response.leases.isEmpty || visible { await changes.notifyAll() }
+        return outcome.room
     }
 }

@@ -12,7 +12,8 @@ extension MasterAPI {
         let outcome = try await store.submit(submission, owner: owner, now: store.clock.now(),
                                              idempotency: key.map { SubmissionKey(key: $0, bodyHash: bodyHash) })
         var job = outcome.job
-        if !outcome.replayed { await wake.notifyAll() }
+        // The held claims this job's claimable tasks fit, one per task at most (a replay queued nothing).
+        if !outcome.replayed { await wake.notify(outcome.readied) }
         job.warnings = conversionWarnings + ownerWarnings + (try await placementWarnings(job.id))
         var response = try Self.json(job, status: .created)
         // The same answer as the first time, said to be a replay.

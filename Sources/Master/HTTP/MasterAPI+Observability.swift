@@ -54,6 +54,7 @@ extension MasterAPI {
     /// read from the store at each scrape.
     func prometheus(_ request: Request, _ context: MasterContext) async throws -> Response {
         let summary = try await store.summary()
+        stats.syncClaimWakeups(await wake.woken)
         let registry = stats.registry
         for state in TaskState.allCases {
             registry.makeGauge(descriptor: .paddock("paddock_tasks", help: "Tasks by state"), labels: [("state", state.rawValue)])

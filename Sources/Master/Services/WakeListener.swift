@@ -18,8 +18,8 @@ public struct WakeListener: Service {
     public func run() async throws {
         let wakes = self.wakes
         try await cancelWhenGracefulShutdown {
-            try await relay.listen { channel in
-                for wake in wakes where wake.channel == channel { await wake.notifyLocally() }
+            try await relay.listen { channel, work in
+                for wake in wakes where wake.channel == channel { await wake.notifyLocally(work) }
             }
         }
     }

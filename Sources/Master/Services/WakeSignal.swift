@@ -17,10 +17,11 @@ public enum WakeChannel: String, Sendable, CaseIterable {
 
 /// Carries wake-ups to the other masters sharing the database (none with SQLite).
 public protocol WakeRelay: Sendable {
-    /// Tells the other masters; returns at once (delivery is best-effort: wake-ups are hints).
-    func publish(_ channel: WakeChannel)
+    /// Tells the other masters, with what became claimable on the claims channel (`anything`
+    /// elsewhere); returns at once (delivery is best-effort: wake-ups are hints).
+    func publish(_ channel: WakeChannel, work: NewWork)
     /// Delivers the other masters' wake-ups until cancelled, reconnecting as needed.
-    func listen(_ deliver: @escaping @Sendable (WakeChannel) async -> Void) async throws
+    func listen(_ deliver: @escaping @Sendable (WakeChannel, NewWork) async -> Void) async throws
 }
 
 /// Wakes long-polling claimers the moment work may have become available
@@ -34,8 +35,12 @@ public actor WakeSignal {
     public private(set) var generation: UInt64 = 0
     /// Set when the master shuts down: long-polls answer at once so the server can drain.
     public private(set) var isClosed = false
-    private var waiters: [UInt64: Waiter] = [:]
+    /// The waiters by registration, so oldest first in id order, with what each waits for.
+    private var waiters: [UInt64: (waiter: Waiter, interest: WakeInterest)] = [:]
     private var nextWaiter: UInt64 = 0
+    /// How many waiters notifications have woken (not their timeouts or supersessions): on the claims
+    /// signal, the claim rounds that wake-ups cost (`paddock_claim_wakeups_total`).
+    public private(set) var woken: UInt64 = 0
     /// Per key (an agent): how often its waits were superseded, and who waits under it.
     private var superseded: [Int64: UInt64] = [:]
     private var keyed: [Int64: Set<UInt64>] = [:]
@@ -47,22 +52,36 @@ public actor WakeSignal {
 
     /// Wakes this master's waiters and tells the other masters.
     public func notifyAll() {
-        notifyLocally()
-        relay?.publish(channel)
+        notify(.anything)
+    }
+
+    /// Wakes the waiters `work` concerns (`WakePlan`) and tells the other masters, which wake theirs
+    /// the same way. Nothing new: no wake-up.
+    public func notify(_ work: NewWork) {
+        guard !work.isEmpty else { return }
+        notifyLocally(work)
+        relay?.publish(channel, work: work)
     }
 
     /// Wakes this master's waiters only (a wake-up that came from another master).
-    public func notifyLocally() {
+    public func notifyLocally(_ work: NewWork = .anything) {
         generation &+= 1
-        let woken = waiters
-        waiters.removeAll()
-        keyed.removeAll()
-        for waiter in woken.values { waiter.fire() }
+        let registered = waiters.keys.sorted().compactMap { id in waiters[id].map { (id: id, interest: $0.interest) } }
+        for id in WakePlan.choose(work, among: registered) { fire(id) }
     }
 
     public func close() {
         isClosed = true
-        notifyLocally()
+        for id in Array(waiters.keys) { fire(id) }
+    }
+
+    /// The waiters registered now (a test's way to know a long-poll is held).
+    public var waiting: Int { waiters.count }
+
+    private func fire(_ id: UInt64) {
+        guard let (waiter, _) = waiters.removeValue(forKey: id) else { return }
+        woken &+= 1
+        waiter.fire()
     }
 
     /// How often the waits under `key` were superseded so far.
@@ -75,33 +94,36 @@ public actor WakeSignal {
     @discardableResult
     public func supersede(_ key: Int64) -> UInt64 {
         superseded[key, default: 0] &+= 1
-        for id in keyed.removeValue(forKey: key) ?? [] { waiters.removeValue(forKey: id)?.fire() }
+        for id in keyed.removeValue(forKey: key) ?? [] { waiters.removeValue(forKey: id)?.waiter.fire() }
         return superseded[key] ?? 0
     }
 
-    /// Returns when the generation has moved past `seen`, or after `timeout`, or when the calling
-    /// task is cancelled; with a `key`, also when the waits under it were superseded after `keySeen`.
-    public func wait(since seen: UInt64, timeout: Duration, key: Int64? = nil, keySeen: UInt64 = 0) async {
-        await wait(since: seen, timeout: timeout, key: key, keySeen: keySeen, or: nil)
+    /// Returns when a notification for `interest` came (or, before the wait began, the generation had
+    /// moved past `seen`), or after `timeout`, or when the calling task is cancelled; with a `key`,
+    /// also when the waits under it were superseded after `keySeen`.
+    public func wait(since seen: UInt64, timeout: Duration, key: Int64? = nil, keySeen: UInt64 = 0,
+                     interest: WakeInterest = .everything) async {
+        await wait(since: seen, timeout: timeout, key: key, keySeen: keySeen, interest: interest, or: nil)
     }
 
-    /// Returns at the first of: this signal's generation moved past `seen` or its waits under `key`
-    /// were superseded after `keySeen`, `other`'s generation moved past `otherSeen`, `timeout`.
-    /// (An agent's held exchange waits for work and for its talkback commands at once.)
-    public func wait(since seen: UInt64, timeout: Duration, key: Int64, keySeen: UInt64,
+    /// Returns at the first of: a notification here for `interest` (or this signal's generation had
+    /// moved past `seen`), its waits under `key` superseded after `keySeen`, `other`'s generation
+    /// moved past `otherSeen`, `timeout`. (An agent's held exchange waits for work and for its
+    /// talkback commands at once.)
+    public func wait(since seen: UInt64, timeout: Duration, key: Int64, keySeen: UInt64, interest: WakeInterest,
                      or other: WakeSignal, since otherSeen: UInt64) async {
-        await wait(since: seen, timeout: timeout, key: key, keySeen: keySeen, or: (other, otherSeen))
+        await wait(since: seen, timeout: timeout, key: key, keySeen: keySeen, interest: interest, or: (other, otherSeen))
     }
 
     /// One waiter, registered here and (with `other`) there too, woken by whichever fires first.
     /// No task of its own: a held long-poll costs the master its connection's task and this, and
     /// its timeout is a timer on an event loop, not a sleeping task (each task keeps kilobytes).
-    private func wait(since seen: UInt64, timeout: Duration, key: Int64?, keySeen: UInt64,
+    private func wait(since seen: UInt64, timeout: Duration, key: Int64?, keySeen: UInt64, interest: WakeInterest,
                       or other: (signal: WakeSignal, seen: UInt64)?) async {
         guard generation == seen, timeout > .zero, !isClosed, !Task.isCancelled else { return }
         if let key, supersessions(key) != keySeen { return }
         let waiter = Waiter()
-        let id = add(waiter, key: key)
+        let id = add(waiter, key: key, interest: interest)
         let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
             waiter.fire()
         }
@@ -119,10 +141,10 @@ public actor WakeSignal {
         if let there { await other?.signal.remove(there, key: nil) }
     }
 
-    private func add(_ waiter: Waiter, key: Int64?) -> UInt64 {
+    private func add(_ waiter: Waiter, key: Int64?, interest: WakeInterest) -> UInt64 {
         let id = nextWaiter
         nextWaiter &+= 1
-        waiters[id] = waiter
+        waiters[id] = (waiter, interest)
         if let key { keyed[key, default: []].insert(id) }
         return id
     }
@@ -130,7 +152,7 @@ public actor WakeSignal {
     /// Adds `waiter` unless the generation has moved past `seen` (or the signal closed): nil then.
     private func add(_ waiter: Waiter, ifStill seen: UInt64) -> UInt64? {
         guard generation == seen, !isClosed else { return nil }
-        return add(waiter, key: nil)
+        return add(waiter, key: nil, interest: .everything)
     }
 
     private func remove(_ id: UInt64, key: Int64?) {

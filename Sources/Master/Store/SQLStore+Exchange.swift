@@ -82,15 +82,38 @@ extension SQLStore {
             }
         }
         var stolen = 0
+        var room = ClaimRoom.none
         if let claim {
             let outcome = try Self.claim(db, claim)
             response.leases = outcome.leases
             stolen = outcome.stolen
+            room = outcome.room
         }
+        // After the claim: what this agent took of it is no one else's to wake for.
+        let readied = try Self.readied(db, finished: finished)
         if let talkback = request.talkback {
             let commands = try Self.commands(db, for: agent, after: talkback.after, now: now)
             response.talkback = CommandBatch(commands: commands, last: commands.last?.seq ?? talkback.after)
         }
-        return ExchangeOutcome(response: response, stolen: stolen, finished: finished, logged: !response.logs.isEmpty)
+        return ExchangeOutcome(response: response, stolen: stolen, finished: finished, readied: readied, room: room,
+                               logged: !response.logs.isEmpty)
+    }
+
+    /// What the transaction made claimable and left queued, from the tasks it queued: at most 256
+    /// looked up (beyond, the work is counted without its shapes). Outside a tallying transaction, where the
+    /// queued tasks are not noted, a finish may have queued anything.
+    static func readied(_ db: any SQLDatabase, finished: Bool) throws -> NewWork {
+        guard let tallying = db as? TallyingDatabase else { return finished ? .anything : NewWork() }
+        let queued = tallying.notes.queued
+        var work = NewWork()
+        guard !queued.isEmpty else { return work }
+        let looked = queued.prefix(256)
+        let rows = try SQLRow.fetchAll(db, sql: """
+            SELECT job_id, cpu_millis, ram, disk, gpus, tags FROM tasks
+            WHERE id IN (\(Array(repeating: "?", count: looked.count).joined(separator: ", "))) AND state = 'queued'
+            """, arguments: looked.map(\.rawValue))
+        for row in rows { work.add(try requirements(row), job: JobID(rawValue: row["job_id"])) }
+        if queued.count > looked.count { work.formUnion(.unshaped(queued.count - looked.count)) }
+        return work
     }
 }

@@ -20,7 +20,7 @@ extension SQLStore {
                                               arguments: [order.agent.rawValue]) else {
             throw PaddockError.notFound("agent \(order.agent)")
         }
-        guard Self.agentState(agent).mayClaim else { return ClaimOutcome(leases: [], stolen: 0) }
+        guard Self.agentState(agent).mayClaim else { return ClaimOutcome(leases: [], stolen: 0, room: .none) }
         let total = ResourceVector(milliCPUs: agent["cpu_millis"], ram: agent["ram"], disk: agent["disk"], gpus: agent["gpus"])
         let load = try Self.load(db, agent: order.agent)
         var free = total - load.committed
@@ -32,7 +32,7 @@ extension SQLStore {
         if let capacity = order.capacity {
             slots = max(0, min(slots, capacity - load.busy))
         }
-        guard slots > 0 || order.prefetch > 0 else { return ClaimOutcome(leases: [], stolen: 0) }
+        guard slots > 0 || order.prefetch > 0 else { return ClaimOutcome(leases: [], stolen: 0, room: .none) }
         // A small window first (a few candidates per task asked for); the full windows only when
         // it was full and did not give the agent what it asked.
         let wanted = slots + max(0, order.prefetch)
@@ -115,7 +115,22 @@ extension SQLStore {
             stealing.slots = slots
             stolen = try Self.steal(db, for: stealing, free: free, tags: tags)
         }
-        return ClaimOutcome(leases: leases, stolen: stolen)
+        var outcome = ClaimOutcome(leases: leases, stolen: stolen)
+        if leases.isEmpty {
+            // A prefetch takes what fits the agent's totals; a claim for its slots what fits its free room.
+            let fits = prefetchWanted > 0 ? total : slots > 0 && free.isNonNegative ? free : nil
+            outcome.room = ClaimRoom(fits: fits, tags: tags,
+                                     blockedJobs: fits == nil ? [] : try Self.blockingJobs(db, agent: order.agent,
+                                                                                            after: order.blocklistAfter))
+        }
+        return outcome
+    }
+
+    /// The jobs that no longer lease to `agent` (it failed their tasks `after` times), at most 256 of
+    /// them: one left out only costs a held claim a wake-up for work it cannot take.
+    static func blockingJobs(_ db: any SQLDatabase, agent: AgentID, after: Int) throws -> Set<JobID> {
+        Set(try Int64.fetchAll(db, sql: "SELECT job_id FROM job_blocklist WHERE agent_id = ? AND failures >= ? LIMIT 256",
+                               arguments: [agent.rawValue, after]).map(JobID.init(rawValue:)))
     }
 
     /// The leases whose room counts against the agent: running tasks and assigned ones it reserved
@@ -556,6 +571,7 @@ extension SQLStore {
     static func insertEvent(_ db: any SQLDatabase, task: TaskID, _ transition: TaskTransition, from: TaskState, to: TaskState,
                             agent: AgentID?, epoch: LeaseEpoch, reason: String?, now: Date) throws {
         db.tallyMoved(from: from, to: to)
+        if to == .queued && from != .queued { db.noteQueued(task) }
         try db.execute(sql: """
             INSERT INTO task_events (task_id, at, transition, from_state, to_state, agent_id, epoch, reason)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)

@@ -59,18 +59,20 @@ public final class SQLStore: Store {
                     return SubmitOutcome(job: view, replayed: true)
                 }
             }
-            let view = try Self.insertJob(db, job, owner: owner, now: now)
+            let (view, readied) = try Self.insertJob(db, job, owner: owner, now: now)
             if let idempotency {
                 // Two masters storing one key at once: the second insert collides and its transaction runs
                 // again, finding the first one's job above.
                 try db.execute(sql: "INSERT INTO submissions (key, body_hash, job_id, created_at) VALUES (?, ?, ?, ?)",
                                arguments: [storedKey, idempotency.bodyHash, view.id.rawValue, now.timeIntervalSince1970])
             }
-            return SubmitOutcome(job: view, replayed: false)
+            return SubmitOutcome(job: view, replayed: false, readied: readied)
         }
     }
 
-    static func insertJob(_ db: any SQLDatabase, _ validated: ValidatedJob, owner: String, now: Date) throws -> JobView {
+    /// Inserts the job and its tasks; answers the job and its tasks that are claimable at once.
+    static func insertJob(_ db: any SQLDatabase, _ validated: ValidatedJob, owner: String,
+                          now: Date) throws -> (JobView, NewWork) {
         let job = validated.submission, graph = validated.graph
         // A job that runs after others waits until they all succeed; one that already failed is refused.
         var afterReady = true
@@ -103,7 +105,7 @@ public final class SQLStore: Store {
                                timeout, max_attempts, state, created_at, frame_start, frame_end, parameters) VALUES
             """
         let rowPlaceholders = "(" + Array(repeating: "?", count: 19).joined(separator: ", ") + ")"
-        var queued = 0
+        var readied = NewWork()
         var batch: [any SQLBindable] = []
         var batchRows = 0
         func flush() throws {
@@ -116,7 +118,7 @@ public final class SQLStore: Store {
         for (index, spec) in job.tasks.enumerated() {
             let req = job.effectiveRequirements(of: spec)
             let ready = afterReady && graph.prerequisites[index].isEmpty
-            if ready { queued += 1 }
+            if ready { readied.add(req, job: jobID) }
             batch += [
                 ids[index], jobID.rawValue, spec.name, try Self.json(spec.command), try Self.json(spec.env), spec.cwd,
                 req.resources.milliCPUs, req.resources.ram, req.resources.disk, req.resources.gpus,
@@ -131,9 +133,9 @@ public final class SQLStore: Store {
         }
         try flush()
         // Inserted rows bypass the counting trigger (it watches updates): count them here.
-        try db.execute(sql: "UPDATE jobs SET queued = ? WHERE id = ?", arguments: [queued, jobID.rawValue])
-        db.tallyAdded(queued, .queued)
-        db.tallyAdded(job.tasks.count - queued, .blocked)
+        try db.execute(sql: "UPDATE jobs SET queued = ? WHERE id = ?", arguments: [readied.count, jobID.rawValue])
+        db.tallyAdded(readied.count, .queued)
+        db.tallyAdded(job.tasks.count - readied.count, .blocked)
         var edges: [any SQLBindable] = []
         func flushEdges() throws {
             guard !edges.isEmpty else { return }
@@ -151,7 +153,7 @@ public final class SQLStore: Store {
         try flushEdges()
         var view = try Self.jobView(db, jobID)
         if job.tasks.count <= 1000 { view.taskIDs = ids.map(TaskID.init(rawValue:)) }
-        return view
+        return (view, readied)
     }
 
     public func job(_ id: JobID) async throws -> JobView {

@@ -99,8 +99,13 @@ public struct ExchangeOutcome: Sendable {
     public var response: ExchangeResponse
     /// Leases taken from other agents' backlogs (they hear through talkback to drop them).
     public var stolen: Int
-    /// A run ended or was given back: room or work may have appeared for other claimers.
+    /// A run ended or was given back (log followers and dashboards hear of it).
     public var finished: Bool
+    /// The tasks this exchange made claimable (retried, given back, dependents unblocked): the held
+    /// claims they fit are woken.
+    public var readied: NewWork
+    /// With no lease: what the agent could still take (see `ClaimOutcome.room`).
+    public var room: ClaimRoom
     /// Log bytes arrived: followers may read on.
     public var logged: Bool
 }
@@ -109,6 +114,9 @@ public struct ExchangeOutcome: Sendable {
 public struct ClaimOutcome: Sendable {
     public var leases: [TaskLease]
     public var stolen: Int
+    /// With no lease: what the agent could still take, so that its held claim is woken only by work
+    /// that fits it.
+    public var room: ClaimRoom = .none
 }
 
 /// The farm's durable state. Every method is one transaction: when it returns,
@@ -275,8 +283,11 @@ public struct SubmitOutcome: Sendable {
     public var job: JobView
     /// The key was seen before with this body: no new job was made.
     public var replayed: Bool
-    public init(job: JobView, replayed: Bool) {
+    /// The job's tasks that are claimable at once (not waiting for dependencies).
+    public var readied: NewWork
+    public init(job: JobView, replayed: Bool, readied: NewWork = NewWork()) {
         self.job = job
         self.replayed = replayed
+        self.readied = readied
     }
 }

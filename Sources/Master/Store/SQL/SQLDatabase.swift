@@ -67,7 +67,7 @@ extension SQLDatabase {
     /// Runs `body` inside a savepoint: when it throws, what it wrote is rolled back and the rest of
     /// the transaction stands (one refused report of an exchange must not undo the others).
     public func savepoint<T>(_ body: () throws -> T) throws -> T {
-        let tallied = (self as? TallyingDatabase)?.changes  // task counts roll back with the rows
+        let tallied = (self as? TallyingDatabase)?.notes  // task counts and queued tasks roll back with the rows
         try execute(sql: "SAVEPOINT part")
         do {
             let value = try body()

@@ -35,11 +35,17 @@ struct TallyingEngine: SQLEngine {
     func close() async { await inner.close() }
 }
 
-/// One write transaction, as a `TallyingEngine` gives it to the store: the database's own, and
-/// the change in task counts by state that it makes.
+/// One write transaction, as a `TallyingEngine` gives it to the store: the database's own, the
+/// change in task counts by state that it makes, and the tasks it queued.
 final class TallyingDatabase: SQLDatabase {
+    struct Notes {
+        var changes: [TaskState: Int] = [:]
+        /// Tasks moved to `queued` (retried, released, unblocked): work that held claims may take.
+        var queued: [TaskID] = []
+    }
     private let inner: any SQLDatabase
-    private(set) var changes: [TaskState: Int] = [:]
+    private(set) var notes = Notes()
+    var changes: [TaskState: Int] { notes.changes }
 
     init(_ inner: any SQLDatabase) { self.inner = inner }
 
@@ -51,7 +57,7 @@ final class TallyingDatabase: SQLDatabase {
 
     func added(_ count: Int, _ state: TaskState) {
         guard count != 0 else { return }
-        changes[state, default: 0] += count
+        notes.changes[state, default: 0] += count
     }
 
     func moved(from: TaskState, to: TaskState) {
@@ -60,8 +66,10 @@ final class TallyingDatabase: SQLDatabase {
         added(1, to)
     }
 
-    /// For a savepoint rolled back: the changes as they stood when it began.
-    func restore(_ changes: [TaskState: Int]) { self.changes = changes }
+    func queued(_ task: TaskID) { notes.queued.append(task) }
+
+    /// For a savepoint rolled back: the notes as they stood when it began.
+    func restore(_ notes: Notes) { self.notes = notes }
 }
 
 extension SQLDatabase {
@@ -69,4 +77,6 @@ extension SQLDatabase {
     func tallyAdded(_ count: Int, _ state: TaskState) { (self as? TallyingDatabase)?.added(count, state) }
     /// Notes on the transaction that a task moved (no-op outside a `TallyingEngine`).
     func tallyMoved(from: TaskState, to: TaskState) { (self as? TallyingDatabase)?.moved(from: from, to: to) }
+    /// Notes on the transaction that `task` was queued (no-op outside a `TallyingEngine`).
+    func noteQueued(_ task: TaskID) { (self as? TallyingDatabase)?.queued(task) }
 }
