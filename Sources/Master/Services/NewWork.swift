@@ -47,10 +47,10 @@ public struct NewWork: Sendable, Equatable {
     public var isEmpty: Bool { count == 0 }
     public var isAnything: Bool { shapes == nil && count == .max }
 
-    /// One more task, needing `requirements`, in `job`.
-    public mutating func add(_ requirements: TaskRequirements, job: JobID) {
-        guard !isAnything else { return }
-        count += 1
+    /// `times` more tasks, each needing `requirements`, in `job`.
+    public mutating func add(_ requirements: TaskRequirements, job: JobID, times: Int = 1) {
+        guard !isAnything, times > 0 else { return }
+        count += times
         if shapes?.insert(Shape(job: job, requirements: requirements)).inserted == true, (shapes?.count ?? 0) > Self.shapeLimit {
             shapes = nil
         }

@@ -29,6 +29,8 @@ public protocol WakeRelay: Sendable {
 /// in milliseconds rather than after a polling period. It is only a hint:
 /// a woken claimer asks the store again, so a missed or spurious wake-up costs
 /// latency, never correctness. With a relay, the other masters are woken too.
+/// On the claims signal a notification is directed: it carries what became
+/// claimable (`NewWork`) and wakes only the held claims it fits (`WakePlan`).
 public actor WakeSignal {
     public nonisolated let channel: WakeChannel
     nonisolated let relay: (any WakeRelay)?
@@ -72,7 +74,9 @@ public actor WakeSignal {
 
     public func close() {
         isClosed = true
-        for id in Array(waiters.keys) { fire(id) }
+        let all = waiters
+        waiters.removeAll()
+        for (waiter, _) in all.values { waiter.fire() }
     }
 
     /// The waiters registered now (a test's way to know a long-poll is held).

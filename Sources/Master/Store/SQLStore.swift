@@ -106,6 +106,9 @@ public final class SQLStore: Store {
             """
         let rowPlaceholders = "(" + Array(repeating: "?", count: 19).joined(separator: ", ") + ")"
         var readied = NewWork()
+        // Consecutive tasks mostly share their requirements (a frame range): counted in runs, so that
+        // a 100 000-task job hashes a few shapes, not one per task.
+        var run: (requirements: TaskRequirements, count: Int)?
         var batch: [any SQLBindable] = []
         var batchRows = 0
         func flush() throws {
@@ -118,7 +121,14 @@ public final class SQLStore: Store {
         for (index, spec) in job.tasks.enumerated() {
             let req = job.effectiveRequirements(of: spec)
             let ready = afterReady && graph.prerequisites[index].isEmpty
-            if ready { readied.add(req, job: jobID) }
+            if ready {
+                if run?.requirements == req {
+                    run?.count += 1
+                } else {
+                    if let run { readied.add(run.requirements, job: jobID, times: run.count) }
+                    run = (req, 1)
+                }
+            }
             batch += [
                 ids[index], jobID.rawValue, spec.name, try Self.json(spec.command), try Self.json(spec.env), spec.cwd,
                 req.resources.milliCPUs, req.resources.ram, req.resources.disk, req.resources.gpus,
@@ -132,6 +142,7 @@ public final class SQLStore: Store {
             if batchRows == 200 { try flush() }
         }
         try flush()
+        if let run { readied.add(run.requirements, job: jobID, times: run.count) }
         // Inserted rows bypass the counting trigger (it watches updates): count them here.
         try db.execute(sql: "UPDATE jobs SET queued = ? WHERE id = ?", arguments: [readied.count, jobID.rawValue])
         db.tallyAdded(readied.count, .queued)

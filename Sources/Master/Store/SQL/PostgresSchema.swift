@@ -223,6 +223,10 @@ enum PostgresSchema {
         ("6", """
             DROP INDEX IF EXISTS tasks_job;
             """),
+        // As SQLite's v12: the jobs that blocked an agent, read by agent (a claim's `ClaimRoom`).
+        ("7", """
+            CREATE INDEX job_blocklist_agent ON job_blocklist (agent_id);
+            """),
     ]
 
     static func migrate(location: PostgresLocation, logger: Logger) async throws {

@@ -252,6 +252,11 @@ enum SQLiteSchema {
             // task's state (each is a page or more in every commit's WAL frames).
             try db.execute(sql: "DROP INDEX IF EXISTS tasks_job")
         }
+        migrator.registerMigration("v12-blocklist-by-agent") { db in
+            // A claim that leases nothing reads the jobs that blocked its agent (its `ClaimRoom`, for
+            // directed wake-ups): by agent, without scanning every job's blocklist.
+            try db.execute(sql: "CREATE INDEX job_blocklist_agent ON job_blocklist (agent_id)")
+        }
         return migrator
     }
 }
