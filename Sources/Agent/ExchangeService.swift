@@ -232,7 +232,9 @@ struct ExchangeService: Service {
                         let seen = watched.generation  // read before the check: a poke in between is not missed
                         if pump.ended { break }
                         if claim != nil, await workload.leaving { break }
-                        if claim == nil, await outbox.readiness() == nil,
+                        // Not while the pump has an exchange in flight: that one supersedes the hold
+                        // anyway, and ending it here too would cost its connection.
+                        if claim == nil, pump.quietFor != nil, await outbox.readiness() == nil,
                            await workload.claimRequest(wait: 0) != nil { return .roomAgain }
                         await watched.wait(since: seen, timeout: .seconds(5))
                     }

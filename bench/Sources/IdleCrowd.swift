@@ -10,6 +10,7 @@ final class CrowdState: Sendable {
         var failed = 0
         var lastFailure: String?
         var finished = 0
+        var leases = 0
         var tasks: [Task<Void, Never>] = []
     }
     private let state = Mutex(State())
@@ -27,6 +28,9 @@ final class CrowdState: Sendable {
 
     func fail(_ error: any Error) { state.withLock { $0.failed += 1; $0.lastFailure = "\(error)" } }
     func taskEnded() { state.withLock { $0.finished += 1 } }
+    /// Leases the crowd's long-polls brought (the crowd runs none of them: they stay leased).
+    func leased(_ count: Int) { state.withLock { $0.leases += count } }
+    var leases: Int { state.withLock { $0.leases } }
     var failures: (count: Int, last: String?) { state.withLock { ($0.failed, $0.lastFailure) } }
     var endedTasks: Int { state.withLock { $0.finished } }
 
@@ -68,8 +72,9 @@ enum IdleCrowd {
                 await hold(state) { round in
                     let wait = Double(round == 0 ? first : claimWait)
                     let poll = ExchangeRequest(claim: ClaimRequest(slots: 1, wait: wait), talkback: TalkbackPoll(after: 0, wait: wait))
-                    _ = try await client.longPoll("POST", APIPath.exchange(id), json: poll, timeout: wait + 60,
-                                                  as: ExchangeResponse.self)
+                    let answer = try await client.longPoll("POST", APIPath.exchange(id), json: poll, timeout: wait + 60,
+                                                           as: ExchangeResponse.self)
+                    state.leased(answer.leases.count)
                 }
             }
         }

@@ -41,7 +41,7 @@ extension Measurements {
             let files = ProcStats.openFiles(pid) ?? 0
             let rss = ProcStats.rss(pid)
             let peak = ProcStats.peakRSS(pid)
-            let herd = try await newWorkAmongTheCrowd(farm, pid: pid, jobs: context.sizes.herdJobs)
+            let herd = try await newWorkAmongTheCrowd(farm, pid: pid, crowd: state, jobs: context.sizes.herdJobs)
             let (errors, lastError) = state.failures
             state.stop()
             farm.stop()  // kills the master (the crowd's tasks were cancelled already)
@@ -59,17 +59,18 @@ extension Measurements {
                 Figure("claim wake-ups per new task, \(grouped(count)) idle agents", herd.wakeups, "claims",
                        note: "paddock_claim_wakeups_total over \(context.sizes.herdJobs) one-task jobs, one at a time"),
                 Figure("master CPU per new task, \(grouped(count)) idle agents", herd.cpuMilliseconds, "ms",
-                       note: "the submission, the claims it woke, and polling /v1/master until it is leased"),
+                       note: "the submission and the claims it woke (and the crowd's own traffic meanwhile)"),
                 Figure("new task to lease p50, \(grouped(count)) idle agents", herd.leaseMilliseconds, "ms",
-                       note: "submission sent until /v1/master counts no queued task (polled every 5 ms)"),
+                       note: "submit call until a held exchange of the crowd brings its lease"),
             ]
         }
     }
 
-    /// One-task jobs submitted one at a time among the held crowd, each waited for until leased: how
-    /// many held claims each wakes (one, where wake-ups are directed; every agent where broadcast), the
-    /// master's CPU per task, and the time to its lease. `wakeups` is NaN on a master without the counter.
-    static func newWorkAmongTheCrowd(_ farm: Farm, pid: Int32, jobs: Int)
+    /// One-task jobs submitted one at a time among the held crowd, each waited for until a held
+    /// exchange brings its lease (the crowd counts them; the master is not polled): how many held
+    /// claims each wakes (one, where wake-ups are directed; every agent where broadcast), the master's
+    /// CPU per task, and the time to its lease. `wakeups` is NaN on a master without the counter.
+    static func newWorkAmongTheCrowd(_ farm: Farm, pid: Int32, crowd: CrowdState, jobs: Int)
         async throws -> (wakeups: Double, cpuMilliseconds: Double, leaseMilliseconds: Double) {
         let admin = farm.admin
         func wakeups() async -> Double {
@@ -81,12 +82,11 @@ extension Measurements {
         let wakeups0 = await wakeups()
         let cpu0 = ProcStats.cpuSeconds(pid) ?? .nan
         var leases: [Double] = []
+        let leased0 = crowd.leases
         for index in 0..<jobs {
             let (_, seconds) = try await timed {
                 _ = try await admin.submit(json: JobText.frames("herd-\(index)", count: 1, command: ["/bin/true"]))
-                try await until("the new task leased", timeout: 60, every: 0.005) {
-                    (try await admin.masterInfo().tasks[.queued]) == 0
-                }
+                try await until("the new task leased", timeout: 60, every: 0.0005) { crowd.leases >= leased0 + index + 1 }
             }
             leases.append(seconds * 1000)
         }

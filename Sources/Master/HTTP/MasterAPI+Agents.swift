@@ -137,8 +137,7 @@ extension MasterAPI {
                     response.talkback = CommandBatch(commands: commands, last: commands.last?.seq ?? talkback.after)
                 }
             } else {
-                let room = try await exchangeRound(id, reports, order, context, now: now, visible: visible, into: &response)
-                if order != nil { interest = .work(room) }
+                interest = try await exchangeRound(id, reports, order, context, now: now, visible: visible, into: &response)
             }
             commandsRead = commandGeneration
             reports = ExchangeRequest(talkback: exchange.talkback)  // applied: a later round only claims and reads
@@ -163,9 +162,10 @@ extension MasterAPI {
     }
 
     /// One round of an exchange: its reports (the first round only), its claim and its commands, in
-    /// one transaction; then the wake-ups of what it changed. Answers what the agent could still take.
+    /// one transaction; then the wake-ups of what it changed. Answers what a hold after it waits for:
+    /// work that fits what the agent could still take, or with no claim nothing.
     private func exchangeRound(_ id: AgentID, _ reports: ExchangeRequest, _ order: ClaimOrder?, _ context: MasterContext,
-                               now: Date, visible: Bool, into response: inout ExchangeResponse) async throws -> ClaimRoom {
+                               now: Date, visible: Bool, into response: inout ExchangeResponse) async throws -> WakeInterest {
         let outcome: ExchangeOutcome
         do {
             outcome = try await store.exchange(agent: id, reports, claim: order, credential: context.uncheckedCredential,
@@ -188,6 +188,6 @@ extension MasterAPI {
         if outcome.finished || outcome.logged { await logWake.notifyAll() }
         // What a dashboard shows moved: runs started, ended, progressed or said something.
         if outcome.finished || !outcome.response.leases.isEmpty || visible { await changes.notifyAll() }
-        return outcome.room
+        return order == nil ? .nothing : .work(outcome.room)
     }
 }

@@ -71,12 +71,10 @@ extension MasterAPI {
     /// Queued tasks that no enrolled (not disabled) agent could ever run, or that only blocklisted
     /// agents could: said, not left waiting silently.
     func placementWarnings(_ job: JobID) async throws -> [String] {
-        let agents = try await store.agents().filter { $0.state != .disabled }
+        let agents = try await store.agentCapacities()
         let blocked = Set(try await store.blocklist(job: job, threshold: config.blocklistAfter).map(\.agent))
         return try await store.queuedRequirements(job: job).compactMap { requirements, count in
-            let fitting = agents.filter {
-                ClaimPolicy.canEverRun(requirements, capacity: $0.resources.total, tags: Set($0.tags))
-            }
+            let fitting = agents.filter { ClaimPolicy.canEverRun(requirements, capacity: $0.total, tags: $0.tags) }
             let tags = requirements.tags.isEmpty ? "" : ", tags \(requirements.tags.joined(separator: ","))"
             if fitting.isEmpty {
                 return "\(count) queued task(s) fit no agent (need \(requirements.resources.summary)\(tags))"

@@ -95,8 +95,9 @@ public struct ClaimRoom: Sendable, Equatable {
 public enum WakeInterest: Sendable, Equatable {
     /// Every notification (a log follower, a dashboard, a talkback poll).
     case everything
-    /// Work that fits this room (a held claim).
-    case work(ClaimRoom)
+    /// Work that fits this room (a held claim). Indirect: a held exchange carries this across its
+    /// wait, and its task's frames are kept for the whole hold (2 000 held agents: 2 MiB inline).
+    indirect case work(ClaimRoom)
     /// No notification: only its supersession, its timeout or the master closing (an exchange held
     /// for its talkback commands alone, on the claims signal for its supersession).
     case nothing

@@ -171,6 +171,8 @@ public protocol Store: Sendable {
     func token(secret: String, now: Date) async throws -> TokenView?
     func agent(_ id: AgentID) async throws -> AgentView
     func agents() async throws -> [AgentView]
+    /// Each agent that is not disabled, as placement sees it: one read, no view per agent.
+    func agentCapacities() async throws -> [AgentCapacity]
     /// Renews the leases in `beat.held`; see `HeartbeatRequest` for `authoritative` and `leaving`.
     func heartbeat(agent: AgentID, beat: HeartbeatRequest, leaseUntil: Date, now: Date) async throws
         -> (AgentState, lost: [HeldLease], released: Int)
@@ -246,7 +248,22 @@ public protocol Store: Sendable {
     func grantGrace(leaseTimeout: Double, now: Date) async throws -> TimeInterval?
 }
 
+/// What a submission's placement warnings need of an agent: who it is, its totals and its tags.
+public struct AgentCapacity: Sendable {
+    public var id: AgentID
+    public var name: String
+    public var total: ResourceVector
+    public var tags: Set<String>
+}
+
 extension Store {
+    /// From the agents' views, for stores that keep no cheaper read.
+    public func agentCapacities() async throws -> [AgentCapacity] {
+        try await agents().filter { $0.state != .disabled }.map {
+            AgentCapacity(id: $0.id, name: $0.name, total: $0.resources.total, tags: Set($0.tags))
+        }
+    }
+
     /// Stores a job built in code (a test, a tool): checked by the same validation as a submitted
     /// body, a broken rule answered as the API would (400 naming the field).
     public func submit(_ job: JobSubmission, owner: String, now: Date,
