@@ -41,7 +41,7 @@ public struct NewWork: Sendable, Equatable {
     /// `count` tasks of these kinds (as another master sent them; past the limit, without them).
     init(_ shapes: [(TaskRequirements, JobID)], count: Int) {
         self.init(shapes: Set(shapes.map { Shape(job: $0.1, requirements: $0.0) }), count: max(0, count))
-        if (self.shapes?.count ?? 0) > Self.shapeLimit { self.shapes = nil }
+        dropShapesPastLimit()
     }
 
     public var isEmpty: Bool { count == 0 }
@@ -51,9 +51,8 @@ public struct NewWork: Sendable, Equatable {
     public mutating func add(_ requirements: TaskRequirements, job: JobID, times: Int = 1) {
         guard !isAnything, times > 0 else { return }
         count += times
-        if shapes?.insert(Shape(job: job, requirements: requirements)).inserted == true, (shapes?.count ?? 0) > Self.shapeLimit {
-            shapes = nil
-        }
+        shapes?.insert(Shape(job: job, requirements: requirements))
+        dropShapesPastLimit()
     }
 
     public mutating func formUnion(_ other: NewWork) {
@@ -63,6 +62,10 @@ public struct NewWork: Sendable, Equatable {
         }
         count += other.count
         if let theirs = other.shapes, shapes != nil { shapes?.formUnion(theirs) } else { shapes = nil }
+        dropShapesPastLimit()
+    }
+
+    private mutating func dropShapesPastLimit() {
         if (shapes?.count ?? 0) > Self.shapeLimit { shapes = nil }
     }
 }
@@ -95,9 +98,8 @@ public struct ClaimRoom: Sendable, Equatable {
 public enum WakeInterest: Sendable, Equatable {
     /// Every notification (a log follower, a dashboard, a talkback poll).
     case everything
-    /// Work that fits this room (a held claim). Indirect: a held exchange carries this across its
-    /// wait, and its task's frames are kept for the whole hold (2 000 held agents: 2 MiB inline).
-    indirect case work(ClaimRoom)
+    /// Work that fits this room (a held claim).
+    case work(ClaimRoom)
     /// No notification: only its supersession, its timeout or the master closing (an exchange held
     /// for its talkback commands alone, on the claims signal for its supersession).
     case nothing
