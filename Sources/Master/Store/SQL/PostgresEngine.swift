@@ -31,7 +31,8 @@ struct TransactionConflict: Error {
 /// PostgreSQL, for several masters sharing one database (docs/ARCHITECTURE.md §7).
 /// The store's logic is synchronous SQL over one transaction; here each
 /// transaction runs on a thread of a small pool, holding one connection, its
-/// statements waited for one by one (as a JDBC driver would). READ COMMITTED
+/// statements waited for one by one (as a JDBC driver would); writes that arrive
+/// together share a transaction (`PostgresGroupCommit`). READ COMMITTED
 /// with explicit row locks (`FOR UPDATE`, `SKIP LOCKED`) where the logic reads
 /// a row it then changes; collisions PostgreSQL detects are retried whole.
 public final class PostgresEngine: SQLEngine {
@@ -41,6 +42,7 @@ public final class PostgresEngine: SQLEngine {
     let threads: NIOThreadPool
     let logger: Logger
     let wakeRelay: PostgresWakeRelay
+    let group: PostgresGroupCommit
     public var relay: (any WakeRelay)? { wakeRelay }
 
     /// Connects, and brings the schema up to date (one master at a time, under an advisory lock).
@@ -50,6 +52,7 @@ public final class PostgresEngine: SQLEngine {
         connections = PostgresConnections(location: location, logger: logger)
         threads = NIOThreadPool(numberOfThreads: location.poolSize)
         threads.start()
+        group = PostgresGroupCommit(connections: connections, threads: threads, lanes: location.poolSize, logger: logger)
         wakeRelay = PostgresWakeRelay(location: location, connections: connections, logger: logger)
         try await PostgresSchema.migrate(location: location, logger: logger)
     }
@@ -65,8 +68,9 @@ public final class PostgresEngine: SQLEngine {
         try await transaction(writable: false, body)
     }
 
+    /// Concurrent writes share transactions and commits (`PostgresGroupCommit`).
     public func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
-        try await transaction(writable: true, body)
+        try await group.write(body)
     }
 
     public func ping() async throws {

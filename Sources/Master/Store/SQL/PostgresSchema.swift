@@ -227,6 +227,16 @@ enum PostgresSchema {
         ("7", """
             CREATE INDEX job_blocklist_agent ON job_blocklist (agent_id);
             """),
+        // The job counters (`jobs.queued`, `jobs.active`) are updated at commit, not at each task's
+        // move: the job's row is locked only while the transaction commits. Updated at the move, the
+        // lock was held for the rest of the transaction, and every exchange of a job's tasks, on every
+        // master, waited in line for the one before to commit (9 of 10 ms of each finish, measured).
+        ("8", """
+            DROP TRIGGER tasks_state_counts ON tasks;
+            CREATE CONSTRAINT TRIGGER tasks_state_counts AFTER UPDATE OF state ON tasks
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+                WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION paddock_task_counts();
+            """),
     ]
 
     static func migrate(location: PostgresLocation, logger: Logger) async throws {
