@@ -572,10 +572,13 @@ extension SQLStore {
                             agent: AgentID?, epoch: LeaseEpoch, reason: String?, now: Date) throws {
         db.tallyMoved(from: from, to: to)
         if to == .queued && from != .queued { db.noteQueued(task) }
-        try db.execute(sql: """
-            INSERT INTO task_events (task_id, at, transition, from_state, to_state, agent_id, epoch, reason)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [task.rawValue, now.timeIntervalSince1970, transition.rawValue, from.rawValue, to.rawValue,
-                             agent?.rawValue, epoch.rawValue, reason])
+        let arguments: [any SQLBindable] = [task.rawValue, now.timeIntervalSince1970, transition.rawValue, from.rawValue,
+                                            to.rawValue, agent?.rawValue, epoch.rawValue, reason]
+        let values = arguments.map(\.sqlValue)
+        if let tallying = db as? TallyingDatabase, tallying.buffersEvents {
+            tallying.event(values)  // written with the transaction's others (TallyingDatabase)
+        } else {
+            try db.execute("INSERT INTO task_events (\(TallyingDatabase.eventColumns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+        }
     }
 }

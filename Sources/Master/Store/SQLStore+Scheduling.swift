@@ -29,14 +29,22 @@ extension SQLStore {
         guard let job = try known?.rawValue
                 ?? Int64.fetchOne(db, sql: "SELECT job_id FROM tasks WHERE id = ?", arguments: [task.rawValue])
         else { return }
-        var candidates = try SQLRow.fetchAll(db, sql: """
+        // The blocked tasks that wait for this one and, as a row with id 0, whether some job waits for
+        // this one's job (one statement: this runs at every success). The job may have just succeeded
+        // as a whole: then the jobs after it may start. Its unfinished tasks are counted only when
+        // some job waits for it (counting costs as much as the job is big).
+        let rows = try SQLRow.fetchAll(db, sql: """
             SELECT t.id, t.job_id FROM task_deps d JOIN tasks t ON t.id = d.task_id
             WHERE d.depends_on = ? AND t.state = 'blocked'
-            """, arguments: [task.rawValue]).map { (TaskID(rawValue: $0["id"]), JobID(rawValue: $0["job_id"])) }
-        // The job may have just succeeded as a whole: then the jobs after it may start. Asked only when
-        // some job waits for this one (counting the job's unfinished tasks costs as much as the job is big).
-        let waitedFor = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM job_deps WHERE after_job = ?)",
-                                          arguments: [job]) ?? false
+            UNION ALL
+            SELECT 0, 0 WHERE EXISTS (SELECT 1 FROM job_deps WHERE after_job = ?)
+            """, arguments: [task.rawValue, job])
+        var waitedFor = false
+        var candidates: [(TaskID, JobID)] = []
+        for row in rows {
+            let id: Int64 = row[0]
+            if id == 0 { waitedFor = true } else { candidates.append((TaskID(rawValue: id), JobID(rawValue: row[1]))) }
+        }
         let unfinished = !waitedFor ? 1 : try Int.fetchOne(db, sql: """
             SELECT COUNT(*) FROM tasks WHERE job_id = ? AND state != 'succeeded'
             """, arguments: [job]) ?? 1

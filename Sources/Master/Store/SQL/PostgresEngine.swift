@@ -150,6 +150,16 @@ final class PGTransaction: SQLDatabase {
         try query(sql, arguments).metadata.rows ?? 0
     }
 
+    /// Statements sent and not waited for yet, oldest first.
+    private var unanswered: [(sql: String, answer: EventLoopFuture<PostgresQueryResult>)] = []
+
+    /// Sends the statement and returns: one round trip fewer for each savepoint and its release
+    /// (two a report in an exchange). The connection runs statements in order, so the next one
+    /// waited for is answered after this one; see `query`.
+    func send(_ sql: String) throws {
+        unanswered.append((sql, connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)))
+    }
+
     func query(_ sql: String, _ arguments: [SQLValue]) throws -> PostgresQueryResult {
         var binds = PostgresBindings(capacity: arguments.count)
         for argument in arguments {
@@ -162,8 +172,27 @@ final class PGTransaction: SQLDatabase {
             }
         }
         let text = Self.numberedPlaceholders(sql)
+        let answer = connection.query(PostgresQuery(unsafeSQL: text, binds: binds), logger: logger)
+        let result: Result<PostgresQueryResult, any Error>
         do {
-            return try connection.query(PostgresQuery(unsafeSQL: text, binds: binds), logger: logger).wait()
+            result = .success(try answer.wait())
+        } catch {
+            result = .failure(error)
+        }
+        // The statements sent before this one were answered before it. The first that failed is the
+        // cause (PostgreSQL refuses what follows a failure in a transaction); a rollback succeeds
+        // whatever came before it.
+        if !unanswered.isEmpty {
+            let sent = unanswered
+            unanswered = []
+            if !sql.hasPrefix("ROLLBACK") {
+                for (earlier, answer) in sent {
+                    do { _ = try answer.wait() } catch { throw Self.classify(error, sql: earlier) }
+                }
+            }
+        }
+        do {
+            return try result.get()
         } catch {
             throw Self.classify(error, sql: text)
         }

@@ -163,20 +163,20 @@ final class PostgresGroupCommit: Sendable {
             return lost
         }
         do {
-            _ = try db.execute("BEGIN", [])
+            try db.send("BEGIN")
         } catch {
             return abandon(error, ran: [], rest: batch[...])
         }
         var ran: [Pending] = []
         for (index, pending) in batch.enumerated() {
             do {
-                if !alone { _ = try db.execute("SAVEPOINT request", []) }
+                if !alone { try db.send("SAVEPOINT request") }
             } catch {
                 return abandon(error, ran: ran, rest: batch[index...])
             }
             do {
                 let answer = try pending.attempt(db)
-                if !alone { _ = try db.execute("RELEASE SAVEPOINT request", []) }
+                if !alone { try db.send("RELEASE SAVEPOINT request") }
                 outcome.committed.append(answer)
                 ran.append(pending)
             } catch {

@@ -11,6 +11,14 @@ public protocol SQLDatabase: AnyObject {
     /// Runs a statement; returns how many rows it changed.
     @discardableResult
     func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int
+    /// Runs a statement whose answer nothing waits for (`SAVEPOINT`, `RELEASE`). PostgreSQL sends it
+    /// and goes on: its error, if any, is thrown by the next statement that is waited for, which
+    /// PostgreSQL runs after it. SQLite runs it at once.
+    func send(_ sql: String) throws
+}
+
+extension SQLDatabase {
+    public func send(_ sql: String) throws { try execute(sql, []) }
 }
 
 /// Where the two engines' SQL differs.
@@ -68,10 +76,10 @@ extension SQLDatabase {
     /// the transaction stands (one refused report of an exchange must not undo the others).
     public func savepoint<T>(_ body: () throws -> T) throws -> T {
         let tallied = (self as? TallyingDatabase)?.notes  // task counts and queued tasks roll back with the rows
-        try execute(sql: "SAVEPOINT part")
+        try send("SAVEPOINT part")
         do {
             let value = try body()
-            try execute(sql: "RELEASE SAVEPOINT part")
+            try send("RELEASE SAVEPOINT part")
             return value
         } catch {
             try execute(sql: "ROLLBACK TO SAVEPOINT part")

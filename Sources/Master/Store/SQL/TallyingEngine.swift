@@ -22,6 +22,7 @@ struct TallyingEngine: SQLEngine {
         let value = try await inner.write { db in
             let tallying = TallyingDatabase(db)
             let value = try body(tallying)
+            try tallying.flushEvents()
             let changes = tallying.changes
             committed.withLock { $0 = changes }
             return value
@@ -36,24 +37,63 @@ struct TallyingEngine: SQLEngine {
 }
 
 /// One write transaction, as a `TallyingEngine` gives it to the store: the database's own, the
-/// change in task counts by state that it makes, and the tasks it queued.
+/// change in task counts by state that it makes, the tasks it queued, and (on PostgreSQL) the task
+/// events it has not written yet.
 final class TallyingDatabase: SQLDatabase {
     struct Notes {
         var changes: [TaskState: Int] = [:]
         /// Tasks moved to `queued` (retried, released, unblocked): work that held claims may take.
         var queued: [TaskID] = []
+        /// Task events not written yet, each its `eventColumns`' values.
+        var events: [[SQLValue]] = []
     }
     private let inner: any SQLDatabase
     private(set) var notes = Notes()
     var changes: [TaskState: Int] { notes.changes }
+    /// On PostgreSQL every statement is a round trip: a transaction's task events (three a task) are
+    /// written together, once, before anything reads or changes `task_events` and at the end. They are
+    /// notes like the others, so a savepoint rolled back drops those it made. SQLite runs statements
+    /// in-process: each is written at once.
+    let buffersEvents: Bool
 
-    init(_ inner: any SQLDatabase) { self.inner = inner }
+    init(_ inner: any SQLDatabase) {
+        self.inner = inner
+        buffersEvents = inner.dialect.engine == .postgres
+    }
 
     var dialect: SQLDialect { inner.dialect }
     var writable: Bool { inner.writable }
-    func fetchAll(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow] { try inner.fetchAll(sql, arguments) }
+    func fetchAll(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow] {
+        if !notes.events.isEmpty && sql.contains("task_events") { try flushEvents() }
+        return try inner.fetchAll(sql, arguments)
+    }
     @discardableResult
-    func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int { try inner.execute(sql, arguments) }
+    func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int {
+        if !notes.events.isEmpty && sql.contains("task_events") { try flushEvents() }
+        return try inner.execute(sql, arguments)
+    }
+
+    func send(_ sql: String) throws { try inner.send(sql) }
+
+    static let eventColumns = "task_id, at, transition, from_state, to_state, agent_id, epoch, reason"
+    /// Rows per INSERT: 8 values each, far under PostgreSQL's 65 535 parameters.
+    static let eventsPerInsert = 256
+
+    func event(_ values: [SQLValue]) { notes.events.append(values) }
+
+    /// Writes the events noted so far.
+    func flushEvents() throws {
+        guard !notes.events.isEmpty else { return }
+        let events = notes.events
+        notes.events = []
+        var start = 0
+        while start < events.count {
+            let chunk = events[start..<min(start + Self.eventsPerInsert, events.count)]
+            let rows = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
+            try inner.execute("INSERT INTO task_events (\(Self.eventColumns)) VALUES \(rows)", Array(chunk.joined()))
+            start += chunk.count
+        }
+    }
 
     func added(_ count: Int, _ state: TaskState) {
         guard count != 0 else { return }
