@@ -30,6 +30,7 @@ extension SQLStore {
             tasks.append(task)
         }
         let order = tasks.filter { starts[$0] == nil } + tasks.filter { starts[$0] != nil }
+        try Self.readLeases(db, order)
         let logs = Dictionary(grouping: request.logs, by: \.task)
         let progress = Dictionary(request.progress.map { ($0.task, $0) }, uniquingKeysWith: { _, last in last })
         let finishes = Dictionary(request.finished.map { ($0.task, $0.report) }, uniquingKeysWith: { _, last in last })

@@ -510,14 +510,39 @@ extension SQLStore {
         var resources: ResourceVector
     }
 
+    static let leaseColumns = "id, job_id, state, agent_id, epoch, attempt, max_attempts, prefetched, cpu_millis, ram, disk, gpus"
+
     static func leaseState(_ db: any SQLDatabase, _ id: TaskID) throws -> LeaseState {
+        if let known = (db as? TallyingDatabase)?.takeLease(id) { return known }
         // In a write transaction the row stays locked until commit (PostgreSQL), as `taskView` does.
         guard let row = try SQLRow.fetchOne(db, sql: """
-            SELECT job_id, state, agent_id, epoch, attempt, max_attempts, prefetched, cpu_millis, ram, disk, gpus
-            FROM tasks WHERE id = ?\(db.lockRows)
+            SELECT \(leaseColumns) FROM tasks WHERE id = ?\(db.lockRows)
             """, arguments: [id.rawValue]) else {
             throw PaddockError.notFound("task \(id)")
         }
+        return leaseState(row)
+    }
+
+    /// Reads (and in PostgreSQL locks, in id order) the rows of the tasks an exchange reports on, in
+    /// one statement instead of one a report; each report's first `leaseState` takes its row from
+    /// there, later ones (a start, then the finish of one task) read the row again.
+    static func readLeases(_ db: any SQLDatabase, _ ids: [TaskID]) throws {
+        guard let tallying = db as? TallyingDatabase, ids.count > 1 else { return }
+        var start = 0
+        while start < ids.count {
+            let chunk = ids[start..<min(start + 500, ids.count)]
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            for row in try SQLRow.fetchAll(db, sql: """
+                SELECT \(leaseColumns) FROM tasks WHERE id IN (\(marks)) ORDER BY id\(db.lockRows)
+                """, arguments: chunk.map(\.rawValue)) {
+                tallying.knowLease(leaseState(row))
+            }
+            start += chunk.count
+        }
+    }
+
+    static func leaseState(_ row: SQLRow) -> LeaseState {
+        let id = TaskID(rawValue: row["id"])
         return LeaseState(id: id, jobID: JobID(rawValue: row["job_id"]), state: TaskState(rawValue: row["state"]) ?? .queued,
                           agent: (row["agent_id"] as Int64?).map(AgentID.init(rawValue:)), epoch: LeaseEpoch(row["epoch"]),
                           attempt: row["attempt"], maxAttempts: row["max_attempts"], prefetched: row["prefetched"],

@@ -81,6 +81,11 @@ final class TallyingDatabase: SQLDatabase {
 
     func event(_ values: [SQLValue]) { notes.events.append(values) }
 
+    /// Task rows read ahead (`SQLStore.readLeases`), each to be used once.
+    private var leases: [TaskID: SQLStore.LeaseState] = [:]
+    func knowLease(_ lease: SQLStore.LeaseState) { leases[lease.id] = lease }
+    func takeLease(_ id: TaskID) -> SQLStore.LeaseState? { leases.removeValue(forKey: id) }
+
     /// Writes the events noted so far.
     func flushEvents() throws {
         guard !notes.events.isEmpty else { return }
