@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 @testable import PaddockMaster
+import PaddockProtocol
 import PostgresNIO
 import Synchronization
 import Testing
@@ -230,5 +231,27 @@ private func waitFor(_ what: String, _ condition: @Sendable () async throws -> B
             throw CancellationError()
         }
         try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
+/// A master that added many tasks refreshes PostgreSQL's planner statistics itself (the claim's plan
+/// follows them; autovacuum would only after its nap).
+@Suite struct PostgresStatisticsTests {
+    @Test func aLargeSubmissionHasTheTablesClaimsReadAnalysed() async throws {
+        let fixture = try await StoreFixture.make(.postgres)
+        let store = fixture.store
+        @Sendable func analysed() async throws -> Bool {
+            try await store.engine.read { db in
+                try Bool.fetchOne(db, sql: "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'tasks'")
+                    ?? false
+            }
+        }
+        // A small submission does not.
+        _ = try await store.submit(JobSubmission(name: "small", tasks: [TaskSpec(name: "a", command: ["true"])]),
+                                   owner: "alice", now: Date())
+        #expect(try await analysed() == false)
+        let tasks = (0..<PostgresEngine.refreshAfter.tasks).map { TaskSpec(name: "t\($0)", command: ["true"]) }
+        _ = try await store.submit(JobSubmission(name: "large", tasks: tasks), owner: "alice", now: Date())
+        try await waitFor("tasks to be analysed") { try await analysed() }
     }
 }

@@ -42,7 +42,7 @@ public final class SQLStore: Store {
                        idempotency: SubmissionKey?) async throws -> SubmitOutcome {
         // Stored under the owner: a key is visible ASCII, so the newline cannot be forged into it.
         let storedKey = idempotency.map { owner + "\n" + $0.key }
-        return try await engine.write { db in
+        let outcome = try await engine.write { db in
             if let idempotency {
                 try db.execute(sql: "DELETE FROM submissions WHERE created_at < ?",
                                arguments: [now.timeIntervalSince1970 - SubmissionKey.lifetime])
@@ -68,6 +68,8 @@ public final class SQLStore: Store {
             }
             return SubmitOutcome(job: view, replayed: false, readied: readied)
         }
+        if !outcome.replayed { engine.inserted(tasks: job.submission.tasks.count) }
+        return outcome
     }
 
     /// Inserts the job and its tasks; answers the job and its tasks that are claimable at once.

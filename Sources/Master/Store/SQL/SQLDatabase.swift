@@ -133,5 +133,12 @@ public protocol SQLEngine: Sendable {
     func databaseTime() async throws -> Date
     /// Cross-master wake-ups, for engines that several masters share.
     var relay: (any WakeRelay)? { get }
+    /// Tells the engine that a committed submission added `tasks` tasks (PostgreSQL refreshes the
+    /// planner's statistics when many were added).
+    func inserted(tasks: Int)
     func close() async
+}
+
+extension SQLEngine {
+    public func inserted(tasks: Int) {}
 }

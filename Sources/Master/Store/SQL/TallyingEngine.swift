@@ -31,6 +31,7 @@ struct TallyingEngine: SQLEngine {
         return value
     }
 
+    func inserted(tasks: Int) { inner.inserted(tasks: tasks) }
     func ping() async throws { try await inner.ping() }
     func databaseTime() async throws -> Date { try await inner.databaseTime() }
     func close() async { await inner.close() }
