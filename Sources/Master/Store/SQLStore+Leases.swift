@@ -528,8 +528,7 @@ extension SQLStore {
     /// there, later ones (a start, then the finish of one task) read the row again.
     static func readLeases(_ db: any SQLDatabase, _ ids: [TaskID]) throws {
         guard let tallying = db as? TallyingDatabase, ids.count > 1 else { return }
-        var start = 0
-        while start < ids.count {
+        for start in stride(from: 0, to: ids.count, by: 500) {
             let chunk = ids[start..<min(start + 500, ids.count)]
             let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
             for row in try SQLRow.fetchAll(db, sql: """
@@ -537,7 +536,6 @@ extension SQLStore {
                 """, arguments: chunk.map(\.rawValue)) {
                 tallying.knowLease(leaseState(row))
             }
-            start += chunk.count
         }
     }
 

@@ -27,6 +27,15 @@ struct PostgresStatementError: Error, CustomStringConvertible {
 /// key that persists is no race but a real refusal: after a few runs it is reported as such.
 struct TransactionConflict: Error {
     var duplicate: PostgresStatementError?
+
+    /// After a transaction's `count`th collision: the error to give up with, or nil to run it again
+    /// after `pause(after:)` (a duplicate that persists is a real refusal, not a race).
+    func giveUp(after count: Int) -> (any Error)? {
+        if let duplicate, count >= 3 { return duplicate }
+        return count < 20 ? nil : DatabaseUnreachable(description: "transaction kept colliding with other masters'")
+    }
+
+    static func pause(after count: Int) -> Duration { .milliseconds(Int.random(in: 1...(5 * count))) }
 }
 
 /// PostgreSQL, for several masters sharing one database (docs/ARCHITECTURE.md §7).
@@ -65,8 +74,26 @@ public final class PostgresEngine: SQLEngine {
         }
     }
 
+    /// One read-only transaction, run again when it collides (writes go through `group`).
     public func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
-        try await transaction(writable: false, body)
+        var conflicts = 0
+        while true {
+            let connection = try await connections.acquire()
+            let logger = self.logger
+            do {
+                let result = try await threads.runIfActive { try Self.run(on: connection, logger: logger, body) }
+                await connections.release(connection)
+                return result
+            } catch let conflict as TransactionConflict {
+                await connections.release(connection)
+                conflicts += 1
+                if let error = conflict.giveUp(after: conflicts) { throw error }
+                try await Task.sleep(for: TransactionConflict.pause(after: conflicts))
+            } catch {
+                await connections.release(connection, broken: error is DatabaseUnreachable || connection.isClosed)
+                throw error
+            }
+        }
     }
 
     /// Concurrent writes share transactions and commits (`PostgresGroupCommit`).
@@ -124,37 +151,10 @@ public final class PostgresEngine: SQLEngine {
         try? await threads.shutdownGracefully()
     }
 
-    func transaction<T: Sendable>(writable: Bool, _ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
-        var conflicts = 0
-        while true {
-            let connection = try await connections.acquire()
-            let logger = self.logger
-            do {
-                let result = try await threads.runIfActive {
-                    try Self.run(on: connection, writable: writable, logger: logger, body)
-                }
-                await connections.release(connection)
-                return result
-            } catch let conflict as TransactionConflict {
-                await connections.release(connection)
-                conflicts += 1
-                if let duplicate = conflict.duplicate, conflicts >= 3 { throw duplicate }
-                guard conflicts < 20 else {
-                    throw DatabaseUnreachable(description: "transaction kept colliding with other masters'")
-                }
-                try await Task.sleep(for: .milliseconds(Int.random(in: 1...(5 * conflicts))))
-            } catch {
-                await connections.release(connection, broken: error is DatabaseUnreachable || connection.isClosed)
-                throw error
-            }
-        }
-    }
-
-    /// One transaction on the calling (pool) thread.
-    static func run<T>(on connection: PostgresConnection, writable: Bool, logger: Logger,
-                       _ body: (any SQLDatabase) throws -> T) throws -> T {
-        let db = PGTransaction(connection: connection, writable: writable, logger: logger)
-        _ = try db.execute(writable ? "BEGIN" : "BEGIN READ ONLY", [])
+    /// One read-only transaction on the calling (pool) thread.
+    static func run<T>(on connection: PostgresConnection, logger: Logger, _ body: (any SQLDatabase) throws -> T) throws -> T {
+        let db = PGTransaction(connection: connection, writable: false, logger: logger)
+        _ = try db.execute("BEGIN READ ONLY", [])
         do {
             let result = try body(db)
             _ = try db.execute("COMMIT", [])

@@ -130,13 +130,10 @@ final class PostgresGroupCommit: Sendable {
     private func retry(_ pending: Pending, _ conflict: TransactionConflict) {
         var pending = pending
         pending.conflicts += 1
-        if let duplicate = conflict.duplicate, pending.conflicts >= 3 { return pending.fail(duplicate) }
-        guard pending.conflicts < 20 else {
-            return pending.fail(DatabaseUnreachable(description: "transaction kept colliding with other masters'"))
-        }
-        let pause = Int.random(in: 1...(5 * pending.conflicts))
+        if let error = conflict.giveUp(after: pending.conflicts) { return pending.fail(error) }
+        let pause = TransactionConflict.pause(after: pending.conflicts)
         Task {
-            try? await Task.sleep(for: .milliseconds(pause))
+            try? await Task.sleep(for: pause)
             self.enqueue(pending)
         }
     }

@@ -92,12 +92,10 @@ final class TallyingDatabase: SQLDatabase {
         guard !notes.events.isEmpty else { return }
         let events = notes.events
         notes.events = []
-        var start = 0
-        while start < events.count {
+        for start in stride(from: 0, to: events.count, by: Self.eventsPerInsert) {
             let chunk = events[start..<min(start + Self.eventsPerInsert, events.count)]
             let rows = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
             try inner.execute("INSERT INTO task_events (\(Self.eventColumns)) VALUES \(rows)", Array(chunk.joined()))
-            start += chunk.count
         }
     }
 
