@@ -118,7 +118,7 @@ public final class ChildProcess: Sendable, RunningProcess {
         self.cgroup = cgroup
         let (stream, continuation) = AsyncStream.makeStream(of: Data.self)
         output = stream
-        Thread.detachNewThread {
+        BlockingThreads.shared.run {
             var buffer = [UInt8](repeating: 0, count: 64 * 1024)
             while true {
                 let n = buffer.withUnsafeMutableBytes { read(readFD, $0.baseAddress, $0.count) }
@@ -135,7 +135,7 @@ public final class ChildProcess: Sendable, RunningProcess {
         }
         exit = Task {
             await withCheckedContinuation { (done: CheckedContinuation<ProcessEnding, Never>) in
-                Thread.detachNewThread {
+                BlockingThreads.shared.run {
                     var status: Int32 = 0
                     var usage = rusage()
                     // Waited for without reaping first; reaped under the lock that signals take.
