@@ -54,6 +54,33 @@ import Testing
         #expect(try await store.jobs(JobFilter(), page: PageRequest()).items.count == 1)
     }
 
+    /// A submission's answer is built from what it inserted, not read back: it must say what reading
+    /// the job back says, and its queued requirements what `queuedRequirements` counts.
+    @Test(arguments: Backend.allCases)
+    func theSubmissionsAnswerIsTheJobAsReadBack(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let gpu = TaskRequirements(resources: ResourceVector(cpus: 2, ram: 1 << 30, gpus: 1), tags: ["gpu", "linux"])
+        var submission = JobSubmission(name: "shot 010", priority: 7, labels: ["show": "x", "seq": "010"], tasks: [
+            TaskSpec(name: "a", command: ["true"], requirements: gpu),
+            TaskSpec(name: "b", command: ["true"]),
+            TaskSpec(name: "c", command: ["true"], requirements: gpu),
+            TaskSpec(name: "d", command: ["true"], dependsOn: ["b"]),
+        ])
+        submission.progressRegex = #"Fra:(\d+)"#
+        let outcome = try await store.submit(submission, owner: "alice", now: now, idempotency: nil)
+        let encoder = WireJSON.encoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let readBack = try await store.job(outcome.job.id)
+        #expect(String(decoding: try encoder.encode(outcome.job), as: UTF8.self)
+                == String(decoding: try encoder.encode(readBack), as: UTF8.self))
+        #expect(outcome.job.progressRegex == readBack.progressRegex && outcome.job.progressRegex != nil)
+        #expect(outcome.job.counts[.queued] == 3 && outcome.job.counts[.blocked] == 1 && outcome.job.state == .queued)
+        let queued = try #require(outcome.queued)
+        let counted = try await store.queuedRequirements(job: outcome.job.id)
+        #expect(queued.map(\.0) == counted.map(\.0) && queued.map(\.1) == counted.map(\.1))
+        #expect(Set(queued.map(\.1)) == [1, 2])
+    }
+
     @Test(arguments: Backend.allCases)
     func bigSubmissionKeepsEveryTaskAndDependency(_ backend: Backend) async throws {
         let store = try await StoreFixture.make(backend).store

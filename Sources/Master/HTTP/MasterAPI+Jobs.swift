@@ -14,7 +14,9 @@ extension MasterAPI {
         var job = outcome.job
         // The held claims this job's claimable tasks fit, one per task at most (a replay queued nothing).
         if !outcome.replayed { await wake.notify(outcome.readied) }
-        job.warnings = conversionWarnings + ownerWarnings + (try await placementWarnings(job.id))
+        // A new job's queued tasks are known from its insert, and nothing blocklists an agent for it yet.
+        job.warnings = conversionWarnings + ownerWarnings
+            + (try await placementWarnings(job.id, queued: outcome.queued, blocked: outcome.queued.map { _ in [] }))
         var response = try Self.json(job, status: .created)
         // The same answer as the first time, said to be a replay.
         // A literal, valid header name: the failable init cannot fail here.
@@ -70,10 +72,16 @@ extension MasterAPI {
 
     /// Queued tasks that no enrolled (not disabled) agent could ever run, or that only blocklisted
     /// agents could: said, not left waiting silently.
-    func placementWarnings(_ job: JobID) async throws -> [String] {
+    /// `queued` and `blocked`, where the caller knows them, spare reading them.
+    func placementWarnings(_ job: JobID, queued known: [(TaskRequirements, Int)]? = nil,
+                           blocked knownBlocked: Set<AgentID>? = nil) async throws -> [String] {
+        var queued = known ?? []
+        if known == nil { queued = try await store.queuedRequirements(job: job) }
+        guard !queued.isEmpty else { return [] }
         let agents = try await store.agentCapacities()
-        let blocked = Set(try await store.blocklist(job: job, threshold: config.blocklistAfter).map(\.agent))
-        return try await store.queuedRequirements(job: job).compactMap { requirements, count in
+        var blocked = knownBlocked ?? []
+        if knownBlocked == nil { blocked = Set(try await store.blocklist(job: job, threshold: config.blocklistAfter).map(\.agent)) }
+        return queued.compactMap { requirements, count in
             let fitting = agents.filter { ClaimPolicy.canEverRun(requirements, capacity: $0.total, tags: $0.tags) }
             let tags = requirements.tags.isEmpty ? "" : ", tags \(requirements.tags.joined(separator: ","))"
             if fitting.isEmpty {

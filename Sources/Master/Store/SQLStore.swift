@@ -59,22 +59,23 @@ public final class SQLStore: Store {
                     return SubmitOutcome(job: view, replayed: true)
                 }
             }
-            let (view, readied) = try Self.insertJob(db, job, owner: owner, now: now)
+            let (view, readied, queued) = try Self.insertJob(db, job, owner: owner, now: now)
             if let idempotency {
                 // Two masters storing one key at once: the second insert collides and its transaction runs
                 // again, finding the first one's job above.
                 try db.execute(sql: "INSERT INTO submissions (key, body_hash, job_id, created_at) VALUES (?, ?, ?, ?)",
                                arguments: [storedKey, idempotency.bodyHash, view.id.rawValue, now.timeIntervalSince1970])
             }
-            return SubmitOutcome(job: view, replayed: false, readied: readied)
+            return SubmitOutcome(job: view, replayed: false, readied: readied, queued: queued)
         }
         if !outcome.replayed { engine.inserted(tasks: job.submission.tasks.count) }
         return outcome
     }
 
-    /// Inserts the job and its tasks; answers the job and its tasks that are claimable at once.
+    /// Inserts the job and its tasks; answers the job, its tasks that are claimable at once, and
+    /// those tasks' requirements with how many need each (as `queuedRequirements` would read them).
     static func insertJob(_ db: any SQLDatabase, _ validated: ValidatedJob, owner: String,
-                          now: Date) throws -> (JobView, NewWork) {
+                          now: Date) throws -> (JobView, NewWork, [(TaskRequirements, Int)]) {
         let job = validated.submission, graph = validated.graph
         // A job that runs after others waits until they all succeed; one that already failed is refused.
         var afterReady = true
@@ -111,6 +112,7 @@ public final class SQLStore: Store {
         // Consecutive tasks mostly share their requirements (a frame range): counted in runs, so that
         // a 100 000-task job hashes a few shapes, not one per task.
         var run: (requirements: TaskRequirements, count: Int)?
+        var queued: [TaskRequirements: Int] = [:]
         var batch: [any SQLBindable] = []
         var batchRows = 0
         func flush() throws {
@@ -124,6 +126,7 @@ public final class SQLStore: Store {
             let req = job.effectiveRequirements(of: spec)
             let ready = afterReady && graph.prerequisites[index].isEmpty
             if ready {
+                queued[req, default: 0] += 1
                 if run?.requirements == req {
                     run?.count += 1
                 } else {
@@ -164,9 +167,22 @@ public final class SQLStore: Store {
             }
         }
         try flushEdges()
-        var view = try Self.jobView(db, jobID)
-        if job.tasks.count <= 1000 { view.taskIDs = ids.map(TaskID.init(rawValue:)) }
-        return (view, readied)
+        // What `jobView` would read back, known here: three statements fewer in every submission.
+        let counts = [TaskState.queued: readied.count, .blocked: job.tasks.count - readied.count].filter { $0.value > 0 }
+        var view = JobView(
+            id: jobID, name: job.name, owner: owner, priority: job.priority, labels: job.labels,
+            state: JobState.derive(counts: counts, paused: false, cancelled: false), paused: false,
+            createdAt: Date(timeIntervalSince1970: now.timeIntervalSince1970), counts: TaskCounts(counts), progress: 0,
+            warnings: [], taskIDs: job.tasks.count <= 1000 ? ids.map(TaskID.init(rawValue:)) : nil)
+        view.progressRegex = job.progressRegex
+        return (view, readied, queued.sorted { Self.requirementOrder($0.key, $1.key) }.map { ($0.key, $0.value) })
+    }
+
+    /// The order of `queuedRequirements`' groups (its GROUP BY columns).
+    static func requirementOrder(_ a: TaskRequirements, _ b: TaskRequirements) -> Bool {
+        let left = (a.resources.milliCPUs, a.resources.ram, a.resources.disk, a.resources.gpus)
+        let right = (b.resources.milliCPUs, b.resources.ram, b.resources.disk, b.resources.gpus)
+        return left != right ? left < right : a.tags.joined(separator: ",") < b.tags.joined(separator: ",")
     }
 
     public func job(_ id: JobID) async throws -> JobView {

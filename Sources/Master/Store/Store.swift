@@ -302,9 +302,13 @@ public struct SubmitOutcome: Sendable {
     public var replayed: Bool
     /// The job's tasks that are claimable at once (not waiting for dependencies).
     public var readied: NewWork
-    public init(job: JobView, replayed: Bool, readied: NewWork = NewWork()) {
+    /// A new job's queued tasks' requirements, with how many need each (as `queuedRequirements`
+    /// answers them); nil for a replay.
+    public var queued: [(TaskRequirements, Int)]?
+    public init(job: JobView, replayed: Bool, readied: NewWork = NewWork(), queued: [(TaskRequirements, Int)]? = nil) {
         self.job = job
         self.replayed = replayed
         self.readied = readied
+        self.queued = queued
     }
 }
