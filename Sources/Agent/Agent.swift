@@ -22,6 +22,7 @@ public struct Agent: Sendable {
         if orphans > 0 { logger.warning("killed \(orphans) process(es) left running by an earlier run of this agent") }
         // Sessions do not outlive the agent: the directories an earlier run left open go (their processes are gone above).
         WorkDirectory.remove(config.workDir + "/" + SessionTable.directory)
+        WorkDirectory.removeSpares(in: config.workDir + "/tasks")
         let containment = Containment.detect(policy: config.containment, logger: logger)
         logger.notice("\(containment.summary)")
         // The master, trusting the configured CA file for https://, with the join token until enrolled.

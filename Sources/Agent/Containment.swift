@@ -458,6 +458,8 @@ struct TaskCgroup: Sendable {
     var baselineOOMKills = 0
     /// The limits now written in its files (a new cgroup's: no memory limit, the default weight).
     var applied = Limits(memory: nil, cpuMillis: nil)
+    /// Its control files, kept open while it serves runs (shared by the copies of this value).
+    var files = CgroupFiles()
 
     struct Limits: Sendable, Equatable {
         /// nil: no limit.
@@ -472,16 +474,16 @@ struct TaskCgroup: Sendable {
         if let (dir, v2) = memory, limits.memory != applied.memory {
             memoryLimit = limits.memory
             if v2 {
-                try Containment.write(limits.memory.map(String.init) ?? "max", to: dir + "/memory.max")
+                try files.write(limits.memory.map(String.init) ?? "max", to: dir + "/memory.max")
                 // The limit bounds what the task holds, not what it holds in RAM: no swap beyond it.
-                try? Containment.write(limits.memory == nil ? "max" : "0", to: dir + "/memory.swap.max")
+                try? files.write(limits.memory == nil ? "max" : "0", to: dir + "/memory.swap.max")
             } else {
                 // v1 keeps limit <= memsw.limit at every moment: raise memsw first, lower it last.
                 let value = limits.memory.map(String.init) ?? "-1"
                 let raising = limits.memory.map { new in applied.memory.map { new > $0 } ?? false } ?? true
-                if raising { try? Containment.write(value, to: dir + "/memory.memsw.limit_in_bytes") }
-                try Containment.write(value, to: dir + "/memory.limit_in_bytes")
-                if !raising { try? Containment.write(value, to: dir + "/memory.memsw.limit_in_bytes") }
+                if raising { try? files.write(value, to: dir + "/memory.memsw.limit_in_bytes") }
+                try files.write(value, to: dir + "/memory.limit_in_bytes")
+                if !raising { try? files.write(value, to: dir + "/memory.memsw.limit_in_bytes") }
             }
         } else if memory != nil {
             memoryLimit = limits.memory
@@ -490,9 +492,9 @@ struct TaskCgroup: Sendable {
             // Shares in proportion to the CPUs asked for (v2's default weight 100 is one CPU; v1's 1024).
             let millis = limits.cpuMillis ?? 1000
             if v2 {
-                try Containment.write("\(min(10_000, max(1, millis / 10)))", to: dir + "/cpu.weight")
+                try files.write("\(min(10_000, max(1, millis / 10)))", to: dir + "/cpu.weight")
             } else {
-                try Containment.write("\(min(262_144, max(2, millis * 1024 / 1000)))", to: dir + "/cpu.shares")
+                try files.write("\(min(262_144, max(2, millis * 1024 / 1000)))", to: dir + "/cpu.shares")
             }
         }
         applied = limits
@@ -500,7 +502,7 @@ struct TaskCgroup: Sendable {
         baselineCPUSeconds = cpuSecondsCounted() ?? 0
         baselineOOMKills = oomKillsCounted()
         if let (dir, v2) = memory, !v2 {
-            try Containment.write("0", to: dir + "/memory.max_usage_in_bytes")
+            try files.write("0", to: dir + "/memory.max_usage_in_bytes")
         }
     }
 
@@ -529,6 +531,7 @@ struct TaskCgroup: Sendable {
     /// Pids in the cgroup now (from the first directory: every process joined them all).
     func members() -> [pid_t] {
         guard let dir = unified ?? dirs.first else { return [] }
+        // Opened afresh each time: a v1 cgroup.procs kept open may answer a list up to a second old.
         return (Containment.read(dir + "/cgroup.procs") ?? "").split(separator: "\n").compactMap { pid_t($0) }
     }
 
@@ -560,7 +563,7 @@ struct TaskCgroup: Sendable {
     /// OOM kills the cgroup has counted since it was made.
     func oomKillsCounted() -> Int {
         guard let (dir, v2) = memory else { return 0 }
-        let text = Containment.read(dir + (v2 ? "/memory.events" : "/memory.oom_control")) ?? ""
+        let text = files.read(dir + (v2 ? "/memory.events" : "/memory.oom_control")) ?? ""
         for line in text.split(separator: "\n") where line.hasPrefix("oom_kill ") {
             return Int(line.dropFirst("oom_kill ".count)) ?? 0
         }
@@ -571,13 +574,13 @@ struct TaskCgroup: Sendable {
     func cpuSecondsCounted() -> Double? {
         guard let (dir, v2) = cpuacct else { return nil }
         if v2 {
-            let stat = Containment.read(dir + "/cpu.stat") ?? ""
+            let stat = files.read(dir + "/cpu.stat") ?? ""
             for line in stat.split(separator: "\n") where line.hasPrefix("usage_usec ") {
                 return Double(line.dropFirst("usage_usec ".count)).map { $0 / 1e6 }
             }
             return nil
         }
-        return Containment.read(dir + "/cpuacct.usage").flatMap { Double(Containment.trimmed($0)) }
+        return files.read(dir + "/cpuacct.usage").flatMap { Double(Containment.trimmed($0)) }
             .map { $0 / 1e9 }
     }
 
@@ -587,14 +590,21 @@ struct TaskCgroup: Sendable {
         let cpuSeconds = cpuSecondsCounted().map { max(0, $0 - baselineCPUSeconds) }
         var rss: Int64?, peak: Int64?
         if let (dir, v2) = memory {
-            rss = Self.number(dir + (v2 ? "/memory.current" : "/memory.usage_in_bytes"))
-            peak = Self.number(dir + (v2 ? "/memory.peak" : "/memory.max_usage_in_bytes"))
+            rss = counter(dir + (v2 ? "/memory.current" : "/memory.usage_in_bytes"))
+            // v2's peak is kept per open file: read through a fresh one, as before.
+            peak = v2 ? Self.number(dir + "/memory.peak") : counter(dir + "/memory.max_usage_in_bytes")
         }
         guard cpuSeconds != nil || rss != nil else { return nil }
-        let processes = pids.flatMap { Self.number($0 + "/pids.current") }.map(Int.init) ?? members().count
+        let processes = pids.flatMap { counter($0 + "/pids.current") }.map(Int.init) ?? members().count
         return TaskUsage(cpuSeconds: cpuSeconds ?? 0, rss: rss ?? 0, peakRSS: max(peak ?? 0, rss ?? 0), processes: processes)
     }
 
+    /// A counter through the cgroup's open files.
+    func counter(_ path: String) -> Int64? {
+        files.read(path).flatMap { Int64(Containment.trimmed($0)) }
+    }
+
+    /// A control file's number, read through a file opened for this read.
     static func number(_ path: String) -> Int64? {
         Containment.read(path).flatMap { Int64(Containment.trimmed($0)) }
     }
@@ -602,6 +612,7 @@ struct TaskCgroup: Sendable {
     /// Removes the directories once their processes are gone (a killed process leaves its cgroup when
     /// it is reaped; its children, reparented to init, a moment later).
     func remove(waiting: Duration = .zero) {
+        files.closeAll()
         let deadline = ContinuousClock.now + waiting
         for dir in dirs.reversed() {
             while rmdir(dir) != 0 && errno == EBUSY && ContinuousClock.now < deadline {

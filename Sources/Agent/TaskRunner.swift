@@ -43,7 +43,7 @@ struct TaskRunner: Sendable {
 
         let dir = config.workDir + "/tasks/\(task)-e\(lease.epoch)"
         WorkDirectory.make(dir)
-        defer { WorkDirectory.remove(dir) }
+        defer { WorkDirectory.recycle(dir) }
         // The task's own directory is the task user's: the rest of the agent's work dir is not.
         if let user = config.taskUser { _ = chown(dir, user.uid, user.gid) }
 

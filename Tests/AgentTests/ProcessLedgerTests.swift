@@ -49,3 +49,40 @@ import Testing
         #expect(ProcessLedger.entry(name: "notes.txt", text: "t77\n1234\nend\n") == nil)
     }
 }
+
+/// Run directories: an emptied one is renamed into the next run's place; one its run changed is not.
+@Suite struct WorkDirectoryTests {
+    @Test func anEmptiedRunDirectoryServesTheNextRunAndAChangedOneIsRemoved() throws {
+        let parent = NSTemporaryDirectory() + "paddock-workdirs-\(getpid())-\(UInt32.random(in: 0...UInt32.max))/tasks"
+        defer { try? FileManager.default.removeItem(atPath: parent + "/..") }
+        WorkDirectory.make(parent + "/t1-e1")
+        var first = stat()
+        #expect(stat(parent + "/t1-e1", &first) == 0)
+        WorkDirectory.recycle(parent + "/t1-e1")
+        #expect(WorkDirectory.spareCount(in: parent) == 1)
+        #expect(!FileManager.default.fileExists(atPath: parent + "/t1-e1"))
+
+        WorkDirectory.make(parent + "/t2-e1")
+        var second = stat()
+        #expect(stat(parent + "/t2-e1", &second) == 0)
+        #expect(second.st_ino == first.st_ino, "the spare was renamed into place, not a new directory made")
+        #expect(WorkDirectory.spareCount(in: parent) == 0)
+
+        // A run that left a file, and one that changed its directory's mode: neither is kept.
+        FileManager.default.createFile(atPath: parent + "/t2-e1/frame.exr", contents: Data("x".utf8))
+        WorkDirectory.recycle(parent + "/t2-e1")
+        WorkDirectory.make(parent + "/t3-e1")
+        chmod(parent + "/t3-e1", 0o777)
+        WorkDirectory.recycle(parent + "/t3-e1")
+        #expect(WorkDirectory.spareCount(in: parent) == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent).isEmpty)
+
+        // An agent started again removes the spares an earlier run left.
+        WorkDirectory.make(parent + "/t4-e1")
+        WorkDirectory.recycle(parent + "/t4-e1")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent).count == 1)
+        WorkDirectory.removeSpares(in: parent)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent).isEmpty)
+        #expect(WorkDirectory.spareCount(in: parent) == 0)
+    }
+}
