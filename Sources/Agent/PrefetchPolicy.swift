@@ -15,25 +15,37 @@ public enum PrefetchPolicy: Sendable, Equatable, CustomStringConvertible {
 
     /// Runs at most this long count as short.
     public static let shortRun: Duration = .milliseconds(500)
-    /// Runs at most this long are so short that the agent holds two leases per slot: its exchanges
-    /// then refill half of them at once (see `Workload.canCoalesce`), a few runs per round trip.
+    /// Runs at most this long are so short that the agent holds several leases per slot, about
+    /// `prefetchedWork` of them (two at least, `mostPerSlot` at most): its exchanges then refill half
+    /// of them at once (see `Workload.canCoalesce`), several runs per round trip.
     public static let veryShortRun: Duration = .milliseconds(50)
+    /// How much work (by the median run) a slot holds prefetched when runs are very short. Runs of a
+    /// few milliseconds fill eight leases per slot: on 2 slots that took a fifth off the master's
+    /// and the agent's CPU per task against two per slot (exchanges carry twice the reports).
+    public static let prefetchedWork: Duration = .milliseconds(100)
+    public static let mostPerSlot = 8
+    /// Beyond two per slot, an agent holds at most this many prefetched leases in all: a wide agent
+    /// refills from many slots' runs per exchange anyway.
+    public static let deepPrefetchCap = 32
     /// How many of the last runs `auto` looks at, and how many it needs before it prefetches.
     public static let window = 8
     public static let fewestRuns = 3
 
     /// The leases to hold beyond what runs, given the lengths of the last runs (oldest first) and the
-    /// agent's slots: with `auto`, one per slot while the median of the last runs is short, two while
-    /// it is very short.
+    /// agent's slots: with `auto`, one per slot while the median of the last runs is short, about
+    /// `prefetchedWork` per slot while it is very short.
     public func count(recentRuns: [Duration], slots: Int) -> Int {
         switch self {
         case .fixed(let count):
             return count
         case .auto:
             let runs = recentRuns.suffix(Self.window).sorted()
-            guard runs.count >= Self.fewestRuns, runs[runs.count / 2] <= Self.shortRun else { return 0 }
-            let perSlot = runs[runs.count / 2] <= Self.veryShortRun ? 2 : 1
-            return min(max(slots, 0) * perSlot, Limits.claimSlots)
+            guard runs.count >= Self.fewestRuns, case let median = runs[runs.count / 2], median <= Self.shortRun else { return 0 }
+            let slots = max(slots, 0)
+            guard median <= Self.veryShortRun else { return min(slots, Limits.claimSlots) }
+            let perSlot = median <= .zero ? Self.mostPerSlot
+                : min(Self.mostPerSlot, max(2, Int((Self.prefetchedWork / median).rounded(.down))))
+            return min(slots * perSlot, max(2 * slots, Self.deepPrefetchCap), Limits.claimSlots)
         }
     }
 

@@ -189,7 +189,7 @@ struct AgentOptions: ParsableArguments {
     var pathMapping: String?
     @Option(help: "At most this many tasks at once (default: the CPU count).")
     var slots: Int?
-    @Option(help: "Assigned tasks to hold beyond what runs, to start at once when room frees (others may steal them): a number, or auto (one per slot while the last runs took under half a second, none otherwise; the default).")
+    @Option(help: "Assigned tasks to hold beyond what runs, to start at once when room frees (others may steal them): a number, or auto (one per slot while the last runs took under half a second, up to eight while they took under 50 ms, none otherwise; the default).")
     var prefetch: String = "auto"
     @Option(help: "RAM kept for the host when the agent's RAM is detected (not given with --ram).")
     var reserveRAM: String = "1GiB"

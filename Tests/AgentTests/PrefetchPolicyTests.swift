@@ -5,7 +5,8 @@ import ServiceLifecycleTestKit
 import Testing
 
 /// `--prefetch auto` (the default): a lease per slot held beyond what runs while the last runs were
-/// short, two while they were very short, none while they were long.
+/// short, about 100 ms of work per slot (two to eight leases) while they were very short, none while
+/// they were long.
 @Suite(.timeLimit(.minutes(1))) struct PrefetchPolicyTests {
     private static let short: Duration = .milliseconds(300)
     private static let veryShort: Duration = .milliseconds(3)
@@ -17,7 +18,10 @@ import Testing
         #expect(auto.count(recentRuns: [Self.short, Self.short], slots: 4) == 0, "two runs are too few to judge")
         #expect(auto.count(recentRuns: [Self.short, Self.short, Self.short], slots: 4) == 4)
         #expect(auto.count(recentRuns: [Self.short, Self.long, Self.short], slots: 2) == 2, "one long run among short ones")
-        #expect(auto.count(recentRuns: [Self.veryShort, Self.veryShort, Self.short], slots: 4) == 8, "two per slot")
+        #expect(auto.count(recentRuns: [Self.veryShort, Self.veryShort, Self.short], slots: 4) == 32, "eight per slot")
+        #expect(auto.count(recentRuns: [Self.veryShort, Self.veryShort, Self.short], slots: 16) == 32,
+                "two per slot and no more than 32 in all")
+        #expect(auto.count(recentRuns: Array(repeating: .milliseconds(25), count: 3), slots: 2) == 8, "100 ms of 25 ms runs")
         #expect(auto.count(recentRuns: Array(repeating: PrefetchPolicy.veryShortRun, count: 3), slots: 1) == 2)
         #expect(auto.count(recentRuns: [Self.veryShort, Self.short, Self.short], slots: 4) == 4)
         #expect(auto.count(recentRuns: [Self.veryShort, Self.veryShort, Self.veryShort], slots: 5_000) == Limits.claimSlots)
@@ -63,7 +67,7 @@ import Testing
                 process.exit(.exited(0))
                 exchange = await fixture.master.exchanges.next { $0.finished.contains { $0.task == TaskID(rawValue: Int64(run)) } }
             }
-            #expect(exchange.request.claim?.prefetch == 2, "runs of no time at all: two leases per slot")
+            #expect(exchange.request.claim?.prefetch == PrefetchPolicy.mostPerSlot, "runs of no time at all: the most leases per slot")
             exchange.answer(ExchangeResponse())
             fixture.master.acknowledgeReports()
             trigger.triggerGracefulShutdown()
