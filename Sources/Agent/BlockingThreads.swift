@@ -15,6 +15,8 @@ final class BlockingThreads: Sendable {
         var work: [@Sendable () -> Void] = []
         /// Threads waiting on `wake` that no signal is meant for yet.
         var idle = 0
+        /// Threads alive (for tests).
+        var live = 0
     }
 
     private let state = Mutex(State())
@@ -32,7 +34,10 @@ final class BlockingThreads: Sendable {
     func run(_ body: @escaping @Sendable () -> Void) {
         let handToIdle = state.withLock { state in
             state.work.append(body)
-            guard state.idle > 0 else { return false }
+            guard state.idle > 0 else {
+                state.live += 1
+                return false
+            }
             state.idle -= 1
             return true
         }
@@ -43,8 +48,9 @@ final class BlockingThreads: Sendable {
         }
     }
 
-    /// Idle threads now (for tests).
+    /// Idle threads now, and threads alive (for tests).
     var idleCount: Int { state.withLock { $0.idle } }
+    var liveCount: Int { state.withLock { $0.live } }
 
     /// Takes one call (each signal and each new thread stands for exactly one queued call), then
     /// waits for the next while fewer than `keepIdle` wait.
@@ -53,7 +59,10 @@ final class BlockingThreads: Sendable {
             let body = state.withLock { $0.work.removeFirst() }
             body()
             let stays = state.withLock { state in
-                guard state.idle < keepIdle else { return false }
+                guard state.idle < keepIdle else {
+                    state.live -= 1
+                    return false
+                }
                 state.idle += 1
                 return true
             }
@@ -64,6 +73,7 @@ final class BlockingThreads: Sendable {
                 let leaves = state.withLock { state in
                     guard state.idle > 0 else { return false }
                     state.idle -= 1
+                    state.live -= 1
                     return true
                 }
                 if leaves { return }

@@ -152,6 +152,7 @@ public final class ChildProcess: Sendable, RunningProcess {
                     // started, setsid'd daemons included; without one, its process group is what is known.
                     kill(-pid, SIGKILL)
                     var oom = false
+                    var leftNothing = false
                     if let cgroup {
                         cgroup.killAll()
                         oom = cgroup.oomKilled()
@@ -161,11 +162,11 @@ public final class ChildProcess: Sendable, RunningProcess {
                             spent = TaskUsage(cpuSeconds: max(counted.cpuSeconds, cpu), rss: 0,
                                               peakRSS: counted.peakRSS > 0 ? counted.peakRSS : peak, processes: 0)
                         }
-                        cgroup.recycle(waiting: .seconds(2))
+                        leftNothing = cgroup.recycle(waiting: .seconds(2))
                     }
                     let signal = status & 0x7f
                     done.resume(returning: ProcessEnding(status: signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal),
-                                                  usage: spent, oomKilled: oom))
+                                                  usage: spent, oomKilled: oom, leftNothing: leftNothing))
                 }
             }
         }

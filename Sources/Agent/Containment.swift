@@ -507,10 +507,11 @@ struct TaskCgroup: Sendable {
     }
 
     /// Back to the pool once the run is over and nothing of it is left; otherwise removed (waiting
-    /// up to `waiting` for what was killed to leave).
-    func recycle(waiting: Duration) {
-        if let pool, members().isEmpty, pool.put(self) { return }
-        remove(waiting: waiting)
+    /// up to `waiting` for what was killed to leave). True when nothing of the run was left in it.
+    @discardableResult
+    func recycle(waiting: Duration) -> Bool {
+        if let pool, members().isEmpty, pool.put(self) { return true }
+        return remove(waiting: waiting)
     }
 
     /// The `cgroup.procs` files to join, opened for the launch (the caller closes them).
@@ -611,14 +612,23 @@ struct TaskCgroup: Sendable {
 
     /// Removes the directories once their processes are gone (a killed process leaves its cgroup when
     /// it is reaped; its children, reparented to init, a moment later).
-    func remove(waiting: Duration = .zero) {
+    /// True when every directory is gone (a cgroup with a process in it cannot be removed).
+    @discardableResult
+    func remove(waiting: Duration = .zero) -> Bool {
         files.closeAll()
         let deadline = ContinuousClock.now + waiting
+        var removed = true
         for dir in dirs.reversed() {
-            while rmdir(dir) != 0 && errno == EBUSY && ContinuousClock.now < deadline {
+            while rmdir(dir) != 0 {
+                if errno == ENOENT { break }
+                if errno != EBUSY || ContinuousClock.now >= deadline {
+                    removed = false
+                    break
+                }
                 usleep(5_000)
             }
         }
+        return removed
     }
 }
 

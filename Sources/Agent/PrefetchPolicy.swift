@@ -41,7 +41,7 @@ public enum PrefetchPolicy: Sendable, Equatable, CustomStringConvertible {
         case .auto:
             let runs = recentRuns.suffix(Self.window).sorted()
             guard runs.count >= Self.fewestRuns, case let median = runs[runs.count / 2], median <= Self.shortRun else { return 0 }
-            let slots = max(slots, 0)
+            let slots = min(max(slots, 0), Limits.claimSlots)  // no overflow below, whatever `--slots` said
             guard median <= Self.veryShortRun else { return min(slots, Limits.claimSlots) }
             let perSlot = median <= .zero ? Self.mostPerSlot
                 : min(Self.mostPerSlot, max(2, Int((Self.prefetchedWork / median).rounded(.down))))

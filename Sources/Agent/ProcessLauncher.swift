@@ -33,6 +33,9 @@ struct ProcessEnding: Sendable {
     var usage: TaskUsage
     /// The kernel's OOM killer killed a process of the run (it went past its memory limit).
     var oomKilled: Bool
+    /// The run's cgroup was found empty after its end: nothing the run started is left (a process
+    /// group alone cannot say so: a `setsid` daemon leaves it). Only then is its directory reused.
+    var leftNothing: Bool = false
 }
 
 /// A run's process, as the agent's services see it (the real one: `ChildProcess`).

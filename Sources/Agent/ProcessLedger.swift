@@ -34,12 +34,13 @@ public final class ProcessLedger: Sendable {
         slots.withLock { $0.opened.forEach { _ = close($0) } }
     }
 
-    /// The task, its process group, then its cgroup directories, a line each, and `end`: a slot's
-    /// earlier, longer record may go on after it. Written plainly, not synced: the record serves an
+    /// The task, its process group, then its cgroup directories, a line each, and `end` with the
+    /// task again: a slot's earlier, longer record may go on after it, and a record torn by a crash
+    /// mid-write ends with no `end` naming its task. Written plainly, not synced: the record serves an
     /// agent killed while its host stays up (after a reboot nothing it names runs any more), and an
     /// fsync per run would cost more than the run of a short task.
     func record(task: TaskID, processGroup: pid_t, cgroup: [String] = []) {
-        let text = (["\(task)", "\(processGroup)"] + cgroup + ["end"]).joined(separator: "\n") + "\n"
+        let text = (["\(task)", "\(processGroup)"] + cgroup + ["end \(task)"]).joined(separator: "\n") + "\n"
         let slot: Int32? = slots.withLock { slots in
             if let slot = slots.byTask[task] { return slot }
             var slot = slots.free.popLast()
@@ -73,7 +74,7 @@ public final class ProcessLedger: Sendable {
             task = named
         } else {
             guard name.hasPrefix("slot-"), let first = lines.first, let recorded = TaskID(first),
-                  let end = lines.firstIndex(of: "end") else { return nil }
+                  let end = lines.firstIndex(of: "end \(recorded)") else { return nil }
             task = recorded
             lines = Array(lines[1..<end])
         }

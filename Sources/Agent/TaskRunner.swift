@@ -43,7 +43,10 @@ struct TaskRunner: Sendable {
 
         let dir = config.workDir + "/tasks/\(task)-e\(lease.epoch)"
         WorkDirectory.make(dir)
-        defer { WorkDirectory.recycle(dir) }
+        // Kept for a later run only when the run's cgroup showed nothing of it left (a daemon it
+        // left behind could still write there).
+        var leftNothing = false
+        defer { if leftNothing { WorkDirectory.recycle(dir) } else { WorkDirectory.remove(dir) } }
         // The task's own directory is the task user's: the rest of the agent's work dir is not.
         if let user = config.taskUser { _ = chown(dir, user.uid, user.gid) }
 
@@ -60,16 +63,16 @@ struct TaskRunner: Sendable {
         case .finished:
             return
         case .none:
-            await runAction(dir: dir, in: nil, timer: timer)
+            leftNothing = await runAction(dir: dir, in: nil, timer: timer)
         case .joined(let joined):
-            await runAction(dir: dir, in: joined, timer: timer)
+            leftNothing = await runAction(dir: dir, in: joined, timer: timer)
             await sessions?.leave(joined.key)
         }
     }
 
     /// Launches the task's command (in its session, if it has one), relays its output, and leaves
-    /// its finish in the outbox.
-    private func runAction(dir: String, in openSession: OpenSession?, timer: Task<Void, any Error>?) async {
+    /// its finish in the outbox. True when the run's cgroup showed nothing of it left at its end.
+    private func runAction(dir: String, in openSession: OpenSession?, timer: Task<Void, any Error>?) async -> Bool {
         let task = lease.task
         let process: any RunningProcess
         do throws(LaunchError) {
@@ -85,7 +88,7 @@ struct TaskRunner: Sendable {
             await outbox.append(task, Data("paddock: \(error.description)\n".utf8))
             await outbox.finish(task, FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: nil, reason: error.description),
                                 expectRefusal: false)
-            return
+            return false
         }
         let launchedAt = clock.now
         logger.debug("task \(task) started (pid \(process.pid)): \(lease.command.joined(separator: " ").prefix(200))")
@@ -162,6 +165,7 @@ struct TaskRunner: Sendable {
         report.usage = await workload.usage(of: task)
         logger.debug("task \(task) ended: \(status)")
         await outbox.finish(task, report, expectRefusal: stopped?.masterDecided ?? false)
+        return ending.leftNothing
     }
 
     /// The agent's own environment, read once: it does not change while the agent runs, and reading

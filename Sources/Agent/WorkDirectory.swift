@@ -7,10 +7,11 @@ import Glibc
 /// A run's scratch directory. Made and removed with plain system calls: most runs leave it empty,
 /// and FileManager's walk of an empty directory costs more than a short task's own run.
 ///
-/// A run's directory that its run left empty, untouched, is kept as a spare (`.spare-N` beside it)
-/// and renamed into the next run's place: a rename changes one directory entry, where a mkdir and
-/// an rmdir each allocated or freed an inode in the agent's file system (60 µs of CPU and 100 µs
-/// of a slot's time per run here).
+/// A run's directory that its run left empty and untouched, with nothing of the run left to write
+/// into it (its cgroup was empty at its end: the caller says so by recycling rather than removing),
+/// is kept as a spare (`.spare-N` beside it) and renamed into the next run's place: a rename
+/// changes one directory entry, where a mkdir and an rmdir each allocated or freed an inode in the
+/// agent's file system (60 µs of CPU and 100 µs of a slot's time per run here).
 enum WorkDirectory {
     /// Spares by the directory that holds them.
     private static let spares = Mutex<[String: [String]]>([:])
@@ -22,10 +23,18 @@ enum WorkDirectory {
         let parent = parentDirectory(path)
         while let spare = spares.withLock({ $0[parent]?.popLast() }) {
             if rename(spare, path) == 0 { return }
+            if errno == ENOTEMPTY || errno == EEXIST {
+                // The run's directory is there already (an earlier run of the agent left it): used as
+                // before, and the spare kept.
+                spares.withLock { $0[parent, default: []].append(spare) }
+                break
+            }
             remove(spare)
         }
         if mkdir(path, 0o755) != 0 && errno == ENOENT {
-            try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+            // The parent first, then the directory itself with the mode a spare is checked against.
+            try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
+            _ = mkdir(path, 0o755)
         }
     }
 

@@ -8,10 +8,12 @@ import Testing
     /// A call after another has ended runs on the thread that ran it; a call made while every thread
     /// is blocked gets a new thread at once (it would otherwise wait behind a task that runs for hours).
     @Test func anIdleThreadIsReusedAndABusyPoolGrows() async throws {
-        let threads = BlockingThreads(keepIdle: 4, idleLimit: .seconds(60))
+        let threads = BlockingThreads(keepIdle: 4, idleLimit: .seconds(600))
         let first = await Self.threadOf(threads)
         #expect(try await ContainmentTests.eventually { threads.idleCount == 1 })
         #expect(await Self.threadOf(threads) == first, "the idle thread took the next call")
+        #expect(try await ContainmentTests.eventually { threads.idleCount == 1 })
+        #expect(threads.liveCount == 1)
 
         // One call blocks until the second has run: the second must not need the first's thread.
         let release = DispatchSemaphore(value: 0)
@@ -23,23 +25,27 @@ import Testing
         let second = await Self.threadOf(threads)
         release.signal()
         #expect(try await ContainmentTests.eventually { blockedThread.withLock { $0 } != nil })
-        #expect(blockedThread.withLock { $0 } != second)
+        #expect(blockedThread.withLock { $0 } == first && second != first)
         #expect(try await ContainmentTests.eventually { threads.idleCount == 2 })
+        #expect(threads.liveCount == 2)
     }
 
-    /// Idle threads past their limit end; at most `keepIdle` stay.
-    @Test func idleThreadsEnd() async throws {
-        let threads = BlockingThreads(keepIdle: 1, idleLimit: .milliseconds(50))
+    /// Past `keepIdle`, a thread whose call ended ends too; an idle one ends after `idleLimit`.
+    @Test func threadsBeyondTheIdleOnesAndIdleOnesPastTheirLimitEnd() async throws {
+        let kept = BlockingThreads(keepIdle: 1, idleLimit: .seconds(600))
         let release = DispatchSemaphore(value: 0)
-        for _ in 0..<3 { threads.run { release.wait() } }
+        for _ in 0..<3 { kept.run { release.wait() } }
+        #expect(kept.liveCount == 3, "three blocked calls, three threads")
         for _ in 0..<3 { release.signal() }
-        var mostIdle = 0
-        #expect(try await ContainmentTests.eventually {
-            mostIdle = max(mostIdle, threads.idleCount)
-            return threads.idleCount == 0
-        }, "the idle thread ends after its idle limit")
-        #expect(mostIdle <= 1, "at most one of the three stayed idle")
-        #expect(await Self.threadOf(threads) != 0, "a call after that gets a new thread")
+        #expect(try await ContainmentTests.eventually { kept.liveCount == 1 && kept.idleCount == 1 },
+                "two of three end, one stays idle")
+
+        let brief = BlockingThreads(keepIdle: 4, idleLimit: .milliseconds(50))
+        _ = await Self.threadOf(brief)
+        #expect(try await ContainmentTests.eventually { brief.liveCount == 0 }, "the idle thread ended after its limit")
+        #expect(brief.idleCount == 0)
+        _ = await Self.threadOf(brief)
+        #expect(try await ContainmentTests.eventually { brief.liveCount == 0 }, "a later call's thread ends too")
     }
 
     static func threadOf(_ threads: BlockingThreads) async -> pthread_t {

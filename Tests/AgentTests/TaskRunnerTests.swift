@@ -20,6 +20,21 @@ import Glibc
         return await fixture.outbox.batch().finished.first { $0.task == lease.task }
     }
 
+    /// A run whose cgroup was empty at its end leaves its directory as a spare for a later run; one
+    /// that may have left a process behind (no cgroup said otherwise) has its directory removed.
+    @Test func aRunsDirectoryIsKeptForALaterRunOnlyWhenNothingOfTheRunIsLeft() async throws {
+        let fixture = AgentFixture()
+        defer { fixture.close() }
+        let tasks = fixture.config.workDir + "/tasks"
+        _ = try #require(await run(AgentFixture.lease(31, epoch: 1), fixture) { $0.exit(.exited(0)) })
+        #expect(WorkDirectory.spareCount(in: tasks) == 0)
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: tasks))?.isEmpty ?? true)
+        _ = try #require(await run(AgentFixture.lease(32, epoch: 1), fixture) { $0.exit(.exited(0), leftNothing: true) })
+        #expect(WorkDirectory.spareCount(in: tasks) == 1)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tasks).allSatisfy { $0.hasPrefix(".spare-") })
+        WorkDirectory.removeSpares(in: tasks)
+    }
+
     @Test func aRunThatExitsZeroSucceedsWithItsOutputAndUsage() async throws {
         let fixture = AgentFixture()
         defer { fixture.close() }

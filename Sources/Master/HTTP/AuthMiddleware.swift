@@ -28,7 +28,12 @@ struct AuthMiddleware: RouterMiddleware {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else {
             throw PaddockError.unauthorized
         }
-        let token = String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces)
+        // Spaces and tabs around the token trimmed by hand: Foundation's `trimmingCharacters` goes
+        // through NSString, on every request.
+        var given = header.dropFirst("Bearer ".count)
+        while let first = given.first, first == " " || first == "\t" { given = given.dropFirst() }
+        while let last = given.last, last == " " || last == "\t" { given = given.dropLast() }
+        let token = String(given)
         guard !token.isEmpty, token.utf8.count <= 512 else { throw PaddockError.unauthorized }
         var context = context
         if token.hasPrefix(Self.credentialPrefix), MasterAPI.isExchange(request.method, request.uri.path) {

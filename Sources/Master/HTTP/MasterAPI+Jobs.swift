@@ -14,9 +14,11 @@ extension MasterAPI {
         var job = outcome.job
         // The held claims this job's claimable tasks fit, one per task at most (a replay queued nothing).
         if !outcome.replayed { await wake.notify(outcome.readied) }
-        // A new job's queued tasks are known from its insert, and nothing blocklists an agent for it yet.
-        job.warnings = conversionWarnings + ownerWarnings
-            + (try await placementWarnings(job.id, queued: outcome.queued, blocked: outcome.queued.map { _ in [] }))
+        // A new job's queued tasks are known from its insert, and nothing blocklists an agent for it
+        // yet; a replay's are read.
+        let placement = outcome.replayed ? try await placementWarnings(job.id)
+            : try await placementWarnings(job.id, queued: outcome.queued, blocked: [])
+        job.warnings = conversionWarnings + ownerWarnings + placement
         var response = try Self.json(job, status: .created)
         // The same answer as the first time, said to be a replay.
         // A literal, valid header name: the failable init cannot fail here.

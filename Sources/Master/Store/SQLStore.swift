@@ -126,11 +126,13 @@ public final class SQLStore: Store {
             let req = job.effectiveRequirements(of: spec)
             let ready = afterReady && graph.prerequisites[index].isEmpty
             if ready {
-                queued[req, default: 0] += 1
                 if run?.requirements == req {
                     run?.count += 1
                 } else {
-                    if let run { readied.add(run.requirements, job: jobID, times: run.count) }
+                    if let run {
+                        readied.add(run.requirements, job: jobID, times: run.count)
+                        queued[run.requirements, default: 0] += run.count
+                    }
                     run = (req, 1)
                 }
             }
@@ -147,7 +149,10 @@ public final class SQLStore: Store {
             if batchRows == 200 { try flush() }
         }
         try flush()
-        if let run { readied.add(run.requirements, job: jobID, times: run.count) }
+        if let run {
+            readied.add(run.requirements, job: jobID, times: run.count)
+            queued[run.requirements, default: 0] += run.count
+        }
         // Inserted rows bypass the counting trigger (it watches updates): count them here.
         try db.execute(sql: "UPDATE jobs SET queued = ? WHERE id = ?", arguments: [readied.count, jobID.rawValue])
         db.tallyAdded(readied.count, .queued)
@@ -178,7 +183,7 @@ public final class SQLStore: Store {
         return (view, readied, queued.sorted { Self.requirementOrder($0.key, $1.key) }.map { ($0.key, $0.value) })
     }
 
-    /// The order of `queuedRequirements`' groups (its GROUP BY columns).
+    /// The order of `queuedRequirements`' groups, and of a submission's (resources, then tags).
     static func requirementOrder(_ a: TaskRequirements, _ b: TaskRequirements) -> Bool {
         let left = (a.resources.milliCPUs, a.resources.ram, a.resources.disk, a.resources.gpus)
         let right = (b.resources.milliCPUs, b.resources.ram, b.resources.disk, b.resources.gpus)
@@ -231,7 +236,7 @@ public final class SQLStore: Store {
                 WHERE job_id = ? AND state = 'queued' GROUP BY cpu_millis, ram, disk, gpus, tags
                 """, arguments: [job.rawValue]).map { row in
                 (try Self.requirements(row), row["n"] as Int)
-            }
+            }.sorted { Self.requirementOrder($0.0, $1.0) }
         }
     }
 

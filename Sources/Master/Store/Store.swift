@@ -303,7 +303,7 @@ public struct SubmitOutcome: Sendable {
     /// The job's tasks that are claimable at once (not waiting for dependencies).
     public var readied: NewWork
     /// A new job's queued tasks' requirements, with how many need each (as `queuedRequirements`
-    /// answers them); nil for a replay.
+    /// answers them, in its order); nil for a replay.
     public var queued: [(TaskRequirements, Int)]?
     public init(job: JobView, replayed: Bool, readied: NewWork = NewWork(), queued: [(TaskRequirements, Int)]? = nil) {
         self.job = job

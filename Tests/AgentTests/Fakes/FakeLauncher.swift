@@ -75,8 +75,9 @@ final class FakeProcess: RunningProcess {
     func print(_ text: String) { sink.yield(Data(text.utf8)) }
 
     /// The process ends with `status`; its output closes.
-    func exit(_ status: PaddockAgent.ExitStatus, oomKilled: Bool = false) {
-        let ending = ProcessEnding(status: status, usage: Self.usage, oomKilled: oomKilled)
+    /// `leftNothing`: its cgroup was empty at its end (its directory may serve a later run).
+    func exit(_ status: PaddockAgent.ExitStatus, oomKilled: Bool = false, leftNothing: Bool = false) {
+        let ending = ProcessEnding(status: status, usage: Self.usage, oomKilled: oomKilled, leftNothing: leftNothing)
         let waiters = state.withLock { state -> [CheckedContinuation<ProcessEnding, Never>] in
             guard state.ending == nil else { return [] }
             state.ending = ending
