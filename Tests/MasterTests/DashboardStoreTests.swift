@@ -35,6 +35,25 @@ import Testing
         }
     }
 
+    /// A run that ended in a minute's last half second counts in that minute (PostgreSQL's CAST to an
+    /// integer rounds to the nearest: it was counted in the next one, or past the window's end).
+    @Test(arguments: Backend.allCases)
+    func aRunEndedLateInAMinuteCountsInThatMinute(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let minute = (Date().timeIntervalSince1970 / 60).rounded(.down) * 60
+        let end = Date(timeIntervalSince1970: minute + 59.75)
+        let agent = try await store.enroll(EnrollRequest(name: "a", resources: ResourceVector(cpus: 8, ram: 8 << 30), tags: [],
+                                                         version: "t"), credential: "cred-a", now: end)
+        _ = try await store.submit(JobSubmission(name: "j", tasks: [TaskSpec(name: "t", command: ["true"])]), owner: "alice", now: end)
+        let lease = try #require(try await store.claim(ClaimOrder(agent: agent, slots: 1, leaseUntil: end.addingTimeInterval(600),
+                                                                  now: end)).leases.first)
+        _ = try await store.start(task: lease.task, agent: agent, epoch: lease.epoch, leaseUntil: end.addingTimeInterval(600), now: end)
+        _ = try await store.finish(task: lease.task, agent: agent, report: FinishReport(epoch: lease.epoch, outcome: .succeeded, exitCode: 0),
+                                   now: end)
+        let counted = try await store.throughput(since: Date(timeIntervalSince1970: minute - 59 * 60), bucketSeconds: 60, buckets: 60)
+        #expect(counted.succeeded[59] == 1, "\(counted.succeeded)")
+    }
+
     @Test(arguments: Backend.allCases)
     func throughputCountsEndedRunsPerMinute(_ backend: Backend) async throws {
         let store = try await StoreFixture.make(backend).store

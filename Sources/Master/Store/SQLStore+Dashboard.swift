@@ -35,7 +35,7 @@ extension SQLStore: DashboardStore {
         let step = Int64(max(1, bucketSeconds))
         let rows = try await engine.read { db in
             try SQLRow.fetchAll(db, sql: """
-                SELECT (CAST(at AS BIGINT) - ?) / ? AS bucket, transition, COUNT(*) AS n FROM task_events
+                SELECT (\(db.dialect.wholeSeconds("at")) - ?) / ? AS bucket, transition, COUNT(*) AS n FROM task_events
                 WHERE id > COALESCE((SELECT MAX(id) FROM task_events), 0) - ? AND at >= ?
                   AND transition IN ('succeed', 'fail', 'retry_after_failure')
                 GROUP BY bucket, transition

@@ -29,6 +29,12 @@ public struct SQLDialect: Sendable {
     /// The scalar maximum of several values: `MAX(a, b)` in SQLite, `GREATEST(a, b)` in PostgreSQL.
     public var greatest: String { engine == .sqlite ? "MAX" : "GREATEST" }
 
+    /// The whole seconds of a non-negative number of seconds, rounded down: SQLite's CAST truncates,
+    /// PostgreSQL's rounds to the nearest (a run that ended at :59.5 would count in the next minute).
+    public func wholeSeconds(_ expression: String) -> String {
+        engine == .sqlite ? "CAST(\(expression) AS INTEGER)" : "CAST(FLOOR(\(expression)) AS BIGINT)"
+    }
+
     /// How many queued candidates a claim looks at: the global window, and per job with queued work.
     /// PostgreSQL locks each candidate it reads (SKIP LOCKED), so it reads fewer.
     public var claimWindow: (global: Int, jobs: Int, perJob: Int) {
