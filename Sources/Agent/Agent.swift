@@ -23,8 +23,8 @@ public struct Agent: Sendable {
         // Sessions do not outlive the agent: the directories an earlier run left open go (their processes are gone above).
         WorkDirectory.remove(config.workDir + "/" + SessionTable.directory)
         WorkDirectory.removeSpares(in: config.workDir + "/tasks")
-        if let (soft, hard) = OpenFileLimit.current, soft < hard, let raised = OpenFileLimit.raise(), raised > soft {
-            logger.info("open files: soft limit raised from \(soft) to \(raised)")
+        if let (before, after) = OpenFileLimit.raise(), after > before {
+            logger.info("open files: soft limit raised from \(before) to \(after)")
         }
         let containment = Containment.detect(policy: config.containment, logger: logger)
         logger.notice("\(containment.summary)")

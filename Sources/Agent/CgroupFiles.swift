@@ -4,8 +4,9 @@ import Synchronization
 import Glibc
 #endif
 
-/// A cgroup's control files, each opened once and then read and written in place (`pread` and
-/// `pwrite` at offset 0: a control file answers its current value to every read from the start).
+/// A cgroup's control files, each opened once and then read and written in place (read again from
+/// offset 0, written with `pwrite` there: a control file answers its current value to every read
+/// from the start).
 /// A reused cgroup serves many runs, and each run read and wrote about ten of its files: opening
 /// each by its long path, every time, was a tenth of the agent's CPU on short tasks.
 ///
@@ -25,23 +26,13 @@ final class CgroupFiles: Sendable {
     func read(_ path: String) -> String? {
         descriptors.withLock { descriptors -> String? in
             guard let fd = Self.descriptor(Key(path: path, writing: false), in: &descriptors) else { return nil }
-            var data = [UInt8]()
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            var offset: off_t = 0
-            while true {
-                let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, offset) }
-                if n > 0 {
-                    data.append(contentsOf: buffer[0..<n])
-                    offset += off_t(n)
-                } else if n < 0 && errno == EINTR {
-                    continue
-                } else if n < 0 {
-                    Self.forget(Key(path: path, writing: false), in: &descriptors)
-                    return nil
-                } else {
-                    return String(decoding: data, as: UTF8.self)
-                }
+            // Back to the start: a control file answers its current value to each read from there.
+            let (data, failed) = lseek(fd, 0, SEEK_SET) == 0 ? ProcessLedger.readToEnd(fd) : (Data(), true)
+            if failed {
+                Self.forget(Key(path: path, writing: false), in: &descriptors)
+                return nil
             }
+            return String(decoding: data, as: UTF8.self)
         }
     }
 

@@ -14,13 +14,13 @@ enum OpenFileLimit {
         return (limit.rlim_cur, limit.rlim_max)
     }
 
-    /// Raises the soft limit to the hard one; returns the soft limit in force afterwards.
+    /// Raises the soft limit to the hard one; returns the soft limit before and after.
     @discardableResult
-    static func raise() -> rlim_t? {
+    static func raise() -> (before: rlim_t, after: rlim_t)? {
         guard let (soft, hard) = current else { return nil }
-        guard soft < hard else { return soft }
+        guard soft < hard else { return (soft, soft) }
         var raised = rlimit(rlim_cur: hard, rlim_max: hard)
-        if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) != 0 { return soft }
-        return hard
+        if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) != 0 { return (soft, soft) }
+        return (soft, hard)
     }
 }

@@ -117,13 +117,24 @@ public final class ProcessLedger: Sendable {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
+        return readToEnd(fd).data
+    }
+
+    /// Everything `fd` answers from where it stands to its end, and whether a read failed before the
+    /// end (what came before it is in `data`).
+    static func readToEnd(_ fd: Int32) -> (data: Data, failed: Bool) {
         var data = Data()
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n > 0 { data.append(contentsOf: buffer[0..<n]) } else if n < 0 && errno == EINTR { continue } else { break }
+            if n > 0 {
+                data.append(contentsOf: buffer[0..<n])
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                return (data, n < 0)
+            }
         }
-        return data
     }
 
     /// Pids whose process group is `group`, from /proc/PID/stat (field 5).

@@ -11,7 +11,7 @@ import Glibc
         let before = try #require(OpenFileLimit.current)
         let raised = try #require(OpenFileLimit.raise())
         let after = try #require(OpenFileLimit.current)
-        #expect(raised == after.soft && after.hard == before.hard)
+        #expect(raised.before == before.soft && raised.after == after.soft && after.hard == before.hard)
         // Raising the soft limit up to the hard one is always allowed, unless the hard one is unlimited
         // (above what the kernel lets a process open).
         #expect(after.soft == after.hard || after.hard == rlim_t.max)
