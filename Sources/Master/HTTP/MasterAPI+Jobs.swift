@@ -7,10 +7,10 @@ extension MasterAPI {
         let user = try context.require(.submit)
         // A Paddock job, or an OpenJD template converted into one (MasterAPI+OpenJD.swift).
         let key = try Self.idempotencyKey(request)
-        let (submission, conversionWarnings, bodyHash) = try await Self.jobSubmission(from: request)
+        let (submission, conversionWarnings, bodyHash) = try await Self.jobSubmission(from: request, hashingBody: key != nil)
         let (owner, ownerWarnings) = Self.owner(of: submission.submission, by: user)
         let outcome = try await store.submit(submission, owner: owner, now: store.clock.now(),
-                                             idempotency: key.map { SubmissionKey(key: $0, bodyHash: bodyHash) })
+                                             idempotency: key.flatMap { key in bodyHash.map { SubmissionKey(key: key, bodyHash: $0) } })
         var job = outcome.job
         // The held claims this job's claimable tasks fit, one per task at most (a replay queued nothing).
         if !outcome.replayed { await wake.notify(outcome.readied) }

@@ -10,10 +10,12 @@ extension MasterAPI {
     /// converted into a Paddock job; either way decoded, then checked by the one validation step
     /// (`WrittenJob.validated()`), whose dependency graph the store keeps. The warnings say what of
     /// the template Paddock does not enforce; they are answered once, with the submission.
-    static func jobSubmission(from request: Request) async throws -> (ValidatedJob, warnings: [String], bodyHash: String) {
+    static func jobSubmission(from request: Request, hashingBody: Bool) async throws
+        -> (ValidatedJob, warnings: [String], bodyHash: String?) {
         let buffer = try await body(of: request, limit: BodyLimit.jobSpec)
         let bytes = buffer.readableBytesView
-        let bodyHash = SHA256.hash(data: Data(bytes)).map { String(format: "%02x", $0) }.joined()
+        // Only a submission under an Idempotency-Key keeps its body's hash (a retry must match it).
+        let bodyHash = hashingBody ? SecretHash.hex(SHA256.hash(data: Data(bytes))) : nil
         guard !NULGuard.jsonHasNUL(bytes) else {
             throw PaddockError.invalid("strings must not contain NUL (\\u0000)")
         }
