@@ -14,6 +14,7 @@ public final class MasterStats: Sendable {
     private let steals: Counter
     private let rateLimited: Counter
     private let claimWakeups: Counter
+    private let handoffs: Counter
     /// The claims signal's count of waiters woken, as last added to `claimWakeups`.
     private let wakeupsReported = Mutex<UInt64>(0)
     private let durations: DurationHistogram
@@ -29,6 +30,8 @@ public final class MasterStats: Sendable {
         rateLimited = registry.makeCounter(descriptor: .paddock("paddock_rate_limited_total", help: "Requests answered 429 by the rate limit"))
         claimWakeups = registry.makeCounter(descriptor: .paddock(
             "paddock_claim_wakeups_total", help: "Held claims woken because new work may fit them (each runs a claim)"))
+        handoffs = registry.makeCounter(descriptor: .paddock(
+            "paddock_claim_handoffs_total", help: "Held claims answered with leases a submission made in its own transaction"))
         durations = registry.makeDurationHistogram(
             descriptor: .paddock("paddock_http_request_duration_seconds", help: "Time to answer a request (long-polls excluded)"),
             buckets: [.microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10),
@@ -56,6 +59,9 @@ public final class MasterStats: Sendable {
         claims.increment()
         recent.withLock { $0.claims += 1 }
     }
+
+    /// A held claim answered with the leases a submission handed it (`HeldClaims`).
+    func recordHandoff() { handoffs.increment() }
 
     func recordSteals(_ count: Int) {
         steals.increment(by: Int64(count))

@@ -36,9 +36,10 @@ final class UnreachableStore: Store {
     var relay: (any WakeRelay)? { inner.relay }
     func close() async { await inner.close() }
     func ping() async throws { try await network(); try await inner.ping() }
-    func submit(_ job: ValidatedJob, owner: String, now: Date, idempotency: SubmissionKey?) async throws -> SubmitOutcome {
+    func submit(_ job: ValidatedJob, owner: String, now: Date, idempotency: SubmissionKey?,
+                handoff: HeldClaims?) async throws -> SubmitOutcome {
         try await network()
-        return try await inner.submit(job, owner: owner, now: now, idempotency: idempotency)
+        return try await inner.submit(job, owner: owner, now: now, idempotency: idempotency, handoff: handoff)
     }
     func job(_ id: JobID) async throws -> JobView { try await network(); return try await inner.job(id) }
     func jobs(_ filter: JobFilter, page: PageRequest) async throws -> Page<JobView> {

@@ -147,11 +147,27 @@ extension MasterAPI {
             let commands = !(response.talkback?.commands.isEmpty ?? true)
             if !response.leases.isEmpty || commands || left <= .zero || closing { break }
             held = true
+            // Waiting for work: a submission it fits may lease to it in its own transaction (`HeldClaims`).
+            var ticket: HeldClaims.Ticket?
+            if let order, case .work(let room) = interest, room.fits != nil {
+                ticket = heldClaims.hold(order, leaseTimeout: config.leaseTimeout, room: room)
+            }
             if exchange.talkback == nil {
-                await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine, interest: interest)
+                await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine, interest: interest,
+                                handoff: ticket?.handoff)
             } else {
                 await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine, interest: interest,
-                                or: commandWake, since: commandGeneration)
+                                or: commandWake, since: commandGeneration, handoff: ticket?.handoff)
+            }
+            // Taken by a submission: its leases come with its commit (none if it failed or found nothing).
+            if let ticket, !heldClaims.withdraw(ticket) {
+                let leases = await ticket.handoff.leases
+                if !leases.isEmpty {
+                    response.leases = leases
+                    stats.recordHandoff()
+                    await changes.notifyAll()
+                    break
+                }
             }
             if await wake.supersessions(id.rawValue) != mine { break }
         }

@@ -10,9 +10,11 @@ extension MasterAPI {
         let (submission, conversionWarnings, bodyHash) = try await Self.jobSubmission(from: request, hashingBody: key != nil)
         let (owner, ownerWarnings) = Self.owner(of: submission.submission, by: user)
         let outcome = try await store.submit(submission, owner: owner, now: store.clock.now(),
-                                             idempotency: key.flatMap { key in bodyHash.map { SubmissionKey(key: key, bodyHash: $0) } })
+                                             idempotency: key.flatMap { key in bodyHash.map { SubmissionKey(key: key, bodyHash: $0) } },
+                                             handoff: heldClaims)
         var job = outcome.job
-        // The held claims this job's claimable tasks fit, one per task at most (a replay queued nothing).
+        // The held claims this job's claimable tasks fit, one per task at most, beyond those it was
+        // handed to in its transaction (a replay queued nothing).
         if !outcome.replayed { await wake.notify(outcome.readied) }
         // A new job's queued tasks are known from its insert, and nothing blocklists an agent for it
         // yet; a replay's are read.

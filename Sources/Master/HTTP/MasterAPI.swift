@@ -23,6 +23,8 @@ public struct MasterAPI: Sendable {
     let credentials: CredentialCache
     /// The agents' long-polls held now: their agents are alive (`LivenessKeeper`).
     let heldPolls: HeldPolls
+    /// The held exchanges waiting for work, which a submission may lease to in its own transaction.
+    let heldClaims = HeldClaims()
 
     public init(store: any Store, config: MasterConfig, wake: WakeSignal, commandWake: WakeSignal, logWake: WakeSignal,
                 stats: MasterStats, addresses: AgentAddresses = AgentAddresses(), changes: WakeSignal = WakeSignal(.changes)) {

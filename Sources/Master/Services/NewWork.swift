@@ -55,6 +55,13 @@ public struct NewWork: Sendable, Equatable {
         dropShapesPastLimit()
     }
 
+    /// `taken` of the tasks were leased already (handed to held exchanges in the transaction that
+    /// made them claimable): that many fewer held claims are woken for them.
+    public mutating func remove(taken: Int) {
+        guard !isAnything, taken > 0 else { return }
+        count = max(0, count - taken)
+    }
+
     public mutating func formUnion(_ other: NewWork) {
         if other.isAnything || isAnything {
             self = .anything

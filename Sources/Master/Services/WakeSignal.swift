@@ -68,7 +68,11 @@ public actor WakeSignal {
     /// Wakes this master's waiters only (a wake-up that came from another master).
     public func notifyLocally(_ work: NewWork = .anything) {
         generation &+= 1
-        let registered = waiters.keys.sorted().compactMap { id in waiters[id].map { (id: id, interest: $0.interest) } }
+        // A waiter fired already (a handoff's delivery, its timeout) is on its way out: it takes none
+        // of the wake-ups the work is worth.
+        let registered = waiters.keys.sorted().compactMap { id in
+            waiters[id].flatMap { $0.waiter.isFired ? nil : (id: id, interest: $0.interest) }
+        }
         for id in WakePlan.choose(work, among: registered) { fire(id) }
     }
 
@@ -107,7 +111,13 @@ public actor WakeSignal {
     /// also when the waits under it were superseded after `keySeen`.
     public func wait(since seen: UInt64, timeout: Duration, key: Int64? = nil, keySeen: UInt64 = 0,
                      interest: WakeInterest = .everything) async {
-        await wait(since: seen, timeout: timeout, key: key, keySeen: keySeen, interest: interest, or: nil)
+        await wait(since: seen, timeout: timeout, key: key, keySeen: keySeen, interest: interest, or: nil, handoff: nil)
+    }
+
+    /// As `wait`, and also returns when `handoff` delivers (a submission leased to the held exchange).
+    func wait(since seen: UInt64, timeout: Duration, key: Int64, keySeen: UInt64, interest: WakeInterest,
+              handoff: Handoff?) async {
+        await wait(since: seen, timeout: timeout, key: key, keySeen: keySeen, interest: interest, or: nil, handoff: handoff)
     }
 
     /// Returns at the first of: a notification here for `interest` (or this signal's generation had
@@ -116,17 +126,25 @@ public actor WakeSignal {
     /// talkback commands at once.)
     public func wait(since seen: UInt64, timeout: Duration, key: Int64, keySeen: UInt64, interest: WakeInterest,
                      or other: WakeSignal, since otherSeen: UInt64) async {
-        await wait(since: seen, timeout: timeout, key: key, keySeen: keySeen, interest: interest, or: (other, otherSeen))
+        await wait(since: seen, timeout: timeout, key: key, keySeen: keySeen, interest: interest, or: other, since: otherSeen,
+                   handoff: nil)
+    }
+
+    func wait(since seen: UInt64, timeout: Duration, key: Int64, keySeen: UInt64, interest: WakeInterest,
+              or other: WakeSignal, since otherSeen: UInt64, handoff: Handoff?) async {
+        await wait(since: seen, timeout: timeout, key: key, keySeen: keySeen, interest: interest, or: (other, otherSeen),
+                   handoff: handoff)
     }
 
     /// One waiter, registered here and (with `other`) there too, woken by whichever fires first.
     /// No task of its own: a held long-poll costs the master its connection's task and this, and
     /// its timeout is a timer on an event loop, not a sleeping task (each task keeps kilobytes).
     private func wait(since seen: UInt64, timeout: Duration, key: Int64?, keySeen: UInt64, interest: WakeInterest,
-                      or other: (signal: WakeSignal, seen: UInt64)?) async {
+                      or other: (signal: WakeSignal, seen: UInt64)?, handoff: Handoff?) async {
         guard generation == seen, timeout > .zero, !isClosed, !Task.isCancelled else { return }
         if let key, supersessions(key) != keySeen { return }
         let waiter = Waiter()
+        handoff?.onDelivery { waiter.fire() }
         let id = add(waiter, key: key, interest: interest)
         let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
             waiter.fire()
@@ -177,6 +195,13 @@ private final class Waiter: Sendable {
         case suspended(CheckedContinuation<Void, Never>)
     }
     private let state = Mutex(State.pending)
+
+    var isFired: Bool {
+        state.withLock { state in
+            if case .fired = state { return true }
+            return false
+        }
+    }
 
     func fire() {
         let continuation = state.withLock { state -> CheckedContinuation<Void, Never>? in

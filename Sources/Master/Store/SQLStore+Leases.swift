@@ -110,7 +110,7 @@ extension SQLStore {
             leases.append(Self.lease(view, prefetched: prefetched, progressRegex: regexes[view.jobID] ?? nil))
         }
         var stolen = 0
-        if leases.isEmpty && slots > 0 && free.isNonNegative {
+        if leases.isEmpty && slots > 0 && free.isNonNegative && order.maySteal {
             var stealing = order
             stealing.slots = slots
             stolen = try Self.steal(db, for: stealing, free: free, tags: tags)

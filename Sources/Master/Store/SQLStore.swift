@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PaddockProtocol
+import Synchronization
 
 /// The farm's state in a relational database: the store's logic written once,
 /// as SQL over one transaction per method, on SQLite (the embedded default) or
@@ -39,37 +40,84 @@ public final class SQLStore: Store {
     /// answer it lost makes no second job), with another body 422. Keys are kept 24 hours, and are
     /// each owner's own: one token's key neither finds nor blocks another's job.
     public func submit(_ job: ValidatedJob, owner: String, now: Date,
-                       idempotency: SubmissionKey?) async throws -> SubmitOutcome {
+                       idempotency: SubmissionKey?, handoff: HeldClaims?) async throws -> SubmitOutcome {
         // Stored under the owner: a key is visible ASCII, so the newline cannot be forged into it.
         let storedKey = idempotency.map { owner + "\n" + $0.key }
-        let outcome = try await engine.write { db in
-            if let idempotency {
-                try db.execute(sql: "DELETE FROM submissions WHERE created_at < ?",
-                               arguments: [now.timeIntervalSince1970 - SubmissionKey.lifetime])
-                if let row = try SQLRow.fetchOne(db, sql: "SELECT body_hash, job_id FROM submissions WHERE key = ?\(db.lockRows)",
-                                                 arguments: [storedKey]) {
-                    guard (row["body_hash"] as String) == idempotency.bodyHash else {
-                        throw PaddockError.idempotencyKeyReused(idempotency.key)
-                    }
-                    let id = JobID(rawValue: row["job_id"])
-                    var view = try Self.jobView(db, id)
-                    let ids = try Int64.fetchAll(db, sql: "SELECT id FROM tasks WHERE job_id = ? ORDER BY id LIMIT 1001",
-                                                 arguments: [id.rawValue])
-                    if ids.count <= 1000 { view.taskIDs = ids.map(TaskID.init(rawValue:)) }
-                    return SubmitOutcome(job: view, replayed: true)
-                }
+        // The held exchanges this submission takes, once: a transaction run again (a collision on
+        // PostgreSQL) hands off to the same ones. Each hears after the commit, with nothing if the
+        // submission failed or its claim found nothing.
+        let takers = Mutex<[HeldClaims.Entry]?>(nil)
+        let written: SubmitOutcome
+        do {
+            written = try await engine.write { db in
+                try Self.submit(db, job, owner: owner, storedKey: storedKey, idempotency: idempotency, now: now,
+                                handoff: handoff.map { claims in
+                                    { work in takers.withLock { taken in
+                                        if taken == nil { taken = claims.take(for: work) }
+                                        return taken ?? []
+                                    } }
+                                })
             }
-            let (view, readied, queued) = try Self.insertJob(db, job, owner: owner, now: now)
-            if let idempotency {
-                // Two masters storing one key at once: the second insert collides and its transaction runs
-                // again, finding the first one's job above.
-                try db.execute(sql: "INSERT INTO submissions (key, body_hash, job_id, created_at) VALUES (?, ?, ?, ?)",
-                               arguments: [storedKey, idempotency.bodyHash, view.id.rawValue, now.timeIntervalSince1970])
-            }
-            return SubmitOutcome(job: view, replayed: false, readied: readied, queued: queued)
+        } catch {
+            for entry in takers.withLock({ $0 }) ?? [] { entry.handoff.deliver([]) }
+            throw error
         }
-        if !outcome.replayed { engine.inserted(tasks: job.submission.tasks.count) }
+        let handed = Dictionary(written.handedOff.map { (ObjectIdentifier($0.0), $0.1) }, uniquingKeysWith: { first, _ in first })
+        for entry in takers.withLock({ $0 }) ?? [] { entry.handoff.deliver(handed[ObjectIdentifier(entry.handoff)] ?? []) }
+        if !written.replayed { engine.inserted(tasks: job.submission.tasks.count) }
+        return written
+    }
+
+    /// The submission's transaction: a replay's job found, or the job inserted and its claimable
+    /// tasks handed to the held exchanges `takers` picks for them.
+    private static func submit(_ db: any SQLDatabase, _ job: ValidatedJob, owner: String, storedKey: String?,
+                               idempotency: SubmissionKey?, now: Date,
+                               handoff takers: ((NewWork) -> [HeldClaims.Entry])?) throws -> SubmitOutcome {
+        if let idempotency {
+            try db.execute(sql: "DELETE FROM submissions WHERE created_at < ?",
+                           arguments: [now.timeIntervalSince1970 - SubmissionKey.lifetime])
+            if let row = try SQLRow.fetchOne(db, sql: "SELECT body_hash, job_id FROM submissions WHERE key = ?\(db.lockRows)",
+                                             arguments: [storedKey]) {
+                guard (row["body_hash"] as String) == idempotency.bodyHash else {
+                    throw PaddockError.idempotencyKeyReused(idempotency.key)
+                }
+                let id = JobID(rawValue: row["job_id"])
+                var view = try Self.jobView(db, id)
+                let ids = try Int64.fetchAll(db, sql: "SELECT id FROM tasks WHERE job_id = ? ORDER BY id LIMIT 1001",
+                                             arguments: [id.rawValue])
+                if ids.count <= 1000 { view.taskIDs = ids.map(TaskID.init(rawValue:)) }
+                return SubmitOutcome(job: view, replayed: true)
+            }
+        }
+        let (view, readied, queued) = try Self.insertJob(db, job, owner: owner, now: now)
+        if let idempotency {
+            // Two masters storing one key at once: the second insert collides and its transaction runs
+            // again, finding the first one's job above.
+            try db.execute(sql: "INSERT INTO submissions (key, body_hash, job_id, created_at) VALUES (?, ?, ?, ?)",
+                           arguments: [storedKey, idempotency.bodyHash, view.id.rawValue, now.timeIntervalSince1970])
+        }
+        var outcome = SubmitOutcome(job: view, replayed: false, readied: readied, queued: queued)
+        if let takers {
+            outcome.handedOff = Self.handOff(db, takers(readied), now: now)
+            outcome.readied.remove(taken: outcome.handedOff.reduce(0) { $0 + $1.1.count })
+        }
         return outcome
+    }
+
+    /// Runs each held exchange's claim in the submission's transaction, as its own round would have
+    /// (`startAtOnce`: what fits its free room runs from this commit), but stealing nothing. A claim
+    /// that fails (its agent deleted meanwhile) changes nothing and hands over nothing: that
+    /// exchange then claims itself.
+    static func handOff(_ db: any SQLDatabase, _ entries: [HeldClaims.Entry], now: Date) -> [(Handoff, [TaskLease])] {
+        entries.map { entry in
+            var order = entry.order
+            order.now = now
+            order.leaseUntil = now.addingTimeInterval(entry.leaseTimeout)
+            order.startAtOnce = true
+            order.maySteal = false
+            let leases = (try? db.savepoint { try Self.claim(db, order).leases }) ?? []
+            return (entry.handoff, leases)
+        }
     }
 
     /// Inserts the job and its tasks; answers the job, its tasks that are claimable at once, and

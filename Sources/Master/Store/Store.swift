@@ -81,6 +81,9 @@ public struct ClaimOrder: Sendable {
     /// Leases that fit the agent's free room are recorded running at once (the exchange's claim);
     /// otherwise they stay assigned until the agent reports their start (the older `claim` route).
     public var startAtOnce = false
+    /// With nothing queued that fits, other agents' prefetched backlogs are asked for (`steal`). Not
+    /// in a submission's handoff: its claims only take the new work, and no victim would hear.
+    public var maySteal = true
 
     public init(agent: AgentID, slots: Int, reportedFree: ResourceVector? = nil, prefetch: Int = 0,
                 blocklistAfter: Int = 3, leaseUntil: Date, now: Date) {
@@ -139,7 +142,10 @@ public protocol Store: Sendable {
 
     /// Stores a validated job (its dependency graph built by the validation), under an idempotency
     /// key when there is one: the same key and body answer the job stored the first time.
-    func submit(_ job: ValidatedJob, owner: String, now: Date, idempotency: SubmissionKey?) async throws -> SubmitOutcome
+    /// With `handoff`, the new job's claimable tasks are leased in the same transaction to the held
+    /// exchanges they fit (`HeldClaims`), which hear after the commit.
+    func submit(_ job: ValidatedJob, owner: String, now: Date, idempotency: SubmissionKey?,
+                handoff: HeldClaims?) async throws -> SubmitOutcome
     func job(_ id: JobID) async throws -> JobView
     func jobs(_ filter: JobFilter, page: PageRequest) async throws -> Page<JobView>
     func task(_ id: TaskID, history: Bool) async throws -> TaskView
@@ -266,6 +272,10 @@ extension Store {
 
     /// Stores a job built in code (a test, a tool): checked by the same validation as a submitted
     /// body, a broken rule answered as the API would (400 naming the field).
+    public func submit(_ job: ValidatedJob, owner: String, now: Date, idempotency: SubmissionKey?) async throws -> SubmitOutcome {
+        try await submit(job, owner: owner, now: now, idempotency: idempotency, handoff: nil)
+    }
+
     public func submit(_ job: JobSubmission, owner: String, now: Date,
                        idempotency: SubmissionKey? = nil) async throws -> SubmitOutcome {
         let validated: ValidatedJob
@@ -305,6 +315,8 @@ public struct SubmitOutcome: Sendable {
     /// A new job's queued tasks' requirements, with how many need each (as `queuedRequirements`
     /// answers them, in its order); nil for a replay.
     public var queued: [(TaskRequirements, Int)]?
+    /// The leases the transaction made for held exchanges (`HeldClaims`), to deliver after its commit.
+    var handedOff: [(Handoff, [TaskLease])] = []
     public init(job: JobView, replayed: Bool, readied: NewWork = NewWork(), queued: [(TaskRequirements, Int)]? = nil) {
         self.job = job
         self.replayed = replayed
