@@ -15,7 +15,7 @@ extension MasterAPI {
         var job = outcome.job
         // The held claims this job's claimable tasks fit, one per task at most, beyond those it was
         // handed to in its transaction (a replay queued nothing).
-        if !outcome.replayed { await wake.notify(outcome.readied) }
+        if !outcome.replayed && !outcome.readied.isEmpty { await wake.notify(outcome.readied) }
         // A new job's queued tasks are known from its insert, and nothing blocklists an agent for it
         // yet; a replay's are read.
         let placement = outcome.replayed ? try await placementWarnings(job.id)
@@ -82,10 +82,16 @@ extension MasterAPI {
         var queued = known ?? []
         if known == nil { queued = try await store.queuedRequirements(job: job) }
         guard !queued.isEmpty else { return [] }
-        let agents = try await store.agentCapacities()
         var blocked = knownBlocked ?? []
         if knownBlocked == nil { blocked = Set(try await store.blocklist(job: job, threshold: config.blocklistAfter).map(\.agent)) }
-        return queued.compactMap { requirements, count in
+        // The agents as kept a moment ago; a warning only as a fresh read has them.
+        let warnings = Self.placementWarnings(queued, agents: try await capacities.capacities(store, fresh: false), blocked: blocked)
+        guard !warnings.isEmpty else { return [] }
+        return Self.placementWarnings(queued, agents: try await capacities.capacities(store, fresh: true), blocked: blocked)
+    }
+
+    static func placementWarnings(_ queued: [(TaskRequirements, Int)], agents: [AgentCapacity], blocked: Set<AgentID>) -> [String] {
+        queued.compactMap { requirements, count in
             let fitting = agents.filter { ClaimPolicy.canEverRun(requirements, capacity: $0.total, tags: $0.tags) }
             let tags = requirements.tags.isEmpty ? "" : ", tags \(requirements.tags.joined(separator: ","))"
             if fitting.isEmpty {

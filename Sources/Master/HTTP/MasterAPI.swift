@@ -25,6 +25,8 @@ public struct MasterAPI: Sendable {
     let heldPolls: HeldPolls
     /// The held exchanges waiting for work, which a submission may lease to in its own transaction.
     let heldClaims = HeldClaims()
+    /// The agents' capacities, for placement warnings.
+    let capacities = AgentCapacityCache()
 
     public init(store: any Store, config: MasterConfig, wake: WakeSignal, commandWake: WakeSignal, logWake: WakeSignal,
                 stats: MasterStats, addresses: AgentAddresses = AgentAddresses(), changes: WakeSignal = WakeSignal(.changes)) {
