@@ -197,3 +197,24 @@ import Testing
         }
     }
 }
+
+/// Placement warnings read the agents as kept a moment ago (`AgentCapacityCache`), and say a
+/// warning only as a fresh read has them.
+@Suite struct PlacementWarningTests {
+    @Test func anAgentEnrolledAMomentAgoCountsAtOnce() async throws {
+        let fixture = try TestMaster()
+        try await fixture.test { client in
+            _ = try await client.enroll("small", cpus: 2)
+            let big = echoJob("big", cpus: 16)
+            let first = try await client.submit(big)
+            #expect(first.warnings.count == 1)
+            #expect(first.warnings.first?.contains("fit no agent") == true)
+            // Within the second the capacities are kept: the new agent is still counted.
+            _ = try await client.enroll("large", cpus: 32)
+            let second = try await client.submit(big)
+            #expect(second.warnings.isEmpty, "\(second.warnings)")
+            // And a job every agent fits is said nothing about.
+            #expect(try await client.submit(echoJob("small", cpus: 1)).warnings.isEmpty)
+        }
+    }
+}
