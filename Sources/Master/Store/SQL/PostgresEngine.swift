@@ -240,27 +240,31 @@ final class PGTransaction: SQLDatabase {
         }
     }
 
-    /// `?` → `$1, $2, …`, outside quoted literals and identifiers.
+    /// `?` → `$1, $2, …`, outside quoted literals and identifiers. Byte by byte: the characters that
+    /// matter are ASCII, and no byte of a multi-byte UTF-8 character is (walking `Character`s, the
+    /// grapheme breaking cost tens of microseconds a statement, every statement).
     static func numberedPlaceholders(_ sql: String) -> String {
-        var out = ""
+        let questionMark = UInt8(ascii: "?"), single = UInt8(ascii: "'"), double = UInt8(ascii: "\"")
+        var out: [UInt8] = []
         out.reserveCapacity(sql.utf8.count + 16)
         var number = 0
-        var quote: Character?
-        for character in sql {
+        var quote: UInt8?
+        for byte in sql.utf8 {
             if let open = quote {
-                if character == open { quote = nil }
-                out.append(character)
-            } else if character == "'" || character == "\"" {
-                quote = character
-                out.append(character)
-            } else if character == "?" {
+                if byte == open { quote = nil }
+                out.append(byte)
+            } else if byte == single || byte == double {
+                quote = byte
+                out.append(byte)
+            } else if byte == questionMark {
                 number += 1
-                out += "$\(number)"
+                out.append(UInt8(ascii: "$"))
+                out += String(number).utf8
             } else {
-                out.append(character)
+                out.append(byte)
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Reachability problems become `DatabaseUnreachable` (503), collisions `TransactionConflict`
