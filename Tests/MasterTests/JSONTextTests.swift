@@ -25,4 +25,30 @@ import Testing
         #expect(JSONText.object(["b": "2", "a": "1"]) == #"{"a":"1","b":"2"}"#)
         #expect(JSONText.array(["a\u{1}"]) == #"["a\u0001"]"#)
     }
+
+    /// The plain form is read directly, anything else is left to `JSONDecoder`: both read the same.
+    @Test func plainTextIsReadDirectlyAndTheRestLeftToTheDecoder() throws {
+        #expect(JSONText.strings("[]") == [])
+        #expect(JSONText.strings(#"["/bin/true"]"#) == ["/bin/true"])
+        #expect(JSONText.strings(#"["a,b","c:d]","é 日本 🎬",""]"#) == ["a,b", "c:d]", "é 日本 🎬", ""])
+        #expect(JSONText.stringMap("{}") == [:])
+        #expect(JSONText.stringMap(#"{"A":"1","b:c":"d,e"}"#) == ["A": "1", "b:c": "d,e"])
+        // Not the plain form: escapes, whitespace, other types, duplicate keys, broken text.
+        for text in [#"["a\"b"]"#, #"["a\/b"]"#, #"[ "a"]"#, #"["a" ]"#, "[1]", #"["a",]"#, #"[,"a"]"#, #"["a""b"]"#,
+                     #"["a"#, "", "[", "]", "null", #"{"a":1}"#, #"{"a":"1","a":"2"}"#, #"{"a""b"}"#, #"{"a":"1",}"#,
+                     "[\"a\u{1}\"]", #"{"a":"1"} "#] {
+            #expect(JSONText.strings(text) == nil && JSONText.stringMap(text) == nil, "\(text)")
+        }
+        // Whatever the writer wrote reads back the same through the store's reader.
+        let lists: [[String]] = [[], Self.awkward, Self.awkward.reversed(), ["a", "b,c", "d"]]
+        for list in lists { #expect(try SQLStore.decode([String].self, JSONText.array(list)) == list) }
+        var map: [String: String] = [:]
+        for (index, value) in Self.awkward.enumerated() { map["k\(index) \(value.prefix(20))"] = value }
+        for candidate in [[:], map, ["PATH": "/usr/bin:/bin", "A": "x=y"]] {
+            #expect(try SQLStore.decode([String: String].self, JSONText.object(candidate)) == candidate)
+        }
+        // Broken text is still refused.
+        #expect(throws: (any Error).self) { try SQLStore.decode([String].self, #"["a","#) }
+        #expect(throws: (any Error).self) { try SQLStore.decode([String: String].self, "{") }
+    }
 }

@@ -401,4 +401,15 @@ public final class SQLStore: Store {
     static func decode<T: Decodable>(_ type: T.Type, _ text: String) throws -> T {
         try JSONDecoder().decode(type, from: Data(text.utf8))
     }
+
+    /// Lists and maps of strings as `JSONText` writes them, read without `JSONDecoder` (see `JSONText.strings`).
+    static func decode(_ type: [String].Type, _ text: String) throws -> [String] {
+        if let values = JSONText.strings(text) { return values }
+        return try JSONDecoder().decode(type, from: Data(text.utf8))
+    }
+
+    static func decode(_ type: [String: String].Type, _ text: String) throws -> [String: String] {
+        if let map = JSONText.stringMap(text) { return map }
+        return try JSONDecoder().decode(type, from: Data(text.utf8))
+    }
 }
