@@ -154,7 +154,7 @@ public final class ChildProcess: Sendable, RunningProcess {
                     var oom = false
                     var leftNothing = false
                     if let cgroup {
-                        cgroup.killAll()
+                        let left = cgroup.killAll()
                         oom = cgroup.oomKilled()
                         if let counted = cgroup.usage() {
                             // The cgroup's peak alone: a vforked child's ru_maxrss counts the agent's own
@@ -162,7 +162,7 @@ public final class ChildProcess: Sendable, RunningProcess {
                             spent = TaskUsage(cpuSeconds: max(counted.cpuSeconds, cpu), rss: 0,
                                               peakRSS: counted.peakRSS > 0 ? counted.peakRSS : peak, processes: 0)
                         }
-                        leftNothing = cgroup.recycle(waiting: .seconds(2))
+                        leftNothing = cgroup.recycle(waiting: .seconds(2), knownEmpty: left == 0)
                     }
                     let signal = status & 0x7f
                     done.resume(returning: ProcessEnding(status: signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal),

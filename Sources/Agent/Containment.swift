@@ -508,9 +508,12 @@ struct TaskCgroup: Sendable {
 
     /// Back to the pool once the run is over and nothing of it is left; otherwise removed (waiting
     /// up to `waiting` for what was killed to leave). True when nothing of the run was left in it.
+    /// `knownEmpty`: the caller read it empty after the run's leader was reaped (nothing can join a
+    /// cgroup with no member and outside the pool), so it is not read again (a v1 `cgroup.procs`
+    /// read builds a pid list each time).
     @discardableResult
-    func recycle(waiting: Duration) -> Bool {
-        if let pool, members().isEmpty, pool.put(self) { return true }
+    func recycle(waiting: Duration, knownEmpty: Bool = false) -> Bool {
+        if let pool, knownEmpty || members().isEmpty, pool.put(self) { return true }
         return remove(waiting: waiting)
     }
 
