@@ -58,8 +58,10 @@ extension Measurements {
                 Figure("enroll \(grouped(count)) agents", Double(count) / enrollSeconds, "agents/s", note: "32 in flight"),
                 Figure("claim wake-ups per new task, \(grouped(count)) idle agents", herd.wakeups, "claims",
                        note: "paddock_claim_wakeups_total over \(context.sizes.herdJobs) one-task jobs, one at a time"),
+                Figure("claim handoffs per new task, \(grouped(count)) idle agents", herd.handoffs, "claims",
+                       note: "paddock_claim_handoffs_total: held claims leased to in the submission's own transaction"),
                 Figure("master CPU per new task, \(grouped(count)) idle agents", herd.cpuMilliseconds, "ms",
-                       note: "the submission and the claims it woke (and the crowd's own traffic meanwhile)"),
+                       note: "the submission and the claims it woke or leased to (and the crowd's own traffic meanwhile)"),
                 Figure("new task to lease p50, \(grouped(count)) idle agents", herd.leaseMilliseconds, "ms",
                        note: "submit call until a held exchange of the crowd brings its lease"),
             ]
@@ -68,18 +70,22 @@ extension Measurements {
 
     /// One-task jobs submitted one at a time among the held crowd, each waited for until a held
     /// exchange brings its lease (the crowd counts them; the master is not polled): how many held
-    /// claims each wakes (one, where wake-ups are directed; every agent where broadcast), the master's
-    /// CPU per task, and the time to its lease. `wakeups` is NaN on a master without the counter.
+    /// claims each wakes (one, where wake-ups are directed; every agent where broadcast) or leases to in
+    /// its own transaction (a handoff), the master's CPU per task, and the time to its lease. A count
+    /// is NaN on a master without its counter.
     static func newWorkAmongTheCrowd(_ farm: Farm, pid: Int32, crowd: CrowdState, jobs: Int)
-        async throws -> (wakeups: Double, cpuMilliseconds: Double, leaseMilliseconds: Double) {
+        async throws -> (wakeups: Double, handoffs: Double, cpuMilliseconds: Double, leaseMilliseconds: Double) {
         let admin = farm.admin
-        func wakeups() async -> Double {
-            guard let text = try? await admin.raw("GET", "/metrics") else { return .nan }
-            let line = String(decoding: text, as: UTF8.self).split(separator: "\n")
-                .first { $0.hasPrefix("paddock_claim_wakeups_total ") }
-            return line.flatMap { Double($0.split(separator: " ").last ?? "") } ?? .nan
+        /// The held claims woken and those handed leases by a submission, so far.
+        func counted() async -> (wakeups: Double, handoffs: Double) {
+            guard let text = try? await admin.raw("GET", "/metrics") else { return (.nan, .nan) }
+            let lines = String(decoding: text, as: UTF8.self).split(separator: "\n")
+            func counter(_ name: String) -> Double {
+                lines.first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ").last ?? "") } ?? .nan
+            }
+            return (counter("paddock_claim_wakeups_total"), counter("paddock_claim_handoffs_total"))
         }
-        let wakeups0 = await wakeups()
+        let counted0 = await counted()
         let cpu0 = ProcStats.cpuSeconds(pid) ?? .nan
         var leases: [Double] = []
         let leased0 = crowd.leases
@@ -91,8 +97,9 @@ extension Measurements {
             leases.append(seconds * 1000)
         }
         let cpu1 = ProcStats.cpuSeconds(pid) ?? .nan
-        let wakeups1 = await wakeups()
-        return ((wakeups1 - wakeups0) / Double(jobs), (cpu1 - cpu0) * 1000 / Double(jobs), Percentile.median(leases) ?? .nan)
+        let counted1 = await counted()
+        return ((counted1.wakeups - counted0.wakeups) / Double(jobs), (counted1.handoffs - counted0.handoffs) / Double(jobs),
+                (cpu1 - cpu0) * 1000 / Double(jobs), Percentile.median(leases) ?? .nan)
     }
 
     static func mib(_ bytes: Int64?) -> Double { bytes.map { Double($0) / 1_048_576 } ?? .nan }
