@@ -407,7 +407,7 @@ public struct Containment: Sendable {
                 var cgroup = TaskCgroup()
                 cgroup.dirs = [base + "/" + task]
                 if FileManager.default.fileExists(atPath: base + "/" + task + "/cgroup.kill") { cgroup.unified = base + "/" + task }
-                killed += cgroup.killAll()
+                killed += cgroup.killAll() ?? 0
                 cgroup.remove(waiting: .seconds(2))
             }
             rmdir(base)
@@ -533,17 +533,21 @@ struct TaskCgroup: Sendable {
     }
 
     /// Pids in the cgroup now (from the first directory: every process joined them all).
-    func members() -> [pid_t] {
+    func members() -> [pid_t] { readMembers() ?? [] }
+
+    /// As `members`, nil when `cgroup.procs` could not be read.
+    private func readMembers() -> [pid_t]? {
         guard let dir = unified ?? dirs.first else { return [] }
         // Opened afresh each time: a v1 cgroup.procs kept open may answer a list up to a second old.
-        return (Containment.read(dir + "/cgroup.procs") ?? "").split(separator: "\n").compactMap { pid_t($0) }
+        return Containment.read(dir + "/cgroup.procs").map { $0.split(separator: "\n").compactMap { pid_t($0) } }
     }
 
     /// SIGKILL to every process in the cgroup, whatever process group or session it made for itself.
-    /// Returns how many processes were there.
+    /// Returns how many processes were there (nil: its `cgroup.procs` could not be read, then it is
+    /// killed through `cgroup.kill` where there is one, and not known empty).
     @discardableResult
-    func killAll() -> Int {
-        let before = members().count
+    func killAll() -> Int? {
+        let before = readMembers()?.count
         if before == 0 { return 0 }  // nothing in it can fork: nobody is left to
         if let dir = unified, (try? Containment.write("1", to: dir + "/cgroup.kill")) != nil { return before }
         // v1 only: kill what is listed until nothing is (a process forking meanwhile is listed next round;

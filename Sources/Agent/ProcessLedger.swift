@@ -98,7 +98,7 @@ public final class ProcessLedger: Sendable {
             cgroup.dirs = dirs.filter { FileManager.default.fileExists(atPath: $0 + "/cgroup.procs") }
             cgroup.unified = cgroup.dirs.first { FileManager.default.fileExists(atPath: $0 + "/cgroup.kill") }
             if !cgroup.dirs.isEmpty {
-                killed += cgroup.killAll()
+                killed += cgroup.killAll() ?? 0
                 cgroup.remove(waiting: .seconds(2))
             }
             guard let group, group > 1 else { continue }

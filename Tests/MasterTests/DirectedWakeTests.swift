@@ -134,7 +134,8 @@ import Testing
             let tagged = (id: taggedID, credential: taggedCredential)
             let (listenerID, listenerCredential) = try await client.enroll("listener")
             let listener = (id: listenerID, credential: listenerCredential)
-            let held = ExchangeRequest(claim: ClaimRequest(slots: 1, wait: 60), talkback: TalkbackPoll(after: 0, wait: 60))
+            // With their capacity, as agents send it: a held claim is then one a submission can lease to.
+            let held = ExchangeRequest(claim: ClaimRequest(slots: 1, wait: 60, capacity: 1), talkback: TalkbackPoll(after: 0, wait: 60))
             try await withThrowingTaskGroup(of: (AgentID, ExchangeResponse).self) { group in
                 for agent in agents + [tagged] {
                     group.addTask { (agent.id, try await client.exchange(agent.id, agent.credential, held)) }
@@ -188,6 +189,31 @@ import Testing
                 }
                 for try await (_, answer) in group { #expect(answer.leases.isEmpty) }
                 #expect(await wake.woken == before + 1)
+            }
+        }
+    }
+}
+
+extension DirectedWakeTests {
+    /// A held claim that does not say its agent's capacity (an older agent) is not handed work by a
+    /// submission (the master could not count its busy slots): it is woken and claims, as before.
+    @Test func aHeldClaimWithoutItsCapacityIsWokenNotHandedWork() async throws {
+        let fixture = try TestMaster()
+        let wake = fixture.master.wake
+        try await fixture.test { client in
+            let (agent, credential) = try await client.enroll("old")
+            try await withThrowingTaskGroup(of: ExchangeResponse.self) { group in
+                group.addTask {
+                    try await client.exchange(agent, credential, ExchangeRequest(claim: ClaimRequest(slots: 1, wait: 60)))
+                }
+                try await waitUntil { await wake.waiting == 1 }
+                let before = await wake.woken
+                _ = try await client.submit(echoJob("one"))
+                let answer = try #require(try await group.next())
+                #expect(answer.leases.count == 1)
+                #expect(await wake.woken == before + 1)
+                let metrics = String(decoding: try await client.send(.get, "/metrics").body, as: UTF8.self)
+                #expect(metrics.split(separator: "\n").contains("paddock_claim_handoffs_total 0"))
             }
         }
     }

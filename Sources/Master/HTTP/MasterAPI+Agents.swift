@@ -148,9 +148,12 @@ extension MasterAPI {
             if !response.leases.isEmpty || commands || left <= .zero || closing { break }
             held = true
             // Waiting for work: a submission it fits may lease to it in its own transaction (`HeldClaims`).
+            // Only with the agent's capacity known: the master then counts its busy slots itself, so
+            // a claim made for this hold while the agent's next exchange also claims gives it no more.
             var ticket: HeldClaims.Ticket?
-            if let order, case .work(let room) = interest, room.fits != nil {
-                ticket = heldClaims.hold(order, leaseTimeout: config.leaseTimeout, room: room)
+            if let order, order.capacity != nil, case .work(let room) = interest, room.fits != nil {
+                ticket = heldClaims.hold(order, leaseTimeout: config.leaseTimeout, room: room,
+                                         credential: context.uncheckedCredential)
             }
             if exchange.talkback == nil {
                 await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine, interest: interest,

@@ -9,11 +9,11 @@ import Synchronization
 /// a submission and its task's start.
 ///
 /// A held exchange registers before it waits and withdraws when it wakes. A submission takes the
-/// registrations its new work fits (`take`, on the writer's thread, inside the transaction) and,
-/// once its commit is known, delivers each its leases (none if the transaction failed, or if the
-/// claim found nothing after all); a taken registration can no longer be withdrawn, so its exchange
-/// waits for that delivery and answers those leases. Only this master's held exchanges are taken:
-/// other masters' are woken through the relay and claim as before.
+/// registrations its new work fits (`take`, on the writer's thread, inside the transaction): taking
+/// one wakes its exchange, which can no longer withdraw it and waits for the leases. Once the
+/// submission's commit is known it delivers each its leases (none if the transaction failed, or if
+/// the claim found nothing after all). Only this master's held exchanges are taken: other masters'
+/// are woken through the relay and claim as before.
 public final class HeldClaims: Sendable {
     /// A held exchange's claim, as it would run it.
     struct Entry: Sendable {
@@ -22,6 +22,10 @@ public final class HeldClaims: Sendable {
         let order: ClaimOrder
         let leaseTimeout: TimeInterval
         let room: ClaimRoom
+        /// The hash of the credential the exchange came with when the auth middleware let it through
+        /// unchecked (`MasterContext.uncheckedCredential`): the handoff checks it against the agent's
+        /// row, as the exchange's own rounds do, so a credential reset since gets nothing.
+        let credential: String?
         let handoff: Handoff
     }
 
@@ -33,47 +37,64 @@ public final class HeldClaims: Sendable {
 
     private struct State {
         var entries: [UInt64: Entry] = [:]
+        /// The registrations' ids, oldest first (ids only grow: a new one is appended).
+        var order: [UInt64] = []
         var next: UInt64 = 0
+
+        mutating func remove(_ id: UInt64) -> Entry? {
+            guard let entry = entries.removeValue(forKey: id) else { return nil }
+            // Binary search: the ids are sorted.
+            var low = 0, high = order.count
+            while low < high {
+                let middle = (low + high) / 2
+                if order[middle] < id { low = middle + 1 } else { high = middle }
+            }
+            if low < order.count, order[low] == id { order.remove(at: low) }
+            return entry
+        }
     }
     private let state = Mutex(State())
 
     public init() {}
 
     /// Registers a held exchange that waits for work fitting `room`.
-    func hold(_ order: ClaimOrder, leaseTimeout: TimeInterval, room: ClaimRoom) -> Ticket {
-        let handoff = Handoff()
-        let id = state.withLock { state in
+    func hold(_ order: ClaimOrder, leaseTimeout: TimeInterval, room: ClaimRoom, credential: String?) -> Ticket {
+        state.withLock { state in
             let id = state.next
             state.next &+= 1
+            let handoff = Handoff(id: id)
             state.entries[id] = Entry(agent: order.agent, order: order, leaseTimeout: leaseTimeout, room: room,
-                                      handoff: handoff)
-            return id
+                                      credential: credential, handoff: handoff)
+            state.order.append(id)
+            return Ticket(id: id, handoff: handoff)
         }
-        return Ticket(id: id, handoff: handoff)
     }
 
     /// Ends a registration: true when it was still registered, false when a submission took it (its
-    /// leases then come through the ticket's handoff).
+    /// leases then come through the ticket's handoff, which is always delivered).
     func withdraw(_ ticket: Ticket) -> Bool {
-        state.withLock { $0.entries.removeValue(forKey: ticket.id) != nil }
+        state.withLock { $0.remove(ticket.id) != nil }
     }
 
     /// Takes the registrations `work` fits, oldest first, at most one per new task and one per
-    /// agent (as `WakePlan` wakes held claims): each is the submission's to deliver to.
+    /// agent (as `WakePlan` wakes held claims): each is the caller's to deliver to. Their exchanges
+    /// are woken now, so that no notification counts them among the claims it wakes meanwhile.
     func take(for work: NewWork) -> [Entry] {
         guard !work.isEmpty, !work.isAnything, let shapes = work.shapes else { return [] }
-        return state.withLock { state in
+        let taken = state.withLock { state -> [Entry] in
             var taken: [Entry] = []
             var agents: Set<AgentID> = []
-            for id in state.entries.keys.sorted() where taken.count < work.count {
+            for id in state.order where taken.count < work.count {
                 guard let entry = state.entries[id], !agents.contains(entry.agent),
                       shapes.contains(where: entry.room.takes) else { continue }
-                state.entries[id] = nil
                 agents.insert(entry.agent)
                 taken.append(entry)
             }
+            for entry in taken { _ = state.remove(entry.handoff.id) }
             return taken
         }
+        for entry in taken { entry.handoff.take() }
+        return taken
     }
 
     /// How many held exchanges are registered (tests).
@@ -81,33 +102,47 @@ public final class HeldClaims: Sendable {
 }
 
 /// The leases a submission leased to one held exchange, delivered once after its commit; the
-/// exchange's wait is woken by the delivery.
+/// exchange's wait is woken when the registration is taken.
 final class Handoff: Sendable {
+    /// The registration's id (set once, at `hold`).
+    let id: UInt64
     private enum State {
-        case pending(waker: (@Sendable () -> Void)?, waiting: CheckedContinuation<[TaskLease], Never>?)
+        case pending(waker: (@Sendable () -> Void)?, taken: Bool, waiting: [CheckedContinuation<[TaskLease], Never>])
         case delivered([TaskLease])
     }
-    private let state = Mutex(State.pending(waker: nil, waiting: nil))
+    private let state = Mutex(State.pending(waker: nil, taken: false, waiting: []))
+
+    init(id: UInt64) { self.id = id }
+
+    /// A submission took the registration: the exchange's wait ends (now, or as it begins).
+    func take() {
+        let waker = state.withLock { state -> (@Sendable () -> Void)? in
+            guard case .pending(let waker, _, let waiting) = state else { return nil }
+            state = .pending(waker: waker, taken: true, waiting: waiting)
+            return waker
+        }
+        waker?()
+    }
 
     /// Hands over the leases (none: the claim found nothing, or the transaction failed).
     func deliver(_ leases: [TaskLease]) {
-        let (waker, waiting) = state.withLock { state -> ((@Sendable () -> Void)?, CheckedContinuation<[TaskLease], Never>?) in
-            guard case .pending(let waker, let waiting) = state else { return (nil, nil) }
+        let (waker, waiting) = state.withLock { state -> ((@Sendable () -> Void)?, [CheckedContinuation<[TaskLease], Never>]) in
+            guard case .pending(let waker, _, let waiting) = state else { return (nil, []) }
             state = .delivered(leases)
             return (waker, waiting)
         }
         waker?()
-        waiting?.resume(returning: leases)
+        for continuation in waiting { continuation.resume(returning: leases) }
     }
 
-    /// Calls `waker` once the leases are delivered (at once if they are).
+    /// Calls `waker` once the registration is taken or its leases delivered (at once if either is).
     func onDelivery(_ waker: @escaping @Sendable () -> Void) {
-        let delivered = state.withLock { state -> Bool in
-            guard case .pending(_, let waiting) = state else { return true }
-            state = .pending(waker: waker, waiting: waiting)
-            return false
+        let now = state.withLock { state -> Bool in
+            guard case .pending(_, let taken, let waiting) = state else { return true }
+            state = .pending(waker: waker, taken: taken, waiting: waiting)
+            return taken
         }
-        if delivered { waker() }
+        if now { waker() }
     }
 
     /// The leases, once delivered.
@@ -118,8 +153,8 @@ final class Handoff: Sendable {
                     switch state {
                     case .delivered(let leases):
                         return leases
-                    case .pending(let waker, _):
-                        state = .pending(waker: waker, waiting: continuation)
+                    case .pending(let waker, let taken, let waiting):
+                        state = .pending(waker: waker, taken: taken, waiting: waiting + [continuation])
                         return nil
                     }
                 }

@@ -99,23 +99,33 @@ public final class SQLStore: Store {
         var outcome = SubmitOutcome(job: view, replayed: false, readied: readied, queued: queued)
         if let takers {
             outcome.handedOff = Self.handOff(db, takers(readied), now: now)
-            outcome.readied.remove(taken: outcome.handedOff.reduce(0) { $0 + $1.1.count })
+            // Only the new job's tasks among them: a claim may have leased older queued work instead.
+            outcome.readied.remove(taken: outcome.handedOff.reduce(0) { $0 + $1.1.filter { $0.job == view.id }.count })
         }
         return outcome
     }
 
     /// Runs each held exchange's claim in the submission's transaction, as its own round would have
-    /// (`startAtOnce`: what fits its free room runs from this commit), but stealing nothing. A claim
-    /// that fails (its agent deleted meanwhile) changes nothing and hands over nothing: that
-    /// exchange then claims itself.
+    /// (the agent's row locked and its credential checked first; `startAtOnce`: what fits its free
+    /// room runs from this commit), but stealing nothing. A claim that fails (its agent deleted or
+    /// its credential reset meanwhile) changes nothing and hands over nothing: that exchange then
+    /// claims itself, and hears why.
     static func handOff(_ db: any SQLDatabase, _ entries: [HeldClaims.Entry], now: Date) -> [(Handoff, [TaskLease])] {
-        entries.map { entry in
+        entries.map { entry -> (Handoff, [TaskLease]) in
             var order = entry.order
             order.now = now
             order.leaseUntil = now.addingTimeInterval(entry.leaseTimeout)
             order.startAtOnce = true
             order.maySteal = false
-            let leases = (try? db.savepoint { try Self.claim(db, order).leases }) ?? []
+            let leases: [TaskLease]
+            do {
+                leases = try db.savepoint { () throws -> [TaskLease] in
+                    try Self.lockAgent(db, order.agent, credential: entry.credential)
+                    return try Self.claim(db, order).leases
+                }
+            } catch {
+                leases = []
+            }
             return (entry.handoff, leases)
         }
     }
