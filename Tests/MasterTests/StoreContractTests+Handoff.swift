@@ -33,8 +33,8 @@ extension StoreContractTests {
         // Both held claims fit plain tasks (a tag an agent has is no requirement): each was taken,
         // and each leased what fits its free room, running from the submission's commit.
         #expect(!held.withdraw(first) && !held.withdraw(taggedTicket))
-        let firstLeases = await first.handoff.leases
-        let taggedLeases = await taggedTicket.handoff.leases
+        let firstLeases = await first.leases
+        let taggedLeases = await taggedTicket.leases
         #expect(firstLeases.count == 1 && taggedLeases.count == 2)
         for lease in firstLeases + taggedLeases {
             #expect(!lease.prefetched)
@@ -64,7 +64,7 @@ extension StoreContractTests {
         let one = try JobSubmission(name: "one", tasks: [TaskSpec(name: "t", command: ["true"])]).validated()
         let outcome = try await store.submit(one, owner: "alice", now: now, idempotency: nil, handoff: held)
         #expect(!held.withdraw(tickets[0]))
-        #expect(await tickets[0].handoff.leases.map(\.task) == outcome.job.taskIDs)
+        #expect(await tickets[0].leases.map(\.task) == outcome.job.taskIDs)
         #expect(held.withdraw(tickets[1]) && held.withdraw(tickets[2]))
         #expect(outcome.readied.isEmpty)
     }
@@ -99,7 +99,7 @@ extension StoreContractTests {
         let one = try JobSubmission(name: "one", tasks: [TaskSpec(name: "t", command: ["true"])]).validated()
         let outcome = try await store.submit(one, owner: "alice", now: now, idempotency: nil, handoff: held)
         #expect(!held.withdraw(stale))
-        #expect(await stale.handoff.leases.isEmpty)
+        #expect(await stale.leases.isEmpty)
         #expect(outcome.readied.count == 1, "nothing was leased: the held claims it fits are still woken")
         let task = try #require(outcome.job.taskIDs?.first)
         #expect(try await store.task(task, history: false).state == .queued)
@@ -107,7 +107,7 @@ extension StoreContractTests {
         let right = held.hold(heldOrder(reset, slots: 1), leaseTimeout: 30, room: room,
                               credential: SecretHash.hex("cred-reset"))
         let again = try await store.submit(one, owner: "alice", now: now, idempotency: nil, handoff: held)
-        #expect(await right.handoff.leases.count == 1)
+        #expect(await right.leases.count == 1)
         #expect(again.readied.count == 1, "it took the older queued task: the new one still wakes a claim")
     }
 }

@@ -48,25 +48,25 @@ struct AuthMiddleware: RouterMiddleware {
         let token = String(given)
         guard !token.isEmpty, token.utf8.count <= 512 else { throw PaddockError.unauthorized }
         var context = context
+        let hash = SecretHash.hex(token)
         if token.hasPrefix(Self.credentialPrefix), MasterAPI.isExchange(request.method, request.uri.path) {
-            let hash = SecretHash.hex(token)
             if let known = credentials.identity(hash: hash) {
                 context.caller = .agent(known)
                 context.uncheckedCredential = hash
                 return try await next(request, context)
             }
-            context.caller = try await caller(token)
+            context.caller = try await caller(token, hash: hash)
             if case .agent(let identity) = context.caller { credentials.remember(identity, hash: hash) }
         } else {
-            context.caller = try await caller(token)
+            context.caller = try await caller(token, hash: hash)
         }
         return try await next(request, context)
     }
 
-    func caller(_ token: String) async throws -> Caller {
+    /// `hash`: the token's (`SecretHash.hex`), made once per request.
+    func caller(_ token: String, hash: String) async throws -> Caller {
         // Both bootstrap tokens are always compared, whatever the first answer, in constant time
         // (through the hashes compared, whatever the lengths).
-        let hash = SecretHash.hex(token)
         let isAdmin = SecretHash.equal(hash, adminTokenHash)
         let isJoin = SecretHash.equal(hash, joinTokenHash)
         if isAdmin { return .bootstrapAdmin }

@@ -150,21 +150,16 @@ extension MasterAPI {
             // Waiting for work: a submission it fits may lease to it in its own transaction (`HeldClaims`).
             // Only with the agent's capacity known: the master then counts its busy slots itself, so
             // a claim made for this hold while the agent's next exchange also claims gives it no more.
-            var ticket: HeldClaims.Ticket?
+            var handoff: Handoff?
             if let order, order.capacity != nil, case .work(let room) = interest, room.fits != nil {
-                ticket = heldClaims.hold(order, leaseTimeout: config.leaseTimeout, room: room,
-                                         credential: context.uncheckedCredential)
+                handoff = heldClaims.hold(order, leaseTimeout: config.leaseTimeout, room: room,
+                                          credential: context.uncheckedCredential)
             }
-            if exchange.talkback == nil {
-                await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine, interest: interest,
-                                handoff: ticket?.handoff)
-            } else {
-                await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine, interest: interest,
-                                or: commandWake, since: commandGeneration, handoff: ticket?.handoff)
-            }
+            await wake.wait(since: generation, timeout: left, key: id.rawValue, keySeen: mine, interest: interest,
+                            or: exchange.talkback == nil ? nil : (commandWake, commandGeneration), handoff: handoff)
             // Taken by a submission: its leases come with its commit (none if it failed or found nothing).
-            if let ticket, !heldClaims.withdraw(ticket) {
-                let leases = await ticket.handoff.leases
+            if let handoff, !heldClaims.withdraw(handoff) {
+                let leases = await handoff.leases
                 if !leases.isEmpty {
                     response.leases = leases
                     stats.recordHandoff()

@@ -17,8 +17,7 @@ import Synchronization
 public final class HeldClaims: Sendable {
     /// A held exchange's claim, as it would run it.
     struct Entry: Sendable {
-        let agent: AgentID
-        /// The held exchange's order; its clock and lease end are set when a submission takes it.
+        /// The held exchange's order (its agent's); its clock and lease end are set when a submission takes it.
         let order: ClaimOrder
         let leaseTimeout: TimeInterval
         let room: ClaimRoom
@@ -26,12 +25,6 @@ public final class HeldClaims: Sendable {
         /// unchecked (`MasterContext.uncheckedCredential`): the handoff checks it against the agent's
         /// row, as the exchange's own rounds do, so a credential reset since gets nothing.
         let credential: String?
-        let handoff: Handoff
-    }
-
-    /// A registration, withdrawn by its exchange when its wait ends.
-    struct Ticket: Sendable {
-        let id: UInt64
         let handoff: Handoff
     }
 
@@ -57,23 +50,24 @@ public final class HeldClaims: Sendable {
 
     public init() {}
 
-    /// Registers a held exchange that waits for work fitting `room`.
-    func hold(_ order: ClaimOrder, leaseTimeout: TimeInterval, room: ClaimRoom, credential: String?) -> Ticket {
+    /// Registers a held exchange that waits for work fitting `room`; its registration is the
+    /// `Handoff` the leases would come through.
+    func hold(_ order: ClaimOrder, leaseTimeout: TimeInterval, room: ClaimRoom, credential: String?) -> Handoff {
         state.withLock { state in
             let id = state.next
             state.next &+= 1
             let handoff = Handoff(id: id)
-            state.entries[id] = Entry(agent: order.agent, order: order, leaseTimeout: leaseTimeout, room: room,
-                                      credential: credential, handoff: handoff)
+            state.entries[id] = Entry(order: order, leaseTimeout: leaseTimeout, room: room, credential: credential,
+                                      handoff: handoff)
             state.order.append(id)
-            return Ticket(id: id, handoff: handoff)
+            return handoff
         }
     }
 
     /// Ends a registration: true when it was still registered, false when a submission took it (its
-    /// leases then come through the ticket's handoff, which is always delivered).
-    func withdraw(_ ticket: Ticket) -> Bool {
-        state.withLock { $0.remove(ticket.id) != nil }
+    /// leases then come through the handoff, which is always delivered).
+    func withdraw(_ handoff: Handoff) -> Bool {
+        state.withLock { $0.remove(handoff.id) != nil }
     }
 
     /// Takes the registrations `work` fits, oldest first, at most one per new task and one per
@@ -85,9 +79,9 @@ public final class HeldClaims: Sendable {
             var taken: [Entry] = []
             var agents: Set<AgentID> = []
             for id in state.order where taken.count < work.count {
-                guard let entry = state.entries[id], !agents.contains(entry.agent),
+                guard let entry = state.entries[id], !agents.contains(entry.order.agent),
                       shapes.contains(where: entry.room.takes) else { continue }
-                agents.insert(entry.agent)
+                agents.insert(entry.order.agent)
                 taken.append(entry)
             }
             for entry in taken { _ = state.remove(entry.handoff.id) }
@@ -101,8 +95,9 @@ public final class HeldClaims: Sendable {
     var count: Int { state.withLock { $0.entries.count } }
 }
 
-/// The leases a submission leased to one held exchange, delivered once after its commit; the
-/// exchange's wait is woken when the registration is taken.
+/// A held exchange's registration and the leases a submission leased to it, delivered once after
+/// its commit (a registration is always taken before it is delivered to); the exchange's wait is
+/// woken when the registration is taken.
 final class Handoff: Sendable {
     /// The registration's id (set once, at `hold`).
     let id: UInt64
@@ -126,17 +121,16 @@ final class Handoff: Sendable {
 
     /// Hands over the leases (none: the claim found nothing, or the transaction failed).
     func deliver(_ leases: [TaskLease]) {
-        let (waker, waiting) = state.withLock { state -> ((@Sendable () -> Void)?, [CheckedContinuation<[TaskLease], Never>]) in
-            guard case .pending(let waker, _, let waiting) = state else { return (nil, []) }
+        let waiting = state.withLock { state -> [CheckedContinuation<[TaskLease], Never>] in
+            guard case .pending(_, _, let waiting) = state else { return [] }
             state = .delivered(leases)
-            return (waker, waiting)
+            return waiting
         }
-        waker?()
         for continuation in waiting { continuation.resume(returning: leases) }
     }
 
-    /// Calls `waker` once the registration is taken or its leases delivered (at once if either is).
-    func onDelivery(_ waker: @escaping @Sendable () -> Void) {
+    /// Calls `waker` once the registration is taken (at once if it is, or was delivered to).
+    func onTaken(_ waker: @escaping @Sendable () -> Void) {
         let now = state.withLock { state -> Bool in
             guard case .pending(_, let taken, let waiting) = state else { return true }
             state = .pending(waker: waker, taken: taken, waiting: waiting)

@@ -114,37 +114,26 @@ public actor WakeSignal {
         await wait(since: seen, timeout: timeout, key: key, keySeen: keySeen, interest: interest, or: nil, handoff: nil)
     }
 
-    /// As `wait`, and also returns when `handoff` delivers (a submission leased to the held exchange).
-    func wait(since seen: UInt64, timeout: Duration, key: Int64, keySeen: UInt64, interest: WakeInterest,
-              handoff: Handoff?) async {
-        await wait(since: seen, timeout: timeout, key: key, keySeen: keySeen, interest: interest, or: nil, handoff: handoff)
-    }
-
     /// Returns at the first of: a notification here for `interest` (or this signal's generation had
     /// moved past `seen`), its waits under `key` superseded after `keySeen`, `other`'s generation
     /// moved past `otherSeen`, `timeout`. (An agent's held exchange waits for work and for its
     /// talkback commands at once.)
     public func wait(since seen: UInt64, timeout: Duration, key: Int64, keySeen: UInt64, interest: WakeInterest,
                      or other: WakeSignal, since otherSeen: UInt64) async {
-        await wait(since: seen, timeout: timeout, key: key, keySeen: keySeen, interest: interest, or: other, since: otherSeen,
-                   handoff: nil)
-    }
-
-    func wait(since seen: UInt64, timeout: Duration, key: Int64, keySeen: UInt64, interest: WakeInterest,
-              or other: WakeSignal, since otherSeen: UInt64, handoff: Handoff?) async {
         await wait(since: seen, timeout: timeout, key: key, keySeen: keySeen, interest: interest, or: (other, otherSeen),
-                   handoff: handoff)
+                   handoff: nil)
     }
 
     /// One waiter, registered here and (with `other`) there too, woken by whichever fires first.
     /// No task of its own: a held long-poll costs the master its connection's task and this, and
     /// its timeout is a timer on an event loop, not a sleeping task (each task keeps kilobytes).
-    private func wait(since seen: UInt64, timeout: Duration, key: Int64?, keySeen: UInt64, interest: WakeInterest,
-                      or other: (signal: WakeSignal, seen: UInt64)?, handoff: Handoff?) async {
+    /// With `handoff` (a held exchange's registration), it also returns when a submission takes it.
+    func wait(since seen: UInt64, timeout: Duration, key: Int64?, keySeen: UInt64, interest: WakeInterest,
+              or other: (signal: WakeSignal, seen: UInt64)?, handoff: Handoff?) async {
         guard generation == seen, timeout > .zero, !isClosed, !Task.isCancelled else { return }
         if let key, supersessions(key) != keySeen { return }
         let waiter = Waiter()
-        handoff?.onDelivery { waiter.fire() }
+        handoff?.onTaken { waiter.fire() }
         let id = add(waiter, key: key, interest: interest)
         let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
             waiter.fire()
