@@ -55,11 +55,17 @@ import Testing
     /// A held talkback poll ends when the agent's next exchange arrives (a report superseding it:
     /// the agent's one long-poll), and answers the commands it has.
     @Test func aHeldTalkbackPollIsSupersededByTheAgentsNextExchange() async throws {
-        try await TestMaster().test { client in
+        let fixture = try TestMaster()
+        let wake = fixture.master.wake
+        try await fixture.test { client in
             let (agent, credential) = try await client.enroll("a")
             let started = ContinuousClock.now
             async let held = client.exchange(agent, credential, ExchangeRequest(talkback: TalkbackPoll(after: 0, wait: 30)))
-            try await Task.sleep(for: .milliseconds(300))
+            // Held, not only sent: a report that reached the master first would be superseded by it
+            // instead (rehearsal 75 had the poll's request reach it after 300 ms on a busy machine).
+            let deadline = ContinuousClock.now + .seconds(15)
+            while await wake.waiting == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(await wake.waiting == 1)
             let report = try await client.exchange(agent, credential, ExchangeRequest(talkback: TalkbackPoll(after: 0)))
             #expect(report.talkback?.commands.isEmpty == true)
             let answer = try await held
