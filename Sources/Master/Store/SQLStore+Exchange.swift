@@ -45,6 +45,10 @@ extension SQLStore {
             }
         }
 
+        // The successes' dependents are looked up together after the reports, before the claim (which
+        // may take what they unblock).
+        let tallying = db as? TallyingDatabase
+        tallying?.defersDependents = true
         for task in order {
             if let epoch = starts[task] {
                 // A refused start fences the whole run: its log, progress and finish no longer count.
@@ -82,6 +86,10 @@ extension SQLStore {
                 }
             }
         }
+        if let tallying {
+            tallying.defersDependents = false
+            try Self.unblockDependents(db, of: tallying.takeSucceeded(), now: now)
+        }
         var stolen = 0
         var room = ClaimRoom.none
         if let claim {
@@ -111,7 +119,7 @@ extension SQLStore {
         let looked = queued.prefix(256)
         let rows = try SQLRow.fetchAll(db, sql: """
             SELECT job_id, cpu_millis, ram, disk, gpus, tags FROM tasks
-            WHERE id IN (\(Array(repeating: "?", count: looked.count).joined(separator: ", "))) AND state = 'queued'
+            WHERE id IN (\(marks(looked.count))) AND state = 'queued'
             """, arguments: looked.map(\.rawValue))
         for row in rows { work.add(try requirements(row), job: JobID(rawValue: row["job_id"])) }
         if queued.count > looked.count { work.formUnion(.unshaped(queued.count - looked.count)) }

@@ -74,28 +74,39 @@ extension SQLStore {
         var regexes: [JobID: String?] = [:]
         let assigned = try TaskState.queued.applying(.assign)
         let started = try assigned.applying(.start)
-        for (candidate, prefetched) in chosen {
-            let runNow = order.startAtOnce && !prefetched
-            // Assigned, and for a lease that runs at once started too, in one statement: both moves
-            // are recorded in the history as the table has them.
-            let row: SQLRow?
+        // Assigned, and for a lease that runs at once started too, in one statement for all the chosen
+        // tasks of a kind (on PostgreSQL a statement is a round trip): both moves are recorded in the
+        // history as the table has them. A task another claim took meanwhile is not returned.
+        var rows: [TaskID: SQLRow] = [:]
+        func update(_ ids: [TaskID], runNow: Bool, prefetched: Bool) throws {
+            guard !ids.isEmpty else { return }
+            let found: [SQLRow]
             if runNow {
-                row = try SQLRow.fetchOne(db, sql: """
+                found = try SQLRow.fetchAll(db, sql: """
                     UPDATE tasks SET state = ?, agent_id = ?, epoch = epoch + 1, lease_expires_at = ?, progress = 0,
                         prefetched = 0, attempt = attempt + 1, runs = runs + 1, started_at = ?, exit_code = NULL, reason = NULL,
                         finished_at = NULL
-                    WHERE id = ? AND state = 'queued' RETURNING *
+                    WHERE id IN (\(marks(ids.count))) AND state = 'queued' RETURNING *
                     """, arguments: [started.rawValue, order.agent.rawValue, order.leaseUntil.timeIntervalSince1970,
-                                     order.now.timeIntervalSince1970, candidate.task.rawValue])
+                                     order.now.timeIntervalSince1970] + ids.map(\.rawValue))
             } else {
-                row = try SQLRow.fetchOne(db, sql: """
+                found = try SQLRow.fetchAll(db, sql: """
                     UPDATE tasks SET state = ?, agent_id = ?, epoch = epoch + 1, lease_expires_at = ?,
                         progress = 0, prefetched = ?
-                    WHERE id = ? AND state = 'queued' RETURNING *
+                    WHERE id IN (\(marks(ids.count))) AND state = 'queued' RETURNING *
                     """, arguments: [assigned.rawValue, order.agent.rawValue, order.leaseUntil.timeIntervalSince1970,
-                                     prefetched, candidate.task.rawValue])
+                                     prefetched] + ids.map(\.rawValue))
             }
-            guard let row else { continue }
+            for row in found { rows[TaskID(rawValue: row["id"])] = row }
+        }
+        let runsNow = { (prefetched: Bool) in order.startAtOnce && !prefetched }
+        try update(chosen.filter { runsNow($0.1) }.map(\.0.task), runNow: true, prefetched: false)
+        for prefetched in [false, true] {
+            try update(chosen.filter { $0.1 == prefetched && !runsNow($0.1) }.map(\.0.task), runNow: false, prefetched: prefetched)
+        }
+        for (candidate, prefetched) in chosen {
+            guard let row = rows[candidate.task] else { continue }
+            let runNow = runsNow(prefetched)
             let view = try Self.taskView(row)
             try Self.record(db, task: view.id, .assign, from: .queued, to: assigned,
                             agent: order.agent, epoch: view.epoch, reason: prefetched ? "prefetch" : nil, now: order.now)
@@ -317,7 +328,10 @@ extension SQLStore {
         // task rows. A start that took the task first could deadlock with a claim of the same agent.
         if !agentLocked { try lockAgent(db, agent) }
         let current = try Self.fenced(try Self.leaseState(db, task), agent: agent, epoch: epoch)
-        if current.state == .running { return }  // a resent start
+        if current.state == .running {  // a resent start
+            (db as? TallyingDatabase)?.knowLease(current)
+            return
+        }
         let to = try Self.legal(current, .start)
         try db.execute(sql: """
             UPDATE tasks SET state = ?, attempt = attempt + 1, runs = runs + 1, started_at = ?, lease_expires_at = ?,
@@ -327,6 +341,12 @@ extension SQLStore {
                              task.rawValue, epoch.rawValue, current.state.rawValue])
         try Self.record(db, task: task, job: current.jobID, .start, from: current.state, to: to, agent: agent, epoch: epoch,
                         reason: nil, now: now)
+        // The row as it is now, for the same run's next report in this exchange (its finish, most often).
+        var running = current
+        running.state = to
+        running.attempt += 1
+        running.prefetched = false
+        (db as? TallyingDatabase)?.knowLease(running)
     }
 
     public func progress(task: TaskID, agent: AgentID, epoch: LeaseEpoch, progress: Double, leaseUntil: Date,
@@ -344,6 +364,7 @@ extension SQLStore {
         }
         try db.execute(sql: "UPDATE tasks SET progress = ?, lease_expires_at = ? WHERE id = ? AND epoch = ?",
                        arguments: [progress, leaseUntil.timeIntervalSince1970, task.rawValue, epoch.rawValue])
+        (db as? TallyingDatabase)?.knowLease(current)  // unchanged: the row's lease columns stay as read
     }
 
     public func finish(task: TaskID, agent: AgentID, report: FinishReport, now: Date) async throws -> TaskView {
@@ -524,15 +545,15 @@ extension SQLStore {
     }
 
     /// Reads (and in PostgreSQL locks, in id order) the rows of the tasks an exchange reports on, in
-    /// one statement instead of one a report; each report's first `leaseState` takes its row from
-    /// there, later ones (a start, then the finish of one task) read the row again.
+    /// one statement instead of one a report; each report's `leaseState` takes its row from there, and
+    /// a report that moved it (a start) or left it as it was (progress, a status) notes it again for
+    /// the next (the same run's finish), so that a run started and finished in one exchange is read once.
     static func readLeases(_ db: any SQLDatabase, _ ids: [TaskID]) throws {
         guard let tallying = db as? TallyingDatabase, ids.count > 1 else { return }
         for start in stride(from: 0, to: ids.count, by: 500) {
             let chunk = ids[start..<min(start + 500, ids.count)]
-            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
             for row in try SQLRow.fetchAll(db, sql: """
-                SELECT \(leaseColumns) FROM tasks WHERE id IN (\(marks)) ORDER BY id\(db.lockRows)
+                SELECT \(leaseColumns) FROM tasks WHERE id IN (\(marks(chunk.count))) ORDER BY id\(db.lockRows)
                 """, arguments: chunk.map(\.rawValue)) {
                 tallying.knowLease(leaseState(row))
             }

@@ -8,7 +8,12 @@ extension SQLStore {
     /// cancelled) cancels the tasks and jobs that wait for it, with that reason.
     static func afterMove(_ db: any SQLDatabase, task: TaskID, job: JobID? = nil, to: TaskState, now: Date) throws {
         switch to {
-        case .succeeded: try unblockDependents(db, of: task, job: job, now: now)
+        case .succeeded:
+            if let tallying = db as? TallyingDatabase, tallying.defersDependents {
+                tallying.deferDependents(of: task, job: job)
+            } else {
+                try unblockDependents(db, of: [(task, job)], now: now)
+            }
         case .failed, .cancelled: try cancelDependents(db, of: task, reason: "dependency \(task) \(to.rawValue)", now: now)
         default: break
         }
@@ -25,36 +30,53 @@ extension SQLStore {
         return waiting == 0
     }
 
-    static func unblockDependents(_ db: any SQLDatabase, of task: TaskID, job known: JobID? = nil, now: Date) throws {
-        guard let job = try known?.rawValue
-                ?? Int64.fetchOne(db, sql: "SELECT job_id FROM tasks WHERE id = ?", arguments: [task.rawValue])
-        else { return }
-        // The blocked tasks that wait for this one and, as a row with id 0, whether some job waits for
-        // this one's job (one statement: this runs at every success). The job may have just succeeded
-        // as a whole: then the jobs after it may start. Its unfinished tasks are counted only when
-        // some job waits for it (counting costs as much as the job is big).
-        let rows = try SQLRow.fetchAll(db, sql: """
-            SELECT t.id, t.job_id FROM task_deps d JOIN tasks t ON t.id = d.task_id
-            WHERE d.depends_on = ? AND t.state = 'blocked'
-            UNION ALL
-            SELECT 0, 0 WHERE EXISTS (SELECT 1 FROM job_deps WHERE after_job = ?)
-            """, arguments: [task.rawValue, job])
-        var waitedFor = false
-        var candidates: [(TaskID, JobID)] = []
-        for row in rows {
-            let id: Int64 = row[0]
-            if id == 0 { waitedFor = true } else { candidates.append((TaskID(rawValue: id), JobID(rawValue: row[1]))) }
+    /// Unblocks what the successes of `tasks` (each with its job where the caller knows it) leave ready:
+    /// the blocked tasks that wait for one of them, and the tasks of jobs that run after a job now
+    /// succeeded as a whole. One lookup for all of them (an exchange's finishes come together).
+    static func unblockDependents(_ db: any SQLDatabase, of tasks: [(task: TaskID, job: JobID?)], now: Date) throws {
+        var jobs: [Int64] = []
+        var seenJobs: Set<Int64> = []
+        for (task, known) in tasks {
+            guard let job = try known?.rawValue
+                    ?? Int64.fetchOne(db, sql: "SELECT job_id FROM tasks WHERE id = ?", arguments: [task.rawValue])
+            else { continue }
+            if seenJobs.insert(job).inserted { jobs.append(job) }
         }
-        let unfinished = !waitedFor ? 1 : try Int.fetchOne(db, sql: """
-            SELECT COUNT(*) FROM tasks WHERE job_id = ? AND state != 'succeeded'
-            """, arguments: [job]) ?? 1
-        if unfinished == 0 {
+        guard !jobs.isEmpty else { return }
+        var candidates: [(TaskID, JobID)] = []
+        var waitedFor: Set<Int64> = []
+        // The blocked tasks that wait for these and, as rows with id 0, the jobs among theirs that some
+        // job waits for (one statement: this runs at every success). Such a job may have just succeeded
+        // as a whole: then the jobs after it may start. Its unfinished tasks are counted only when some
+        // job waits for it (counting costs as much as the job is big).
+        let chunk = 400
+        for start in stride(from: 0, to: max(tasks.count, jobs.count), by: chunk) {
+            let ids = tasks.dropFirst(start).prefix(chunk).map(\.task.rawValue)
+            let jobIDs = Array(jobs.dropFirst(start).prefix(chunk))
+            let rows = try SQLRow.fetchAll(db, sql: """
+                SELECT t.id, t.job_id FROM task_deps d JOIN tasks t ON t.id = d.task_id
+                WHERE d.depends_on IN (\(marks(ids.count))) AND t.state = 'blocked'
+                UNION ALL
+                SELECT 0, after_job FROM job_deps WHERE after_job IN (\(marks(jobIDs.count)))
+                """, arguments: ids + jobIDs)
+            for row in rows {
+                let id: Int64 = row[0]
+                if id == 0 { waitedFor.insert(row[1]) } else { candidates.append((TaskID(rawValue: id), JobID(rawValue: row[1]))) }
+            }
+        }
+        for job in jobs where waitedFor.contains(job) {
+            let unfinished = try Int.fetchOne(db, sql: """
+                SELECT COUNT(*) FROM tasks WHERE job_id = ? AND state != 'succeeded'
+                """, arguments: [job]) ?? 1
+            guard unfinished == 0 else { continue }
             candidates += try SQLRow.fetchAll(db, sql: """
                 SELECT t.id, t.job_id FROM job_deps jd JOIN tasks t ON t.job_id = jd.job_id
                 WHERE jd.after_job = ? AND t.state = 'blocked'
                 """, arguments: [job]).map { (TaskID(rawValue: $0["id"]), JobID(rawValue: $0["job_id"])) }
         }
-        for (dependent, dependentJob) in candidates where try isReady(db, task: dependent, job: dependentJob) {
+        var looked: Set<TaskID> = []
+        for (dependent, dependentJob) in candidates where looked.insert(dependent).inserted {
+            guard try isReady(db, task: dependent, job: dependentJob) else { continue }
             let to = try TaskState.blocked.applying(.unblock)
             let moved = try db.execute(sql: "UPDATE tasks SET state = ? WHERE id = ? AND state = 'blocked'",
                                        arguments: [to.rawValue, dependent.rawValue])

@@ -399,6 +399,11 @@ public final class SQLStore: Store {
 
     // MARK: JSON columns
 
+    /// `count` placeholders, comma separated (an empty list matches nothing: `NULL`).
+    static func marks(_ count: Int) -> String {
+        count == 0 ? "NULL" : Array(repeating: "?", count: count).joined(separator: ", ")
+    }
+
     static func json<T: Encodable>(_ value: T) throws -> String {
         String(decoding: try JSONEncoder().encode(value), as: UTF8.self)
     }

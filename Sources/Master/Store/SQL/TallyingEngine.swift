@@ -47,6 +47,12 @@ final class TallyingDatabase: SQLDatabase {
         var queued: [TaskID] = []
         /// Task events not written yet, each its `eventColumns`' values.
         var events: [[SQLValue]] = []
+        /// Task rows as this transaction has them (`SQLStore.readLeases`, then each report's move),
+        /// each taken by the next `leaseState` of its task. Notes too: a savepoint rolled back puts
+        /// back what it took, as its rows are put back.
+        var leases: [TaskID: SQLStore.LeaseState] = [:]
+        /// Successes whose dependents are looked up together (`defersDependents`), with their jobs.
+        var succeeded: [(task: TaskID, job: JobID?)] = []
     }
     private let inner: any SQLDatabase
     private(set) var notes = Notes()
@@ -82,10 +88,19 @@ final class TallyingDatabase: SQLDatabase {
 
     func event(_ values: [SQLValue]) { notes.events.append(values) }
 
-    /// Task rows read ahead (`SQLStore.readLeases`), each to be used once.
-    private var leases: [TaskID: SQLStore.LeaseState] = [:]
-    func knowLease(_ lease: SQLStore.LeaseState) { leases[lease.id] = lease }
-    func takeLease(_ id: TaskID) -> SQLStore.LeaseState? { leases.removeValue(forKey: id) }
+    func knowLease(_ lease: SQLStore.LeaseState) { notes.leases[lease.id] = lease }
+    func takeLease(_ id: TaskID) -> SQLStore.LeaseState? { notes.leases.removeValue(forKey: id) }
+
+    /// While set (an exchange's reports), a success's dependents are not looked up at once but noted,
+    /// and looked up for all of them in one statement (`SQLStore.unblockDependents(_:of:now:)`):
+    /// on PostgreSQL a lookup is a round trip, one per finished task.
+    var defersDependents = false
+    func deferDependents(of task: TaskID, job: JobID?) { notes.succeeded.append((task, job)) }
+    /// The successes noted since the last call.
+    func takeSucceeded() -> [(task: TaskID, job: JobID?)] {
+        defer { notes.succeeded = [] }
+        return notes.succeeded
+    }
 
     /// Writes the events noted so far.
     func flushEvents() throws {

@@ -1,0 +1,90 @@
+import Foundation
+@testable import PaddockMaster
+import PaddockProtocol
+import Testing
+
+/// What one exchange's reports set off together, on SQLite and PostgreSQL: the dependents of the runs
+/// it finishes are looked up once for all of them, and a run started and finished in it is read once.
+extension StoreContractTests {
+    func exchangeOrder(_ agent: AgentID, slots: Int, prefetch: Int = 0) -> ClaimOrder {
+        var order = ClaimOrder(agent: agent, slots: slots, prefetch: prefetch, leaseUntil: later, now: now)
+        order.capacity = slots
+        order.startAtOnce = true
+        return order
+    }
+
+    func succeeded(_ lease: TaskLease) -> ExchangeFinish {
+        ExchangeFinish(task: lease.task, report: FinishReport(epoch: lease.epoch, outcome: .succeeded, exitCode: 0))
+    }
+
+    @Test(arguments: Backend.allCases)
+    func anExchangesFinishesUnblockTheirDependentsAndItsClaimTakesThem(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let a = try await agent(store, "a")
+        let first = try await store.submit(JobSubmission(name: "first", tasks: [
+            TaskSpec(name: "top1", command: ["true"]),
+            TaskSpec(name: "top2", command: ["true"]),
+            TaskSpec(name: "both", command: ["true"], dependsOn: ["top1", "top2"]),
+            TaskSpec(name: "one", command: ["true"], dependsOn: ["top1"]),
+        ]), owner: "a", now: now)
+        var afterFirst = JobSubmission(name: "after-first", tasks: [TaskSpec(name: "x", command: ["true"])])
+        afterFirst.after = [first.id]
+        let second = try await store.submit(afterFirst, owner: "a", now: now)
+        let ids = try #require(first.taskIDs)
+
+        // Both tops prefetched (assigned, not started), then started and finished in one exchange whose
+        // claim takes what their successes unblocked.
+        let prefetched = try await store.claim(exchangeOrder(a, slots: 0, prefetch: 2)).leases
+        #expect(prefetched.map(\.task).sorted() == [ids[0], ids[1]] && prefetched.allSatisfy(\.prefetched))
+        let outcome = try await store.exchange(agent: a, ExchangeRequest(
+            started: prefetched.map { HeldLease(task: $0.task, epoch: $0.epoch) },
+            finished: prefetched.map(succeeded)), claim: exchangeOrder(a, slots: 4), leaseUntil: later, now: now)
+        #expect(outcome.response.refused.isEmpty)
+        #expect(outcome.response.leases.map(\.task).sorted() == [ids[2], ids[3]])
+        #expect(outcome.response.leases.allSatisfy { !$0.prefetched })
+        for id in ids[0...1] {
+            let view = try await store.task(id, history: true)
+            #expect(view.state == .succeeded && view.attempt == 1)
+            #expect(view.history?.map(\.transition) == [.assign, .start, .succeed])
+        }
+        for id in ids[2...3] {
+            let view = try await store.task(id, history: true)
+            #expect(view.state == .running)
+            #expect(view.history?.map(\.transition) == [.unblock, .assign, .start])
+        }
+        #expect(try await store.task(try #require(second.taskIDs?.first), history: false).state == .blocked)
+
+        // The last two finish together: the first job is done, the one after it is unblocked and claimed.
+        let last = try await store.exchange(agent: a, ExchangeRequest(finished: outcome.response.leases.map(succeeded)),
+                                            claim: exchangeOrder(a, slots: 4), leaseUntil: later, now: now)
+        #expect(last.response.refused.isEmpty)
+        #expect(last.response.leases.map(\.task) == second.taskIDs)
+        #expect(try await store.job(first.id).counts[.succeeded] == 4)
+    }
+
+    @Test(arguments: Backend.allCases)
+    func aRefusedFinishUnblocksNothingAndTheOthersStand(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let a = try await agent(store, "a")
+        let first = try await store.submit(JobSubmission(name: "pair", tasks: [
+            TaskSpec(name: "ok", command: ["true"]),
+            TaskSpec(name: "stale", command: ["true"]),
+            TaskSpec(name: "afterOK", command: ["true"], dependsOn: ["ok"]),
+            TaskSpec(name: "afterStale", command: ["true"], dependsOn: ["stale"]),
+        ]), owner: "a", now: now)
+        let ids = try #require(first.taskIDs)
+        let leases = try await store.claim(exchangeOrder(a, slots: 2)).leases
+        #expect(leases.map(\.task).sorted() == [ids[0], ids[1]])
+        // The second finish names an epoch the task never had: refused alone, it unblocks nothing.
+        let stale = try #require(leases.first { $0.task == ids[1] })
+        let outcome = try await store.exchange(agent: a, ExchangeRequest(finished: [
+            succeeded(try #require(leases.first { $0.task == ids[0] })),
+            ExchangeFinish(task: stale.task, report: FinishReport(epoch: LeaseEpoch(stale.epoch.rawValue + 7),
+                                                                  outcome: .succeeded, exitCode: 0)),
+        ]), claim: exchangeOrder(a, slots: 4), leaseUntil: later, now: now)
+        #expect(outcome.response.refused.map(\.task) == [ids[1]])
+        #expect(outcome.response.leases.map(\.task) == [ids[2]])
+        #expect(try await store.task(ids[1], history: false).state == .running)
+        #expect(try await store.task(ids[3], history: false).state == .blocked)
+    }
+}
