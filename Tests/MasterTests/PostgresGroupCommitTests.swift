@@ -213,6 +213,62 @@ import Testing
             #expect(runs.withLock { $0 } == Dictionary(uniqueKeysWithValues: (0..<8).map { ($0, 2) }))
         }
     }
+
+    /// Statements sent and not waited for (a run's start and finish in an exchange): a failure among
+    /// them fails the write that sent them, in a batch too, and a later savepoint's rollback does not
+    /// hide it.
+    @Test func aSentStatementsFailureIsItsOwnWritesAndIsNeverHidden() async throws {
+        try await Setup.with { setup in
+            let engine = setup.engine
+            let blocked = try await setup.occupyLanes()
+            /// True when the write failed.
+            @Sendable func fails(_ body: @escaping @Sendable (any SQLDatabase) throws -> Void) async -> Bool {
+                do { try await engine.write(body) } catch { return true }
+                return false
+            }
+            let writes = Task {
+                try await withThrowingTaskGroup(of: (String, Bool).self) { group in
+                    // Sends a failing statement and returns: the write's own settling finds it.
+                    group.addTask {
+                        let failed = await fails { db in
+                            try db.send("INSERT INTO written VALUES ('sent')", [])
+                            try db.send("SELECT 1 / 0", [])
+                        }
+                        return ("sent", failed)
+                    }
+                    // The failure in one savepoint, a refusal in the next: rolling back to the second
+                    // must not roll back the first's instead and answer as if it had applied.
+                    group.addTask {
+                        let failed = await fails { db in
+                            try db.savepoint {
+                                try db.send("INSERT INTO written VALUES ('first part')", [])
+                                try db.send("SELECT 1 / 0", [])
+                            }
+                            do {
+                                try db.savepoint { throw Refused(name: "second part") }
+                            } catch is Refused {}
+                        }
+                        return ("parts", failed)
+                    }
+                    for n in 0..<3 {
+                        group.addTask {
+                            let failed = await fails { db in
+                                try db.send("INSERT INTO written VALUES (?)", [.text("w\(n)")])
+                            }
+                            return ("w\(n)", failed)
+                        }
+                    }
+                    return try await group.reduce(into: [String: Bool]()) { $0[$1.0] = $1.1 }
+                }
+            }
+            try await waitFor("5 writes to queue") { engine.group.load.queued == 5 }
+            try await setup.openGate()
+            try await blocked.value
+            let failed = try await writes.value
+            #expect(failed == ["sent": true, "parts": true, "w0": false, "w1": false, "w2": false])
+            #expect(try await setup.names() == Set((0..<4).map { "lane \($0)" } + (0..<3).map { "w\($0)" }))
+        }
+    }
 }
 
 /// A value the writes' bodies change from the lanes' threads.

@@ -333,7 +333,9 @@ extension SQLStore {
             return
         }
         let to = try Self.legal(current, .start)
-        try db.execute(sql: """
+        // Sent, not waited for: the row is locked and read, so the UPDATE changes it (an error is
+        // thrown by the transaction's next statement waited for).
+        try db.send(sql: """
             UPDATE tasks SET state = ?, attempt = attempt + 1, runs = runs + 1, started_at = ?, lease_expires_at = ?,
                 exit_code = NULL, reason = NULL, finished_at = NULL, prefetched = 0
             WHERE id = ? AND epoch = ? AND state = ?
@@ -362,7 +364,7 @@ extension SQLStore {
         guard current.state == .running else {
             throw PaddockError.conflict("task \(task) is \(current.state.rawValue), not running")
         }
-        try db.execute(sql: "UPDATE tasks SET progress = ?, lease_expires_at = ? WHERE id = ? AND epoch = ?",
+        try db.send(sql: "UPDATE tasks SET progress = ?, lease_expires_at = ? WHERE id = ? AND epoch = ?",
                        arguments: [progress, leaseUntil.timeIntervalSince1970, task.rawValue, epoch.rawValue])
         (db as? TallyingDatabase)?.knowLease(current)  // unchanged: the row's lease columns stay as read
     }
@@ -405,7 +407,8 @@ extension SQLStore {
         let finishedAt: Double? = to.isTerminal ? now.timeIntervalSince1970 : nil
         // The usage the run reported rides the same UPDATE: the most of what any run of it used.
         let reported = report.usage == nil ? 0 : 1
-        try db.execute(sql: """
+        // Sent, not waited for, as a start's.
+        try db.send(sql: """
             UPDATE tasks SET state = ?, exit_code = ?, reason = ?, finished_at = ?, lease_expires_at = NULL,
                 attempt = attempt + ?, progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END,
                 cpu_seconds = CASE WHEN ? = 1 THEN \(db.dialect.greatest)(COALESCE(cpu_seconds, 0), ?) ELSE cpu_seconds END,

@@ -196,13 +196,24 @@ final class PGTransaction: SQLDatabase {
     private var unanswered: [(sql: String, answer: EventLoopFuture<PostgresQueryResult>)] = []
 
     /// Sends the statement and returns: one round trip fewer for each savepoint and its release
-    /// (two a report in an exchange). The connection runs statements in order, so the next one
-    /// waited for is answered after this one; see `query`.
-    func send(_ sql: String) throws {
-        unanswered.append((sql, connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)))
+    /// (two a report in an exchange) and for each UPDATE whose row count nobody reads (a run's start
+    /// and finish). The connection runs statements in order, so the next one waited for is answered
+    /// after this one; see `query`.
+    func send(_ sql: String, _ arguments: [SQLValue]) throws {
+        let text = arguments.isEmpty ? sql : Self.numberedPlaceholders(sql)
+        unanswered.append((text, connection.query(PostgresQuery(unsafeSQL: text, binds: Self.bindings(arguments)),
+                                                  logger: logger)))
     }
 
-    func query(_ sql: String, _ arguments: [SQLValue]) throws -> PostgresQueryResult {
+    func settle() throws {
+        let sent = unanswered
+        unanswered = []
+        for (earlier, answer) in sent {
+            do { _ = try answer.wait() } catch { throw Self.classify(error, sql: earlier) }
+        }
+    }
+
+    static func bindings(_ arguments: [SQLValue]) -> PostgresBindings {
         var binds = PostgresBindings(capacity: arguments.count)
         for argument in arguments {
             switch argument {
@@ -213,8 +224,12 @@ final class PGTransaction: SQLDatabase {
             case .blob(let v): binds.append(ByteBuffer(bytes: v))
             }
         }
+        return binds
+    }
+
+    func query(_ sql: String, _ arguments: [SQLValue]) throws -> PostgresQueryResult {
         let text = Self.numberedPlaceholders(sql)
-        let answer = connection.query(PostgresQuery(unsafeSQL: text, binds: binds), logger: logger)
+        let answer = connection.query(PostgresQuery(unsafeSQL: text, binds: Self.bindings(arguments)), logger: logger)
         let result: Result<PostgresQueryResult, any Error>
         do {
             result = .success(try answer.wait())
@@ -222,15 +237,15 @@ final class PGTransaction: SQLDatabase {
             result = .failure(error)
         }
         // The statements sent before this one were answered before it. The first that failed is the
-        // cause (PostgreSQL refuses what follows a failure in a transaction); a rollback succeeds
-        // whatever came before it.
+        // cause (PostgreSQL refuses what follows a failure in a transaction). A whole rollback succeeds
+        // whatever came before it; a rollback to a savepoint does not hide an earlier failure: the
+        // savepoint it would go back to may be an earlier report's whose release failed with it, and
+        // that report's changes would go unnoticed.
         if !unanswered.isEmpty {
-            let sent = unanswered
-            unanswered = []
-            if !sql.hasPrefix("ROLLBACK") {
-                for (earlier, answer) in sent {
-                    do { _ = try answer.wait() } catch { throw Self.classify(error, sql: earlier) }
-                }
+            if sql == "ROLLBACK" {
+                unanswered = []
+            } else {
+                try settle()
             }
         }
         do {

@@ -173,6 +173,7 @@ final class PostgresGroupCommit: Sendable {
             }
             do {
                 let answer = try pending.attempt(db)
+                try db.settle()  // its statements' errors are its own, not the next write's
                 if !alone { try db.send("RELEASE SAVEPOINT request") }
                 outcome.committed.append(answer)
                 ran.append(pending)
@@ -181,7 +182,10 @@ final class PostgresGroupCommit: Sendable {
                     // Nothing else rides on this transaction: end it, and say why.
                     return abandon(error, ran: [pending], rest: [])
                 }
-                // Only this write's changes go; the batch's transaction stands, unless it cannot.
+                // Only this write's changes go; the batch's transaction stands, unless it cannot. What
+                // it sent and did not wait for is its own (the write before it settled): rolled back
+                // with it, whatever it answered.
+                _ = try? db.settle()
                 do {
                     _ = try db.execute("ROLLBACK TO SAVEPOINT request", [])
                     _ = try db.execute("RELEASE SAVEPOINT request", [])

@@ -11,14 +11,23 @@ public protocol SQLDatabase: AnyObject {
     /// Runs a statement; returns how many rows it changed.
     @discardableResult
     func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int
-    /// Runs a statement whose answer nothing waits for (`SAVEPOINT`, `RELEASE`). PostgreSQL sends it
-    /// and goes on: its error, if any, is thrown by the next statement that is waited for, which
-    /// PostgreSQL runs after it. SQLite runs it at once.
-    func send(_ sql: String) throws
+    /// Runs a statement whose answer nothing waits for (`SAVEPOINT`, `RELEASE`, an UPDATE whose row
+    /// count nobody reads). PostgreSQL sends it and goes on: its error, if any, is thrown by the next
+    /// statement that is waited for (a `ROLLBACK TO SAVEPOINT` included), which PostgreSQL runs after
+    /// it, or by `settle`. SQLite runs it at once.
+    func send(_ sql: String, _ arguments: [SQLValue]) throws
+    /// Waits for the statements sent and not answered yet; throws the first one's error. A write
+    /// settles before it is answered: its errors are its own, not the next write's in a shared
+    /// transaction.
+    func settle() throws
 }
 
 extension SQLDatabase {
-    public func send(_ sql: String) throws { try execute(sql, []) }
+    public func send(_ sql: String, _ arguments: [SQLValue]) throws { try execute(sql, arguments) }
+    public func send(_ sql: String) throws { try send(sql, []) }
+    public func settle() throws {}
+    /// `send` with the store's bindable values.
+    public func send(sql: String, arguments: [any SQLBindable]) throws { try send(sql, arguments.map(\.sqlValue)) }
 }
 
 /// Where the two engines' SQL differs.

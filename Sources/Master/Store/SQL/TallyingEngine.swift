@@ -80,7 +80,11 @@ final class TallyingDatabase: SQLDatabase {
         return try inner.execute(sql, arguments)
     }
 
-    func send(_ sql: String) throws { try inner.send(sql) }
+    func send(_ sql: String, _ arguments: [SQLValue]) throws {
+        if !notes.events.isEmpty && sql.contains("task_events") { try flushEvents() }
+        try inner.send(sql, arguments)
+    }
+    func settle() throws { try inner.settle() }
 
     static let eventColumns = "task_id, at, transition, from_state, to_state, agent_id, epoch, reason"
     /// Rows per INSERT: 8 values each, far under PostgreSQL's 65 535 parameters.
