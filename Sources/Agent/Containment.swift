@@ -104,7 +104,9 @@ public struct Containment: Sendable {
                                                         pid: pid, logger: logger) {
                 var kinds: Set<Hierarchy.Kind> = [.unified]
                 for (kind, name) in wanted where controllers.contains(name) { kinds.insert(kind) }
-                if kinds.contains(.cpu) { kinds.insert(.cpuacct) }  // cpu.stat holds the usage in v2
+                // v2's cpu.stat holds the usage whether or not the cpu controller is enabled (4.15+):
+                // where it is there, a hybrid host's v1 cpuacct is one join per launch for nothing.
+                if kinds.contains(.cpu) || access(base + "/cpu.stat", R_OK) == 0 { kinds.insert(.cpuacct) }
                 hierarchies.append(Hierarchy(kinds: kinds, v2: true, base: base))
                 covered = kinds
             } else {
