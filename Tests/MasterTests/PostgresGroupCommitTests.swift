@@ -221,6 +221,7 @@ import Testing
         try await Setup.with { setup in
             let engine = setup.engine
             let blocked = try await setup.occupyLanes()
+            let runs = Counted(0)
             /// True when the write failed.
             @Sendable func fails(_ body: @escaping @Sendable (any SQLDatabase) throws -> Void) async -> Bool {
                 do { try await engine.write(body) } catch { return true }
@@ -250,6 +251,19 @@ import Testing
                         }
                         return ("parts", failed)
                     }
+                    // A collision among its sent statements, then a refusal of its own: the collision is
+                    // the cause, so the write runs again (and, not colliding the second time, is refused).
+                    group.addTask {
+                        let failed = await fails { db in
+                            runs.withLock { $0 += 1 }
+                            try db.send("""
+                                DO $$ BEGIN IF nextval('collisions') = 1 THEN
+                                    RAISE EXCEPTION 'collided' USING ERRCODE = '40001'; END IF; END $$
+                                """, [])
+                            throw Refused(name: "after a collision")
+                        }
+                        return ("collided", failed)
+                    }
                     for n in 0..<3 {
                         group.addTask {
                             let failed = await fails { db in
@@ -261,11 +275,12 @@ import Testing
                     return try await group.reduce(into: [String: Bool]()) { $0[$1.0] = $1.1 }
                 }
             }
-            try await waitFor("5 writes to queue") { engine.group.load.queued == 5 }
+            try await waitFor("6 writes to queue") { engine.group.load.queued == 6 }
             try await setup.openGate()
             try await blocked.value
             let failed = try await writes.value
-            #expect(failed == ["sent": true, "parts": true, "w0": false, "w1": false, "w2": false])
+            #expect(failed == ["sent": true, "parts": true, "collided": true, "w0": false, "w1": false, "w2": false])
+            #expect(runs.withLock { $0 } == 2)
             #expect(try await setup.names() == Set((0..<4).map { "lane \($0)" } + (0..<3).map { "w\($0)" }))
         }
     }

@@ -117,10 +117,11 @@ extension SQLStore {
         var work = NewWork()
         guard !queued.isEmpty else { return work }
         let looked = queued.prefix(256)
+        let list = inList(looked.map(\.rawValue))
         let rows = try SQLRow.fetchAll(db, sql: """
             SELECT job_id, cpu_millis, ram, disk, gpus, tags FROM tasks
-            WHERE id IN (\(marks(looked.count))) AND state = 'queued'
-            """, arguments: looked.map(\.rawValue))
+            WHERE id IN (\(list.marks)) AND state = 'queued'
+            """, arguments: list.arguments)
         for row in rows { work.add(try requirements(row), job: JobID(rawValue: row["job_id"])) }
         if queued.count > looked.count { work.formUnion(.unshaped(queued.count - looked.count)) }
         return work

@@ -80,22 +80,23 @@ extension SQLStore {
         var rows: [TaskID: SQLRow] = [:]
         func update(_ ids: [TaskID], runNow: Bool, prefetched: Bool) throws {
             guard !ids.isEmpty else { return }
+            let list = inList(ids.map(\.rawValue))
             let found: [SQLRow]
             if runNow {
                 found = try SQLRow.fetchAll(db, sql: """
                     UPDATE tasks SET state = ?, agent_id = ?, epoch = epoch + 1, lease_expires_at = ?, progress = 0,
                         prefetched = 0, attempt = attempt + 1, runs = runs + 1, started_at = ?, exit_code = NULL, reason = NULL,
                         finished_at = NULL
-                    WHERE id IN (\(marks(ids.count))) AND state = 'queued' RETURNING *
+                    WHERE id IN (\(list.marks)) AND state = 'queued' RETURNING *
                     """, arguments: [started.rawValue, order.agent.rawValue, order.leaseUntil.timeIntervalSince1970,
-                                     order.now.timeIntervalSince1970] + ids.map(\.rawValue))
+                                     order.now.timeIntervalSince1970] + list.arguments)
             } else {
                 found = try SQLRow.fetchAll(db, sql: """
                     UPDATE tasks SET state = ?, agent_id = ?, epoch = epoch + 1, lease_expires_at = ?,
                         progress = 0, prefetched = ?
-                    WHERE id IN (\(marks(ids.count))) AND state = 'queued' RETURNING *
+                    WHERE id IN (\(list.marks)) AND state = 'queued' RETURNING *
                     """, arguments: [assigned.rawValue, order.agent.rawValue, order.leaseUntil.timeIntervalSince1970,
-                                     prefetched] + ids.map(\.rawValue))
+                                     prefetched] + list.arguments)
             }
             for row in found { rows[TaskID(rawValue: row["id"])] = row }
         }
@@ -366,7 +367,7 @@ extension SQLStore {
         }
         try db.send(sql: "UPDATE tasks SET progress = ?, lease_expires_at = ? WHERE id = ? AND epoch = ?",
                        arguments: [progress, leaseUntil.timeIntervalSince1970, task.rawValue, epoch.rawValue])
-        (db as? TallyingDatabase)?.knowLease(current)  // unchanged: the row's lease columns stay as read
+        (db as? TallyingDatabase)?.knowLease(current)  // what `LeaseState` holds of the row is unchanged
     }
 
     public func finish(task: TaskID, agent: AgentID, report: FinishReport, now: Date) async throws -> TaskView {
@@ -554,10 +555,10 @@ extension SQLStore {
     static func readLeases(_ db: any SQLDatabase, _ ids: [TaskID]) throws {
         guard let tallying = db as? TallyingDatabase, ids.count > 1 else { return }
         for start in stride(from: 0, to: ids.count, by: 500) {
-            let chunk = ids[start..<min(start + 500, ids.count)]
+            let list = inList(ids[start..<min(start + 500, ids.count)].map(\.rawValue))
             for row in try SQLRow.fetchAll(db, sql: """
-                SELECT \(leaseColumns) FROM tasks WHERE id IN (\(marks(chunk.count))) ORDER BY id\(db.lockRows)
-                """, arguments: chunk.map(\.rawValue)) {
+                SELECT \(leaseColumns) FROM tasks WHERE id IN (\(list.marks)) ORDER BY id\(db.lockRows)
+                """, arguments: list.arguments) {
                 tallying.knowLease(leaseState(row))
             }
         }

@@ -4,8 +4,9 @@ import PaddockProtocol
 /// Dependencies (blocked tasks, jobs after jobs), the per-job blocklist of
 /// agents, and what every state change sets off for them.
 extension SQLStore {
-    /// After a task's move: a success may unblock its dependents; a task that fails for good (or is
-    /// cancelled) cancels the tasks and jobs that wait for it, with that reason.
+    /// After a task's move: a success may unblock its dependents (at once, or during an exchange's
+    /// reports once they are all applied: `TallyingDatabase.defersDependents`); a task that fails for
+    /// good (or is cancelled) cancels the tasks and jobs that wait for it at once, with that reason.
     static func afterMove(_ db: any SQLDatabase, task: TaskID, job: JobID? = nil, to: TaskState, now: Date) throws {
         switch to {
         case .succeeded:
@@ -51,14 +52,14 @@ extension SQLStore {
         // job waits for it (counting costs as much as the job is big).
         let chunk = 400
         for start in stride(from: 0, to: max(tasks.count, jobs.count), by: chunk) {
-            let ids = tasks.dropFirst(start).prefix(chunk).map(\.task.rawValue)
-            let jobIDs = Array(jobs.dropFirst(start).prefix(chunk))
+            let ids = inList(tasks.dropFirst(start).prefix(chunk).map(\.task.rawValue))
+            let jobIDs = inList(Array(jobs.dropFirst(start).prefix(chunk)))
             let rows = try SQLRow.fetchAll(db, sql: """
                 SELECT t.id, t.job_id FROM task_deps d JOIN tasks t ON t.id = d.task_id
-                WHERE d.depends_on IN (\(marks(ids.count))) AND t.state = 'blocked'
+                WHERE d.depends_on IN (\(ids.marks)) AND t.state = 'blocked'
                 UNION ALL
-                SELECT 0, after_job FROM job_deps WHERE after_job IN (\(marks(jobIDs.count)))
-                """, arguments: ids + jobIDs)
+                SELECT 0, after_job FROM job_deps WHERE after_job IN (\(jobIDs.marks))
+                """, arguments: ids.arguments + jobIDs.arguments)
             for row in rows {
                 let id: Int64 = row[0]
                 if id == 0 { waitedFor.insert(row[1]) } else { candidates.append((TaskID(rawValue: id), JobID(rawValue: row[1]))) }

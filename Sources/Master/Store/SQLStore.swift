@@ -399,9 +399,16 @@ public final class SQLStore: Store {
 
     // MARK: JSON columns
 
-    /// `count` placeholders, comma separated (an empty list matches nothing: `NULL`).
-    static func marks(_ count: Int) -> String {
-        count == 0 ? "NULL" : Array(repeating: "?", count: count).joined(separator: ", ")
+    /// An `IN` list of `values`: its placeholders and their arguments (an empty list is `NULL`, which
+    /// matches nothing). Padded to a power of two by repeating the last value (an `IN` list is a set:
+    /// repeats change nothing), so that the SQLite connection's statement cache, which keeps each
+    /// text it prepared, holds a few texts per statement and not one per length.
+    static func inList(_ values: [Int64]) -> (marks: String, arguments: [Int64]) {
+        guard let last = values.last else { return ("NULL", []) }
+        var size = 1
+        while size < values.count { size *= 2 }
+        return (Array(repeating: "?", count: size).joined(separator: ", "),
+                values + Array(repeating: last, count: size - values.count))
     }
 
     static func json<T: Encodable>(_ value: T) throws -> String {

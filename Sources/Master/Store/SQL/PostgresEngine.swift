@@ -194,11 +194,20 @@ final class PGTransaction: SQLDatabase {
 
     /// Statements sent and not waited for yet, oldest first.
     private var unanswered: [(sql: String, answer: EventLoopFuture<PostgresQueryResult>)] = []
+    /// Savepoints named so far in this transaction.
+    private var savepoints = 0
 
-    /// Sends the statement and returns: one round trip fewer for each savepoint and its release
-    /// (two a report in an exchange) and for each UPDATE whose row count nobody reads (a run's start
-    /// and finish). The connection runs statements in order, so the next one waited for is answered
-    /// after this one; see `query`.
+    func savepointName() -> String {
+        savepoints += 1
+        return "part_\(savepoints)"
+    }
+
+    /// Sends the statement and returns, for each savepoint and its release (two a report in an
+    /// exchange) and each UPDATE whose row count nobody reads (a run's start, progress and finish).
+    /// postgres-nio still runs one statement at a time (it sends the next when the server is ready
+    /// for it): what this spares is this thread's blocking and waking for each answer, not the
+    /// network round trip. The connection runs statements in order, so the next one waited for is
+    /// answered after this one; see `query`.
     func send(_ sql: String, _ arguments: [SQLValue]) throws {
         let text = arguments.isEmpty ? sql : Self.numberedPlaceholders(sql)
         unanswered.append((text, connection.query(PostgresQuery(unsafeSQL: text, binds: Self.bindings(arguments)),

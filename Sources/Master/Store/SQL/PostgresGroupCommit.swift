@@ -167,14 +167,14 @@ final class PostgresGroupCommit: Sendable {
         var ran: [Pending] = []
         for (index, pending) in batch.enumerated() {
             do {
-                if !alone { try db.send("SAVEPOINT request") }
+                if !alone { try db.send("SAVEPOINT request_\(index)") }
             } catch {
                 return abandon(error, ran: ran, rest: batch[index...])
             }
             do {
                 let answer = try pending.attempt(db)
                 try db.settle()  // its statements' errors are its own, not the next write's
-                if !alone { try db.send("RELEASE SAVEPOINT request") }
+                if !alone { try db.send("RELEASE SAVEPOINT request_\(index)") }
                 outcome.committed.append(answer)
                 ran.append(pending)
             } catch {
@@ -182,13 +182,16 @@ final class PostgresGroupCommit: Sendable {
                     // Nothing else rides on this transaction: end it, and say why.
                     return abandon(error, ran: [pending], rest: [])
                 }
-                // Only this write's changes go; the batch's transaction stands, unless it cannot. What
-                // it sent and did not wait for is its own (the write before it settled): rolled back
-                // with it, whatever it answered.
-                _ = try? db.settle()
+                // Only this write's changes go; the batch's transaction stands, unless it cannot. A
+                // failure among the statements it sent and did not wait for is the cause (a collision
+                // to run it again for, say), not what the body threw after it. Each savepoint has a
+                // name of its own: had the release of the write before failed, the rollback would
+                // fail rather than go back to that write's savepoint and undo it.
+                var error = error
+                do { try db.settle() } catch let sent { error = sent }
                 do {
-                    _ = try db.execute("ROLLBACK TO SAVEPOINT request", [])
-                    _ = try db.execute("RELEASE SAVEPOINT request", [])
+                    _ = try db.execute("ROLLBACK TO SAVEPOINT request_\(index)", [])
+                    _ = try db.execute("RELEASE SAVEPOINT request_\(index)", [])
                 } catch let lost {
                     outcome.failed.append((pending, error))
                     return abandon(lost, ran: ran, rest: batch[(index + 1)...])

@@ -20,12 +20,18 @@ public protocol SQLDatabase: AnyObject {
     /// settles before it is answered: its errors are its own, not the next write's in a shared
     /// transaction.
     func settle() throws
+    /// A name for the next savepoint, unused in this transaction on PostgreSQL: a `RELEASE` is sent
+    /// without waiting, and if it failed, a `ROLLBACK TO` a name shared with the savepoint it was to
+    /// release would go back to that one and silently undo a part already answered; with a name of
+    /// its own it fails, and the transaction with it.
+    func savepointName() -> String
 }
 
 extension SQLDatabase {
     public func send(_ sql: String, _ arguments: [SQLValue]) throws { try execute(sql, arguments) }
     public func send(_ sql: String) throws { try send(sql, []) }
     public func settle() throws {}
+    public func savepointName() -> String { "part" }
     /// `send` with the store's bindable values.
     public func send(sql: String, arguments: [any SQLBindable]) throws { try send(sql, arguments.map(\.sqlValue)) }
 }
@@ -91,14 +97,15 @@ extension SQLDatabase {
     /// the transaction stands (one refused report of an exchange must not undo the others).
     public func savepoint<T>(_ body: () throws -> T) throws -> T {
         let tallied = (self as? TallyingDatabase)?.notes  // task counts and queued tasks roll back with the rows
-        try send("SAVEPOINT part")
+        let name = savepointName()
+        try send("SAVEPOINT " + name)
         do {
             let value = try body()
-            try send("RELEASE SAVEPOINT part")
+            try send("RELEASE SAVEPOINT " + name)
             return value
         } catch {
-            try execute(sql: "ROLLBACK TO SAVEPOINT part")
-            try execute(sql: "RELEASE SAVEPOINT part")
+            try execute(sql: "ROLLBACK TO SAVEPOINT " + name)
+            try execute(sql: "RELEASE SAVEPOINT " + name)
             if let tallied { (self as? TallyingDatabase)?.restore(tallied) }
             throw error
         }

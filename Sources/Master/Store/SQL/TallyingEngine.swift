@@ -85,6 +85,7 @@ final class TallyingDatabase: SQLDatabase {
         try inner.send(sql, arguments)
     }
     func settle() throws { try inner.settle() }
+    func savepointName() -> String { inner.savepointName() }
 
     static let eventColumns = "task_id, at, transition, from_state, to_state, agent_id, epoch, reason"
     /// Rows per INSERT: 8 values each, far under PostgreSQL's 65 535 parameters.
