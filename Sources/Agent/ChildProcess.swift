@@ -118,55 +118,20 @@ public final class ChildProcess: Sendable, RunningProcess {
         self.cgroup = cgroup
         let (stream, continuation) = AsyncStream.makeStream(of: Data.self)
         output = stream
-        BlockingThreads.shared.run {
-            var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(readFD, $0.baseAddress, $0.count) }
-                if n > 0 {
-                    continuation.yield(Data(buffer[0..<n]))
-                } else if n < 0 && errno == EINTR {
-                    continue
-                } else {
-                    break
-                }
-            }
-            close(readFD)
-            continuation.finish()
-        }
+        let watch = OutputAndExit(pid: pid, readFD: readFD, output: continuation, reaped: reaped, cgroup: cgroup)
+        // One blocking thread polls the output pipe and a pidfd: a run's end (its exit and its pipe's
+        // end-of-file come together for most runs) wakes one thread, not a reader and a waiter each.
+        // Where the kernel has no pidfd (before 5.3), a reader thread and a waiter thread.
+        let pidfd = paddock_pidfd_open(pid)
+        if pidfd < 0 { BlockingThreads.shared.run { watch.readToEnd() } }
         exit = Task {
             await withCheckedContinuation { (done: CheckedContinuation<ProcessEnding, Never>) in
                 BlockingThreads.shared.run {
-                    var status: Int32 = 0
-                    var usage = rusage()
-                    // Waited for without reaping first; reaped under the lock that signals take.
-                    var info = siginfo_t()
-                    while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
-                    // wait4 also tells what the process and the children it waited for used.
-                    reaped.reap { while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {} }
-                    let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
-                        + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
-                    let peak = Int64(usage.ru_maxrss) * 1024  // kilobytes on Linux
-                    var spent = TaskUsage(cpuSeconds: cpu, rss: 0, peakRSS: peak, processes: 0)
-                    // What the task left behind dies with it: a farm task owns nothing after it ends, and
-                    // the output pipe closes only when every holder is gone. Its cgroup holds everything it
-                    // started, setsid'd daemons included; without one, its process group is what is known.
-                    kill(-pid, SIGKILL)
-                    var oom = false
-                    var leftNothing = false
-                    if let cgroup {
-                        let left = cgroup.killAll()
-                        oom = cgroup.oomKilled()
-                        if let counted = cgroup.usage() {
-                            // The cgroup's peak alone: a vforked child's ru_maxrss counts the agent's own
-                            // memory, which it shared until its exec.
-                            spent = TaskUsage(cpuSeconds: max(counted.cpuSeconds, cpu), rss: 0,
-                                              peakRSS: counted.peakRSS > 0 ? counted.peakRSS : peak, processes: 0)
-                        }
-                        leftNothing = cgroup.recycle(waiting: .seconds(2), knownEmpty: left == 0)
+                    if pidfd >= 0 {
+                        watch.poll(pidfd: pidfd) { done.resume(returning: $0) }
+                    } else {
+                        done.resume(returning: watch.waitAndReap())
                     }
-                    let signal = status & 0x7f
-                    done.resume(returning: ProcessEnding(status: signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal),
-                                                  usage: spent, oomKilled: oom, leftNothing: leftNothing))
                 }
             }
         }
@@ -223,5 +188,98 @@ final class Reaped: Sendable {
             body()
             gone = true
         }
+    }
+}
+
+/// A run's output pipe and its exit, watched from a blocking thread.
+private struct OutputAndExit: Sendable {
+    let pid: pid_t
+    let readFD: Int32
+    let output: AsyncStream<Data>.Continuation
+    let reaped: Reaped
+    let cgroup: TaskCgroup?
+
+    /// Reads one chunk of the pipe into the stream; false at its end (then closed and finished).
+    func readChunk(_ buffer: inout [UInt8]) -> Bool {
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(readFD, $0.baseAddress, $0.count) }
+            if n > 0 {
+                output.yield(Data(buffer[0..<n]))
+                return true
+            }
+            if n < 0 && errno == EINTR { continue }
+            close(readFD)
+            output.finish()
+            return false
+        }
+    }
+
+    /// The whole output, blocking on each read.
+    func readToEnd() {
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while readChunk(&buffer) {}
+    }
+
+    /// Polls the pipe and `pidfd` until both have ended; `ended` is called once, when the run has
+    /// exited and been reaped (its output may still come: what it left holding the pipe is killed then).
+    func poll(pidfd: Int32, ended: (ProcessEnding) -> Void) {
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var open = true
+        var exited = false
+        var fds = [pollfd(fd: readFD, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
+        while open || !exited {
+            fds[0].fd = open ? readFD : -1  // a negative descriptor is left out
+            fds[1].fd = exited ? -1 : pidfd
+            fds[0].revents = 0
+            fds[1].revents = 0
+            if Glibc.poll(&fds, 2, -1) < 0 {
+                if errno == EINTR { continue }
+                break  // not expected (EFAULT, ENOMEM): what is left is done blocking, below
+            }
+            if open && fds[0].revents != 0 { open = readChunk(&buffer) }
+            if !exited && fds[1].revents != 0 {
+                exited = true
+                ended(waitAndReap())
+            }
+        }
+        close(pidfd)
+        if !exited { ended(waitAndReap()) }
+        if open { readToEnd() }
+    }
+
+    /// Waits for the leader's exit, reaps it, and kills and counts what the run left.
+    func waitAndReap() -> ProcessEnding {
+        var status: Int32 = 0
+        var usage = rusage()
+        // Waited for without reaping first; reaped under the lock that signals take.
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+        // wait4 also tells what the process and the children it waited for used.
+        reaped.reap { while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {} }
+        let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+            + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+        let peak = Int64(usage.ru_maxrss) * 1024  // kilobytes on Linux
+        var spent = TaskUsage(cpuSeconds: cpu, rss: 0, peakRSS: peak, processes: 0)
+        // What the task left behind dies with it: a farm task owns nothing after it ends, and
+        // the output pipe closes only when every holder is gone. Its cgroup holds everything it
+        // started, setsid'd daemons included; without one, its process group is what is known.
+        kill(-pid, SIGKILL)
+        var oom = false
+        var leftNothing = false
+        if let cgroup {
+            let left = cgroup.killAll()
+            oom = cgroup.oomKilled()
+            if let counted = cgroup.usage() {
+                // The cgroup's peak alone: a vforked child's ru_maxrss counts the agent's own
+                // memory, which it shared until its exec.
+                spent = TaskUsage(cpuSeconds: max(counted.cpuSeconds, cpu), rss: 0,
+                                  peakRSS: counted.peakRSS > 0 ? counted.peakRSS : peak, processes: 0)
+            }
+            leftNothing = cgroup.recycle(waiting: .seconds(2), knownEmpty: left == 0)
+        }
+        let signal = status & 0x7f
+        return ProcessEnding(status: signal == 0 ? .exited((status >> 8) & 0xff) : .signaled(signal),
+                             usage: spent, oomKilled: oom, leftNothing: leftNothing)
     }
 }

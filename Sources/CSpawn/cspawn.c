@@ -22,6 +22,15 @@ int paddock_has_capability(int capability) {
 
 int paddock_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
+int paddock_pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
 int paddock_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }

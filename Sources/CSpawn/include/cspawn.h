@@ -21,6 +21,10 @@ int paddock_has_capability(int capability);
 /// concurrently on another thread never inherits another task's pipe.
 int paddock_pipe_cloexec(int fds[2]);
 
+/// pidfd_open(2) (Linux 5.3+): a descriptor that polls readable once `pid` has exited; -1 with errno
+/// where the kernel has none.
+int paddock_pidfd_open(pid_t pid);
+
 /// posix_spawn_file_actions_addchdir_np (glibc >= 2.29), hidden from Swift behind _GNU_SOURCE.
 int paddock_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 
