@@ -286,6 +286,20 @@ import Testing
     }
 }
 
+/// The order a batch runs its writes in (no database needed).
+@Suite struct GroupCommitOrderTests {
+    @Test func aBatchRunsTheWritesThatLockAnAgentInTheirAgentsOrderThenTheRest() {
+        func pending(_ agent: Int64?, _ arrival: Int) -> PostgresGroupCommit.Pending {
+            PostgresGroupCommit.Pending(attempt: { _ in {} }, fail: { _ in }, agent: agent, conflicts: arrival)
+        }
+        let batch = [pending(3, 0), pending(nil, 1), pending(1, 2), pending(3, 3), pending(2, 4), pending(nil, 5)]
+        let ordered = PostgresGroupCommit.ordered(batch)
+        // Agents ascending (one agent's writes in the order they came), then the others as they came.
+        #expect(ordered.map(\.agent) == [1, 2, 3, 3, nil, nil])
+        #expect(ordered.map(\.conflicts) == [2, 4, 0, 3, 1, 5])
+    }
+}
+
 /// A value the writes' bodies change from the lanes' threads.
 private final class Counted<Value: Sendable>: Sendable {
     private let value: Mutex<Value>

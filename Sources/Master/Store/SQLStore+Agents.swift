@@ -96,7 +96,7 @@ extension SQLStore {
 
     public func heartbeat(agent: AgentID, beat: HeartbeatRequest, leaseUntil: Date, now: Date) async throws
         -> (AgentState, lost: [HeldLease], released: Int) {
-        try await engine.write { db in
+        try await engine.write(lockingAgent: agent.rawValue) { db in
             // Only a heartbeat brings an offline agent back; a leaving one stays offline (a long-poll
             // claim it abandoned must not hand it work after it left).
             let seen = try db.execute(sql: """

@@ -5,7 +5,7 @@ import PaddockProtocol
 extension SQLStore {
     public func exchange(agent: AgentID, _ request: ExchangeRequest, claim: ClaimOrder?, credential: String? = nil,
                          leaseUntil: Date, now: Date) async throws -> ExchangeOutcome {
-        try await engine.write { db in
+        try await engine.write(lockingAgent: agent.rawValue) { db in
             try Self.exchange(db, agent: agent, request, claim: claim, credential: credential, leaseUntil: leaseUntil, now: now)
         }
     }

@@ -7,7 +7,7 @@ import PaddockProtocol
 /// race changes nothing.
 extension SQLStore {
     public func claim(_ order: ClaimOrder) async throws -> ClaimOutcome {
-        try await engine.write { db in try Self.claim(db, order) }
+        try await engine.write(lockingAgent: order.agent.rawValue) { db in try Self.claim(db, order) }
     }
 
     /// Leases to `order.agent` the best queued tasks that fit it. With `order.startAtOnce` the tasks
@@ -237,6 +237,13 @@ extension SQLStore {
         for victimRow in victims {
             let victim = AgentID(rawValue: victimRow["agent_id"])
             let backlog: Int = victimRow["n"]
+            // The victim's row before its tasks, as everywhere (agent, then its tasks), and only if no
+            // one holds it (its own exchange, most likely, about to start those very tasks): this
+            // transaction holds its own agent's row already, and waiting here for the victim's while
+            // the victim's exchange waited for a task locked below was a deadlock, which PostgreSQL
+            // breaks only after its deadlock_timeout (1 s). A busy victim is passed over.
+            guard try SQLRow.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?\(db.skipLocked())",
+                                      arguments: [victim.rawValue]) != nil else { continue }
             // At most half the backlog is asked for at once: asks not answered yet count.
             let unanswered = try Int.fetchOne(db, sql: """
                 SELECT COUNT(*) FROM agent_commands c JOIN tasks t ON t.id = c.task_id AND t.epoch = c.epoch
@@ -295,7 +302,7 @@ extension SQLStore {
     }
 
     public func start(task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date, now: Date) async throws -> TaskView {
-        try await engine.write { db in try Self.start(db, task: task, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now) }
+        try await engine.write(lockingAgent: agent.rawValue) { db in try Self.start(db, task: task, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now) }
     }
 
     static func start(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date,
@@ -354,7 +361,7 @@ extension SQLStore {
 
     public func progress(task: TaskID, agent: AgentID, epoch: LeaseEpoch, progress: Double, leaseUntil: Date,
                          now: Date) async throws {
-        try await engine.write { db in
+        try await engine.write(lockingAgent: agent.rawValue) { db in
             try Self.progress(db, task: task, agent: agent, epoch: epoch, progress: progress, leaseUntil: leaseUntil)
         }
     }
@@ -371,7 +378,7 @@ extension SQLStore {
     }
 
     public func finish(task: TaskID, agent: AgentID, report: FinishReport, now: Date) async throws -> TaskView {
-        try await engine.write { db in try Self.finish(db, task: task, agent: agent, report: report, now: now) }
+        try await engine.write(lockingAgent: agent.rawValue) { db in try Self.finish(db, task: task, agent: agent, report: report, now: now) }
     }
 
     static func finish(_ db: any SQLDatabase, task: TaskID, agent: AgentID, report: FinishReport, now: Date) throws -> TaskView {

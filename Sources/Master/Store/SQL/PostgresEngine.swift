@@ -101,6 +101,11 @@ public final class PostgresEngine: SQLEngine {
         try await group.write(body)
     }
 
+    public func write<T: Sendable>(lockingAgent agent: Int64, _ body: @escaping @Sendable (any SQLDatabase) throws -> T)
+        async throws -> T {
+        try await group.write(lockingAgent: agent, body)
+    }
+
     /// Tasks inserted since the planner's statistics were last refreshed, and when that was.
     private let statistics = Mutex<(inserted: Int, refreshing: Bool, last: ContinuousClock.Instant?)>((0, false, nil))
     /// Tasks added before the statistics are refreshed, and the least time between two refreshes.

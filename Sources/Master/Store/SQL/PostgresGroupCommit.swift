@@ -24,6 +24,8 @@ final class PostgresGroupCommit: Sendable {
     struct Pending: Sendable {
         let attempt: @Sendable (any SQLDatabase) throws -> @Sendable () -> Void
         let fail: @Sendable (any Error) -> Void
+        /// The agent whose row it locks first, if it says so: a batch runs such writes in agent order.
+        var agent: Int64?
         var conflicts = 0
     }
 
@@ -62,12 +64,13 @@ final class PostgresGroupCommit: Sendable {
     /// Writes waiting for a lane, and the lanes running.
     var load: (queued: Int, busy: Int) { state.withLock { ($0.queue.count, $0.busy) } }
 
-    func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
+    func write<T: Sendable>(lockingAgent agent: Int64? = nil, _ body: @escaping @Sendable (any SQLDatabase) throws -> T)
+        async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
             enqueue(Pending(attempt: { db in
                 let value = try body(db)
                 return { continuation.resume(returning: value) }
-            }, fail: { error in continuation.resume(throwing: error) }))
+            }, fail: { error in continuation.resume(throwing: error) }, agent: agent))
         }
     }
 
@@ -91,7 +94,7 @@ final class PostgresGroupCommit: Sendable {
                 }
                 let taken = Array(state.queue.prefix(Self.maxBatch))
                 state.queue.removeFirst(taken.count)
-                return taken
+                return Self.ordered(taken)
             }
             guard !batch.isEmpty else { return }
             await run(batch)
@@ -123,6 +126,18 @@ final class PostgresGroupCommit: Sendable {
         for answer in outcome.committed { answer() }
         for (pending, error) in outcome.failed { pending.fail(error) }
         for (pending, conflict) in outcome.again { retry(pending, conflict) }
+    }
+
+    /// The writes that say which agent's row they lock first in that agent order, before the others
+    /// (in the order they came). Each of them takes its agent's row, then that agent's tasks: two
+    /// batches whose writes came in opposite orders (agent A then B, B then A) would hold one row
+    /// each and wait for the other's, a deadlock PostgreSQL breaks only after its deadlock_timeout
+    /// (1 s), every write of one batch then run again. In one order, one waits for the other's commit.
+    static func ordered(_ batch: [Pending]) -> [Pending] {
+        guard batch.count > 1 else { return batch }
+        let keyed = batch.enumerated().compactMap { item in item.element.agent.map { ($0, item.offset) } }
+        let ordered = keyed.sorted { $0 < $1 }.map { batch[$0.1] }
+        return ordered + batch.filter { $0.agent == nil }
     }
 
     /// A collided write runs again after a short random pause, as a whole transaction of its own

@@ -149,6 +149,11 @@ public protocol SQLEngine: Sendable {
     var dialect: SQLDialect { get }
     func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T
     func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T
+    /// A write that locks `agent`'s row first (an exchange, a claim, a heartbeat, a report). Where
+    /// several writes share a transaction (PostgreSQL's group commit), they run in their agents'
+    /// order, so that two transactions never take two agents' rows in opposite orders.
+    func write<T: Sendable>(lockingAgent agent: Int64, _ body: @escaping @Sendable (any SQLDatabase) throws -> T)
+        async throws -> T
     /// Throws `StoreUnavailable` when the database does not answer.
     func ping() async throws
     /// The database's clock now (SQLite: the host's wall clock).
@@ -163,4 +168,8 @@ public protocol SQLEngine: Sendable {
 
 extension SQLEngine {
     public func inserted(tasks: Int) {}
+    public func write<T: Sendable>(lockingAgent agent: Int64, _ body: @escaping @Sendable (any SQLDatabase) throws -> T)
+        async throws -> T {
+        try await write(body)
+    }
 }

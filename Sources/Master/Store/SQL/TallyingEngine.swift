@@ -16,10 +16,20 @@ struct TallyingEngine: SQLEngine {
     }
 
     func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T {
+        try await write(lockingAgent: nil, body)
+    }
+
+    func write<T: Sendable>(lockingAgent agent: Int64, _ body: @escaping @Sendable (any SQLDatabase) throws -> T)
+        async throws -> T {
+        try await write(lockingAgent: .some(agent), body)
+    }
+
+    private func write<T: Sendable>(lockingAgent agent: Int64?, _ body: @escaping @Sendable (any SQLDatabase) throws -> T)
+        async throws -> T {
         // A body may run more than once (PostgreSQL retries a transaction after a conflict): the last
         // run is the one that committed.
         let committed = Mutex<[TaskState: Int]>([:])
-        let value = try await inner.write { db in
+        let tallied = { @Sendable (db: any SQLDatabase) throws -> T in
             let tallying = TallyingDatabase(db)
             let value = try body(tallying)
             try tallying.flushEvents()
@@ -27,6 +37,7 @@ struct TallyingEngine: SQLEngine {
             committed.withLock { $0 = changes }
             return value
         }
+        let value = if let agent { try await inner.write(lockingAgent: agent, tallied) } else { try await inner.write(tallied) }
         tally.apply(committed.withLock { $0 })
         return value
     }
