@@ -235,16 +235,26 @@ private struct OutputAndExit: Sendable {
             fds[1].revents = 0
             if Glibc.poll(&fds, 2, -1) < 0 {
                 if errno == EINTR { continue }
-                break  // not expected (EFAULT, ENOMEM): what is left is done blocking, below
+                break  // not expected (ENOMEM): what is left is done blocking, below
             }
             if open && fds[0].revents != 0 { open = readChunk(&buffer) }
             if !exited && fds[1].revents != 0 {
                 exited = true
+                close(pidfd)  // not held while a process the run left keeps the pipe open
                 ended(waitAndReap())
             }
         }
-        close(pidfd)
-        if !exited { ended(waitAndReap()) }
+        if !exited {
+            close(pidfd)
+            // The pipe read on a thread of its own meanwhile: a run blocked writing into a full pipe
+            // would never exit.
+            if open {
+                let rest = self
+                BlockingThreads.shared.run { rest.readToEnd() }
+                open = false
+            }
+            ended(waitAndReap())
+        }
         if open { readToEnd() }
     }
 
@@ -256,15 +266,20 @@ private struct OutputAndExit: Sendable {
         var info = siginfo_t()
         while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
         // wait4 also tells what the process and the children it waited for used.
-        reaped.reap { while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {} }
+        // What the task left in its process group dies with it, before the leader is reaped: until
+        // then its zombie holds the group's id, which no other process can then be given.
+        reaped.reap {
+            kill(-pid, SIGKILL)
+            while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+        }
         let cpu = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
             + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
         let peak = Int64(usage.ru_maxrss) * 1024  // kilobytes on Linux
         var spent = TaskUsage(cpuSeconds: cpu, rss: 0, peakRSS: peak, processes: 0)
         // What the task left behind dies with it: a farm task owns nothing after it ends, and
         // the output pipe closes only when every holder is gone. Its cgroup holds everything it
-        // started, setsid'd daemons included; without one, its process group is what is known.
-        kill(-pid, SIGKILL)
+        // started, setsid'd daemons included; without one, its process group (killed above) is
+        // what is known.
         var oom = false
         var leftNothing = false
         if let cgroup {

@@ -237,13 +237,6 @@ extension SQLStore {
         for victimRow in victims {
             let victim = AgentID(rawValue: victimRow["agent_id"])
             let backlog: Int = victimRow["n"]
-            // The victim's row before its tasks, as everywhere (agent, then its tasks), and only if no
-            // one holds it (its own exchange, most likely, about to start those very tasks): this
-            // transaction holds its own agent's row already, and waiting here for the victim's while
-            // the victim's exchange waited for a task locked below was a deadlock, which PostgreSQL
-            // breaks only after its deadlock_timeout (1 s). A busy victim is passed over.
-            guard try SQLRow.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?\(db.skipLocked())",
-                                      arguments: [victim.rawValue]) != nil else { continue }
             // At most half the backlog is asked for at once: asks not answered yet count.
             let unanswered = try Int.fetchOne(db, sql: """
                 SELECT COUNT(*) FROM agent_commands c JOIN tasks t ON t.id = c.task_id AND t.epoch = c.epoch
@@ -271,6 +264,13 @@ extension SQLStore {
             let picked = ClaimPolicy().select(from: candidates, for: .init(
                 free: free, tags: tags, slots: min(order.slots, allowance)))
             guard !picked.isEmpty else { continue }
+            // The victim's row (its commands are numbered under it) only if no one holds it: its own
+            // exchange, most likely, about to start those very tasks. Waiting for it here, while that
+            // exchange waited for a task locked above, was a deadlock, which PostgreSQL breaks only
+            // after its deadlock_timeout (1 s). A busy victim is passed over; nothing here waits
+            // (its tasks were read SKIP LOCKED too).
+            guard try SQLRow.fetchOne(db, sql: "SELECT id FROM agents WHERE id = ?\(db.skipLocked())",
+                                      arguments: [victim.rawValue]) != nil else { continue }
             for candidate in picked {
                 guard let epoch = epochs[candidate.task] else { continue }
                 // Short-lived: a victim that does not hear it soon has started the task or is gone (its

@@ -149,9 +149,10 @@ public protocol SQLEngine: Sendable {
     var dialect: SQLDialect { get }
     func read<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T
     func write<T: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) throws -> T) async throws -> T
-    /// A write that locks `agent`'s row first (an exchange, a claim, a heartbeat, a report). Where
-    /// several writes share a transaction (PostgreSQL's group commit), they run in their agents'
-    /// order, so that two transactions never take two agents' rows in opposite orders.
+    /// A write about one agent (an exchange, a claim, a heartbeat, a report): it locks that agent's
+    /// row, or its tasks' rows, and no other agent's (a steal takes a victim's only if free). Where
+    /// several writes share a transaction (PostgreSQL's group commit), these run in their agents'
+    /// order, so that two such transactions do not take two agents' rows in opposite orders.
     func write<T: Sendable>(lockingAgent agent: Int64, _ body: @escaping @Sendable (any SQLDatabase) throws -> T)
         async throws -> T
     /// Throws `StoreUnavailable` when the database does not answer.
