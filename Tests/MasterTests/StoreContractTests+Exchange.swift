@@ -6,13 +6,6 @@ import Testing
 /// What one exchange's reports set off together, on SQLite and PostgreSQL: the dependents of the runs
 /// it finishes are looked up once for all of them, and a run started and finished in it is read once.
 extension StoreContractTests {
-    func exchangeOrder(_ agent: AgentID, slots: Int, prefetch: Int = 0) -> ClaimOrder {
-        var order = ClaimOrder(agent: agent, slots: slots, prefetch: prefetch, leaseUntil: later, now: now)
-        order.capacity = slots
-        order.startAtOnce = true
-        return order
-    }
-
     func succeeded(_ lease: TaskLease) -> ExchangeFinish {
         ExchangeFinish(task: lease.task, report: FinishReport(epoch: lease.epoch, outcome: .succeeded, exitCode: 0))
     }
@@ -34,11 +27,11 @@ extension StoreContractTests {
 
         // Both tops prefetched (assigned, not started), then started and finished in one exchange whose
         // claim takes what their successes unblocked.
-        let prefetched = try await store.claim(exchangeOrder(a, slots: 0, prefetch: 2)).leases
+        let prefetched = try await store.claim(heldOrder(a, slots: 0, prefetch: 2)).leases
         #expect(prefetched.map(\.task).sorted() == [ids[0], ids[1]] && prefetched.allSatisfy(\.prefetched))
         let outcome = try await store.exchange(agent: a, ExchangeRequest(
             started: prefetched.map { HeldLease(task: $0.task, epoch: $0.epoch) },
-            finished: prefetched.map(succeeded)), claim: exchangeOrder(a, slots: 4), leaseUntil: later, now: now)
+            finished: prefetched.map(succeeded)), claim: heldOrder(a, slots: 4), leaseUntil: later, now: now)
         #expect(outcome.response.refused.isEmpty)
         #expect(outcome.response.leases.map(\.task).sorted() == [ids[2], ids[3]])
         #expect(outcome.response.leases.allSatisfy { !$0.prefetched })
@@ -56,7 +49,7 @@ extension StoreContractTests {
 
         // The last two finish together: the first job is done, the one after it is unblocked and claimed.
         let last = try await store.exchange(agent: a, ExchangeRequest(finished: outcome.response.leases.map(succeeded)),
-                                            claim: exchangeOrder(a, slots: 4), leaseUntil: later, now: now)
+                                            claim: heldOrder(a, slots: 4), leaseUntil: later, now: now)
         #expect(last.response.refused.isEmpty)
         #expect(last.response.leases.map(\.task) == second.taskIDs)
         #expect(try await store.job(first.id).counts[.succeeded] == 4)
@@ -73,7 +66,7 @@ extension StoreContractTests {
             TaskSpec(name: "afterStale", command: ["true"], dependsOn: ["stale"]),
         ]), owner: "a", now: now)
         let ids = try #require(first.taskIDs)
-        let leases = try await store.claim(exchangeOrder(a, slots: 2)).leases
+        let leases = try await store.claim(heldOrder(a, slots: 2)).leases
         #expect(leases.map(\.task).sorted() == [ids[0], ids[1]])
         // The second finish names an epoch the task never had: refused alone, it unblocks nothing.
         let stale = try #require(leases.first { $0.task == ids[1] })
@@ -81,7 +74,7 @@ extension StoreContractTests {
             succeeded(try #require(leases.first { $0.task == ids[0] })),
             ExchangeFinish(task: stale.task, report: FinishReport(epoch: LeaseEpoch(stale.epoch.rawValue + 7),
                                                                   outcome: .succeeded, exitCode: 0)),
-        ]), claim: exchangeOrder(a, slots: 4), leaseUntil: later, now: now)
+        ]), claim: heldOrder(a, slots: 4), leaseUntil: later, now: now)
         #expect(outcome.response.refused.map(\.task) == [ids[1]])
         #expect(outcome.response.leases.map(\.task) == [ids[2]])
         #expect(try await store.task(ids[1], history: false).state == .running)
