@@ -336,10 +336,7 @@ extension SQLStore {
         // task rows. A start that took the task first could deadlock with a claim of the same agent.
         if !agentLocked { try lockAgent(db, agent) }
         let current = try Self.fenced(try Self.leaseState(db, task), agent: agent, epoch: epoch)
-        if current.state == .running {  // a resent start
-            (db as? TallyingDatabase)?.knowLease(current)
-            return
-        }
+        if current.state == .running { return }  // a resent start
         let to = try Self.legal(current, .start)
         // Sent, not waited for: the row is locked and read, so the UPDATE changes it (an error is
         // thrown by the transaction's next statement waited for).
@@ -351,7 +348,7 @@ extension SQLStore {
                              task.rawValue, epoch.rawValue, current.state.rawValue])
         try Self.record(db, task: task, job: current.jobID, .start, from: current.state, to: to, agent: agent, epoch: epoch,
                         reason: nil, now: now)
-        // The row as it is now, for the same run's next report in this exchange (its finish, most often).
+        // The row as it is now, for the same run's next reports in this exchange (its finish, most often).
         var running = current
         running.state = to
         running.attempt += 1
@@ -374,7 +371,6 @@ extension SQLStore {
         }
         try db.send(sql: "UPDATE tasks SET progress = ?, lease_expires_at = ? WHERE id = ? AND epoch = ?",
                        arguments: [progress, leaseUntil.timeIntervalSince1970, task.rawValue, epoch.rawValue])
-        (db as? TallyingDatabase)?.knowLease(current)  // what `LeaseState` holds of the row is unchanged
     }
 
     public func finish(task: TaskID, agent: AgentID, report: FinishReport, now: Date) async throws -> TaskView {
@@ -426,6 +422,7 @@ extension SQLStore {
                              reported, report.usage?.cpuSeconds ?? 0,
                              reported, report.usage?.peakRSS ?? 0, report.usage?.rss ?? 0,
                              task.rawValue, report.epoch.rawValue, current.state.rawValue])
+        (db as? TallyingDatabase)?.forgetLease(task)  // no longer as read
         try Self.record(db, task: task, job: current.jobID, transition, from: current.state, to: to, agent: agent,
                         epoch: report.epoch, reason: report.reason, now: now)
         if report.outcome == .failed { try Self.countFailure(db, job: current.jobID, agent: agent) }
@@ -545,7 +542,7 @@ extension SQLStore {
     static let leaseColumns = "id, job_id, state, agent_id, epoch, attempt, max_attempts, prefetched, cpu_millis, ram, disk, gpus"
 
     static func leaseState(_ db: any SQLDatabase, _ id: TaskID) throws -> LeaseState {
-        if let known = (db as? TallyingDatabase)?.takeLease(id) { return known }
+        if let known = (db as? TallyingDatabase)?.lease(id) { return known }
         // In a write transaction the row stays locked until commit (PostgreSQL), as `taskView` does.
         guard let row = try SQLRow.fetchOne(db, sql: """
             SELECT \(leaseColumns) FROM tasks WHERE id = ?\(db.lockRows)
@@ -556,9 +553,9 @@ extension SQLStore {
     }
 
     /// Reads (and in PostgreSQL locks, in id order) the rows of the tasks an exchange reports on, in
-    /// one statement instead of one a report; each report's `leaseState` takes its row from there, and
-    /// a report that moved it (a start) or left it as it was (progress, a status) notes it again for
-    /// the next (the same run's finish), so that a run started and finished in one exchange is read once.
+    /// one statement instead of one a report; each report's `leaseState` reads its row from there. A
+    /// start notes the row as it moved it and a finish drops it, so that a run started and finished
+    /// in one exchange is read once.
     static func readLeases(_ db: any SQLDatabase, _ ids: [TaskID]) throws {
         guard let tallying = db as? TallyingDatabase, ids.count > 1 else { return }
         for start in stride(from: 0, to: ids.count, by: 500) {

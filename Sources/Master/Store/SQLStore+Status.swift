@@ -26,7 +26,6 @@ extension SQLStore {
             SELECT reason FROM task_events WHERE task_id = ? AND epoch = ? AND transition = '\(statusMove)'
             ORDER BY id DESC LIMIT 1
             """, arguments: [task.rawValue, epoch.rawValue])
-        (db as? TallyingDatabase)?.knowLease(current)  // unchanged: for the same run's next report
         guard last != status else { return }
         try db.execute(sql: """
             INSERT INTO task_events (task_id, at, transition, from_state, to_state, agent_id, epoch, reason)

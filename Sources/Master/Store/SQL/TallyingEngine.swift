@@ -58,9 +58,9 @@ final class TallyingDatabase: SQLDatabase {
         var queued: [TaskID] = []
         /// Task events not written yet, each its `eventColumns`' values.
         var events: [[SQLValue]] = []
-        /// Task rows as this transaction has them (`SQLStore.readLeases`, then each report's move),
-        /// each taken by the next `leaseState` of its task. Notes too: a savepoint rolled back puts
-        /// back what it took, as its rows are put back.
+        /// Task rows as this transaction has them (`SQLStore.readLeases`, then a start's move; a
+        /// finish drops its task's). Notes too: a savepoint rolled back puts them back as they were,
+        /// as its rows are put back.
         var leases: [TaskID: SQLStore.LeaseState] = [:]
         /// Successes whose dependents are looked up together (`defersDependents`), with their jobs.
         var succeeded: [(task: TaskID, job: JobID?)] = []
@@ -105,7 +105,8 @@ final class TallyingDatabase: SQLDatabase {
     func event(_ values: [SQLValue]) { notes.events.append(values) }
 
     func knowLease(_ lease: SQLStore.LeaseState) { notes.leases[lease.id] = lease }
-    func takeLease(_ id: TaskID) -> SQLStore.LeaseState? { notes.leases.removeValue(forKey: id) }
+    func lease(_ id: TaskID) -> SQLStore.LeaseState? { notes.leases[id] }
+    func forgetLease(_ id: TaskID) { notes.leases[id] = nil }
 
     /// While set (an exchange's reports), a success's dependents are not looked up at once but noted,
     /// and looked up for all of them in one statement (`SQLStore.unblockDependents(_:of:now:)`):
