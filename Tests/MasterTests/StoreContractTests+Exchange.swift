@@ -80,4 +80,49 @@ extension StoreContractTests {
         #expect(try await store.task(ids[1], history: false).state == .running)
         #expect(try await store.task(ids[3], history: false).state == .blocked)
     }
+
+    /// Starts, progress and finishes are checked before they write and take no savepoint: a refused
+    /// one leaves nothing behind (rows, events, counts) and the transaction goes on; a resent start or
+    /// finish changes nothing.
+    @Test(arguments: Backend.allCases)
+    func refusedStartsProgressAndFinishesLeaveNothingBehindAndTheRestStands(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let a = try await agent(store, "a")
+        let job = try await store.submit(JobSubmission(name: "four", tasks: (1...4).map {
+            TaskSpec(name: "t\($0)", command: ["true"])
+        }), owner: "a", now: now)
+        let leases = try await store.claim(heldOrder(a, slots: 2, prefetch: 2)).leases
+        let running = leases.filter { !$0.prefetched }, held = leases.filter(\.prefetched)
+        try #require(running.count == 2 && held.count == 2)
+        let (r1, r2, p1, p2) = (running[0], running[1], held[0], held[1])
+        func off(_ epoch: LeaseEpoch) -> LeaseEpoch { LeaseEpoch(epoch.rawValue + 7) }
+
+        let outcome = try await store.exchange(agent: a, ExchangeRequest(
+            started: [HeldLease(task: p1.task, epoch: p1.epoch), HeldLease(task: p2.task, epoch: off(p2.epoch))],
+            progress: [ExchangeProgress(task: r1.task, epoch: r1.epoch, progress: 0.5),
+                       ExchangeProgress(task: p1.task, epoch: off(p1.epoch), progress: 0.9)],
+            finished: [succeeded(r2),
+                       ExchangeFinish(task: p2.task, report: FinishReport(epoch: p2.epoch, outcome: .succeeded, exitCode: 0))]),
+            claim: nil, leaseUntil: later, now: now)
+        // p2's start is refused, which fences its finish too; p1's progress is refused, its start stands.
+        #expect(Set(outcome.response.refused.map { "\($0.task):\($0.kind)" })
+                == ["\(p2.task):\(ExchangeRefusal.Kind.start)", "\(p1.task):\(ExchangeRefusal.Kind.progress)"])
+        let p1View = try await store.task(p1.task, history: true)
+        #expect(p1View.history?.map(\.transition) == [.assign, .start] && p1View.state == .running && p1View.progress == 0)
+        #expect(try await store.task(p2.task, history: true).history?.map(\.transition) == [.assign])
+        #expect(try await store.task(p2.task, history: false).state == .assigned)
+        let r1View = try await store.task(r1.task, history: false)
+        #expect(r1View.state == .running && r1View.progress == 0.5)
+        #expect(try await store.task(r2.task, history: true).history?.map(\.transition) == [.assign, .start, .succeed])
+
+        // Sent again (an answer lost): nothing refused, nothing recorded twice.
+        let again = try await store.exchange(agent: a, ExchangeRequest(
+            started: [HeldLease(task: p1.task, epoch: p1.epoch)], finished: [succeeded(r2)]),
+            claim: nil, leaseUntil: later, now: now)
+        #expect(again.response.refused.isEmpty)
+        #expect(try await store.task(p1.task, history: true).history?.map(\.transition) == [.assign, .start])
+        #expect(try await store.task(r2.task, history: true).history?.map(\.transition) == [.assign, .start, .succeed])
+        let counts = try await store.job(job.id).counts
+        #expect(counts[.running] == 2 && counts[.assigned] == 1 && counts[.succeeded] == 1)
+    }
 }

@@ -45,6 +45,27 @@ extension SQLStore {
             }
         }
 
+        /// A report whose refusal is decided before it writes (`ReportMove`): no savepoint, which on
+        /// PostgreSQL was two statements a report, most of an exchange's.
+        func checked<Move>(_ task: TaskID, _ epoch: LeaseEpoch, _ kind: ExchangeRefusal.Kind, check: () throws -> Move,
+                           apply: (Move) throws -> Void) throws -> Bool {
+            let move: Move
+            do {
+                move = try check()
+            } catch let error as PaddockError where error.status < 500 {
+                response.refused.append(ExchangeRefusal(task: task, epoch: epoch, kind: kind, error: error))
+                return false
+            }
+            do {
+                try apply(move)
+            } catch let error as PaddockError where error.status < 500 {
+                // An apply refuses nothing; if one ever did, what it wrote could not be undone alone:
+                // the whole transaction fails instead of standing half-applied.
+                throw ReportApplyRefused(task: task, kind: kind, error: error)
+            }
+            return true
+        }
+
         // The successes' dependents are looked up together after the reports, before the claim (which
         // may take what they unblock).
         let tallying = db as? TallyingDatabase
@@ -52,8 +73,10 @@ extension SQLStore {
         for task in order {
             if let epoch = starts[task] {
                 // A refused start fences the whole run: its log, progress and finish no longer count.
-                guard try attempt(task, epoch, .start, {
-                    try Self.startRun(db, task: task, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now, agentLocked: true)
+                guard try checked(task, epoch, .start, check: {
+                    try Self.checkStart(db, task: task, agent: agent, epoch: epoch)
+                }, apply: {
+                    try Self.applyStart(db, $0, agent: agent, epoch: epoch, leaseUntil: leaseUntil, now: now)
                 }) else { continue }
             }
             for report in logs[task] ?? [] {
@@ -66,7 +89,16 @@ extension SQLStore {
                                                         capped: appended.capped ? true : nil))
                 }
             }
-            if let report = progress[task] {
+            if let report = progress[task], report.status == nil {
+                if finishes[task] == nil {
+                    _ = try checked(task, report.epoch, .progress, check: {
+                        try Self.checkProgress(db, task: task, agent: agent, epoch: report.epoch)
+                    }, apply: {
+                        try Self.applyProgress(db, task: task, epoch: report.epoch, progress: report.progress,
+                                               leaseUntil: leaseUntil)
+                    })
+                }
+            } else if let report = progress[task] {
                 // A run's last status counts even when its finish comes in the same exchange.
                 _ = try attempt(task, report.epoch, .progress, {
                     if finishes[task] == nil {
@@ -79,8 +111,10 @@ extension SQLStore {
                 })
             }
             if let report = finishes[task] {
-                if try attempt(task, report.epoch, .finish, {
-                    try Self.finishRun(db, task: task, agent: agent, report: report, now: now)
+                if try checked(task, report.epoch, .finish, check: {
+                    try Self.checkFinish(db, task: task, agent: agent, report: report)
+                }, apply: {
+                    try Self.applyFinish(db, $0, agent: agent, report: report, now: now)
                 }) {
                     finished = true
                 }
@@ -126,4 +160,13 @@ extension SQLStore {
         if queued.count > looked.count { work.formUnion(.unshaped(queued.count - looked.count)) }
         return work
     }
+}
+
+/// An exchange report's write refused after the report was checked: a broken invariant of
+/// `SQLStore.ReportMove` (a 500: the exchange is not answered, the agent sends it again).
+struct ReportApplyRefused: Error, CustomStringConvertible {
+    let task: TaskID
+    let kind: ExchangeRefusal.Kind
+    let error: PaddockError
+    var description: String { "the \(kind) of task \(task) was refused after its check: \(error)" }
 }

@@ -335,22 +335,44 @@ extension SQLStore {
         // One lock order everywhere (claims, heartbeats, exchanges, starts): the agent's row, then
         // task rows. A start that took the task first could deadlock with a claim of the same agent.
         if !agentLocked { try lockAgent(db, agent) }
+        try applyStart(db, try checkStart(db, task: task, agent: agent, epoch: epoch), agent: agent, epoch: epoch,
+                       leaseUntil: leaseUntil, now: now)
+    }
+
+    /// A report's move, decided from its row: `check…` throws the report's refusal and writes
+    /// nothing; `apply…` writes and refuses nothing. An exchange then needs no savepoint for such a
+    /// report (`SQLStore.exchange`): a refused one has changed nothing.
+    struct ReportMove {
+        /// The row as read (locked in PostgreSQL).
+        let current: LeaseState
+        let transition: TaskTransition
+        let to: TaskState
+    }
+
+    /// A start's move; nil for a resent start (the run is running already: nothing to write).
+    static func checkStart(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch) throws -> ReportMove? {
         let current = try Self.fenced(try Self.leaseState(db, task), agent: agent, epoch: epoch)
-        if current.state == .running { return }  // a resent start
-        let to = try Self.legal(current, .start)
+        if current.state == .running { return nil }
+        return ReportMove(current: current, transition: .start, to: try Self.legal(current, .start))
+    }
+
+    static func applyStart(_ db: any SQLDatabase, _ move: ReportMove?, agent: AgentID, epoch: LeaseEpoch, leaseUntil: Date,
+                           now: Date) throws {
+        guard let move else { return }
+        let current = move.current
         // Sent, not waited for: the row is locked and read, so the UPDATE changes it (an error is
         // thrown by the transaction's next statement waited for).
         try db.send(sql: """
             UPDATE tasks SET state = ?, attempt = attempt + 1, runs = runs + 1, started_at = ?, lease_expires_at = ?,
                 exit_code = NULL, reason = NULL, finished_at = NULL, prefetched = 0
             WHERE id = ? AND epoch = ? AND state = ?
-            """, arguments: [to.rawValue, now.timeIntervalSince1970, leaseUntil.timeIntervalSince1970,
-                             task.rawValue, epoch.rawValue, current.state.rawValue])
-        try Self.record(db, task: task, job: current.jobID, .start, from: current.state, to: to, agent: agent, epoch: epoch,
-                        reason: nil, now: now)
+            """, arguments: [move.to.rawValue, now.timeIntervalSince1970, leaseUntil.timeIntervalSince1970,
+                             current.id.rawValue, epoch.rawValue, current.state.rawValue])
+        try Self.record(db, task: current.id, job: current.jobID, .start, from: current.state, to: move.to, agent: agent,
+                        epoch: epoch, reason: nil, now: now)
         // The row as it is now, for the same run's next reports in this exchange (its finish, most often).
         var running = current
-        running.state = to
+        running.state = move.to
         running.attempt += 1
         running.prefetched = false
         (db as? TallyingDatabase)?.knowLease(running)
@@ -365,10 +387,18 @@ extension SQLStore {
 
     static func progress(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch, progress: Double,
                          leaseUntil: Date) throws {
+        try checkProgress(db, task: task, agent: agent, epoch: epoch)
+        try applyProgress(db, task: task, epoch: epoch, progress: progress, leaseUntil: leaseUntil)
+    }
+
+    static func checkProgress(_ db: any SQLDatabase, task: TaskID, agent: AgentID, epoch: LeaseEpoch) throws {
         let current = try Self.fenced(try Self.leaseState(db, task), agent: agent, epoch: epoch)
         guard current.state == .running else {
             throw PaddockError.conflict("task \(task) is \(current.state.rawValue), not running")
         }
+    }
+
+    static func applyProgress(_ db: any SQLDatabase, task: TaskID, epoch: LeaseEpoch, progress: Double, leaseUntil: Date) throws {
         try db.send(sql: "UPDATE tasks SET progress = ?, lease_expires_at = ? WHERE id = ? AND epoch = ?",
                        arguments: [progress, leaseUntil.timeIntervalSince1970, task.rawValue, epoch.rawValue])
     }
@@ -384,19 +414,23 @@ extension SQLStore {
 
     /// Records how a run ended. The exchange calls this directly: it answers with no view.
     static func finishRun(_ db: any SQLDatabase, task: TaskID, agent: AgentID, report: FinishReport, now: Date) throws {
+        try applyFinish(db, try checkFinish(db, task: task, agent: agent, report: report), agent: agent, report: report, now: now)
+    }
+
+    /// A finish's move; nil for a finish already recorded under this epoch (finishing is idempotent:
+    /// the run is no longer leased, so it is fenced, and it answers the same again).
+    static func checkFinish(_ db: any SQLDatabase, task: TaskID, agent: AgentID, report: FinishReport) throws -> ReportMove? {
         // Read (and in PostgreSQL, lock) the row first: a resent finish waits for the first one.
         let locked = try Self.leaseState(db, task)
         let current: LeaseState
         do {
             current = try Self.fenced(locked, agent: agent, epoch: report.epoch)
         } catch {
-            // Finishing is idempotent: a finish already recorded under this epoch (the run is no longer
-            // leased, so it is fenced) answers the same again.
             let recorded = try Bool.fetchOne(db, sql: """
                 SELECT EXISTS (SELECT 1 FROM task_events WHERE task_id = ? AND epoch = ? AND agent_id = ?
                                AND transition IN ('succeed','fail','retry_after_failure','release'))
                 """, arguments: [task.rawValue, report.epoch.rawValue, agent.rawValue]) ?? false
-            if recorded { return }
+            if recorded { return nil }
             throw error
         }
         let transition: TaskTransition
@@ -405,9 +439,14 @@ extension SQLStore {
         case .failed: transition = RetryPolicy.transitionAfterFailure(attempt: current.attempt, maxAttempts: current.maxAttempts)
         case .released: transition = .release
         }
-        let to = try Self.legal(current, transition)
+        return ReportMove(current: current, transition: transition, to: try Self.legal(current, transition))
+    }
+
+    static func applyFinish(_ db: any SQLDatabase, _ move: ReportMove?, agent: AgentID, report: FinishReport, now: Date) throws {
+        guard let move else { return }
+        let current = move.current, to = move.to
         // A released run was not the task's fault: it does not use an attempt.
-        let attemptChange = transition == .release && current.state == .running ? -1 : 0
+        let attemptChange = move.transition == .release && current.state == .running ? -1 : 0
         let finishedAt: Double? = to.isTerminal ? now.timeIntervalSince1970 : nil
         // The usage the run reported rides the same UPDATE: the most of what any run of it used.
         let reported = report.usage == nil ? 0 : 1
@@ -421,9 +460,9 @@ extension SQLStore {
             """, arguments: [to.rawValue, report.exitCode, report.reason, finishedAt, attemptChange, to.rawValue,
                              reported, report.usage?.cpuSeconds ?? 0,
                              reported, report.usage?.peakRSS ?? 0, report.usage?.rss ?? 0,
-                             task.rawValue, report.epoch.rawValue, current.state.rawValue])
-        (db as? TallyingDatabase)?.forgetLease(task)  // no longer as read
-        try Self.record(db, task: task, job: current.jobID, transition, from: current.state, to: to, agent: agent,
+                             current.id.rawValue, report.epoch.rawValue, current.state.rawValue])
+        (db as? TallyingDatabase)?.forgetLease(current.id)  // no longer as read
+        try Self.record(db, task: current.id, job: current.jobID, move.transition, from: current.state, to: to, agent: agent,
                         epoch: report.epoch, reason: report.reason, now: now)
         if report.outcome == .failed { try Self.countFailure(db, job: current.jobID, agent: agent) }
     }
