@@ -65,6 +65,20 @@ extension SQLStore {
                 if id == 0 { waitedFor.insert(row[1]) } else { candidates.append((TaskID(rawValue: id), JobID(rawValue: row[1]))) }
             }
         }
+        // PostgreSQL: two transactions that each finish one of a dependent's last prerequisites (two
+        // masters, or two lanes of one) each look before the other commits, and each sees the other's
+        // unfinished: neither would unblock it, and it would stay blocked for good. Each locks the
+        // dependents (jobs that run after, then tasks, each in id order) before it looks; the second
+        // to lock looks after the first committed, with a statement that sees that commit. SQLite
+        // has one writer: nothing to lock.
+        let serialize = !db.lockRows.isEmpty
+        if serialize, !waitedFor.isEmpty {
+            let after = inList(waitedFor.sorted())
+            _ = try SQLRow.fetchAll(db, sql: """
+                SELECT id FROM jobs WHERE id IN (SELECT job_id FROM job_deps WHERE after_job IN (\(after.marks)))
+                ORDER BY id FOR NO KEY UPDATE
+                """, arguments: after.arguments)
+        }
         for job in jobs where waitedFor.contains(job) {
             let unfinished = try Int.fetchOne(db, sql: """
                 SELECT COUNT(*) FROM tasks WHERE job_id = ? AND state != 'succeeded'
@@ -74,6 +88,14 @@ extension SQLStore {
                 SELECT t.id, t.job_id FROM job_deps jd JOIN tasks t ON t.job_id = jd.job_id
                 WHERE jd.after_job = ? AND t.state = 'blocked'
                 """, arguments: [job]).map { (TaskID(rawValue: $0["id"]), JobID(rawValue: $0["job_id"])) }
+        }
+        if serialize, !candidates.isEmpty {
+            let ids = Set(candidates.map(\.0.rawValue)).sorted()
+            for start in stride(from: 0, to: ids.count, by: chunk) {
+                let list = inList(Array(ids[start..<min(start + chunk, ids.count)]))
+                _ = try SQLRow.fetchAll(db, sql: "SELECT id FROM tasks WHERE id IN (\(list.marks)) ORDER BY id FOR NO KEY UPDATE",
+                                        arguments: list.arguments)
+            }
         }
         var looked: Set<TaskID> = []
         for (dependent, dependentJob) in candidates where looked.insert(dependent).inserted {
