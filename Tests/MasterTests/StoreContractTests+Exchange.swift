@@ -101,7 +101,8 @@ extension StoreContractTests {
             started: [HeldLease(task: p1.task, epoch: p1.epoch), HeldLease(task: p2.task, epoch: off(p2.epoch))],
             progress: [ExchangeProgress(task: r1.task, epoch: r1.epoch, progress: 0.5),
                        ExchangeProgress(task: p1.task, epoch: off(p1.epoch), progress: 0.9)],
-            finished: [succeeded(r2),
+            finished: [ExchangeFinish(task: r2.task, report: FinishReport(epoch: r2.epoch, outcome: .succeeded, exitCode: 0,
+                                                                          usage: TaskUsage(cpuSeconds: 1.5, rss: 100, peakRSS: 300, processes: 1))),
                        ExchangeFinish(task: p2.task, report: FinishReport(epoch: p2.epoch, outcome: .succeeded, exitCode: 0))]),
             claim: nil, leaseUntil: later, now: now)
         // p2's start is refused, which fences its finish too; p1's progress is refused, its start stands.
@@ -113,16 +114,23 @@ extension StoreContractTests {
         #expect(try await store.task(p2.task, history: false).state == .assigned)
         let r1View = try await store.task(r1.task, history: false)
         #expect(r1View.state == .running && r1View.progress == 0.5)
-        #expect(try await store.task(r2.task, history: true).history?.map(\.transition) == [.assign, .start, .succeed])
+        let r2View = try await store.task(r2.task, history: true)
+        #expect(r2View.history?.map(\.transition) == [.assign, .start, .succeed])
+        #expect(r2View.exitCode == 0 && r2View.progress == 1 && r2View.attempt == 1)
+        #expect(r2View.usage?.cpuSeconds == 1.5 && r2View.usage?.peakRSS == 300)
 
-        // Sent again (an answer lost): nothing refused, nothing recorded twice.
+        // Sent again (an answer lost) with p1's failure: nothing refused, nothing recorded twice.
         let again = try await store.exchange(agent: a, ExchangeRequest(
-            started: [HeldLease(task: p1.task, epoch: p1.epoch)], finished: [succeeded(r2)]),
+            started: [HeldLease(task: p1.task, epoch: p1.epoch)],
+            finished: [succeeded(r2), ExchangeFinish(task: p1.task, report: FinishReport(epoch: p1.epoch, outcome: .failed,
+                                                                                          exitCode: 3, reason: "exit 3"))]),
             claim: nil, leaseUntil: later, now: now)
         #expect(again.response.refused.isEmpty)
-        #expect(try await store.task(p1.task, history: true).history?.map(\.transition) == [.assign, .start])
+        let failed = try await store.task(p1.task, history: true)
+        #expect(failed.history?.map(\.transition).prefix(2) == [.assign, .start] && failed.history?.count == 3)
+        #expect([.retryAfterFailure, .fail].contains(failed.history?.last?.transition) && failed.exitCode == 3)
         #expect(try await store.task(r2.task, history: true).history?.map(\.transition) == [.assign, .start, .succeed])
         let counts = try await store.job(job.id).counts
-        #expect(counts[.running] == 2 && counts[.assigned] == 1 && counts[.succeeded] == 1)
+        #expect(counts[.running] == 1 && counts[.assigned] == 1 && counts[.succeeded] == 1)
     }
 }

@@ -361,13 +361,15 @@ extension SQLStore {
         guard let move else { return }
         let current = move.current
         // Sent, not waited for: the row is locked and read, so the UPDATE changes it (an error is
-        // thrown by the transaction's next statement waited for).
-        try db.send(sql: """
-            UPDATE tasks SET state = ?, attempt = attempt + 1, runs = runs + 1, started_at = ?, lease_expires_at = ?,
-                exit_code = NULL, reason = NULL, finished_at = NULL, prefetched = 0
-            WHERE id = ? AND epoch = ? AND state = ?
-            """, arguments: [move.to.rawValue, now.timeIntervalSince1970, leaseUntil.timeIntervalSince1970,
-                             current.id.rawValue, epoch.rawValue, current.state.rawValue])
+        // thrown by the transaction's next statement waited for). On PostgreSQL held, and sent with
+        // the exchange's other starts.
+        let row: [any SQLBindable] = [current.id.rawValue, epoch.rawValue, current.state.rawValue, move.to.rawValue,
+                                      now.timeIntervalSince1970, leaseUntil.timeIntervalSince1970]
+        if let tallying = db as? TallyingDatabase, tallying.holdsRunWrites {
+            tallying.hold(.start, row.map(\.sqlValue))
+        } else {
+            try db.send(sql: RunWrite.start.sql(rows: 1, db.dialect), arguments: row)
+        }
         try Self.record(db, task: current.id, job: current.jobID, .start, from: current.state, to: move.to, agent: agent,
                         epoch: epoch, reason: nil, now: now)
         // The row as it is now, for the same run's next reports in this exchange (its finish, most often).
@@ -450,21 +452,66 @@ extension SQLStore {
         let finishedAt: Double? = to.isTerminal ? now.timeIntervalSince1970 : nil
         // The usage the run reported rides the same UPDATE: the most of what any run of it used.
         let reported = report.usage == nil ? 0 : 1
-        // Sent, not waited for, as a start's.
-        try db.send(sql: """
-            UPDATE tasks SET state = ?, exit_code = ?, reason = ?, finished_at = ?, lease_expires_at = NULL,
-                attempt = attempt + ?, progress = CASE WHEN ? = 'succeeded' THEN 1 ELSE progress END,
-                cpu_seconds = CASE WHEN ? = 1 THEN \(db.dialect.greatest)(COALESCE(cpu_seconds, 0), ?) ELSE cpu_seconds END,
-                peak_rss = CASE WHEN ? = 1 THEN \(db.dialect.greatest)(COALESCE(peak_rss, 0), ?, ?) ELSE peak_rss END
-            WHERE id = ? AND epoch = ? AND state = ?
-            """, arguments: [to.rawValue, report.exitCode, report.reason, finishedAt, attemptChange, to.rawValue,
-                             reported, report.usage?.cpuSeconds ?? 0,
-                             reported, report.usage?.peakRSS ?? 0, report.usage?.rss ?? 0,
-                             current.id.rawValue, report.epoch.rawValue, current.state.rawValue])
+        // Sent, not waited for, and on PostgreSQL held, as a start's.
+        let row: [any SQLBindable] = [current.id.rawValue, report.epoch.rawValue, current.state.rawValue, to.rawValue,
+                                      report.exitCode, report.reason, finishedAt, attemptChange, reported,
+                                      report.usage?.cpuSeconds ?? 0, report.usage?.peakRSS ?? 0, report.usage?.rss ?? 0]
+        if let tallying = db as? TallyingDatabase, tallying.holdsRunWrites {
+            tallying.hold(.finish, row.map(\.sqlValue))
+        } else {
+            try db.send(sql: RunWrite.finish.sql(rows: 1, db.dialect), arguments: row)
+        }
         (db as? TallyingDatabase)?.forgetLease(current.id)  // no longer as read
         try Self.record(db, task: current.id, job: current.jobID, move.transition, from: current.state, to: to, agent: agent,
                         epoch: report.epoch, reason: report.reason, now: now)
         if report.outcome == .failed { try Self.countFailure(db, job: current.jobID, agent: agent) }
+    }
+
+    /// The UPDATE of a run's start or finish, for one or many runs: each row names the task, the epoch
+    /// and the state it was read in (a row that moved on meanwhile is left alone), then the values.
+    /// One statement for all of an exchange's starts (and one for its finishes) on PostgreSQL, where
+    /// each statement is a round trip and a parse and plan; one a run on SQLite. The values are cast
+    /// for PostgreSQL, whose VALUES would otherwise type them as text.
+    enum RunWrite: CaseIterable, Hashable {
+        case start, finish
+
+        static let rowsPerStatement = 256
+
+        var columns: [(name: String, type: String)] {
+            let key = [("id", "BIGINT"), ("epoch", "BIGINT"), ("from_state", "TEXT"), ("to_state", "TEXT")]
+            switch self {
+            case .start: return key + [("started_at", "DOUBLE PRECISION"), ("lease_until", "DOUBLE PRECISION")]
+            case .finish:
+                return key + [("exit_code", "BIGINT"), ("reason", "TEXT"), ("finished_at", "DOUBLE PRECISION"),
+                              ("attempt_change", "BIGINT"), ("reported", "BIGINT"), ("cpu", "DOUBLE PRECISION"),
+                              ("peak", "BIGINT"), ("rss", "BIGINT")]
+            }
+        }
+
+        func sql(rows: Int, _ dialect: SQLDialect) -> String {
+            let row = "(" + columns.map { "CAST(? AS \($0.type))" }.joined(separator: ", ") + ")"
+            let set = switch self {
+            case .start: """
+                state = v.to_state, attempt = tasks.attempt + 1, runs = tasks.runs + 1, started_at = v.started_at,
+                lease_expires_at = v.lease_until, exit_code = NULL, reason = NULL, finished_at = NULL, prefetched = 0
+                """
+            case .finish: """
+                state = v.to_state, exit_code = v.exit_code, reason = v.reason, finished_at = v.finished_at,
+                lease_expires_at = NULL, attempt = tasks.attempt + v.attempt_change,
+                progress = CASE WHEN v.to_state = 'succeeded' THEN 1 ELSE tasks.progress END,
+                cpu_seconds = CASE WHEN v.reported = 1 THEN \(dialect.greatest)(COALESCE(tasks.cpu_seconds, 0), v.cpu)
+                              ELSE tasks.cpu_seconds END,
+                peak_rss = CASE WHEN v.reported = 1 THEN \(dialect.greatest)(COALESCE(tasks.peak_rss, 0), v.peak, v.rss)
+                           ELSE tasks.peak_rss END
+                """
+            }
+            // A CTE names the columns: SQLite has no `AS v(a, b)` for a VALUES in FROM.
+            return """
+                WITH v(\(columns.map(\.name).joined(separator: ", "))) AS (VALUES \(Array(repeating: row, count: rows).joined(separator: ", ")))
+                UPDATE tasks SET \(set)
+                FROM v WHERE tasks.id = v.id AND tasks.epoch = v.epoch AND tasks.state = v.from_state
+                """
+        }
     }
 
     public func sweep(now: Date, silentSince: Date) async throws -> SweepResult {

@@ -96,6 +96,7 @@ extension SQLDatabase {
     /// Runs `body` inside a savepoint: when it throws, what it wrote is rolled back and the rest of
     /// the transaction stands (one refused report of an exchange must not undo the others).
     public func savepoint<T>(_ body: () throws -> T) throws -> T {
+        try (self as? TallyingDatabase)?.flushRunWrites()  // what came before stands, whatever this part does
         let tallied = (self as? TallyingDatabase)?.notes  // task counts and queued tasks roll back with the rows
         let name = savepointName()
         try send("SAVEPOINT " + name)

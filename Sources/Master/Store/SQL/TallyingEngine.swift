@@ -32,6 +32,7 @@ struct TallyingEngine: SQLEngine {
         let tallied = { @Sendable (db: any SQLDatabase) throws -> T in
             let tallying = TallyingDatabase(db)
             let value = try body(tallying)
+            try tallying.flushRunWrites()
             try tallying.flushEvents()
             let changes = tallying.changes
             committed.withLock { $0 = changes }
@@ -64,6 +65,8 @@ final class TallyingDatabase: SQLDatabase {
         var leases: [TaskID: SQLStore.LeaseState] = [:]
         /// Successes whose dependents are looked up together (`defersDependents`), with their jobs.
         var succeeded: [(task: TaskID, job: JobID?)] = []
+        /// Runs' starts and finishes not written yet (PostgreSQL), each its `SQLStore.RunWrite` row.
+        var runWrites: [SQLStore.RunWrite: [[SQLValue]]] = [:]
     }
     private let inner: any SQLDatabase
     private(set) var notes = Notes()
@@ -82,18 +85,46 @@ final class TallyingDatabase: SQLDatabase {
     var dialect: SQLDialect { inner.dialect }
     var writable: Bool { inner.writable }
     func fetchAll(_ sql: String, _ arguments: [SQLValue]) throws -> [SQLRow] {
-        if !notes.events.isEmpty && sql.contains("task_events") { try flushEvents() }
+        try flushBefore(sql)
         return try inner.fetchAll(sql, arguments)
     }
     @discardableResult
     func execute(_ sql: String, _ arguments: [SQLValue]) throws -> Int {
-        if !notes.events.isEmpty && sql.contains("task_events") { try flushEvents() }
+        try flushBefore(sql)
         return try inner.execute(sql, arguments)
     }
 
     func send(_ sql: String, _ arguments: [SQLValue]) throws {
-        if !notes.events.isEmpty && sql.contains("task_events") { try flushEvents() }
+        try flushBefore(sql)
         try inner.send(sql, arguments)
+    }
+
+    /// What is held back is written before a statement that reads or changes its table.
+    private func flushBefore(_ sql: String) throws {
+        if !notes.runWrites.isEmpty && sql.contains("tasks") { try flushRunWrites() }
+        if !notes.events.isEmpty && sql.contains("task_events") { try flushEvents() }
+    }
+
+    /// On PostgreSQL an exchange's starts go in one statement, and its finishes in another
+    /// (`SQLStore.RunWrite`), not one a report: held here until a statement reads or changes
+    /// `tasks`, a savepoint, or the end of the write. Notes like the events. SQLite writes each at once.
+    var holdsRunWrites: Bool { buffersEvents }
+
+    func hold(_ write: SQLStore.RunWrite, _ row: [SQLValue]) { notes.runWrites[write, default: []].append(row) }
+
+    /// Writes the starts and finishes held so far: the starts first (a run started and finished in
+    /// one exchange is finished from `running`).
+    func flushRunWrites() throws {
+        guard !notes.runWrites.isEmpty else { return }
+        let held = notes.runWrites
+        notes.runWrites = [:]
+        for write in SQLStore.RunWrite.allCases {
+            let rows = held[write] ?? []
+            for start in stride(from: 0, to: rows.count, by: SQLStore.RunWrite.rowsPerStatement) {
+                let chunk = rows[start..<min(start + SQLStore.RunWrite.rowsPerStatement, rows.count)]
+                try inner.send(write.sql(rows: chunk.count, dialect), chunk.flatMap { $0 })
+            }
+        }
     }
     func settle() throws { try inner.settle() }
     func savepointName() -> String { inner.savepointName() }
