@@ -10,8 +10,9 @@ extension SQLStore {
         }
     }
 
-    /// Reports are applied task by task, each in a savepoint so that a refused one (its lease moved
-    /// on) changes nothing and the others stand. Tasks whose start this exchange confirms come last:
+    /// Reports are applied task by task; a refused one (its lease moved on) changes nothing and the
+    /// others stand: a start, progress or finish is checked before it writes (`ReportMove`), a log
+    /// chunk or a status runs in a savepoint. Tasks whose start this exchange confirms come last:
     /// in the master's count a prefetched task starts into the room that the runs finished in the
     /// same exchange freed.
     /// Per task: the start, then its log, its progress (unless it also finished), its finish.

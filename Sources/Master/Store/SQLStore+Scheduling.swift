@@ -68,16 +68,22 @@ extension SQLStore {
         // PostgreSQL: two transactions that each finish one of a dependent's last prerequisites (two
         // masters, or two lanes of one) each look before the other commits, and each sees the other's
         // unfinished: neither would unblock it, and it would stay blocked for good. Each locks the
-        // dependents (jobs that run after, then tasks, each in id order) before it looks; the second
-        // to lock looks after the first committed, with a statement that sees that commit. SQLite
-        // has one writer: nothing to lock.
+        // dependents before it looks (the jobs that run after, by an advisory lock of the transaction,
+        // so that a cancel or patch of that job, which locks its tasks and then its row, is not met in
+        // the opposite order; then the blocked tasks' rows; each in id order): the second to lock
+        // looks after the first committed, with a statement that sees that commit. The cost: the
+        // exchanges finishing a job that another waits for (or a task's prerequisites) take turns
+        // from that look to their commits. SQLite has one writer: nothing to lock.
         let serialize = !db.lockRows.isEmpty
         if serialize, !waitedFor.isEmpty {
-            let after = inList(waitedFor.sorted())
-            _ = try SQLRow.fetchAll(db, sql: """
-                SELECT id FROM jobs WHERE id IN (SELECT job_id FROM job_deps WHERE after_job IN (\(after.marks)))
-                ORDER BY id FOR NO KEY UPDATE
-                """, arguments: after.arguments)
+            let waited = waitedFor.sorted()
+            for start in stride(from: 0, to: waited.count, by: chunk) {
+                let after = inList(Array(waited[start..<min(start + chunk, waited.count)]))
+                _ = try SQLRow.fetchAll(db, sql: """
+                    SELECT pg_advisory_xact_lock(\(PostgresSchema.dependentsLock), CAST(d.job_id % 2147483647 AS INTEGER))
+                    FROM (SELECT DISTINCT job_id FROM job_deps WHERE after_job IN (\(after.marks)) ORDER BY job_id) d
+                    """, arguments: after.arguments)
+            }
         }
         for job in jobs where waitedFor.contains(job) {
             let unfinished = try Int.fetchOne(db, sql: """

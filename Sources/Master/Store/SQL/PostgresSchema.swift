@@ -12,6 +12,9 @@ enum PostgresSchema {
     static let migrationLock: Int64 = 0x7061_6464_6f63_6b
     /// `pg_try_advisory_xact_lock` key the lease sweepers share: one sweep at a time across masters.
     static let sweepLock: Int64 = 0x7061_6464_0073_7765
+    /// The class of the advisory locks (with a job's id) that a look whether a job's dependents may
+    /// start takes (`SQLStore.unblockDependents`).
+    static let dependentsLock: Int32 = 0x7064_6a64
 
     static let migrations: [(String, String)] = [
         ("v1", """

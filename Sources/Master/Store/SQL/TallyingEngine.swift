@@ -51,7 +51,7 @@ struct TallyingEngine: SQLEngine {
 
 /// One write transaction, as a `TallyingEngine` gives it to the store: the database's own, the
 /// change in task counts by state that it makes, the tasks it queued, and (on PostgreSQL) the task
-/// events it has not written yet.
+/// events and the runs' starts and finishes it has not written yet.
 final class TallyingDatabase: SQLDatabase {
     struct Notes {
         var changes: [TaskState: Int] = [:]
