@@ -105,4 +105,68 @@ import Testing
             return try #require(try await store.submit(after, owner: "o", now: now).taskIDs?.first)
         }
     }
+
+    /// A job submitted to run after one whose last task is finishing on another master right then.
+    @Test func aJobSubmittedAfterAJobWhoseLastTaskIsFinishingIsUnblocked() async throws {
+        let fixture = try await StoreFixture.make(.postgres)
+        let first = fixture.store, second = try await fixture.second()
+        var logger = Logger(label: "test.unblock-race")
+        logger.logLevel = .warning
+        let agent = try await first.enroll(EnrollRequest(name: "a", resources: ResourceVector(cpus: 4, ram: 8 << 30), tags: [],
+                                                         version: "t"), credential: "cred-a", now: now)
+        let job = try await first.submit(JobSubmission(name: "y", tasks: [TaskSpec(name: "y", command: ["true"])]),
+                                         owner: "o", now: now)
+        var order = ClaimOrder(agent: agent, slots: 1, leaseUntil: later, now: now)
+        order.capacity = 1
+        order.startAtOnce = true
+        let lease = try #require(try await first.claim(order).leases.first)
+
+        let gate = try await PostgresConnections.connect(try PostgresLocation(url: fixture.location), id: 99, logger: logger)
+        func run(_ sql: String) async throws -> PostgresRowSequence {
+            try await gate.query(PostgresQuery(unsafeSQL: sql), logger: logger)
+        }
+        func waiting() async throws -> Int {
+            _ = try await run("SELECT pg_stat_clear_snapshot()")
+            var count = 0
+            for try await row in try await run("""
+                SELECT COUNT(*)::int8 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+                """) { count = try row.decode(Int.self) }
+            return count
+        }
+        var submitted: JobView?
+        do {
+            _ = try await run("BEGIN")
+            _ = try await run("SELECT id FROM jobs WHERE id = \(job.id.rawValue) FOR NO KEY UPDATE")
+            let finish = Task {
+                try await first.exchange(agent: agent, ExchangeRequest(finished: [
+                    ExchangeFinish(task: lease.task, report: FinishReport(epoch: lease.epoch, outcome: .succeeded, exitCode: 0)),
+                ]), claim: nil, leaseUntil: later, now: now)
+            }
+            // The finish has looked and waits at its commit (within the masters' 5 s lock_timeout).
+            let deadline = ContinuousClock.now + .seconds(4)
+            while try await waiting() < 1, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            let submit = Task {
+                var after = JobSubmission(name: "z", tasks: [TaskSpec(name: "z", command: ["true"])])
+                after.after = [job.id]
+                return try await second.submit(after, owner: "o", now: now)
+            }
+            // The submission waits for the finish (or, without the lock, is done at once).
+            let started = ContinuousClock.now
+            while try await waiting() < 2, ContinuousClock.now < deadline {
+                if ContinuousClock.now - started > .milliseconds(500) { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            _ = try await run("ROLLBACK")
+            #expect(try await finish.value.response.refused.isEmpty)
+            submitted = try await submit.value
+        } catch {
+            try? await gate.close()
+            await second.close()
+            throw error
+        }
+        try? await gate.close()
+        await second.close()
+        let waitingTask = try #require(submitted?.taskIDs?.first)
+        #expect(try await first.task(waitingTask, history: false).state == .queued)
+    }
 }
