@@ -15,73 +15,100 @@ import Testing
     let now = Date()
     var later: Date { now.addingTimeInterval(600) }
 
-    /// Two agents on two masters each hold one of `prerequisites` (the first tasks of `job`) and finish
-    /// it at the same moment; then `dependent`'s task must be queued.
-    func race(_ fixture: StoreFixture, job: JobView, prerequisites: Int = 2,
-              dependent: @escaping @Sendable (SQLStore) async throws -> TaskID) async throws {
-        let first = fixture.store, second = try await fixture.second()
-        var logger = Logger(label: "test.unblock-race")
-        logger.logLevel = .warning
-        var agents: [AgentID] = []
-        for name in ["a", "b"] {
-            agents.append(try await first.enroll(EnrollRequest(name: name, resources: ResourceVector(cpus: 4, ram: 8 << 30),
-                                                               tags: [], version: "t"),
-                                                 credential: "cred-" + name, now: now))
+    /// The test's own connection, in a transaction that holds one job's row until `open`.
+    struct Gate {
+        let connection: PostgresConnection
+        let logger: Logger
+
+        /// Runs `body` with the row of `job` held, and a second master on the fixture's database;
+        /// closes both however `body` ends.
+        static func holding(_ job: JobID, _ fixture: StoreFixture, _ body: (Gate, SQLStore) async throws -> Void) async throws {
+            var logger = Logger(label: "test.unblock-race")
+            logger.logLevel = .warning
+            let second = try await fixture.second()
+            let gate = Gate(connection: try await PostgresConnections.connect(try PostgresLocation(url: fixture.location), id: 99,
+                                                                              logger: logger), logger: logger)
+            do {
+                _ = try await gate.run("BEGIN")
+                _ = try await gate.run("SELECT id FROM jobs WHERE id = \(job.rawValue) FOR NO KEY UPDATE")
+                try await body(gate, second)
+            } catch {
+                try? await gate.connection.close()
+                await second.close()
+                throw error
+            }
+            try? await gate.connection.close()
+            await second.close()
         }
-        var leases: [TaskLease] = []
-        for agent in agents {
-            var order = ClaimOrder(agent: agent, slots: 1, leaseUntil: later, now: now)
-            order.capacity = 1
-            order.startAtOnce = true
-            leases += try await first.claim(order).leases
+
+        func run(_ sql: String) async throws -> PostgresRowSequence {
+            try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger)
         }
+
+        /// Sessions of this database waiting for a lock.
+        func waiting() async throws -> Int {
+            // The activity view is read once per transaction unless its snapshot is cleared.
+            _ = try await run("SELECT pg_stat_clear_snapshot()")
+            var count = 0
+            for try await row in try await run("""
+                SELECT COUNT(*)::int8 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
+                """) { count = try row.decode(Int.self) }
+            return count
+        }
+
+        /// Waits until `sessions` wait for a lock, at most `bound` (under the masters' 5 s lock_timeout,
+        /// after which a commit would give up); true if they did.
+        func untilWaiting(_ sessions: Int, within bound: Duration) async throws -> Bool {
+            let deadline = ContinuousClock.now + bound
+            while try await waiting() < sessions {
+                guard ContinuousClock.now < deadline else { return false }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            return true
+        }
+
+        func open() async throws { _ = try await run("ROLLBACK") }
+    }
+
+    func enroll(_ store: SQLStore, _ name: String) async throws -> AgentID {
+        try await store.enroll(EnrollRequest(name: name, resources: ResourceVector(cpus: 4, ram: 8 << 30), tags: [], version: "t"),
+                               credential: "cred-" + name, now: now)
+    }
+
+    func claimOne(_ store: SQLStore, _ agent: AgentID) async throws -> [TaskLease] {
+        var order = ClaimOrder(agent: agent, slots: 1, leaseUntil: later, now: now)
+        order.capacity = 1
+        order.startAtOnce = true
+        return try await store.claim(order).leases
+    }
+
+    func finishing(_ store: SQLStore, _ agent: AgentID, _ lease: TaskLease) -> Task<ExchangeOutcome, any Error> {
+        Task {
+            try await store.exchange(agent: agent, ExchangeRequest(finished: [
+                ExchangeFinish(task: lease.task, report: FinishReport(epoch: lease.epoch, outcome: .succeeded, exitCode: 0)),
+            ]), claim: nil, leaseUntil: later, now: now)
+        }
+    }
+
+    /// Two agents on two masters each hold one of the first two tasks of `job` and finish it at the
+    /// same moment; then `dependent`'s task must be queued.
+    func race(_ fixture: StoreFixture, job: JobView, dependent: @escaping @Sendable (SQLStore) async throws -> TaskID) async throws {
+        let first = fixture.store
+        let agents = [try await enroll(first, "a"), try await enroll(first, "b")]
+        let leases = try await claimOne(first, agents[0]) + claimOne(first, agents[1])
         let ids = try #require(job.taskIDs)
-        try #require(leases.map(\.task).sorted() == Array(ids.prefix(prerequisites)))
+        try #require(leases.map(\.task).sorted() == Array(ids.prefix(2)))
         let waiting = try await dependent(first)
         #expect(try await first.task(waiting, history: false).state == .blocked)
 
-        let gate = try await PostgresConnections.connect(try PostgresLocation(url: fixture.location), id: 99, logger: logger)
-        func run(_ sql: String) async throws -> PostgresRowSequence {
-            try await gate.query(PostgresQuery(unsafeSQL: sql), logger: logger)
-        }
-        do {
-            _ = try await run("BEGIN")
-            _ = try await run("SELECT id FROM jobs WHERE id = \(job.id.rawValue) FOR NO KEY UPDATE")
-            let exchanges = zip([first, second], zip(agents, leases)).map { store, held in
-                let (agent, lease) = held
-                return Task {
-                    try await store.exchange(agent: agent, ExchangeRequest(finished: [
-                        ExchangeFinish(task: lease.task, report: FinishReport(epoch: lease.epoch, outcome: .succeeded, exitCode: 0)),
-                    ]), claim: nil, leaseUntil: later, now: now)
-                }
-            }
-            // Both wait, each for a lock; within the masters' 5 s lock_timeout (after which a commit
-            // gives up and the exchange would fail).
-            let deadline = ContinuousClock.now + .seconds(4)
-            while true {
-                // The activity view is read once per transaction unless its snapshot is cleared.
-                _ = try await run("SELECT pg_stat_clear_snapshot()")
-                var count = 0
-                for try await row in try await run("""
-                    SELECT COUNT(*)::int8 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
-                    """) { count = try row.decode(Int.self) }
-                if count >= 2 { break }
-                guard ContinuousClock.now < deadline else {
-                    Issue.record("timed out waiting for both exchanges to wait")
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            _ = try await run("ROLLBACK")
+        try await Gate.holding(job.id, fixture) { gate, second in
+            let exchanges = [finishing(first, agents[0], leases[0]), finishing(second, agents[1], leases[1])]
+            // Both wait, each for a lock.
+            #expect(try await gate.untilWaiting(2, within: .seconds(4)), "both exchanges wait")
+            try await gate.open()
             for exchange in exchanges { #expect(try await exchange.value.response.refused.isEmpty) }
-        } catch {
-            try? await gate.close()
-            await second.close()
-            throw error
         }
-        try? await gate.close()
-        await second.close()
-        for id in ids.prefix(prerequisites) { #expect(try await first.task(id, history: false).state == .succeeded) }
+        for id in ids.prefix(2) { #expect(try await first.task(id, history: false).state == .succeeded) }
         #expect(try await first.task(waiting, history: false).state == .queued)
     }
 
@@ -109,63 +136,28 @@ import Testing
     /// A job submitted to run after one whose last task is finishing on another master right then.
     @Test func aJobSubmittedAfterAJobWhoseLastTaskIsFinishingIsUnblocked() async throws {
         let fixture = try await StoreFixture.make(.postgres)
-        let first = fixture.store, second = try await fixture.second()
-        var logger = Logger(label: "test.unblock-race")
-        logger.logLevel = .warning
-        let agent = try await first.enroll(EnrollRequest(name: "a", resources: ResourceVector(cpus: 4, ram: 8 << 30), tags: [],
-                                                         version: "t"), credential: "cred-a", now: now)
+        let first = fixture.store
+        let agent = try await enroll(first, "a")
         let job = try await first.submit(JobSubmission(name: "y", tasks: [TaskSpec(name: "y", command: ["true"])]),
                                          owner: "o", now: now)
-        var order = ClaimOrder(agent: agent, slots: 1, leaseUntil: later, now: now)
-        order.capacity = 1
-        order.startAtOnce = true
-        let lease = try #require(try await first.claim(order).leases.first)
-
-        let gate = try await PostgresConnections.connect(try PostgresLocation(url: fixture.location), id: 99, logger: logger)
-        func run(_ sql: String) async throws -> PostgresRowSequence {
-            try await gate.query(PostgresQuery(unsafeSQL: sql), logger: logger)
-        }
-        func waiting() async throws -> Int {
-            _ = try await run("SELECT pg_stat_clear_snapshot()")
-            var count = 0
-            for try await row in try await run("""
-                SELECT COUNT(*)::int8 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'
-                """) { count = try row.decode(Int.self) }
-            return count
-        }
+        let lease = try #require(try await claimOne(first, agent).first)
         var submitted: JobView?
-        do {
-            _ = try await run("BEGIN")
-            _ = try await run("SELECT id FROM jobs WHERE id = \(job.id.rawValue) FOR NO KEY UPDATE")
-            let finish = Task {
-                try await first.exchange(agent: agent, ExchangeRequest(finished: [
-                    ExchangeFinish(task: lease.task, report: FinishReport(epoch: lease.epoch, outcome: .succeeded, exitCode: 0)),
-                ]), claim: nil, leaseUntil: later, now: now)
-            }
-            // The finish has looked and waits at its commit (within the masters' 5 s lock_timeout).
-            let deadline = ContinuousClock.now + .seconds(4)
-            while try await waiting() < 1, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        try await Gate.holding(job.id, fixture) { gate, second in
+            let finish = finishing(first, agent, lease)
+            // The finish has looked and waits at its commit.
+            #expect(try await gate.untilWaiting(1, within: .seconds(4)), "the finish waits at its commit")
             let submit = Task {
                 var after = JobSubmission(name: "z", tasks: [TaskSpec(name: "z", command: ["true"])])
                 after.after = [job.id]
                 return try await second.submit(after, owner: "o", now: now)
             }
-            // The submission waits for the finish (or, without the lock, is done at once).
-            let started = ContinuousClock.now
-            while try await waiting() < 2, ContinuousClock.now < deadline {
-                if ContinuousClock.now - started > .milliseconds(500) { break }
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            _ = try await run("ROLLBACK")
+            // The submission waits for the finish (without its lock it is done at once, and nothing
+            // here waits for it: half a second, then the commit goes on either way).
+            _ = try await gate.untilWaiting(2, within: .milliseconds(500))
+            try await gate.open()
             #expect(try await finish.value.response.refused.isEmpty)
             submitted = try await submit.value
-        } catch {
-            try? await gate.close()
-            await second.close()
-            throw error
         }
-        try? await gate.close()
-        await second.close()
         let waitingTask = try #require(submitted?.taskIDs?.first)
         #expect(try await first.task(waitingTask, history: false).state == .queued)
     }
