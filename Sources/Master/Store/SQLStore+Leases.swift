@@ -365,11 +365,7 @@ extension SQLStore {
         // the exchange's other starts.
         let row: [any SQLBindable] = [current.id.rawValue, epoch.rawValue, current.state.rawValue, move.to.rawValue,
                                       now.timeIntervalSince1970, leaseUntil.timeIntervalSince1970]
-        if let tallying = db as? TallyingDatabase, tallying.holdsRunWrites {
-            tallying.hold(.start, row.map(\.sqlValue))
-        } else {
-            try db.send(sql: RunWrite.start.sql(rows: 1, db.dialect), arguments: row)
-        }
+        try RunWrite.start.write(row, in: db)
         try Self.record(db, task: current.id, job: current.jobID, .start, from: current.state, to: move.to, agent: agent,
                         epoch: epoch, reason: nil, now: now)
         // The row as it is now, for the same run's next reports in this exchange (its finish, most often).
@@ -456,11 +452,7 @@ extension SQLStore {
         let row: [any SQLBindable] = [current.id.rawValue, report.epoch.rawValue, current.state.rawValue, to.rawValue,
                                       report.exitCode, report.reason, finishedAt, attemptChange, reported,
                                       report.usage?.cpuSeconds ?? 0, report.usage?.peakRSS ?? 0, report.usage?.rss ?? 0]
-        if let tallying = db as? TallyingDatabase, tallying.holdsRunWrites {
-            tallying.hold(.finish, row.map(\.sqlValue))
-        } else {
-            try db.send(sql: RunWrite.finish.sql(rows: 1, db.dialect), arguments: row)
-        }
+        try RunWrite.finish.write(row, in: db)
         (db as? TallyingDatabase)?.forgetLease(current.id)  // no longer as read
         try Self.record(db, task: current.id, job: current.jobID, move.transition, from: current.state, to: to, agent: agent,
                         epoch: report.epoch, reason: report.reason, now: now)
@@ -477,6 +469,15 @@ extension SQLStore {
         case start, finish
 
         static let rowsPerStatement = 256
+
+        /// Held with the transaction's others where it holds them (PostgreSQL), else sent at once.
+        func write(_ row: [any SQLBindable], in db: any SQLDatabase) throws {
+            if let tallying = db as? TallyingDatabase, tallying.holdsRunWrites {
+                tallying.hold(self, row.map(\.sqlValue))
+            } else {
+                try db.send(sql: sql(rows: 1, db.dialect), arguments: row)
+            }
+        }
 
         var columns: [(name: String, type: String)] {
             let key = [("id", "BIGINT"), ("epoch", "BIGINT"), ("from_state", "TEXT"), ("to_state", "TEXT")]

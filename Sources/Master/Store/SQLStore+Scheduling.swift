@@ -75,15 +75,19 @@ extension SQLStore {
         // exchanges finishing a job that another waits for (or a task's prerequisites) take turns
         // from that look to their commits. SQLite has one writer: nothing to lock.
         let serialize = !db.lockRows.isEmpty
-        if serialize, !waitedFor.isEmpty {
-            let waited = waitedFor.sorted()
-            for start in stride(from: 0, to: waited.count, by: chunk) {
-                let after = inList(Array(waited[start..<min(start + chunk, waited.count)]))
-                _ = try SQLRow.fetchAll(db, sql: """
-                    SELECT pg_advisory_xact_lock(\(PostgresSchema.dependentsLock), CAST(d.job_id % 2147483647 AS INTEGER))
-                    FROM (SELECT DISTINCT job_id FROM job_deps WHERE after_job IN (\(after.marks)) ORDER BY job_id) d
-                    """, arguments: after.arguments)
+        /// Runs the locking statement `sql(marks)` over `ids` in id order, in chunks.
+        func lock(_ ids: some Collection<Int64>, _ sql: (String) -> String) throws {
+            let sorted = Set(ids).sorted()
+            for start in stride(from: 0, to: sorted.count, by: chunk) {
+                let list = inList(Array(sorted[start..<min(start + chunk, sorted.count)]))
+                _ = try SQLRow.fetchAll(db, sql: sql(list.marks), arguments: list.arguments)
             }
+        }
+        if serialize, !waitedFor.isEmpty {
+            try lock(waitedFor) { marks in """
+                SELECT pg_advisory_xact_lock(\(PostgresSchema.dependentsLock), CAST(d.job_id % 2147483647 AS INTEGER))
+                FROM (SELECT DISTINCT job_id FROM job_deps WHERE after_job IN (\(marks)) ORDER BY job_id) d
+                """ }
         }
         for job in jobs where waitedFor.contains(job) {
             let unfinished = try Int.fetchOne(db, sql: """
@@ -96,12 +100,7 @@ extension SQLStore {
                 """, arguments: [job]).map { (TaskID(rawValue: $0["id"]), JobID(rawValue: $0["job_id"])) }
         }
         if serialize, !candidates.isEmpty {
-            let ids = Set(candidates.map(\.0.rawValue)).sorted()
-            for start in stride(from: 0, to: ids.count, by: chunk) {
-                let list = inList(Array(ids[start..<min(start + chunk, ids.count)]))
-                _ = try SQLRow.fetchAll(db, sql: "SELECT id FROM tasks WHERE id IN (\(list.marks)) ORDER BY id FOR NO KEY UPDATE",
-                                        arguments: list.arguments)
-            }
+            try lock(candidates.map(\.0.rawValue)) { "SELECT id FROM tasks WHERE id IN (\($0)) ORDER BY id FOR NO KEY UPDATE" }
         }
         var looked: Set<TaskID> = []
         for (dependent, dependentJob) in candidates where looked.insert(dependent).inserted {
