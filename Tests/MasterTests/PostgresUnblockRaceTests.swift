@@ -161,4 +161,44 @@ import Testing
         let waitingTask = try #require(submitted?.taskIDs?.first)
         #expect(try await first.task(waitingTask, history: false).state == .queued)
     }
+
+    /// A cancelled task retried on one master while another finishes its prerequisite: the finish
+    /// looked before the retry made it blocked, and the retry must not look before the finish commits.
+    func retryRace(_ fixture: StoreFixture, prerequisiteJob: JobID, waiting: TaskID) async throws {
+        let first = fixture.store
+        let agent = try await enroll(first, "a")
+        _ = try await first.cancelTask(waiting, now: now)
+        let lease = try #require(try await claimOne(first, agent).first)
+        try await Gate.holding(prerequisiteJob, fixture) { gate, second in
+            let finish = finishing(first, agent, lease)
+            #expect(try await gate.untilWaiting(1, within: .seconds(4)), "the finish waits at its commit")
+            let retry = Task { try await second.retryTask(waiting, now: now) }
+            // The retry waits for the finish (without its lock it looks at once; half a second, then
+            // the finish's commit goes on either way).
+            _ = try await gate.untilWaiting(2, within: .milliseconds(500))
+            try await gate.open()
+            #expect(try await finish.value.response.refused.isEmpty)
+            _ = try await retry.value
+        }
+        #expect(try await first.task(lease.task, history: false).state == .succeeded)
+        #expect(try await first.task(waiting, history: false).state == .queued)
+    }
+
+    @Test func aTaskRetriedWhileItsPrerequisiteFinishesIsUnblocked() async throws {
+        let fixture = try await StoreFixture.make(.postgres)
+        let job = try await fixture.store.submit(JobSubmission(name: "x", tasks: [
+            TaskSpec(name: "p", command: ["true"]), TaskSpec(name: "d", command: ["true"], dependsOn: ["p"]),
+        ]), owner: "o", now: now)
+        try await retryRace(fixture, prerequisiteJob: job.id, waiting: try #require(job.taskIDs?.last))
+    }
+
+    @Test func aTaskRetriedWhileTheJobItRunsAfterFinishesIsUnblocked() async throws {
+        let fixture = try await StoreFixture.make(.postgres)
+        let job = try await fixture.store.submit(JobSubmission(name: "y", tasks: [TaskSpec(name: "y", command: ["true"])]),
+                                                 owner: "o", now: now)
+        var after = JobSubmission(name: "z", tasks: [TaskSpec(name: "z", command: ["true"])])
+        after.after = [job.id]
+        let waiting = try #require(try await fixture.store.submit(after, owner: "o", now: now).taskIDs?.first)
+        try await retryRace(fixture, prerequisiteJob: job.id, waiting: waiting)
+    }
 }

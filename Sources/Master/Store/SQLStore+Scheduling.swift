@@ -31,6 +31,21 @@ extension SQLStore {
         return waiting == 0
     }
 
+    /// PostgreSQL: waits for the finishes in flight among the tasks that a look at readiness is about
+    /// to count (those `condition` selects, with `arguments`), and holds off the ones to come until
+    /// this transaction commits. A finish not committed yet looked for blocked dependents before this
+    /// one made its task blocked, and this look would see that prerequisite unfinished: the task would
+    /// stay blocked for good. Share-locking the leased ones waits for an exchange that holds the row
+    /// and re-reads it after that commits; a later finish then waits for this commit and sees the task
+    /// blocked. Only leased tasks can be finishing. SQLite has one writer: nothing to wait for.
+    static func awaitFinishesInFlight(_ db: any SQLDatabase, amongTasksWhere condition: String,
+                                      _ arguments: [any SQLBindable]) throws {
+        guard !db.lockRows.isEmpty else { return }
+        _ = try SQLRow.fetchAll(db, sql: """
+            SELECT id FROM tasks WHERE state IN ('assigned', 'running') AND (\(condition)) ORDER BY id FOR SHARE
+            """, arguments: arguments)
+    }
+
     /// Unblocks what the successes of `tasks` (each with its job where the caller knows it) leave ready:
     /// the blocked tasks that wait for one of them, and the tasks of jobs that run after a job now
     /// succeeded as a whole. One lookup for all of them (an exchange's finishes come together).

@@ -138,16 +138,8 @@ public final class SQLStore: Store {
         // A job that runs after others waits until they all succeed; one that already failed is refused.
         var afterReady = true
         for (index, after) in Set(job.after).sorted().enumerated() {
-            if !db.lockRows.isEmpty {
-                // PostgreSQL: a finish of that job's last task, not committed yet, looked for the jobs
-                // after it before this one was there, and this look would see that task unfinished:
-                // this job would stay blocked for good. Its leased tasks' rows are share-locked first,
-                // which waits for any finish in flight (its exchange holds the row) and holds off the
-                // ones to come until this commits (they then see this job).
-                _ = try SQLRow.fetchAll(db, sql: """
-                    SELECT id FROM tasks WHERE job_id = ? AND state IN ('assigned', 'running') ORDER BY id FOR SHARE
-                    """, arguments: [after.rawValue])
-            }
+            // A finish of that job's last task in flight looked for the jobs after it before this one.
+            try Self.awaitFinishesInFlight(db, amongTasksWhere: "job_id = ?", [after.rawValue])
             let view: JobView
             do { view = try Self.jobView(db, after) } catch {
                 throw PaddockError.invalid("job \(after) does not exist", field: "after[\(index)]")
