@@ -1,6 +1,7 @@
 import Foundation
 @testable import PaddockAgent
 import PaddockProtocol
+import PaddockTestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -11,8 +12,7 @@ import Glibc
     let workDir: String
 
     init() throws {
-        workDir = FileManager.default.temporaryDirectory.appendingPathComponent("hostprobe-\(UUID())").path
-        try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
+        workDir = try TestDirectory.makeUntilExit("hostprobe")
     }
 
     // MARK: - Against the host

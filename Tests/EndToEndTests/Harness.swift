@@ -26,13 +26,13 @@ final class Farm: @unchecked Sendable {
     private var processes: [String: Process] = [:]
 
     init(leaseTimeout: String = "3s") throws {
-        dir = NSTemporaryDirectory() + "paddock-e2e-\(UUID().uuidString.prefix(8))"
+        dir = try TestDirectory.make("paddock-e2e")
         self.leaseTimeout = leaseTimeout
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     }
 
     deinit {
         for process in processes.values where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        TestDirectory.remove(dir)
     }
 
     static var binary: String {

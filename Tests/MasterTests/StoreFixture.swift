@@ -29,9 +29,7 @@ final class StoreFixture: Sendable {
     static func make(_ backend: Backend) async throws -> StoreFixture {
         switch backend {
         case .sqlite:
-            let dir = NSTemporaryDirectory() + "paddock-store-\(UUID().uuidString.prefix(8))"
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            let path = dir + "/p.sqlite"
+            let path = try TestDirectory.makeUntilExit("paddock-store") + "/p.sqlite"
             return StoreFixture(backend: backend, store: try SQLStore.sqlite(path: path), location: path)
         case .postgres:
             let server = try await SharedPostgres.shared.server()
@@ -68,7 +66,7 @@ actor SharedPostgres {
             guard PostgresServer.isAvailable else { throw FixtureError(PostgresServer.unavailableReason) }
             let server = try await PostgresServer.start()
             exitingServer.withLock { $0 = server }
-            atexit { exitingServer.withLock { $0?.terminate() } }
+            atexit { exitingServer.withLock { $0?.terminateAndRemove() } }
             return server
         }
         starting = task

@@ -71,9 +71,7 @@ public final class HAProxyServer: @unchecked Sendable {
 
     deinit {
         stop()
-        if ProcessInfo.processInfo.environment["PADDOCK_KEEP_TEST_DIRS"] != "1" {
-            try? FileManager.default.removeItem(atPath: dir)
-        }
+        TestDirectory.remove(dir)
     }
 
     /// Starts HAProxy on a free port with the shipped config rewritten for `masters` (ports on

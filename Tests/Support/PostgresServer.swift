@@ -49,9 +49,7 @@ public final class PostgresServer: @unchecked Sendable {
 
     deinit {
         terminate()
-        if ProcessInfo.processInfo.environment["PADDOCK_KEEP_TEST_DIRS"] != "1" {
-            try? FileManager.default.removeItem(atPath: dir)
-        }
+        TestDirectory.remove(dir)
     }
 
     // MARK: Finding the binaries
@@ -159,6 +157,13 @@ public final class PostgresServer: @unchecked Sendable {
     /// SIGKILL if it still runs (the postmaster and its backends); for cleanup, e.g. in deinit.
     public func terminate() {
         kill9()
+    }
+
+    /// Kills the server and removes its directory (what going away does, for one that never does:
+    /// a server kept for the whole test process).
+    public func terminateAndRemove() {
+        terminate()
+        TestDirectory.remove(dir)
     }
 
     /// Whether the postmaster runs.
