@@ -20,8 +20,8 @@ extension Measurements {
     }
 
     /// For each setup: claim latency by one simulated agent against a queue, then N × /bin/true as
-    /// one job on real agents (submit → job done), all through the URL agents are given (HAProxy's
-    /// for several masters).
+    /// one job on real agents (submit → job done), then the same with a job after it, all through
+    /// the URL agents are given (HAProxy's for several masters).
     static func stores(_ context: BenchContext) async throws -> [Figure] {
         // Fail before measuring anything when the servers are missing (CI installs them with
         // PADDOCK_TEST_DEPS=1 scripts/setup-debian.sh).
@@ -106,6 +106,22 @@ extension Measurements {
             }.1
             context.log("    \(setup.label): \(count) tasks in \(String(format: "%.2f", seconds)) s"
                         + (unanswered > 0 ? "; \(unanswered) progress poll(s) answered 502/503/504" : ""))
+            // The same again with a job that runs after it (a render's encode after its frames): every
+            // frame's finish looks whether that job may start.
+            let withAfter = try await timed {
+                let job = try await admin.submit(json: JobText.frames("true", count: count, command: ["/bin/true"]))
+                var encode = JobSubmission(name: "after", tasks: [TaskSpec(name: "after", command: ["/bin/true"])])
+                encode.after = [job.id]
+                let after = try await admin.submit(json: String(decoding: try JSONEncoder().encode(encode), as: UTF8.self))
+                try await until("\(count) tasks and the job after them succeeded", timeout: 600, every: 0.02) {
+                    let view: JobView
+                    do { view = try await admin.call("GET", APIPath.job(after.id)) } catch let error as WireError
+                        where [502, 503, 504].contains(error.status ?? 0) { return false }
+                    if view.counts[.failed] > 0 || view.counts[.cancelled] > 0 { throw BenchError("the job after failed") }
+                    return view.counts[.succeeded] == 1
+                }
+            }.1
+            context.log("    \(setup.label): \(count) tasks and a job after them in \(String(format: "%.2f", withAfter)) s")
             var extra: [Figure] = []
             if let proxy {
                 // HAProxy logs "Server masters/masterN is DOWN" when a master fails 2 health checks (1 s apart).
@@ -121,7 +137,9 @@ extension Measurements {
                                     note: "HAProxy health check (GET /healthz, 1 s apart, as shipped) failed twice"))
             }
             return [Figure("\(setup.label): /bin/true × \(count), \(agents) agents × \(slots) slots", Double(count) / seconds,
-                           "tasks/s", note: "one frame job; submit → job counts \(count) succeeded (polled every 20 ms)")]
+                           "tasks/s", note: "one frame job; submit → job counts \(count) succeeded (polled every 20 ms)"),
+                    Figure("\(setup.label): the same with a job after it", Double(count + 1) / withAfter, "tasks/s",
+                           note: "the frame job, then a one-task job `after` it; submit → that job succeeded")]
                 + latencyFigures("\(setup.label): claim, \(grouped(queue)) queued", claims,
                                  note: "one simulated agent through the agents' URL; one slot, wait 0; after \(warmup) warm-up claims")
                 + extra
