@@ -201,4 +201,34 @@ import Testing
         let waiting = try #require(try await fixture.store.submit(after, owner: "o", now: now).taskIDs?.first)
         try await retryRace(fixture, prerequisiteJob: job.id, waiting: waiting)
     }
+
+    /// The prerequisite job's task is still queued when the retry looks: it is claimed, run and
+    /// finished on another master while the retry waits at its commit. That finish must wait for
+    /// the retry (the dependents' lock of its job), then see the task blocked and unblock it.
+    @Test func aTaskRetriedWhileTheJobItRunsAfterIsClaimedAndFinishedIsUnblocked() async throws {
+        let fixture = try await StoreFixture.make(.postgres)
+        let first = fixture.store
+        let prerequisite = try await first.submit(JobSubmission(name: "y", tasks: [TaskSpec(name: "y", command: ["true"])]),
+                                                  owner: "o", now: now)
+        var after = JobSubmission(name: "z", tasks: [TaskSpec(name: "z", command: ["true"])])
+        after.after = [prerequisite.id]
+        let job = try await first.submit(after, owner: "o", now: now)
+        let waiting = try #require(job.taskIDs?.first)
+        let agent = try await enroll(first, "a")
+        _ = try await first.cancelTask(waiting, now: now)
+        // The retry's job row is held: the retry looks (its prerequisite queued), then waits to commit.
+        try await Gate.holding(job.id, fixture) { gate, second in
+            let retry = Task { try await second.retryTask(waiting, now: now) }
+            #expect(try await gate.untilWaiting(1, within: .seconds(4)), "the retry waits at its commit")
+            let lease = try #require(try await claimOne(first, agent).first)
+            let finish = finishing(first, agent, lease)
+            // The finish waits for the retry's lock (without it, it is done at once: half a second,
+            // then the retry's commit goes on either way).
+            _ = try await gate.untilWaiting(2, within: .milliseconds(500))
+            try await gate.open()
+            _ = try await retry.value
+            #expect(try await finish.value.response.refused.isEmpty)
+        }
+        #expect(try await first.task(waiting, history: false).state == .queued)
+    }
 }

@@ -151,10 +151,7 @@ extension SQLStore {
     /// A failed or cancelled task back to the queue with all its attempts again.
     static func retry(_ db: any SQLDatabase, _ task: TaskView, now: Date) throws {
         let to = try legal(task, .retry)
-        // A finish of one of its prerequisites in flight looked for blocked dependents before this one.
-        try awaitFinishesInFlight(db, amongTasksWhere: """
-            id IN (SELECT depends_on FROM task_deps WHERE task_id = ?) OR job_id IN (SELECT after_job FROM job_deps WHERE job_id = ?)
-            """, [task.id.rawValue, task.jobID.rawValue])
+        try awaitPrerequisitesOfRetried(db, task)
         try db.execute(sql: """
             UPDATE tasks SET state = ?, attempt = 0, exit_code = NULL, reason = NULL, finished_at = NULL, progress = 0
             WHERE id = ? AND state = ?

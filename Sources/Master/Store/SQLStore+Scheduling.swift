@@ -32,18 +32,43 @@ extension SQLStore {
     }
 
     /// PostgreSQL: waits for the finishes in flight among the tasks that a look at readiness is about
-    /// to count (those `condition` selects, with `arguments`), and holds off the ones to come until
-    /// this transaction commits. A finish not committed yet looked for blocked dependents before this
-    /// one made its task blocked, and this look would see that prerequisite unfinished: the task would
-    /// stay blocked for good. Share-locking the leased ones waits for an exchange that holds the row
-    /// and re-reads it after that commits; a later finish then waits for this commit and sees the task
-    /// blocked. Only leased tasks can be finishing. SQLite has one writer: nothing to wait for.
+    /// to count (those `condition` selects, with `arguments`), and holds off the leased ones' finishes
+    /// until this transaction commits. A finish not committed yet looked for blocked dependents before
+    /// this one made its task blocked, and this look would see that prerequisite unfinished: the task
+    /// would stay blocked for good. Share-locking the leased ones waits for an exchange that holds the
+    /// row and re-reads it after that commits. Not covered: a task still queued when this looks that is
+    /// claimed, run and finished before this commits (a submission `after` a job commits within
+    /// milliseconds; a retry closes that too, `awaitPrerequisitesOfRetried`). SQLite has one writer.
     static func awaitFinishesInFlight(_ db: any SQLDatabase, amongTasksWhere condition: String,
                                       _ arguments: [any SQLBindable]) throws {
         guard !db.lockRows.isEmpty else { return }
         _ = try SQLRow.fetchAll(db, sql: """
             SELECT id FROM tasks WHERE state IN ('assigned', 'running') AND (\(condition)) ORDER BY id FOR SHARE
             """, arguments: arguments)
+    }
+
+    /// PostgreSQL: a task about to be retried looks at its prerequisites only once no finish of one
+    /// can miss it. A finish looks for blocked dependents before it commits; one that looked while
+    /// this retry was not committed saw this task failed or cancelled, and this retry's look would
+    /// see that prerequisite unfinished: blocked for good.
+    /// - The jobs its job runs after: their finishers take the dependents' lock of this job
+    ///   (`unblockDependents`) before they look. Taken here first, the same lock makes a finish in
+    ///   flight commit before this looks, and a later one look after this commits.
+    /// - Its task dependencies: every unfinished one is share-locked (after that lock: the order
+    ///   `unblockDependents` takes them in). A finish in flight holds its row, so this waits for its
+    ///   commit; a queued one is skipped by claims (SKIP LOCKED) and a blocked one cannot be
+    ///   unblocked until this commits, so none of them finishes unseen.
+    /// SQLite has one writer: nothing to wait for.
+    static func awaitPrerequisitesOfRetried(_ db: any SQLDatabase, _ task: TaskView) throws {
+        guard !db.lockRows.isEmpty else { return }
+        _ = try SQLRow.fetchAll(db, sql: """
+            SELECT pg_advisory_xact_lock(\(PostgresSchema.dependentsLock), CAST(job_id % 2147483647 AS INTEGER))
+            FROM job_deps WHERE job_id = ? LIMIT 1
+            """, arguments: [task.jobID.rawValue])
+        _ = try SQLRow.fetchAll(db, sql: """
+            SELECT id FROM tasks WHERE id IN (SELECT depends_on FROM task_deps WHERE task_id = ?) AND state <> 'succeeded'
+            ORDER BY id FOR SHARE
+            """, arguments: [task.id.rawValue])
     }
 
     /// Unblocks what the successes of `tasks` (each with its job where the caller knows it) leave ready:
