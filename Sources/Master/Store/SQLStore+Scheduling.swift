@@ -31,20 +31,19 @@ extension SQLStore {
         return waiting == 0
     }
 
-    /// PostgreSQL: waits for the finishes in flight among the tasks that a look at readiness is about
-    /// to count (those `condition` selects, with `arguments`), and holds off the leased ones' finishes
+    /// PostgreSQL: waits for the finishes in flight among the tasks of `job`, which a look whether a
+    /// job submitted after it may start is about to count, and holds off the leased ones' finishes
     /// until this transaction commits. A finish not committed yet looked for blocked dependents before
     /// this one made its task blocked, and this look would see that prerequisite unfinished: the task
     /// would stay blocked for good. Share-locking the leased ones waits for an exchange that holds the
     /// row and re-reads it after that commits. Not covered: a task still queued when this looks that is
     /// claimed, run and finished before this commits (a submission `after` a job commits within
     /// milliseconds; a retry closes that too, `awaitPrerequisitesOfRetried`). SQLite has one writer.
-    static func awaitFinishesInFlight(_ db: any SQLDatabase, amongTasksWhere condition: String,
-                                      _ arguments: [any SQLBindable]) throws {
+    static func awaitFinishesInFlight(_ db: any SQLDatabase, ofJob job: JobID) throws {
         guard !db.lockRows.isEmpty else { return }
         _ = try SQLRow.fetchAll(db, sql: """
-            SELECT id FROM tasks WHERE state IN ('assigned', 'running') AND (\(condition)) ORDER BY id FOR SHARE
-            """, arguments: arguments)
+            SELECT id FROM tasks WHERE job_id = ? AND state IN ('assigned', 'running') ORDER BY id FOR SHARE
+            """, arguments: [job.rawValue])
     }
 
     /// PostgreSQL: a task about to be retried looks at its prerequisites only once no finish of one
@@ -62,8 +61,7 @@ extension SQLStore {
     static func awaitPrerequisitesOfRetried(_ db: any SQLDatabase, _ task: TaskView) throws {
         guard !db.lockRows.isEmpty else { return }
         _ = try SQLRow.fetchAll(db, sql: """
-            SELECT pg_advisory_xact_lock(\(PostgresSchema.dependentsLock), CAST(job_id % 2147483647 AS INTEGER))
-            FROM job_deps WHERE job_id = ? LIMIT 1
+            SELECT \(PostgresSchema.lockDependents(ofJob: "job_id")) FROM job_deps WHERE job_id = ? LIMIT 1
             """, arguments: [task.jobID.rawValue])
         _ = try SQLRow.fetchAll(db, sql: """
             SELECT id FROM tasks WHERE id IN (SELECT depends_on FROM task_deps WHERE task_id = ?) AND state <> 'succeeded'
@@ -125,7 +123,7 @@ extension SQLStore {
         }
         if serialize, !waitedFor.isEmpty {
             try lock(waitedFor) { marks in """
-                SELECT pg_advisory_xact_lock(\(PostgresSchema.dependentsLock), CAST(d.job_id % 2147483647 AS INTEGER))
+                SELECT \(PostgresSchema.lockDependents(ofJob: "d.job_id"))
                 FROM (SELECT DISTINCT job_id FROM job_deps WHERE after_job IN (\(marks)) ORDER BY job_id) d
                 """ }
         }

@@ -139,7 +139,7 @@ public final class SQLStore: Store {
         var afterReady = true
         for (index, after) in Set(job.after).sorted().enumerated() {
             // A finish of that job's last task in flight looked for the jobs after it before this one.
-            try Self.awaitFinishesInFlight(db, amongTasksWhere: "job_id = ?", [after.rawValue])
+            try Self.awaitFinishesInFlight(db, ofJob: after)
             let view: JobView
             do { view = try Self.jobView(db, after) } catch {
                 throw PaddockError.invalid("job \(after) does not exist", field: "after[\(index)]")

@@ -16,6 +16,12 @@ enum PostgresSchema {
     /// start takes (`SQLStore.unblockDependents`).
     static let dependentsLock: Int32 = 0x7064_6a64
 
+    /// The call that takes the dependents' lock of the job `jobID` (a SQL expression) names: every
+    /// taker must derive the key the same way, or they would not meet.
+    static func lockDependents(ofJob jobID: String) -> String {
+        "pg_advisory_xact_lock(\(dependentsLock), CAST(\(jobID) % 2147483647 AS INTEGER))"
+    }
+
     static let migrations: [(String, String)] = [
         ("v1", """
             CREATE TABLE jobs (
