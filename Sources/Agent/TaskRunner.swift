@@ -75,6 +75,10 @@ struct TaskRunner: Sendable {
     private func runAction(dir: String, in openSession: OpenSession?, timer: Task<Void, any Error>?) async -> Bool {
         let task = lease.task
         let process: any RunningProcess
+        // The wall-clock moment the agent turns to the launch, with every step of its own before it:
+        // the debug log carries it so `paddock-bench latency` can set it beside the peers' start
+        // stamp (their task body's first line, before it spawns its child).
+        let launchBegan = Date()
         do throws(LaunchError) {
             let launch = openSession.map { sessionLaunch(workDir: dir, session: $0) } ?? mappedLaunch(workDir: dir)
             process = try launcher.launch(LaunchSpec(task: task, epoch: lease.epoch, resources: lease.requirements.resources,
@@ -91,7 +95,7 @@ struct TaskRunner: Sendable {
             return false
         }
         let launchedAt = clock.now
-        logger.debug("task \(task) started (pid \(process.pid)): \(lease.command.joined(separator: " ").prefix(200))")
+        logger.debug("task \(task) started (pid \(process.pid); launch began at \(String(format: "%.6f", launchBegan.timeIntervalSince1970))): \(lease.command.joined(separator: " ").prefix(200))")
         defer { launcher.ended(task) }
         if !(await workload.attach(process, to: task, workDir: openSession?.directory ?? dir)) {
             await process.terminate(grace: config.killGrace, clock: clock)  // stopped before it was even launched

@@ -76,10 +76,11 @@ final class Farm {
 
     /// Starts a real agent offering `slots` CPUs and slots, and waits until the master lists it online.
     @discardableResult
-    func startAgent(_ name: String, slots: Int, prefetch: String = "auto") async throws -> AgentID {
+    func startAgent(_ name: String, slots: Int, prefetch: String = "auto", logLevel: String = "info") async throws -> AgentID {
         try launch(name, ["agent", "--master", url.absoluteString, "--join-token", Self.joinToken, "--name", name,
                           "--work-dir", dir + "/" + name, "--cpus", String(slots), "--slots", String(slots),
-                          "--ram", "1GiB", "--disk", "1GiB", "--prefetch", prefetch] + Self.extraAgentArguments)
+                          "--ram", "1GiB", "--disk", "1GiB", "--prefetch", prefetch, "--log-level", logLevel]
+                          + Self.extraAgentArguments)
         var found: AgentID?
         try await until("agent \(name) online", timeout: 60) {
             let page: Page<AgentView>? = try? await admin.call("GET", APIPath.agents)

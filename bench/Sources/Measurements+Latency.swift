@@ -3,15 +3,21 @@ import PaddockProtocol
 
 /// Latencies of single events on an otherwise idle farm.
 extension Measurements {
-    /// From the submit call to the child process running: each task is `date +%s.%N`, whose
-    /// own output (read back from the task's log) says when the child ran.
+    /// From the submit call to two moments of the task's start, on an idle farm:
+    /// - the agent turning to its launch (its debug log's `launch began at` stamp), the moment the
+    ///   peers' harness stamps as a task's start: their task body's first line, before it spawns its
+    ///   child;
+    /// - the child process running: each task is `date +%s.%N`, whose own output (read back from the
+    ///   task's log) says when it ran, so the spawn and `date`'s own start are in it too.
     static func submitToStart(_ context: BenchContext) async throws -> [Figure] {
-        let samples = try await withFarm(context, "latency") { farm in
+        let (launches, children) = try await withFarm(context, "latency") { farm in
             try await farm.startMaster()
-            try await farm.startAgent("agent", slots: 2)
+            try await farm.startAgent("agent", slots: 2, logLevel: "debug")
             let admin = farm.admin
+            let agentLog = try LogTail(path: farm.logPath("agent"))
             let text = #"{"name":"stamp","tasks":[{"name":"stamp","command":["date","+%s.%N"]}]}"#
-            var samples: [Double] = []
+            var launches: [Double] = []
+            var children: [Double] = []
             for _ in 0..<context.sizes.latencySamples {
                 let submitted = Date().timeIntervalSince1970
                 let job = try await admin.submit(json: text)
@@ -25,14 +31,22 @@ extension Measurements {
                 guard let started = Double(log.trimmingCharacters(in: .whitespacesAndNewlines)) else {
                     throw BenchError("\(task) printed '\(log.prefix(80))', not a time")
                 }
-                samples.append(started - submitted)
+                children.append(started - submitted)
+                var began: Double?
+                try await until("the agent's launch stamp of \(task)", timeout: 30, every: 0.01) {
+                    began = agentLog.poll(stampAfter: "task \(task) started (pid ", marker: "launch began at ")
+                    return began != nil
+                }
+                if let began { launches.append(began - submitted) }
                 // Idle again: the agent's next claim long-poll is back at the master.
                 try await Task.sleep(for: .milliseconds(30))
             }
-            return samples
+            return (launches, children)
         }
-        return latencyFigures("submit-to-start", samples,
-                              note: "submit call → child's own clock (date +%s.%N), idle farm, one real agent")
+        return latencyFigures("submit-to-launch", launches,
+                              note: "submit call → the agent turns to the launch (its debug log's stamp; the peers stamp their task body's start, before its child), idle farm, one real agent")
+            + latencyFigures("submit-to-start", children,
+                             note: "submit call → child's own clock (date +%s.%N), idle farm, one real agent")
     }
 
     /// A `ping` command posted (admin) until the real agent logs it applied (`command SEQ: ping`).
@@ -74,5 +88,17 @@ final class LogTail {
         guard let range = text.range(of: needle) else { return false }
         text = String(text[range.upperBound...])
         return true
+    }
+
+    /// Reads new bytes; once the line holding `needle` is complete, the number after `marker` on it
+    /// (everything up to that line's end is consumed). Nil while it has not arrived.
+    func poll(stampAfter needle: String, marker: String) -> Double? {
+        if let data = try? handle.readToEnd(), !data.isEmpty { text += String(decoding: data, as: UTF8.self) }
+        guard let range = text.range(of: needle),
+              let end = text[range.upperBound...].firstIndex(of: "\n") else { return nil }
+        let line = text[range.upperBound..<end]
+        text = String(text[text.index(after: end)...])
+        guard let at = line.range(of: marker) else { return nil }
+        return Double(line[at.upperBound...].prefix { $0.isNumber || $0 == "." })
     }
 }
