@@ -15,7 +15,8 @@ import Testing
     let now = Date()
     var later: Date { now.addingTimeInterval(600) }
 
-    /// The test's own connection, in a transaction that holds one job's row until `open`.
+    /// The test's own connection, in a transaction that holds one job's row (or what `holding`'s
+    /// statement took) until `open`.
     struct Gate {
         let connection: PostgresConnection
         let logger: Logger
@@ -23,6 +24,12 @@ import Testing
         /// Runs `body` with the row of `job` held, and a second master on the fixture's database;
         /// closes both however `body` ends.
         static func holding(_ job: JobID, _ fixture: StoreFixture, _ body: (Gate, SQLStore) async throws -> Void) async throws {
+            try await holding(taking: "SELECT id FROM jobs WHERE id = \(job.rawValue) FOR NO KEY UPDATE", fixture, body)
+        }
+
+        /// Runs `body` with what `statement` locks held, and a second master on the fixture's database.
+        static func holding(taking statement: String, _ fixture: StoreFixture,
+                            _ body: (Gate, SQLStore) async throws -> Void) async throws {
             var logger = Logger(label: "test.unblock-race")
             logger.logLevel = .warning
             let second = try await fixture.second()
@@ -30,7 +37,7 @@ import Testing
                                                                               logger: logger), logger: logger)
             do {
                 _ = try await gate.run("BEGIN")
-                _ = try await gate.run("SELECT id FROM jobs WHERE id = \(job.rawValue) FOR NO KEY UPDATE")
+                _ = try await gate.run(statement)
                 try await body(gate, second)
             } catch {
                 try? await gate.connection.close()
@@ -230,5 +237,43 @@ import Testing
             #expect(try await finish.value.response.refused.isEmpty)
         }
         #expect(try await first.task(waiting, history: false).state == .queued)
+    }
+
+    /// The job it runs after has its task still queued when the submission looks, and that task is
+    /// claimed, run and finished on another master while the submission waits to commit (here for
+    /// its idempotency key, which the test's connection has inserted and not committed). Its finish
+    /// would look for the jobs after it and not see this one. The submission holds that task: the
+    /// claim skips it until the submission commits, and its finish then unblocks the job after it.
+    @Test func aJobSubmittedAfterAJobWhoseQueuedTaskCouldRunMeanwhileIsUnblocked() async throws {
+        let fixture = try await StoreFixture.make(.postgres)
+        let first = fixture.store
+        let agent = try await enroll(first, "a")
+        let prerequisite = try await first.submit(JobSubmission(name: "y", tasks: [TaskSpec(name: "y", command: ["true"])]),
+                                                  owner: "o", now: now)
+        let key = """
+            INSERT INTO submissions (key, body_hash, job_id, created_at)
+            VALUES ('o' || chr(10) || 'k', 'h', 0, \(now.timeIntervalSince1970))
+            """
+        var submitted: JobView?
+        try await Gate.holding(taking: key, fixture) { gate, second in
+            let submit = Task {
+                var after = JobSubmission(name: "z", tasks: [TaskSpec(name: "z", command: ["true"])])
+                after.after = [prerequisite.id]
+                return try await second.submit(after, owner: "o", now: now, idempotency: SubmissionKey(key: "k", bodyHash: "b"))
+            }
+            #expect(try await gate.untilWaiting(1, within: .seconds(4)), "the submission waits to store its key")
+            // Without the submission's hold the task is leased and finished here, before it commits.
+            if let lease = try await claimOne(first, agent).first {
+                #expect(try await finishing(first, agent, lease).value.response.refused.isEmpty)
+            }
+            try await gate.open()
+            submitted = try await submit.value.job
+        }
+        // The task the claim skipped runs now.
+        if let lease = try await claimOne(first, agent).first {
+            #expect(try await finishing(first, agent, lease).value.response.refused.isEmpty)
+        }
+        #expect(try await first.task(try #require(prerequisite.taskIDs?.first), history: false).state == .succeeded)
+        #expect(try await first.task(try #require(submitted?.taskIDs?.first), history: false).state == .queued)
     }
 }

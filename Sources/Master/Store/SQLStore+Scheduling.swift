@@ -31,18 +31,24 @@ extension SQLStore {
         return waiting == 0
     }
 
-    /// PostgreSQL: waits for the finishes in flight among the tasks of `job`, which a look whether a
-    /// job submitted after it may start is about to count, and holds off the leased ones' finishes
-    /// until this transaction commits. A finish not committed yet looked for blocked dependents before
-    /// this one made its task blocked, and this look would see that prerequisite unfinished: the task
-    /// would stay blocked for good. Share-locking the leased ones waits for an exchange that holds the
-    /// row and re-reads it after that commits. Not covered: a task still queued when this looks that is
-    /// claimed, run and finished before this commits (a submission `after` a job commits within
-    /// milliseconds; a retry closes that too, `awaitPrerequisitesOfRetried`). SQLite has one writer.
-    static func awaitFinishesInFlight(_ db: any SQLDatabase, ofJob job: JobID) throws {
+    /// PostgreSQL: holds `job` unfinished until this transaction commits, if it is unfinished once
+    /// the finishes in flight among its tasks have committed. A submission `after` the job looks at it
+    /// next; a finish of its last task that looked for the jobs after it before this submission's
+    /// commit would not see this one, which would stay blocked for good. One unfinished task share-
+    /// locked is enough: a job whose task cannot finish cannot succeed.
+    /// - A finish in flight holds its row: this waits for its commit, then skips the row if it
+    ///   succeeded and takes the next unfinished one (PostgreSQL re-reads locked rows, and `LIMIT`
+    ///   counts the rows it kept).
+    /// - The row held cannot finish, be claimed (claims skip locked rows), unblocked or retried
+    ///   until this commits. A task that succeeded stays so: when no row is left to hold, the job has
+    ///   succeeded, and the look after this sees it.
+    /// The states are listed, not `<> 'succeeded'`, so that the `(job_id, state)` index finds the row
+    /// whether the job is fresh or done. SQLite has one writer: nothing to wait for.
+    static func holdUnfinished(_ db: any SQLDatabase, ofJob job: JobID) throws {
         guard !db.lockRows.isEmpty else { return }
+        let unfinished = TaskState.allCases.filter { $0 != .succeeded }.map { "'\($0.rawValue)'" }.joined(separator: ", ")
         _ = try SQLRow.fetchAll(db, sql: """
-            SELECT id FROM tasks WHERE job_id = ? AND state IN ('assigned', 'running') ORDER BY id FOR SHARE
+            SELECT id FROM tasks WHERE job_id = ? AND state IN (\(unfinished)) LIMIT 1 FOR SHARE
             """, arguments: [job.rawValue])
     }
 

@@ -138,8 +138,8 @@ public final class SQLStore: Store {
         // A job that runs after others waits until they all succeed; one that already failed is refused.
         var afterReady = true
         for (index, after) in Set(job.after).sorted().enumerated() {
-            // A finish of that job's last task in flight looked for the jobs after it before this one.
-            try Self.awaitFinishesInFlight(db, ofJob: after)
+            // A finish of that job's last task must not look for the jobs after it before this one commits.
+            try Self.holdUnfinished(db, ofJob: after)
             let view: JobView
             do { view = try Self.jobView(db, after) } catch {
                 throw PaddockError.invalid("job \(after) does not exist", field: "after[\(index)]")
