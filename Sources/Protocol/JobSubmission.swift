@@ -169,8 +169,8 @@ public struct FrameRange: Sendable, Equatable {
         var ranges: [ClosedRange<Int>] = []
         guard text.count <= 1024 else { return nil }
         for part in text.split(separator: ",") {
-            let bounds = part.trimmingCharacters(in: .whitespaces).split(separator: "-", omittingEmptySubsequences: false)
-            let numbers = bounds.compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            let bounds = part.trimmingSpaces.split(separator: "-", omittingEmptySubsequences: false)
+            let numbers = bounds.compactMap { Int($0.trimmingSpaces) }
             guard numbers.count == bounds.count, (1...2).contains(numbers.count),
                   numbers.allSatisfy({ abs($0) <= 100_000_000 }) else { return nil }
             // Check the order before forming the range: `5...1` traps (a "5-1" in a job file must be a 400, not a crash).

@@ -136,12 +136,16 @@ public struct PathMappingRules: Codable, Sendable, Equatable {
         return path
     }
 
-    /// The rules as the JSON a task reads (`{{Session.PathMappingRulesFile}}`).
+    /// No rules, as `json` writes them.
+    static let emptyJSON = #"{"path_mapping_rules":[],"version":"pathmapping-1.0"}"#
+
+    /// The rules as the JSON a task reads (`{{Session.PathMappingRulesFile}}`). Every launch sets it,
+    /// most with no rules: that one is written out, not encoded each time.
     public var json: String {
+        guard !rules.isEmpty else { return Self.emptyJSON }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) }
-            ?? #"{"path_mapping_rules":[],"version":"pathmapping-1.0"}"#
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? Self.emptyJSON
     }
 }
 

@@ -5,11 +5,11 @@ import Foundation
 public enum ProgressLine {
     /// The fraction (0…1) a line announces, or nil for any other line.
     public static func parse<S: StringProtocol>(_ line: S) -> Double? {
-        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        let trimmed = line.trimmingSpaces
         guard trimmed.hasPrefix("PROGRESS "), trimmed.count <= 64 else { return nil }
-        var value = trimmed.dropFirst("PROGRESS ".count).trimmingCharacters(in: .whitespaces)
+        var value = trimmed.dropFirst("PROGRESS ".count).trimmingSpaces
         let percent = value.hasSuffix("%")
-        if percent { value.removeLast() }
+        if percent { value = value.dropLast() }
         guard let number = Double(value), number.isFinite else { return nil }
         let fraction = percent ? number / 100 : number
         return min(1, max(0, fraction))

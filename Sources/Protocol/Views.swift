@@ -37,9 +37,19 @@ public struct TaskCounts: Codable, Sendable, Equatable {
             TaskState(rawValue: key).map { ($0, value) }
         })
     }
+    /// Every state, keyed by its name (written field by field: no dictionary is built and hashed
+    /// for each job a listing shows).
     public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(Dictionary(uniqueKeysWithValues: TaskState.allCases.map { ($0.rawValue, self[$0]) }))
+        var c = encoder.container(keyedBy: StateKey.self)
+        for state in TaskState.allCases { try c.encode(self[state], forKey: StateKey(state)) }
+    }
+
+    private struct StateKey: CodingKey {
+        let stringValue: String
+        init(_ state: TaskState) { stringValue = state.rawValue }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
     }
 }
 

@@ -7,6 +7,15 @@ import Testing
     let posix = PathMappingRule(sourcePathFormat: .posix, sourcePath: "/mnt/source_directory", destinationPath: "/mnt/destination_directory")
     let windows = PathMappingRule(sourcePathFormat: .windows, sourcePath: "Z:\\Projects", destinationPath: "/mnt/projects")
 
+    /// No rules are written out, not encoded: the same text the encoder writes, which reads back.
+    @Test func noRulesAsJSON() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let encoded = String(decoding: try encoder.encode(PathMappingRules([])), as: UTF8.self)
+        #expect(PathMappingRules([]).json == encoded)
+        #expect(try Wire.decode(PathMappingRules.self, PathMappingRules([]).json).rules.isEmpty)
+    }
+
     @Test func aRuleMapsWhatIsUnderItsSource() {
         #expect(posix.apply("/mnt/source_directory/shot/a.blend") == "/mnt/destination_directory/shot/a.blend")
         #expect(posix.apply("/mnt/source_directory") == "/mnt/destination_directory")

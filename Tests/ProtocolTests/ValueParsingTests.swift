@@ -96,6 +96,16 @@ struct DurationTextTests {
     }
 }
 
+/// `trimmingSpaces` trims what Foundation's `trimmingCharacters(in: .whitespaces)` trims.
+@Suite struct SpaceTrimmingTests {
+    @Test(arguments: ["", " ", "\t \u{00A0}", "x", "  x  ", "\tPROGRESS 5%\t", "\u{2003}a b\u{3000}", "\na\n", " \r\n x \r\n ",
+                      "\u{2028}a", "a\u{0085}", " é ", "👍🏽 ", "\u{200B}a\u{200B}"])
+    func trimsAsFoundationDoes(_ text: String) {
+        #expect(String(text.trimmingSpaces) == text.trimmingCharacters(in: .whitespaces), "\(text.debugDescription)")
+        #expect(String(text[...].trimmingSpaces) == text.trimmingCharacters(in: .whitespaces), "\(text.debugDescription)")
+    }
+}
+
 @Suite("FrameRange")
 struct FrameRangeTests {
     @Test func oneToTwoFiftyInChunksOfTen() throws {

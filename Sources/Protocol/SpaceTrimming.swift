@@ -1,0 +1,13 @@
+/// Spaces and tabs trimmed from both ends, as Foundation's `trimmingCharacters(in: .whitespaces)`
+/// (Unicode's space separators, the tab and the zero width space, U+200B; line ends stay), without building a `CharacterSet` and
+/// a new `String`: this runs on every line a task prints (`ProgressLine.parse`) and on every frame
+/// range an agent starts, where Foundation's took a tenth of the agent's time per short task.
+extension StringProtocol {
+    public var trimmingSpaces: SubSequence {
+        let isSpace: (Character) -> Bool = { ($0.isWhitespace && !$0.isNewline) || $0 == "\u{200B}" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else {
+            return self[endIndex...]
+        }
+        return self[first...last]
+    }
+}
