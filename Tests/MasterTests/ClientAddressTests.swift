@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import NIOCore
 @testable import PaddockMaster
 import PaddockProtocol
 import Testing
@@ -36,6 +37,21 @@ import Testing
             #expect(address.flatMap(IPAddress.init).map { IPNetwork("127.0.0.0/8")!.contains($0) || $0.description == "::1" }
                     == true, "\(address ?? "nil")")
         }
+    }
+
+    /// A socket's peer read from its bytes names what its written form names (an IPv4 peer of a
+    /// dual-stack socket, `::ffff:a.b.c.d`, as its IPv4 address).
+    @Test(arguments: [("127.0.0.1", "127.0.0.1"), ("198.51.100.7", "198.51.100.7"), ("::1", "::1"),
+                      ("2001:db8::7", "2001:db8::7"), ("::ffff:10.0.0.1", "10.0.0.1")])
+    func aPeersAddressFromItsBytes(_ written: String, _ named: String) throws {
+        let address = try #require(IPAddress(socketAddress: try SocketAddress(ipAddress: written, port: 8420)))
+        #expect(address == IPAddress(written))
+        #expect(address.description == named)
+    }
+
+    @Test func aUnixSocketPeerHasNoAddress() throws {
+        #expect(IPAddress(socketAddress: try SocketAddress(unixDomainSocketPath: "/tmp/paddock.sock")) == nil)
+        #expect(IPAddress(bytes: [1, 2, 3]) == nil)
     }
 
     /// In-process there is no peer: no address is made up.

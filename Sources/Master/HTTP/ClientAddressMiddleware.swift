@@ -10,7 +10,8 @@ struct ClientAddressMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         context.client = trusted.client(peer: context.peerAddress, forwardedFor: Self.forwardedFor(request.headers))
-        if let client = context.client { context.logger[metadataKey: "client"] = "\(client)" }
+        // Written out only if a line is logged.
+        if let client = context.client { context.logger[metadataKey: "client"] = .stringConvertible(client) }
         return try await next(request, context)
     }
 

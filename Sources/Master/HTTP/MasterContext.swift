@@ -53,7 +53,7 @@ public struct MasterContext: RequestContext, RemoteAddressRequestContext {
     }
 
     /// The peer as an IP address (nil for unix sockets and in-process channels).
-    var peerAddress: IPAddress? { remoteAddress?.ipAddress.flatMap { IPAddress($0) } }
+    var peerAddress: IPAddress? { remoteAddress.flatMap(IPAddress.init(socketAddress:)) }
 
     /// The client as log lines name it.
     var clientName: String { client?.description ?? "local" }
@@ -69,4 +69,16 @@ enum BodyLimit {
     /// An exchange: up to `ExchangeRequest.logBytes` of log (base64 in JSON: 4/3 of it) and its reports.
     static let exchange = ExchangeRequest.logBytes * 4 / 3 + (1 << 20)
     static let small = 256 * 1024
+}
+
+extension IPAddress {
+    /// A socket's address from its bytes: every request has one, and writing it out to parse it back
+    /// cost more than the rest of deciding who made the request.
+    init?(socketAddress: SocketAddress) {
+        switch socketAddress {
+        case .v4(let address): self.init(bytes: withUnsafeBytes(of: address.address.sin_addr) { Array($0) })
+        case .v6(let address): self.init(bytes: withUnsafeBytes(of: address.address.sin6_addr) { Array($0) })
+        case .unixDomainSocket: return nil
+        }
+    }
 }

@@ -17,13 +17,23 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         guard !text.isEmpty, text.utf8.count <= 64, !text.contains("%") else { return nil }
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 {
-            bytes = withUnsafeBytes(of: &v4) { Array($0) }
+            self.init(bytes: withUnsafeBytes(of: &v4) { Array($0) })
             return
         }
         var v6 = in6_addr()
         guard inet_pton(AF_INET6, text, &v6) == 1 else { return nil }
-        let all = withUnsafeBytes(of: &v6) { Array($0) }
-        bytes = all.prefix(10).allSatisfy { $0 == 0 } && all[10] == 0xff && all[11] == 0xff ? Array(all.suffix(4)) : all
+        self.init(bytes: withUnsafeBytes(of: &v6) { Array($0) })
+    }
+
+    /// An address's 4 or 16 bytes, in network order.
+    public init?(bytes: [UInt8]) {
+        switch bytes.count {
+        case 4: self.bytes = bytes
+        case 16:
+            let mapped = bytes.prefix(10).allSatisfy { $0 == 0 } && bytes[10] == 0xff && bytes[11] == 0xff
+            self.bytes = mapped ? Array(bytes.suffix(4)) : bytes
+        default: return nil
+        }
     }
 
     public var isIPv4: Bool { bytes.count == 4 }
