@@ -276,4 +276,35 @@ import Testing
         #expect(try await first.task(try #require(prerequisite.taskIDs?.first), history: false).state == .succeeded)
         #expect(try await first.task(try #require(submitted?.taskIDs?.first), history: false).state == .queued)
     }
+
+    /// A job's retry whose tasks wait for prerequisites in the opposite order of their own (the first
+    /// for the second's prerequisite, the second for the first's), while an exchange holds the first
+    /// prerequisite's row and then wants the second's (the test's connection plays it). Taken task by
+    /// task, the retry held the second and waited for the first: a deadlock that PostgreSQL broke
+    /// after a second. Taken together in id order, it waits for the first holding neither.
+    @Test func aJobsRetryTakesItsPrerequisitesLocksInOneOrder() async throws {
+        let fixture = try await StoreFixture.make(.postgres)
+        let first = fixture.store
+        let job = try await first.submit(JobSubmission(name: "x", tasks: [
+            TaskSpec(name: "p1", command: ["true"]), TaskSpec(name: "p2", command: ["true"]),
+            TaskSpec(name: "d3", command: ["true"], dependsOn: ["p2"]), TaskSpec(name: "d4", command: ["true"], dependsOn: ["p1"]),
+        ]), owner: "o", now: now)
+        let ids = try #require(job.taskIDs)
+        try #require(ids.count == 4)
+        for waiting in ids.suffix(2) { _ = try await first.cancelTask(waiting, now: now) }
+        try await Gate.holding(taking: "SELECT id FROM tasks WHERE id = \(ids[0].rawValue) FOR NO KEY UPDATE", fixture) { gate, second in
+            let retry = Task { try await second.retryJob(job.id, now: now) }
+            #expect(try await gate.untilWaiting(1, within: .seconds(4)), "the retry waits for the first prerequisite")
+            // The second prerequisite is free: the retry holds nothing while it waits.
+            do {
+                // Read to its end: PostgreSQL's refusal comes after the rows' description.
+                for try await _ in try await gate.run("SELECT id FROM tasks WHERE id = \(ids[1].rawValue) FOR NO KEY UPDATE NOWAIT") {}
+            } catch {
+                Issue.record("the retry holds the second prerequisite while it waits for the first: \(String(reflecting: error))")
+            }
+            try await gate.open()
+            _ = try await retry.value
+        }
+        for waiting in ids.suffix(2) { #expect(try await first.task(waiting, history: false).state == .blocked) }
+    }
 }

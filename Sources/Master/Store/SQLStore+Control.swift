@@ -79,7 +79,8 @@ extension SQLStore {
             guard !finished.isEmpty else {
                 throw PaddockError.conflict("job \(id) is \(job.state.rawValue): no failed or cancelled task to retry")
             }
-            for task in finished { try Self.retry(db, task, now: now) }
+            try Self.awaitPrerequisitesOfRetried(db, finished)
+            for task in finished { try Self.retry(db, task, now: now, prerequisitesAwaited: true) }
             try db.execute(sql: "UPDATE jobs SET cancelled = 0 WHERE id = ?", arguments: [id.rawValue])
             return try Self.jobView(db, id)
         }
@@ -111,13 +112,14 @@ extension SQLStore {
                 }
                 tasks.append(task)
             }
+            if patch.state == .queued { try Self.awaitPrerequisitesOfRetried(db, tasks) }
             for task in tasks {
                 if let priority = patch.priority {
                     try db.execute(sql: "UPDATE tasks SET priority = ? WHERE id = ?", arguments: [priority, task.id.rawValue])
                 }
                 switch patch.state {
                 case .cancelled?: try Self.cancel(db, task, reason: "cancelled", now: now)
-                case .queued?: try Self.retry(db, task, now: now)
+                case .queued?: try Self.retry(db, task, now: now, prerequisitesAwaited: true)
                 case nil: break
                 }
             }
@@ -149,9 +151,10 @@ extension SQLStore {
     }
 
     /// A failed or cancelled task back to the queue with all its attempts again.
-    static func retry(_ db: any SQLDatabase, _ task: TaskView, now: Date) throws {
+    /// `prerequisitesAwaited`: the caller retries several and took their locks together first.
+    static func retry(_ db: any SQLDatabase, _ task: TaskView, now: Date, prerequisitesAwaited: Bool = false) throws {
         let to = try legal(task, .retry)
-        try awaitPrerequisitesOfRetried(db, task)
+        if !prerequisitesAwaited { try awaitPrerequisitesOfRetried(db, [task]) }
         try db.execute(sql: """
             UPDATE tasks SET state = ?, attempt = 0, exit_code = NULL, reason = NULL, finished_at = NULL, progress = 0
             WHERE id = ? AND state = ?

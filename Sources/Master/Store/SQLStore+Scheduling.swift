@@ -52,27 +52,45 @@ extension SQLStore {
             """, arguments: [job.rawValue])
     }
 
-    /// PostgreSQL: a task about to be retried looks at its prerequisites only once no finish of one
-    /// can miss it. A finish looks for blocked dependents before it commits; one that looked while
-    /// this retry was not committed saw this task failed or cancelled, and this retry's look would
-    /// see that prerequisite unfinished: blocked for good.
-    /// - The jobs its job runs after: their finishers take the dependents' lock of this job
+    /// PostgreSQL: tasks about to be retried look at their prerequisites only once no finish of one
+    /// can miss them. A finish looks for blocked dependents before it commits; one that looked while
+    /// a retry was not committed saw its task failed or cancelled, and the retry's look would see
+    /// that prerequisite unfinished: blocked for good.
+    /// - The jobs their jobs run after: their finishers take the dependents' lock of the job after
     ///   (`unblockDependents`) before they look. Taken here first, the same lock makes a finish in
     ///   flight commit before this looks, and a later one look after this commits.
-    /// - Its task dependencies: every unfinished one is share-locked (after that lock: the order
+    /// - Their task dependencies: every unfinished one is share-locked (after those locks: the order
     ///   `unblockDependents` takes them in). A finish in flight holds its row, so this waits for its
     ///   commit; a queued one is skipped by claims (SKIP LOCKED) and a blocked one cannot be
     ///   unblocked until this commits, so none of them finishes unseen.
+    /// All of them before any task is retried, in one order (jobs, then prerequisites, by id): a job's
+    /// retry whose tasks wait for each other's prerequisites in the opposite order (the first for the
+    /// second's, the second for the first's) took them task by task until session 19, and met an
+    /// exchange finishing both prerequisites in a deadlock PostgreSQL broke after a second.
     /// SQLite has one writer: nothing to wait for.
-    static func awaitPrerequisitesOfRetried(_ db: any SQLDatabase, _ task: TaskView) throws {
-        guard !db.lockRows.isEmpty else { return }
-        _ = try SQLRow.fetchAll(db, sql: """
-            SELECT \(PostgresSchema.lockDependents(ofJob: "job_id")) FROM job_deps WHERE job_id = ? LIMIT 1
-            """, arguments: [task.jobID.rawValue])
-        _ = try SQLRow.fetchAll(db, sql: """
-            SELECT id FROM tasks WHERE id IN (SELECT depends_on FROM task_deps WHERE task_id = ?) AND state <> 'succeeded'
-            ORDER BY id FOR SHARE
-            """, arguments: [task.id.rawValue])
+    static func awaitPrerequisitesOfRetried(_ db: any SQLDatabase, _ tasks: [TaskView]) throws {
+        guard !db.lockRows.isEmpty, !tasks.isEmpty else { return }
+        for job in Set(tasks.map(\.jobID.rawValue)).sorted() {
+            _ = try SQLRow.fetchAll(db, sql: """
+                SELECT \(PostgresSchema.lockDependents(ofJob: "job_id")) FROM job_deps WHERE job_id = ? LIMIT 1
+                """, arguments: [job])
+        }
+        let chunk = 400
+        let retried = Set(tasks.map(\.id.rawValue)).sorted()
+        var prerequisites: Set<Int64> = []
+        for start in stride(from: 0, to: retried.count, by: chunk) {
+            let list = inList(Array(retried[start..<min(start + chunk, retried.count)]))
+            prerequisites.formUnion(try Int64.fetchAll(db, sql: "SELECT depends_on FROM task_deps WHERE task_id IN (\(list.marks))",
+                                                       arguments: list.arguments))
+        }
+        // Locked in id order across the chunks, not only within each.
+        let sorted = prerequisites.sorted()
+        for start in stride(from: 0, to: sorted.count, by: chunk) {
+            let list = inList(Array(sorted[start..<min(start + chunk, sorted.count)]))
+            _ = try SQLRow.fetchAll(db, sql: """
+                SELECT id FROM tasks WHERE id IN (\(list.marks)) AND state <> 'succeeded' ORDER BY id FOR SHARE
+                """, arguments: list.arguments)
+        }
     }
 
     /// Unblocks what the successes of `tasks` (each with its job where the caller knows it) leave ready:
