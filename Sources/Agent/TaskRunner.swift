@@ -75,9 +75,10 @@ struct TaskRunner: Sendable {
     private func runAction(dir: String, in openSession: OpenSession?, timer: Task<Void, any Error>?) async -> Bool {
         let task = lease.task
         let process: any RunningProcess
-        // The wall-clock moment the agent turns to the launch, with every step of its own before it:
-        // the debug log carries it so `paddock-bench latency` can set it beside the peers' start
-        // stamp (their task body's first line, before it spawns its child).
+        // The wall-clock moment the agent turns to the launch: after its steps for the task (its
+        // outbox entry, its work directory, its session), before the command's environment is built
+        // and the child is started. The debug log carries it so that `paddock-bench latency` can set
+        // it beside the peers' start stamp (their task body's first line, before it spawns its child).
         let launchBegan = Date()
         do throws(LaunchError) {
             let launch = openSession.map { sessionLaunch(workDir: dir, session: $0) } ?? mappedLaunch(workDir: dir)

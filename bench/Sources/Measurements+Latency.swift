@@ -32,19 +32,23 @@ extension Measurements {
                     throw BenchError("\(task) printed '\(log.prefix(80))', not a time")
                 }
                 children.append(started - submitted)
-                var began: Double?
-                try await until("the agent's launch stamp of \(task)", timeout: 30, every: 0.01) {
-                    began = agentLog.poll(stampAfter: "task \(task) started (pid ", marker: "launch began at ")
-                    return began != nil
+                // An agent from before session 19 logs no stamp: then only the child's clock is reported.
+                var line: Substring?
+                try await until("the agent's line of \(task)'s start", timeout: 30, every: 0.01) {
+                    line = agentLog.poll(lineAfter: "task \(task) started (pid ")
+                    return line != nil
                 }
-                if let began { launches.append(began - submitted) }
+                if let began = line.flatMap({ LogTail.number(after: "launch began at ", in: $0) }) {
+                    launches.append(began - submitted)
+                }
                 // Idle again: the agent's next claim long-poll is back at the master.
                 try await Task.sleep(for: .milliseconds(30))
             }
             return (launches, children)
         }
-        return latencyFigures("submit-to-launch", launches,
-                              note: "submit call → the agent turns to the launch (its debug log's stamp; the peers stamp their task body's start, before its child), idle farm, one real agent")
+        let launchFigures = launches.isEmpty ? [] : latencyFigures("submit-to-launch", launches,
+            note: "submit call → the agent turns to the launch (its debug log's stamp; the peers stamp their task body's start, before its child), idle farm, one real agent")
+        return launchFigures
             + latencyFigures("submit-to-start", children,
                              note: "submit call → child's own clock (date +%s.%N), idle farm, one real agent")
     }
@@ -90,14 +94,19 @@ final class LogTail {
         return true
     }
 
-    /// Reads new bytes; once the line holding `needle` is complete, the number after `marker` on it
+    /// Reads new bytes; once the line holding `needle` is complete, the rest of that line after it
     /// (everything up to that line's end is consumed). Nil while it has not arrived.
-    func poll(stampAfter needle: String, marker: String) -> Double? {
+    func poll(lineAfter needle: String) -> Substring? {
         if let data = try? handle.readToEnd(), !data.isEmpty { text += String(decoding: data, as: UTF8.self) }
         guard let range = text.range(of: needle),
               let end = text[range.upperBound...].firstIndex(of: "\n") else { return nil }
-        let line = text[range.upperBound..<end]
+        let line = String(text[range.upperBound..<end])
         text = String(text[text.index(after: end)...])
+        return line[...]
+    }
+
+    /// The number written after `marker` in `line`, if it is there.
+    static func number(after marker: String, in line: Substring) -> Double? {
         guard let at = line.range(of: marker) else { return nil }
         return Double(line[at.upperBound...].prefix { $0.isNumber || $0 == "." })
     }

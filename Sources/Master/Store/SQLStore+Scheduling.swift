@@ -31,21 +31,26 @@ extension SQLStore {
         return waiting == 0
     }
 
-    /// PostgreSQL: holds `job` unfinished until this transaction commits, if it is unfinished once
-    /// the finishes in flight among its tasks have committed. A submission `after` the job looks at it
-    /// next; a finish of its last task that looked for the jobs after it before this submission's
-    /// commit would not see this one, which would stay blocked for good. One unfinished task share-
-    /// locked is enough: a job whose task cannot finish cannot succeed.
-    /// - A finish in flight holds its row: this waits for its commit, then skips the row if it
-    ///   succeeded and takes the next unfinished one (PostgreSQL re-reads locked rows, and `LIMIT`
-    ///   counts the rows it kept).
-    /// - The row held cannot finish, be claimed (claims skip locked rows), unblocked or retried
-    ///   until this commits. A task that succeeded stays so: when no row is left to hold, the job has
-    ///   succeeded, and the look after this sees it.
+    /// PostgreSQL: holds `job` as it is until this transaction commits, once the finishes in flight
+    /// among its tasks have committed. A submission `after` the job looks at it next; a finish of its
+    /// last task (or a failure) that looked for the jobs after it before this submission's commit
+    /// would not see this one, which would stay blocked for good.
+    /// - Its leased tasks are share-locked: a finish in flight holds its row, so this waits for its
+    ///   commit and re-reads it (PostgreSQL re-checks a row it waited for); the rest cannot finish,
+    ///   succeed or fail, until this commits.
+    /// - With none leased, one unfinished task is held instead (`LIMIT` counts the rows it kept): a
+    ///   job whose task cannot finish cannot succeed, and a queued one cannot be claimed (claims skip
+    ///   locked rows), run and finished meanwhile (until session 19 nothing held it). A task that
+    ///   succeeded stays so: with no row left to hold, the job has succeeded, and the look after this
+    ///   sees it.
     /// The states are listed, not `<> 'succeeded'`, so that the `(job_id, state)` index finds the row
     /// whether the job is fresh or done. SQLite has one writer: nothing to wait for.
     static func holdUnfinished(_ db: any SQLDatabase, ofJob job: JobID) throws {
         guard !db.lockRows.isEmpty else { return }
+        let leased = try SQLRow.fetchAll(db, sql: """
+            SELECT id FROM tasks WHERE job_id = ? AND state IN ('assigned', 'running') ORDER BY id FOR SHARE
+            """, arguments: [job.rawValue])
+        guard leased.isEmpty else { return }
         let unfinished = TaskState.allCases.filter { $0 != .succeeded }.map { "'\($0.rawValue)'" }.joined(separator: ", ")
         _ = try SQLRow.fetchAll(db, sql: """
             SELECT id FROM tasks WHERE job_id = ? AND state IN (\(unfinished)) LIMIT 1 FOR SHARE
@@ -59,37 +64,47 @@ extension SQLStore {
     /// - The jobs their jobs run after: their finishers take the dependents' lock of the job after
     ///   (`unblockDependents`) before they look. Taken here first, the same lock makes a finish in
     ///   flight commit before this looks, and a later one look after this commits.
-    /// - Their task dependencies: every unfinished one is share-locked (after those locks: the order
-    ///   `unblockDependents` takes them in). A finish in flight holds its row, so this waits for its
-    ///   commit; a queued one is skipped by claims (SKIP LOCKED) and a blocked one cannot be
-    ///   unblocked until this commits, so none of them finishes unseen.
-    /// All of them before any task is retried, in one order (jobs, then prerequisites, by id): a job's
-    /// retry whose tasks wait for each other's prerequisites in the opposite order (the first for the
-    /// second's, the second for the first's) took them task by task until session 19, and met an
-    /// exchange finishing both prerequisites in a deadlock PostgreSQL broke after a second.
-    /// SQLite has one writer: nothing to wait for.
+    /// - Their task dependencies: every unfinished one is share-locked. A finish in flight holds its
+    ///   row, so this waits for its commit; a queued one is skipped by claims (SKIP LOCKED) and a
+    ///   blocked one cannot be unblocked until this commits, so none of them finishes unseen.
+    ///   Those retried here too are left out: their own rows are locked first, for the update this
+    ///   transaction makes (a share lock, then the update, would make two such retries each wait
+    ///   for the other's), and a retry elsewhere of one of them waits for this commit.
+    /// All of them before any task is retried, job by job in id order, each job's prerequisites in id
+    /// order: a job's retry whose tasks wait for prerequisites in the opposite order (the first for
+    /// the second's, the second for the first's) took them task by task until session 19, and met an
+    /// exchange finishing both in a deadlock PostgreSQL broke after a second. Job by job, not all the
+    /// jobs' locks first: an exchange that finished one job's task takes the dependents' locks of the
+    /// jobs after it while it holds that task's row. SQLite has one writer: nothing to wait for.
     static func awaitPrerequisitesOfRetried(_ db: any SQLDatabase, _ tasks: [TaskView]) throws {
         guard !db.lockRows.isEmpty, !tasks.isEmpty else { return }
-        for job in Set(tasks.map(\.jobID.rawValue)).sorted() {
+        let chunk = 400
+        let retried = Set(tasks.map(\.id.rawValue))
+        let own = retried.sorted()
+        for start in stride(from: 0, to: own.count, by: chunk) {
+            let list = inList(Array(own[start..<min(start + chunk, own.count)]))
+            _ = try SQLRow.fetchAll(db, sql: "SELECT id FROM tasks WHERE id IN (\(list.marks)) ORDER BY id FOR NO KEY UPDATE",
+                                    arguments: list.arguments)
+        }
+        for (job, ofJob) in Dictionary(grouping: tasks, by: \.jobID.rawValue).sorted(by: { $0.key < $1.key }) {
             _ = try SQLRow.fetchAll(db, sql: """
                 SELECT \(PostgresSchema.lockDependents(ofJob: "job_id")) FROM job_deps WHERE job_id = ? LIMIT 1
                 """, arguments: [job])
-        }
-        let chunk = 400
-        let retried = Set(tasks.map(\.id.rawValue)).sorted()
-        var prerequisites: Set<Int64> = []
-        for start in stride(from: 0, to: retried.count, by: chunk) {
-            let list = inList(Array(retried[start..<min(start + chunk, retried.count)]))
-            prerequisites.formUnion(try Int64.fetchAll(db, sql: "SELECT depends_on FROM task_deps WHERE task_id IN (\(list.marks))",
-                                                       arguments: list.arguments))
-        }
-        // Locked in id order across the chunks, not only within each.
-        let sorted = prerequisites.sorted()
-        for start in stride(from: 0, to: sorted.count, by: chunk) {
-            let list = inList(Array(sorted[start..<min(start + chunk, sorted.count)]))
-            _ = try SQLRow.fetchAll(db, sql: """
-                SELECT id FROM tasks WHERE id IN (\(list.marks)) AND state <> 'succeeded' ORDER BY id FOR SHARE
-                """, arguments: list.arguments)
+            let ids = ofJob.map(\.id.rawValue).sorted()
+            var prerequisites: Set<Int64> = []
+            for start in stride(from: 0, to: ids.count, by: chunk) {
+                let list = inList(Array(ids[start..<min(start + chunk, ids.count)]))
+                prerequisites.formUnion(try Int64.fetchAll(db, sql: "SELECT depends_on FROM task_deps WHERE task_id IN (\(list.marks))",
+                                                           arguments: list.arguments))
+            }
+            // Locked in id order across the chunks, not only within each.
+            let sorted = prerequisites.subtracting(retried).sorted()
+            for start in stride(from: 0, to: sorted.count, by: chunk) {
+                let list = inList(Array(sorted[start..<min(start + chunk, sorted.count)]))
+                _ = try SQLRow.fetchAll(db, sql: """
+                    SELECT id FROM tasks WHERE id IN (\(list.marks)) AND state <> 'succeeded' ORDER BY id FOR SHARE
+                    """, arguments: list.arguments)
+            }
         }
     }
 
