@@ -77,6 +77,13 @@ import Testing
         func open() async throws { _ = try await run("ROLLBACK") }
     }
 
+    /// A job of one task `true` named `name`, run after `after`.
+    func oneTask(_ name: String, after: [JobID] = []) -> JobSubmission {
+        var job = JobSubmission(name: name, tasks: [TaskSpec(name: name, command: ["true"])])
+        job.after = after
+        return job
+    }
+
     func enroll(_ store: SQLStore, _ name: String) async throws -> AgentID {
         try await store.enroll(EnrollRequest(name: name, resources: ResourceVector(cpus: 4, ram: 8 << 30), tags: [], version: "t"),
                                credential: "cred-" + name, now: now)
@@ -134,9 +141,7 @@ import Testing
             TaskSpec(name: "y1", command: ["true"]), TaskSpec(name: "y2", command: ["true"]),
         ]), owner: "o", now: now)
         try await race(fixture, job: job) { store in
-            var after = JobSubmission(name: "z", tasks: [TaskSpec(name: "z", command: ["true"])])
-            after.after = [job.id]
-            return try #require(try await store.submit(after, owner: "o", now: now).taskIDs?.first)
+            try #require(try await store.submit(oneTask("z", after: [job.id]), owner: "o", now: now).taskIDs?.first)
         }
     }
 
@@ -145,8 +150,7 @@ import Testing
         let fixture = try await StoreFixture.make(.postgres)
         let first = fixture.store
         let agent = try await enroll(first, "a")
-        let job = try await first.submit(JobSubmission(name: "y", tasks: [TaskSpec(name: "y", command: ["true"])]),
-                                         owner: "o", now: now)
+        let job = try await first.submit(oneTask("y"), owner: "o", now: now)
         let lease = try #require(try await claimOne(first, agent).first)
         var submitted: JobView?
         try await Gate.holding(job.id, fixture) { gate, second in
@@ -154,9 +158,7 @@ import Testing
             // The finish has looked and waits at its commit.
             #expect(try await gate.untilWaiting(1, within: .seconds(4)), "the finish waits at its commit")
             let submit = Task {
-                var after = JobSubmission(name: "z", tasks: [TaskSpec(name: "z", command: ["true"])])
-                after.after = [job.id]
-                return try await second.submit(after, owner: "o", now: now)
+                try await second.submit(oneTask("z", after: [job.id]), owner: "o", now: now)
             }
             // The submission waits for the finish (without its lock it is done at once, and nothing
             // here waits for it: half a second, then the commit goes on either way).
@@ -201,11 +203,8 @@ import Testing
 
     @Test func aTaskRetriedWhileTheJobItRunsAfterFinishesIsUnblocked() async throws {
         let fixture = try await StoreFixture.make(.postgres)
-        let job = try await fixture.store.submit(JobSubmission(name: "y", tasks: [TaskSpec(name: "y", command: ["true"])]),
-                                                 owner: "o", now: now)
-        var after = JobSubmission(name: "z", tasks: [TaskSpec(name: "z", command: ["true"])])
-        after.after = [job.id]
-        let waiting = try #require(try await fixture.store.submit(after, owner: "o", now: now).taskIDs?.first)
+        let job = try await fixture.store.submit(oneTask("y"), owner: "o", now: now)
+        let waiting = try #require(try await fixture.store.submit(oneTask("z", after: [job.id]), owner: "o", now: now).taskIDs?.first)
         try await retryRace(fixture, prerequisiteJob: job.id, waiting: waiting)
     }
 
@@ -215,11 +214,8 @@ import Testing
     @Test func aTaskRetriedWhileTheJobItRunsAfterIsClaimedAndFinishedIsUnblocked() async throws {
         let fixture = try await StoreFixture.make(.postgres)
         let first = fixture.store
-        let prerequisite = try await first.submit(JobSubmission(name: "y", tasks: [TaskSpec(name: "y", command: ["true"])]),
-                                                  owner: "o", now: now)
-        var after = JobSubmission(name: "z", tasks: [TaskSpec(name: "z", command: ["true"])])
-        after.after = [prerequisite.id]
-        let job = try await first.submit(after, owner: "o", now: now)
+        let prerequisite = try await first.submit(oneTask("y"), owner: "o", now: now)
+        let job = try await first.submit(oneTask("z", after: [prerequisite.id]), owner: "o", now: now)
         let waiting = try #require(job.taskIDs?.first)
         let agent = try await enroll(first, "a")
         _ = try await first.cancelTask(waiting, now: now)
@@ -248,8 +244,7 @@ import Testing
         let fixture = try await StoreFixture.make(.postgres)
         let first = fixture.store
         let agent = try await enroll(first, "a")
-        let prerequisite = try await first.submit(JobSubmission(name: "y", tasks: [TaskSpec(name: "y", command: ["true"])]),
-                                                  owner: "o", now: now)
+        let prerequisite = try await first.submit(oneTask("y"), owner: "o", now: now)
         let key = """
             INSERT INTO submissions (key, body_hash, job_id, created_at)
             VALUES ('o' || chr(10) || 'k', 'h', 0, \(now.timeIntervalSince1970))
@@ -257,9 +252,8 @@ import Testing
         var submitted: JobView?
         try await Gate.holding(taking: key, fixture) { gate, second in
             let submit = Task {
-                var after = JobSubmission(name: "z", tasks: [TaskSpec(name: "z", command: ["true"])])
-                after.after = [prerequisite.id]
-                return try await second.submit(after, owner: "o", now: now, idempotency: SubmissionKey(key: "k", bodyHash: "b"))
+                try await second.submit(oneTask("z", after: [prerequisite.id]), owner: "o", now: now,
+                                        idempotency: SubmissionKey(key: "k", bodyHash: "b"))
             }
             #expect(try await gate.untilWaiting(1, within: .seconds(4)), "the submission waits to store its key")
             // Without the submission's hold the task is leased and finished here, before it commits.

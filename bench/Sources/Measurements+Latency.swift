@@ -33,7 +33,7 @@ extension Measurements {
                 }
                 children.append(started - submitted)
                 // An agent from before session 19 logs no stamp: then only the child's clock is reported.
-                var line: Substring?
+                var line: String?
                 try await until("the agent's line of \(task)'s start", timeout: 30, every: 0.01) {
                     line = agentLog.poll(lineAfter: "task \(task) started (pid ")
                     return line != nil
@@ -88,7 +88,7 @@ final class LogTail {
 
     /// Reads new bytes; true once `needle` appeared (everything up to it is consumed).
     func poll(contains needle: String) -> Bool {
-        if let data = try? handle.readToEnd(), !data.isEmpty { text += String(decoding: data, as: UTF8.self) }
+        readAppended()
         guard let range = text.range(of: needle) else { return false }
         text = String(text[range.upperBound...])
         return true
@@ -96,17 +96,21 @@ final class LogTail {
 
     /// Reads new bytes; once the line holding `needle` is complete, the rest of that line after it
     /// (everything up to that line's end is consumed). Nil while it has not arrived.
-    func poll(lineAfter needle: String) -> Substring? {
-        if let data = try? handle.readToEnd(), !data.isEmpty { text += String(decoding: data, as: UTF8.self) }
+    func poll(lineAfter needle: String) -> String? {
+        readAppended()
         guard let range = text.range(of: needle),
               let end = text[range.upperBound...].firstIndex(of: "\n") else { return nil }
         let line = String(text[range.upperBound..<end])
         text = String(text[text.index(after: end)...])
-        return line[...]
+        return line
+    }
+
+    private func readAppended() {
+        if let data = try? handle.readToEnd(), !data.isEmpty { text += String(decoding: data, as: UTF8.self) }
     }
 
     /// The number written after `marker` in `line`, if it is there.
-    static func number(after marker: String, in line: Substring) -> Double? {
+    static func number(after marker: String, in line: String) -> Double? {
         guard let at = line.range(of: marker) else { return nil }
         return Double(line[at.upperBound...].prefix { $0.isNumber || $0 == "." })
     }

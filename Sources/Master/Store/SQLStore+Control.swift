@@ -80,7 +80,7 @@ extension SQLStore {
                 throw PaddockError.conflict("job \(id) is \(job.state.rawValue): no failed or cancelled task to retry")
             }
             try Self.awaitPrerequisitesOfRetried(db, finished)
-            for task in finished { try Self.retry(db, task, now: now, prerequisitesAwaited: true) }
+            for task in finished { try Self.retry(db, task, now: now) }
             try db.execute(sql: "UPDATE jobs SET cancelled = 0 WHERE id = ?", arguments: [id.rawValue])
             return try Self.jobView(db, id)
         }
@@ -95,7 +95,9 @@ extension SQLStore {
 
     public func retryTask(_ id: TaskID, now: Date) async throws -> TaskView {
         try await engine.write { db in
-            try Self.retry(db, try Self.taskView(db, id), now: now)
+            let task = try Self.taskView(db, id)
+            try Self.awaitPrerequisitesOfRetried(db, [task])
+            try Self.retry(db, task, now: now)
             return try Self.taskView(db, id)
         }
     }
@@ -119,7 +121,7 @@ extension SQLStore {
                 }
                 switch patch.state {
                 case .cancelled?: try Self.cancel(db, task, reason: "cancelled", now: now)
-                case .queued?: try Self.retry(db, task, now: now, prerequisitesAwaited: true)
+                case .queued?: try Self.retry(db, task, now: now)
                 case nil: break
                 }
             }
@@ -150,11 +152,10 @@ extension SQLStore {
         }
     }
 
-    /// A failed or cancelled task back to the queue with all its attempts again.
-    /// `prerequisitesAwaited`: the caller retries several and took their locks together first.
-    static func retry(_ db: any SQLDatabase, _ task: TaskView, now: Date, prerequisitesAwaited: Bool = false) throws {
+    /// A failed or cancelled task back to the queue with all its attempts again. The caller has taken
+    /// `awaitPrerequisitesOfRetried`'s locks, for every task it retries, before the first.
+    static func retry(_ db: any SQLDatabase, _ task: TaskView, now: Date) throws {
         let to = try legal(task, .retry)
-        if !prerequisitesAwaited { try awaitPrerequisitesOfRetried(db, [task]) }
         try db.execute(sql: """
             UPDATE tasks SET state = ?, attempt = 0, exit_code = NULL, reason = NULL, finished_at = NULL, progress = 0
             WHERE id = ? AND state = ?

@@ -78,33 +78,35 @@ extension SQLStore {
     /// jobs after it while it holds that task's row. SQLite has one writer: nothing to wait for.
     static func awaitPrerequisitesOfRetried(_ db: any SQLDatabase, _ tasks: [TaskView]) throws {
         guard !db.lockRows.isEmpty, !tasks.isEmpty else { return }
-        let chunk = 400
         let retried = Set(tasks.map(\.id.rawValue))
-        let own = retried.sorted()
-        for start in stride(from: 0, to: own.count, by: chunk) {
-            let list = inList(Array(own[start..<min(start + chunk, own.count)]))
-            _ = try SQLRow.fetchAll(db, sql: "SELECT id FROM tasks WHERE id IN (\(list.marks)) ORDER BY id FOR NO KEY UPDATE",
-                                    arguments: list.arguments)
-        }
+        try lockInIDOrder(db, retried) { "SELECT id FROM tasks WHERE id IN (\($0)) ORDER BY id FOR NO KEY UPDATE" }
         for (job, ofJob) in Dictionary(grouping: tasks, by: \.jobID.rawValue).sorted(by: { $0.key < $1.key }) {
             _ = try SQLRow.fetchAll(db, sql: """
                 SELECT \(PostgresSchema.lockDependents(ofJob: "job_id")) FROM job_deps WHERE job_id = ? LIMIT 1
                 """, arguments: [job])
             let ids = ofJob.map(\.id.rawValue).sorted()
             var prerequisites: Set<Int64> = []
-            for start in stride(from: 0, to: ids.count, by: chunk) {
-                let list = inList(Array(ids[start..<min(start + chunk, ids.count)]))
+            for start in stride(from: 0, to: ids.count, by: lockChunk) {
+                let list = inList(Array(ids[start..<min(start + lockChunk, ids.count)]))
                 prerequisites.formUnion(try Int64.fetchAll(db, sql: "SELECT depends_on FROM task_deps WHERE task_id IN (\(list.marks))",
                                                            arguments: list.arguments))
             }
-            // Locked in id order across the chunks, not only within each.
-            let sorted = prerequisites.subtracting(retried).sorted()
-            for start in stride(from: 0, to: sorted.count, by: chunk) {
-                let list = inList(Array(sorted[start..<min(start + chunk, sorted.count)]))
-                _ = try SQLRow.fetchAll(db, sql: """
-                    SELECT id FROM tasks WHERE id IN (\(list.marks)) AND state <> 'succeeded' ORDER BY id FOR SHARE
-                    """, arguments: list.arguments)
+            try lockInIDOrder(db, prerequisites.subtracting(retried)) {
+                "SELECT id FROM tasks WHERE id IN (\($0)) AND state <> 'succeeded' ORDER BY id FOR SHARE"
             }
+        }
+    }
+
+    /// Ids per locking statement (far under PostgreSQL's 65 535 parameters).
+    static let lockChunk = 400
+
+    /// Runs the locking statement `sql(marks)` over `ids` in id order, in chunks: in that order across
+    /// the chunks too, so that every taker meets the others in one order.
+    static func lockInIDOrder(_ db: any SQLDatabase, _ ids: some Collection<Int64>, _ sql: (String) -> String) throws {
+        let sorted = Set(ids).sorted()
+        for start in stride(from: 0, to: sorted.count, by: lockChunk) {
+            let list = inList(Array(sorted[start..<min(start + lockChunk, sorted.count)]))
+            _ = try SQLRow.fetchAll(db, sql: sql(list.marks), arguments: list.arguments)
         }
     }
 
@@ -152,16 +154,8 @@ extension SQLStore {
         // exchanges finishing a job that another waits for (or a task's prerequisites) take turns
         // from that look to their commits. SQLite has one writer: nothing to lock.
         let serialize = !db.lockRows.isEmpty
-        /// Runs the locking statement `sql(marks)` over `ids` in id order, in chunks.
-        func lock(_ ids: some Collection<Int64>, _ sql: (String) -> String) throws {
-            let sorted = Set(ids).sorted()
-            for start in stride(from: 0, to: sorted.count, by: chunk) {
-                let list = inList(Array(sorted[start..<min(start + chunk, sorted.count)]))
-                _ = try SQLRow.fetchAll(db, sql: sql(list.marks), arguments: list.arguments)
-            }
-        }
         if serialize, !waitedFor.isEmpty {
-            try lock(waitedFor) { marks in """
+            try lockInIDOrder(db, waitedFor) { marks in """
                 SELECT \(PostgresSchema.lockDependents(ofJob: "d.job_id"))
                 FROM (SELECT DISTINCT job_id FROM job_deps WHERE after_job IN (\(marks)) ORDER BY job_id) d
                 """ }
@@ -177,7 +171,7 @@ extension SQLStore {
                 """, arguments: [job]).map { (TaskID(rawValue: $0["id"]), JobID(rawValue: $0["job_id"])) }
         }
         if serialize, !candidates.isEmpty {
-            try lock(candidates.map(\.0.rawValue)) { "SELECT id FROM tasks WHERE id IN (\($0)) ORDER BY id FOR NO KEY UPDATE" }
+            try lockInIDOrder(db, candidates.map(\.0.rawValue)) { "SELECT id FROM tasks WHERE id IN (\($0)) ORDER BY id FOR NO KEY UPDATE" }
         }
         var looked: Set<TaskID> = []
         for (dependent, dependentJob) in candidates where looked.insert(dependent).inserted {
