@@ -5,7 +5,8 @@
 #                          [--compress xz|gzip|none] [--maintainer "Name <mail>"]
 #
 # Without --binary it builds the release binary first:
-#   swift build -c release --product paddock --static-swift-stdlib
+#   swift build -c release --product paddock --static-swift-stdlib \
+#       -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic
 # (the Swift runtime and Foundation linked in: the package then needs only libc,
 # libsqlite3 and libcurl from Debian). A binary linked against the toolchain's
 # shared Swift runtime (e.g. a debug build) still packages, with a warning: it
@@ -58,9 +59,21 @@ if [ -z "$binary" ]; then
         [ "$(id -u)" -eq 0 ] || die "the static build needs ${need[*]}: sudo apt-get install ${need[*]}"
         apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
     fi
-    echo "build-deb: building the release binary (swift build -c release --static-swift-stdlib)" >&2
-    (cd "$root" && swift build -c release --product paddock --static-swift-stdlib >&2)
-    binary="$(cd "$root" && swift build -c release --product paddock --static-swift-stdlib --show-bin-path)/paddock"
+    # Linked by the toolchain's lld, with packed relative relocations and no dynamic symbol table
+    # of the binary's own. Measured on the idle agent (docs/BENCHMARKS.md, session 20): 41 MB RSS
+    # with the default linker (gold), 29.5 MB so. The static runtime's link arguments export every
+    # symbol of the executable (`-export-dynamic`), and the dynamic loader then walks those 5 MB of
+    # symbols, names and hash at each start; 156 000 relative relocations (3.6 MB of `.rela.dyn`)
+    # shrink to 30 kB of `.relr.dyn` (glibc 2.36 reads it). Nothing resolves the executable's own
+    # symbols at run time (no plugins), and the package strips `.symtab` anyway.
+    link=(-Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic)
+    if ! PATH="$(dirname "$(readlink -f "$(command -v swift)")"):$PATH" command -v ld.lld >/dev/null; then
+        echo "build-deb: no ld.lld beside swift: linking with the default linker (a larger idle footprint)" >&2
+        link=()
+    fi
+    echo "build-deb: building the release binary (swift build -c release --static-swift-stdlib ${link[*]})" >&2
+    (cd "$root" && swift build -c release --product paddock --static-swift-stdlib "${link[@]}" >&2)
+    binary="$(cd "$root" && swift build -c release --product paddock --static-swift-stdlib "${link[@]}" --show-bin-path)/paddock"
 fi
 [ -x "$binary" ] || die "no executable at $binary"
 binary=$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")
