@@ -60,12 +60,13 @@ if [ -z "$binary" ]; then
         apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
     fi
     # Linked by the toolchain's lld, with packed relative relocations and no dynamic symbol table
-    # of the binary's own. Measured on the idle agent (docs/BENCHMARKS.md, session 20): 41 MB RSS
-    # with the default linker (gold), 29.5 MB so. The static runtime's link arguments export every
-    # symbol of the executable (`-export-dynamic`), and the dynamic loader then walks those 5 MB of
-    # symbols, names and hash at each start; 156 000 relative relocations (3.6 MB of `.rela.dyn`)
-    # shrink to 30 kB of `.relr.dyn` (glibc 2.36 reads it). Nothing resolves the executable's own
-    # symbols at run time (no plugins), and the package strips `.symtab` anyway.
+    # of the binary's own. Measured on the idle agent (docs/BENCHMARKS.md, session 20): 41.3 MB
+    # resident with the default linker (gold), 33.6 MB so (medians of 3). The static runtime's link
+    # arguments export every symbol of the executable (`-export-dynamic`): 5 MB of symbols, names
+    # and hash that the dynamic loader searches first for every symbol the C libraries bind. And
+    # 156 000 relative relocations (3.6 MB of `.rela.dyn`, all read at each start) shrink to 30 kB
+    # of `.relr.dyn` (glibc 2.36 reads it). Nothing looks up the executable's own symbols at run
+    # time (no plugins, no dlsym of its own), and the package strips `.symtab` anyway.
     link=(-Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic)
     if ! PATH="$(dirname "$(readlink -f "$(command -v swift)")"):$PATH" command -v ld.lld >/dev/null; then
         echo "build-deb: no ld.lld beside swift: linking with the default linker (a larger idle footprint)" >&2
