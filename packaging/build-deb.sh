@@ -163,6 +163,18 @@ if [ -z "$depends" ]; then
     # What a --static-swift-stdlib build links (checked with ldd/readelf).
     depends="libc6 (>= 2.34), libcurl4 (>= 7.16.2), libgcc-s1 (>= 3.0), libsqlite3-0 (>= 3.7.15), libstdc++6 (>= 12)"
 fi
+# Packed relative relocations (the release build's DT_RELR) load only with glibc 2.36 or later,
+# and dpkg-shlibdeps does not know the GLIBC_ABI_DT_RELR version such a binary asks for: it would
+# let the package install where the binary cannot start (glibc 2.35 says "version
+# `GLIBC_ABI_DT_RELR' not found").
+if readelf -V "$binary" 2>/dev/null | grep -q GLIBC_ABI_DT_RELR; then
+    libc=$(grep -o 'libc6 (>= [^)]*)' <<<"$depends" | sed 's/.*>= //; s/)$//') || true
+    if [ -z "$libc" ]; then
+        depends="libc6 (>= 2.36)${depends:+, $depends}"
+    elif dpkg --compare-versions "$libc" lt 2.36; then
+        depends=$(sed "s/libc6 (>= [^)]*)/libc6 (>= 2.36)/" <<<"$depends")
+    fi
+fi
 depends="adduser, $depends"
 
 install -m 0644 "$here/debian/lintian-overrides" "$pkg/usr/share/lintian/overrides/paddock"
