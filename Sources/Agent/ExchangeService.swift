@@ -144,8 +144,9 @@ struct ExchangeService: Service {
     @discardableResult
     private func announce(leaving: Bool, authoritative: Bool) async -> Announced {
         let enrolled = await session.ready()
+        let answered = workload.exchanges.answered  // before the leases: see `ExchangeLedger`
         let held = await workload.leases + outbox.unacknowledged
-        let beat = HeartbeatRequest(held: held, authoritative: authoritative, leaving: leaving)
+        let beat = HeartbeatRequest(held: held, authoritative: authoritative, leaving: leaving, answered: answered)
         do {
             _ = try await enrolled.master.heartbeat(beat, agent: enrolled.id, timeout: 2)
             return .heard
@@ -255,10 +256,17 @@ struct ExchangeService: Service {
                       _ sink: AsyncStream<TaskLease>.Continuation, timeout: Double, talkbackWait: Double = 0) async -> Bool {
         var request = request
         request.talkback = feed.poll(for: enrolled.id, wait: talkbackWait)
+        // Closed once its leases are in the workload, or once it failed: a heartbeat taken after
+        // that lists every lease it granted that reached the agent.
+        let number = workload.exchanges.open()
+        request.number = number
+        var failed = true
+        defer { workload.exchanges.close(number, failed: failed) }
         do {
             let response = try await enrolled.master.exchange(request, agent: enrolled.id, timeout: timeout)
             if let commands = response.talkback { feed.put(commands, agent: enrolled.id) }
             await apply(request, response, sink)
+            failed = false
             return true
         } catch let error where error.status == 401 {
             logger.warning("the master no longer knows this agent's credential: enrolling again")

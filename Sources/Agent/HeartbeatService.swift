@@ -54,6 +54,8 @@ struct HeartbeatService: Service {
             var pending: HostMetrics?
             var reported: HostMetrics?
             while !Task.isCancelled {
+                // An exchange that fails from here on brings the next beat forward (see below).
+                let failuresSeen = workload.exchanges.failures.generation
                 do {
                     let running = await workload.processes
                     // A run in a cgroup is measured by the kernel's counters for it; others by /proc, one
@@ -68,10 +70,13 @@ struct HeartbeatService: Service {
                             usage.append(TaskUsageReport(task: task, epoch: running.epoch, usage: total))
                         }
                     }
-                    // Runs that ended but whose end the master has not acknowledged are still held.
+                    // Runs that ended but whose end the master has not acknowledged are still held. Which
+                    // exchanges were answered is read first: a lease they granted is in `held` then.
+                    let answered = workload.exchanges.answered
                     let held = await workload.leases + outbox.unacknowledged
                     let metrics = if let pending { pending } else { await probe.sample() }
-                    let beat = HeartbeatRequest(held: held, leaving: await workload.leaving, metrics: metrics, usage: usage)
+                    let beat = HeartbeatRequest(held: held, leaving: await workload.leaving, metrics: metrics, usage: usage,
+                                                answered: answered)
                     let enrolled = try await session.enrolledSession()  // as it is now (enrolled again after a 401)
                     let reply = try await enrolled.master.heartbeat(beat, agent: enrolled.id, timeout: 30)
                     pending = nil
@@ -88,9 +93,15 @@ struct HeartbeatService: Service {
                     // `LivenessKeeper`): it beats to report its host, when that moved or every
                     // `idleInterval`. It looks every interval, so a lease it is given is renewed as soon
                     // as ever.
+                    // An exchange that failed since this beat was taken may have granted leases whose answer
+                    // was lost: they hold the agent's room on the master, idle, until a beat gives them
+                    // back, so the next one goes at once.
                     var quiet: Double = 0
                     while true {
-                        try await clock.sleep(for: .milliseconds(Int(reply.heartbeatInterval * 1000)))
+                        let failures = workload.exchanges.failures
+                        await failures.wait(since: failuresSeen, timeout: .milliseconds(Int(reply.heartbeatInterval * 1000)))
+                        try Task.checkCancellation()
+                        if failures.generation != failuresSeen { break }
                         quiet += reply.heartbeatInterval
                         guard reply.state == .online, quiet < Self.idleInterval, await isIdle else { break }
                         let sample = await probe.sample()

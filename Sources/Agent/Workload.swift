@@ -79,6 +79,8 @@ actor Workload {
     /// Poked once, when the agent starts leaving: what waits only for that (a held long-poll) is not
     /// woken by every report and every freed slot as `nudge`'s waiters are.
     nonisolated let departure: Nudge
+    /// The exchanges whose leases the workload holds, or would if their answers had arrived.
+    nonisolated let exchanges: ExchangeLedger
 
     init(total: ResourceVector, slots: Int, prefetch: PrefetchPolicy = .fixed(0), nudge: Nudge) {
         self.total = total
@@ -86,6 +88,7 @@ actor Workload {
         self.prefetchPolicy = prefetch
         self.nudge = nudge
         departure = Nudge(clock: nudge.clock)
+        exchanges = ExchangeLedger(clock: nudge.clock)
     }
 
     /// Room not reserved by a lease that runs or is about to (waiting prefetched leases reserve nothing).

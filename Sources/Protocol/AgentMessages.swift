@@ -92,17 +92,23 @@ public struct HeartbeatRequest: Codable, Sendable {
     public var metrics: HostMetrics?
     /// What each running task's process group uses.
     public var usage: [TaskUsageReport]
+    /// Every exchange of this agent process numbered up to this one (`ExchangeRequest.number`) was
+    /// answered, or failed, before `held` was taken: a lease one of them granted that `held` lacks
+    /// never reached the agent (its answer was lost with a connection or a master), and goes back
+    /// to the queue at once, no attempt used, instead of when its lease times out.
+    public var answered: ExchangeNumber?
 
     public init(held: [HeldLease], authoritative: Bool = false, leaving: Bool = false, metrics: HostMetrics? = nil,
-                usage: [TaskUsageReport] = []) {
+                usage: [TaskUsageReport] = [], answered: ExchangeNumber? = nil) {
         self.held = held
         self.authoritative = authoritative
         self.leaving = leaving
         self.metrics = metrics
         self.usage = usage
+        self.answered = answered
     }
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case held, authoritative, leaving, metrics, usage }
+    enum CodingKeys: String, CodingKey, CaseIterable { case held, authoritative, leaving, metrics, usage, answered }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -113,6 +119,7 @@ public struct HeartbeatRequest: Codable, Sendable {
         metrics = (try? c.decodeIfPresent(HostMetrics.self, forKey: .metrics)) ?? nil
         usage = ((try? c.decodeIfPresent([TaskUsageReport].self, forKey: .usage)) ?? nil).map { Array($0.prefix(4 * Limits.claimSlots)) } ?? []
         held = try c.decodeIfPresent([HeldLease].self, forKey: .held) ?? []
+        answered = try c.decodeIfPresent(ExchangeNumber.self, forKey: .answered)
         try decoder.validate(self)
     }
 }

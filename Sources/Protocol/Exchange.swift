@@ -21,15 +21,21 @@ public struct ExchangeRequest: Codable, Sendable {
     public var claim: ClaimRequest?
     /// The talkback commands after a cursor, in the answer; nil asks for none.
     public var talkback: TalkbackPoll?
+    /// Which exchange of the agent process this is: the leases its claim grants carry the number,
+    /// so that a heartbeat can tell one whose answer was lost from one still on its way
+    /// (`HeartbeatRequest.answered`). Nil: those leases are told apart by their age alone.
+    public var number: ExchangeNumber?
 
     public init(started: [HeldLease] = [], logs: [ExchangeLog] = [], progress: [ExchangeProgress] = [],
-                finished: [ExchangeFinish] = [], claim: ClaimRequest? = nil, talkback: TalkbackPoll? = nil) {
+                finished: [ExchangeFinish] = [], claim: ClaimRequest? = nil, talkback: TalkbackPoll? = nil,
+                number: ExchangeNumber? = nil) {
         self.started = started
         self.logs = logs
         self.progress = progress
         self.finished = finished
         self.claim = claim
         self.talkback = talkback
+        self.number = number
     }
 
     /// How long the master may hold the exchange when it has nothing to answer yet: the longer of
@@ -43,7 +49,7 @@ public struct ExchangeRequest: Codable, Sendable {
     /// Reports of each kind in one exchange.
     public static let maxReports = 4 * Limits.claimSlots
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case started, logs, progress, finished, claim, talkback }
+    enum CodingKeys: String, CodingKey, CaseIterable { case started, logs, progress, finished, claim, talkback, number }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -54,7 +60,40 @@ public struct ExchangeRequest: Codable, Sendable {
         finished = try c.decodeIfPresent([ExchangeFinish].self, forKey: .finished) ?? []
         claim = try c.decodeIfPresent(ClaimRequest.self, forKey: .claim)
         talkback = try c.decodeIfPresent(TalkbackPoll.self, forKey: .talkback)
+        number = try c.decodeIfPresent(ExchangeNumber.self, forKey: .number)
         try decoder.validate(self)
+    }
+}
+
+/// An exchange's place among those one agent process sends: the process, by a number it drew at
+/// random when it started (`incarnation`), and the exchange's rank in it (`sequence`, from 1 up).
+public struct ExchangeNumber: Codable, Sendable, Hashable {
+    public var incarnation: Int64
+    public var sequence: Int64
+
+    public init(incarnation: Int64, sequence: Int64) {
+        self.incarnation = incarnation
+        self.sequence = sequence
+    }
+
+    /// Both stay within what a JSON number holds exactly (2^53).
+    public static let limit: Int64 = 1 << 53
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case incarnation, sequence }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        incarnation = try c.decodeWholeNumber(Int64.self, forKey: .incarnation)
+        sequence = try c.decodeWholeNumber(Int64.self, forKey: .sequence)
+        try decoder.validate(self)
+    }
+}
+
+extension ExchangeNumber: ValidatedAfterDecoding {
+    func validate() throws(BrokenRule) {
+        try require((1...Self.limit).contains(incarnation) ? nil : "incarnation is 1 to \(Self.limit)", at: "incarnation")
+        try require((0...Self.limit).contains(sequence) ? nil : "sequence is 0 to \(Self.limit)", at: "sequence")
     }
 }
 

@@ -216,6 +216,51 @@ import Testing
         #expect(try await store.task(leases[0].task, history: false).state == .running)
     }
 
+    /// With the exchanges numbered, a heartbeat that says which were answered gives back a lease
+    /// one of them granted at once, however young, and only those.
+    @Test(arguments: Backend.allCases)
+    func aLeaseFromAnAnsweredExchangeThatTheAgentLacksGoesBackAtOnce(_ backend: Backend) async throws {
+        let store = try await StoreFixture.make(backend).store
+        let a = try await agent(store, "a")
+        _ = try await job(store, 4)
+        func claim(_ sequence: Int64, incarnation: Int64 = 7) async throws -> [TaskLease] {
+            var order = ClaimOrder(agent: a, slots: 1, leaseUntil: now.addingTimeInterval(30), now: now)
+            order.startAtOnce = true
+            order.exchange = ExchangeNumber(incarnation: incarnation, sequence: sequence)
+            return try await store.claim(order).leases
+        }
+        // Exchanges 1 and 2 of this process: the agent got 1's lease; 2's answer was lost. Exchange 3
+        // is still open, its lease on its way. A lease of an earlier process (incarnation 6) waits
+        // for its age, as one of an unnumbered exchange does.
+        let first = try #require(try await claim(1).first)
+        let lost = try #require(try await claim(2).first)
+        let onItsWay = try #require(try await claim(3).first)
+        let earlier = try #require(try await claim(2, incarnation: 6).first)
+        let held = [HeldLease(task: first.task, epoch: first.epoch)]
+        // A second on, all four are young; a heartbeat that says exchange 1 alone was answered gives back none.
+        let early = try await store.heartbeat(agent: a, beat: HeartbeatRequest(
+            held: held, answered: ExchangeNumber(incarnation: 7, sequence: 1)),
+                                              leaseUntil: now.addingTimeInterval(31), now: now.addingTimeInterval(1))
+        #expect(early.released == 0)
+        let beat = try await store.heartbeat(agent: a, beat: HeartbeatRequest(
+            held: held, answered: ExchangeNumber(incarnation: 7, sequence: 2)),
+                                             leaseUntil: now.addingTimeInterval(31), now: now.addingTimeInterval(1))
+        #expect(beat.released == 1 && beat.lost.isEmpty)
+        let given = try await store.task(lost.task, history: true)
+        #expect(given.state == .queued && given.attempt == 0)
+        #expect(given.history?.last?.transition == .release)
+        for kept in [first, onItsWay, earlier] {
+            #expect(try await store.task(kept.task, history: false).state == .running)
+        }
+        // A (late) heartbeat of the earlier process gives back that process's lease, none of this one's.
+        let other = try await store.heartbeat(agent: a, beat: HeartbeatRequest(
+            held: held, answered: ExchangeNumber(incarnation: 6, sequence: 9)),
+                                              leaseUntil: now.addingTimeInterval(31), now: now.addingTimeInterval(1))
+        #expect(other.released == 1)
+        #expect(try await store.task(earlier.task, history: false).state == .queued)
+        #expect(try await store.task(onItsWay.task, history: false).state == .running)
+    }
+
     @Test(arguments: Backend.allCases)
     func heartbeatRenewsHeldLeasesAndReportsLostOnes(_ backend: Backend) async throws {
         let store = try await StoreFixture.make(backend).store

@@ -31,6 +31,27 @@ struct AgentMessageTests {
         (#"{"name": "a", "resources": {}, "token": "x"}"#, "token"),
     ]
 
+    static let exchangeNumberRefusals: [(String, String)] = [
+        (#"{"answered": {"incarnation": 0, "sequence": 1}}"#, "answered.incarnation"),
+        (#"{"answered": {"incarnation": 9007199254740993, "sequence": 1}}"#, "answered.incarnation"),
+        (#"{"answered": {"incarnation": 3, "sequence": -1}}"#, "answered.sequence"),
+        (#"{"answered": {"incarnation": 3, "sequence": 1.5}}"#, "answered.sequence"),
+        (#"{"answered": {"incarnation": 3}}"#, "answered.sequence"),
+        (#"{"answered": {"incarnation": 3, "sequence": 1, "epoch": 2}}"#, "answered.epoch"),
+    ]
+
+    /// An exchange's number, as a heartbeat says it (and an exchange carries it), is bounded and whole.
+    @Test(arguments: exchangeNumberRefusals)
+    func exchangeNumberRefused(_ body: String, _ field: String) throws {
+        let error = try #require(Wire.rejection(HeartbeatRequest.self, body))
+        #expect(error.field == field, "\(error)")
+        #expect(error.code == "invalid_request")
+        let exchange = try #require(Wire.rejection(ExchangeRequest.self, body.replacingOccurrences(of: "answered", with: "number")))
+        #expect(exchange.field == field.replacingOccurrences(of: "answered", with: "number"), "\(exchange)")
+        let beat = try Wire.decode(HeartbeatRequest.self, #"{"answered": {"incarnation": 3, "sequence": 0}}"#)
+        #expect(beat.answered == ExchangeNumber(incarnation: 3, sequence: 0))
+    }
+
     @Test(arguments: enrollRefusals)
     func enrollRefused(_ body: String, _ field: String) throws {
         let error = try #require(Wire.rejection(EnrollRequest.self, body))

@@ -401,7 +401,8 @@ struct OpenAPITests {
         expectSchema("AgentResetRequest", describes: try Self.keys(AgentResetRequest(name: "a")))
         let usage = TaskUsageReport(task: TaskID(rawValue: 1), epoch: LeaseEpoch(1), usage: Samples.usage)
         expectSchema("HeartbeatRequest", describes: try Self.keys(
-            HeartbeatRequest(held: [], authoritative: true, leaving: true, metrics: Samples.hostMetrics, usage: [usage])))
+            HeartbeatRequest(held: [], authoritative: true, leaving: true, metrics: Samples.hostMetrics, usage: [usage],
+                             answered: ExchangeNumber(incarnation: 9, sequence: 4))))
         expectSchema("TaskUsageReport", describes: try Self.keys(usage))
         expectSchema("ExceptionReport", describes: try Self.keys(
             ExceptionReport(type: "t", message: "m", context: ["a": "b"], task: TaskID(rawValue: 1), at: Samples.date)))
@@ -413,8 +414,10 @@ struct OpenAPITests {
             logs: [ExchangeLog(task: task, epoch: LeaseEpoch(1), offset: 0, data: Data("hi".utf8))],
             progress: [ExchangeProgress(task: task, epoch: LeaseEpoch(1), progress: 0.5, status: "Loading")],
             finished: [ExchangeFinish(task: task, report: FinishReport(epoch: LeaseEpoch(1), outcome: .succeeded, exitCode: 0))],
-            claim: ClaimRequest(slots: 1, wait: 0), talkback: TalkbackPoll(after: 3, wait: 50))
+            claim: ClaimRequest(slots: 1, wait: 0), talkback: TalkbackPoll(after: 3, wait: 50),
+            number: ExchangeNumber(incarnation: 9, sequence: 5))
         expectSchema("ExchangeRequest", describes: try Self.keys(exchange))
+        expectSchema("ExchangeNumber", describes: try Self.keys(exchange.number))
         expectSchema("TalkbackPoll", describes: try Self.keys(exchange.talkback))
         expectSchema("ExchangeLog", describes: try Self.keys(exchange.logs[0]))
         expectSchema("ExchangeProgress", describes: try Self.keys(exchange.progress[0]))
@@ -522,7 +525,8 @@ struct OpenAPITests {
     @Test func everyDocumentedObservabilityPropertyIsAccepted() throws {
         let metrics = try Wire.decode(HostMetrics.self, Self.hostSample)
         #expect(metrics.gpus.count == 1 && metrics.gpus[0].memoryUsed == nil && metrics.cpu.perCore == [50, 25])
-        #expect(try #require(doc.properties("HeartbeatRequest")) == ["held", "authoritative", "leaving", "metrics", "usage"])
+        #expect(try #require(doc.properties("HeartbeatRequest")) == ["held", "authoritative", "leaving", "metrics", "usage",
+                                                                    "answered"])
         let beat = try Wire.decode(HeartbeatRequest.self, #"""
             {"held": [{"task": "t1", "epoch": 2}], "metrics": \#(Self.hostSample),
              "usage": [{"task": "t1", "epoch": 2, "usage": \#(Self.usageSample)}]}

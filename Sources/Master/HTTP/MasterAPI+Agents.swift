@@ -128,6 +128,7 @@ extension MasterAPI {
                                        leaseUntil: now.addingTimeInterval(config.leaseTimeout), now: now)
                 order.capacity = claim.capacity
                 order.startAtOnce = true
+                order.exchange = exchange.number
                 return order
             }
             if order == nil, let talkback = exchange.talkback, let read = commandsRead {

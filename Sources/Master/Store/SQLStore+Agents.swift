@@ -112,18 +112,21 @@ extension SQLStore {
             for report in beat.usage {
                 try Self.store(db, usage: report.usage, task: report.task, agent: agent, epoch: report.epoch)
             }
-            // A lease handed out long ago that the agent does not hold never reached it (the answer
-            // that carried it was lost with a connection or a master): back to the queue at once, no
-            // attempt used, rather than after its whole timeout. Leases younger than
-            // `unheldGrace` may still be on their way to the agent.
+            // A lease the agent does not hold that was granted by an exchange it says was answered
+            // (`beat.answered`), or handed out long ago, never reached it (the answer that carried it
+            // was lost with a connection or a master): back to the queue at once, no attempt used,
+            // rather than after its whole timeout. Other leases younger than `unheldGrace` may
+            // still be on their way to the agent.
             let grantedBefore = leaseUntil.addingTimeInterval(-Self.unheldGrace)
             var released = 0
             if !beat.authoritative {
                 let held = Set(beat.held.map(\.task))
                 for row in try SQLRow.fetchAll(db, sql: """
-                    SELECT * FROM tasks WHERE agent_id = ? AND state IN ('assigned','running') AND lease_expires_at < ?
+                    SELECT * FROM tasks WHERE agent_id = ? AND state IN ('assigned','running')
+                      AND (lease_expires_at < ? OR (grant_incarnation = ? AND grant_sequence <= ?))
                     ORDER BY id\(db.lockRows)
-                    """, arguments: [agent.rawValue, grantedBefore.timeIntervalSince1970]) {
+                    """, arguments: [agent.rawValue, grantedBefore.timeIntervalSince1970,
+                                     beat.answered?.incarnation ?? -1, beat.answered?.sequence ?? -1]) {
                     let task = try Self.taskView(row)
                     guard !held.contains(task.id) else { continue }
                     if try Self.releaseLease(db, task, reason: "its lease never reached the agent", now: now) { released += 1 }

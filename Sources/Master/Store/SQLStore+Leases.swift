@@ -86,17 +86,18 @@ extension SQLStore {
                 found = try SQLRow.fetchAll(db, sql: """
                     UPDATE tasks SET state = ?, agent_id = ?, epoch = epoch + 1, lease_expires_at = ?, progress = 0,
                         prefetched = 0, attempt = attempt + 1, runs = runs + 1, started_at = ?, exit_code = NULL, reason = NULL,
-                        finished_at = NULL
+                        finished_at = NULL, grant_incarnation = ?, grant_sequence = ?
                     WHERE id IN (\(list.marks)) AND state = 'queued' RETURNING *
                     """, arguments: [started.rawValue, order.agent.rawValue, order.leaseUntil.timeIntervalSince1970,
-                                     order.now.timeIntervalSince1970] + list.arguments)
+                                     order.now.timeIntervalSince1970, order.exchange?.incarnation,
+                                     order.exchange?.sequence] + list.arguments)
             } else {
                 found = try SQLRow.fetchAll(db, sql: """
                     UPDATE tasks SET state = ?, agent_id = ?, epoch = epoch + 1, lease_expires_at = ?,
-                        progress = 0, prefetched = ?
+                        progress = 0, prefetched = ?, grant_incarnation = ?, grant_sequence = ?
                     WHERE id IN (\(list.marks)) AND state = 'queued' RETURNING *
                     """, arguments: [assigned.rawValue, order.agent.rawValue, order.leaseUntil.timeIntervalSince1970,
-                                     prefetched] + list.arguments)
+                                     prefetched, order.exchange?.incarnation, order.exchange?.sequence] + list.arguments)
             }
             for row in found { rows[TaskID(rawValue: row["id"])] = row }
         }

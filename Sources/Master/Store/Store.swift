@@ -84,6 +84,9 @@ public struct ClaimOrder: Sendable {
     /// With nothing queued that fits, other agents' prefetched backlogs are asked for (`steal`). Not
     /// in a submission's handoff: its claims only take the new work, and no victim would hear.
     public var maySteal = true
+    /// The exchange that asks (the agent's number for it): its leases carry it, for the agent's
+    /// heartbeats to say whether its answer arrived (`HeartbeatRequest.answered`).
+    public var exchange: ExchangeNumber?
 
     public init(agent: AgentID, slots: Int, reportedFree: ResourceVector? = nil, prefetch: Int = 0,
                 blocklistAfter: Int = 3, leaseUntil: Date, now: Date) {

@@ -246,6 +246,11 @@ enum PostgresSchema {
                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
                 WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION paddock_task_counts();
             """),
+        // As SQLite's v13: which exchange of which agent process granted a lease.
+        ("9", """
+            ALTER TABLE tasks ADD COLUMN grant_incarnation BIGINT;
+            ALTER TABLE tasks ADD COLUMN grant_sequence BIGINT;
+            """),
     ]
 
     static func migrate(location: PostgresLocation, logger: Logger) async throws {

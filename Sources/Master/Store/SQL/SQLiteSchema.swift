@@ -257,6 +257,14 @@ enum SQLiteSchema {
             // directed wake-ups): by agent, without scanning every job's blocklist.
             try db.execute(sql: "CREATE INDEX job_blocklist_agent ON job_blocklist (agent_id)")
         }
+        migrator.registerMigration("v13-lease-grants") { db in
+            // Which exchange of which agent process granted a lease (`ExchangeRequest.number`): a
+            // heartbeat gives back at once those whose answer it says never arrived.
+            try db.execute(sql: """
+                ALTER TABLE tasks ADD COLUMN grant_incarnation INTEGER;
+                ALTER TABLE tasks ADD COLUMN grant_sequence INTEGER;
+                """)
+        }
         return migrator
     }
 }
