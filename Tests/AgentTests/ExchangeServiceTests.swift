@@ -120,6 +120,41 @@ import Glibc
         #expect(fixture.master.exchanges.requests.filter { $0.finished.contains { $0.task == task } }.count == 2)
     }
 
+    /// Every exchange carries its number. A heartbeat says up to which one all have ended, never past
+    /// one still open (its leases may be on their way); a failed exchange ends at once and brings
+    /// the next beat forward without waiting for the interval (its answer may have granted leases
+    /// that never arrived, and the master frees their room only when a beat says so).
+    @Test func aFailedExchangeEndsItsNumberAndBringsTheNextHeartbeatForward() async throws {
+        let fixture = AgentFixture(slots: 1)
+        defer { fixture.close() }
+        try await withExchangeService(fixture) {
+            let fresh = await fixture.master.heartbeats.take()
+            #expect(fresh.authoritative && fresh.answered?.sequence == 0)
+            let poll = await fixture.master.exchanges.next(where: Self.isLongPoll)
+            let number = try #require(poll.request.number)
+            #expect(number.incarnation == fresh.answered?.incarnation)
+            let heartbeat = fixture.heartbeatService
+            let beating = Task { try await heartbeat.run() }
+            let first = await fixture.master.heartbeats.take()
+            #expect(first.answered == ExchangeNumber(incarnation: number.incarnation, sequence: number.sequence - 1),
+                    "the open long-poll is not said to have ended")
+            await fixture.clock.sleeping { $0 == .seconds(10) }  // the beat waits for the master's interval
+
+            poll.fail(.transport("POST /v1/agents/a7/exchange: connection reset by peer"))
+            let second = await fixture.master.heartbeats.take()  // the clock has not moved
+            #expect(second.answered == number)
+            #expect(!second.authoritative)
+            beating.cancel()
+            try await beating.value
+
+            await fixture.clock.sleeping { $0 <= .milliseconds(100) }  // the poller's back-off
+            fixture.clock.advance(by: .milliseconds(100))
+            let again = await fixture.master.exchanges.next(where: Self.isLongPoll)
+            #expect(again.request.number == ExchangeNumber(incarnation: number.incarnation, sequence: number.sequence + 1))
+            again.answer(ExchangeResponse())
+        }
+    }
+
     /// A refused start in an exchange's answer stops the run: stolen (`stale_epoch`), its end is
     /// dropped (another agent runs the task); refused for want of room, it is given back.
     @Test(arguments: [true, false])
