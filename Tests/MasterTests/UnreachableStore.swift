@@ -13,6 +13,9 @@ final class UnreachableStore: Store {
 
     let inner: any Store
     private let state = Mutex<(cut: Bool, hang: Bool)>((false, false))
+    /// What each sweep that reached the database did, in order.
+    private let swept = Mutex<[SweepResult]>([])
+    var sweeps: [SweepResult] { swept.withLock { $0 } }
 
     init(_ inner: any Store) { self.inner = inner }
 
@@ -143,7 +146,10 @@ final class UnreachableStore: Store {
     }
     func summary() async throws -> FarmSummary { try await network(); return try await inner.summary() }
     func sweep(now: Date, silentSince: Date) async throws -> SweepResult {
-        try await network(); return try await inner.sweep(now: now, silentSince: silentSince)
+        try await network()
+        let result = try await inner.sweep(now: now, silentSince: silentSince)
+        swept.withLock { $0.append(result) }
+        return result
     }
     func extendLeases(until: Date) async throws { try await network(); try await inner.extendLeases(until: until) }
     func keepAlive(_ agents: [AgentID], now: Date) async throws { try await network(); try await inner.keepAlive(agents, now: now) }
