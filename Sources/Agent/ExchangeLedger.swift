@@ -47,3 +47,17 @@ final class ExchangeLedger: Sendable {
         }
     }
 }
+
+/// What a heartbeat tells the master the agent holds: its leases (runs that ended but whose end the
+/// master has not acknowledged among them) and up to which exchange every one was answered. The
+/// number is read first: a lease granted by an exchange it covers is in the workload by then, so a
+/// lease the list lacks never reached the agent.
+struct HeldLeases {
+    let leases: [HeldLease]
+    let answered: ExchangeNumber
+
+    static func now(_ workload: Workload, _ outbox: Outbox) async -> HeldLeases {
+        let answered = workload.exchanges.answered
+        return HeldLeases(leases: await workload.leases + outbox.unacknowledged, answered: answered)
+    }
+}

@@ -144,9 +144,8 @@ struct ExchangeService: Service {
     @discardableResult
     private func announce(leaving: Bool, authoritative: Bool) async -> Announced {
         let enrolled = await session.ready()
-        let answered = workload.exchanges.answered  // before the leases: see `ExchangeLedger`
-        let held = await workload.leases + outbox.unacknowledged
-        let beat = HeartbeatRequest(held: held, authoritative: authoritative, leaving: leaving, answered: answered)
+        let held = await HeldLeases.now(workload, outbox)
+        let beat = HeartbeatRequest(held: held.leases, authoritative: authoritative, leaving: leaving, answered: held.answered)
         do {
             _ = try await enrolled.master.heartbeat(beat, agent: enrolled.id, timeout: 2)
             return .heard

@@ -53,9 +53,10 @@ struct HeartbeatService: Service {
             // A sample taken while idle that moved: the next beat carries it (a fresh one would cover no time).
             var pending: HostMetrics?
             var reported: HostMetrics?
+            let failures = workload.exchanges.failures
             while !Task.isCancelled {
                 // An exchange that fails from here on brings the next beat forward (see below).
-                let failuresSeen = workload.exchanges.failures.generation
+                let failuresSeen = failures.generation
                 do {
                     let running = await workload.processes
                     // A run in a cgroup is measured by the kernel's counters for it; others by /proc, one
@@ -70,13 +71,10 @@ struct HeartbeatService: Service {
                             usage.append(TaskUsageReport(task: task, epoch: running.epoch, usage: total))
                         }
                     }
-                    // Runs that ended but whose end the master has not acknowledged are still held. Which
-                    // exchanges were answered is read first: a lease they granted is in `held` then.
-                    let answered = workload.exchanges.answered
-                    let held = await workload.leases + outbox.unacknowledged
+                    let held = await HeldLeases.now(workload, outbox)
                     let metrics = if let pending { pending } else { await probe.sample() }
-                    let beat = HeartbeatRequest(held: held, leaving: await workload.leaving, metrics: metrics, usage: usage,
-                                                answered: answered)
+                    let beat = HeartbeatRequest(held: held.leases, leaving: await workload.leaving, metrics: metrics, usage: usage,
+                                                answered: held.answered)
                     let enrolled = try await session.enrolledSession()  // as it is now (enrolled again after a 401)
                     let reply = try await enrolled.master.heartbeat(beat, agent: enrolled.id, timeout: 30)
                     pending = nil
@@ -98,7 +96,6 @@ struct HeartbeatService: Service {
                     // back, so the next one goes at once.
                     var quiet: Double = 0
                     while true {
-                        let failures = workload.exchanges.failures
                         await failures.wait(since: failuresSeen, timeout: .milliseconds(Int(reply.heartbeatInterval * 1000)))
                         try Task.checkCancellation()
                         if failures.generation != failuresSeen { break }
