@@ -70,6 +70,48 @@ extension ContainmentTests {
         #expect(!FileManager.default.fileExists(atPath: cgroup.dirs[0]))
     }
 
+    /// The signal lines of `/proc/PID/status` as the task sees them (`cat` reads its own).
+    static func signalState(of child: ChildProcess) async -> [String: String] {
+        var output = Data()
+        for await chunk in child.output { output.append(chunk) }
+        _ = await child.ending()
+        var lines: [String: String] = [:]
+        for line in String(decoding: output, as: UTF8.self).split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2, ["SigBlk", "SigIgn", "SigCgt"].contains(String(parts[0])) {
+                lines[String(parts[0])] = parts[1].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return lines
+    }
+
+    /// A task starts as a fresh process would: no signal blocked, ignored or caught, whatever the
+    /// agent does with them. The warm child sets its dispositions while it waits, not after its
+    /// "go": that must not leave the agent's ignored SIGPIPE, its blocked mask or the runtime's
+    /// crash handlers to the task, launched warm or cold.
+    @Test func aTaskStartsWithDefaultSignalsWarmOrCold() async throws {
+        // What the agent process has: SIGPIPE ignored (NIO does the same), the Swift runtime's
+        // backtracer may hold handlers for crashes.
+        signal(SIGPIPE, SIG_IGN)
+        let containment = try Self.containment()
+        containment.keepWarm(1)
+        defer { containment.close() }
+        let zero = "0000000000000000"
+        let expected = ["SigBlk": zero, "SigIgn": zero, "SigCgt": zero]
+
+        let warmRun = try containment.prepareRun(task: TaskID(rawValue: 9040), epoch: LeaseEpoch(1), resources: ResourceVector(cpus: 1))
+        let warm = try #require(warmRun.warm, "a warm child waits after keepWarm")
+        let cgroup = try #require(warmRun.cgroup)
+        _ = try await Self.warmMember(of: cgroup)
+        let warmChild = try ChildProcess.launch(argv: ["cat", "/proc/self/status"], environment: Self.environment("signals"),
+                                                cwd: "/", cgroup: cgroup, warm: warm)
+        #expect(await Self.signalState(of: warmChild) == expected, "launched warm")
+        cgroup.remove(waiting: .seconds(5))
+
+        let coldChild = try ChildProcess.launch(argv: ["cat", "/proc/self/status"], environment: Self.environment("signals"), cwd: "/")
+        #expect(await Self.signalState(of: coldChild) == expected, "launched cold")
+    }
+
     @Test func aWarmLaunchOfAMissingProgramFailsAndLeavesNothing() async throws {
         let containment = try Self.containment()
         containment.keepWarm(1)
