@@ -134,13 +134,13 @@ struct TaskRunner: Sendable {
         let ending = await process.ending()
         let status = ending.status
         timer?.cancel()
-        if let prefetch = await workload.recordRun(clock.now - launchedAt) {
+        let ran = clock.now - launchedAt
+        let failure = await reader.value
+        let concluded = await workload.conclude(task, usage: ending.usage, ran: ran)
+        if let prefetch = concluded.prefetch {
             logger.info("prefetching \(prefetch) lease(s) beyond the running tasks (\(config.prefetch): \(prefetch > 0 ? "the last runs were short" : "the last runs were long"))")
         }
-        let failure = await reader.value
-
-        let stopped = await workload.stopReason(task)
-        await workload.recordUsage(ending.usage, for: task)
+        let stopped = concluded.stopReason
         var report: FinishReport
         switch stopped {
         case let reason? where reason.releases && !status.succeeded:
@@ -167,9 +167,12 @@ struct TaskRunner: Sendable {
         case nil:
             report = FinishReport(epoch: lease.epoch, outcome: .failed, exitCode: status.code, reason: status.description)
         }
-        report.usage = await workload.usage(of: task)
+        report.usage = concluded.usage
         logger.debug("task \(task) ended: \(status)")
         await outbox.finish(task, report, expectRefusal: stopped?.masterDecided ?? false)
+        // The next run may take the room now: its start goes in the outbox after this finish, so no
+        // exchange tells the master of the one without the other.
+        await workload.release(task)
         return ending.leftNothing
     }
 

@@ -60,6 +60,12 @@ actor Workload {
         var usage: TaskUsage?
         /// The run's working directory (where a notified stop writes `cancel_info.json`).
         var workDir: String?
+        /// Its process has ended and its finish is in the outbox: its room is free for the next run,
+        /// though the agent still holds the lease until the runner is done (its directory recycled).
+        var released = false
+
+        /// Whether it takes room now: a run, or a lease about to run, not yet released.
+        var occupies: Bool { !waiting && !released }
     }
 
     private(set) var total: ResourceVector
@@ -93,10 +99,10 @@ actor Workload {
 
     /// Room not reserved by a lease that runs or is about to (waiting prefetched leases reserve nothing).
     var free: ResourceVector {
-        held.values.filter { !$0.waiting }.reduce(total) { $0 - $1.lease.requirements.resources }
+        held.values.filter(\.occupies).reduce(total) { $0 - $1.lease.requirements.resources }
     }
 
-    var freeSlots: Int { max(0, slots - held.values.filter { !$0.waiting }.count) }
+    var freeSlots: Int { max(0, slots - held.values.filter(\.occupies).count) }
 
     var leases: [HeldLease] { held.values.map(\.lease.held) }
 
@@ -130,7 +136,7 @@ actor Workload {
     /// the master claims). The master also counts what it leased to the agent and uses the tighter.
     func claimRequest(wait: Double, ending: Set<TaskID> = []) -> ClaimRequest? {
         guard !draining, !leaving else { return nil }
-        let active = held.filter { !ending.contains($0.key) }.values
+        let active = held.filter { !ending.contains($0.key) && !$0.value.released }.values
         // Prefetched leases waiting for room come first: the room they will take is not claimed again.
         let occupying = active.filter { !$0.waiting || $0.stopReason == nil }
         let room = occupying.reduce(total) { $0 - $1.lease.requirements.resources }
@@ -149,7 +155,7 @@ actor Workload {
     var canCoalesce: Bool {
         guard !draining, !leaving else { return false }
         let waiting = held.values.filter { $0.waiting && $0.stopReason == nil }.count
-        let reserved = held.values.filter { !$0.waiting }.count
+        let reserved = held.values.filter(\.occupies).count
         let stock = waiting - max(0, slots - reserved)
         return stock > 0 && stock > prefetch / 2
     }
@@ -165,6 +171,32 @@ actor Workload {
         if recentRuns.count > PrefetchPolicy.window { recentRuns.removeFirst(recentRuns.count - PrefetchPolicy.window) }
         let now = prefetch
         return now == before ? nil : now
+    }
+
+    /// What a run's end tells the runner, in one call once its process has ended.
+    struct Conclusion: Sendable {
+        /// Why the agent stopped it, if it did.
+        var stopReason: StopReason?
+        /// What it used, its last sample and its end's counters together.
+        var usage: TaskUsage?
+        /// The new prefetch, when this run's length changed it.
+        var prefetch: Int?
+    }
+
+    /// Notes a run's end: its length (from its launch to its process's end, for `auto` prefetch)
+    /// and what it used, and says why it was stopped.
+    func conclude(_ task: TaskID, usage: TaskUsage, ran: Duration) -> Conclusion {
+        let prefetch = recordRun(ran)
+        recordUsage(usage, for: task)
+        return Conclusion(stopReason: held[task]?.stopReason, usage: held[task]?.usage, prefetch: prefetch)
+    }
+
+    /// The run's finish is in the outbox: its room goes to the next run now, before the runner
+    /// recycles its directory. Its lease stays held (heartbeats list it) until `remove`.
+    func release(_ task: TaskID) {
+        guard held[task] != nil, held[task]?.released == false else { return }
+        held[task]?.released = true
+        wakeRoomWaiters()
     }
 
     func add(_ lease: TaskLease) { held[lease.task] = Held(lease: lease, waiting: lease.prefetched) }

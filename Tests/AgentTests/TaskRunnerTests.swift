@@ -35,6 +35,28 @@ import Glibc
         WorkDirectory.removeSpares(in: tasks)
     }
 
+    /// Once a run's finish is in the outbox its room is free (the next lease reserves it, a claim
+    /// counts it) while its lease is still held, until its runner has recycled its directory.
+    @Test func aReleasedRunsRoomIsFreeWhileItsLeaseIsStillHeld() async throws {
+        let fixture = AgentFixture(slots: 2)
+        defer { fixture.close() }
+        let workload = fixture.workload
+        let (a, c) = (AgentFixture.lease(1), AgentFixture.lease(3))
+        let b = AgentFixture.lease(2, prefetched: true)
+        for lease in [a, c, b] { await workload.add(lease) }
+        #expect(await workload.claimRequest(wait: 0) == nil, "both slots run")
+        let reserved = Task { await workload.reserve(b.task) }
+        await workload.release(a.task)
+        #expect(await reserved.value, "the prefetched lease takes the released room")
+        #expect(Set(await workload.leases.map(\.task)) == [a.task, b.task, c.task], "the released run's lease is still held")
+        #expect(await workload.freeSlots == 0)
+        await workload.release(c.task)
+        #expect(await workload.claimRequest(wait: 0)?.slots == 1, "the second released room is claimed for")
+        await workload.remove(a.task)
+        await workload.remove(c.task)
+        #expect(await workload.claimRequest(wait: 0)?.slots == 1, "removing a released run frees nothing twice")
+    }
+
     @Test func aRunThatExitsZeroSucceedsWithItsOutputAndUsage() async throws {
         let fixture = AgentFixture()
         defer { fixture.close() }

@@ -144,8 +144,9 @@ final class Farm {
         return found ?? ""
     }
 
-    /// Waits until the master counts `count` tasks succeeded (polling /v1/master every `every` seconds).
-    func waitForSucceeded(_ count: Int, timeout: Double, every: Double = 0.02) async throws {
+    /// Waits until the master counts `count` tasks succeeded (polling /v1/master every `every` seconds:
+    /// 10 ms, as the peers' harness polls its done file, `../shared/peers/py/bench.py --poll-s`).
+    func waitForSucceeded(_ count: Int, timeout: Double, every: Double = 0.01) async throws {
         let admin = self.admin
         try await until("\(count) tasks succeeded", timeout: timeout, every: every) {
             guard let info = try? await admin.masterInfo() else { return false }
