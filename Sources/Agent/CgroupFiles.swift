@@ -26,8 +26,8 @@ final class CgroupFiles: Sendable {
     func read(_ path: String) -> String? {
         descriptors.withLock { descriptors -> String? in
             guard let fd = Self.descriptor(Key(path: path, writing: false), in: &descriptors) else { return nil }
-            // Back to the start: a control file answers its current value to each read from there.
-            let (data, failed) = lseek(fd, 0, SEEK_SET) == 0 ? ProcessLedger.readToEnd(fd) : (Data(), true)
+            // From the start: a control file answers its current value to each read from there.
+            let (data, failed) = Self.readFromStart(fd)
             if failed {
                 Self.forget(Key(path: path, writing: false), in: &descriptors)
                 return nil
@@ -57,6 +57,22 @@ final class CgroupFiles: Sendable {
         descriptors.withLock { descriptors in
             descriptors.values.forEach { _ = close($0) }
             descriptors = [:]
+        }
+    }
+
+    /// The file's content read with `pread` from offset 0: one system call for a control file, where
+    /// a seek and two reads (the second to see the end) were three, at every run's end. A control
+    /// file is a kernel `seq_file`, which fills the buffer until its end: a read shorter than the
+    /// buffer has it all.
+    static func readFromStart(_ fd: Int32) -> (data: Data, failed: Bool) {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(data.count)) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return (data, true) }
+            data.append(contentsOf: buffer[0..<n])
+            if n < buffer.count { return (data, false) }
         }
     }
 
