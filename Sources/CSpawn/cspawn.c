@@ -44,12 +44,14 @@ int paddock_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path
    its memory. A vfork child has dispositions of its own (no CLONE_SIGHAND): this changes nothing in
    the agent. */
 static void default_dispositions(void) {
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
+    /* The raw system call: glibc's sigaction refuses the signals it reserves for its threads (32
+       and 33), which an agent started with them ignored would otherwise pass on to every task.
+       An all-zero kernel sigaction is SIG_DFL with no flags and an empty mask on every layout. */
+    unsigned long dfl[4];
+    memset(dfl, 0, sizeof dfl);
     for (int s = 1; s < NSIG; s++) {
         if (s == SIGKILL || s == SIGSTOP) continue;
-        sigaction(s, &dfl, NULL);
+        syscall(SYS_rt_sigaction, s, dfl, NULL, 8);  /* the kernel's sigset: 64 bits */
     }
 }
 

@@ -88,7 +88,8 @@ extension ContainmentTests {
     /// A task starts as a fresh process would: no signal blocked, ignored or caught, whatever the
     /// agent does with them. The warm child sets its dispositions while it waits, not after its
     /// "go": that must not leave the agent's ignored SIGPIPE, its blocked mask or the runtime's
-    /// crash handlers to the task, launched warm or cold.
+    /// crash handlers to the task, launched warm or cold. (Under `swift test` the test process has
+    /// signal 32 ignored, one glibc's `sigaction` refuses to change: the reset uses the system call.)
     @Test func aTaskStartsWithDefaultSignalsWarmOrCold() async throws {
         // What the agent process has: SIGPIPE ignored (NIO does the same), the Swift runtime's
         // backtracer may hold handlers for crashes.
