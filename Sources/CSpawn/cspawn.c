@@ -218,8 +218,8 @@ static void warm_child(struct paddock_warm *w) {
         if (fd < 0 || write(fd, "0", 1) != 1) { stage = 1; goto fail; }
         close(fd);
     }
-    /* The 62 sigaction calls now, while the child waits for a task, not between its "go" and its
-       exec (about 20 us there on the benchmark host). Signals stay blocked until the exec. */
+    /* The 62 rt_sigaction calls now, while the child waits for a task, not between its "go" and
+       its exec (about 20 us there on the benchmark host). Signals stay blocked until the exec. */
     default_dispositions();
     int ready[2] = {0, (int)syscall(SYS_getpid)};
     if (write(WARM_REPORT, ready, sizeof ready) != (ssize_t)sizeof ready) _exit(127);
