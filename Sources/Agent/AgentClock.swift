@@ -7,10 +7,14 @@ protocol AgentClock: Sendable {
     var now: ContinuousClock.Instant { get }
     /// Returns after `duration` on this clock; throws `CancellationError` when the task is cancelled first.
     func sleep(for duration: Duration) async throws
+    /// Returns at `deadline` on this clock (at once if it has passed); throws `CancellationError` when
+    /// the task is cancelled first.
+    func sleep(until deadline: ContinuousClock.Instant) async throws
 }
 
 extension ContinuousClock: AgentClock {
     func sleep(for duration: Duration) async throws { try await sleep(until: now.advanced(by: duration), tolerance: nil) }
+    func sleep(until deadline: ContinuousClock.Instant) async throws { try await sleep(until: deadline, tolerance: nil) }
 }
 
 /// Exponential back-off with full jitter (AWS's recipe), capped.

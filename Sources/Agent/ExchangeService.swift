@@ -61,6 +61,7 @@ struct ExchangeService: Service {
         let pumpActivity = PumpActivity(clock: clock)
         let pumpGaveUp = LoopFlag()
         let sessions = self.sessions ?? SessionTable.make(launcher: launcher, config: config, clock: clock, logger: logger)
+        let leaving = LeavingWork()
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 let (leases, sink) = AsyncStream.makeStream(of: TaskLease.self)
@@ -83,7 +84,7 @@ struct ExchangeService: Service {
                 }
             }
         } onGracefulShutdown: {
-            Task {
+            leaving.begin {
                 await sessions.close()
                 await leave()
             }
@@ -99,6 +100,9 @@ struct ExchangeService: Service {
             await pump(leftovers, activity: pumpActivity)
         }
         // Whatever is still leased to this agent (an answer lost while it left) goes back at once.
+        // Said last: the runs can all end before the word sent as the agent began to leave has been
+        // heard, and that one (not authoritative) must not arrive after this one.
+        await leaving.finished()
         await announce(leaving: true, authoritative: true)
         logger.info("agent \(config.name) stopped")
     }
@@ -178,9 +182,11 @@ struct ExchangeService: Service {
                     return
                 }
             }
-            let due = await outbox.readiness(coalescing: await workload.canCoalesce)
+            let coalescing = await workload.canCoalesce
+            let now = clock.now
+            let due = await outbox.readiness(coalescing: coalescing, at: now)
             guard due == .zero else {
-                await nudge.wait(since: generation, timeout: due ?? .seconds(1))
+                await nudge.wait(since: generation, until: now + (due ?? .seconds(1)))
                 continue
             }
             let reports = await outbox.batch()
@@ -366,6 +372,15 @@ final class PumpActivity: Sendable {
 }
 
 /// A flag shared between the exchange loops: whether the pump gave up on its last reports.
+/// What the agent does as it begins to leave (its runs stopped, the master told), which its last
+/// word to the master must follow.
+final class LeavingWork: Sendable {
+    private let task = Mutex<Task<Void, Never>?>(nil)
+    func begin(_ work: @escaping @Sendable () async -> Void) { task.withLock { $0 = Task { await work() } } }
+    /// Returns once the work begun has ended (at once when none began).
+    func finished() async { await task.withLock { $0 }?.value }
+}
+
 final class LoopFlag: Sendable {
     private let state = Mutex(false)
     var value: Bool { state.withLock { $0 } }

@@ -27,29 +27,40 @@ final class Nudge: Sendable {
 
     /// Returns once the generation moved past `seen`, after `timeout`, or when the task is cancelled.
     func wait(since seen: UInt64, timeout: Duration) async {
+        await wait(since: seen, until: clock.now + timeout)
+    }
+
+    /// Returns once the generation moved past `seen`, at `deadline` on `clock`, or when the task is
+    /// cancelled. A deadline, not a timeout: a caller that worked it out from the clock a moment ago
+    /// (the time moved meanwhile) still wakes when it meant to.
+    func wait(since seen: UInt64, until deadline: ContinuousClock.Instant) async {
         // Moved already: no timer to start and cancel (a poke often lands between look and wait).
         guard let id = state.withLock({ state -> UInt64? in
             guard state.generation == seen else { return nil }
             state.next &+= 1
             return state.next
         }) else { return }
-        let timer = Task { [weak self, clock] in
-            try? await clock.sleep(for: timeout)
-            self?.resume(id)
-        }
+        var timer: Task<Void, Never>?
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                let now = state.withLock { state -> Bool in
-                    guard state.generation == seen, !Task.isCancelled else { return true }
+                let waiting = state.withLock { state -> Bool in
+                    guard state.generation == seen, !Task.isCancelled else { return false }
                     state.waiters[id] = continuation
-                    return false
+                    return true
                 }
-                if now { continuation.resume() }
+                guard waiting else { return continuation.resume() }
+                // Started only once the waiter is in place: a timer that ended before (a deadline
+                // already passed, a short one on a busy machine) would find no one to wake, and the
+                // wait would last until the next poke.
+                timer = Task { [weak self, clock] in
+                    try? await clock.sleep(until: deadline)
+                    self?.resume(id)
+                }
             }
         } onCancel: {
             resume(id)
         }
-        timer.cancel()
+        timer?.cancel()
     }
 
     private func resume(_ id: UInt64) {

@@ -153,8 +153,9 @@ actor Outbox {
     /// Something must go now (a start or a finish), or output has waited its tick.
     /// Else, how long until it will have. With `coalescing` (the agent's slots all have work
     /// without the next exchange), a start or a finish waits up to `coalesceWindow` for company.
-    func readiness(coalescing: Bool = false) -> Duration? {
-        let now = nudge.clock.now
+    /// Worked out at `now` (the clock's time when nil).
+    func readiness(coalescing: Bool = false, at now: ContinuousClock.Instant? = nil) -> Duration? {
+        let now = now ?? nudge.clock.now
         let logsDue = waitingSince.map { max(.zero, $0 + Self.logTick - now) }
         if !starts.isEmpty || !finishes.isEmpty {
             guard coalescing, let since = urgentSince else { return .zero }

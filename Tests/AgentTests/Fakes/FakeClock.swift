@@ -24,7 +24,15 @@ final class FakeClock: AgentClock {
 
     var now: ContinuousClock.Instant { origin.advanced(by: state.withLock { $0.elapsed }) }
 
-    func sleep(for duration: Duration) async throws {
+    func sleep(for duration: Duration) async throws { try await sleep(at: nil, for: duration) }
+
+    /// Ends when `advance` reaches `deadline`; `sleeping` sees it as the time left when it started.
+    func sleep(until deadline: ContinuousClock.Instant) async throws {
+        try await sleep(at: deadline - origin, for: .zero)
+    }
+
+    /// A sleep until `end` (time since the origin) when given, else for `duration` from when it starts.
+    private func sleep(at end: Duration?, for duration: Duration) async throws {
         let id = state.withLock { state in
             state.next += 1
             return state.next
@@ -33,9 +41,10 @@ final class FakeClock: AgentClock {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let start = state.withLock { state -> Start in
                     if Task.isCancelled { return .cancelled }
+                    let deadline = end ?? state.elapsed + duration
+                    let duration = deadline - state.elapsed
                     if duration <= .zero { return .due }
-                    state.sleepers[id] = Sleeper(deadline: state.elapsed + duration, requested: duration,
-                                                 continuation: continuation)
+                    state.sleepers[id] = Sleeper(deadline: deadline, requested: duration, continuation: continuation)
                     var woken: [CheckedContinuation<Void, Never>] = []
                     state.watchers.removeAll { watcher in
                         guard watcher.matches(duration) else { return false }
