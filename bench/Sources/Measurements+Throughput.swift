@@ -23,7 +23,7 @@ extension Measurements {
                 }
                 let mode = bulk ? "one bulk job" : "each its own job"
                 figures.append(Figure("/bin/true × \(count), \(slots) slots, \(mode)", Double(count) / seconds, "tasks/s",
-                                      note: "first submit to last success seen (master polled every 20 ms); one real agent, prefetch \(context.agentPrefetch)"))
+                                      note: "first submit to last success seen (master polled every 10 ms); one real agent, prefetch \(context.agentPrefetch)"))
             }
         }
         return figures
