@@ -371,7 +371,6 @@ final class PumpActivity: Sendable {
     }
 }
 
-/// A flag shared between the exchange loops: whether the pump gave up on its last reports.
 /// What the agent does as it begins to leave (its runs stopped, the master told), which its last
 /// word to the master must follow.
 final class LeavingWork: Sendable {
@@ -381,6 +380,7 @@ final class LeavingWork: Sendable {
     func finished() async { await task.withLock { $0 }?.value }
 }
 
+/// A flag shared between the exchange loops: whether the pump gave up on its last reports.
 final class LoopFlag: Sendable {
     private let state = Mutex(false)
     var value: Bool { state.withLock { $0 } }
