@@ -182,9 +182,14 @@ struct ExchangeService: Service {
                     return
                 }
             }
-            let coalescing = await workload.canCoalesce
             let now = clock.now
-            let due = await outbox.readiness(coalescing: coalescing, at: now)
+            var due = await outbox.readiness(at: now)
+            // The workload is asked only once a start or a finish is seen, so its answer is at least
+            // as new as that report (the run's lease and the stock that came with it are held). An
+            // answer read first could predate the leases and send the report alone.
+            if due == .zero, await workload.canCoalesce {
+                due = await outbox.readiness(coalescing: true, at: now)
+            }
             guard due == .zero else {
                 await nudge.wait(since: generation, until: now + (due ?? .seconds(1)))
                 continue
@@ -209,8 +214,10 @@ struct ExchangeService: Service {
     /// for its talkback commands alone otherwise (once the pump has settled), until the pump ends.
     private func poller(_ sink: AsyncStream<TaskLease>.Continuation, pump: PumpActivity) async {
         var backoff = Backoff()
-        while !pump.ended {
+        while true {
+            // Read before the check: the pump's last poke, as it ends, is not missed.
             let generation = nudge.generation
+            if pump.ended { return }
             let due = await outbox.readiness()
             let claim = await workload.claimRequest(wait: config.claimWait)
             let quietFor = pump.quietFor  // nil while the pump has an exchange in flight
@@ -316,13 +323,15 @@ struct ExchangeService: Service {
         for ack in response.logs where ack.capped == true && sent.logs.contains(where: { $0.task == ack.task }) {
             logger.info("task \(ack.task): its log reached the master's cap; the rest of its output is not sent")
         }
-        for lease in response.leases {
-            if await workload.leaving {
-                // Handed out while the agent left: back at once, no attempt used.
+        guard !response.leases.isEmpty else { return }
+        // All held before any starts: a run that ends at once sees the whole stock it came with
+        // (whether its finish may wait for company, `Workload.canCoalesce`).
+        if await workload.add(response.leases) {
+            response.leases.forEach { sink.yield($0) }
+        } else {
+            // Handed out while the agent left: back at once, no attempt used.
+            for lease in response.leases {
                 await outbox.releaseUnlaunched(lease.task, epoch: lease.epoch, reason: .shutdown)
-            } else {
-                await workload.add(lease)
-                sink.yield(lease)
             }
         }
     }

@@ -201,6 +201,13 @@ actor Workload {
 
     func add(_ lease: TaskLease) { held[lease.task] = Held(lease: lease, waiting: lease.prefetched) }
 
+    /// Holds an exchange's leases, all in one step; none (false) once the agent is leaving.
+    func add(_ leases: [TaskLease]) -> Bool {
+        guard !leaving else { return false }
+        leases.forEach(add)
+        return true
+    }
+
     /// For a prefetched lease: waits until it fits beside what runs, then reserves its room.
     /// False when it was stopped (stolen, cancelled, shutdown) while it waited.
     func reserve(_ task: TaskID) async -> Bool {

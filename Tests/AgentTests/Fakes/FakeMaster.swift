@@ -13,7 +13,6 @@ final class FakeMaster: MasterLink {
     let exceptions = Mailbox<ExceptionReport>()
     private struct State {
         var tokens: [String] = []
-        var acknowledgeReports = false
         var longPollAnswersOutliveCancellation = false
         var beats: [HeartbeatRequest] = []
         /// What the next heartbeats' answers say is lost, in turn; a failure instead, when one is queued.
@@ -21,9 +20,10 @@ final class FakeMaster: MasterLink {
     }
     private let state = Mutex(State())
 
-    /// From now on exchanges with no long-poll are answered at once, every report acknowledged
-    /// (long-polls still wait for the test, or for their cancellation).
-    func acknowledgeReports() { state.withLock { $0.acknowledgeReports = true } }
+    /// From now on exchanges with no long-poll are answered at once, every report acknowledged,
+    /// and so are those already waiting that the test has not taken (long-polls still wait for the
+    /// test, or for their cancellation).
+    func acknowledgeReports() { exchanges.answerFromNowOn { $0.wait == 0 ? Self.acknowledging($0) : nil } }
 
     /// From now on a long-poll returns the test's answer even when the agent cancelled it meanwhile,
     /// as a real answer already on the wire when the agent gives up on it does.
@@ -51,10 +51,6 @@ final class FakeMaster: MasterLink {
     }
 
     func exchange(_ request: ExchangeRequest, agent: AgentID, timeout: Double) async throws(ClientError) -> ExchangeResponse {
-        if request.wait == 0, state.withLock({ $0.acknowledgeReports }) {
-            exchanges.record(request)
-            return Self.acknowledging(request)
-        }
         if request.wait > 0, state.withLock({ $0.longPollAnswersOutliveCancellation }) {
             // An unstructured task: the caller's cancellation does not reach the pending call.
             let exchanges = self.exchanges

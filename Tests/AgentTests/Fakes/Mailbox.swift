@@ -38,6 +38,15 @@ final class Mailbox<Item: Sendable>: Sendable {
 
     /// What arrived and was not taken.
     var waiting: [Item] { state.withLock { $0.items } }
+
+    /// Takes every item already here that `matches`, at once.
+    func takeAll(where matches: (Item) -> Bool) -> [Item] {
+        state.withLock { state in
+            let taken = state.items.filter(matches)
+            state.items.removeAll(where: matches)
+            return taken
+        }
+    }
 }
 
 /// A call the code under test made and waits on until the test answers it (or it is cancelled).
@@ -100,16 +109,20 @@ final class PendingCall<Request: Sendable, Response: Sendable>: Sendable {
     }
 }
 
-/// The calls of one kind the code under test made: each waits for the test's answer.
+/// The calls of one kind the code under test made: each waits for the test's answer, or is answered
+/// at once once the test said how (`answerFromNowOn`).
 final class CallQueue<Request: Sendable, Response: Sendable>: Sendable {
     typealias Call = PendingCall<Request, Response>
+    typealias Answers = @Sendable (Request) -> Response?
+    private struct State {
+        var made: [Request] = []
+        var answers: Answers?
+    }
     private let pending = Mailbox<Call>()
-    private let made = Mutex<[Request]>([])
+    private let state = Mutex(State())
 
     /// Every request made, answered or not, in order.
-    var requests: [Request] { made.withLock { $0 } }
-
-    func record(_ request: Request) { made.withLock { $0.append(request) } }
+    var requests: [Request] { state.withLock { $0.made } }
 
     /// Waits for the test's answer to `request`.
     func call(_ request: Request) async throws(ClientError) -> Response {
@@ -117,10 +130,34 @@ final class CallQueue<Request: Sendable, Response: Sendable>: Sendable {
     }
 
     func result(_ request: Request) async -> Result<Response, ClientError> {
-        record(request)
-        let call = Call(request)
-        pending.put(call)
-        return await call.wait()
+        // Looked up and queued in one step: a call is either answered here or found by
+        // `answerFromNowOn`, never missed by both.
+        let queued = state.withLock { state -> Queued in
+            state.made.append(request)
+            if let response = state.answers?(request) { return .answered(response) }
+            let call = Call(request)
+            pending.put(call)
+            return .waiting(call)
+        }
+        switch queued {
+        case .answered(let response): return .success(response)
+        case .waiting(let call): return await call.wait()
+        }
+    }
+
+    private enum Queued { case answered(Response), waiting(Call) }
+
+    /// From now on every call that `answers` answers (non-nil) gets that answer at once; so do the
+    /// calls already waiting that the test has not taken (`next`). A call made just before the test
+    /// changed its mind (a report sent as the test ends) then does not wait forever.
+    func answerFromNowOn(_ answers: @escaping Answers) {
+        let waiting = state.withLock { state -> [(Call, Response)] in
+            state.answers = answers
+            return pending.takeAll { $0.isLive && answers($0.request) != nil }.compactMap { call in
+                answers(call.request).map { (call, $0) }
+            }
+        }
+        for (call, response) in waiting { call.answer(response) }
     }
 
     /// The next call still waiting for an answer that `matches`.
