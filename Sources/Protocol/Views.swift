@@ -101,6 +101,28 @@ public struct JobView: Codable, Sendable {
     }
 }
 
+/// `POST /v1/jobs` answered with `Prefer: return=minimal` (RFC 7240): what a submitter needs of the
+/// job it made (its id, its tasks' ids, what it should see) without the rest of `JobView`. A script
+/// that submits thousands of jobs saves the master an encode and itself a decode of each.
+public struct JobCreated: Codable, Sendable, Equatable {
+    public var id: JobID
+    public var taskIDs: [TaskID]?
+    public var warnings: [String]
+    public var href: String
+
+    public init(_ job: JobView) {
+        id = job.id
+        taskIDs = job.taskIDs
+        warnings = job.warnings
+        href = job.href
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, warnings, href
+        case taskIDs = "task_ids"
+    }
+}
+
 /// An agent kept away from a job's tasks, and how many of them failed on it.
 public struct BlocklistEntry: Codable, Sendable, Equatable {
     public var agent: AgentID

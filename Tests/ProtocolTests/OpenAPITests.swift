@@ -305,6 +305,9 @@ struct OpenAPITests {
         expectSchema("Job", describes: try Self.keys(Samples.job()))
         #expect(Set(try #require(doc.list("required", of: "Job")))
                 == (try Self.keys(Samples.job(taskIDs: nil, blocklist: nil))))
+        expectSchema("JobCreated", describes: try Self.keys(JobCreated(Samples.job())))
+        #expect(Set(try #require(doc.list("required", of: "JobCreated")))
+                == (try Self.keys(JobCreated(Samples.job(taskIDs: nil, blocklist: nil)))))
         expectSchema("BlocklistEntry", describes: try Self.keys(BlocklistEntry(agent: AgentID(rawValue: 3), failures: 3)))
         expectSchema("Task", describes: try Self.keys(Samples.task(full: true)))
         // What a bare task always carries is exactly what the schema requires.

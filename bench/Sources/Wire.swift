@@ -50,6 +50,14 @@ struct Wire: Sendable {
         return try WireJSON.decoder().decode(JobView.self, from: data)
     }
 
+    /// A raw JSON text in, the job's ids out (`Prefer: return=minimal`): what a script submitting
+    /// job after job reads of each answer.
+    func submitMinimal(json text: String, timeout: Double = 600) async throws -> JobCreated {
+        let data = try await client.raw("POST", APIPath.jobs, body: Data(text.utf8), contentType: "application/json",
+                                        headers: ["Prefer": "return=minimal"], timeout: timeout)
+        return try WireJSON.decoder().decode(JobCreated.self, from: data)
+    }
+
     func masterInfo() async throws -> MasterInfo { try await call("GET", APIPath.master) }
 }
 

@@ -21,11 +21,29 @@ extension MasterAPI {
         let placement = outcome.replayed ? try await placementWarnings(job.id)
             : try await placementWarnings(job.id, queued: outcome.queued, blocked: [])
         job.warnings = conversionWarnings + ownerWarnings + placement
-        var response = try Self.json(job, status: .created)
+        let minimal = Self.prefersMinimal(request)
+        var response = minimal ? try Self.json(JobCreated(job), status: .created) : try Self.json(job, status: .created)
+        // Literal, valid header names: the failable init cannot fail here.
+        if minimal { response.headers[.init("Preference-Applied")!] = "return=minimal" }
         // The same answer as the first time, said to be a replay.
-        // A literal, valid header name: the failable init cannot fail here.
         if outcome.replayed { response.headers[.init("Idempotent-Replayed")!] = "true" }
         return response
+    }
+
+    /// Whether the request's `Prefer` headers ask for `return=minimal` (RFC 7240: preferences are
+    /// comma-separated, their names and these values case-insensitive, a value may be quoted; one
+    /// not understood is ignored).
+    static func prefersMinimal(_ request: Request) -> Bool {
+        request.headers.contains { field in
+            field.name.canonicalName == "prefer" && field.value.split(separator: ",").contains { preference in
+                // A preference's own parameters (after `;`) do not matter here.
+                let parts = (preference.split(separator: ";").first ?? "").split(separator: "=", maxSplits: 1)
+                guard parts.count == 2 else { return false }
+                let name = parts[0].trimmingCharacters(in: .whitespaces).lowercased()
+                let value = parts[1].trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"")).lowercased()
+                return name == "return" && value == "minimal"
+            }
+        }
     }
 
     /// Whose job this is. A submit token's jobs are its name's, whatever the submission says; an
