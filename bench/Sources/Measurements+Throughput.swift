@@ -13,7 +13,8 @@ extension Measurements {
                     try await farm.startMaster()
                     try await farm.startAgent("agent", slots: slots, prefetch: context.agentPrefetch)
                     let processes = [farm.masterPID, farm.pid("agent"), getpid()]
-                    let before = processes.map { $0.flatMap(ProcStats.cpuSeconds) ?? .nan }
+                    let cpuNow = { processes.map { $0.flatMap(ProcStats.cpuSeconds) ?? .nan } }
+                    let before = cpuNow()
                     let seconds = try await timed {
                         if bulk {
                             _ = try await farm.admin.submit(json: JobText.frames("bulk", count: count, command: ["/bin/true"]))
@@ -22,8 +23,7 @@ extension Measurements {
                         }
                         try await farm.waitForSucceeded(count, timeout: 600)
                     }.1
-                    let after = processes.map { $0.flatMap(ProcStats.cpuSeconds) ?? .nan }
-                    return (seconds, zip(before, after).map { ($1 - $0) / Double(count) * 1000 })
+                    return (seconds, zip(before, cpuNow()).map { ($1 - $0) / Double(count) * 1000 })
                 }
                 let mode = bulk ? "one bulk job" : "each its own job"
                 let row = "/bin/true × \(count), \(slots) slots, \(mode)"

@@ -28,8 +28,9 @@ struct Wire: Sendable {
 
     /// One request; the raw body of a 2xx answer, else `WireError`.
     func raw(_ method: String, _ path: String, query: [String: String] = [:], body: Data? = nil,
-             timeout: Double = 120) async throws -> Data {
-        try await client.raw(method, path, query: query, body: body, contentType: "application/json", timeout: timeout)
+             headers: [String: String] = [:], timeout: Double = 120) async throws -> Data {
+        try await client.raw(method, path, query: query, body: body, contentType: "application/json", headers: headers,
+                             timeout: timeout)
     }
 
     /// A JSON body in, a JSON answer out.
@@ -53,8 +54,8 @@ struct Wire: Sendable {
     /// A raw JSON text in, the job's ids out (`Prefer: return=minimal`): what a script submitting
     /// job after job reads of each answer.
     func submitMinimal(json text: String, timeout: Double = 600) async throws -> JobCreated {
-        let data = try await client.raw("POST", APIPath.jobs, body: Data(text.utf8), contentType: "application/json",
-                                        headers: ["Prefer": "return=minimal"], timeout: timeout)
+        let data = try await raw("POST", APIPath.jobs, body: Data(text.utf8), headers: ["Prefer": "return=minimal"],
+                                 timeout: timeout)
         return try WireJSON.decoder().decode(JobCreated.self, from: data)
     }
 
