@@ -90,7 +90,7 @@ let package = Package(
             path: "Sources/Client",
             swiftSettings: strict
         ),
-        // Two glibc calls Swift's Glibc module does not expose (they sit behind _GNU_SOURCE).
+        // The glibc calls Swift's Glibc module does not expose (behind _GNU_SOURCE, or in malloc.h), and the task launch.
         .target(name: "CSpawn", path: "Sources/CSpawn"),
         .target(
             name: "PaddockAgent",

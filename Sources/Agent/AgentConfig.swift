@@ -30,6 +30,10 @@ public struct AgentConfig: Sendable {
     /// How long an OpenJD session with no task running stays open for more of its tasks before its
     /// environments are exited (`--session-linger`).
     public var sessionLinger: Duration = .seconds(5)
+    /// Whether the agent, when idle, drops its mapped code pages from its resident set
+    /// (`ResidentPages`). Pages are the process's: `paddock agent` says yes; an agent running inside
+    /// another process (`paddock dev`, the tests) leaves that process's pages alone.
+    public var releasesIdlePages = false
 
     public init(masterURL: URL, joinToken: String, name: String, workDir: String, resources: ResourceVector,
                 tags: [String], slots: Int? = nil) {

@@ -53,6 +53,7 @@ struct HeartbeatService: Service {
             // A sample taken while idle that moved: the next beat carries it (a fresh one would cover no time).
             var pending: HostMetrics?
             var reported: HostMetrics?
+            var footprint = IdleFootprint(logger: config.releasesIdlePages ? logger : nil)
             let failures = workload.exchanges.failures
             while !Task.isCancelled {
                 // An exchange that fails from here on brings the next beat forward (see below).
@@ -94,6 +95,7 @@ struct HeartbeatService: Service {
                     // An exchange that failed since this beat was taken may have granted leases whose answer
                     // was lost: they hold the agent's room on the master, idle, until a beat gives them
                     // back, so the next one goes at once.
+                    if footprint.enabled, await isIdle { footprint.idle() }
                     var quiet: Double = 0
                     while true {
                         await failures.wait(since: failuresSeen, timeout: .milliseconds(Int(reply.heartbeatInterval * 1000)))
@@ -101,6 +103,7 @@ struct HeartbeatService: Service {
                         if failures.generation != failuresSeen { break }
                         quiet += reply.heartbeatInterval
                         guard reply.state == .online, quiet < Self.idleInterval, await isIdle else { break }
+                        if footprint.enabled { footprint.idle() }
                         let sample = await probe.sample()
                         if hostMoved(sample, reported) {
                             pending = sample

@@ -376,6 +376,7 @@ struct AgentCommand: AsyncParsableCommand {
         let home = ProcessInfo.processInfo.environment["HOME"] ?? "."
         var config = try options.config(master: url, joinToken: join, defaultWorkDir: home + "/.paddock/agent")
         config.onStop = onStop
+        config.releasesIdlePages = true
         if !caFile.isEmpty {
             // Read now: a CA file that cannot be used stops the agent with that error, not at its first call.
             do { _ = try MasterClient(baseURL: url, token: "", caFile: caFile) } catch {

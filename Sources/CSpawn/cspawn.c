@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
@@ -21,6 +22,8 @@ int paddock_has_capability(int capability) {
 }
 
 int paddock_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int paddock_malloc_trim(void) { return malloc_trim(0); }
 
 int paddock_pidfd_open(pid_t pid) {
 #ifdef SYS_pidfd_open

@@ -25,6 +25,10 @@ int paddock_pipe_cloexec(int fds[2]);
 /// where the kernel has none.
 int paddock_pidfd_open(pid_t pid);
 
+/// malloc_trim(0) (glibc's malloc.h, which Swift's Glibc module leaves out): gives the free pages
+/// of every malloc arena back to the kernel. Returns 1 if memory was released.
+int paddock_malloc_trim(void);
+
 /// posix_spawn_file_actions_addchdir_np (glibc >= 2.29), hidden from Swift behind _GNU_SOURCE.
 int paddock_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
 

@@ -1,0 +1,117 @@
+import CSpawn
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Drops from the agent's page tables the pages of its clean, read-only file mappings: the code and
+/// constants of its executable and libraries.
+///
+/// Why: the kernel maps code 64 kB around every page a fault touches (fault-around), so start-up
+/// and each run leave megabytes of code resident that an idle agent's loops never run again. The
+/// idle agent's resident set was about 33 MB, of which 3.4 MB was its own memory (docs/BENCHMARKS.md,
+/// session 20). After a release, the pages stay in the page cache, shared with every other process
+/// that maps them; the next touch maps a page back with a minor fault, no disk read.
+///
+/// Safe because only mappings that cannot hold a written page are released: private, not writable,
+/// backed by a file, and with no private copy of any page (`Anonymous: 0 kB`). A relocated data
+/// segment made read-only after relocation (RELRO) holds private copies, so it is left alone;
+/// releasing it would lose the relocations. A read-only mapping cannot gain a private copy after
+/// the check, since nothing writes to it. What is released is what the kernel may evict from such
+/// a mapping at any time under memory pressure, and maps back the same way.
+enum ResidentPages {
+    /// One mapping of /proc/self/smaps that may be released.
+    struct Mapping: Equatable, Sendable {
+        var start: UInt
+        var end: UInt
+        var bytes: UInt { end - start }
+    }
+
+    /// The mappings of an smaps text that `release` may drop: private, readable, not writable, file
+    /// backed (an inode), no anonymous (privately copied) page, not locked.
+    static func releasable(smaps: String) -> [Mapping] {
+        var found: [Mapping] = []
+        var candidate: Mapping?
+        var anonymous = false
+        var locked = false
+        func close() {
+            if let candidate, !anonymous, !locked { found.append(candidate) }
+            candidate = nil
+        }
+        for line in smaps.split(separator: "\n", omittingEmptySubsequences: true) {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard let first = fields.first else { continue }
+            if let range = addressRange(first) {
+                close()
+                anonymous = false
+                locked = false
+                // address perms offset device inode [path]
+                guard fields.count >= 6, fields[1].count == 4, fields[4] != "0" else { continue }
+                let perms = Array(fields[1].utf8)
+                guard perms[0] == UInt8(ascii: "r"), perms[1] == UInt8(ascii: "-"), perms[3] == UInt8(ascii: "p") else { continue }
+                candidate = range
+            } else if first == "Anonymous:" {
+                anonymous = anonymous || (fields.count >= 2 && fields[1] != "0")
+            } else if first == "Locked:" {
+                locked = locked || (fields.count >= 2 && fields[1] != "0")
+            } else if first == "VmFlags:" {
+                locked = locked || fields.contains("lo")
+            }
+        }
+        close()
+        return found
+    }
+
+    /// `start-end` in hexadecimal, as a mapping's header line begins; nil for a field line.
+    private static func addressRange(_ token: Substring) -> Mapping? {
+        let parts = token.split(separator: "-")
+        guard parts.count == 2, let start = UInt(parts[0], radix: 16), let end = UInt(parts[1], radix: 16), start < end
+        else { return nil }
+        return Mapping(start: start, end: end)
+    }
+
+    /// Releases the releasable mappings of this process and returns them. The heap's free pages go
+    /// back too (`malloc_trim`): the threads' arenas keep what start-up and the runs freed.
+    @discardableResult
+    static func release() -> [Mapping] {
+        guard let data = ProcessLedger.readProcFile("/proc/self/smaps") else { return [] }
+        let mappings = releasable(smaps: String(decoding: data, as: UTF8.self))
+        for mapping in mappings {
+            // An error (a mapping gone since the read) leaves that mapping as it was.
+            _ = madvise(UnsafeMutableRawPointer(bitPattern: mapping.start), Int(mapping.bytes), MADV_DONTNEED)
+        }
+        _ = paddock_malloc_trim()
+        return mappings
+    }
+
+    /// This process's resident set, in bytes (`/proc/self/statm`).
+    static func residentBytes() -> Int? {
+        guard let data = ProcessLedger.readProcFile("/proc/self/statm") else { return nil }
+        let fields = String(decoding: data, as: UTF8.self).split(separator: " ")
+        guard fields.count >= 2, let pages = Int(fields[1]) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+}
+
+/// When an idle agent releases its pages: the first time it is seen idle (after start-up), then
+/// whenever it has grown by more than `slack` since its last release (the runs' code and heap).
+/// A release costs a read of /proc/self/smaps and the minor faults that map back what the idle
+/// loops touch: once per busy period, not per beat.
+struct IdleFootprint: Sendable {
+    static let slack = 1 << 20
+    /// Where releases are logged (debug); nil: releases are off (`AgentConfig.releasesIdlePages`).
+    let logger: Logger?
+    /// The resident set just after the last release.
+    private(set) var floor: Int?
+
+    var enabled: Bool { logger != nil }
+
+    mutating func idle() {
+        guard let logger, let before = ResidentPages.residentBytes() else { return }
+        if let floor, before < floor + Self.slack { return }
+        let released = ResidentPages.release()
+        let after = ResidentPages.residentBytes()
+        floor = after
+        logger.debug("idle: released \(released.count) mappings of code and constants; resident \(before >> 10) kB → \((after ?? 0) >> 10) kB")
+    }
+}
