@@ -92,10 +92,21 @@ let package = Package(
         ),
         // The glibc calls Swift's Glibc module does not expose (behind _GNU_SOURCE, or in malloc.h), and the task launch.
         .target(name: "CSpawn", path: "Sources/CSpawn"),
+        // A process's clean code pages dropped from its resident set (the idle agent, the master).
+        .target(
+            name: "PaddockFootprint",
+            dependencies: [
+                "CSpawn",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Footprint",
+            swiftSettings: strict
+        ),
         .target(
             name: "PaddockAgent",
             dependencies: [
-                "PaddockProtocol", "PaddockClient", "CSpawn",
+                "PaddockProtocol", "PaddockClient", "CSpawn", "PaddockFootprint",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -105,7 +116,7 @@ let package = Package(
         .executableTarget(
             name: "PaddockCLI",
             dependencies: [
-                "PaddockProtocol", "PaddockClient", "PaddockMaster", "PaddockAgent", "PaddockOpenJD",
+                "PaddockProtocol", "PaddockClient", "PaddockMaster", "PaddockAgent", "PaddockOpenJD", "PaddockFootprint",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -154,7 +165,7 @@ let package = Package(
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "PaddockAgent", "PaddockProtocol", "PaddockClient", "PaddockTestSupport",
+                "PaddockAgent", "PaddockProtocol", "PaddockClient", "PaddockTestSupport", "PaddockFootprint",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 // `testGracefulShutdown`: the exchange loop's tests stop it as SIGTERM would.

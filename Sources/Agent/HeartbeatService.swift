@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PaddockClient
+import PaddockFootprint
 import PaddockProtocol
 import ServiceLifecycle
 
@@ -53,7 +54,8 @@ struct HeartbeatService: Service {
             // A sample taken while idle that moved: the next beat carries it (a fresh one would cover no time).
             var pending: HostMetrics?
             var reported: HostMetrics?
-            var footprint = IdleFootprint(logger: config.releasesIdlePages ? logger : nil)
+            // An idle `paddock agent` drops the code its start-up and its runs left resident (ARCHITECTURE §3, "An idle agent's footprint").
+            var footprint = config.releasesIdlePages ? ResidentTrim("idle agent", logger: logger) : nil
             let failures = workload.exchanges.failures
             while !Task.isCancelled {
                 // An exchange that fails from here on brings the next beat forward (see below).
@@ -88,6 +90,7 @@ struct HeartbeatService: Service {
                             Task { await run.terminate(grace: config.killGrace, clock: clock) }
                         }
                     }
+                    if footprint != nil, await isIdle { footprint?.releaseIfGrown() }
                     // Idle and online, the agent is kept alive by the long-polls it holds (the master's
                     // `LivenessKeeper`): it beats to report its host, when that moved or every
                     // `idleInterval`. It looks every interval, so a lease it is given is renewed as soon
@@ -95,7 +98,6 @@ struct HeartbeatService: Service {
                     // An exchange that failed since this beat was taken may have granted leases whose answer
                     // was lost: they hold the agent's room on the master, idle, until a beat gives them
                     // back, so the next one goes at once.
-                    if footprint.enabled, await isIdle { footprint.idle() }
                     var quiet: Double = 0
                     while true {
                         await failures.wait(since: failuresSeen, timeout: .milliseconds(Int(reply.heartbeatInterval * 1000)))
@@ -103,7 +105,7 @@ struct HeartbeatService: Service {
                         if failures.generation != failuresSeen { break }
                         quiet += reply.heartbeatInterval
                         guard reply.state == .online, quiet < Self.idleInterval, await isIdle else { break }
-                        if footprint.enabled { footprint.idle() }
+                        footprint?.releaseIfGrown()
                         let sample = await probe.sample()
                         if hostMoved(sample, reported) {
                             pending = sample

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PaddockClient
+import PaddockFootprint
 import Logging
 import PaddockAgent
 import PaddockMaster
@@ -346,7 +347,8 @@ struct MasterCommand: AsyncParsableCommand {
         }
         let master = Master(config: config, store: try await options.openStore(logger: logger))
         let services = try await master.services(logger: logger) { url in say("paddock master listening on \(url)") }
-        try await runServices(services, logger: logger)
+        try await runServices(services + [ResidentTrimService(every: .seconds(60), trim: ResidentTrim("master", logger: logger))],
+                              logger: logger)
     }
 }
 

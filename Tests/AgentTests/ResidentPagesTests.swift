@@ -1,11 +1,14 @@
 import Foundation
-@testable import PaddockAgent
+import Logging
+@testable import PaddockFootprint
+import ServiceLifecycle
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// An idle agent drops its clean code pages from its resident set, and nothing else.
+/// A process (an idle agent, a master) drops its clean code pages from its resident set, and nothing else.
 @Suite struct ResidentPagesTests {
     @Test func onlyPrivateReadOnlyFileMappingsWithNoPrivateCopyAreReleasable() {
         let smaps = """
@@ -76,9 +79,26 @@ import Glibc
         }
     }
 
+    /// The service the master runs asks at every interval, and its first ask releases.
+    @Test func theServiceReleasesAtItsInterval() async throws {
+        let lines = LogLines()
+        let logger = Logger(label: "test") { _ in lines }
+        var trim = ResidentTrim("test", logger: { var l = logger; l.logLevel = .debug; return l }())
+        #expect(trim.floor == nil)
+        let service = ResidentTrimService(every: .milliseconds(20), trim: trim)
+        let running = Task { try await service.run() }
+        defer { running.cancel() }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while lines.all.isEmpty, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let line = try #require(lines.all.first, "no release logged within 60 s")
+        #expect(line.hasPrefix("test: released "), "\(line)")
+        trim.releaseIfGrown()
+        #expect(trim.floor != nil)
+    }
+
     /// `Rss:` of the mapping that starts at `address`, in kB (/proc/self/smaps).
     private func residentKilobytes(of address: UnsafeMutableRawPointer) throws -> Int {
-        let smaps = String(decoding: try #require(ProcessLedger.readProcFile("/proc/self/smaps")), as: UTF8.self)
+        let smaps = String(decoding: try #require(ResidentPages.readProcFile("/proc/self/smaps")), as: UTF8.self)
         let header = String(UInt(bitPattern: address), radix: 16) + "-"
         var inside = false
         for line in smaps.split(separator: "\n") {
@@ -93,4 +113,23 @@ import Glibc
     }
 
     private struct ResidentTestError: Error, CustomStringConvertible { let description: String }
+}
+
+/// Log messages kept for a test to read.
+private final class LogLines: LogHandler, Sendable {
+    private let lines = Mutex<[String]>([])
+    var all: [String] { lines.withLock { $0 } }
+    var metadata: Logger.Metadata {
+        get { [:] }
+        set {}  // a test's lines carry none
+    }
+    var logLevel: Logger.Level {
+        get { .trace }
+        set {}  // every level is kept
+    }
+    subscript(metadataKey _: String) -> Logger.Metadata.Value? {
+        get { nil }
+        set {}
+    }
+    func log(event: LogEvent) { lines.withLock { $0.append("\(event.message)") } }
 }

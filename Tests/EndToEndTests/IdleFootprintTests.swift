@@ -8,7 +8,7 @@ extension EndToEnd { @Suite struct IdleFootprintTests {
         let farm = try Farm()
         try await farm.startMaster()
         try farm.startAgent("lean", ["--slots", "2", "--log-level", "debug"])
-        let line = try await farm.waitForLine(in: farm.dir + "/lean.log", containing: "idle: released")
+        let line = try await farm.waitForLine(in: farm.dir + "/lean.log", containing: "idle agent: released")
         // "... resident 39000 kB → 12000 kB"
         let figures = line.split(separator: "resident").last?.split(separator: " ").compactMap { Int($0) } ?? []
         try #require(figures.count == 2, "\(line)")

@@ -1,16 +1,15 @@
 import CSpawn
-import Logging
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Drops from the agent's page tables the pages of its clean, read-only file mappings: the code and
-/// constants of its executable and libraries.
+/// Drops from this process's page tables the pages of its clean, read-only file mappings: the code
+/// and constants of its executable and libraries.
 ///
 /// Why: the kernel maps code 64 kB around every page a fault touches (fault-around), so start-up
 /// and each run leave megabytes of code resident that an idle agent's loops never run again. The
-/// idle agent's resident set was about 33 MB, of which 3.4 MB was its own memory (docs/BENCHMARKS.md,
-/// session 20). After a release, the pages stay in the page cache, shared with every other process
+/// idle agent's resident set was about 39 MiB, of which under 4 MiB was its own memory
+/// (docs/BENCHMARKS.md, sessions 20 and 25). After a release, the pages stay in the page cache, shared with every other process
 /// that maps them; the next touch maps a page back with a minor fault, no disk read.
 ///
 /// Safe because only mappings that cannot hold a written page are released: private, not writable,
@@ -19,17 +18,22 @@ import Glibc
 /// releasing it would lose the relocations. A read-only mapping cannot gain a private copy after
 /// the check, since nothing writes to it. What is released is what the kernel may evict from such
 /// a mapping at any time under memory pressure, and maps back the same way.
-enum ResidentPages {
+public enum ResidentPages {
     /// One mapping of /proc/self/smaps that may be released.
-    struct Mapping: Equatable, Sendable {
-        var start: UInt
-        var end: UInt
-        var bytes: UInt { end - start }
+    public struct Mapping: Equatable, Sendable {
+        public var start: UInt
+        public var end: UInt
+        public var bytes: UInt { end - start }
+
+        public init(start: UInt, end: UInt) {
+            self.start = start
+            self.end = end
+        }
     }
 
     /// The mappings of an smaps text that `release` may drop: private, readable, not writable, file
     /// backed (an inode), no anonymous (privately copied) page, not locked.
-    static func releasable(smaps: String) -> [Mapping] {
+    public static func releasable(smaps: String) -> [Mapping] {
         var found: [Mapping] = []
         var candidate: Mapping?
         var anonymous = false
@@ -73,8 +77,8 @@ enum ResidentPages {
     /// Releases the releasable mappings of this process and returns them. The heap's free pages go
     /// back too (`malloc_trim`): the threads' arenas keep what start-up and the runs freed.
     @discardableResult
-    static func release() -> [Mapping] {
-        guard let data = ProcessLedger.readProcFile("/proc/self/smaps") else { return [] }
+    public static func release() -> [Mapping] {
+        guard let data = readProcFile("/proc/self/smaps") else { return [] }
         let mappings = releasable(smaps: String(decoding: data, as: UTF8.self))
         for mapping in mappings {
             // An error (a mapping gone since the read) leaves that mapping as it was.
@@ -85,33 +89,26 @@ enum ResidentPages {
     }
 
     /// This process's resident set, in bytes (`/proc/self/statm`).
-    static func residentBytes() -> Int? {
-        guard let data = ProcessLedger.readProcFile("/proc/self/statm") else { return nil }
+    public static func residentBytes() -> Int? {
+        guard let data = readProcFile("/proc/self/statm") else { return nil }
         let fields = String(decoding: data, as: UTF8.self).split(separator: " ")
         guard fields.count >= 2, let pages = Int(fields[1]) else { return nil }
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
-}
 
-/// When an idle agent releases its pages: the first time it is seen idle (after start-up), then
-/// whenever it has grown by more than `slack` since its last release (the runs' code and heap).
-/// A release costs a read of /proc/self/smaps and the minor faults that map back what the idle
-/// loops touch: once per busy period, not per beat.
-struct IdleFootprint: Sendable {
-    static let slack = 1 << 20
-    /// Where releases are logged (debug); nil: releases are off (`AgentConfig.releasesIdlePages`).
-    let logger: Logger?
-    /// The resident set just after the last release.
-    private(set) var floor: Int?
-
-    var enabled: Bool { logger != nil }
-
-    mutating func idle() {
-        guard let logger, let before = ResidentPages.residentBytes() else { return }
-        if let floor, before < floor + Self.slack { return }
-        let released = ResidentPages.release()
-        let after = ResidentPages.residentBytes()
-        floor = after
-        logger.debug("idle: released \(released.count) mappings of code and constants; resident \(before >> 10) kB → \((after ?? 0) >> 10) kB")
+    /// A /proc file, read to its end (its size says 0, so it is read until a read returns nothing).
+    static func readProcFile(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return nil }
+            if n == 0 { return bytes }
+            bytes.append(contentsOf: buffer[0..<n])
+        }
     }
 }
