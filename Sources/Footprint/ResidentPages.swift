@@ -9,13 +9,14 @@ import Glibc
 /// Why: the kernel maps code 64 kB around every page a fault touches (fault-around), so start-up
 /// and each run leave megabytes of code resident that an idle agent's loops never run again. The
 /// idle agent's resident set was about 39 MiB, of which under 4 MiB was its own memory
-/// (docs/BENCHMARKS.md, sessions 20 and 25). After a release, the pages stay in the page cache, shared with every other process
-/// that maps them; the next touch maps a page back with a minor fault, no disk read.
+/// (docs/BENCHMARKS.md, sessions 20 and 25). After a release, the pages stay in the page cache,
+/// shared with every other process that maps them; the next touch maps a page back with a minor
+/// fault, no disk read.
 ///
 /// Safe because only mappings that cannot hold a written page are released: private, not writable,
-/// backed by a file, and with no private copy of any page (`Anonymous: 0 kB`). A relocated data
-/// segment made read-only after relocation (RELRO) holds private copies, so it is left alone;
-/// releasing it would lose the relocations. A read-only mapping cannot gain a private copy after
+/// backed by a file, and with no private copy of any page, resident or swapped out (`Anonymous:`
+/// and `Swap:` both 0 kB). A relocated data segment made read-only after relocation (RELRO)
+/// holds private copies, so it is left alone; releasing it would lose the relocations. A read-only mapping cannot gain a private copy after
 /// the check, since nothing writes to it. What is released is what the kernel may evict from such
 /// a mapping at any time under memory pressure, and maps back the same way.
 public enum ResidentPages {
@@ -32,7 +33,8 @@ public enum ResidentPages {
     }
 
     /// The mappings of an smaps text that `release` may drop: private, readable, not writable, file
-    /// backed (an inode), no anonymous (privately copied) page, not locked.
+    /// backed (an inode), no privately copied page (resident, `Anonymous:`, or swapped out, `Swap:`),
+    /// not locked.
     public static func releasable(smaps: String) -> [Mapping] {
         var found: [Mapping] = []
         var candidate: Mapping?
@@ -54,7 +56,7 @@ public enum ResidentPages {
                 let perms = Array(fields[1].utf8)
                 guard perms[0] == UInt8(ascii: "r"), perms[1] == UInt8(ascii: "-"), perms[3] == UInt8(ascii: "p") else { continue }
                 candidate = range
-            } else if first == "Anonymous:" {
+            } else if first == "Anonymous:" || first == "Swap:" {
                 anonymous = anonymous || (fields.count >= 2 && fields[1] != "0")
             } else if first == "Locked:" {
                 locked = locked || (fields.count >= 2 && fields[1] != "0")

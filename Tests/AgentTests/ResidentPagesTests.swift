@@ -10,6 +10,7 @@ import Glibc
 
 /// A process (an idle agent, a master) drops its clean code pages from its resident set, and nothing else.
 @Suite struct ResidentPagesTests {
+    /// The last mapping's privately copied pages are swapped out: it holds written pages all the same.
     @Test func onlyPrivateReadOnlyFileMappingsWithNoPrivateCopyAreReleasable() {
         let smaps = """
         00400000-00500000 r-xp 00000000 08:01 1001   /usr/bin/paddock
@@ -36,6 +37,10 @@ import Glibc
         7f0000300000-7f0000400000 ---p 00000000 08:01 3005   /usr/lib/guard.so
         7f0000400000-7f0000500000 r--p 00000000 08:01 3006   /usr/lib/locale/locale-archive (deleted)
         Anonymous:             0 kB
+        Swap:                  0 kB
+        7f0000500000-7f0000600000 r--p 00002000 08:01 3007   /usr/lib/relocated.so
+        Anonymous:             0 kB
+        Swap:                  8 kB
         """
         #expect(ResidentPages.releasable(smaps: smaps) == [
             .init(start: 0x0040_0000, end: 0x0050_0000),
