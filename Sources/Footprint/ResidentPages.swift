@@ -16,9 +16,10 @@ import Glibc
 /// Safe because only mappings that cannot hold a written page are released: private, not writable,
 /// backed by a file, and with no private copy of any page, resident or swapped out (`Anonymous:`
 /// and `Swap:` both 0 kB). A relocated data segment made read-only after relocation (RELRO)
-/// holds private copies, so it is left alone; releasing it would lose the relocations. A read-only mapping cannot gain a private copy after
-/// the check, since nothing writes to it. What is released is what the kernel may evict from such
-/// a mapping at any time under memory pressure, and maps back the same way.
+/// holds private copies, so it is left alone; releasing it would lose the relocations. A read-only
+/// mapping cannot gain a private copy after the check, since nothing writes to it. What is released
+/// is what the kernel may evict from such a mapping at any time under memory pressure, and maps
+/// back the same way.
 public enum ResidentPages {
     /// One mapping of /proc/self/smaps that may be released.
     public struct Mapping: Equatable, Sendable {
