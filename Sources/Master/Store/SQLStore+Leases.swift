@@ -231,8 +231,12 @@ extension SQLStore {
     /// the others. Returns how many it was asked for; a lease already asked for is not asked again
     /// while that command lives, and at most half a backlog is asked for at once.
     static func steal(_ db: any SQLDatabase, for order: ClaimOrder, free: ResourceVector, tags: Set<String>) throws -> Int {
+        // `state IN ('assigned','running')`, implied by `state = 'assigned'`, is written out in these
+        // queries: SQLite uses the partial index of held leases (`tasks_held`) only for a query that
+        // repeats its condition word for word.
         let victims = try SQLRow.fetchAll(db, sql: """
-            SELECT agent_id, COUNT(*) AS n FROM tasks WHERE state = 'assigned' AND prefetched = 1 AND agent_id != ?
+            SELECT agent_id, COUNT(*) AS n FROM tasks
+            WHERE state IN ('assigned','running') AND state = 'assigned' AND prefetched = 1 AND agent_id != ?
             GROUP BY agent_id ORDER BY n DESC LIMIT 3
             """, arguments: [order.agent.rawValue])
         for victimRow in victims {
@@ -242,7 +246,7 @@ extension SQLStore {
             let unanswered = try Int.fetchOne(db, sql: """
                 SELECT COUNT(*) FROM agent_commands c JOIN tasks t ON t.id = c.task_id AND t.epoch = c.epoch
                 WHERE c.agent_id = ? AND c.kind = 'give_back' AND c.expires_at > ?
-                  AND t.agent_id = c.agent_id AND t.state = 'assigned' AND t.prefetched = 1
+                  AND t.agent_id = c.agent_id AND t.state IN ('assigned','running') AND t.state = 'assigned' AND t.prefetched = 1
                 """, arguments: [victim.rawValue, order.now.timeIntervalSince1970]) ?? 0
             let allowance = (backlog + 1) / 2 - unanswered
             guard allowance > 0 else { continue }
@@ -250,7 +254,7 @@ extension SQLStore {
             // asked for is what it would start last (and most likely still has not).
             let rows = try SQLRow.fetchAll(db, sql: """
                 SELECT t.*, j.owner FROM tasks t JOIN jobs j ON j.id = t.job_id AND j.paused = 0
-                WHERE t.agent_id = ? AND t.state = 'assigned' AND t.prefetched = 1
+                WHERE t.agent_id = ? AND t.state IN ('assigned','running') AND t.state = 'assigned' AND t.prefetched = 1
                   AND NOT EXISTS (SELECT 1 FROM job_blocklist b WHERE b.job_id = t.job_id AND b.agent_id = ? AND b.failures >= ?)
                   AND NOT EXISTS (SELECT 1 FROM agent_commands c WHERE c.agent_id = t.agent_id AND c.kind = 'give_back'
                                   AND c.task_id = t.id AND c.epoch = t.epoch AND c.expires_at > ?)

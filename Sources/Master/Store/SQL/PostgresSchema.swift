@@ -251,6 +251,15 @@ enum PostgresSchema {
             ALTER TABLE tasks ADD COLUMN grant_incarnation BIGINT;
             ALTER TABLE tasks ADD COLUMN grant_sequence BIGINT;
             """),
+        // As SQLite's v14: the queue's and the held leases' indexes hold only the tasks in those
+        // states, and the one by agent only the agent, so a task's moves touch fewer index entries.
+        ("10", """
+            DROP INDEX tasks_queue;
+            CREATE INDEX tasks_ready ON tasks(priority DESC, id) WHERE state = 'queued';
+            DROP INDEX tasks_agent;
+            CREATE INDEX tasks_agent ON tasks(agent_id);
+            CREATE INDEX tasks_held ON tasks(agent_id) WHERE state IN ('assigned','running');
+            """),
     ]
 
     static func migrate(location: PostgresLocation, logger: Logger) async throws {
