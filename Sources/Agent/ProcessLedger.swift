@@ -1,4 +1,5 @@
 import Foundation
+import PaddockFootprint
 import PaddockProtocol
 import Synchronization
 #if canImport(Glibc)
@@ -112,29 +113,9 @@ public final class ProcessLedger: Sendable {
         return killed
     }
 
-    /// /proc files report a size of 0: read them to the end rather than by their size.
+    /// A /proc file, whole (`ProcFile.read`); nil when it cannot be read.
     public static func readProcFile(_ path: String) -> Data? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        return readToEnd(fd).data
-    }
-
-    /// Everything `fd` answers from where it stands to its end, and whether a read failed before the
-    /// end (what came before it is in `data`).
-    static func readToEnd(_ fd: Int32) -> (data: Data, failed: Bool) {
-        var data = Data()
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n > 0 {
-                data.append(contentsOf: buffer[0..<n])
-            } else if n < 0 && errno == EINTR {
-                continue
-            } else {
-                return (data, n < 0)
-            }
-        }
+        ProcFile.read(path).map { Data($0) }
     }
 
     /// Pids whose process group is `group`, from /proc/PID/stat (field 5).

@@ -81,7 +81,7 @@ public enum ResidentPages {
     /// back too (`malloc_trim`): the threads' arenas keep what start-up and the runs freed.
     @discardableResult
     public static func release() -> [Mapping] {
-        guard let data = readProcFile("/proc/self/smaps") else { return [] }
+        guard let data = ProcFile.read("/proc/self/smaps") else { return [] }
         let mappings = releasable(smaps: String(decoding: data, as: UTF8.self))
         for mapping in mappings {
             // An error (a mapping gone since the read) leaves that mapping as it was.
@@ -93,25 +93,9 @@ public enum ResidentPages {
 
     /// This process's resident set, in bytes (`/proc/self/statm`).
     public static func residentBytes() -> Int? {
-        guard let data = readProcFile("/proc/self/statm") else { return nil }
+        guard let data = ProcFile.read("/proc/self/statm") else { return nil }
         let fields = String(decoding: data, as: UTF8.self).split(separator: " ")
         guard fields.count >= 2, let pages = Int(fields[1]) else { return nil }
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-    }
-
-    /// A /proc file, read to its end (its size says 0, so it is read until a read returns nothing).
-    static func readProcFile(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16_384)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { return nil }
-            if n == 0 { return bytes }
-            bytes.append(contentsOf: buffer[0..<n])
-        }
     }
 }

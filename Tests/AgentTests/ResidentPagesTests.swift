@@ -103,7 +103,7 @@ import Glibc
 
     /// `Rss:` of the mapping that starts at `address`, in kB (/proc/self/smaps).
     private func residentKilobytes(of address: UnsafeMutableRawPointer) throws -> Int {
-        let smaps = String(decoding: try #require(ResidentPages.readProcFile("/proc/self/smaps")), as: UTF8.self)
+        let smaps = String(decoding: try #require(ProcFile.read("/proc/self/smaps")), as: UTF8.self)
         let header = String(UInt(bitPattern: address), radix: 16) + "-"
         var inside = false
         for line in smaps.split(separator: "\n") {
