@@ -257,7 +257,7 @@ enum PostgresSchema {
             DROP INDEX tasks_queue;
             CREATE INDEX tasks_ready ON tasks(priority DESC, id) WHERE state = 'queued';
             DROP INDEX tasks_agent;
-            CREATE INDEX tasks_agent ON tasks(agent_id);
+            CREATE INDEX tasks_agent ON tasks(agent_id) WHERE agent_id IS NOT NULL;
             CREATE INDEX tasks_held ON tasks(agent_id) WHERE state IN ('assigned','running');
             """),
     ]

@@ -270,15 +270,16 @@ enum SQLiteSchema {
             // in each index holding its state: the queue's (state, priority, id) and the agent's
             // (agent_id, state). Now the queue's index holds only queued tasks (a claim's head reads
             // nothing else), a partial one holds the leases agents hold (their room, their leases, a
-            // steal's victims), and the agent's holds the agent alone (a task's history by agent):
-            // a claim removes one entry from the first, a start and a finish touch only the second.
+            // steal's victims), and the agent's holds the agent alone, for tasks that have had one (a
+            // task's history by agent; a submission writes no entry there): a claim removes one entry
+            // from the first, a start and a finish touch only the second.
             // Queries on held leases say `state IN ('assigned','running')` word for word: SQLite
             // uses a partial index only for a query that repeats its condition.
             try db.execute(sql: """
                 DROP INDEX tasks_queue;
                 CREATE INDEX tasks_ready ON tasks(priority DESC, id) WHERE state = 'queued';
                 DROP INDEX tasks_agent;
-                CREATE INDEX tasks_agent ON tasks(agent_id);
+                CREATE INDEX tasks_agent ON tasks(agent_id) WHERE agent_id IS NOT NULL;
                 CREATE INDEX tasks_held ON tasks(agent_id) WHERE state IN ('assigned','running');
                 """)
         }
