@@ -156,6 +156,8 @@ let package = Package(
                 "PaddockMaster", "PaddockProtocol", "PaddockTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                // `SQLiteUpgradeTests` writes a store under an earlier schema with GRDB's migrator.
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
