@@ -14,14 +14,16 @@ struct TestMaster {
     let master: Master
 
     /// `store` may wrap the real SQLite store (e.g. to cut the master off its database); `database`
-    /// is a SQLite file written before (by an earlier schema, say) to open instead of a new one.
+    /// is a SQLite file written before (by an earlier schema, say) to open instead of a new one;
+    /// `statements` is told every statement the store runs (see `SQLiteEngine.init`).
     init(leaseTimeout: Double = 30, trustedProxies: TrustedProxies = .none, database: String? = nil,
-         store wrap: (SQLStore) -> any Store = { $0 }) throws {
+         store wrap: (SQLStore) -> any Store = { $0 }, statements: (@Sendable (String) -> Void)? = nil) throws {
         dir = NSTemporaryDirectory() + "paddock-mastertest-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var config = MasterConfig(joinToken: Self.join, adminToken: Self.admin, leaseTimeout: leaseTimeout)
         config.trustedProxies = trustedProxies
-        master = Master(config: config, store: wrap(try SQLStore.sqlite(path: database ?? dir + "/paddock.sqlite")))
+        let engine = try SQLiteEngine(path: database ?? dir + "/paddock.sqlite", statements: statements)
+        master = Master(config: config, store: wrap(SQLStore(engine: engine)))
     }
 
     /// In-process through the router by default; `.live` serves it on a loopback port (a real TCP peer).

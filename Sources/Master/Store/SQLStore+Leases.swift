@@ -553,9 +553,11 @@ extension SQLStore {
             result.agentsMarkedOffline = try db.execute(sql: """
                 UPDATE agents SET state = 'offline' WHERE state = 'online' AND last_seen < ?
                 """, arguments: [silentSince.timeIntervalSince1970])
+            // In the order of `tasks_lease`, the longest expired first: ordered by id, SQLite read the
+            // whole table (every task ever submitted) in each sweep, inside the one writer.
             let expired = try SQLRow.fetchAll(db, sql: """
                 SELECT * FROM tasks WHERE lease_expires_at < ? AND state IN ('assigned','running')
-                ORDER BY id LIMIT 10000\(db.skipLocked())
+                ORDER BY lease_expires_at, id LIMIT 10000\(db.skipLocked())
                 """, arguments: [now.timeIntervalSince1970])
             for row in expired {
                 switch try Self.loseLease(db, try Self.taskView(row), reason: "lease expired", now: now) {

@@ -14,7 +14,10 @@ public final class SQLiteEngine: SQLEngine {
     let pool: DatabasePool
     private let group: GroupCommit
 
-    public init(path: String) throws {
+    /// `statements`, when given, is told the text of every statement each connection runs (with
+    /// `?` for its arguments; a trigger's own statements start with `--`): the query-plan test
+    /// reads the store's whole vocabulary through it.
+    public init(path: String, statements: (@Sendable (String) -> Void)? = nil) throws {
         var config = Configuration()
         config.journalMode = .wal
         config.busyMode = .timeout(5)
@@ -22,6 +25,11 @@ public final class SQLiteEngine: SQLEngine {
             // Sub-journals of savepoints (every write runs in one) stay in memory: on disk each was a
             // temporary file created and unlinked per statement that might need rolling back.
             try db.execute(sql: "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY")
+            if let statements {
+                db.trace(options: .statement) { event in
+                    if case .statement(let statement) = event { statements(statement.sql) }
+                }
+            }
         }
         pool = try DatabasePool(path: path, configuration: config)
         // GRDB turns WAL on after `prepareDatabase` and sets `synchronous = NORMAL` with it (commits
