@@ -126,6 +126,8 @@ struct Sizes: Sendable {
     var soakJobs: Int = 20
     var soakTasksPerJob: Int = 1000
     var soakMasterKills: Int = 30
+    /// `claims`: how long the master is watched idle with the largest queue.
+    var queueIdleSeconds: Int = 10
 
     static let full = Sizes(trueTasks: 1000, sleepTasks: 1000, submitTasks: 100_000, latencySamples: 100,
                             claimQueues: [1000, 100_000, 1_000_000], claimSamples: 200, placementTasks: 10_000,
@@ -136,7 +138,7 @@ struct Sizes: Sendable {
                              claimSamples: 20, placementTasks: 200, placementAgents: 8, talkbackSamples: 5,
                              idleAgents: 50, settleSeconds: 1, idleWindowSeconds: 2, herdJobs: 3, quietSeconds: 1,
                              storeTasks: 20, storeAgents: 2, storeClaimQueue: 100,
-                             soakJobs: 4, soakTasksPerJob: 25, soakMasterKills: 3)
+                             soakJobs: 4, soakTasksPerJob: 25, soakMasterKills: 3, queueIdleSeconds: 1)
 }
 
 /// The registry of measurements, in the order a full run makes them.

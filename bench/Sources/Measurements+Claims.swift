@@ -5,6 +5,7 @@ import PaddockProtocol
 extension Measurements {
     /// Claim latency (one slot, no wait) with 1 000, 100 000 and 1 000 000 tasks queued. Each claimed
     /// task is then reported started and finished (untimed), so the agent holds nothing between claims.
+    /// Then the master's CPU while it only holds the largest queue.
     static func claimLatency(_ context: BenchContext) async throws -> [Figure] {
         try await withFarm(context, "claims") { farm in
             try await farm.startMaster()
@@ -34,6 +35,14 @@ extension Measurements {
                 medians.append(figuresHere[0].value)
                 figures += figuresHere
             }
+            // What the queue costs the master while nothing happens (its sweeper, its tally): before
+            // session 27 each second's lease sweep read the whole tasks table.
+            guard let pid = farm.masterPID else { throw BenchError("no master pid") }
+            let cpu0 = ProcStats.cpuSeconds(pid) ?? .nan
+            try await Task.sleep(for: .seconds(context.sizes.queueIdleSeconds))
+            let cpu1 = ProcStats.cpuSeconds(pid) ?? .nan
+            figures.append(Figure("master CPU, idle with \(grouped(context.sizes.claimQueues.last ?? queued)) queued", (cpu1 - cpu0) / Double(context.sizes.queueIdleSeconds) * 100,
+                                  "% of a core", note: "utime+stime over \(context.sizes.queueIdleSeconds) s, no agent asking"))
             if let first = medians.first, let last = medians.last, medians.count > 1,
                let smallest = context.sizes.claimQueues.first, let largest = context.sizes.claimQueues.last {
                 figures.append(Figure("claim p50 ratio, \(grouped(largest)) / \(grouped(smallest)) queued", last / first, "×",
