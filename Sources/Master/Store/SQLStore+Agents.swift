@@ -122,7 +122,7 @@ extension SQLStore {
             if !beat.authoritative {
                 let held = Set(beat.held.map(\.task))
                 for row in try SQLRow.fetchAll(db, sql: """
-                    SELECT * FROM tasks WHERE agent_id = ? AND state IN ('assigned','running')
+                    SELECT * FROM tasks WHERE agent_id = ? AND \(Self.held())
                       AND (lease_expires_at < ? OR (grant_incarnation = ? AND grant_sequence <= ?))
                     ORDER BY id\(db.lockRows)
                     """, arguments: [agent.rawValue, grantedBefore.timeIntervalSince1970,
@@ -136,7 +136,7 @@ extension SQLStore {
             for lease in beat.held {
                 let renewed = try db.execute(sql: """
                     UPDATE tasks SET lease_expires_at = ?
-                    WHERE id = ? AND agent_id = ? AND epoch = ? AND state IN ('assigned','running')
+                    WHERE id = ? AND agent_id = ? AND epoch = ? AND \(Self.held())
                     """, arguments: [leaseUntil.timeIntervalSince1970, lease.task.rawValue, agent.rawValue, lease.epoch.rawValue])
                 if renewed == 0 { lost.append(lease) }
             }
@@ -148,7 +148,7 @@ extension SQLStore {
     /// Gives back to the queue every task `agent` holds, except `except`.
     static func requeueHeld(_ db: any SQLDatabase, agent: AgentID, except: Set<TaskID>, reason: String, now: Date) throws {
         let rows = try SQLRow.fetchAll(db, sql: """
-            SELECT * FROM tasks WHERE agent_id = ? AND state IN ('assigned','running') ORDER BY id\(db.lockRows)
+            SELECT * FROM tasks WHERE agent_id = ? AND \(Self.held()) ORDER BY id\(db.lockRows)
             """,
                                     arguments: [agent.rawValue])
         for row in rows {
@@ -204,7 +204,7 @@ extension SQLStore {
         let id = AgentID(rawValue: row["id"])
         let total = ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"])
         let held = try SQLRow.fetchAll(db, sql: """
-            SELECT id, cpu_millis, ram, disk, gpus FROM tasks WHERE agent_id = ? AND state IN ('assigned','running') ORDER BY id
+            SELECT id, cpu_millis, ram, disk, gpus FROM tasks WHERE agent_id = ? AND \(Self.held()) ORDER BY id
             """, arguments: [id.rawValue])
         let used = held.reduce(ResourceVector.zero) { sum, row in
             sum + ResourceVector(milliCPUs: row["cpu_millis"], ram: row["ram"], disk: row["disk"], gpus: row["gpus"])

@@ -146,6 +146,14 @@ extension SQLStore {
                                arguments: [agent.rawValue, after]).map(JobID.init(rawValue:)))
     }
 
+    /// The condition of a held lease, spelled as the partial index `tasks_held` (schema v14) spells it:
+    /// SQLite uses a partial index only for a query that repeats its condition word for word, so
+    /// queries on held leases say it through this (`QueryPlanTests` checks their plans). `alias`
+    /// qualifies the column (`t`).
+    static func held(in alias: String? = nil) -> String {
+        "\(alias.map { $0 + "." } ?? "")state IN ('assigned','running')"
+    }
+
     /// The leases whose room counts against the agent: running tasks and assigned ones it reserved
     /// room for (prefetched ones take room only once started).
     static let committing = "(state = 'running' OR (state = 'assigned' AND prefetched = 0))"
@@ -160,7 +168,7 @@ extension SQLStore {
                    COALESCE(SUM(CASE WHEN \(Self.committing) THEN gpus ELSE 0 END),0) AS g,
                    COALESCE(SUM(CASE WHEN \(Self.committing) THEN 1 ELSE 0 END),0) AS busy,
                    COALESCE(SUM(CASE WHEN state = 'assigned' AND prefetched = 1 THEN 1 ELSE 0 END),0) AS waiting
-            FROM tasks WHERE agent_id = ? AND state IN ('assigned','running')
+            FROM tasks WHERE agent_id = ? AND \(Self.held())
             """, arguments: [agent.rawValue])
         let committed = ResourceVector(milliCPUs: used?["c"] ?? 0, ram: used?["r"] ?? 0, disk: used?["d"] ?? 0,
                                        gpus: used?["g"] ?? 0)
@@ -231,12 +239,11 @@ extension SQLStore {
     /// the others. Returns how many it was asked for; a lease already asked for is not asked again
     /// while that command lives, and at most half a backlog is asked for at once.
     static func steal(_ db: any SQLDatabase, for order: ClaimOrder, free: ResourceVector, tags: Set<String>) throws -> Int {
-        // `state IN ('assigned','running')`, implied by `state = 'assigned'`, is written out in these
-        // queries: SQLite uses the partial index of held leases (`tasks_held`) only for a query that
-        // repeats its condition word for word.
+        // `held`, implied by `state = 'assigned'`, is written out where a query finds the victims'
+        // leases by agent: through `tasks_held` (the middle one reaches tasks by primary key).
         let victims = try SQLRow.fetchAll(db, sql: """
             SELECT agent_id, COUNT(*) AS n FROM tasks
-            WHERE state IN ('assigned','running') AND state = 'assigned' AND prefetched = 1 AND agent_id != ?
+            WHERE \(Self.held()) AND state = 'assigned' AND prefetched = 1 AND agent_id != ?
             GROUP BY agent_id ORDER BY n DESC LIMIT 3
             """, arguments: [order.agent.rawValue])
         for victimRow in victims {
@@ -246,7 +253,7 @@ extension SQLStore {
             let unanswered = try Int.fetchOne(db, sql: """
                 SELECT COUNT(*) FROM agent_commands c JOIN tasks t ON t.id = c.task_id AND t.epoch = c.epoch
                 WHERE c.agent_id = ? AND c.kind = 'give_back' AND c.expires_at > ?
-                  AND t.agent_id = c.agent_id AND t.state IN ('assigned','running') AND t.state = 'assigned' AND t.prefetched = 1
+                  AND t.agent_id = c.agent_id AND t.state = 'assigned' AND t.prefetched = 1
                 """, arguments: [victim.rawValue, order.now.timeIntervalSince1970]) ?? 0
             let allowance = (backlog + 1) / 2 - unanswered
             guard allowance > 0 else { continue }
@@ -254,7 +261,7 @@ extension SQLStore {
             // asked for is what it would start last (and most likely still has not).
             let rows = try SQLRow.fetchAll(db, sql: """
                 SELECT t.*, j.owner FROM tasks t JOIN jobs j ON j.id = t.job_id AND j.paused = 0
-                WHERE t.agent_id = ? AND t.state IN ('assigned','running') AND t.state = 'assigned' AND t.prefetched = 1
+                WHERE t.agent_id = ? AND \(Self.held(in: "t")) AND t.state = 'assigned' AND t.prefetched = 1
                   AND NOT EXISTS (SELECT 1 FROM job_blocklist b WHERE b.job_id = t.job_id AND b.agent_id = ? AND b.failures >= ?)
                   AND NOT EXISTS (SELECT 1 FROM agent_commands c WHERE c.agent_id = t.agent_id AND c.kind = 'give_back'
                                   AND c.task_id = t.id AND c.epoch = t.epoch AND c.expires_at > ?)
@@ -556,7 +563,7 @@ extension SQLStore {
             // In the order of `tasks_lease`, the longest expired first: ordered by id, SQLite read the
             // whole table (every task ever submitted) in each sweep, inside the one writer.
             let expired = try SQLRow.fetchAll(db, sql: """
-                SELECT * FROM tasks WHERE lease_expires_at < ? AND state IN ('assigned','running')
+                SELECT * FROM tasks WHERE lease_expires_at < ? AND \(Self.held())
                 ORDER BY lease_expires_at, id LIMIT 10000\(db.skipLocked())
                 """, arguments: [now.timeIntervalSince1970])
             for row in expired {
@@ -578,7 +585,7 @@ extension SQLStore {
     static func extendLeases(_ db: any SQLDatabase, until: Date, now: Date) throws {
         try db.execute(sql: """
             UPDATE tasks SET lease_expires_at = \(db.dialect.greatest)(lease_expires_at, ?)
-            WHERE lease_expires_at IS NOT NULL AND state IN ('assigned','running')
+            WHERE lease_expires_at IS NOT NULL AND \(Self.held())
             """, arguments: [until.timeIntervalSince1970])
         // Agents get the same grace: none is marked offline because the master blinked.
         try db.execute(sql: "UPDATE agents SET last_seen = \(db.dialect.greatest)(last_seen, ?) WHERE state = 'online'",
@@ -619,7 +626,7 @@ extension SQLStore {
                 guard gap > 0 else { return nil }
                 try db.execute(sql: """
                     UPDATE tasks SET lease_expires_at = lease_expires_at + ?
-                    WHERE lease_expires_at IS NOT NULL AND state IN ('assigned','running')
+                    WHERE lease_expires_at IS NOT NULL AND \(Self.held())
                     """, arguments: [gap])
                 try db.execute(sql: "UPDATE agents SET last_seen = last_seen + ? WHERE state = 'online'", arguments: [gap])
                 given = gap
