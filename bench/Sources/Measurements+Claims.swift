@@ -53,15 +53,28 @@ extension Measurements {
     }
 
     /// Placements per second: simulated agents run each lease instantly, and report its end in the
-    /// exchange that claims the next ones (one request per round of `slots` tasks).
+    /// exchange that claims the next ones (one request per round of `slots` tasks). Twice: the job
+    /// alone, then a job that another one waits for (`after`): each finish then looks whether the
+    /// job is done, which until session 27 read all its tasks.
     static func placements(_ context: BenchContext) async throws -> [Figure] {
+        try await placements(context, waitedFor: false) + placements(context, waitedFor: true)
+    }
+
+    static func placements(_ context: BenchContext, waitedFor: Bool) async throws -> [Figure] {
         let count = context.sizes.placementTasks
         let agentCount = context.sizes.placementAgents
         let slots = 4
-        return try await withFarm(context, "placements") { farm in
+        return try await withFarm(context, waitedFor ? "placements-after" : "placements") { farm in
             try await farm.startMaster()
             let fleet = try await SimulatedFleet.enroll(agentCount, farm: farm, cpus: Double(slots))
-            _ = try await farm.admin.submit(json: JobText.frames("placements", count: count, command: ["true"]))
+            let job = try await farm.admin.submit(json: JobText.frames("placements", count: count, command: ["true"]))
+            if waitedFor {
+                // Paused: it waits, and takes no slot from the figure once the frames are done.
+                var after = JobSubmission(name: "after", tasks: [TaskSpec(name: "after", command: ["true"])])
+                after.after = [job.id]
+                let waiting = try await farm.admin.submit(json: String(decoding: try JSONEncoder().encode(after), as: UTF8.self))
+                let _: JobView = try await farm.admin.call("POST", APIPath.job(waiting.id) + "/pause")
+            }
             for agent in fleet.agents { try await agent.heartbeat() }
             let tally = Tally(target: count)
             let start = ContinuousClock.now
@@ -88,7 +101,8 @@ extension Measurements {
             }
             guard let end = await tally.reachedAt else { throw BenchError("placements never reached \(count)") }
             let seconds = (end - start).seconds
-            return [Figure("placements (exchange: finish + claim), \(agentCount) simulated agents", Double(count) / seconds,
+            let label = waitedFor ? ", a job waiting for them" : ""
+            return [Figure("placements (exchange: finish + claim), \(agentCount) simulated agents\(label)", Double(count) / seconds,
                            "tasks/s", note: "\(grouped(count)) tasks, claims of \(slots) slots; one request per \(slots) tasks")]
         }
     }

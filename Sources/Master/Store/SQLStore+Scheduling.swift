@@ -25,11 +25,17 @@ extension SQLStore {
         let waiting = try Int.fetchOne(db, sql: """
             SELECT (SELECT COUNT(*) FROM task_deps d JOIN tasks t ON t.id = d.depends_on
                     WHERE d.task_id = ? AND t.state != 'succeeded')
-                 + (SELECT COUNT(*) FROM job_deps jd JOIN tasks t ON t.job_id = jd.after_job
-                    WHERE jd.job_id = ? AND t.state != 'succeeded')
+                 + CASE WHEN EXISTS (SELECT 1 FROM job_deps jd JOIN tasks t ON t.job_id = jd.after_job
+                                     WHERE jd.job_id = ? AND t.state IN (\(Self.unfinished))) THEN 1 ELSE 0 END
             """, arguments: [task.rawValue, job.rawValue]) ?? 0
         return waiting == 0
     }
+
+    /// The states other than `succeeded`, as a SQL list. A job's tasks are looked for in these
+    /// states, not as `state != 'succeeded'`: the `(job_id, state)` index then seeks each state's
+    /// range, where `!=` read every task of the job (all its succeeded ones), at each finish of a
+    /// task of a job another waits for (quadratic in the job's size).
+    static let unfinished = TaskState.allCases.filter { $0 != .succeeded }.map { "'\($0.rawValue)'" }.joined(separator: ", ")
 
     /// PostgreSQL: holds `job` as it is until this transaction commits, once the finishes in flight
     /// among its tasks have committed. A submission `after` the job looks at it next; a finish of its
@@ -51,9 +57,8 @@ extension SQLStore {
             SELECT id FROM tasks WHERE job_id = ? AND state IN ('assigned', 'running') ORDER BY id FOR SHARE
             """, arguments: [job.rawValue])
         guard leased.isEmpty else { return }
-        let unfinished = TaskState.allCases.filter { $0 != .succeeded }.map { "'\($0.rawValue)'" }.joined(separator: ", ")
         _ = try SQLRow.fetchAll(db, sql: """
-            SELECT id FROM tasks WHERE job_id = ? AND state IN (\(unfinished)) LIMIT 1 FOR SHARE
+            SELECT id FROM tasks WHERE job_id = ? AND state IN (\(Self.unfinished)) LIMIT 1 FOR SHARE
             """, arguments: [job.rawValue])
     }
 
@@ -161,10 +166,10 @@ extension SQLStore {
                 """ }
         }
         for job in jobs where waitedFor.contains(job) {
-            let unfinished = try Int.fetchOne(db, sql: """
-                SELECT COUNT(*) FROM tasks WHERE job_id = ? AND state != 'succeeded'
-                """, arguments: [job]) ?? 1
-            guard unfinished == 0 else { continue }
+            let unfinished = try Bool.fetchOne(db, sql: """
+                SELECT EXISTS (SELECT 1 FROM tasks WHERE job_id = ? AND state IN (\(Self.unfinished)))
+                """, arguments: [job]) ?? true
+            guard !unfinished else { continue }
             candidates += try SQLRow.fetchAll(db, sql: """
                 SELECT t.id, t.job_id FROM job_deps jd JOIN tasks t ON t.job_id = jd.job_id
                 WHERE jd.after_job = ? AND t.state = 'blocked'
