@@ -33,7 +33,7 @@ import Testing
     /// searches, or scans only a small table.
     @Test func aTaskLifeAndTheSweepScanNoGrowingTable() async throws {
         let seen = Mutex<Set<String>>([])
-        let master = try TestMaster(leaseTimeout: 30, statements: { sql in _ = seen.withLock { $0.insert(sql) } })
+        let master = try TestMaster(leaseTimeout: 30, statements: { run in _ = seen.withLock { $0.insert(run.sql) } })
         try await master.test { client in
             // From here: the schema's migrations ran before.
             seen.withLock { $0.removeAll() }
@@ -114,6 +114,54 @@ import Testing
             }
             #expect(scans.isEmpty, "statements that scan a table growing with the farm:\n\(scans.joined(separator: "\n"))")
         }
+    }
+
+    /// One exchange that reports two tasks finished and claims two more costs SQLite about the same
+    /// number of steps with 40 tasks in the history as with 100 times more: in a job of 40 (or
+    /// 4 000) tasks that another job waits for, after a job as big has run. Steps, not time: the
+    /// count is SQLite's own, the same on a busy machine. A statement that read the job's tasks,
+    /// the queue or the history would add thousands.
+    @Test func aFinishAndClaimCostsTheSameWithAHundredTimesTheHistory() async throws {
+        let small = try await Self.exchangeSteps(tasks: 40)
+        let large = try await Self.exchangeSteps(tasks: 4000)
+        #expect(large.steps <= small.steps * 3 / 2 + 100,
+                "\(small.steps) steps with 40 tasks, \(large.steps) with 4 000; the largest statements:\n\(large.top)")
+    }
+
+    /// The steps of the measured exchange, and its most expensive statements.
+    static func exchangeSteps(tasks: Int) async throws -> (steps: Int, top: String) {
+        let recording = Mutex<[StatementRun]?>(nil)
+        let master = try TestMaster(statements: { run in recording.withLock { $0?.append(run) } })
+        return try await master.test { client in
+            let (agent, credential) = try await client.enroll("a", cpus: 64)
+            let wide = ClaimRequest(slots: 64, wait: 0)
+            // The history: a job as big, run to its end.
+            _ = try await client.submit(echoJob("history", tasks: tasks, cpus: 1))
+            var leases = try await client.exchange(agent, credential, ExchangeRequest(claim: wide)).leases
+            while !leases.isEmpty {
+                leases = try await client.exchange(agent, credential, ExchangeRequest(
+                    finished: leases.map(Self.success), claim: wide)).leases
+            }
+            let waited = try await client.submit(echoJob("waited", tasks: tasks, cpus: 1))
+            var after = echoJob("after")
+            after.after = [waited.id]
+            _ = try await client.submit(after)
+            let two = ClaimRequest(slots: 2, wait: 0, capacity: 2)
+            let first = try await client.exchange(agent, credential, ExchangeRequest(claim: two)).leases
+            #expect(first.count == 2)
+
+            recording.withLock { $0 = [] }
+            let next = try await client.exchange(agent, credential, ExchangeRequest(finished: first.map(Self.success), claim: two))
+            let runs = recording.withLock { runs in defer { runs = nil }; return runs ?? [] }
+            #expect(next.leases.count == 2 && next.refused.isEmpty)
+            #expect(try await client.job(waited.id).counts[.succeeded] == 2)
+            let top = runs.sorted { $0.steps > $1.steps }.prefix(3).map { "\($0.steps): \($0.sql)" }.joined(separator: "\n")
+            return (runs.reduce(0) { $0 + $1.steps }, top)
+        }
+    }
+
+    static func success(_ lease: TaskLease) -> ExchangeFinish {
+        ExchangeFinish(task: lease.task, report: FinishReport(epoch: lease.epoch, outcome: .succeeded, exitCode: 0))
     }
 
     /// A plan line that reads a growing table (named, or by its alias in `sql`) end to end, other than

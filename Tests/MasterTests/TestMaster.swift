@@ -17,7 +17,7 @@ struct TestMaster {
     /// is a SQLite file written before (by an earlier schema, say) to open instead of a new one;
     /// `statements` is told every statement the store runs (see `SQLiteEngine.init`).
     init(leaseTimeout: Double = 30, trustedProxies: TrustedProxies = .none, database: String? = nil,
-         store wrap: (SQLStore) -> any Store = { $0 }, statements: (@Sendable (String) -> Void)? = nil) throws {
+         store wrap: (SQLStore) -> any Store = { $0 }, statements: (@Sendable (StatementRun) -> Void)? = nil) throws {
         dir = NSTemporaryDirectory() + "paddock-mastertest-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var config = MasterConfig(joinToken: Self.join, adminToken: Self.admin, leaseTimeout: leaseTimeout)

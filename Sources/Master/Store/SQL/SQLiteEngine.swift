@@ -14,10 +14,10 @@ public final class SQLiteEngine: SQLEngine {
     let pool: DatabasePool
     private let group: GroupCommit
 
-    /// `statements`, when given, is told the text of every statement each connection runs (with
-    /// `?` for its arguments; a trigger's own statements start with `--`): the query-plan test
-    /// reads the store's whole vocabulary through it.
-    public init(path: String, statements: (@Sendable (String) -> Void)? = nil) throws {
+    /// `statements`, when given, is told of every statement each connection runs to its end (its
+    /// text with `?` for arguments, and SQLite's count of its virtual-machine steps): the tests of
+    /// the store's query plans and of its per-task cost read the store's work through it.
+    public init(path: String, statements: (@Sendable (StatementRun) -> Void)? = nil) throws {
         var config = Configuration()
         config.journalMode = .wal
         config.busyMode = .timeout(5)
@@ -25,11 +25,7 @@ public final class SQLiteEngine: SQLEngine {
             // Sub-journals of savepoints (every write runs in one) stay in memory: on disk each was a
             // temporary file created and unlinked per statement that might need rolling back.
             try db.execute(sql: "PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY")
-            if let statements {
-                db.trace(options: .statement) { event in
-                    if case .statement(let statement) = event { statements(statement.sql) }
-                }
-            }
+            if let statements { StatementTrace.install(on: db.sqliteConnection, statements) }
         }
         pool = try DatabasePool(path: path, configuration: config)
         // GRDB turns WAL on after `prepareDatabase` and sets `synchronous = NORMAL` with it (commits
@@ -56,6 +52,36 @@ public final class SQLiteEngine: SQLEngine {
     }
 
     public func close() async {}
+}
+
+/// A statement SQLite ran to its end: its text (`?` for arguments) and its virtual-machine steps,
+/// which grow with the rows and index entries it read.
+public struct StatementRun: Sendable {
+    public var sql: String
+    public var steps: Int
+}
+
+/// SQLite's profile trace on one connection, reporting each statement's run. GRDB's own tracing
+/// does not expose the statement handle, whose step counter this reads (and resets, so that each
+/// run counts its own steps).
+final class StatementTrace: Sendable {
+    let report: @Sendable (StatementRun) -> Void
+
+    private init(_ report: @escaping @Sendable (StatementRun) -> Void) { self.report = report }
+
+    /// The trace stays retained for the process's life (one per connection opened with a
+    /// `statements` observer: tests only), since SQLite calls it for as long as the connection lives.
+    static func install(on connection: OpaquePointer?, _ report: @escaping @Sendable (StatementRun) -> Void) {
+        let context = Unmanaged.passRetained(StatementTrace(report)).toOpaque()
+        sqlite3_trace_v2(connection, UInt32(SQLITE_TRACE_PROFILE), { _, context, statement, _ in
+            guard let context, let statement else { return 0 }
+            let handle = OpaquePointer(statement)
+            let sql = sqlite3_sql(handle).map { String(cString: $0) } ?? ""
+            let steps = Int(sqlite3_stmt_status(handle, SQLITE_STMTSTATUS_VM_STEP, 1))
+            Unmanaged<StatementTrace>.fromOpaque(context).takeUnretainedValue().report(StatementRun(sql: sql, steps: steps))
+            return 0
+        }, context)
+    }
 }
 
 /// A GRDB connection inside one of its transactions.
