@@ -70,9 +70,7 @@ extension Measurements {
             let job = try await farm.admin.submit(json: JobText.frames("placements", count: count, command: ["true"]))
             if waitedFor {
                 // Paused: it waits, and takes no slot from the figure once the frames are done.
-                var after = JobSubmission(name: "after", tasks: [TaskSpec(name: "after", command: ["true"])])
-                after.after = [job.id]
-                let waiting = try await farm.admin.submit(json: String(decoding: try JSONEncoder().encode(after), as: UTF8.self))
+                let waiting = try await farm.admin.submit(json: try JobText.oneTask("after", command: ["true"], after: job.id))
                 let _: JobView = try await farm.admin.call("POST", APIPath.job(waiting.id) + "/pause")
             }
             for agent in fleet.agents { try await agent.heartbeat() }

@@ -110,9 +110,7 @@ extension Measurements {
             // frame's finish looks whether that job may start.
             let withAfter = try await timed {
                 let job = try await admin.submit(json: JobText.frames("true", count: count, command: ["/bin/true"]))
-                var encode = JobSubmission(name: "after", tasks: [TaskSpec(name: "after", command: ["/bin/true"])])
-                encode.after = [job.id]
-                let after = try await admin.submit(json: String(decoding: try JSONEncoder().encode(encode), as: UTF8.self))
+                let after = try await admin.submit(json: try JobText.oneTask("after", command: ["/bin/true"], after: job.id))
                 try await until("\(count) tasks and the job after them succeeded", timeout: 600, every: 0.02) {
                     let view: JobView
                     do { view = try await admin.call("GET", APIPath.job(after.id)) } catch let error as WireError

@@ -68,4 +68,11 @@ enum JobText {
         let argv = command.map { "\"\($0)\"" }.joined(separator: ",")
         return #"{"name":"\#(name)","frames":"\#(first)-\#(first + count - 1)","chunk":1,"command":[\#(argv)]}"#
     }
+
+    /// A job of one task (also named `name`) that waits for `job` to succeed (`after`).
+    static func oneTask(_ name: String, command: [String], after job: JobID) throws -> String {
+        var submission = JobSubmission(name: name, tasks: [TaskSpec(name: name, command: command)])
+        submission.after = [job]
+        return String(decoding: try JSONEncoder().encode(submission), as: UTF8.self)
+    }
 }
