@@ -40,6 +40,9 @@ final class ExchangeLedger: Sendable {
         if failed { failures.poke() }
     }
 
+    /// Some exchange is sent and not yet answered: an idle agent's long-poll, once its start-up is over.
+    var hasOneOpen: Bool { state.withLock { !$0.open.isEmpty } }
+
     /// Every exchange numbered up to this one is closed.
     var answered: ExchangeNumber {
         state.withLock { state in

@@ -231,6 +231,7 @@ struct ExchangeService: Service {
             // A long-poll with a claim ends at once when the agent starts leaving; a talkback one when
             // the pump ends, or when the agent may claim again with nothing left to report (undrained,
             // its total raised: no exchange of the pump would end it and claim).
+            logger.debug("holding a long-poll for \(claim == nil ? "commands" : "work and commands"), up to \(Int(config.claimWait)) s")
             let ended = await withTaskGroup(of: LongPollEnd.self) { group in
                 let current = await session.ready()
                 group.addTask {

@@ -18,6 +18,8 @@ struct HeartbeatService: Service {
     /// How often an idle agent (no lease held, nothing unreported) heartbeats when its host does not
     /// move (`hostMoved`): the long-polls it holds keep it online meanwhile.
     static let idleInterval: Double = 60
+    /// How many one-second looks an idle agent's first release waits for the end of its start-up (see `run`).
+    static let settlingLooks = 10
     /// Whether a host sample differs enough from the last one reported to be reported now, by an
     /// idle agent (a test can say).
     var hostMoved: @Sendable (HostMetrics, HostMetrics?) -> Bool = Self.hostMoved
@@ -90,7 +92,9 @@ struct HeartbeatService: Service {
                             Task { await run.terminate(grace: config.killGrace, clock: clock) }
                         }
                     }
-                    if footprint != nil, await isIdle { footprint?.releaseIfGrown() }
+                    // After a busy period, what the runs mapped goes once the agent is idle again; the
+                    // first release waits for start-up's end (below).
+                    if footprint?.floor != nil, await isIdle { footprint?.releaseIfGrown() }
                     // Idle and online, the agent is kept alive by the long-polls it holds (the master's
                     // `LivenessKeeper`): it beats to report its host, when that moved or every
                     // `idleInterval`. It looks every interval, so a lease it is given is renewed as soon
@@ -99,12 +103,28 @@ struct HeartbeatService: Service {
                     // was lost: they hold the agent's room on the master, idle, until a beat gives them
                     // back, so the next one goes at once.
                     var quiet: Double = 0
+                    // Start-up runs on past the first beat (the launcher's warm children, the first
+                    // exchange, sent once the master heard the agent holds nothing): a release at this
+                    // beat would see them map their pages back until the next look, an interval later.
+                    // So an idle agent that never released looks every second until it holds an exchange
+                    // open (its long-poll), and releases then (or after `settlingLooks`).
+                    var settling = 0
+                    if let footprint, footprint.floor == nil, await isIdle { settling = Self.settlingLooks }
                     while true {
-                        await failures.wait(since: failuresSeen, timeout: .milliseconds(Int(reply.heartbeatInterval * 1000)))
+                        let look = settling > 0 ? min(1, reply.heartbeatInterval) : reply.heartbeatInterval
+                        await failures.wait(since: failuresSeen, timeout: .milliseconds(Int(look * 1000)))
                         try Task.checkCancellation()
                         if failures.generation != failuresSeen { break }
-                        quiet += reply.heartbeatInterval
+                        quiet += look
                         guard reply.state == .online, quiet < Self.idleInterval, await isIdle else { break }
+                        if settling > 0 {
+                            settling -= 1
+                            if workload.exchanges.hasOneOpen || settling == 0 {
+                                footprint?.releaseIfGrown()
+                                settling = 0
+                            }
+                            continue
+                        }
                         footprint?.releaseIfGrown()
                         let sample = await probe.sample()
                         if hostMoved(sample, reported) {
